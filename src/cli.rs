@@ -1,0 +1,118 @@
+//! The command line, turned once into plain structs the commands receive.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pm",
+    version,
+    about = "A fast, dbt-style SQL modeling and orchestration tool",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// The project folder (default: the nearest folder upwards holding pm_project.yml or dbt_project.yml)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub project_dir: Option<PathBuf>,
+    /// Where profiles.yml is looked up before ~/.pm and ~/.dbt
+    #[arg(long, global = true, value_name = "DIR")]
+    pub profiles_dir: Option<PathBuf>,
+    /// The target (output) of the profile to use
+    #[arg(short = 't', long, global = true)]
+    pub target: Option<String>,
+    /// Variables as a YAML mapping, e.g. --vars '{start_date: 2024-01-01}'
+    #[arg(long, global = true, value_name = "YAML")]
+    pub vars: Option<String>,
+    /// How many nodes run at once
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// Output format of log lines
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// No colours (also: NO_COLOR=1)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Print only errors and requested output
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and validate the project; write target/manifest.json
+    Parse,
+    /// Render every selected node's SQL to target/compiled/ and write target/manifest.json
+    Compile(SelectArgs),
+    /// List the selected nodes
+    #[command(alias = "list")]
+    Ls(LsArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct SelectArgs {
+    /// Nodes to include (dbt's selection syntax); several values are a union
+    #[arg(short = 's', long = "select", alias = "models", short_alias = 'm', num_args = 1.., action = clap::ArgAction::Append)]
+    pub select: Vec<String>,
+    /// Nodes to leave out
+    #[arg(long, num_args = 1.., action = clap::ArgAction::Append)]
+    pub exclude: Vec<String>,
+    /// A named selector from selectors.yml
+    #[arg(long)]
+    pub selector: Option<String>,
+    /// A folder holding the manifest.json of an earlier run, for state: selectors
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// How tests attached to selected nodes are picked up
+    #[arg(long, value_enum, default_value_t = IndirectSelection::Eager)]
+    pub indirect_selection: IndirectSelection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum IndirectSelection {
+    /// A test is selected when any of its parents is
+    #[default]
+    Eager,
+    /// A test is selected when all of its parents are
+    Cautious,
+    /// A test is selected when all of its parents are selected or are ancestors of selected nodes
+    Buildable,
+    /// Only tests selected directly
+    Empty,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Only these resource types (model, seed, test, source, snapshot, analysis, exposure)
+    #[arg(long = "resource-type", alias = "resource-types", num_args = 1.., action = clap::ArgAction::Append)]
+    pub resource_type: Vec<String>,
+    /// What to print for each node
+    #[arg(short = 'o', long, value_enum, default_value_t = LsOutput::Selector)]
+    pub output: LsOutput,
+    /// With --output json: only these keys
+    #[arg(long, num_args = 1.., value_delimiter = ',')]
+    pub output_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LsOutput {
+    Name,
+    Path,
+    Json,
+    Selector,
+}

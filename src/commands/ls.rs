@@ -1,0 +1,81 @@
+//! `pm ls`: the selected nodes, one a line.
+
+use super::Session;
+use crate::cli::{GlobalArgs, LsArgs, LsOutput};
+use crate::error::{Problem, Result};
+use crate::manifest::{Node, ResourceType};
+use crate::output::Log;
+use serde_json::{json, Value as Json};
+use std::io::Write;
+
+pub fn run(g: &GlobalArgs, args: &LsArgs, log: Log) -> Result<i32> {
+    let s = Session::open(g, "list", log)?;
+    let c = s.compile()?;
+    let mut types = Vec::new();
+    for t in &args.resource_type {
+        if t == "all" || t == "default" {
+            continue;
+        }
+        match ResourceType::parse(t) {
+            Some(rt) => types.push(rt),
+            None => {
+                let names: Vec<&str> = ResourceType::ALL.iter().map(|r| r.as_str()).collect();
+                return Err(Problem::new("cli::resource_type", format!("unknown resource type `{t}`"))
+                    .help(format!("resource types: {}", names.join(", ")))
+                    .into());
+            }
+        }
+    }
+    let selected = s.select(&c, &args.select)?;
+    let mut lines: Vec<String> = selected
+        .iter()
+        .map(|&i| &c.manifest.nodes[i])
+        .filter(|n| types.is_empty() || types.contains(&n.resource_type))
+        .map(|n| line(n, args))
+        .collect();
+    lines.sort();
+    lines.dedup();
+    let mut out = std::io::stdout().lock();
+    for l in &lines {
+        if writeln!(out, "{l}").is_err() {
+            break; // stdout closed (e.g. piped into head)
+        }
+    }
+    if lines.is_empty() {
+        log.warn("no nodes selected");
+    }
+    Ok(0)
+}
+
+fn line(n: &Node, args: &LsArgs) -> String {
+    match args.output {
+        LsOutput::Name => n.name.clone(),
+        LsOutput::Path => n.original_file_path.clone(),
+        LsOutput::Selector => n.selector_string(),
+        LsOutput::Json => {
+            let full = json!({
+                "name": n.name,
+                "resource_type": n.resource_type.as_str(),
+                "package_name": n.package_name,
+                "original_file_path": n.original_file_path,
+                "unique_id": n.unique_id,
+                "alias": n.alias,
+                "schema": n.schema,
+                "database": n.database,
+                "config": n.config,
+                "tags": n.tags(),
+                "depends_on": {"nodes": n.depends_on, "macros": n.depends_on_macros},
+                "relation_name": n.relation_name(),
+            });
+            if args.output_keys.is_empty() {
+                full.to_string()
+            } else {
+                let mut o = serde_json::Map::new();
+                for k in &args.output_keys {
+                    o.insert(k.clone(), full.get(k).cloned().unwrap_or(Json::Null));
+                }
+                Json::Object(o).to_string()
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Finding dbt's block tags in raw files without a Jinja parser:
+//! `{% macro %}`, `{% test %}`, `{% materialization %}`, `{% snapshot %}`,
+//! `{% docs %}`. Rewrites keep every line where it was, so errors reported
+//! against the rewritten text point at the right line of the file.
+
+/// One `{% … %}` tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tag {
+    pub start: usize,
+    pub end: usize,
+    /// The first word inside the tag (`macro`, `endmacro`, …).
+    pub keyword: String,
+    /// The rest of the tag's content, trimmed.
+    pub rest: String,
+}
+
+/// All block tags of a text, skipping `{# comments #}`.
+pub fn scan_tags(text: &str) -> Vec<Tag> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if bytes[i] == b'{' && bytes[i + 1] == b'#' {
+            match text[i + 2..].find("#}") {
+                Some(e) => {
+                    i = i + 2 + e + 2;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        if bytes[i] == b'{' && bytes[i + 1] == b'%' {
+            let Some(e) = text[i + 2..].find("%}") else { break };
+            let end = i + 2 + e + 2;
+            let inner = text[i + 2..end - 2].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+            let (keyword, rest) = match inner.find(|c: char| !(c.is_alphanumeric() || c == '_')) {
+                Some(p) => (&inner[..p], inner[p..].trim()),
+                None => (inner, ""),
+            };
+            out.push(Tag {
+                start: i,
+                end,
+                keyword: keyword.to_string(),
+                rest: rest.to_string(),
+            });
+            i = end;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Replaces a byte range by spaces, keeping newlines.
+fn blank(text: &mut String, range: std::ops::Range<usize>) {
+    let replaced: String = text[range.clone()]
+        .chars()
+        .map(|c| if c == '\n' { '\n' } else { ' ' })
+        .collect();
+    text.replace_range(range, &replaced);
+}
+
+/// A macro found in a macro file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MacroDef {
+    pub name: String,
+    pub arguments: Vec<String>,
+    pub line: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Rewrites a macro file for minijinja: `{% test x(…) %}` becomes
+/// `{% macro test_x(…) %}`, `{% materialization %}` blocks are blanked out.
+/// Returns the rewritten text and the macros it defines.
+pub fn prepare_macro_file(text: &str) -> (String, Vec<MacroDef>) {
+    let tags = scan_tags(text);
+    let mut out = text.to_string();
+    // Apply edits back to front so earlier offsets stay valid.
+    let mut edits: Vec<(std::ops::Range<usize>, Option<String>)> = Vec::new();
+    let mut materialization_start: Option<usize> = None;
+    let mut defs = Vec::new();
+    let mut open: Option<(String, Vec<String>, usize, usize)> = None;
+    for t in &tags {
+        match t.keyword.as_str() {
+            "macro" | "test" => {
+                let (name, args) = signature(&t.rest);
+                let name = if t.keyword == "test" { format!("test_{name}") } else { name };
+                if t.keyword == "test" {
+                    let raw = &text[t.start..t.end];
+                    let open_delim = if raw.starts_with("{%-") { "{%-" } else { "{%" };
+                    let close_delim = if raw.ends_with("-%}") { "-%}" } else { "%}" };
+                    let sig_rest = t.rest.split_once('(').map(|(_, r)| r).unwrap_or(")");
+                    edits.push((
+                        t.start..t.end,
+                        Some(format!("{open_delim} macro {name}({sig_rest} {close_delim}")),
+                    ));
+                }
+                let line = text[..t.start].matches('\n').count() + 1;
+                open = Some((name, args, line, t.start));
+            }
+            "endmacro" | "endtest" => {
+                if t.keyword == "endtest" {
+                    let raw = &text[t.start..t.end];
+                    let open_delim = if raw.starts_with("{%-") { "{%-" } else { "{%" };
+                    let close_delim = if raw.ends_with("-%}") { "-%}" } else { "%}" };
+                    edits.push((t.start..t.end, Some(format!("{open_delim} endmacro {close_delim}"))));
+                }
+                if let Some((name, arguments, line, start)) = open.take() {
+                    defs.push(MacroDef { name, arguments, line, start, end: t.end });
+                }
+            }
+            "materialization" => materialization_start = Some(t.start),
+            "endmaterialization" => {
+                if let Some(s) = materialization_start.take() {
+                    edits.push((s..t.end, None));
+                }
+            }
+            _ => {}
+        }
+    }
+    edits.sort_by_key(|(r, _)| std::cmp::Reverse(r.start));
+    for (range, replacement) in edits {
+        match replacement {
+            Some(r) => out.replace_range(range, &r),
+            None => blank(&mut out, range),
+        }
+    }
+    (out, defs)
+}
+
+/// `name(a, b=1)` → ("name", ["a", "b"]).
+fn signature(rest: &str) -> (String, Vec<String>) {
+    let (name, args) = rest.split_once('(').unwrap_or((rest, ""));
+    let args = args.rsplit_once(')').map(|(a, _)| a).unwrap_or(args);
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut cur = String::new();
+    for c in args.chars() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    let args = out
+        .into_iter()
+        .map(|a| a.split('=').next().unwrap_or("").trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    (name.trim().to_string(), args)
+}
+
+/// A `{% snapshot name %}` block: its name and the file with the block tags
+/// blanked (so only the body renders, on its original lines).
+pub fn snapshot_blocks(text: &str) -> Vec<(String, String)> {
+    let tags = scan_tags(text);
+    let mut out = Vec::new();
+    let mut start: Option<(String, usize, usize)> = None;
+    for t in &tags {
+        match t.keyword.as_str() {
+            "snapshot" => start = Some((t.rest.trim().to_string(), t.start, t.end)),
+            "endsnapshot" => {
+                if let Some((name, s, body_start)) = start.take() {
+                    let mut body = String::with_capacity(text.len());
+                    let mut masked = text.to_string();
+                    let len = masked.len();
+                    blank(&mut masked, t.start..len);
+                    blank(&mut masked, 0..body_start);
+                    let _ = s;
+                    body.push_str(&masked);
+                    out.push((name, body));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `{% docs name %}…{% enddocs %}` blocks of a Markdown file.
+pub fn docs_blocks(text: &str) -> Vec<(String, String)> {
+    let tags = scan_tags(text);
+    let mut out = Vec::new();
+    let mut start: Option<(String, usize)> = None;
+    for t in &tags {
+        match t.keyword.as_str() {
+            "docs" => start = Some((t.rest.trim().to_string(), t.end)),
+            "enddocs" => {
+                if let Some((name, s)) = start.take() {
+                    out.push((name, text[s..t.start].trim().to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_macros_and_rewrites_tests() {
+        let text = "{% macro a(x, y='1,2') -%}\n{{ x }}\n{%- endmacro %}\n{% test is_even(model, column_name) %}\nselect 1\n{% endtest %}\n";
+        let (out, defs) = prepare_macro_file(text);
+        assert_eq!(defs.len(), 2);
+        assert_eq!(defs[0].name, "a");
+        assert_eq!(defs[0].arguments, vec!["x", "y"]);
+        assert_eq!(defs[1].name, "test_is_even");
+        assert_eq!(defs[1].line, 4);
+        assert!(out.contains("{% macro test_is_even(model, column_name) %}"));
+        assert!(out.contains("{% endmacro %}"));
+        assert_eq!(out.lines().count(), text.lines().count());
+    }
+
+    #[test]
+    fn blanks_materializations() {
+        let text = "{% materialization x, adapter='postgres' %}\nfoo\n{% endmaterialization %}\n{% macro b() %}{% endmacro %}";
+        let (out, defs) = prepare_macro_file(text);
+        assert_eq!(defs.len(), 1);
+        assert!(!out.contains("materialization"));
+        assert_eq!(out.lines().count(), text.lines().count());
+    }
+
+    #[test]
+    fn snapshot_and_docs() {
+        let s = snapshot_blocks("{% snapshot snap %}\nselect 1\n{% endsnapshot %}\n");
+        assert_eq!(s[0].0, "snap");
+        assert_eq!(s[0].1.trim(), "select 1");
+        assert_eq!(s[0].1.lines().count(), 3);
+        let d = docs_blocks("{% docs users %}\nThe **users**.\n{% enddocs %}");
+        assert_eq!(d, vec![("users".to_string(), "The **users**.".to_string())]);
+    }
+}

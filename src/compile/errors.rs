@@ -1,0 +1,191 @@
+//! Turning render failures into diagnostics that point at the template line.
+
+use super::context::{Failure, BUILTIN_NAMES};
+use crate::error::{closest, did_you_mean, line_range, Problem};
+use crate::loader::Project;
+use crate::manifest::{Node, ResourceType};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// Texts of macro files, by template name, for errors raised inside macros.
+pub struct FileIndex<'a> {
+    pub macro_texts: &'a HashMap<String, Arc<str>>,
+    pub macro_names: &'a BTreeSet<String>,
+}
+
+/// A render error of `node`.
+pub fn node_problem(
+    e: &minijinja::Error,
+    failure: Option<Failure>,
+    node: &Node,
+    node_source: &str,
+    files: &FileIndex,
+) -> Problem {
+    let template = e.name().unwrap_or(&node.original_file_path).to_string();
+    let in_node = template == node.original_file_path;
+    // Generic tests and exposures are generated from YAML: point at their entry.
+    if in_node && matches!(node.resource_type, ResourceType::Test | ResourceType::Exposure) && node.test.as_ref().is_some_and(|t| t.metadata.is_some()) || (in_node && node.resource_type == ResourceType::Exposure) {
+        let text = std::fs::read_to_string(&node.original_file_path).ok().map(Arc::from);
+        let (code, message, help) = describe(e, failure.as_ref(), node_source, files.macro_names);
+        let mut p = Problem::new(code, format!("{message} (in {} `{}`)", node.resource_type.as_str(), node.name)).help(help);
+        if let Some(t) = text {
+            p = p.in_file(&node.original_file_path, t).label_line(node.line, "declared here");
+        }
+        return p;
+    }
+    let text: Arc<str> = if in_node {
+        Arc::from(node_source)
+    } else {
+        files.macro_texts.get(&template).cloned().unwrap_or_else(|| Arc::from(""))
+    };
+    let mut p = jinja_problem(e, failure.as_ref(), &template, &text, Some(node_source), files.macro_names);
+    if !in_node {
+        p = p.related(Problem::new(
+            "compile::while",
+            format!("while compiling {} `{}` ({})", node.resource_type.as_str(), node.name, node.original_file_path),
+        ));
+    }
+    p
+}
+
+fn describe(
+    e: &minijinja::Error,
+    failure: Option<&Failure>,
+    source: &str,
+    macro_names: &BTreeSet<String>,
+) -> (&'static str, String, String) {
+    if let Some(f) = failure {
+        return (f.code, f.message.clone(), f.help.clone());
+    }
+    let detail = e.detail().unwrap_or("").to_string();
+    let span_text = e
+        .range()
+        .and_then(|r| source.get(r))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    use minijinja::ErrorKind as K;
+    match e.kind() {
+        K::SyntaxError => (
+            "jinja::syntax",
+            format!("Jinja syntax error: {detail}"),
+            "check that every {% … %} block is closed ({% endif %}, {% endfor %}, {% endmacro %}) and every {{ … }} is complete".into(),
+        ),
+        K::UndefinedError => {
+            let name = if span_text.is_empty() { "a name".to_string() } else { format!("`{span_text}`") };
+            let bare = span_text.split(['.', '[', '(']).next().unwrap_or("");
+            let known = macro_names.iter().map(String::as_str).chain(BUILTIN_NAMES.iter().copied());
+            let suggestions = closest(bare, known);
+            (
+                "jinja::undefined",
+                format!("{name} is undefined"),
+                did_you_mean(
+                    &suggestions,
+                    "define it with {% set %}, read a variable with var('name'), or check the spelling",
+                ),
+            )
+        }
+        K::UnknownFunction => {
+            let name = span_text.split('(').next().unwrap_or("").trim().to_string();
+            let known = macro_names.iter().map(String::as_str).chain(BUILTIN_NAMES.iter().copied());
+            let suggestions = closest(&name, known);
+            (
+                "jinja::unknown_function",
+                format!("unknown function or macro `{name}`"),
+                did_you_mean(&suggestions, "define it as a macro in a file under macro-paths (macros/ by default)"),
+            )
+        }
+        K::UnknownFilter => (
+            "jinja::unknown_filter",
+            format!("unknown filter: {detail}"),
+            "see the filters minijinja and pm provide in the README".into(),
+        ),
+        K::UnknownMethod => ("jinja::unknown_method", format!("unknown method: {detail}"), "check the method name and the type of the value it is called on".into()),
+        _ => (
+            "jinja::render",
+            if detail.is_empty() { e.to_string() } else { detail },
+            "fix the template at the marked position".into(),
+        ),
+    }
+}
+
+/// A Jinja error in `file` (whose text is `text`).
+pub fn jinja_problem(
+    e: &minijinja::Error,
+    failure: Option<&Failure>,
+    file: &str,
+    text: &Arc<str>,
+    _node_source: Option<&str>,
+    macro_names: &BTreeSet<String>,
+) -> Problem {
+    let (code, message, help) = describe(e, failure, text, macro_names);
+    let mut p = Problem::new(code, format!("{message} in {file}{}", e.line().map(|l| format!(" line {l}")).unwrap_or_default()))
+        .in_file(file, text.clone())
+        .help(help);
+    let label = match code {
+        "jinja::syntax" => e.detail().unwrap_or("here").to_string(),
+        "compile::unknown_ref" => "unknown ref".into(),
+        "compile::unknown_source" => "unknown source".into(),
+        _ => "here".into(),
+    };
+    match (e.range(), e.line()) {
+        (Some(r), Some(line)) if r.end <= text.len() && line_range(text, line).start <= r.start => {
+            p = p.label(r, label);
+        }
+        (_, Some(line)) => p = p.label_line(line, label),
+        _ => {}
+    }
+    p
+}
+
+/// A dependency cycle, naming every member with its file.
+pub fn cycle_problem(cycle: &[usize], nodes: &[&Node], project: &Project) -> Problem {
+    let names: Vec<&str> = cycle.iter().map(|&i| nodes[i].name.as_str()).collect();
+    let mut ring = names.join(" → ");
+    ring.push_str(&format!(" → {}", names[0]));
+    let first = nodes[cycle[0]];
+    let text_of = |n: &Node| {
+        project
+            .files
+            .iter()
+            .find(|f| f.path == n.original_file_path)
+            .map(|f| f.text.clone())
+            .unwrap_or_else(|| Arc::from(""))
+    };
+    let mut p = Problem::new("graph::cycle", format!("dependency cycle: {ring}"))
+        .help("a model cannot depend on itself, directly or through others: remove one of these ref() calls");
+    for (k, &i) in cycle.iter().enumerate() {
+        let n = nodes[i];
+        let next = nodes[cycle[(k + 1) % cycle.len()]];
+        let text = text_of(n);
+        let needle = format!("ref('{}')", n.name);
+        // Point at the ref() in the *next* member that closes the edge n → next.
+        let next_text = text_of(next);
+        let span = find_ref(&next_text, &n.name).unwrap_or(0..0);
+        let _ = (&text, &needle);
+        let member = Problem::new("graph::cycle_member", format!("{} is in the cycle ({})", next.unique_id, next.original_file_path))
+            .in_file(&next.original_file_path, next_text)
+            .label(span, format!("depends on {}", n.name));
+        if k == cycle.len() - 1 && std::ptr::eq(next, first) {
+            p = p.related(member);
+        } else {
+            p = p.related(member);
+        }
+    }
+    p
+}
+
+/// Byte range of `ref('name')` (any quotes and spacing) in a text.
+fn find_ref(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
+    let mut from = 0;
+    while let Some(pos) = text[from..].find("ref(") {
+        let start = from + pos;
+        let end = text[start..].find(')').map(|e| start + e + 1)?;
+        let inner = &text[start + 4..end - 1];
+        if inner.split(',').next_back().map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"')) == Some(name) {
+            return Some(start..end);
+        }
+        from = end;
+    }
+    None
+}

@@ -1,0 +1,985 @@
+//! Compilation: project files → [`Manifest`].
+//!
+//! 1. Nodes are built from files and YAML with their pre-render config
+//!    (defaults < project folder config < YAML `config:`).
+//! 2. Every node renders once, in parallel. `ref()`/`source()` record edges and
+//!    render as placeholders; `config()` calls are collected.
+//! 3. With every config known, relations (database, schema, alias) are
+//!    resolved, the DAG is built and checked for cycles.
+//! 4. Placeholders are replaced by relation names (nodes that read a
+//!    relation's attributes while rendering render again instead) and
+//!    ephemeral models are injected as CTEs.
+
+pub mod blocks;
+pub mod context;
+pub mod ephemeral;
+pub mod errors;
+pub mod generic_tests;
+
+use crate::error::{Problem, Problems, Result};
+use crate::graph::Dag;
+use crate::loader::config::{self, Config};
+use crate::loader::profile::Target;
+use crate::loader::{FileKind, Project, SourceText};
+use crate::manifest::*;
+use context::{NodeMeta, Rel, RenderState, Shared};
+use indexmap::IndexMap;
+use rayon::prelude::*;
+use serde_json::{Map, Value as Json};
+use sha2::Digest;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+/// What a compilation needs besides the project.
+#[derive(Debug, Clone)]
+pub struct CompileOptions {
+    pub target: Target,
+    /// `--vars`, over the project's `vars:`.
+    pub cli_vars: Map<String, Json>,
+    /// The command (`compile`, `run`, …), seen by templates as `flags.WHICH`.
+    pub which: String,
+    pub full_refresh: bool,
+}
+
+/// A compiled manifest and what compilation had to say.
+#[derive(Debug)]
+pub struct Compiled {
+    pub manifest: Manifest,
+    pub warnings: Vec<String>,
+    /// Lines from `log(..., info=True)` and `print()`, by node.
+    pub logs: Vec<(String, String)>,
+}
+
+/// How a node's SQL template is made.
+#[derive(Debug, Clone)]
+enum Template {
+    None,
+    /// The node's file text (or a masked copy of the same length).
+    File(Arc<str>),
+    /// A generated template with its context (generic tests).
+    Generated { source: String, args: Map<String, Json> },
+}
+
+struct Draft {
+    node: Node,
+    template: Template,
+}
+
+fn sha256_hex(text: &str) -> String {
+    context::hex(&sha2::Sha256::digest(text.as_bytes()))
+}
+
+fn model_defaults() -> Config {
+    let mut c = Config::new();
+    c.insert("enabled".into(), Json::Bool(true));
+    c.insert("materialized".into(), Json::from("view"));
+    c.insert("tags".into(), Json::Array(vec![]));
+    c.insert("meta".into(), Json::Object(Map::new()));
+    c.insert("pre-hook".into(), Json::Array(vec![]));
+    c.insert("post-hook".into(), Json::Array(vec![]));
+    c.insert("persist_docs".into(), Json::Object(Map::new()));
+    c.insert("grants".into(), Json::Object(Map::new()));
+    c.insert("on_schema_change".into(), Json::from("ignore"));
+    c.insert("docs".into(), serde_json::json!({"show": true}));
+    c
+}
+
+fn seed_defaults() -> Config {
+    let mut c = model_defaults();
+    c.insert("materialized".into(), Json::from("seed"));
+    c.insert("column_types".into(), Json::Object(Map::new()));
+    c.insert("delimiter".into(), Json::from(","));
+    c.insert("quote_columns".into(), Json::Null);
+    c
+}
+
+fn with_defaults(defaults: Config, over: &Config) -> Config {
+    let mut c = defaults;
+    config::merge(&mut c, over);
+    c
+}
+
+fn new_node(rt: ResourceType, project: &Project, name: String, file: &SourceText, fqn: Vec<String>, config: Config) -> Node {
+    Node {
+        unique_id: format!("{}.{}.{}", rt.as_str(), project.name, name),
+        resource_type: rt,
+        package_name: project.name.clone(),
+        name,
+        path: file.resource_path.clone(),
+        original_file_path: file.path.clone(),
+        patch_path: None,
+        line: 1,
+        fqn,
+        raw_code: file.text.clone(),
+        checksum: if rt == ResourceType::Seed && file.text.is_empty() {
+            format!("path:{}", file.path)
+        } else {
+            sha256_hex(&file.text)
+        },
+        config,
+        description: String::new(),
+        columns: IndexMap::new(),
+        meta: Map::new(),
+        docs: Json::Null,
+        database: String::new(),
+        schema: String::new(),
+        alias: String::new(),
+        refs: Vec::new(),
+        sources: Vec::new(),
+        depends_on: Vec::new(),
+        depends_on_macros: Vec::new(),
+        compiled_code: None,
+        extra_ctes: Vec::new(),
+        test: None,
+        source: None,
+        exposure: None,
+        extra: Map::new(),
+    }
+}
+
+fn fqn_of(project: &Project, file: &SourceText, name: &str) -> Vec<String> {
+    let mut fqn = vec![project.name.clone()];
+    fqn.extend(file.folders());
+    fqn.push(name.to_string());
+    fqn
+}
+
+fn columns_of(defs: &[crate::loader::properties::ColumnDef]) -> IndexMap<String, Column> {
+    defs.iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                Column {
+                    name: c.name.clone(),
+                    description: c.description.clone(),
+                    meta: c.meta.clone(),
+                    data_type: c.data_type.clone(),
+                    quote: c.quote,
+                    tags: c.tags.clone(),
+                    extra: c.extra.clone(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Folders of a YAML file relative to the resource path it sits under.
+fn yml_folders(project: &Project, path: &str) -> Vec<String> {
+    let all_paths = project
+        .model_paths
+        .iter()
+        .chain(&project.seed_paths)
+        .chain(&project.snapshot_paths)
+        .chain(&project.analysis_paths)
+        .chain(&project.test_paths)
+        .chain(&project.macro_paths);
+    for p in all_paths {
+        if let Some(rest) = path.strip_prefix(&format!("{p}/")) {
+            let mut parts: Vec<String> = rest.split('/').map(str::to_string).collect();
+            parts.pop();
+            return parts;
+        }
+    }
+    Vec::new()
+}
+
+/// Compiles the project.
+pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
+    let mut problems = Problems::default();
+    let mut warnings = Vec::new();
+
+    // ---- macros
+    let mut macro_templates: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut macros: Vec<MacroInfo> = Vec::new();
+    let mut macro_texts: HashMap<String, Arc<str>> = HashMap::new();
+    let (builtin_src, builtin_defs) = blocks::prepare_macro_file(generic_tests::BUILTIN_MACROS);
+    macro_texts.insert("pm/builtins.sql".into(), Arc::from(generic_tests::BUILTIN_MACROS));
+    macro_templates.push((
+        "pm/builtins.sql".into(),
+        builtin_src,
+        builtin_defs.iter().map(|d| d.name.clone()).collect(),
+    ));
+    let mut macro_names: BTreeSet<String> = builtin_defs.iter().map(|d| d.name.clone()).collect();
+    let mut project_macro_at: HashMap<String, (String, usize)> = HashMap::new();
+    for f in project.files.iter().filter(|f| f.kind == FileKind::Macro) {
+        let (src, defs) = blocks::prepare_macro_file(&f.text);
+        for d in &defs {
+            if let Some((other, line)) = project_macro_at.get(&d.name) {
+                problems.push(
+                    Problem::new("project::duplicate_macro", format!("macro `{}` is defined twice", d.name))
+                        .in_file(&f.path, f.text.clone())
+                        .label_line(d.line, "second definition")
+                        .help(format!("the first is in {other} line {line}; rename or remove one of them")),
+                );
+                continue;
+            }
+            project_macro_at.insert(d.name.clone(), (f.path.clone(), d.line));
+            macro_names.insert(d.name.clone());
+            macros.push(MacroInfo {
+                unique_id: format!("macro.{}.{}", project.name, d.name),
+                name: d.name.clone(),
+                package_name: project.name.clone(),
+                original_file_path: f.path.clone(),
+                path: f.resource_path.clone(),
+                line: d.line,
+                arguments: d.arguments.clone(),
+                macro_sql: f.text[d.start..d.end].to_string(),
+            });
+        }
+        macro_texts.insert(f.path.clone(), f.text.clone());
+        macro_templates.push((f.path.clone(), src, defs.iter().map(|d| d.name.clone()).collect()));
+    }
+    for d in &builtin_defs {
+        macros.push(MacroInfo {
+            unique_id: format!("macro.pm.{}", d.name),
+            name: d.name.clone(),
+            package_name: "pm".into(),
+            original_file_path: "pm/builtins.sql".into(),
+            path: "builtins.sql".into(),
+            line: d.line,
+            arguments: d.arguments.clone(),
+            macro_sql: generic_tests::BUILTIN_MACROS[d.start..d.end].to_string(),
+        });
+    }
+    macros.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+
+    // ---- docs blocks
+    let mut docs = Vec::new();
+    for f in project.files.iter().filter(|f| f.kind == FileKind::Docs) {
+        for (name, body) in blocks::docs_blocks(&f.text) {
+            docs.push(DocBlock {
+                unique_id: format!("doc.{}.{}", project.name, name),
+                name,
+                package_name: project.name.clone(),
+                original_file_path: f.path.clone(),
+                block_contents: body,
+            });
+        }
+    }
+    let doc_map: HashMap<String, String> = docs.iter().map(|d| (d.name.clone(), d.block_contents.clone())).collect();
+
+    // ---- nodes from files
+    let mut drafts: Vec<Draft> = Vec::new();
+    for f in &project.files {
+        match f.kind {
+            FileKind::Model | FileKind::Analysis => {
+                let rt = if f.kind == FileKind::Model { ResourceType::Model } else { ResourceType::Analysis };
+                let name = f.stem().to_string();
+                let fqn = fqn_of(project, f, &name);
+                let cfg = with_defaults(model_defaults(), &project.models_config.config_for(&fqn));
+                let node = new_node(rt, project, name, f, fqn, cfg);
+                drafts.push(Draft { template: Template::File(f.text.clone()), node });
+            }
+            FileKind::Seed => {
+                let name = f.stem().to_string();
+                let fqn = fqn_of(project, f, &name);
+                let cfg = with_defaults(seed_defaults(), &project.seeds_config.config_for(&fqn));
+                let node = new_node(ResourceType::Seed, project, name, f, fqn, cfg);
+                drafts.push(Draft { template: Template::None, node });
+            }
+            FileKind::Test => {
+                let name = f.stem().to_string();
+                let fqn = fqn_of(project, f, &name);
+                let cfg = with_defaults(generic_tests::default_config(), &project.tests_config.config_for(&fqn));
+                let mut node = new_node(ResourceType::Test, project, name, f, fqn, cfg);
+                node.test = Some(TestInfo { metadata: None, column_name: None, attached_node: None, file_key_name: None });
+                drafts.push(Draft { template: Template::File(f.text.clone()), node });
+            }
+            FileKind::Snapshot => {
+                for (name, masked) in blocks::snapshot_blocks(&f.text) {
+                    let fqn = fqn_of(project, f, &name);
+                    let mut cfg = with_defaults(model_defaults(), &project.snapshots_config.config_for(&fqn));
+                    cfg.insert("materialized".into(), Json::from("snapshot"));
+                    let mut node = new_node(ResourceType::Snapshot, project, name, f, fqn, cfg);
+                    node.raw_code = Arc::from(masked.trim());
+                    drafts.push(Draft { template: Template::File(Arc::from(masked)), node });
+                }
+            }
+            FileKind::Macro | FileKind::Docs => {}
+        }
+    }
+
+    // ---- YAML patches
+    let mut by_kind_name: HashMap<(ResourceType, String), usize> = HashMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        by_kind_name.insert((d.node.resource_type, d.node.name.clone()), i);
+    }
+    let mut patched: HashMap<(ResourceType, String), String> = HashMap::new();
+    for props in &project.properties {
+        let groups = [
+            (ResourceType::Model, &props.models),
+            (ResourceType::Seed, &props.seeds),
+            (ResourceType::Snapshot, &props.snapshots),
+            (ResourceType::Analysis, &props.analyses),
+        ];
+        for (rt, patches) in groups {
+            for p in patches {
+                let key = (rt, p.name.clone());
+                let Some(&i) = by_kind_name.get(&key) else {
+                    warnings.push(format!(
+                        "{}:{}: {} `{}` is described here but no such {} exists",
+                        props.path, p.line, rt.as_str(), p.name, rt.as_str()
+                    ));
+                    continue;
+                };
+                if let Some(first) = patched.get(&key) {
+                    problems.push(
+                        Problem::new(
+                            "project::duplicate_patch",
+                            format!("{} `{}` is described in two YAML files", rt.as_str(), p.name),
+                        )
+                        .in_file(&props.path, props.text.clone())
+                        .label_line(p.line, "second description")
+                        .help(format!("it is also described in {first}; keep one entry")),
+                    );
+                    continue;
+                }
+                patched.insert(key, props.path.clone());
+                let node = &mut drafts[i].node;
+                node.description = resolve_docs(&p.description, &doc_map);
+                node.columns = columns_of(&p.columns);
+                for c in node.columns.values_mut() {
+                    c.description = resolve_docs(&c.description, &doc_map);
+                }
+                node.meta = p.meta.clone();
+                node.docs = p.docs.clone();
+                node.patch_path = Some(props.path.clone());
+                node.extra = p.extra.clone();
+                config::merge(&mut node.config, &p.config);
+            }
+        }
+    }
+
+    // ---- sources and exposures
+    for props in &project.properties {
+        let folders = yml_folders(project, &props.path);
+        for s in &props.sources {
+            for t in &s.tables {
+                let mut fqn = vec![project.name.clone()];
+                fqn.extend(folders.iter().cloned());
+                fqn.push(s.name.clone());
+                fqn.push(t.name.clone());
+                let mut cfg = Config::new();
+                cfg.insert("enabled".into(), Json::Bool(true));
+                config::merge(&mut cfg, &project.sources_config.config_for(&[project.name.clone(), s.name.clone(), t.name.clone()]));
+                config::merge(&mut cfg, &s.config);
+                config::merge(&mut cfg, &t.config);
+                for tag in s.tags.iter().chain(&t.tags) {
+                    config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
+                }
+                let file = SourceText {
+                    kind: FileKind::Model,
+                    path: props.path.clone(),
+                    resource_path: props.path.clone(),
+                    text: Arc::from(""),
+                };
+                let name = t.name.clone();
+                let mut node = new_node(ResourceType::Source, project, name.clone(), &file, fqn, cfg);
+                node.unique_id = format!("source.{}.{}.{}", project.name, s.name, t.name);
+                node.checksum = String::new();
+                node.line = t.line;
+                node.description = resolve_docs(&t.description, &doc_map);
+                node.columns = columns_of(&t.columns);
+                node.meta = t.meta.clone();
+                node.patch_path = Some(props.path.clone());
+                node.database = s.database.clone().unwrap_or_else(|| opts.target.database.clone());
+                node.schema = s.schema.clone().unwrap_or_else(|| s.name.clone());
+                node.alias = t.identifier.clone().unwrap_or_else(|| t.name.clone());
+                node.source = Some(SourceInfo {
+                    source_name: s.name.clone(),
+                    source_description: s.description.clone(),
+                    loader: s.loader.clone(),
+                    identifier: node.alias.clone(),
+                    loaded_at_field: t.loaded_at_field.clone().or_else(|| s.loaded_at_field.clone()),
+                    freshness: t.freshness.clone().unwrap_or_else(|| s.freshness.clone()),
+                    external: t.external.clone(),
+                    source_meta: s.meta.clone(),
+                });
+                drafts.push(Draft { template: Template::None, node });
+            }
+        }
+        for e in &props.exposures {
+            let mut fqn = vec![project.name.clone()];
+            fqn.extend(folders.iter().cloned());
+            fqn.push(e.name.clone());
+            let mut cfg = Config::new();
+            cfg.insert("enabled".into(), Json::Bool(true));
+            config::merge(&mut cfg, &e.config);
+            for tag in &e.tags {
+                config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
+            }
+            let file = SourceText { kind: FileKind::Model, path: props.path.clone(), resource_path: props.path.clone(), text: Arc::from("") };
+            let mut node = new_node(ResourceType::Exposure, project, e.name.clone(), &file, fqn, cfg);
+            node.checksum = String::new();
+            node.line = e.line;
+            node.description = resolve_docs(&e.description, &doc_map);
+            node.meta = e.meta.clone();
+            node.patch_path = Some(props.path.clone());
+            node.exposure = Some(ExposureInfo {
+                kind: e.kind.clone(),
+                label: e.label.clone(),
+                url: e.url.clone(),
+                maturity: e.maturity.clone(),
+                owner: e.owner.clone(),
+            });
+            // depends_on entries are template expressions: render them like a test's.
+            let src: String = e.depends_on.iter().map(|d| format!("{{{{ {d} }}}}\n")).collect();
+            drafts.push(Draft { template: Template::Generated { source: src, args: Map::new() }, node });
+        }
+    }
+
+    // ---- generic tests
+    let attachable: HashMap<(ResourceType, String), usize> = drafts
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.node.resource_type != ResourceType::Source)
+        .map(|(i, d)| ((d.node.resource_type, d.node.name.clone()), i))
+        .collect();
+    let mut test_drafts = Vec::new();
+    let mut test_ids: HashMap<String, (String, usize)> = HashMap::new();
+    for props in &project.properties {
+        let folders = yml_folders(project, &props.path);
+        let mut targets: Vec<(String, String, Option<String>, bool, &[crate::loader::properties::TestDef], &[crate::loader::properties::ColumnDef], String, String)> = Vec::new();
+        for (rt, key, patches) in [
+            (ResourceType::Model, "models", &props.models),
+            (ResourceType::Seed, "seeds", &props.seeds),
+            (ResourceType::Snapshot, "snapshots", &props.snapshots),
+        ] {
+            for p in patches {
+                let Some(&i) = attachable.get(&(rt, p.name.clone())) else { continue };
+                targets.push((
+                    p.name.clone(),
+                    format!("ref('{}')", p.name),
+                    Some(drafts[i].node.unique_id.clone()),
+                    false,
+                    &p.tests,
+                    &p.columns,
+                    format!("{key}.{}", p.name),
+                    p.name.clone(),
+                ));
+            }
+        }
+        for s in &props.sources {
+            for t in &s.tables {
+                targets.push((
+                    format!("{}_{}", s.name, t.name),
+                    format!("source('{}', '{}')", s.name, t.name),
+                    Some(format!("source.{}.{}.{}", project.name, s.name, t.name)),
+                    true,
+                    &t.tests,
+                    &t.columns,
+                    format!("sources.{}", s.name),
+                    t.name.clone(),
+                ));
+            }
+        }
+        for (target_name, target_expr, attached, is_source, model_tests, columns, file_key, _) in targets {
+            let mut all: Vec<(Option<&str>, &crate::loader::properties::TestDef)> =
+                model_tests.iter().map(|t| (None, t)).collect();
+            for c in columns {
+                all.extend(c.tests.iter().map(|t| (Some(c.name.as_str()), t)));
+            }
+            for (column, def) in all {
+                let parsed = match generic_tests::parse_test(def) {
+                    Ok(p) => p,
+                    Err(msg) => {
+                        problems.push(
+                            Problem::new("yaml::test", format!("invalid test in {}: {msg}", props.path))
+                                .in_file(&props.path, props.text.clone())
+                                .label_line(def.line, "this test")
+                                .help("write a test as `- unique`, or `- accepted_values: {values: [a, b]}`"),
+                        );
+                        continue;
+                    }
+                };
+                let (short, full) = generic_tests::synthesize_name(&parsed, &target_name, is_source, column);
+                let name = parsed.custom_name.clone().unwrap_or(short);
+                let mut fqn = vec![project.name.clone()];
+                fqn.extend(folders.iter().cloned());
+                fqn.push(name.clone());
+                let mut cfg = with_defaults(generic_tests::default_config(), &project.tests_config.config_for(&fqn));
+                config::merge(&mut cfg, &parsed.config);
+                let file = SourceText { kind: FileKind::Test, path: props.path.clone(), resource_path: props.path.clone(), text: Arc::from("") };
+                let mut node = new_node(ResourceType::Test, project, name.clone(), &file, fqn, cfg);
+                let hash = &sha256_hex(&format!("{full}|{}", attached.clone().unwrap_or_default()))[..10];
+                node.unique_id = format!("test.{}.{}.{}", project.name, name, hash);
+                node.line = def.line;
+                node.description = parsed.description.clone();
+                node.patch_path = Some(props.path.clone());
+                let src = generic_tests::template_for(&parsed, &target_expr);
+                node.raw_code = Arc::from(src.as_str());
+                node.checksum = sha256_hex(&src);
+                let mut kwargs = parsed.kwargs.clone();
+                if let Some(c) = column {
+                    kwargs.insert("column_name".into(), Json::from(c));
+                }
+                kwargs.insert("model".into(), Json::from(format!("{{{{ get_where_subquery({target_expr}) }}}}")));
+                node.test = Some(TestInfo {
+                    metadata: Some(TestMetadata { name: parsed.test_name.clone(), kwargs, namespace: parsed.namespace.clone() }),
+                    column_name: column.map(str::to_string),
+                    attached_node: attached.clone(),
+                    file_key_name: Some(file_key.clone()),
+                });
+                if let Some((other, line)) = test_ids.get(&node.unique_id) {
+                    problems.push(
+                        Problem::new("project::duplicate_test", format!("test `{name}` is declared twice"))
+                            .in_file(&props.path, props.text.clone())
+                            .label_line(def.line, "second declaration")
+                            .help(format!("the first is in {other} line {line}; remove one, or give one a `name:`")),
+                    );
+                    continue;
+                }
+                test_ids.insert(node.unique_id.clone(), (props.path.clone(), def.line));
+                let test_name = format!("test_{}", parsed.test_name);
+                if parsed.namespace.is_some() || !macro_names.contains(&test_name) {
+                    let known: Vec<&str> = macro_names.iter().filter_map(|m| m.strip_prefix("test_")).collect();
+                    let suggestions = crate::error::closest(&parsed.test_name, known.iter().copied());
+                    problems.push(
+                        Problem::new(
+                            "compile::unknown_test",
+                            format!(
+                                "unknown generic test `{}{}` on {}{}",
+                                parsed.namespace.as_ref().map(|n| format!("{n}.")).unwrap_or_default(),
+                                parsed.test_name,
+                                file_key,
+                                column.map(|c| format!(".{c}")).unwrap_or_default()
+                            ),
+                        )
+                        .in_file(&props.path, props.text.clone())
+                        .label_line(def.line, "this test")
+                        .help(crate::error::did_you_mean(
+                            &suggestions,
+                            &format!(
+                                "define it with {{% test {}(model, column_name) %}} in a macro file or tests/generic/ (packages are not supported)",
+                                parsed.test_name
+                            ),
+                        )),
+                    );
+                    continue;
+                }
+                let args = generic_tests::context_args(&parsed, column);
+                test_drafts.push(Draft { template: Template::Generated { source: src, args }, node });
+            }
+        }
+    }
+    drafts.extend(test_drafts);
+
+    // ---- duplicates among ref-able names
+    let mut first_by_name: HashMap<&str, &Node> = HashMap::new();
+    for d in &drafts {
+        if !d.node.resource_type.is_refable() || !config::enabled(&d.node.config) {
+            continue;
+        }
+        if let Some(first) = first_by_name.get(d.node.name.as_str()) {
+            let text = project.files.iter().find(|f| f.path == d.node.original_file_path).map(|f| f.text.clone()).unwrap_or_else(|| Arc::from(""));
+            problems.push(
+                Problem::new(
+                    "project::duplicate_name",
+                    format!(
+                        "two resources are named `{}`: {} and {}",
+                        d.node.name, first.original_file_path, d.node.original_file_path
+                    ),
+                )
+                .in_file(&d.node.original_file_path, text)
+                .label(0..0, "second resource with this name")
+                .help("ref() finds resources by name: rename one of the files (or disable one with enabled: false)"),
+            );
+        } else {
+            first_by_name.insert(&d.node.name, &d.node);
+        }
+    }
+    problems.into_result()?;
+    let mut problems = Problems::default();
+
+    // ---- disabled (by project/YAML config) and ordering
+    let mut disabled: Vec<Node> = Vec::new();
+    let mut enabled: Vec<Draft> = Vec::new();
+    for d in drafts {
+        if config::enabled(&d.node.config) {
+            enabled.push(d);
+        } else {
+            disabled.push(d.node);
+        }
+    }
+    let disabled_ids: HashSet<String> = disabled.iter().map(|n| n.unique_id.clone()).collect();
+    let (mut drafts, more_disabled): (Vec<Draft>, Vec<Draft>) = enabled.into_iter().partition(|d| {
+        d.node
+            .test
+            .as_ref()
+            .and_then(|t| t.attached_node.as_ref())
+            .is_none_or(|a| !disabled_ids.contains(a))
+    });
+    disabled.extend(more_disabled.into_iter().map(|d| d.node));
+    drafts.sort_by(|a, b| a.node.unique_id.cmp(&b.node.unique_id));
+
+    // ---- shared render data
+    let quoting = (true, true, true);
+    let _ = quoting;
+    let overrides: HashSet<&str> = ["generate_schema_name", "generate_alias_name", "generate_database_name"]
+        .into_iter()
+        .filter(|m| project_macro_at.contains_key(*m))
+        .collect();
+    let mut vars = project.vars.clone();
+    vars.extend(opts.cli_vars.clone());
+    let metas: Vec<NodeMeta> = drafts
+        .iter()
+        .map(|d| {
+            let n = &d.node;
+            NodeMeta {
+                unique_id: n.unique_id.clone(),
+                name: n.name.clone(),
+                resource_type: n.resource_type,
+                fqn: n.fqn.clone(),
+                original_file_path: n.original_file_path.clone(),
+                path: n.path.clone(),
+                config: n.config.clone(),
+                provisional: default_relation(n, &n.config, &opts.target),
+                description: n.description.clone(),
+                source_name: n.source.as_ref().map(|s| s.source_name.clone()),
+            }
+        })
+        .collect();
+    let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut by_source = HashMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        if d.node.resource_type.is_refable() {
+            by_name.entry(d.node.name.clone()).or_default().push(i);
+        }
+        if let Some(s) = &d.node.source {
+            by_source.insert((s.source_name.clone(), d.node.name.clone()), i);
+        }
+    }
+    let shared = Arc::new(Shared {
+        project_name: project.name.clone(),
+        target: opts.target.to_json(),
+        vars,
+        metas,
+        by_name,
+        by_source,
+        disabled: disabled.iter().filter(|n| n.resource_type.is_refable()).map(|n| n.name.clone()).collect(),
+        resolved: OnceLock::new(),
+        macro_names: macro_names.clone(),
+        run_started_at: chrono::Utc::now(),
+        invocation_id: invocation_id(),
+        which: opts.which.clone(),
+        full_refresh: opts.full_refresh,
+    });
+    let env = context::environment(&shared, macro_templates).map_err(|e| {
+        let file = e.name().unwrap_or("macros").to_string();
+        let text = macro_texts.get(&file).cloned().unwrap_or_else(|| Arc::from(""));
+        Problems::from(errors::jinja_problem(&e, None, &file, &text, None, &macro_names))
+    })?;
+    let files = errors::FileIndex { macro_texts: &macro_texts, macro_names: &macro_names };
+
+    // ---- phase one: render everything
+    let rendered: Vec<std::result::Result<Option<(String, RenderState)>, Problem>> = drafts
+        .par_iter()
+        .enumerate()
+        .map(|(i, d)| render_node(&env, i, d, &files))
+        .collect();
+    let mut states: Vec<Option<(String, RenderState)>> = Vec::with_capacity(rendered.len());
+    for r in rendered {
+        match r {
+            Ok(s) => states.push(s),
+            Err(p) => {
+                problems.push(p);
+                states.push(None);
+            }
+        }
+    }
+    problems.into_result()?;
+    let mut problems = Problems::default();
+
+    // ---- configs from config() calls; relations
+    let mut logs = Vec::new();
+    for (d, st) in drafts.iter_mut().zip(&states) {
+        if let Some((_, st)) = st {
+            config::merge(&mut d.node.config, &st.config);
+            if d.node.resource_type == ResourceType::Snapshot {
+                d.node.config.insert("materialized".into(), Json::from("snapshot"));
+            }
+            for l in &st.logs {
+                logs.push((d.node.unique_id.clone(), l.clone()));
+            }
+        }
+    }
+    // Nodes that disabled themselves with config(enabled=false) in their file.
+    let self_disabled: HashSet<usize> = drafts
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| !config::enabled(&d.node.config))
+        .map(|(i, _)| i)
+        .collect();
+    let resolved = resolve_relations(&env, &drafts, &opts.target, &overrides).map_err(Problems::from)?;
+    let _ = shared.resolved.set(resolved);
+
+    // ---- edges
+    let mut edges = Vec::new();
+    for (i, st) in states.iter().enumerate() {
+        if let Some((_, st)) = st {
+            for &p in &st.depends {
+                if p != i || drafts[i].node.resource_type != ResourceType::Test {
+                    edges.push((p, i));
+                }
+            }
+        }
+    }
+    for (i, d) in drafts.iter().enumerate() {
+        if self_disabled.contains(&i) {
+            continue;
+        }
+        if let Some((_, st)) = &states[i] {
+            for &p in &st.depends {
+                if self_disabled.contains(&p) {
+                    let target = &drafts[p].node;
+                    problems.push(
+                        Problem::new(
+                            "compile::disabled_ref",
+                            format!("{} depends on {}, which is disabled", d.node.unique_id, target.unique_id),
+                        )
+                        .help(format!("enable {} or remove the reference from {}", target.name, d.node.original_file_path)),
+                    );
+                }
+            }
+        }
+    }
+    problems.into_result()?;
+    let mut problems = Problems::default();
+    let dag = Dag::build(drafts.len(), edges);
+    for cycle in dag.cycles() {
+        problems.push(errors::cycle_problem(&cycle, &drafts.iter().map(|d| &d.node).collect::<Vec<_>>(), project));
+    }
+    problems.into_result()?;
+    let mut problems = Problems::default();
+
+    // ---- phase two: final SQL
+    let rels = shared.resolved.get().cloned().unwrap_or_default();
+    let finals: Vec<std::result::Result<Option<String>, Problem>> = drafts
+        .par_iter()
+        .enumerate()
+        .map(|(i, d)| match &states[i] {
+            None => Ok(None),
+            Some((_, st)) if st.needs_rerender => {
+                render_node(&env, i, d, &files).map(|r| r.map(|(o, _)| o))
+            }
+            Some((out, _)) => Ok(Some(ephemeral::substitute(out, &rels))),
+        })
+        .collect();
+    let mut compiled: Vec<Option<String>> = Vec::with_capacity(finals.len());
+    for f in finals {
+        match f {
+            Ok(s) => compiled.push(s),
+            Err(p) => {
+                problems.push(p);
+                compiled.push(None);
+            }
+        }
+    }
+    problems.into_result()?;
+
+    // ---- assemble nodes
+    let eph: Vec<bool> = rels.iter().map(|r| r.ephemeral).collect();
+    let ctes = ephemeral::collect_ctes(&dag, &eph);
+    let cte_bodies: Vec<Option<String>> = compiled.clone();
+    let mut nodes: Vec<Node> = Vec::with_capacity(drafts.len());
+    for (i, d) in drafts.into_iter().enumerate() {
+        let mut node = d.node;
+        let rel = &rels[i];
+        if node.resource_type != ResourceType::Source {
+            node.database = rel.database.clone();
+            node.schema = rel.schema.clone();
+            node.alias = rel.identifier.clone();
+        }
+        if let Some((_, st)) = &states[i] {
+            node.refs = st.refs.clone();
+            node.sources = st.sources.clone();
+            node.depends_on_macros = st.macros.iter().cloned().collect();
+        }
+        node.depends_on = dag.parents[i].iter().map(|&p| shared.metas[p].unique_id.clone()).collect();
+        if node.resource_type == ResourceType::Exposure {
+            node.compiled_code = None;
+        } else if let Some(sql) = compiled[i].take() {
+            let named: Vec<(String, String)> = ctes[i]
+                .iter()
+                .map(|&e| (format!("__dbt__cte__{}", rels[e].identifier), cte_bodies[e].clone().unwrap_or_default()))
+                .collect();
+            node.compiled_code = Some(ephemeral::inject(&sql, &named));
+            node.extra_ctes = ctes[i]
+                .iter()
+                .map(|&e| (shared.metas[e].unique_id.clone(), cte_bodies[e].clone().unwrap_or_default()))
+                .collect();
+        }
+        if self_disabled.contains(&i) {
+            disabled.push(node);
+            continue;
+        }
+        nodes.push(node);
+    }
+    // Removing self-disabled nodes shifts indexes: rebuild the DAG on what is left.
+    let (nodes, dag) = if self_disabled.is_empty() {
+        (nodes, dag)
+    } else {
+        let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.unique_id.as_str(), i)).collect();
+        let edges: Vec<(usize, usize)> = nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| n.depends_on.iter().filter_map(|p| index.get(p.as_str()).map(|&p| (p, i))).collect::<Vec<_>>())
+            .collect();
+        let dag = Dag::build(nodes.len(), edges);
+        (nodes, dag)
+    };
+    disabled.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    let index = nodes.iter().enumerate().map(|(i, n)| (n.unique_id.clone(), i)).collect();
+    let selectors = project.selectors.as_ref().map(|(_, j)| j.clone()).unwrap_or(Json::Null);
+    Ok(Compiled {
+        manifest: Manifest {
+            project_name: project.name.clone(),
+            target: opts.target.clone(),
+            nodes,
+            index,
+            disabled,
+            macros,
+            docs,
+            dag,
+            selectors,
+            invocation_id: shared.invocation_id.clone(),
+            generated_at: shared.run_started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        },
+        warnings,
+        logs,
+    })
+}
+
+fn invocation_id() -> String {
+    let now = chrono::Utc::now();
+    let d = sha256_hex(&format!("{}{}", now.timestamp_nanos_opt().unwrap_or(0), std::process::id()));
+    format!("{}-{}-{}-{}-{}", &d[..8], &d[8..12], &d[12..16], &d[16..20], &d[20..32])
+}
+
+/// Replaces `{{ doc('name') }}` in a description with the docs block.
+fn resolve_docs(text: &str, docs: &HashMap<String, String>) -> String {
+    if !text.contains("doc(") {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let Some(end) = rest[start..].find("}}") else { break };
+        let inner = rest[start + 2..start + end].trim();
+        out.push_str(&rest[..start]);
+        let name = inner
+            .strip_prefix("doc(")
+            .and_then(|s| s.strip_suffix(')'))
+            .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"'));
+        match name.and_then(|n| docs.get(n)) {
+            Some(body) => out.push_str(body),
+            None => out.push_str(&rest[start..start + end + 2]),
+        }
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The relation a node gets with the built-in naming rules.
+fn default_relation(n: &Node, cfg: &Config, target: &Target) -> Rel {
+    if n.resource_type == ResourceType::Source {
+        return Rel {
+            database: n.database.clone(),
+            schema: n.schema.clone(),
+            identifier: n.alias.clone(),
+            ephemeral: false,
+            kind: "table".into(),
+        };
+    }
+    let custom_schema = config::get_str(cfg, "schema");
+    let schema = match custom_schema {
+        Some(s) => format!("{}_{}", target.schema, s.trim()),
+        None => target.schema.clone(),
+    };
+    let materialized = match n.resource_type {
+        ResourceType::Seed | ResourceType::Snapshot => "table",
+        _ => config::get_str(cfg, "materialized").unwrap_or("view"),
+    };
+    Rel {
+        database: config::get_str(cfg, "database").map(str::to_string).unwrap_or_else(|| target.database.clone()),
+        schema,
+        identifier: config::get_str(cfg, "alias").map(str::to_string).unwrap_or_else(|| n.name.clone()),
+        ephemeral: n.resource_type == ResourceType::Model && materialized == "ephemeral",
+        kind: materialized.to_string(),
+    }
+}
+
+/// Final relations of every node: the built-in rules, or the project's own
+/// `generate_schema_name` / `generate_alias_name` / `generate_database_name`.
+fn resolve_relations(
+    env: &minijinja::Environment<'static>,
+    drafts: &[Draft],
+    target: &Target,
+    overrides: &HashSet<&str>,
+) -> std::result::Result<Vec<Rel>, Problem> {
+    drafts
+        .par_iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let n = &d.node;
+            let mut rel = default_relation(n, &n.config, target);
+            if n.resource_type == ResourceType::Source || overrides.is_empty() {
+                return Ok(rel);
+            }
+            let node_json = serde_json::json!({
+                "name": n.name, "unique_id": n.unique_id, "resource_type": n.resource_type.as_str(),
+                "fqn": n.fqn, "path": n.path, "original_file_path": n.original_file_path,
+                "package_name": n.package_name, "config": n.config, "tags": n.tags(),
+            });
+            let call = |macro_name: &str, key: &str| -> std::result::Result<Option<String>, Problem> {
+                if !overrides.contains(macro_name) {
+                    return Ok(None);
+                }
+                let custom = n.config.get(key).cloned().unwrap_or(Json::Null);
+                let ctx = minijinja::context! { custom => context::to_value(&custom), node => context::to_value(&node_json) };
+                let src = format!("{{{{ {macro_name}(custom, node) }}}}");
+                let (r, _) = context::with_render_state(i, || env.render_str(&src, ctx));
+                r.map(|s| Some(s.trim().to_string())).map_err(|e| {
+                    Problem::new("compile::naming", format!("{macro_name} failed for {}: {e}", n.unique_id))
+                        .help(format!("fix the project's {macro_name} macro"))
+                })
+            };
+            if let Some(s) = call("generate_schema_name", "schema")? {
+                rel.schema = s;
+            }
+            if let Some(a) = call("generate_alias_name", "alias")? {
+                rel.identifier = a;
+            }
+            if let Some(db) = call("generate_database_name", "database")? {
+                rel.database = db;
+            }
+            Ok(rel)
+        })
+        .collect()
+}
+
+/// Renders one node; None for nodes without SQL (seeds, sources).
+fn render_node(
+    env: &minijinja::Environment<'static>,
+    i: usize,
+    d: &Draft,
+    files: &errors::FileIndex,
+) -> std::result::Result<Option<(String, RenderState)>, Problem> {
+    let (source, ctx): (&str, minijinja::Value) = match &d.template {
+        Template::None => return Ok(None),
+        Template::File(text) => (text, minijinja::Value::from(())),
+        Template::Generated { source, args } => (
+            source.as_str(),
+            minijinja::context! { __pm_test_args => context::to_value(args) },
+        ),
+    };
+    let name = &d.node.original_file_path;
+    let (result, state) = context::with_render_state(i, || {
+        env.template_from_named_str(name, source).and_then(|t| t.render(ctx))
+    });
+    match result {
+        Ok(out) => Ok(Some((out, state))),
+        Err(e) => Err(errors::node_problem(&e, state.failure, &d.node, source, files)),
+    }
+}

@@ -1,0 +1,739 @@
+//! dbt's node selection language: `name`, globs, `path:`, `tag:`,
+//! `config.<key>:`, `resource_type:`, `source:`, `test_type:`, `state:`,
+//! graph operators (`+sel`, `sel+`, `N+sel`, `sel+N`, `@sel`), union by space,
+//! intersection by comma, `--exclude`, and selectors.yml definitions.
+
+use crate::cli::IndirectSelection;
+use crate::error::{closest, did_you_mean, Problem, Problems, Result};
+use crate::manifest::{Manifest, Node, ResourceType};
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const METHODS: &[&str] = &[
+    "fqn", "tag", "path", "file", "config", "resource_type", "source", "test_type", "test_name",
+    "package", "state", "exposure", "unique_id",
+];
+
+/// A parsed selection expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    Union(Vec<Expr>),
+    Intersection(Vec<Expr>),
+    Difference(Box<Expr>, Vec<Expr>),
+    Atom(Atom),
+    /// Every node.
+    All,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Atom {
+    pub method: String,
+    pub args: Vec<String>,
+    pub value: String,
+    pub parents: bool,
+    pub parents_depth: Option<usize>,
+    pub children: bool,
+    pub children_depth: Option<usize>,
+    pub childrens_parents: bool,
+    /// Where the atom was written, for errors: (source name, text, span).
+    pub origin: Option<(String, Arc<str>, std::ops::Range<usize>)>,
+}
+
+impl Atom {
+    fn plain(method: &str, value: &str) -> Atom {
+        Atom {
+            method: method.to_string(),
+            args: Vec::new(),
+            value: value.to_string(),
+            parents: false,
+            parents_depth: None,
+            children: false,
+            children_depth: None,
+            childrens_parents: false,
+            origin: None,
+        }
+    }
+
+    fn problem(&self, code: &'static str, message: String, label: &str, help: String) -> Problem {
+        let mut p = Problem::new(code, message).help(help);
+        if let Some((name, text, span)) = &self.origin {
+            p = p.in_file(name, text.clone()).label(span.clone(), label.to_string());
+        }
+        p
+    }
+}
+
+fn syntax_problem(source: &str, text: &Arc<str>, span: std::ops::Range<usize>, message: String, help: &str) -> Problem {
+    Problem::new("selector::syntax", message)
+        .in_file(source, text.clone())
+        .label(span, "here")
+        .help(help.to_string())
+}
+
+/// Parses one selection string as written after `--select` (`source` names it in errors).
+pub fn parse(source: &str, text: &str) -> std::result::Result<Expr, Problem> {
+    let shared: Arc<str> = Arc::from(text);
+    let mut union = Vec::new();
+    let mut offset = 0;
+    for word in text.split(' ') {
+        let word_start = offset;
+        offset += word.len() + 1;
+        if word.trim().is_empty() {
+            continue;
+        }
+        let mut inter = Vec::new();
+        let mut part_offset = word_start;
+        for part in word.split(',') {
+            let start = part_offset;
+            part_offset += part.len() + 1;
+            if part.is_empty() {
+                return Err(syntax_problem(
+                    source,
+                    &shared,
+                    start.saturating_sub(1)..start,
+                    format!("empty selector in {source} `{text}`"),
+                    "remove the extra comma; a comma joins two selectors that must both match",
+                ));
+            }
+            inter.push(Expr::Atom(parse_atom(source, &shared, part, start)?));
+        }
+        union.push(if inter.len() == 1 { inter.remove(0) } else { Expr::Intersection(inter) });
+    }
+    Ok(if union.len() == 1 { union.remove(0) } else { Expr::Union(union) })
+}
+
+fn parse_atom(source: &str, text: &Arc<str>, raw: &str, start: usize) -> std::result::Result<Atom, Problem> {
+    let span = start..start + raw.len();
+    let mut s = raw;
+    let mut atom = Atom::plain("", "");
+    atom.origin = Some((source.to_string(), text.clone(), span.clone()));
+    if let Some(r) = s.strip_prefix('@') {
+        atom.childrens_parents = true;
+        s = r;
+    }
+    // N+ prefix
+    let digits = s.chars().take_while(|c| c.is_ascii_digit()).count();
+    if s[digits..].starts_with('+') {
+        atom.parents = true;
+        if digits > 0 {
+            atom.parents_depth = s[..digits].parse().ok();
+        }
+        s = &s[digits + 1..];
+    }
+    // +N suffix
+    let trailing_digits = s.chars().rev().take_while(|c| c.is_ascii_digit()).count();
+    let before_digits = &s[..s.len() - trailing_digits];
+    if let Some(rest) = before_digits.strip_suffix('+') {
+        atom.children = true;
+        if trailing_digits > 0 {
+            atom.children_depth = s[s.len() - trailing_digits..].parse().ok();
+        }
+        s = rest;
+    }
+    if atom.childrens_parents && (atom.parents || atom.children) {
+        return Err(syntax_problem(
+            source,
+            text,
+            span,
+            format!("`@` cannot be combined with `+` in `{raw}`"),
+            "write either @model (model, its descendants and their ancestors) or +model+",
+        ));
+    }
+    let method_end = s.find(':').filter(|&i| s[..i].chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.'));
+    let (method, value) = match method_end {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => {
+            let m = if s.contains('/') || s.contains('\\') || s.ends_with(".sql") || s.ends_with(".csv") || s.ends_with(".yml") {
+                "path"
+            } else {
+                "fqn"
+            };
+            (m, s)
+        }
+    };
+    let mut parts = method.split('.');
+    let base = parts.next().unwrap_or("");
+    atom.args = parts.map(str::to_string).collect();
+    if !METHODS.contains(&base) {
+        let method_span = start + (raw.len() - s.len())..start + (raw.len() - s.len()) + method.len();
+        let suggestions = closest(base, METHODS.iter().copied());
+        return Err(Problem::new("selector::method", format!("unknown selector method `{base}` in `{raw}`"))
+            .in_file(source, text.clone())
+            .label(method_span, "unknown method")
+            .help(did_you_mean(&suggestions, &format!("methods: {}", METHODS.join(", ")))));
+    }
+    if base == "config" && atom.args.is_empty() {
+        return Err(syntax_problem(source, text, span, format!("`config:` needs a key in `{raw}`"), "write config.<key>:<value>, e.g. config.materialized:table"));
+    }
+    if value.is_empty() {
+        return Err(syntax_problem(source, text, span, format!("selector `{raw}` has no value"), "write a value after the colon, e.g. tag:nightly"));
+    }
+    atom.method = base.to_string();
+    atom.value = value.to_string();
+    Ok(atom)
+}
+
+// ---------------------------------------------------------------- selectors.yml
+
+/// Named selectors from selectors.yml.
+#[derive(Debug, Clone, Default)]
+pub struct Selectors {
+    pub definitions: HashMap<String, (Json, usize)>,
+    pub default: Option<String>,
+    pub text: Option<Arc<str>>,
+}
+
+impl Selectors {
+    pub fn from_json(doc: Option<&(Arc<str>, Json)>) -> std::result::Result<Selectors, Problem> {
+        let mut out = Selectors::default();
+        let Some((text, doc)) = doc else { return Ok(out) };
+        out.text = Some(text.clone());
+        let list = doc.get("selectors").and_then(Json::as_array).cloned().unwrap_or_default();
+        for item in list {
+            let Some(name) = item.get("name").and_then(Json::as_str) else {
+                return Err(Problem::new("selector::yml", "every entry of selectors.yml needs a `name:`")
+                    .in_file("selectors.yml", text.clone())
+                    .label(0..0, "here")
+                    .help("write entries as `- name: nightly` with a `definition:`"));
+            };
+            let line = crate::loader::yaml::line_of_entry(text, "name", name).unwrap_or(1);
+            let def = item.get("definition").cloned().unwrap_or(Json::Null);
+            if item.get("default").and_then(Json::as_bool) == Some(true) {
+                out.default = Some(name.to_string());
+            }
+            out.definitions.insert(name.to_string(), (def, line));
+        }
+        Ok(out)
+    }
+
+    /// The expression of selector `name`.
+    pub fn expr(&self, name: &str) -> std::result::Result<(Expr, Option<IndirectSelection>), Problem> {
+        self.expr_inner(name, &mut Vec::new())
+    }
+
+    fn expr_inner(&self, name: &str, stack: &mut Vec<String>) -> std::result::Result<(Expr, Option<IndirectSelection>), Problem> {
+        let Some((def, line)) = self.definitions.get(name) else {
+            let suggestions = closest(name, self.definitions.keys().map(String::as_str));
+            return Err(Problem::new("selector::unknown", format!("no selector named `{name}` in selectors.yml"))
+                .help(did_you_mean(&suggestions, "define it under `selectors:` in selectors.yml next to the project file")));
+        };
+        if stack.iter().any(|s| s == name) {
+            return Err(self.yml_problem(*line, format!("selector `{name}` refers to itself")));
+        }
+        stack.push(name.to_string());
+        let mut indirect = None;
+        let e = self.definition(def, *line, stack, &mut indirect)?;
+        stack.pop();
+        Ok((e, indirect))
+    }
+
+    fn yml_problem(&self, line: usize, msg: String) -> Problem {
+        let mut p = Problem::new("selector::yml", msg).help("see dbt's selectors.yml syntax: method/value, union, intersection, exclude");
+        if let Some(t) = &self.text {
+            p = p.in_file("selectors.yml", t.clone()).label_line(line, "in this selector");
+        }
+        p
+    }
+
+    fn definition(&self, def: &Json, line: usize, stack: &mut Vec<String>, indirect: &mut Option<IndirectSelection>) -> std::result::Result<Expr, Problem> {
+        match def {
+            Json::String(s) => parse("selectors.yml", s),
+            Json::Object(m) => {
+                if let Some(items) = m.get("union").and_then(Json::as_array) {
+                    let mut inc = Vec::new();
+                    let mut exc = Vec::new();
+                    for it in items {
+                        if let Some(ex) = it.get("exclude").and_then(Json::as_array) {
+                            for e in ex {
+                                exc.push(self.definition(e, line, stack, indirect)?);
+                            }
+                        } else {
+                            inc.push(self.definition(it, line, stack, indirect)?);
+                        }
+                    }
+                    let u = Expr::Union(inc);
+                    return Ok(if exc.is_empty() { u } else { Expr::Difference(Box::new(u), exc) });
+                }
+                if let Some(items) = m.get("intersection").and_then(Json::as_array) {
+                    let mut inc = Vec::new();
+                    let mut exc = Vec::new();
+                    for it in items {
+                        if let Some(ex) = it.get("exclude").and_then(Json::as_array) {
+                            for e in ex {
+                                exc.push(self.definition(e, line, stack, indirect)?);
+                            }
+                        } else {
+                            inc.push(self.definition(it, line, stack, indirect)?);
+                        }
+                    }
+                    let i = Expr::Intersection(inc);
+                    return Ok(if exc.is_empty() { i } else { Expr::Difference(Box::new(i), exc) });
+                }
+                let (method, value) = if let Some(method) = m.get("method").and_then(Json::as_str) {
+                    (method.to_string(), m.get("value").map(|v| crate::loader::yaml::as_string(v).unwrap_or_default()).unwrap_or_default())
+                } else if m.len() == 1 {
+                    let (k, v) = m.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap_or_default();
+                    (k, crate::loader::yaml::as_string(&v).unwrap_or_default())
+                } else {
+                    return Err(self.yml_problem(line, "a selector definition needs `method:` and `value:`, `union:` or `intersection:`".into()));
+                };
+                if method == "selector" {
+                    let (e, ind) = self.expr_inner(&value, stack)?;
+                    if ind.is_some() {
+                        *indirect = ind;
+                    }
+                    return Ok(e);
+                }
+                let mut base = method.split('.');
+                let mname = base.next().unwrap_or("").to_string();
+                if !METHODS.contains(&mname.as_str()) {
+                    return Err(self.yml_problem(line, format!("unknown selector method `{mname}`")));
+                }
+                let mut atom = Atom::plain(&mname, &value);
+                atom.args = base.map(str::to_string).collect();
+                let flag = |k: &str| m.get(k).and_then(Json::as_bool).unwrap_or(false);
+                atom.parents = flag("parents");
+                atom.children = flag("children");
+                atom.childrens_parents = flag("childrens_parents");
+                atom.parents_depth = m.get("parents_depth").and_then(Json::as_u64).map(|d| d as usize);
+                atom.children_depth = m.get("children_depth").and_then(Json::as_u64).map(|d| d as usize);
+                if atom.parents_depth.is_some() {
+                    atom.parents = true;
+                }
+                if atom.children_depth.is_some() {
+                    atom.children = true;
+                }
+                if let Some(ind) = m.get("indirect_selection").and_then(Json::as_str) {
+                    *indirect = match ind {
+                        "eager" => Some(IndirectSelection::Eager),
+                        "cautious" => Some(IndirectSelection::Cautious),
+                        "buildable" => Some(IndirectSelection::Buildable),
+                        "empty" => Some(IndirectSelection::Empty),
+                        _ => return Err(self.yml_problem(line, format!("unknown indirect_selection `{ind}`"))),
+                    };
+                }
+                let e = Expr::Atom(atom);
+                if let Some(ex) = m.get("exclude").and_then(Json::as_array) {
+                    let mut exc = Vec::new();
+                    for x in ex {
+                        exc.push(self.definition(x, line, stack, indirect)?);
+                    }
+                    return Ok(Expr::Difference(Box::new(e), exc));
+                }
+                Ok(e)
+            }
+            _ => Err(self.yml_problem(line, "a selector definition must be a string or a mapping".into())),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- evaluation
+
+/// What an earlier run's manifest says about each node, for `state:`.
+#[derive(Debug, Clone, Default)]
+pub struct PriorState {
+    /// unique id → (checksum, config)
+    pub nodes: HashMap<String, (String, Json)>,
+}
+
+impl PriorState {
+    pub fn load(dir: &std::path::Path) -> std::result::Result<PriorState, Problem> {
+        let path = dir.join("manifest.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Problem::new("state::read", format!("cannot read {}: {e}", path.display()))
+                .help("point --state at the target/ folder of an earlier `pm compile` or run (keep a copy: the next run overwrites it)")
+        })?;
+        let doc: Json = serde_json::from_str(&text).map_err(|e| {
+            Problem::new("state::parse", format!("{} is not a manifest: {e}", path.display()))
+        })?;
+        let mut nodes = HashMap::new();
+        for key in ["nodes", "sources", "exposures"] {
+            if let Some(m) = doc.get(key).and_then(Json::as_object) {
+                for (id, n) in m {
+                    let checksum = n.pointer("/checksum/checksum").and_then(Json::as_str).unwrap_or("").to_string();
+                    let config = n.get("config").cloned().unwrap_or(Json::Null);
+                    nodes.insert(id.clone(), (checksum, config));
+                }
+            }
+        }
+        Ok(PriorState { nodes })
+    }
+}
+
+/// Shell-style glob match (`*`, `?`, `[abc]`).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    if !pattern.contains(['*', '?', '[']) {
+        return pattern == text;
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    fn go(p: &[char], t: &[char]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some('*') => (0..=t.len()).any(|i| go(&p[1..], &t[i..])),
+            Some('?') => !t.is_empty() && go(&p[1..], &t[1..]),
+            Some('[') => {
+                let Some(close) = p.iter().position(|&c| c == ']') else {
+                    return !t.is_empty() && t[0] == '[' && go(&p[1..], &t[1..]);
+                };
+                if t.is_empty() {
+                    return false;
+                }
+                let set = &p[1..close];
+                let (neg, set) = match set.first() {
+                    Some('!') | Some('^') => (true, &set[1..]),
+                    _ => (false, set),
+                };
+                let mut hit = false;
+                let mut i = 0;
+                while i < set.len() {
+                    if i + 2 < set.len() && set[i + 1] == '-' {
+                        hit |= set[i] <= t[0] && t[0] <= set[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= set[i] == t[0];
+                        i += 1;
+                    }
+                }
+                hit != neg && go(&p[close + 1..], &t[1..])
+            }
+            Some(&c) => !t.is_empty() && t[0] == c && go(&p[1..], &t[1..]),
+        }
+    }
+    go(&p, &t)
+}
+
+/// dbt's fqn matching: the leaf name, or a dotted prefix of the fqn (with or
+/// without the package), `*` matching the rest.
+fn fqn_matches(fqn: &[String], selector: &str) -> bool {
+    let check = |fqn: &[String]| -> bool {
+        if fqn.last().is_some_and(|leaf| glob_match(selector, leaf)) {
+            return true;
+        }
+        let flat: Vec<&str> = fqn.iter().flat_map(|s| s.split('.')).collect();
+        let parts: Vec<&str> = selector.split('.').collect();
+        if flat.len() < parts.len() {
+            return false;
+        }
+        for (i, part) in parts.iter().enumerate() {
+            if *part == "*" {
+                return true;
+            }
+            if !glob_match(part, flat[i]) {
+                return false;
+            }
+        }
+        true
+    };
+    !fqn.is_empty() && (check(fqn) || check(&fqn[1..]))
+}
+
+fn json_matches(v: &Json, want: &str) -> bool {
+    match v {
+        Json::Array(a) => a.iter().any(|x| json_matches(x, want)),
+        Json::String(s) => glob_match(want, s),
+        Json::Bool(b) => want.eq_ignore_ascii_case(if *b { "true" } else { "false" }),
+        Json::Number(n) => n.to_string() == want,
+        Json::Null => want.eq_ignore_ascii_case("none") || want.eq_ignore_ascii_case("null"),
+        Json::Object(_) => false,
+    }
+}
+
+struct Evaluator<'a> {
+    m: &'a Manifest,
+    state: Option<&'a PriorState>,
+}
+
+impl Evaluator<'_> {
+    fn eval(&self, e: &Expr) -> std::result::Result<Vec<bool>, Problem> {
+        let n = self.m.nodes.len();
+        Ok(match e {
+            Expr::All => vec![true; n],
+            Expr::Atom(a) => self.atom(a)?,
+            Expr::Union(items) => {
+                let mut out = vec![false; n];
+                for it in items {
+                    for (o, x) in out.iter_mut().zip(self.eval(it)?) {
+                        *o |= x;
+                    }
+                }
+                out
+            }
+            Expr::Intersection(items) => {
+                let mut out = vec![true; n];
+                for it in items {
+                    for (o, x) in out.iter_mut().zip(self.eval(it)?) {
+                        *o &= x;
+                    }
+                }
+                out
+            }
+            Expr::Difference(inc, exc) => {
+                let mut out = self.eval(inc)?;
+                for x in exc {
+                    for (o, x) in out.iter_mut().zip(self.eval(x)?) {
+                        if x {
+                            *o = false;
+                        }
+                    }
+                }
+                out
+            }
+        })
+    }
+
+    fn atom(&self, a: &Atom) -> std::result::Result<Vec<bool>, Problem> {
+        let mut base = Vec::with_capacity(self.m.nodes.len());
+        for node in &self.m.nodes {
+            base.push(self.node_matches(a, node)?);
+        }
+        let start: Vec<usize> = base.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i).collect();
+        let mut out = base;
+        let dag = &self.m.dag;
+        if a.parents {
+            for (o, x) in out.iter_mut().zip(dag.reach(&start, true, a.parents_depth)) {
+                *o |= x;
+            }
+        }
+        if a.children {
+            for (o, x) in out.iter_mut().zip(dag.reach(&start, false, a.children_depth)) {
+                *o |= x;
+            }
+        }
+        if a.childrens_parents {
+            let down = dag.reach(&start, false, None);
+            for (o, &x) in out.iter_mut().zip(&down) {
+                *o |= x;
+            }
+            let all: Vec<usize> = out.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i).collect();
+            for (o, x) in out.iter_mut().zip(dag.reach(&all, true, None)) {
+                *o |= x;
+            }
+        }
+        Ok(out)
+    }
+
+    fn node_matches(&self, a: &Atom, node: &Node) -> std::result::Result<bool, Problem> {
+        let v = a.value.as_str();
+        Ok(match a.method.as_str() {
+            "fqn" => v == "*" || fqn_matches(&node.fqn, v),
+            "unique_id" => glob_match(v, &node.unique_id),
+            "tag" => node.tags().iter().any(|t| glob_match(v, t)),
+            "package" => glob_match(v, &node.package_name),
+            "path" => {
+                let p = node.original_file_path.as_str();
+                let v = v.trim_end_matches('/').trim_start_matches("./");
+                glob_match(v, p) || p.starts_with(&format!("{v}/")) || (v.contains('*') && glob_match(&format!("{v}/*"), p))
+            }
+            "file" => {
+                let file = node.original_file_path.rsplit('/').next().unwrap_or("");
+                let stem = file.rsplit_once('.').map(|(s, _)| s).unwrap_or(file);
+                node.resource_type != ResourceType::Source && (glob_match(v, file) || glob_match(v, stem))
+            }
+            "config" => {
+                let mut cur: Option<&Json> = node.config.get(&a.args[0]);
+                for k in &a.args[1..] {
+                    cur = cur.and_then(|c| c.get(k));
+                }
+                cur.is_some_and(|c| json_matches(c, v))
+            }
+            "resource_type" => {
+                let Some(rt) = ResourceType::parse(v) else {
+                    let names: Vec<&str> = ResourceType::ALL.iter().map(|r| r.as_str()).collect();
+                    return Err(a.problem(
+                        "selector::value",
+                        format!("unknown resource type `{v}`"),
+                        "unknown resource type",
+                        format!("resource types: {}", names.join(", ")),
+                    ));
+                };
+                node.resource_type == rt
+            }
+            "source" => match &node.source {
+                Some(s) => {
+                    let parts: Vec<&str> = v.split('.').collect();
+                    let candidates: [&[&str]; 1] = [&[&node.package_name, &s.source_name, &node.name]];
+                    let full = candidates[0];
+                    match parts.len() {
+                        1 => glob_match(parts[0], &s.source_name),
+                        2 => glob_match(parts[0], &s.source_name) && glob_match(parts[1], &node.name),
+                        3 => glob_match(parts[0], full[0]) && glob_match(parts[1], full[1]) && glob_match(parts[2], full[2]),
+                        _ => false,
+                    }
+                }
+                None => false,
+            },
+            "exposure" => node.resource_type == ResourceType::Exposure && glob_match(v, &node.name),
+            "test_type" => {
+                let generic = node.test.as_ref().is_some_and(|t| t.metadata.is_some());
+                match v {
+                    "generic" | "schema" => node.resource_type == ResourceType::Test && generic,
+                    "singular" | "data" => node.resource_type == ResourceType::Test && !generic,
+                    "unit" => false,
+                    _ => {
+                        return Err(a.problem(
+                            "selector::value",
+                            format!("unknown test type `{v}`"),
+                            "unknown test type",
+                            "test types: generic, singular".into(),
+                        ))
+                    }
+                }
+            }
+            "test_name" => match &node.test {
+                Some(t) => glob_match(v, t.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or(&node.name)),
+                None => false,
+            },
+            "state" => {
+                let Some(state) = self.state else {
+                    return Err(a.problem(
+                        "selector::state",
+                        format!("`state:{v}` needs a previous manifest"),
+                        "needs --state",
+                        "pass --state DIR, where DIR holds the manifest.json of an earlier run".into(),
+                    ));
+                };
+                let old = state.nodes.get(&node.unique_id);
+                let body_changed = old.is_some_and(|(c, _)| c != &node.checksum);
+                let config_changed = old.is_some_and(|(_, c)| !config_equal(c, &node.config));
+                match v {
+                    "new" => old.is_none(),
+                    "old" => old.is_some(),
+                    "modified" => old.is_none() || body_changed || config_changed,
+                    "unmodified" => old.is_some() && !body_changed && !config_changed,
+                    "modified.body" => old.is_none() || body_changed,
+                    "modified.configs" => old.is_none() || config_changed,
+                    _ => {
+                        return Err(a.problem(
+                            "selector::value",
+                            format!("unknown state `{v}`"),
+                            "unknown state",
+                            "states: new, old, modified, unmodified, modified.body, modified.configs".into(),
+                        ))
+                    }
+                }
+            }
+            _ => false,
+        })
+    }
+}
+
+fn config_equal(old: &Json, new: &crate::loader::config::Config) -> bool {
+    let new = serde_json::to_value(new).unwrap_or(Json::Null);
+    old == &new
+}
+
+/// The whole request: `--select`, `--exclude`, `--selector`, indirect selection.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub select: Vec<String>,
+    pub exclude: Vec<String>,
+    pub selector: Option<String>,
+    pub indirect: IndirectSelection,
+}
+
+/// Selected node indexes of `m`, in manifest (unique id) order.
+pub fn select(m: &Manifest, selectors: &Selectors, req: &Request, state: Option<&PriorState>) -> Result<Vec<usize>> {
+    let mut problems = Problems::default();
+    let mut indirect = req.indirect;
+    let include = if !req.select.is_empty() {
+        let mut items = Vec::new();
+        for s in &req.select {
+            match parse("--select", s) {
+                Ok(e) => items.push(e),
+                Err(p) => problems.push(p),
+            }
+        }
+        Expr::Union(items)
+    } else if let Some(name) = req.selector.as_ref().or(selectors.default.as_ref()) {
+        match selectors.expr(name) {
+            Ok((e, ind)) => {
+                if let Some(i) = ind {
+                    indirect = i;
+                }
+                e
+            }
+            Err(p) => {
+                problems.push(p);
+                Expr::All
+            }
+        }
+    } else {
+        Expr::All
+    };
+    let mut excludes = Vec::new();
+    for s in &req.exclude {
+        match parse("--exclude", s) {
+            Ok(e) => excludes.push(e),
+            Err(p) => problems.push(p),
+        }
+    }
+    problems.into_result()?;
+    let ev = Evaluator { m, state };
+    let included = ev.eval(&include).map_err(Problems::from)?;
+    let excluded = ev.eval(&Expr::Union(excludes)).map_err(Problems::from)?;
+    let mut selected: Vec<bool> = included.iter().zip(&excluded).map(|(&i, &x)| i && !x).collect();
+    // Tests picked up through their parents.
+    let base = selected.clone();
+    let buildable: Option<Vec<bool>> = (indirect == IndirectSelection::Buildable).then(|| {
+        let start: Vec<usize> = base.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i).collect();
+        let up = m.dag.reach(&start, true, None);
+        base.iter().zip(up).map(|(&a, b)| a || b).collect()
+    });
+    for (i, node) in m.nodes.iter().enumerate() {
+        if node.resource_type != ResourceType::Test || selected[i] || excluded[i] {
+            continue;
+        }
+        let parents = &m.dag.parents[i];
+        if parents.is_empty() {
+            continue;
+        }
+        selected[i] = match indirect {
+            IndirectSelection::Eager => parents.iter().any(|&p| base[p]),
+            IndirectSelection::Cautious => parents.iter().all(|&p| base[p]),
+            IndirectSelection::Buildable => buildable.as_ref().is_some_and(|b| parents.iter().all(|&p| b[p])),
+            IndirectSelection::Empty => false,
+        };
+    }
+    Ok(selected.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_graph_operators() {
+        let Expr::Atom(a) = parse("--select", "2+stg_users+3").unwrap() else { panic!() };
+        assert_eq!((a.parents, a.parents_depth, a.children, a.children_depth), (true, Some(2), true, Some(3)));
+        assert_eq!((a.method.as_str(), a.value.as_str()), ("fqn", "stg_users"));
+        let Expr::Atom(a) = parse("--select", "@config.materialized:table").unwrap() else { panic!() };
+        assert!(a.childrens_parents);
+        assert_eq!(a.args, vec!["materialized"]);
+        let Expr::Atom(a) = parse("--select", "models/staging").unwrap() else { panic!() };
+        assert_eq!(a.method, "path");
+        assert!(matches!(parse("--select", "a b,c").unwrap(), Expr::Union(v) if matches!(&v[1], Expr::Intersection(_))));
+    }
+
+    #[test]
+    fn bad_method_points_at_it() {
+        let e = parse("--select", "tag:x tga:y").unwrap_err();
+        assert_eq!(e.message, "unknown selector method `tga` in `tga:y`");
+        assert_eq!(e.labels[0].0.offset(), 6);
+        assert_eq!(e.labels[0].0.len(), 3);
+        assert_eq!(e.help.as_deref(), Some("did you mean `tag`?"));
+    }
+
+    #[test]
+    fn globs_and_fqn() {
+        assert!(glob_match("stg_*", "stg_users"));
+        assert!(glob_match("s[a-u]g_?", "stg_x"));
+        assert!(!glob_match("stg_*", "fct_x"));
+        let fqn: Vec<String> = ["proj", "staging", "stg_users"].iter().map(|s| s.to_string()).collect();
+        assert!(fqn_matches(&fqn, "staging.*"));
+        assert!(fqn_matches(&fqn, "proj.staging"));
+        assert!(fqn_matches(&fqn, "stg_*"));
+        assert!(!fqn_matches(&fqn, "marts.*"));
+    }
+}

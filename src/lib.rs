@@ -1,0 +1,14 @@
+//! pm: a fast, dbt-style SQL modeling tool.
+//!
+//! Data flows one way: files → [`loader::Project`] → [`compile::compile`] →
+//! [`manifest::Manifest`] (nodes + DAG) → [`graph::selector::select`] → commands.
+
+pub mod artifacts;
+pub mod cli;
+pub mod commands;
+pub mod compile;
+pub mod error;
+pub mod graph;
+pub mod loader;
+pub mod manifest;
+pub mod output;

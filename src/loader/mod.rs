@@ -1,0 +1,361 @@
+//! Reading a project from disk into plain data: the project file, every SQL,
+//! CSV and YAML file under its paths, and the target from profiles.yml.
+//! Nothing here renders Jinja in models or touches a database.
+
+pub mod config;
+pub mod profile;
+pub mod properties;
+pub mod yaml;
+
+use crate::error::{Problem, Problems, Result};
+use config::ConfigTree;
+use properties::PropertiesFile;
+use rayon::prelude::*;
+use serde_json::Value as Json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Seeds larger than this are identified by path, not by a checksum of their content.
+pub const SEED_CHECKSUM_LIMIT: u64 = 1 << 20;
+
+pub const PROJECT_FILES: [&str; 2] = ["pm_project.yml", "dbt_project.yml"];
+
+/// What a file under the project's paths is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileKind {
+    Model,
+    Seed,
+    /// A singular data test (`tests/**/*.sql`).
+    Test,
+    Macro,
+    Snapshot,
+    Analysis,
+    /// Markdown with `{% docs %}` blocks.
+    Docs,
+}
+
+/// A file's text with where it came from.
+#[derive(Debug, Clone)]
+pub struct SourceText {
+    pub kind: FileKind,
+    /// Path relative to the project root, `/`-separated.
+    pub path: String,
+    /// Path relative to the resource folder it was found under (`staging/stg_users.sql`).
+    pub resource_path: String,
+    pub text: Arc<str>,
+}
+
+impl SourceText {
+    /// File name without extension.
+    pub fn stem(&self) -> &str {
+        let file = self.resource_path.rsplit('/').next().unwrap_or(&self.resource_path);
+        file.rsplit_once('.').map(|(s, _)| s).unwrap_or(file)
+    }
+    /// Folders between the resource path and the file.
+    pub fn folders(&self) -> Vec<String> {
+        let mut parts: Vec<String> = self.resource_path.split('/').map(str::to_string).collect();
+        parts.pop();
+        parts
+    }
+}
+
+/// A loaded project: plain data, source locations kept for errors.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: PathBuf,
+    pub name: String,
+    pub profile: Option<String>,
+    /// `pm_project.yml` or `dbt_project.yml`.
+    pub project_file: String,
+    pub project_text: Arc<str>,
+    pub model_paths: Vec<String>,
+    pub seed_paths: Vec<String>,
+    pub test_paths: Vec<String>,
+    pub macro_paths: Vec<String>,
+    pub snapshot_paths: Vec<String>,
+    pub analysis_paths: Vec<String>,
+    pub target_path: String,
+    pub vars: serde_json::Map<String, Json>,
+    pub models_config: ConfigTree,
+    pub seeds_config: ConfigTree,
+    pub tests_config: ConfigTree,
+    pub snapshots_config: ConfigTree,
+    pub sources_config: ConfigTree,
+    pub on_run_start: Vec<String>,
+    pub on_run_end: Vec<String>,
+    pub quoting: Json,
+    pub files: Vec<SourceText>,
+    pub properties: Vec<PropertiesFile>,
+    /// `selectors.yml` next to the project file, parsed.
+    pub selectors: Option<(Arc<str>, Json)>,
+    /// The raw project document (kept for unknown keys).
+    pub document: Json,
+}
+
+/// The folder holding the project file: `dir` itself when given, else the
+/// current folder or the nearest parent holding one.
+pub fn find_root(dir: Option<&Path>) -> Result<PathBuf> {
+    if let Some(d) = dir {
+        if PROJECT_FILES.iter().any(|f| d.join(f).is_file()) {
+            return Ok(d.to_path_buf());
+        }
+        return Err(Problem::new(
+            "project::not_found",
+            format!("no pm_project.yml or dbt_project.yml in {}", d.display()),
+        )
+        .help("point --project-dir at the folder that holds the project file")
+        .into());
+    }
+    let cwd = std::env::current_dir().map_err(|e| {
+        Problems::from(Problem::new("project::cwd", format!("cannot read the current folder: {e}")))
+    })?;
+    for d in cwd.ancestors() {
+        if PROJECT_FILES.iter().any(|f| d.join(f).is_file()) {
+            return Ok(d.to_path_buf());
+        }
+    }
+    Err(Problem::new(
+        "project::not_found",
+        format!(
+            "no pm_project.yml or dbt_project.yml in {} or any folder above it",
+            cwd.display()
+        ),
+    )
+    .help("run pm inside a project, or pass --project-dir DIR")
+    .into())
+}
+
+fn path_list(doc: &Json, keys: &[&str], default: &str) -> Vec<String> {
+    for k in keys {
+        if let Some(v) = doc.get(*k) {
+            let l = yaml::string_list(Some(v));
+            return l.into_iter().map(|p| p.trim_end_matches('/').to_string()).collect();
+        }
+    }
+    vec![default.to_string()]
+}
+
+fn hooks(v: Option<&Json>) -> Vec<String> {
+    yaml::string_list(v)
+}
+
+/// Loads the project at `root`.
+pub fn load(root: &Path) -> Result<Project> {
+    let (project_file, project_text) = PROJECT_FILES
+        .iter()
+        .find_map(|f| {
+            std::fs::read_to_string(root.join(f))
+                .ok()
+                .map(|t| (f.to_string(), Arc::<str>::from(t)))
+        })
+        .ok_or_else(|| {
+            Problems::from(
+                Problem::new("project::not_found", format!("cannot read a project file in {}", root.display()))
+                    .help("create pm_project.yml (or dbt_project.yml) with at least `name:`"),
+            )
+        })?;
+    let doc = yaml::parse(&project_file, &project_text)?;
+    let name = match doc.get("name").and_then(yaml::as_string) {
+        Some(n) if !n.is_empty() => n,
+        _ => {
+            return Err(Problem::new("project::name", format!("{project_file} has no `name:`"))
+                .in_file(&project_file, project_text.clone())
+                .label(0..0, "the project needs a name")
+                .help("add `name: my_project` at the top of the file")
+                .into())
+        }
+    };
+    let model_paths = path_list(&doc, &["model-paths", "source-paths"], "models");
+    let seed_paths = path_list(&doc, &["seed-paths", "data-paths"], "seeds");
+    let test_paths = path_list(&doc, &["test-paths"], "tests");
+    let macro_paths = path_list(&doc, &["macro-paths"], "macros");
+    let snapshot_paths = path_list(&doc, &["snapshot-paths"], "snapshots");
+    let analysis_paths = path_list(&doc, &["analysis-paths"], "analyses");
+    let target_path = doc
+        .get("target-path")
+        .and_then(yaml::as_string)
+        .unwrap_or_else(|| "target".into());
+
+    let mut vars = serde_json::Map::new();
+    if let Some(Json::Object(v)) = doc.get("vars") {
+        for (k, val) in v {
+            // `vars: {project_name: {...}}` scopes vars to a package: ours apply.
+            if k == &name {
+                if let Json::Object(inner) = val {
+                    for (ik, iv) in inner {
+                        vars.insert(ik.clone(), iv.clone());
+                    }
+                    continue;
+                }
+            }
+            vars.insert(k.clone(), val.clone());
+        }
+    }
+
+    // Collect files.
+    let mut wanted: Vec<(FileKind, String, PathBuf)> = Vec::new();
+    let mut yml_paths: Vec<PathBuf> = Vec::new();
+    let groups: [(&[String], FileKind, &[&str]); 6] = [
+        (&model_paths, FileKind::Model, &["sql"]),
+        (&seed_paths, FileKind::Seed, &["csv"]),
+        (&test_paths, FileKind::Test, &["sql"]),
+        (&macro_paths, FileKind::Macro, &["sql"]),
+        (&snapshot_paths, FileKind::Snapshot, &["sql"]),
+        (&analysis_paths, FileKind::Analysis, &["sql"]),
+    ];
+    let mut seen_yml = std::collections::HashSet::new();
+    for (paths, kind, exts) in groups {
+        for p in paths {
+            let base = root.join(p);
+            if !base.is_dir() {
+                continue;
+            }
+            for entry in walkdir::WalkDir::new(&base).sort_by_file_name().follow_links(true) {
+                let entry = entry.map_err(|e| {
+                    Problems::from(Problem::new("project::walk", format!("cannot read {}: {e}", base.display())))
+                })?;
+                if !entry.file_type().is_file() {
+                    continue;
+                }
+                let path = entry.path();
+                let fname = entry.file_name().to_string_lossy();
+                if fname.starts_with('.') {
+                    continue;
+                }
+                let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+                if ext == "yml" || ext == "yaml" {
+                    if seen_yml.insert(path.to_path_buf()) {
+                        yml_paths.push(path.to_path_buf());
+                    }
+                } else if exts.contains(&ext.as_str()) {
+                    // A macro in tests/generic/ is a macro, as in dbt.
+                    let rel_res = rel(path, &base);
+                    let k = if kind == FileKind::Test && rel_res.starts_with("generic/") {
+                        FileKind::Macro
+                    } else {
+                        kind
+                    };
+                    wanted.push((k, rel_res, path.to_path_buf()));
+                } else if ext == "md" && matches!(kind, FileKind::Model | FileKind::Macro | FileKind::Seed | FileKind::Snapshot) {
+                    wanted.push((FileKind::Docs, rel(path, &base), path.to_path_buf()));
+                }
+            }
+        }
+    }
+
+    let files: Vec<std::result::Result<SourceText, Problem>> = wanted
+        .par_iter()
+        .map(|(kind, resource_path, abs)| {
+            // Large seeds are not read here: they are streamed when loaded,
+            // and identified by path rather than content (as dbt does above 1 MiB).
+            if *kind == FileKind::Seed {
+                let len = std::fs::metadata(abs).map(|m| m.len()).unwrap_or(0);
+                if len > SEED_CHECKSUM_LIMIT {
+                    return Ok(SourceText {
+                        kind: *kind,
+                        path: rel(abs, root),
+                        resource_path: resource_path.clone(),
+                        text: Arc::from(""),
+                    });
+                }
+            }
+            let text = std::fs::read_to_string(abs).map_err(|e| {
+                Problem::new("project::read", format!("cannot read {}: {e}", abs.display()))
+                    .help("check the file's permissions and that it is UTF-8")
+            })?;
+            Ok(SourceText {
+                kind: *kind,
+                path: rel(abs, root),
+                resource_path: resource_path.clone(),
+                text: Arc::from(text),
+            })
+        })
+        .collect();
+    let props: Vec<std::result::Result<PropertiesFile, Problem>> = yml_paths
+        .par_iter()
+        .map(|abs| {
+            let path = rel(abs, root);
+            let text: Arc<str> = std::fs::read_to_string(abs)
+                .map_err(|e| Problem::new("project::read", format!("cannot read {path}: {e}")))?
+                .into();
+            let doc = yaml::parse(&path, &text)?;
+            properties::parse(&path, &text, &doc)
+        })
+        .collect();
+
+    let mut problems = Problems::default();
+    let mut ok_files = Vec::with_capacity(files.len());
+    for f in files {
+        match f {
+            Ok(f) => ok_files.push(f),
+            Err(p) => problems.push(p),
+        }
+    }
+    let mut ok_props = Vec::with_capacity(props.len());
+    for p in props {
+        match p {
+            Ok(p) => ok_props.push(p),
+            Err(p) => problems.push(p),
+        }
+    }
+    problems.into_result()?;
+
+    let selectors = match std::fs::read_to_string(root.join("selectors.yml")) {
+        Ok(t) => {
+            let t: Arc<str> = t.into();
+            let d = yaml::parse("selectors.yml", &t)?;
+            Some((t, d))
+        }
+        Err(_) => None,
+    };
+
+    Ok(Project {
+        root: root.to_path_buf(),
+        profile: doc.get("profile").and_then(yaml::as_string),
+        models_config: ConfigTree::from_json(doc.get("models")),
+        seeds_config: ConfigTree::from_json(doc.get("seeds")),
+        tests_config: ConfigTree::from_json(doc.get("data_tests").or_else(|| doc.get("tests"))),
+        snapshots_config: ConfigTree::from_json(doc.get("snapshots")),
+        sources_config: ConfigTree::from_json(doc.get("sources")),
+        on_run_start: hooks(doc.get("on-run-start")),
+        on_run_end: hooks(doc.get("on-run-end")),
+        quoting: doc.get("quoting").cloned().unwrap_or(Json::Null),
+        name,
+        project_file,
+        project_text,
+        model_paths,
+        seed_paths,
+        test_paths,
+        macro_paths,
+        snapshot_paths,
+        analysis_paths,
+        target_path,
+        vars,
+        files: ok_files,
+        properties: ok_props,
+        selectors,
+        document: doc,
+    })
+}
+
+fn rel(path: &Path, base: &Path) -> String {
+    let r = path.strip_prefix(base).unwrap_or(path);
+    r.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Parses `--vars` (a YAML mapping) into JSON.
+pub fn parse_cli_vars(text: &str) -> Result<serde_json::Map<String, Json>> {
+    let t: Arc<str> = Arc::from(text);
+    match yaml::parse("--vars", &t)? {
+        Json::Object(m) => Ok(m),
+        Json::Null => Ok(Default::default()),
+        _ => Err(Problem::new("cli::vars", "--vars must be a YAML mapping")
+            .in_file("--vars", t.clone())
+            .label(0..text.len(), "not a mapping")
+            .help("write it like --vars '{key: value, other: 2}'")
+            .into()),
+    }
+}

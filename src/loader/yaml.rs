@@ -1,0 +1,112 @@
+//! YAML reading with errors that point at the line.
+
+use crate::error::{offset_of, Problem};
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+/// Parses YAML text into JSON values (anchors and `<<` merge keys applied).
+/// An empty file is an empty mapping.
+pub fn parse(name: &str, text: &Arc<str>) -> Result<Json, Problem> {
+    if text.trim().is_empty() {
+        return Ok(Json::Object(Default::default()));
+    }
+    let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+        let offset = e
+            .location()
+            .map(|l| offset_of(text, l.line(), l.column()))
+            .unwrap_or(0);
+        let msg = e.to_string();
+        let short = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        Problem::new("yaml::syntax", format!("invalid YAML in {name}: {short}"))
+            .in_file(name, text.clone())
+            .label(offset..offset + 1, short)
+            .help("fix the YAML syntax at the marked position (indentation, a missing colon or an unclosed quote are the usual causes)")
+    })?;
+    value.apply_merge().map_err(|e| {
+        Problem::new("yaml::merge", format!("invalid YAML merge key in {name}: {e}"))
+            .in_file(name, text.clone())
+    })?;
+    serde_json::to_value(&value).map_err(|e| {
+        Problem::new("yaml::value", format!("unsupported YAML value in {name}: {e}"))
+            .in_file(name, text.clone())
+            .help("mapping keys must be strings or numbers")
+    })
+}
+
+/// The 1-based line of the first `name: <value>` entry (list item or key) in a
+/// YAML text, used to point errors at a resource's entry.
+pub fn line_of_entry(text: &str, key: &str, value: &str) -> Option<usize> {
+    text.lines().position(|line| {
+        let t = line.trim_start();
+        let t = t.strip_prefix("- ").map(str::trim_start).unwrap_or(t);
+        let Some(rest) = t.strip_prefix(key) else {
+            return false;
+        };
+        let Some(rest) = rest.trim_start().strip_prefix(':') else {
+            return false;
+        };
+        let rest = rest.split(" #").next().unwrap_or(rest).trim();
+        let rest = rest.trim_matches(|c| c == '"' || c == '\'');
+        rest == value
+    })
+    .map(|i| i + 1)
+}
+
+/// The 1-based line of the first line whose key is `key:` (any value).
+pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let t = line.trim_start();
+            let t = t.strip_prefix("- ").map(str::trim_start).unwrap_or(t);
+            t.strip_prefix(key)
+                .map(|r| r.trim_start().starts_with(':'))
+                .unwrap_or(false)
+        })
+        .map(|i| i + 1)
+}
+
+/// A string value, accepting numbers and booleans written unquoted.
+pub fn as_string(v: &Json) -> Option<String> {
+    match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A list of strings from a string or a list of strings.
+pub fn string_list(v: Option<&Json>) -> Vec<String> {
+    match v {
+        Some(Json::Array(a)) => a.iter().filter_map(as_string).collect(),
+        Some(other) => as_string(other).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_error_points_at_line() {
+        let text: Arc<str> = Arc::from("models:\n  - name: a\n   bad: [\n");
+        let err = parse("m.yml", &text).unwrap_err();
+        assert!(err.message.starts_with("invalid YAML in m.yml"), "{}", err.message);
+        assert!(err.location().is_some());
+    }
+
+    #[test]
+    fn merge_keys_apply() {
+        let text: Arc<str> = Arc::from("base: &b {x: 1}\nother:\n  <<: *b\n  y: 2\n");
+        let v = parse("a.yml", &text).unwrap();
+        assert_eq!(v["other"]["x"], 1);
+    }
+
+    #[test]
+    fn finds_entries() {
+        let t = "models:\n  - name: a\n  - name: 'b' # c\n";
+        assert_eq!(line_of_entry(t, "name", "b"), Some(3));
+        assert_eq!(line_of_key(t, "models"), Some(1));
+    }
+}

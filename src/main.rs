@@ -1,0 +1,40 @@
+use clap::Parser;
+use pm::cli::{Cli, Command};
+use pm::output::Log;
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let g = &cli.global;
+    let log = Log::new(g.log_format, g.quiet, g.no_color);
+    let color = log.color;
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .unicode(color)
+                .terminal_links(false)
+                .context_lines(2)
+                .build(),
+        )
+    }));
+    let result = match &cli.command {
+        Command::Parse => pm::commands::parse(g, log),
+        Command::Compile(args) => pm::commands::compile::run(g, args, log),
+        Command::Ls(args) => pm::commands::ls::run(g, args, log),
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(problems) => {
+            log.problems(problems);
+            2
+        }
+    };
+    std::process::exit(code);
+}

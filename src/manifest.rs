@@ -1,0 +1,267 @@
+//! The compiled project: every node with its resolved config, relation and
+//! compiled SQL, plus the dependency graph. Built by [`crate::compile`].
+
+use crate::graph::Dag;
+use crate::loader::config::Config;
+use indexmap::IndexMap;
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResourceType {
+    Model,
+    Seed,
+    Snapshot,
+    Analysis,
+    Test,
+    Source,
+    Exposure,
+}
+
+impl ResourceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::Model => "model",
+            ResourceType::Seed => "seed",
+            ResourceType::Snapshot => "snapshot",
+            ResourceType::Analysis => "analysis",
+            ResourceType::Test => "test",
+            ResourceType::Source => "source",
+            ResourceType::Exposure => "exposure",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ResourceType> {
+        Some(match s {
+            "model" | "models" => ResourceType::Model,
+            "seed" | "seeds" => ResourceType::Seed,
+            "snapshot" | "snapshots" => ResourceType::Snapshot,
+            "analysis" | "analyses" => ResourceType::Analysis,
+            "test" | "tests" | "data_test" => ResourceType::Test,
+            "source" | "sources" => ResourceType::Source,
+            "exposure" | "exposures" => ResourceType::Exposure,
+            _ => return None,
+        })
+    }
+
+    pub const ALL: [ResourceType; 7] = [
+        ResourceType::Model,
+        ResourceType::Seed,
+        ResourceType::Snapshot,
+        ResourceType::Analysis,
+        ResourceType::Test,
+        ResourceType::Source,
+        ResourceType::Exposure,
+    ];
+
+    /// Nodes that `ref()` can point at.
+    pub fn is_refable(self) -> bool {
+        matches!(self, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Column {
+    pub name: String,
+    pub description: String,
+    pub meta: Map<String, Json>,
+    pub data_type: Option<String>,
+    pub quote: Option<bool>,
+    pub tags: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Json>,
+}
+
+/// A `ref()` as written.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct RefCall {
+    pub name: String,
+    pub package: Option<String>,
+    pub version: Option<String>,
+}
+
+/// What a generic test was asked to check.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestMetadata {
+    pub name: String,
+    pub kwargs: Map<String, Json>,
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestInfo {
+    pub metadata: Option<TestMetadata>,
+    pub column_name: Option<String>,
+    /// The node the YAML entry is attached to.
+    pub attached_node: Option<String>,
+    /// e.g. `models.stg_users` or `sources.raw`.
+    pub file_key_name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    pub source_name: String,
+    pub source_description: String,
+    pub loader: String,
+    pub identifier: String,
+    pub loaded_at_field: Option<String>,
+    pub freshness: Json,
+    pub external: Json,
+    pub source_meta: Map<String, Json>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExposureInfo {
+    pub kind: String,
+    pub label: Option<String>,
+    pub url: Option<String>,
+    pub maturity: Option<String>,
+    pub owner: Json,
+}
+
+/// Every resource of the project: model, seed, snapshot, analysis, test,
+/// source table or exposure.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub unique_id: String,
+    pub resource_type: ResourceType,
+    pub package_name: String,
+    pub name: String,
+    /// Path relative to the resource folder (`staging/stg_users.sql`).
+    pub path: String,
+    /// Path relative to the project root (`models/staging/stg_users.sql`).
+    pub original_file_path: String,
+    /// The YAML file that describes the node, if any.
+    pub patch_path: Option<String>,
+    /// 1-based line of the node's definition in its file (YAML nodes).
+    pub line: usize,
+    pub fqn: Vec<String>,
+    pub raw_code: Arc<str>,
+    /// sha256 of the raw file.
+    pub checksum: String,
+    pub config: Config,
+    /// Config as written before rendering (project + YAML + in-file), for state comparison.
+    pub description: String,
+    pub columns: IndexMap<String, Column>,
+    pub meta: Map<String, Json>,
+    pub docs: Json,
+    pub database: String,
+    pub schema: String,
+    pub alias: String,
+    pub refs: Vec<RefCall>,
+    pub sources: Vec<[String; 2]>,
+    /// Unique ids of the nodes this one depends on, sorted.
+    pub depends_on: Vec<String>,
+    pub depends_on_macros: Vec<String>,
+    pub compiled_code: Option<String>,
+    pub extra_ctes: Vec<(String, String)>,
+    pub test: Option<TestInfo>,
+    pub source: Option<SourceInfo>,
+    pub exposure: Option<ExposureInfo>,
+    /// Unknown YAML keys of the node's entry.
+    pub extra: Map<String, Json>,
+}
+
+impl Node {
+    pub fn materialized(&self) -> &str {
+        match self.resource_type {
+            ResourceType::Seed => "seed",
+            ResourceType::Test => "test",
+            ResourceType::Snapshot => "snapshot",
+            ResourceType::Source | ResourceType::Exposure => "",
+            _ => self
+                .config
+                .get("materialized")
+                .and_then(Json::as_str)
+                .unwrap_or("view"),
+        }
+    }
+
+    pub fn tags(&self) -> Vec<String> {
+        crate::loader::config::tags(&self.config)
+    }
+
+    /// True when the node is a relation in the warehouse.
+    pub fn is_relational(&self) -> bool {
+        match self.resource_type {
+            ResourceType::Model => self.materialized() != "ephemeral",
+            ResourceType::Seed | ResourceType::Snapshot | ResourceType::Source => true,
+            _ => false,
+        }
+    }
+
+    /// `"db"."schema"."alias"`, or None for nodes that are not relations.
+    pub fn relation_name(&self) -> Option<String> {
+        if !self.is_relational() {
+            return None;
+        }
+        Some(format!(
+            "{}.{}.{}",
+            quote_ident(&self.database),
+            quote_ident(&self.schema),
+            quote_ident(&self.alias)
+        ))
+    }
+
+    /// How `pm ls --output selector` and dbt print the node.
+    pub fn selector_string(&self) -> String {
+        match self.resource_type {
+            ResourceType::Source => format!("source:{}", self.fqn.join(".")),
+            ResourceType::Exposure => format!("exposure:{}", self.fqn.join(".")),
+            _ => self.fqn.join("."),
+        }
+    }
+}
+
+/// PostgreSQL identifier quoting.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MacroInfo {
+    pub unique_id: String,
+    pub name: String,
+    pub package_name: String,
+    pub original_file_path: String,
+    pub path: String,
+    pub line: usize,
+    pub arguments: Vec<String>,
+    pub macro_sql: String,
+}
+
+/// A `{% docs name %}` block.
+#[derive(Debug, Clone, Serialize)]
+pub struct DocBlock {
+    pub unique_id: String,
+    pub name: String,
+    pub package_name: String,
+    pub original_file_path: String,
+    pub block_contents: String,
+}
+
+/// The compiled project.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub project_name: String,
+    pub target: crate::loader::profile::Target,
+    /// All enabled nodes, sorted by unique id.
+    pub nodes: Vec<Node>,
+    /// Index of each unique id in `nodes`.
+    pub index: std::collections::HashMap<String, usize>,
+    pub disabled: Vec<Node>,
+    pub macros: Vec<MacroInfo>,
+    pub docs: Vec<DocBlock>,
+    pub dag: Dag,
+    pub selectors: Json,
+    pub invocation_id: String,
+    pub generated_at: String,
+}
+
+impl Manifest {
+    pub fn get(&self, unique_id: &str) -> Option<&Node> {
+        self.index.get(unique_id).map(|&i| &self.nodes[i])
+    }
+}

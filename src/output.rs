@@ -1,0 +1,69 @@
+//! Log lines for people (text, coloured on a terminal) or machines (JSON).
+//! Logs go to stderr; what a command is asked to print (ls, a compiled
+//! query) goes to stdout.
+
+use crate::cli::LogFormat;
+use std::io::{IsTerminal, Write};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Log {
+    pub format: LogFormat,
+    pub quiet: bool,
+    pub color: bool,
+}
+
+impl Log {
+    pub fn new(format: LogFormat, quiet: bool, no_color: bool) -> Log {
+        let color = !no_color
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            && format == LogFormat::Text
+            && std::io::stderr().is_terminal();
+        Log { format, quiet, color }
+    }
+
+    fn emit(&self, level: &str, msg: &str) {
+        let mut err = std::io::stderr().lock();
+        match self.format {
+            LogFormat::Json => {
+                let line = serde_json::json!({
+                    "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "level": level,
+                    "msg": msg,
+                });
+                let _ = writeln!(err, "{line}");
+            }
+            LogFormat::Text => {
+                let (pre, post) = match (self.color, level) {
+                    (true, "warn") => ("\x1b[33mwarning:\x1b[0m ", ""),
+                    (false, "warn") => ("warning: ", ""),
+                    _ => ("", ""),
+                };
+                let _ = writeln!(err, "{pre}{msg}{post}");
+            }
+        }
+    }
+
+    pub fn info(&self, msg: &str) {
+        if !self.quiet {
+            self.emit("info", msg);
+        }
+    }
+
+    pub fn warn(&self, msg: &str) {
+        self.emit("warn", msg);
+    }
+
+    /// Problems as miette reports (text) or JSON lines.
+    pub fn problems(&self, problems: crate::error::Problems) {
+        for p in problems.0 {
+            match self.format {
+                LogFormat::Json => {
+                    let _ = writeln!(std::io::stderr().lock(), "{}", p.to_json());
+                }
+                LogFormat::Text => {
+                    let _ = writeln!(std::io::stderr().lock(), "{:?}", p.into_report());
+                }
+            }
+        }
+    }
+}
