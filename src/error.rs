@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub struct Problem {
     pub code: &'static str,
     pub message: String,
-    pub file: Option<SourceFile>,
+    pub file: Option<Box<SourceFile>>,
     pub labels: Vec<(SourceSpan, String)>,
     pub help: Option<String>,
     /// Further diagnostics shown under this one (e.g. other members of a cycle).
@@ -26,6 +26,7 @@ pub struct Problem {
 pub struct SourceFile {
     pub name: String,
     pub text: Arc<str>,
+    named: Arc<NamedSource<Arc<str>>>,
 }
 
 impl Problem {
@@ -41,20 +42,37 @@ impl Problem {
     }
 
     pub fn in_file(mut self, name: impl Into<String>, text: Arc<str>) -> Self {
-        self.file = Some(SourceFile {
-            name: name.into(),
+        let name = name.into();
+        self.file = Some(Box::new(SourceFile {
+            named: Arc::new(NamedSource::new(name.clone(), text.clone()).with_language("sql")),
+            name,
             text,
-        });
+        }));
         self
     }
 
     /// Adds a label on a byte range of the file. Ranges past the end are clamped.
-    pub fn label(mut self, range: std::ops::Range<usize>, text: impl Into<String>) -> Self {
-        let len = self.file.as_ref().map(|f| f.text.len()).unwrap_or(0);
-        let start = range.start.min(len);
-        let end = range.end.clamp(start, len);
+    pub fn label(mut self, range: std::ops::Range<usize>, label: impl Into<String>) -> Self {
+        let text = self
+            .file
+            .as_ref()
+            .map(|f| f.text.clone())
+            .unwrap_or_else(|| Arc::from(""));
+        let len = text.len();
+        // A position at the very end (YAML's "unexpected end") is shown on the last character.
+        let last = text.trim_end().len().saturating_sub(1);
+        let start = if range.start >= len {
+            last.min(len)
+        } else {
+            range.start
+        };
+        let range = start..range.end.max(start);
+        let end = range
+            .end
+            .clamp(start, len)
+            .max((start + 1).min(text.trim_end().len().max(start)));
         self.labels
-            .push((SourceSpan::from(start..end), text.into()));
+            .push((SourceSpan::from(start..end), label.into()));
         self
     }
 
@@ -120,7 +138,9 @@ impl Diagnostic for Problem {
             .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.file.as_ref().map(|f| &f.text as &dyn miette::SourceCode)
+        self.file
+            .as_ref()
+            .map(|f| f.named.as_ref() as &dyn miette::SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         if self.labels.is_empty() {
@@ -139,14 +159,9 @@ impl Diagnostic for Problem {
 }
 
 impl Problem {
-    /// A miette report carrying the file name, for rendering.
+    /// A miette report, for rendering.
     pub fn into_report(self) -> miette::Report {
-        let file = self.file.clone();
-        let report = miette::Report::new(self);
-        match file {
-            Some(f) => report.with_source_code(NamedSource::new(f.name, f.text.to_string())),
-            None => report,
-        }
+        miette::Report::new(self)
     }
 }
 
@@ -214,7 +229,12 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..floor_char_boundary(text, offset)];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|s| s.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|s| s.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -240,12 +260,16 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
 /// Names among `candidates` closest to `name` (for "did you mean" help).
 pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut scored: Vec<(f64, &str)> = candidates
-        .map(|c| (strsim::jaro_winkler(name, c), c))
-        .filter(|(s, _)| *s > 0.75)
+        .map(|c| (strsim::normalized_damerau_levenshtein(name, c), c))
+        .filter(|(s, _)| *s >= 0.6)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
     scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(3).map(|(_, c)| c.to_string()).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 /// "did you mean `a`, `b`?" or a fallback text.

@@ -58,7 +58,10 @@ impl ResourceType {
 
     /// Nodes that `ref()` can point at.
     pub fn is_refable(self) -> bool {
-        matches!(self, ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot)
+        matches!(
+            self,
+            ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot
+        )
     }
 }
 
@@ -208,7 +211,13 @@ impl Node {
     /// How `pm ls --output selector` and dbt print the node.
     pub fn selector_string(&self) -> String {
         match self.resource_type {
-            ResourceType::Source => format!("source:{}", self.fqn.join(".")),
+            ResourceType::Source => match &self.source {
+                Some(s) => format!(
+                    "source:{}.{}.{}",
+                    self.package_name, s.source_name, self.name
+                ),
+                None => format!("source:{}", self.fqn.join(".")),
+            },
             ResourceType::Exposure => format!("exposure:{}", self.fqn.join(".")),
             _ => self.fqn.join("."),
         }

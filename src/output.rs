@@ -18,7 +18,11 @@ impl Log {
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
             && format == LogFormat::Text
             && std::io::stderr().is_terminal();
-        Log { format, quiet, color }
+        Log {
+            format,
+            quiet,
+            color,
+        }
     }
 
     fn emit(&self, level: &str, msg: &str) {

@@ -33,7 +33,13 @@ fn node_json(m: &Manifest, n: &Node, with_compiled: bool) -> Json {
     o.insert("name".into(), json!(n.name));
     o.insert("path".into(), json!(n.path));
     o.insert("original_file_path".into(), json!(n.original_file_path));
-    o.insert("patch_path".into(), json!(n.patch_path.as_ref().map(|p| format!("{}://{}", n.package_name, p))));
+    o.insert(
+        "patch_path".into(),
+        json!(n
+            .patch_path
+            .as_ref()
+            .map(|p| format!("{}://{}", n.package_name, p))),
+    );
     o.insert("fqn".into(), json!(n.fqn));
     o.insert("database".into(), json!(n.database));
     o.insert("schema".into(), json!(n.schema));
@@ -41,7 +47,10 @@ fn node_json(m: &Manifest, n: &Node, with_compiled: bool) -> Json {
     o.insert("columns".into(), Json::Object(columns));
     o.insert("meta".into(), Json::Object(n.meta.clone()));
     o.insert("tags".into(), json!(n.tags()));
-    o.insert("config".into(), serde_json::to_value(&n.config).unwrap_or(Json::Null));
+    o.insert(
+        "config".into(),
+        serde_json::to_value(&n.config).unwrap_or(Json::Null),
+    );
     o.insert("relation_name".into(), json!(n.relation_name()));
     match n.resource_type {
         ResourceType::Source => {
@@ -66,30 +75,56 @@ fn node_json(m: &Manifest, n: &Node, with_compiled: bool) -> Json {
             }
             o.insert("refs".into(), json!(refs_json(n)));
             o.insert("sources".into(), json!(n.sources));
-            o.insert("depends_on".into(), json!({"macros": [], "nodes": n.depends_on}));
+            o.insert(
+                "depends_on".into(),
+                json!({"macros": [], "nodes": n.depends_on}),
+            );
         }
         _ => {
             o.insert("alias".into(), json!(n.alias));
-            o.insert("checksum".into(), json!({"name": "sha256", "checksum": n.checksum}));
+            o.insert(
+                "checksum".into(),
+                json!({"name": "sha256", "checksum": n.checksum}),
+            );
             o.insert("language".into(), json!("sql"));
             o.insert("raw_code".into(), json!(&*n.raw_code));
-            o.insert("docs".into(), if n.docs.is_null() { json!({"show": true, "node_color": null}) } else { n.docs.clone() });
+            o.insert(
+                "docs".into(),
+                if n.docs.is_null() {
+                    json!({"show": true, "node_color": null})
+                } else {
+                    n.docs.clone()
+                },
+            );
             o.insert("refs".into(), json!(refs_json(n)));
             o.insert("sources".into(), json!(n.sources));
-            o.insert("depends_on".into(), json!({"macros": n.depends_on_macros, "nodes": n.depends_on}));
+            o.insert(
+                "depends_on".into(),
+                json!({"macros": n.depends_on_macros, "nodes": n.depends_on}),
+            );
             if with_compiled && n.compiled_code.is_some() {
-                o.insert("compiled_path".into(), json!(format!("{}/{}", m_target(m), compiled_path(m, n))));
+                o.insert(
+                    "compiled_path".into(),
+                    json!(format!("{}/{}", m_target(m), compiled_path(m, n))),
+                );
                 o.insert("compiled".into(), json!(true));
                 o.insert("compiled_code".into(), json!(n.compiled_code));
                 o.insert("extra_ctes_injected".into(), json!(true));
                 o.insert(
                     "extra_ctes".into(),
-                    json!(n.extra_ctes.iter().map(|(id, sql)| json!({"id": id, "sql": sql})).collect::<Vec<_>>()),
+                    json!(n
+                        .extra_ctes
+                        .iter()
+                        .map(|(id, sql)| json!({"id": id, "sql": sql}))
+                        .collect::<Vec<_>>()),
                 );
             }
             if let Some(t) = &n.test {
                 if let Some(md) = &t.metadata {
-                    o.insert("test_metadata".into(), serde_json::to_value(md).unwrap_or(Json::Null));
+                    o.insert(
+                        "test_metadata".into(),
+                        serde_json::to_value(md).unwrap_or(Json::Null),
+                    );
                 }
                 o.insert("column_name".into(), json!(t.column_name));
                 o.insert("attached_node".into(), json!(t.attached_node));
@@ -121,11 +156,22 @@ pub fn manifest_json(m: &Manifest, with_compiled: bool) -> String {
         .nodes
         .par_iter()
         .map(|n| {
-            let body = serde_json::to_string(&node_json(m, n, with_compiled)).unwrap_or_else(|_| "null".into());
-            (n.resource_type, serde_json::to_string(&n.unique_id).unwrap_or_default(), body)
+            let body = serde_json::to_string(&node_json(m, n, with_compiled))
+                .unwrap_or_else(|_| "null".into());
+            (
+                n.resource_type,
+                serde_json::to_string(&n.unique_id).unwrap_or_default(),
+                body,
+            )
         })
         .collect();
-    let mut out = String::with_capacity(parts.iter().map(|p| p.2.len() + p.1.len() + 2).sum::<usize>() + 4096);
+    let mut out = String::with_capacity(
+        parts
+            .iter()
+            .map(|p| p.2.len() + p.1.len() + 2)
+            .sum::<usize>()
+            + 4096,
+    );
     let metadata = json!({
         "dbt_schema_version": MANIFEST_SCHEMA,
         "dbt_version": format!("pm-{}", env!("CARGO_PKG_VERSION")),
@@ -138,7 +184,16 @@ pub fn manifest_json(m: &Manifest, with_compiled: bool) -> String {
     out.push_str("{\"metadata\":");
     out.push_str(&metadata.to_string());
     for (key, kinds) in [
-        ("nodes", &[ResourceType::Model, ResourceType::Seed, ResourceType::Snapshot, ResourceType::Analysis, ResourceType::Test][..]),
+        (
+            "nodes",
+            &[
+                ResourceType::Model,
+                ResourceType::Seed,
+                ResourceType::Snapshot,
+                ResourceType::Analysis,
+                ResourceType::Test,
+            ][..],
+        ),
         ("sources", &[ResourceType::Source][..]),
         ("exposures", &[ResourceType::Exposure][..]),
     ] {
@@ -166,7 +221,11 @@ pub fn manifest_json(m: &Manifest, with_compiled: bool) -> String {
                 o.insert("resource_type".into(), json!("macro"));
                 o.insert(
                     "arguments".into(),
-                    json!(mac.arguments.iter().map(|a| json!({"name": a, "type": null, "description": ""})).collect::<Vec<_>>()),
+                    json!(mac
+                        .arguments
+                        .iter()
+                        .map(|a| json!({"name": a, "type": null, "description": ""}))
+                        .collect::<Vec<_>>()),
                 );
             }
             (mac.unique_id.clone(), v)
@@ -177,13 +236,20 @@ pub fn manifest_json(m: &Manifest, with_compiled: bool) -> String {
     let docs: Map<String, Json> = m
         .docs
         .iter()
-        .map(|d| (d.unique_id.clone(), serde_json::to_value(d).unwrap_or(Json::Null)))
+        .map(|d| {
+            (
+                d.unique_id.clone(),
+                serde_json::to_value(d).unwrap_or(Json::Null),
+            )
+        })
         .collect();
     out.push_str(",\"docs\":");
     out.push_str(&Json::Object(docs).to_string());
     let mut disabled: Map<String, Json> = Map::new();
     for n in &m.disabled {
-        let entry = disabled.entry(n.unique_id.clone()).or_insert_with(|| json!([]));
+        let entry = disabled
+            .entry(n.unique_id.clone())
+            .or_insert_with(|| json!([]));
         if let Json::Array(a) = entry {
             a.push(node_json(m, n, false));
         }
@@ -193,8 +259,17 @@ pub fn manifest_json(m: &Manifest, with_compiled: bool) -> String {
     let mut parent_map = Map::new();
     let mut child_map = Map::new();
     for (i, n) in m.nodes.iter().enumerate() {
-        parent_map.insert(n.unique_id.clone(), json!(m.dag.parents[i].iter().map(|&p| &m.nodes[p].unique_id).collect::<Vec<_>>()));
-        let mut kids: Vec<&String> = m.dag.children[i].iter().map(|&c| &m.nodes[c].unique_id).collect();
+        parent_map.insert(
+            n.unique_id.clone(),
+            json!(m.dag.parents[i]
+                .iter()
+                .map(|&p| &m.nodes[p].unique_id)
+                .collect::<Vec<_>>()),
+        );
+        let mut kids: Vec<&String> = m.dag.children[i]
+            .iter()
+            .map(|&c| &m.nodes[c].unique_id)
+            .collect();
         kids.sort();
         child_map.insert(n.unique_id.clone(), json!(kids));
     }
@@ -219,8 +294,11 @@ pub fn manifest_json(m: &Manifest, with_compiled: bool) -> String {
 }
 
 fn io_problem(path: &Path, e: std::io::Error) -> Problem {
-    Problem::new("artifacts::write", format!("cannot write {}: {e}", path.display()))
-        .help("check that the target folder is writable and the disk is not full")
+    Problem::new(
+        "artifacts::write",
+        format!("cannot write {}: {e}", path.display()),
+    )
+    .help("check that the target folder is writable and the disk is not full")
 }
 
 /// Writes `target/manifest.json`, through a temporary file so a reader never
@@ -240,7 +318,9 @@ pub fn write_compiled(target_dir: &Path, m: &Manifest, nodes: &[usize]) -> Resul
         .iter()
         .filter_map(|&i| {
             let n = &m.nodes[i];
-            n.compiled_code.as_deref().map(|sql| (target_dir.join(compiled_path(m, n)), sql))
+            n.compiled_code
+                .as_deref()
+                .map(|sql| (target_dir.join(compiled_path(m, n)), sql))
         })
         .collect();
     let mut dirs: Vec<&Path> = files.iter().filter_map(|(p, _)| p.parent()).collect();

@@ -26,12 +26,19 @@ pub fn run(g: &GlobalArgs, args: &SelectArgs, log: Log) -> Result<i32> {
     let with_sql: Vec<usize> = selected
         .iter()
         .copied()
-        .filter(|&i| c.manifest.nodes[i].compiled_code.is_some() && c.manifest.nodes[i].resource_type != crate::manifest::ResourceType::Test)
+        .filter(|&i| {
+            c.manifest.nodes[i].compiled_code.is_some()
+                && c.manifest.nodes[i].resource_type != crate::manifest::ResourceType::Test
+        })
         .collect();
     if !args.select.is_empty() && with_sql.len() == 1 {
         let n = &c.manifest.nodes[with_sql[0]];
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{}", n.compiled_code.as_deref().unwrap_or("").trim_end());
+        let _ = writeln!(
+            out,
+            "{}",
+            n.compiled_code.as_deref().unwrap_or("").trim_end()
+        );
     }
     Ok(0)
 }

@@ -20,9 +20,12 @@ pub fn run(g: &GlobalArgs, args: &LsArgs, log: Log) -> Result<i32> {
             Some(rt) => types.push(rt),
             None => {
                 let names: Vec<&str> = ResourceType::ALL.iter().map(|r| r.as_str()).collect();
-                return Err(Problem::new("cli::resource_type", format!("unknown resource type `{t}`"))
-                    .help(format!("resource types: {}", names.join(", ")))
-                    .into());
+                return Err(Problem::new(
+                    "cli::resource_type",
+                    format!("unknown resource type `{t}`"),
+                )
+                .help(format!("resource types: {}", names.join(", ")))
+                .into());
             }
         }
     }

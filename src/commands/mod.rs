@@ -36,7 +36,12 @@ impl Session {
         };
         Ok(Session {
             project,
-            options: CompileOptions { target, cli_vars, which: which.to_string(), full_refresh: false },
+            options: CompileOptions {
+                target,
+                cli_vars,
+                which: which.to_string(),
+                full_refresh: false,
+            },
             log,
         })
     }
@@ -83,7 +88,9 @@ pub fn parse(g: &GlobalArgs, log: Log) -> Result<i32> {
         "Parsed {} in {:.2}s; wrote {}",
         summary(&c.manifest),
         started.elapsed().as_secs_f64(),
-        path.strip_prefix(&s.project.root).unwrap_or(&path).display()
+        path.strip_prefix(&s.project.root)
+            .unwrap_or(&path)
+            .display()
     ));
     Ok(0)
 }
@@ -106,6 +113,12 @@ pub fn summary(m: &crate::manifest::Manifest) -> String {
             parts.push(format!("{n} {}", if n == 1 { one } else { many }));
         }
     }
-    parts.push(format!("{} macros", m.macros.iter().filter(|x| x.package_name == m.project_name).count()));
+    parts.push(format!(
+        "{} macros",
+        m.macros
+            .iter()
+            .filter(|x| x.package_name == m.project_name)
+            .count()
+    ));
     parts.join(", ")
 }

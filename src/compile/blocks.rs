@@ -30,9 +30,12 @@ pub fn scan_tags(text: &str) -> Vec<Tag> {
             }
         }
         if bytes[i] == b'{' && bytes[i + 1] == b'%' {
-            let Some(e) = text[i + 2..].find("%}") else { break };
+            let Some(e) = text[i + 2..].find("%}") else {
+                break;
+            };
             let end = i + 2 + e + 2;
-            let inner = text[i + 2..end - 2].trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
+            let inner = text[i + 2..end - 2]
+                .trim_matches(|c: char| c == '-' || c == '+' || c.is_whitespace());
             let (keyword, rest) = match inner.find(|c: char| !(c.is_alphanumeric() || c == '_')) {
                 Some(p) => (&inner[..p], inner[p..].trim()),
                 None => (inner, ""),
@@ -60,6 +63,56 @@ fn blank(text: &mut String, range: std::ops::Range<usize>) {
     text.replace_range(range, &replaced);
 }
 
+/// dbt code mutates lists and dicts (`{% do cols.append(c) %}`,
+/// `{% do d.update({...}) %}`); minijinja's literals are immutable. When a
+/// template calls such a method, `{% set x = [...] %}` and `{% set x = {...} %}`
+/// become `{% set x = __pm_list([...]) %}` / `__pm_dict({...})`, objects with
+/// Python's list and dict methods. Lines stay where they were.
+pub fn mutable_literals(text: &str) -> Option<String> {
+    const MUTATORS: [&str; 8] = [
+        ".append(",
+        ".extend(",
+        ".insert(",
+        ".pop(",
+        ".remove(",
+        ".update(",
+        ".setdefault(",
+        ".clear(",
+    ];
+    if !MUTATORS.iter().any(|m| text.contains(m)) {
+        return None;
+    }
+    let mut out = text.to_string();
+    let mut edits = Vec::new();
+    for t in scan_tags(text) {
+        if t.keyword != "set" {
+            continue;
+        }
+        let Some((lhs, rhs)) = t.rest.split_once('=') else {
+            continue;
+        };
+        let rhs = rhs.trim();
+        let func = if rhs.starts_with('[') && rhs.ends_with(']') {
+            "__pm_list"
+        } else if rhs.starts_with('{') && rhs.ends_with('}') {
+            "__pm_dict"
+        } else {
+            continue;
+        };
+        let raw = &text[t.start..t.end];
+        let open = if raw.starts_with("{%-") { "{%-" } else { "{%" };
+        let close = if raw.ends_with("-%}") { "-%}" } else { "%}" };
+        edits.push((
+            t.start..t.end,
+            format!("{open} set {} = {func}({rhs}) {close}", lhs.trim()),
+        ));
+    }
+    for (range, rep) in edits.into_iter().rev() {
+        out.replace_range(range, &rep);
+    }
+    Some(out)
+}
+
 /// A macro found in a macro file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MacroDef {
@@ -85,7 +138,11 @@ pub fn prepare_macro_file(text: &str) -> (String, Vec<MacroDef>) {
         match t.keyword.as_str() {
             "macro" | "test" => {
                 let (name, args) = signature(&t.rest);
-                let name = if t.keyword == "test" { format!("test_{name}") } else { name };
+                let name = if t.keyword == "test" {
+                    format!("test_{name}")
+                } else {
+                    name
+                };
                 if t.keyword == "test" {
                     let raw = &text[t.start..t.end];
                     let open_delim = if raw.starts_with("{%-") { "{%-" } else { "{%" };
@@ -93,7 +150,9 @@ pub fn prepare_macro_file(text: &str) -> (String, Vec<MacroDef>) {
                     let sig_rest = t.rest.split_once('(').map(|(_, r)| r).unwrap_or(")");
                     edits.push((
                         t.start..t.end,
-                        Some(format!("{open_delim} macro {name}({sig_rest} {close_delim}")),
+                        Some(format!(
+                            "{open_delim} macro {name}({sig_rest} {close_delim}"
+                        )),
                     ));
                 }
                 let line = text[..t.start].matches('\n').count() + 1;
@@ -104,10 +163,19 @@ pub fn prepare_macro_file(text: &str) -> (String, Vec<MacroDef>) {
                     let raw = &text[t.start..t.end];
                     let open_delim = if raw.starts_with("{%-") { "{%-" } else { "{%" };
                     let close_delim = if raw.ends_with("-%}") { "-%}" } else { "%}" };
-                    edits.push((t.start..t.end, Some(format!("{open_delim} endmacro {close_delim}"))));
+                    edits.push((
+                        t.start..t.end,
+                        Some(format!("{open_delim} endmacro {close_delim}")),
+                    ));
                 }
                 if let Some((name, arguments, line, start)) = open.take() {
-                    defs.push(MacroDef { name, arguments, line, start, end: t.end });
+                    defs.push(MacroDef {
+                        name,
+                        arguments,
+                        line,
+                        start,
+                        end: t.end,
+                    });
                 }
             }
             "materialization" => materialization_start = Some(t.start),
@@ -136,8 +204,17 @@ fn signature(rest: &str) -> (String, Vec<String>) {
     let mut out = Vec::new();
     let mut depth = 0i32;
     let mut cur = String::new();
+    let mut quote: Option<char> = None;
     for c in args.chars() {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            cur.push(c);
+            continue;
+        }
         match c {
+            '\'' | '"' => quote = Some(c),
             '(' | '[' | '{' => depth += 1,
             ')' | ']' | '}' => depth -= 1,
             ',' if depth == 0 => {
@@ -219,6 +296,17 @@ mod tests {
         assert!(out.contains("{% macro test_is_even(model, column_name) %}"));
         assert!(out.contains("{% endmacro %}"));
         assert_eq!(out.lines().count(), text.lines().count());
+    }
+
+    #[test]
+    fn rewrites_mutable_literals() {
+        let t =
+            "{%- set cols = [] -%}\n{% set d = {'a': 1} %}{% set n = 1 %}{% do cols.append(1) %}";
+        let out = mutable_literals(t).unwrap();
+        assert!(out.starts_with(
+            "{%- set cols = __pm_list([]) -%}\n{% set d = __pm_dict({'a': 1}) %}{% set n = 1 %}"
+        ));
+        assert!(mutable_literals("{% set x = [] %}").is_none());
     }
 
     #[test]

@@ -202,7 +202,11 @@ impl Object for Relation {
             "database" => Value::from(rel.database),
             "schema" => Value::from(rel.schema),
             "identifier" | "name" | "table" | "alias" => Value::from(rel.identifier),
-            "type" => Value::from(if rel.ephemeral { "cte".to_string() } else { rel.kind }),
+            "type" => Value::from(if rel.ephemeral {
+                "cte".to_string()
+            } else {
+                rel.kind
+            }),
             "is_table" => Value::from(rel.kind == "table" || rel.kind == "incremental"),
             "is_view" => Value::from(rel.kind == "view"),
             "is_cte" => Value::from(rel.ephemeral),
@@ -219,7 +223,9 @@ impl Object for Relation {
         args: &[Value],
     ) -> Result<Value, Error> {
         match method {
-            "render" => Ok(Value::from(Value::from_dyn_object(self.clone()).to_string())),
+            "render" => Ok(Value::from(
+                Value::from_dyn_object(self.clone()).to_string(),
+            )),
             "include" => {
                 let (_, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
                 let mut parts = self.parts;
@@ -238,7 +244,9 @@ impl Object for Relation {
                     parts,
                 }))
             }
-            "quote" | "incorporate" | "without_identifier" => Ok(Value::from_dyn_object(self.clone())),
+            "quote" | "incorporate" | "without_identifier" => {
+                Ok(Value::from_dyn_object(self.clone()))
+            }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("relations have no method `{method}`"),
@@ -289,7 +297,10 @@ impl Object for This {
     ) -> Result<Value, Error> {
         match self.relation() {
             Some(r) => r.call_method(state, method, args),
-            None => Err(Error::new(ErrorKind::InvalidOperation, "`this` outside a node")),
+            None => Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "`this` outside a node",
+            )),
         }
     }
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -306,14 +317,24 @@ fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Error> {
         .get::<Option<Value>>("version")?
         .or(kwargs.get::<Option<Value>>("v")?)
         .map(|v| v.to_string());
-    let strs: Vec<String> = pos.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect();
+    let strs: Vec<String> = pos
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .collect();
     let (package, name) = match strs.as_slice() {
         [name] => (None, name.clone()),
         [pkg, name] => (Some(pkg.clone()), name.clone()),
         _ => {
             return Err(fail(
                 "compile::ref_args",
-                format!("ref() takes a model name, or a package and a model name; got {} arguments", strs.len()),
+                format!(
+                    "ref() takes a model name, or a package and a model name; got {} arguments",
+                    strs.len()
+                ),
                 "write ref('model_name') or ref('package', 'model_name')",
             ))
         }
@@ -322,8 +343,13 @@ fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Error> {
         if p != &shared.project_name {
             return Err(fail(
                 "compile::unknown_package",
-                format!("ref('{p}', '{name}') names package `{p}`, which is not part of this project"),
-                format!("pm compiles a single project; use ref('{name}') or ref('{}', '{name}')", shared.project_name),
+                format!(
+                    "ref('{p}', '{name}') names package `{p}`, which is not part of this project"
+                ),
+                format!(
+                    "pm compiles a single project; use ref('{name}') or ref('{}', '{name}')",
+                    shared.project_name
+                ),
             ));
         }
     }
@@ -337,16 +363,24 @@ fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Error> {
                     format!("enable `{name}` (enabled: true) or remove this ref"),
                 ));
             }
-            let suggestions = crate::error::closest(&name, shared.by_name.keys().map(String::as_str));
+            let suggestions =
+                crate::error::closest(&name, shared.by_name.keys().map(String::as_str));
             return Err(fail(
                 "compile::unknown_ref",
                 format!("ref('{name}') names no model, seed or snapshot"),
-                crate::error::did_you_mean(&suggestions, "check the spelling, or add the model under a model path"),
+                crate::error::did_you_mean(
+                    &suggestions,
+                    "check the spelling, or add the model under a model path",
+                ),
             ));
         }
     };
     with_state(|s| {
-        let call = RefCall { name, package, version };
+        let call = RefCall {
+            name,
+            package,
+            version,
+        };
         if !s.refs.contains(&call) {
             s.refs.push(call);
         }
@@ -360,9 +394,16 @@ fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Error> {
 }
 
 fn source_fn(shared: &Arc<Shared>, source: &str, table: &str) -> Result<Value, Error> {
-    let Some(&target) = shared.by_source.get(&(source.to_string(), table.to_string())) else {
+    let Some(&target) = shared
+        .by_source
+        .get(&(source.to_string(), table.to_string()))
+    else {
         let want = format!("{source}.{table}");
-        let names: Vec<String> = shared.by_source.keys().map(|(s, t)| format!("{s}.{t}")).collect();
+        let names: Vec<String> = shared
+            .by_source
+            .keys()
+            .map(|(s, t)| format!("{s}.{t}"))
+            .collect();
         let suggestions = crate::error::closest(&want, names.iter().map(String::as_str));
         let help = if suggestions.is_empty() {
             "declare it in a YAML file under `sources:` with its `tables:`".to_string()
@@ -473,7 +514,10 @@ impl Object for ConfigObj {
                 Ok(Value::from(""))
             }
             "persist_relation_docs" | "persist_column_docs" => Ok(Value::from(false)),
-            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("config has no method `{method}`"))),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("config has no method `{method}`"),
+            )),
         }
     }
 
@@ -517,7 +561,10 @@ impl Object for VarObj {
                 let (name,): (&str,) = minijinja::value::from_args(args)?;
                 Ok(Value::from(self.0.vars.contains_key(name)))
             }
-            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("var has no method `{method}`"))),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("var has no method `{method}`"),
+            )),
         }
     }
 }
@@ -530,7 +577,9 @@ pub fn env_var(name: &str, default: Option<Value>) -> Result<Value, Error> {
             fail(
                 "compile::missing_env_var",
                 format!("env_var('{name}') is not set and has no default"),
-                format!("export {name}=… before running pm, or give a default: env_var('{name}', '…')"),
+                format!(
+                    "export {name}=… before running pm, or give a default: env_var('{name}', '…')"
+                ),
             )
         }),
     }
@@ -556,7 +605,9 @@ impl Object for ModelObj {
             "path" => Value::from(m.path.clone()),
             "fqn" => to_value(&m.fqn),
             "description" => Value::from(m.description.clone()),
-            "alias" | "identifier" => Value::from(This(self.0.clone()).relation()?.rel().identifier),
+            "alias" | "identifier" => {
+                Value::from(This(self.0.clone()).relation()?.rel().identifier)
+            }
             "schema" => Value::from(This(self.0.clone()).relation()?.rel().schema),
             "database" => Value::from(This(self.0.clone()).relation()?.rel().database),
             "config" => {
@@ -611,14 +662,22 @@ impl Object for DateTimeObj {
                 let mut out = String::new();
                 use std::fmt::Write;
                 write!(out, "{}", self.0.format(fmt)).map_err(|_| {
-                    Error::new(ErrorKind::InvalidOperation, format!("bad strftime format `{fmt}`"))
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("bad strftime format `{fmt}`"),
+                    )
                 })?;
                 Ok(Value::from(out))
             }
-            "isoformat" => Ok(Value::from(self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))),
+            "isoformat" => Ok(Value::from(
+                self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+            )),
             "date" => Ok(Value::from(self.0.format("%Y-%m-%d").to_string())),
             "timestamp" => Ok(Value::from(self.0.timestamp() as f64)),
-            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("datetime has no method `{method}`"))),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("datetime has no method `{method}`"),
+            )),
         }
     }
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -649,9 +708,13 @@ impl Object for DatetimeModule {
     ) -> Result<Value, Error> {
         let now = chrono::Utc::now();
         match (self.0, method) {
-            ("datetime", "now") => Ok(Value::from_object(DateTimeObj(chrono::Local::now().fixed_offset()))),
+            ("datetime", "now") => Ok(Value::from_object(DateTimeObj(
+                chrono::Local::now().fixed_offset(),
+            ))),
             ("datetime", "utcnow") => Ok(Value::from_object(DateTimeObj(now.fixed_offset()))),
-            ("date", "today") => Ok(Value::from(chrono::Local::now().format("%Y-%m-%d").to_string())),
+            ("date", "today") => Ok(Value::from(
+                chrono::Local::now().format("%Y-%m-%d").to_string(),
+            )),
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("modules.datetime.{} has no `{method}`", self.0),
@@ -680,7 +743,11 @@ impl Object for AdapterObj {
             "dispatch" => {
                 let (name, _kwargs): (&str, Kwargs) = minijinja::value::from_args(args)?;
                 let (_, name) = name.rsplit_once('.').unwrap_or(("", name));
-                for candidate in [format!("postgres__{name}"), format!("default__{name}"), name.to_string()] {
+                for candidate in [
+                    format!("postgres__{name}"),
+                    format!("default__{name}"),
+                    name.to_string(),
+                ] {
                     if let Some(v) = state.lookup(&candidate) {
                         return Ok(v);
                     }
@@ -694,9 +761,14 @@ impl Object for AdapterObj {
             "type" => Ok(Value::from("postgres")),
             // Catalog lookups need the database; at compile time nothing exists yet.
             "get_relation" | "load_relation" => Ok(Value::from(())),
-            "get_columns_in_relation" | "list_relations_without_caching" => Ok(Value::from(Vec::<Value>::new())),
+            "get_columns_in_relation" | "list_relations_without_caching" => {
+                Ok(Value::from(Vec::<Value>::new()))
+            }
             "already_exists" => Ok(Value::from(false)),
-            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("adapter has no method `{method}`"))),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("adapter has no method `{method}`"),
+            )),
         }
     }
 }
@@ -722,7 +794,10 @@ impl Object for ExceptionsObj {
                 with_state(|s| s.logs.push(format!("warning: {msg}")));
                 Ok(Value::from(""))
             }
-            _ => Err(Error::new(ErrorKind::UnknownMethod, format!("exceptions has no `{method}`"))),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("exceptions has no `{method}`"),
+            )),
         }
     }
 }
@@ -790,7 +865,10 @@ impl Object for MacroFn {
             let tmpl = state.env().get_template(&self.template)?;
             let mut module = tmpl.render_captured(())?;
             let m = module.state().lookup(&self.name).ok_or_else(|| {
-                Error::new(ErrorKind::UnknownFunction, format!("macro `{}` went missing", self.name))
+                Error::new(
+                    ErrorKind::UnknownFunction,
+                    format!("macro `{}` went missing", self.name),
+                )
             })?;
             module.with_state_mut(|st| m.call(st, &args))
         })();
@@ -800,15 +878,227 @@ impl Object for MacroFn {
     }
 }
 
+// ---------------------------------------------------------------- mutable containers
+
+/// A list with Python's mutating methods (see `blocks::mutable_literals`).
+#[derive(Debug, Default)]
+pub struct MutList(std::sync::Mutex<Vec<Value>>);
+
+impl MutList {
+    fn items(&self) -> Vec<Value> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl Object for MutList {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let items = self.items();
+        let i = key.as_i64()?;
+        let i = if i < 0 { items.len() as i64 + i } else { i };
+        items.get(usize::try_from(i).ok()?).cloned()
+    }
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(self.items())
+    }
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let mut v = self
+            .0
+            .lock()
+            .map_err(|_| Error::new(ErrorKind::InvalidOperation, "list poisoned"))?;
+        match method {
+            "append" => {
+                let (x,): (Value,) = minijinja::value::from_args(args)?;
+                v.push(x);
+                Ok(Value::from(()))
+            }
+            "extend" => {
+                let (x,): (Value,) = minijinja::value::from_args(args)?;
+                v.extend(x.try_iter()?);
+                Ok(Value::from(()))
+            }
+            "insert" => {
+                let (i, x): (usize, Value) = minijinja::value::from_args(args)?;
+                let i = i.min(v.len());
+                v.insert(i, x);
+                Ok(Value::from(()))
+            }
+            "pop" => {
+                let (i,): (Option<i64>,) = minijinja::value::from_args(args)?;
+                let len = v.len() as i64;
+                let i = i
+                    .map(|i| if i < 0 { len + i } else { i })
+                    .unwrap_or(len - 1);
+                if i < 0 || i >= len {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        "pop index out of range",
+                    ));
+                }
+                Ok(v.remove(i as usize))
+            }
+            "remove" => {
+                let (x,): (Value,) = minijinja::value::from_args(args)?;
+                match v.iter().position(|y| y == &x) {
+                    Some(p) => {
+                        v.remove(p);
+                        Ok(Value::from(()))
+                    }
+                    None => Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        "list.remove(x): x not in list",
+                    )),
+                }
+            }
+            "clear" => {
+                v.clear();
+                Ok(Value::from(()))
+            }
+            "index" => {
+                let (x,): (Value,) = minijinja::value::from_args(args)?;
+                v.iter()
+                    .position(|y| y == &x)
+                    .map(Value::from)
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "value not in list"))
+            }
+            "count" => {
+                let (x,): (Value,) = minijinja::value::from_args(args)?;
+                Ok(Value::from(v.iter().filter(|y| *y == &x).count()))
+            }
+            "copy" => Ok(Value::from_object(MutList(std::sync::Mutex::new(
+                v.clone(),
+            )))),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("list has no method `{method}`"),
+            )),
+        }
+    }
+}
+
+/// A dict with Python's mutating methods.
+#[derive(Debug, Default)]
+pub struct MutDict(std::sync::Mutex<indexmap::IndexMap<Value, Value>>);
+
+impl MutDict {
+    fn items(&self) -> indexmap::IndexMap<Value, Value> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+impl Object for MutDict {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.items().get(key).cloned()
+    }
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Values(self.items().keys().cloned().collect())
+    }
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let mut m = self
+            .0
+            .lock()
+            .map_err(|_| Error::new(ErrorKind::InvalidOperation, "dict poisoned"))?;
+        match method {
+            "update" => {
+                for a in args {
+                    let iter = a.try_iter()?;
+                    for k in iter {
+                        let v = a.get_item(&k)?;
+                        m.insert(k, v);
+                    }
+                }
+                Ok(Value::from(()))
+            }
+            "get" => {
+                let (k, d): (Value, Option<Value>) = minijinja::value::from_args(args)?;
+                Ok(m.get(&k).cloned().or(d).unwrap_or(Value::from(())))
+            }
+            "pop" => {
+                let (k, d): (Value, Option<Value>) = minijinja::value::from_args(args)?;
+                m.shift_remove(&k).or(d).ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidOperation, format!("key {k} not in dict"))
+                })
+            }
+            "setdefault" => {
+                let (k, d): (Value, Option<Value>) = minijinja::value::from_args(args)?;
+                Ok(m.entry(k).or_insert(d.unwrap_or(Value::from(()))).clone())
+            }
+            "clear" => {
+                m.clear();
+                Ok(Value::from(()))
+            }
+            "keys" => Ok(Value::from(m.keys().cloned().collect::<Vec<_>>())),
+            "values" => Ok(Value::from(m.values().cloned().collect::<Vec<_>>())),
+            "items" => Ok(Value::from(
+                m.iter()
+                    .map(|(k, v)| Value::from(vec![k.clone(), v.clone()]))
+                    .collect::<Vec<_>>(),
+            )),
+            "copy" => Ok(Value::from_object(MutDict(std::sync::Mutex::new(
+                m.clone(),
+            )))),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("dict has no method `{method}`"),
+            )),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- environment
 
 /// Names every template can use without defining them (for "did you mean").
 pub const BUILTIN_NAMES: &[&str] = &[
-    "ref", "source", "config", "var", "env_var", "this", "model", "target", "is_incremental",
-    "return", "log", "print", "exceptions", "adapter", "run_started_at", "modules", "execute",
-    "flags", "invocation_id", "project_name", "dbt_version", "fromjson", "tojson", "fromyaml",
-    "toyaml", "set", "zip", "local_md5", "run_query", "statement", "load_result", "builtins",
-    "graph", "doc", "api",
+    "ref",
+    "source",
+    "config",
+    "var",
+    "env_var",
+    "this",
+    "model",
+    "target",
+    "is_incremental",
+    "return",
+    "log",
+    "print",
+    "exceptions",
+    "adapter",
+    "run_started_at",
+    "modules",
+    "execute",
+    "flags",
+    "invocation_id",
+    "project_name",
+    "dbt_version",
+    "fromjson",
+    "tojson",
+    "fromyaml",
+    "toyaml",
+    "set",
+    "zip",
+    "local_md5",
+    "run_query",
+    "statement",
+    "load_result",
+    "builtins",
+    "graph",
+    "doc",
+    "api",
 ];
 
 /// Builds the environment: globals bound to `shared`, and macro templates
@@ -827,7 +1117,11 @@ pub fn environment(
 
     let project = shared.project_name.clone();
     for (template, source, names) in macro_templates {
-        let package = if template.starts_with("pm/") { "pm".to_string() } else { project.clone() };
+        let package = if template.starts_with("pm/") {
+            "pm".to_string()
+        } else {
+            project.clone()
+        };
         for name in names {
             env.add_global(
                 name.clone(),
@@ -842,7 +1136,9 @@ pub fn environment(
     }
 
     let s = shared.clone();
-    env.add_function("ref", move |args: minijinja::value::Rest<Value>| ref_fn(&s, &args.0));
+    env.add_function("ref", move |args: minijinja::value::Rest<Value>| {
+        ref_fn(&s, &args.0)
+    });
     let s = shared.clone();
     env.add_function("source", move |a: &str, b: &str| source_fn(&s, a, b));
     env.add_global("config", Value::from_object(ConfigObj(shared.clone())));
@@ -862,16 +1158,32 @@ pub fn environment(
         });
         Value::from("")
     });
-    env.add_function("log", |msg: Value, kwargs: Kwargs| -> Result<Value, Error> {
-        let info: Option<bool> = kwargs.get("info")?;
-        if info.unwrap_or(false) {
-            with_state(|s| s.logs.push(msg.to_string()));
-        }
-        Ok(Value::from(""))
-    });
+    env.add_function(
+        "log",
+        |msg: Value, kwargs: Kwargs| -> Result<Value, Error> {
+            let info: Option<bool> = kwargs.get("info")?;
+            if info.unwrap_or(false) {
+                with_state(|s| s.logs.push(msg.to_string()));
+            }
+            Ok(Value::from(""))
+        },
+    );
     env.add_function("print", |msg: Value| {
         with_state(|s| s.logs.push(msg.to_string()));
         Value::from("")
+    });
+    env.add_function("__pm_list", |v: Value| -> Result<Value, Error> {
+        Ok(Value::from_object(MutList(std::sync::Mutex::new(
+            v.try_iter()?.collect(),
+        ))))
+    });
+    env.add_function("__pm_dict", |v: Value| -> Result<Value, Error> {
+        let mut m = indexmap::IndexMap::new();
+        for k in v.try_iter()? {
+            let val = v.get_item(&k)?;
+            m.insert(k, val);
+        }
+        Ok(Value::from_object(MutDict(std::sync::Mutex::new(m))))
     });
     env.add_global("exceptions", Value::from_object(ExceptionsObj));
     env.add_global("adapter", Value::from_object(AdapterObj));
@@ -881,9 +1193,14 @@ pub fn environment(
     );
     env.add_global(
         "modules",
-        Value::from_iter([("datetime".to_string(), Value::from_object(DatetimeModule("module")))]
+        Value::from_iter(
+            [(
+                "datetime".to_string(),
+                Value::from_object(DatetimeModule("module")),
+            )]
             .into_iter()
-            .collect::<std::collections::BTreeMap<String, Value>>()),
+            .collect::<std::collections::BTreeMap<String, Value>>(),
+        ),
     );
     env.add_global("execute", false);
     env.add_global(
@@ -897,12 +1214,17 @@ pub fn environment(
     env.add_global("invocation_id", shared.invocation_id.clone());
     env.add_global("project_name", shared.project_name.clone());
     env.add_global("dbt_version", env!("CARGO_PKG_VERSION"));
-    env.add_function("fromjson", |s: &str, default: Option<Value>| -> Result<Value, Error> {
-        match serde_json::from_str::<Json>(s) {
-            Ok(j) => Ok(json_to_value(&j)),
-            Err(e) => default.ok_or_else(|| Error::new(ErrorKind::InvalidOperation, format!("fromjson: {e}"))),
-        }
-    });
+    env.add_function(
+        "fromjson",
+        |s: &str, default: Option<Value>| -> Result<Value, Error> {
+            match serde_json::from_str::<Json>(s) {
+                Ok(j) => Ok(json_to_value(&j)),
+                Err(e) => default.ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidOperation, format!("fromjson: {e}"))
+                }),
+            }
+        },
+    );
     env.add_function("tojson", |v: Value| -> Result<Value, Error> {
         serde_json::to_string(&v)
             .map(Value::from)
@@ -936,17 +1258,19 @@ pub fn environment(
         ))
     });
     env.add_function("local_md5", |s: &str| {
-        use sha2::Digest;
-        // dbt's local_md5 is an MD5; pm gives a stable sha256 prefix of the same length.
-        let d = sha2::Sha256::digest(s.as_bytes());
-        Value::from(hex(&d)[..32].to_string())
+        use md5::Digest;
+        Value::from(hex(&md5::Md5::digest(s.as_bytes())))
     });
     // Warehouse calls need a database; while compiling they return nothing, as
     // dbt's do while `execute` is false.
     env.add_function("run_query", |_sql: Value| Value::from(()));
     env.add_function("load_result", |_name: Value| Value::from(()));
-    env.add_function("statement", |_args: minijinja::value::Rest<Value>| Value::from(""));
-    env.add_function("doc", |name: &str| Value::from(format!("{{{{ doc('{name}') }}}}")));
+    env.add_function("statement", |_args: minijinja::value::Rest<Value>| {
+        Value::from("")
+    });
+    env.add_function("doc", |name: &str| {
+        Value::from(format!("{{{{ doc('{name}') }}}}"))
+    });
     Ok(env)
 }
 

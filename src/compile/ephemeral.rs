@@ -19,7 +19,10 @@ pub fn substitute(out: &str, rels: &[Rel]) -> String {
         };
         let inner = &after[..end];
         let (idx, parts) = inner.split_once(':').unwrap_or((inner, "7"));
-        match (idx.parse::<usize>().ok().and_then(|i| rels.get(i)), parts.parse::<u8>()) {
+        match (
+            idx.parse::<usize>().ok().and_then(|i| rels.get(i)),
+            parts.parse::<u8>(),
+        ) {
             (Some(rel), Ok(p)) => s.push_str(&rel.render(p)),
             _ => s.push_str(inner),
         }
@@ -72,7 +75,10 @@ pub fn inject(sql: &str, ctes: &[(String, String)]) -> String {
     if ctes.is_empty() {
         return sql.to_string();
     }
-    let joined: Vec<String> = ctes.iter().map(|(name, body)| format!(" {name} as (\n{}\n)", body.trim())).collect();
+    let joined: Vec<String> = ctes
+        .iter()
+        .map(|(name, body)| format!(" {name} as (\n{}\n)", body.trim()))
+        .collect();
     let joined = joined.join(",");
     match first_keyword(sql) {
         Some((start, end)) if sql[start..end].eq_ignore_ascii_case("with") => {
@@ -112,17 +118,36 @@ mod tests {
     #[test]
     fn substitutes_placeholders() {
         let rels = vec![
-            Rel { database: "db".into(), schema: "s".into(), identifier: "a".into(), ephemeral: false, kind: "view".into() },
-            Rel { identifier: "e".into(), ephemeral: true, ..Default::default() },
+            Rel {
+                database: "db".into(),
+                schema: "s".into(),
+                identifier: "a".into(),
+                ephemeral: false,
+                kind: "view".into(),
+            },
+            Rel {
+                identifier: "e".into(),
+                ephemeral: true,
+                ..Default::default()
+            },
         ];
-        let out = substitute("select * from \u{1}0:7\u{2} join \u{1}1:7\u{2} join \u{1}0:1\u{2}", &rels);
-        assert_eq!(out, "select * from \"db\".\"s\".\"a\" join __dbt__cte__e join \"a\"");
+        let out = substitute(
+            "select * from \u{1}0:7\u{2} join \u{1}1:7\u{2} join \u{1}0:1\u{2}",
+            &rels,
+        );
+        assert_eq!(
+            out,
+            "select * from \"db\".\"s\".\"a\" join __dbt__cte__e join \"a\""
+        );
     }
 
     #[test]
     fn injects_ctes() {
         let ctes = vec![("__dbt__cte__e".to_string(), "select 1".to_string())];
-        assert_eq!(inject("select * from __dbt__cte__e", &ctes), "with __dbt__cte__e as (\nselect 1\n)\nselect * from __dbt__cte__e");
+        assert_eq!(
+            inject("select * from __dbt__cte__e", &ctes),
+            "with __dbt__cte__e as (\nselect 1\n)\nselect * from __dbt__cte__e"
+        );
         assert_eq!(
             inject("-- hi\nWITH x as (select 2) select * from x", &ctes),
             "-- hi\nwith __dbt__cte__e as (\nselect 1\n), x as (select 2) select * from x"

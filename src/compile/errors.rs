@@ -24,25 +24,60 @@ pub fn node_problem(
     let template = e.name().unwrap_or(&node.original_file_path).to_string();
     let in_node = template == node.original_file_path;
     // Generic tests and exposures are generated from YAML: point at their entry.
-    if in_node && matches!(node.resource_type, ResourceType::Test | ResourceType::Exposure) && node.test.as_ref().is_some_and(|t| t.metadata.is_some()) || (in_node && node.resource_type == ResourceType::Exposure) {
-        let text = std::fs::read_to_string(&node.original_file_path).ok().map(Arc::from);
+    if in_node
+        && matches!(
+            node.resource_type,
+            ResourceType::Test | ResourceType::Exposure
+        )
+        && node.test.as_ref().is_some_and(|t| t.metadata.is_some())
+        || (in_node && node.resource_type == ResourceType::Exposure)
+    {
+        let text = std::fs::read_to_string(&node.original_file_path)
+            .ok()
+            .map(Arc::from);
         let (code, message, help) = describe(e, failure.as_ref(), node_source, files.macro_names);
-        let mut p = Problem::new(code, format!("{message} (in {} `{}`)", node.resource_type.as_str(), node.name)).help(help);
+        let mut p = Problem::new(
+            code,
+            format!(
+                "{message} (in {} `{}`)",
+                node.resource_type.as_str(),
+                node.name
+            ),
+        )
+        .help(help);
         if let Some(t) = text {
-            p = p.in_file(&node.original_file_path, t).label_line(node.line, "declared here");
+            p = p
+                .in_file(&node.original_file_path, t)
+                .label_line(node.line, "declared here");
         }
         return p;
     }
     let text: Arc<str> = if in_node {
         Arc::from(node_source)
     } else {
-        files.macro_texts.get(&template).cloned().unwrap_or_else(|| Arc::from(""))
+        files
+            .macro_texts
+            .get(&template)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""))
     };
-    let mut p = jinja_problem(e, failure.as_ref(), &template, &text, Some(node_source), files.macro_names);
+    let mut p = jinja_problem(
+        e,
+        failure.as_ref(),
+        &template,
+        &text,
+        Some(node_source),
+        files.macro_names,
+    );
     if !in_node {
         p = p.related(Problem::new(
             "compile::while",
-            format!("while compiling {} `{}` ({})", node.resource_type.as_str(), node.name, node.original_file_path),
+            format!(
+                "while compiling {} `{}` ({})",
+                node.resource_type.as_str(),
+                node.name,
+                node.original_file_path
+            ),
         ));
     }
     p
@@ -119,9 +154,15 @@ pub fn jinja_problem(
     macro_names: &BTreeSet<String>,
 ) -> Problem {
     let (code, message, help) = describe(e, failure, text, macro_names);
-    let mut p = Problem::new(code, format!("{message} in {file}{}", e.line().map(|l| format!(" line {l}")).unwrap_or_default()))
-        .in_file(file, text.clone())
-        .help(help);
+    let mut p = Problem::new(
+        code,
+        format!(
+            "{message} in {file}{}",
+            e.line().map(|l| format!(" line {l}")).unwrap_or_default()
+        ),
+    )
+    .in_file(file, text.clone())
+    .help(help);
     let label = match code {
         "jinja::syntax" => e.detail().unwrap_or("here").to_string(),
         "compile::unknown_ref" => "unknown ref".into(),
@@ -143,7 +184,6 @@ pub fn cycle_problem(cycle: &[usize], nodes: &[&Node], project: &Project) -> Pro
     let names: Vec<&str> = cycle.iter().map(|&i| nodes[i].name.as_str()).collect();
     let mut ring = names.join(" → ");
     ring.push_str(&format!(" → {}", names[0]));
-    let first = nodes[cycle[0]];
     let text_of = |n: &Node| {
         project
             .files
@@ -157,20 +197,19 @@ pub fn cycle_problem(cycle: &[usize], nodes: &[&Node], project: &Project) -> Pro
     for (k, &i) in cycle.iter().enumerate() {
         let n = nodes[i];
         let next = nodes[cycle[(k + 1) % cycle.len()]];
-        let text = text_of(n);
-        let needle = format!("ref('{}')", n.name);
         // Point at the ref() in the *next* member that closes the edge n → next.
         let next_text = text_of(next);
         let span = find_ref(&next_text, &n.name).unwrap_or(0..0);
-        let _ = (&text, &needle);
-        let member = Problem::new("graph::cycle_member", format!("{} is in the cycle ({})", next.unique_id, next.original_file_path))
-            .in_file(&next.original_file_path, next_text)
-            .label(span, format!("depends on {}", n.name));
-        if k == cycle.len() - 1 && std::ptr::eq(next, first) {
-            p = p.related(member);
-        } else {
-            p = p.related(member);
-        }
+        let member = Problem::new(
+            "graph::cycle_member",
+            format!(
+                "{} is in the cycle ({})",
+                next.unique_id, next.original_file_path
+            ),
+        )
+        .in_file(&next.original_file_path, next_text)
+        .label(span, format!("depends on {}", n.name));
+        p = p.related(member);
     }
     p
 }
@@ -182,7 +221,12 @@ fn find_ref(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
         let start = from + pos;
         let end = text[start..].find(')').map(|e| start + e + 1)?;
         let inner = &text[start + 4..end - 1];
-        if inner.split(',').next_back().map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"')) == Some(name) {
+        if inner
+            .split(',')
+            .next_back()
+            .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"'))
+            == Some(name)
+        {
             return Some(start..end);
         }
         from = end;

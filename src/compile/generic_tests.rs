@@ -81,8 +81,20 @@ where parent.to_field is null
 
 /// Argument keys that configure a test rather than parameterise it (dbt's list).
 const CONFIG_ARGS: &[&str] = &[
-    "severity", "tags", "enabled", "where", "limit", "warn_if", "error_if", "fail_calc",
-    "store_failures", "store_failures_as", "meta", "database", "schema", "alias",
+    "severity",
+    "tags",
+    "enabled",
+    "where",
+    "limit",
+    "warn_if",
+    "error_if",
+    "fail_calc",
+    "store_failures",
+    "store_failures_as",
+    "meta",
+    "database",
+    "schema",
+    "alias",
 ];
 
 /// A generic test entry, parsed.
@@ -104,14 +116,21 @@ pub fn parse_test(def: &TestDef) -> Result<ParsedTest, String> {
             if let Some(tn) = m.get("test_name").and_then(as_string) {
                 (tn, m.clone())
             } else if m.len() == 1 {
-                let (k, v) = m.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap_or_default();
+                let (k, v) = m
+                    .iter()
+                    .next()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .unwrap_or_default();
                 match v {
                     Json::Object(inner) => (k, inner),
                     Json::Null => (k, Map::new()),
                     _ => return Err(format!("the arguments of test `{k}` must be a mapping")),
                 }
             } else {
-                return Err("a test entry must be a name, or a mapping with one test name as its key".into());
+                return Err(
+                    "a test entry must be a name, or a mapping with one test name as its key"
+                        .into(),
+                );
             }
         }
         _ => return Err("a test entry must be a name or a mapping".into()),
@@ -186,8 +205,17 @@ fn flat_one(v: &Json) -> Vec<String> {
 /// dbt's test naming: `not_null_orders_id`, `accepted_values_orders_status__a__b`,
 /// `source_unique_raw_users_id`; names of 64 characters or more are shortened
 /// with a hash. Returns (name, full name).
-pub fn synthesize_name(test: &ParsedTest, target: &str, is_source: bool, column: Option<&str>) -> (String, String) {
-    let mut args: Vec<(String, Json)> = test.kwargs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+pub fn synthesize_name(
+    test: &ParsedTest,
+    target: &str,
+    is_source: bool,
+    column: Option<&str>,
+) -> (String, String) {
+    let mut args: Vec<(String, Json)> = test
+        .kwargs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     if let Some(c) = column {
         args.push(("column_name".into(), Json::from(c)));
     }
@@ -199,7 +227,11 @@ pub fn synthesize_name(test: &ParsedTest, target: &str, is_source: bool, column:
         .map(|s| clean(&s))
         .collect();
     let prefix = if is_source { "source_" } else { "" };
-    let ns = test.namespace.as_ref().map(|n| format!("{n}_")).unwrap_or_default();
+    let ns = test
+        .namespace
+        .as_ref()
+        .map(|n| format!("{n}_"))
+        .unwrap_or_default();
     let identifier = format!("{prefix}{ns}{}_{target}", test.test_name);
     let full = if parts.is_empty() {
         identifier.clone()
@@ -207,18 +239,24 @@ pub fn synthesize_name(test: &ParsedTest, target: &str, is_source: bool, column:
         format!("{identifier}_{}", parts.join("__"))
     };
     if full.len() >= 64 {
-        use sha2::Digest;
-        let digest = super::context::hex(&sha2::Sha256::digest(full.as_bytes()));
+        use md5::Digest;
+        let digest = super::context::hex(&md5::Md5::digest(full.as_bytes()));
         let trunc: String = identifier.chars().take(30).collect();
-        (format!("{trunc}_{}", &digest[..32]), full)
+        (format!("{trunc}_{digest}"), full)
     } else {
         (full.clone(), full)
     }
 }
 
-/// Does a string argument read as a Jinja call to ref() or source()?
+/// A string argument that is really a template expression: `ref('x')`,
+/// `source('a', 'b')`, or a whole `{{ expression }}`. Returns the expression.
 pub fn is_relation_expr(v: &Json) -> Option<&str> {
     let s = v.as_str()?.trim();
+    if let Some(inner) = s.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+        if !inner.contains("{{") && !inner.contains("}}") {
+            return Some(inner.trim());
+        }
+    }
     let open = s.find('(')?;
     let func = s[..open].trim();
     (matches!(func, "ref" | "source") && s.ends_with(')')).then_some(s)
@@ -279,33 +317,51 @@ mod tests {
     fn parses_every_form() {
         let t = parse_test(&def(json!("unique"))).unwrap();
         assert_eq!(t.test_name, "unique");
-        let t = parse_test(&def(json!({"accepted_values": {"values": ["a", "b"], "severity": "warn"}}))).unwrap();
+        let t = parse_test(&def(
+            json!({"accepted_values": {"values": ["a", "b"], "severity": "warn"}}),
+        ))
+        .unwrap();
         assert_eq!(t.kwargs["values"], json!(["a", "b"]));
         assert_eq!(t.config["severity"], json!("warn"));
         let t = parse_test(&def(json!({"accepted_values": {"arguments": {"values": ["a"]}, "config": {"where": "x > 1"}, "name": "custom"}}))).unwrap();
         assert_eq!(t.kwargs["values"], json!(["a"]));
         assert_eq!(t.config["where"], json!("x > 1"));
         assert_eq!(t.custom_name.as_deref(), Some("custom"));
-        let t = parse_test(&def(json!({"dbt_utils.expression_is_true": {"expression": "a > 0"}}))).unwrap();
+        let t = parse_test(&def(
+            json!({"dbt_utils.expression_is_true": {"expression": "a > 0"}}),
+        ))
+        .unwrap();
         assert_eq!(t.namespace.as_deref(), Some("dbt_utils"));
     }
 
     #[test]
     fn names_like_dbt() {
         let t = parse_test(&def(json!("not_null"))).unwrap();
-        assert_eq!(synthesize_name(&t, "orders", false, Some("id")).0, "not_null_orders_id");
-        let t = parse_test(&def(json!({"accepted_values": {"values": ["placed", "shipped"]}}))).unwrap();
+        assert_eq!(
+            synthesize_name(&t, "orders", false, Some("id")).0,
+            "not_null_orders_id"
+        );
+        let t = parse_test(&def(
+            json!({"accepted_values": {"values": ["placed", "shipped"]}}),
+        ))
+        .unwrap();
         assert_eq!(
             synthesize_name(&t, "orders", false, Some("status")).0,
             "accepted_values_orders_status__placed__shipped"
         );
-        let t = parse_test(&def(json!({"relationships": {"to": "ref('customers')", "field": "id"}}))).unwrap();
+        let t = parse_test(&def(
+            json!({"relationships": {"to": "ref('customers')", "field": "id"}}),
+        ))
+        .unwrap();
         assert_eq!(
             synthesize_name(&t, "orders", false, Some("customer_id")).0,
             "relationships_orders_customer_id__id__ref_customers_"
         );
         let t = parse_test(&def(json!("unique"))).unwrap();
-        assert_eq!(synthesize_name(&t, "raw_users", true, Some("id")).0, "source_unique_raw_users_id");
+        assert_eq!(
+            synthesize_name(&t, "raw_users", true, Some("id")).0,
+            "source_unique_raw_users_id"
+        );
         let long = synthesize_name(&t, &"x".repeat(70), false, Some("id"));
         assert!(long.0.len() < 64);
     }

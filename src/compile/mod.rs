@@ -57,12 +57,33 @@ enum Template {
     /// The node's file text (or a masked copy of the same length).
     File(Arc<str>),
     /// A generated template with its context (generic tests).
-    Generated { source: String, args: Map<String, Json> },
+    Generated {
+        source: String,
+        args: Map<String, Json>,
+    },
+}
+
+/// A resource that YAML tests can be attached to.
+struct TestTarget<'a> {
+    name: String,
+    /// `ref('x')` or `source('a', 'b')`.
+    expr: String,
+    attached: String,
+    is_source: bool,
+    tests: &'a [crate::loader::properties::TestDef],
+    columns: &'a [crate::loader::properties::ColumnDef],
+    file_key: String,
 }
 
 struct Draft {
     node: Node,
     template: Template,
+}
+
+fn file_template(text: &str) -> Template {
+    Template::File(Arc::from(
+        blocks::mutable_literals(text).as_deref().unwrap_or(text),
+    ))
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -99,7 +120,14 @@ fn with_defaults(defaults: Config, over: &Config) -> Config {
     c
 }
 
-fn new_node(rt: ResourceType, project: &Project, name: String, file: &SourceText, fqn: Vec<String>, config: Config) -> Node {
+fn new_node(
+    rt: ResourceType,
+    project: &Project,
+    name: String,
+    file: &SourceText,
+    fqn: Vec<String>,
+    config: Config,
+) -> Node {
     Node {
         unique_id: format!("{}.{}.{}", rt.as_str(), project.name, name),
         resource_type: rt,
@@ -193,7 +221,10 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let mut macros: Vec<MacroInfo> = Vec::new();
     let mut macro_texts: HashMap<String, Arc<str>> = HashMap::new();
     let (builtin_src, builtin_defs) = blocks::prepare_macro_file(generic_tests::BUILTIN_MACROS);
-    macro_texts.insert("pm/builtins.sql".into(), Arc::from(generic_tests::BUILTIN_MACROS));
+    macro_texts.insert(
+        "pm/builtins.sql".into(),
+        Arc::from(generic_tests::BUILTIN_MACROS),
+    );
     macro_templates.push((
         "pm/builtins.sql".into(),
         builtin_src,
@@ -203,13 +234,19 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let mut project_macro_at: HashMap<String, (String, usize)> = HashMap::new();
     for f in project.files.iter().filter(|f| f.kind == FileKind::Macro) {
         let (src, defs) = blocks::prepare_macro_file(&f.text);
+        let src = blocks::mutable_literals(&src).unwrap_or(src);
         for d in &defs {
             if let Some((other, line)) = project_macro_at.get(&d.name) {
                 problems.push(
-                    Problem::new("project::duplicate_macro", format!("macro `{}` is defined twice", d.name))
-                        .in_file(&f.path, f.text.clone())
-                        .label_line(d.line, "second definition")
-                        .help(format!("the first is in {other} line {line}; rename or remove one of them")),
+                    Problem::new(
+                        "project::duplicate_macro",
+                        format!("macro `{}` is defined twice", d.name),
+                    )
+                    .in_file(&f.path, f.text.clone())
+                    .label_line(d.line, "second definition")
+                    .help(format!(
+                        "the first is in {other} line {line}; rename or remove one of them"
+                    )),
                 );
                 continue;
             }
@@ -227,7 +264,11 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             });
         }
         macro_texts.insert(f.path.clone(), f.text.clone());
-        macro_templates.push((f.path.clone(), src, defs.iter().map(|d| d.name.clone()).collect()));
+        macro_templates.push((
+            f.path.clone(),
+            src,
+            defs.iter().map(|d| d.name.clone()).collect(),
+        ));
     }
     for d in &builtin_defs {
         macros.push(MacroInfo {
@@ -256,43 +297,72 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             });
         }
     }
-    let doc_map: HashMap<String, String> = docs.iter().map(|d| (d.name.clone(), d.block_contents.clone())).collect();
+    let doc_map: HashMap<String, String> = docs
+        .iter()
+        .map(|d| (d.name.clone(), d.block_contents.clone()))
+        .collect();
 
     // ---- nodes from files
     let mut drafts: Vec<Draft> = Vec::new();
     for f in &project.files {
         match f.kind {
             FileKind::Model | FileKind::Analysis => {
-                let rt = if f.kind == FileKind::Model { ResourceType::Model } else { ResourceType::Analysis };
+                let rt = if f.kind == FileKind::Model {
+                    ResourceType::Model
+                } else {
+                    ResourceType::Analysis
+                };
                 let name = f.stem().to_string();
                 let fqn = fqn_of(project, f, &name);
                 let cfg = with_defaults(model_defaults(), &project.models_config.config_for(&fqn));
                 let node = new_node(rt, project, name, f, fqn, cfg);
-                drafts.push(Draft { template: Template::File(f.text.clone()), node });
+                drafts.push(Draft {
+                    template: file_template(&f.text),
+                    node,
+                });
             }
             FileKind::Seed => {
                 let name = f.stem().to_string();
                 let fqn = fqn_of(project, f, &name);
                 let cfg = with_defaults(seed_defaults(), &project.seeds_config.config_for(&fqn));
                 let node = new_node(ResourceType::Seed, project, name, f, fqn, cfg);
-                drafts.push(Draft { template: Template::None, node });
+                drafts.push(Draft {
+                    template: Template::None,
+                    node,
+                });
             }
             FileKind::Test => {
                 let name = f.stem().to_string();
                 let fqn = fqn_of(project, f, &name);
-                let cfg = with_defaults(generic_tests::default_config(), &project.tests_config.config_for(&fqn));
+                let cfg = with_defaults(
+                    generic_tests::default_config(),
+                    &project.tests_config.config_for(&fqn),
+                );
                 let mut node = new_node(ResourceType::Test, project, name, f, fqn, cfg);
-                node.test = Some(TestInfo { metadata: None, column_name: None, attached_node: None, file_key_name: None });
-                drafts.push(Draft { template: Template::File(f.text.clone()), node });
+                node.test = Some(TestInfo {
+                    metadata: None,
+                    column_name: None,
+                    attached_node: None,
+                    file_key_name: None,
+                });
+                drafts.push(Draft {
+                    template: file_template(&f.text),
+                    node,
+                });
             }
             FileKind::Snapshot => {
                 for (name, masked) in blocks::snapshot_blocks(&f.text) {
                     let fqn = fqn_of(project, f, &name);
-                    let mut cfg = with_defaults(model_defaults(), &project.snapshots_config.config_for(&fqn));
+                    let mut cfg =
+                        with_defaults(model_defaults(), &project.snapshots_config.config_for(&fqn));
                     cfg.insert("materialized".into(), Json::from("snapshot"));
                     let mut node = new_node(ResourceType::Snapshot, project, name, f, fqn, cfg);
                     node.raw_code = Arc::from(masked.trim());
-                    drafts.push(Draft { template: Template::File(Arc::from(masked)), node });
+                    node.compiled_code = None;
+                    drafts.push(Draft {
+                        template: file_template(&masked),
+                        node,
+                    });
                 }
             }
             FileKind::Macro | FileKind::Docs => {}
@@ -318,7 +388,11 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 let Some(&i) = by_kind_name.get(&key) else {
                     warnings.push(format!(
                         "{}:{}: {} `{}` is described here but no such {} exists",
-                        props.path, p.line, rt.as_str(), p.name, rt.as_str()
+                        props.path,
+                        p.line,
+                        rt.as_str(),
+                        p.name,
+                        rt.as_str()
                     ));
                     continue;
                 };
@@ -326,7 +400,11 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                     problems.push(
                         Problem::new(
                             "project::duplicate_patch",
-                            format!("{} `{}` is described in two YAML files", rt.as_str(), p.name),
+                            format!(
+                                "{} `{}` is described in two YAML files",
+                                rt.as_str(),
+                                p.name
+                            ),
                         )
                         .in_file(&props.path, props.text.clone())
                         .label_line(p.line, "second description")
@@ -361,7 +439,14 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 fqn.push(t.name.clone());
                 let mut cfg = Config::new();
                 cfg.insert("enabled".into(), Json::Bool(true));
-                config::merge(&mut cfg, &project.sources_config.config_for(&[project.name.clone(), s.name.clone(), t.name.clone()]));
+                config::merge(
+                    &mut cfg,
+                    &project.sources_config.config_for(&[
+                        project.name.clone(),
+                        s.name.clone(),
+                        t.name.clone(),
+                    ]),
+                );
                 config::merge(&mut cfg, &s.config);
                 config::merge(&mut cfg, &t.config);
                 for tag in s.tags.iter().chain(&t.tags) {
@@ -374,7 +459,8 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                     text: Arc::from(""),
                 };
                 let name = t.name.clone();
-                let mut node = new_node(ResourceType::Source, project, name.clone(), &file, fqn, cfg);
+                let mut node =
+                    new_node(ResourceType::Source, project, name.clone(), &file, fqn, cfg);
                 node.unique_id = format!("source.{}.{}.{}", project.name, s.name, t.name);
                 node.checksum = String::new();
                 node.line = t.line;
@@ -382,7 +468,10 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 node.columns = columns_of(&t.columns);
                 node.meta = t.meta.clone();
                 node.patch_path = Some(props.path.clone());
-                node.database = s.database.clone().unwrap_or_else(|| opts.target.database.clone());
+                node.database = s
+                    .database
+                    .clone()
+                    .unwrap_or_else(|| opts.target.database.clone());
                 node.schema = s.schema.clone().unwrap_or_else(|| s.name.clone());
                 node.alias = t.identifier.clone().unwrap_or_else(|| t.name.clone());
                 node.source = Some(SourceInfo {
@@ -390,12 +479,18 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                     source_description: s.description.clone(),
                     loader: s.loader.clone(),
                     identifier: node.alias.clone(),
-                    loaded_at_field: t.loaded_at_field.clone().or_else(|| s.loaded_at_field.clone()),
+                    loaded_at_field: t
+                        .loaded_at_field
+                        .clone()
+                        .or_else(|| s.loaded_at_field.clone()),
                     freshness: t.freshness.clone().unwrap_or_else(|| s.freshness.clone()),
                     external: t.external.clone(),
                     source_meta: s.meta.clone(),
                 });
-                drafts.push(Draft { template: Template::None, node });
+                drafts.push(Draft {
+                    template: Template::None,
+                    node,
+                });
             }
         }
         for e in &props.exposures {
@@ -408,8 +503,20 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             for tag in &e.tags {
                 config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
             }
-            let file = SourceText { kind: FileKind::Model, path: props.path.clone(), resource_path: props.path.clone(), text: Arc::from("") };
-            let mut node = new_node(ResourceType::Exposure, project, e.name.clone(), &file, fqn, cfg);
+            let file = SourceText {
+                kind: FileKind::Model,
+                path: props.path.clone(),
+                resource_path: props.path.clone(),
+                text: Arc::from(""),
+            };
+            let mut node = new_node(
+                ResourceType::Exposure,
+                project,
+                e.name.clone(),
+                &file,
+                fqn,
+                cfg,
+            );
             node.checksum = String::new();
             node.line = e.line;
             node.description = resolve_docs(&e.description, &doc_map);
@@ -423,8 +530,18 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 owner: e.owner.clone(),
             });
             // depends_on entries are template expressions: render them like a test's.
-            let src: String = e.depends_on.iter().map(|d| format!("{{{{ {d} }}}}\n")).collect();
-            drafts.push(Draft { template: Template::Generated { source: src, args: Map::new() }, node });
+            let src: String = e
+                .depends_on
+                .iter()
+                .map(|d| format!("{{{{ {d} }}}}\n"))
+                .collect();
+            drafts.push(Draft {
+                template: Template::Generated {
+                    source: src,
+                    args: Map::new(),
+                },
+                node,
+            });
         }
     }
 
@@ -439,41 +556,51 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let mut test_ids: HashMap<String, (String, usize)> = HashMap::new();
     for props in &project.properties {
         let folders = yml_folders(project, &props.path);
-        let mut targets: Vec<(String, String, Option<String>, bool, &[crate::loader::properties::TestDef], &[crate::loader::properties::ColumnDef], String, String)> = Vec::new();
+        let mut targets: Vec<TestTarget> = Vec::new();
         for (rt, key, patches) in [
             (ResourceType::Model, "models", &props.models),
             (ResourceType::Seed, "seeds", &props.seeds),
             (ResourceType::Snapshot, "snapshots", &props.snapshots),
         ] {
             for p in patches {
-                let Some(&i) = attachable.get(&(rt, p.name.clone())) else { continue };
-                targets.push((
-                    p.name.clone(),
-                    format!("ref('{}')", p.name),
-                    Some(drafts[i].node.unique_id.clone()),
-                    false,
-                    &p.tests,
-                    &p.columns,
-                    format!("{key}.{}", p.name),
-                    p.name.clone(),
-                ));
+                let Some(&i) = attachable.get(&(rt, p.name.clone())) else {
+                    continue;
+                };
+                targets.push(TestTarget {
+                    name: p.name.clone(),
+                    expr: format!("ref('{}')", p.name),
+                    attached: drafts[i].node.unique_id.clone(),
+                    is_source: false,
+                    tests: &p.tests,
+                    columns: &p.columns,
+                    file_key: format!("{key}.{}", p.name),
+                });
             }
         }
         for s in &props.sources {
             for t in &s.tables {
-                targets.push((
-                    format!("{}_{}", s.name, t.name),
-                    format!("source('{}', '{}')", s.name, t.name),
-                    Some(format!("source.{}.{}.{}", project.name, s.name, t.name)),
-                    true,
-                    &t.tests,
-                    &t.columns,
-                    format!("sources.{}", s.name),
-                    t.name.clone(),
-                ));
+                targets.push(TestTarget {
+                    name: format!("{}_{}", s.name, t.name),
+                    expr: format!("source('{}', '{}')", s.name, t.name),
+                    attached: format!("source.{}.{}.{}", project.name, s.name, t.name),
+                    is_source: true,
+                    tests: &t.tests,
+                    columns: &t.columns,
+                    file_key: format!("sources.{}", s.name),
+                });
             }
         }
-        for (target_name, target_expr, attached, is_source, model_tests, columns, file_key, _) in targets {
+        for TestTarget {
+            name: target_name,
+            expr: target_expr,
+            attached,
+            is_source,
+            tests: model_tests,
+            columns,
+            file_key,
+        } in targets
+        {
+            let attached = Some(attached);
             let mut all: Vec<(Option<&str>, &crate::loader::properties::TestDef)> =
                 model_tests.iter().map(|t| (None, t)).collect();
             for c in columns {
@@ -492,16 +619,26 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                         continue;
                     }
                 };
-                let (short, full) = generic_tests::synthesize_name(&parsed, &target_name, is_source, column);
+                let (short, full) =
+                    generic_tests::synthesize_name(&parsed, &target_name, is_source, column);
                 let name = parsed.custom_name.clone().unwrap_or(short);
                 let mut fqn = vec![project.name.clone()];
                 fqn.extend(folders.iter().cloned());
                 fqn.push(name.clone());
-                let mut cfg = with_defaults(generic_tests::default_config(), &project.tests_config.config_for(&fqn));
+                let mut cfg = with_defaults(
+                    generic_tests::default_config(),
+                    &project.tests_config.config_for(&fqn),
+                );
                 config::merge(&mut cfg, &parsed.config);
-                let file = SourceText { kind: FileKind::Test, path: props.path.clone(), resource_path: props.path.clone(), text: Arc::from("") };
+                let file = SourceText {
+                    kind: FileKind::Test,
+                    path: props.path.clone(),
+                    resource_path: props.path.clone(),
+                    text: Arc::from(""),
+                };
                 let mut node = new_node(ResourceType::Test, project, name.clone(), &file, fqn, cfg);
-                let hash = &sha256_hex(&format!("{full}|{}", attached.clone().unwrap_or_default()))[..10];
+                let hash =
+                    &sha256_hex(&format!("{full}|{}", attached.clone().unwrap_or_default()))[..10];
                 node.unique_id = format!("test.{}.{}.{}", project.name, name, hash);
                 node.line = def.line;
                 node.description = parsed.description.clone();
@@ -513,9 +650,16 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 if let Some(c) = column {
                     kwargs.insert("column_name".into(), Json::from(c));
                 }
-                kwargs.insert("model".into(), Json::from(format!("{{{{ get_where_subquery({target_expr}) }}}}")));
+                kwargs.insert(
+                    "model".into(),
+                    Json::from(format!("{{{{ get_where_subquery({target_expr}) }}}}")),
+                );
                 node.test = Some(TestInfo {
-                    metadata: Some(TestMetadata { name: parsed.test_name.clone(), kwargs, namespace: parsed.namespace.clone() }),
+                    metadata: Some(TestMetadata {
+                        name: parsed.test_name.clone(),
+                        kwargs,
+                        namespace: parsed.namespace.clone(),
+                    }),
                     column_name: column.map(str::to_string),
                     attached_node: attached.clone(),
                     file_key_name: Some(file_key.clone()),
@@ -532,8 +676,12 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 test_ids.insert(node.unique_id.clone(), (props.path.clone(), def.line));
                 let test_name = format!("test_{}", parsed.test_name);
                 if parsed.namespace.is_some() || !macro_names.contains(&test_name) {
-                    let known: Vec<&str> = macro_names.iter().filter_map(|m| m.strip_prefix("test_")).collect();
-                    let suggestions = crate::error::closest(&parsed.test_name, known.iter().copied());
+                    let known: Vec<&str> = macro_names
+                        .iter()
+                        .filter_map(|m| m.strip_prefix("test_"))
+                        .collect();
+                    let suggestions =
+                        crate::error::closest(&parsed.test_name, known.iter().copied());
                     problems.push(
                         Problem::new(
                             "compile::unknown_test",
@@ -558,7 +706,10 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                     continue;
                 }
                 let args = generic_tests::context_args(&parsed, column);
-                test_drafts.push(Draft { template: Template::Generated { source: src, args }, node });
+                test_drafts.push(Draft {
+                    template: Template::Generated { source: src, args },
+                    node,
+                });
             }
         }
     }
@@ -571,7 +722,12 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             continue;
         }
         if let Some(first) = first_by_name.get(d.node.name.as_str()) {
-            let text = project.files.iter().find(|f| f.path == d.node.original_file_path).map(|f| f.text.clone()).unwrap_or_else(|| Arc::from(""));
+            let text = project
+                .files
+                .iter()
+                .find(|f| f.path == d.node.original_file_path)
+                .map(|f| f.text.clone())
+                .unwrap_or_else(|| Arc::from(""));
             problems.push(
                 Problem::new(
                     "project::duplicate_name",
@@ -602,23 +758,28 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         }
     }
     let disabled_ids: HashSet<String> = disabled.iter().map(|n| n.unique_id.clone()).collect();
-    let (mut drafts, more_disabled): (Vec<Draft>, Vec<Draft>) = enabled.into_iter().partition(|d| {
-        d.node
-            .test
-            .as_ref()
-            .and_then(|t| t.attached_node.as_ref())
-            .is_none_or(|a| !disabled_ids.contains(a))
-    });
+    let (mut drafts, more_disabled): (Vec<Draft>, Vec<Draft>) =
+        enabled.into_iter().partition(|d| {
+            d.node
+                .test
+                .as_ref()
+                .and_then(|t| t.attached_node.as_ref())
+                .is_none_or(|a| !disabled_ids.contains(a))
+        });
     disabled.extend(more_disabled.into_iter().map(|d| d.node));
     drafts.sort_by(|a, b| a.node.unique_id.cmp(&b.node.unique_id));
 
     // ---- shared render data
     let quoting = (true, true, true);
     let _ = quoting;
-    let overrides: HashSet<&str> = ["generate_schema_name", "generate_alias_name", "generate_database_name"]
-        .into_iter()
-        .filter(|m| project_macro_at.contains_key(*m))
-        .collect();
+    let overrides: HashSet<&str> = [
+        "generate_schema_name",
+        "generate_alias_name",
+        "generate_database_name",
+    ]
+    .into_iter()
+    .filter(|m| project_macro_at.contains_key(*m))
+    .collect();
     let mut vars = project.vars.clone();
     vars.extend(opts.cli_vars.clone());
     let metas: Vec<NodeMeta> = drafts
@@ -656,7 +817,11 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         metas,
         by_name,
         by_source,
-        disabled: disabled.iter().filter(|n| n.resource_type.is_refable()).map(|n| n.name.clone()).collect(),
+        disabled: disabled
+            .iter()
+            .filter(|n| n.resource_type.is_refable())
+            .map(|n| n.name.clone())
+            .collect(),
         resolved: OnceLock::new(),
         macro_names: macro_names.clone(),
         run_started_at: chrono::Utc::now(),
@@ -666,10 +831,23 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     });
     let env = context::environment(&shared, macro_templates).map_err(|e| {
         let file = e.name().unwrap_or("macros").to_string();
-        let text = macro_texts.get(&file).cloned().unwrap_or_else(|| Arc::from(""));
-        Problems::from(errors::jinja_problem(&e, None, &file, &text, None, &macro_names))
+        let text = macro_texts
+            .get(&file)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""));
+        Problems::from(errors::jinja_problem(
+            &e,
+            None,
+            &file,
+            &text,
+            None,
+            &macro_names,
+        ))
     })?;
-    let files = errors::FileIndex { macro_texts: &macro_texts, macro_names: &macro_names };
+    let files = errors::FileIndex {
+        macro_texts: &macro_texts,
+        macro_names: &macro_names,
+    };
 
     // ---- phase one: render everything
     let rendered: Vec<std::result::Result<Option<(String, RenderState)>, Problem>> = drafts
@@ -696,7 +874,9 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         if let Some((_, st)) = st {
             config::merge(&mut d.node.config, &st.config);
             if d.node.resource_type == ResourceType::Snapshot {
-                d.node.config.insert("materialized".into(), Json::from("snapshot"));
+                d.node
+                    .config
+                    .insert("materialized".into(), Json::from("snapshot"));
             }
             for l in &st.logs {
                 logs.push((d.node.unique_id.clone(), l.clone()));
@@ -710,7 +890,8 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         .filter(|(_, d)| !config::enabled(&d.node.config))
         .map(|(i, _)| i)
         .collect();
-    let resolved = resolve_relations(&env, &drafts, &opts.target, &overrides).map_err(Problems::from)?;
+    let resolved =
+        resolve_relations(&env, &drafts, &opts.target, &overrides).map_err(Problems::from)?;
     let _ = shared.resolved.set(resolved);
 
     // ---- edges
@@ -735,9 +916,15 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                     problems.push(
                         Problem::new(
                             "compile::disabled_ref",
-                            format!("{} depends on {}, which is disabled", d.node.unique_id, target.unique_id),
+                            format!(
+                                "{} depends on {}, which is disabled",
+                                d.node.unique_id, target.unique_id
+                            ),
                         )
-                        .help(format!("enable {} or remove the reference from {}", target.name, d.node.original_file_path)),
+                        .help(format!(
+                            "enable {} or remove the reference from {}",
+                            target.name, d.node.original_file_path
+                        )),
                     );
                 }
             }
@@ -747,7 +934,11 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let mut problems = Problems::default();
     let dag = Dag::build(drafts.len(), edges);
     for cycle in dag.cycles() {
-        problems.push(errors::cycle_problem(&cycle, &drafts.iter().map(|d| &d.node).collect::<Vec<_>>(), project));
+        problems.push(errors::cycle_problem(
+            &cycle,
+            &drafts.iter().map(|d| &d.node).collect::<Vec<_>>(),
+            project,
+        ));
     }
     problems.into_result()?;
     let mut problems = Problems::default();
@@ -795,18 +986,36 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             node.sources = st.sources.clone();
             node.depends_on_macros = st.macros.iter().cloned().collect();
         }
-        node.depends_on = dag.parents[i].iter().map(|&p| shared.metas[p].unique_id.clone()).collect();
+        node.depends_on = dag.parents[i]
+            .iter()
+            .map(|&p| shared.metas[p].unique_id.clone())
+            .collect();
         if node.resource_type == ResourceType::Exposure {
             node.compiled_code = None;
         } else if let Some(sql) = compiled[i].take() {
             let named: Vec<(String, String)> = ctes[i]
                 .iter()
-                .map(|&e| (format!("__dbt__cte__{}", rels[e].identifier), cte_bodies[e].clone().unwrap_or_default()))
+                .map(|&e| {
+                    (
+                        format!("__dbt__cte__{}", rels[e].identifier),
+                        cte_bodies[e].clone().unwrap_or_default(),
+                    )
+                })
                 .collect();
+            let sql = if node.resource_type == ResourceType::Snapshot {
+                sql.trim().to_string()
+            } else {
+                sql
+            };
             node.compiled_code = Some(ephemeral::inject(&sql, &named));
             node.extra_ctes = ctes[i]
                 .iter()
-                .map(|&e| (shared.metas[e].unique_id.clone(), cte_bodies[e].clone().unwrap_or_default()))
+                .map(|&e| {
+                    (
+                        shared.metas[e].unique_id.clone(),
+                        cte_bodies[e].clone().unwrap_or_default(),
+                    )
+                })
                 .collect();
         }
         if self_disabled.contains(&i) {
@@ -819,18 +1028,35 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let (nodes, dag) = if self_disabled.is_empty() {
         (nodes, dag)
     } else {
-        let index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.unique_id.as_str(), i)).collect();
+        let index: HashMap<&str, usize> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.unique_id.as_str(), i))
+            .collect();
         let edges: Vec<(usize, usize)> = nodes
             .iter()
             .enumerate()
-            .flat_map(|(i, n)| n.depends_on.iter().filter_map(|p| index.get(p.as_str()).map(|&p| (p, i))).collect::<Vec<_>>())
+            .flat_map(|(i, n)| {
+                n.depends_on
+                    .iter()
+                    .filter_map(|p| index.get(p.as_str()).map(|&p| (p, i)))
+                    .collect::<Vec<_>>()
+            })
             .collect();
         let dag = Dag::build(nodes.len(), edges);
         (nodes, dag)
     };
     disabled.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
-    let index = nodes.iter().enumerate().map(|(i, n)| (n.unique_id.clone(), i)).collect();
-    let selectors = project.selectors.as_ref().map(|(_, j)| j.clone()).unwrap_or(Json::Null);
+    let index = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.unique_id.clone(), i))
+        .collect();
+    let selectors = project
+        .selectors
+        .as_ref()
+        .map(|(_, j)| j.clone())
+        .unwrap_or(Json::Null);
     Ok(Compiled {
         manifest: Manifest {
             project_name: project.name.clone(),
@@ -843,7 +1069,9 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             dag,
             selectors,
             invocation_id: shared.invocation_id.clone(),
-            generated_at: shared.run_started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            generated_at: shared
+                .run_started_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         },
         warnings,
         logs,
@@ -852,8 +1080,19 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
 
 fn invocation_id() -> String {
     let now = chrono::Utc::now();
-    let d = sha256_hex(&format!("{}{}", now.timestamp_nanos_opt().unwrap_or(0), std::process::id()));
-    format!("{}-{}-{}-{}-{}", &d[..8], &d[8..12], &d[12..16], &d[16..20], &d[20..32])
+    let d = sha256_hex(&format!(
+        "{}{}",
+        now.timestamp_nanos_opt().unwrap_or(0),
+        std::process::id()
+    ));
+    format!(
+        "{}-{}-{}-{}-{}",
+        &d[..8],
+        &d[8..12],
+        &d[12..16],
+        &d[16..20],
+        &d[20..32]
+    )
 }
 
 /// Replaces `{{ doc('name') }}` in a description with the docs block.
@@ -864,7 +1103,9 @@ fn resolve_docs(text: &str, docs: &HashMap<String, String>) -> String {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
-        let Some(end) = rest[start..].find("}}") else { break };
+        let Some(end) = rest[start..].find("}}") else {
+            break;
+        };
         let inner = rest[start + 2..start + end].trim();
         out.push_str(&rest[..start]);
         let name = inner
@@ -902,9 +1143,13 @@ fn default_relation(n: &Node, cfg: &Config, target: &Target) -> Rel {
         _ => config::get_str(cfg, "materialized").unwrap_or("view"),
     };
     Rel {
-        database: config::get_str(cfg, "database").map(str::to_string).unwrap_or_else(|| target.database.clone()),
+        database: config::get_str(cfg, "database")
+            .map(str::to_string)
+            .unwrap_or_else(|| target.database.clone()),
         schema,
-        identifier: config::get_str(cfg, "alias").map(str::to_string).unwrap_or_else(|| n.name.clone()),
+        identifier: config::get_str(cfg, "alias")
+            .map(str::to_string)
+            .unwrap_or_else(|| n.name.clone()),
         ephemeral: n.resource_type == ResourceType::Model && materialized == "ephemeral",
         kind: materialized.to_string(),
     }
@@ -976,10 +1221,17 @@ fn render_node(
     };
     let name = &d.node.original_file_path;
     let (result, state) = context::with_render_state(i, || {
-        env.template_from_named_str(name, source).and_then(|t| t.render(ctx))
+        env.template_from_named_str(name, source)
+            .and_then(|t| t.render(ctx))
     });
     match result {
         Ok(out) => Ok(Some((out, state))),
-        Err(e) => Err(errors::node_problem(&e, state.failure, &d.node, source, files)),
+        Err(e) => Err(errors::node_problem(
+            &e,
+            state.failure,
+            &d.node,
+            source,
+            files,
+        )),
     }
 }

@@ -31,7 +31,11 @@ impl Dag {
         for v in parents.iter_mut().chain(children.iter_mut()) {
             v.sort_unstable();
         }
-        Dag { graph, parents, children }
+        Dag {
+            graph,
+            parents,
+            children,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -102,7 +106,11 @@ impl Dag {
         while !frontier.is_empty() && depth.is_none_or(|d| level < d) {
             let mut next = Vec::new();
             for n in frontier {
-                let adj = if up { &self.parents[n] } else { &self.children[n] };
+                let adj = if up {
+                    &self.parents[n]
+                } else {
+                    &self.children[n]
+                };
                 for &m in adj {
                     if !seen[m] {
                         seen[m] = true;

@@ -11,8 +11,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 const METHODS: &[&str] = &[
-    "fqn", "tag", "path", "file", "config", "resource_type", "source", "test_type", "test_name",
-    "package", "state", "exposure", "unique_id",
+    "fqn",
+    "tag",
+    "path",
+    "file",
+    "config",
+    "resource_type",
+    "source",
+    "test_type",
+    "test_name",
+    "package",
+    "state",
+    "exposure",
+    "unique_id",
 ];
 
 /// A parsed selection expression.
@@ -36,6 +47,8 @@ pub struct Atom {
     pub children: bool,
     pub children_depth: Option<usize>,
     pub childrens_parents: bool,
+    /// selectors.yml's `indirect_selection` for this atom.
+    pub indirect: Option<IndirectSelection>,
     /// Where the atom was written, for errors: (source name, text, span).
     pub origin: Option<(String, Arc<str>, std::ops::Range<usize>)>,
 }
@@ -51,6 +64,7 @@ impl Atom {
             children: false,
             children_depth: None,
             childrens_parents: false,
+            indirect: None,
             origin: None,
         }
     }
@@ -58,13 +72,21 @@ impl Atom {
     fn problem(&self, code: &'static str, message: String, label: &str, help: String) -> Problem {
         let mut p = Problem::new(code, message).help(help);
         if let Some((name, text, span)) = &self.origin {
-            p = p.in_file(name, text.clone()).label(span.clone(), label.to_string());
+            p = p
+                .in_file(name, text.clone())
+                .label(span.clone(), label.to_string());
         }
         p
     }
 }
 
-fn syntax_problem(source: &str, text: &Arc<str>, span: std::ops::Range<usize>, message: String, help: &str) -> Problem {
+fn syntax_problem(
+    source: &str,
+    text: &Arc<str>,
+    span: std::ops::Range<usize>,
+    message: String,
+    help: &str,
+) -> Problem {
     Problem::new("selector::syntax", message)
         .in_file(source, text.clone())
         .label(span, "here")
@@ -98,12 +120,25 @@ pub fn parse(source: &str, text: &str) -> std::result::Result<Expr, Problem> {
             }
             inter.push(Expr::Atom(parse_atom(source, &shared, part, start)?));
         }
-        union.push(if inter.len() == 1 { inter.remove(0) } else { Expr::Intersection(inter) });
+        union.push(if inter.len() == 1 {
+            inter.remove(0)
+        } else {
+            Expr::Intersection(inter)
+        });
     }
-    Ok(if union.len() == 1 { union.remove(0) } else { Expr::Union(union) })
+    Ok(if union.len() == 1 {
+        union.remove(0)
+    } else {
+        Expr::Union(union)
+    })
 }
 
-fn parse_atom(source: &str, text: &Arc<str>, raw: &str, start: usize) -> std::result::Result<Atom, Problem> {
+fn parse_atom(
+    source: &str,
+    text: &Arc<str>,
+    raw: &str,
+    start: usize,
+) -> std::result::Result<Atom, Problem> {
     let span = start..start + raw.len();
     let mut s = raw;
     let mut atom = Atom::plain("", "");
@@ -140,11 +175,20 @@ fn parse_atom(source: &str, text: &Arc<str>, raw: &str, start: usize) -> std::re
             "write either @model (model, its descendants and their ancestors) or +model+",
         ));
     }
-    let method_end = s.find(':').filter(|&i| s[..i].chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.'));
+    let method_end = s.find(':').filter(|&i| {
+        s[..i]
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+    });
     let (method, value) = match method_end {
         Some(i) => (&s[..i], &s[i + 1..]),
         None => {
-            let m = if s.contains('/') || s.contains('\\') || s.ends_with(".sql") || s.ends_with(".csv") || s.ends_with(".yml") {
+            let m = if s.contains('/')
+                || s.contains('\\')
+                || s.ends_with(".sql")
+                || s.ends_with(".csv")
+                || s.ends_with(".yml")
+            {
                 "path"
             } else {
                 "fqn"
@@ -156,18 +200,37 @@ fn parse_atom(source: &str, text: &Arc<str>, raw: &str, start: usize) -> std::re
     let base = parts.next().unwrap_or("");
     atom.args = parts.map(str::to_string).collect();
     if !METHODS.contains(&base) {
-        let method_span = start + (raw.len() - s.len())..start + (raw.len() - s.len()) + method.len();
+        let method_span =
+            start + (raw.len() - s.len())..start + (raw.len() - s.len()) + method.len();
         let suggestions = closest(base, METHODS.iter().copied());
-        return Err(Problem::new("selector::method", format!("unknown selector method `{base}` in `{raw}`"))
-            .in_file(source, text.clone())
-            .label(method_span, "unknown method")
-            .help(did_you_mean(&suggestions, &format!("methods: {}", METHODS.join(", ")))));
+        return Err(Problem::new(
+            "selector::method",
+            format!("unknown selector method `{base}` in `{raw}`"),
+        )
+        .in_file(source, text.clone())
+        .label(method_span, "unknown method")
+        .help(did_you_mean(
+            &suggestions,
+            &format!("methods: {}", METHODS.join(", ")),
+        )));
     }
     if base == "config" && atom.args.is_empty() {
-        return Err(syntax_problem(source, text, span, format!("`config:` needs a key in `{raw}`"), "write config.<key>:<value>, e.g. config.materialized:table"));
+        return Err(syntax_problem(
+            source,
+            text,
+            span,
+            format!("`config:` needs a key in `{raw}`"),
+            "write config.<key>:<value>, e.g. config.materialized:table",
+        ));
     }
     if value.is_empty() {
-        return Err(syntax_problem(source, text, span, format!("selector `{raw}` has no value"), "write a value after the colon, e.g. tag:nightly"));
+        return Err(syntax_problem(
+            source,
+            text,
+            span,
+            format!("selector `{raw}` has no value"),
+            "write a value after the colon, e.g. tag:nightly",
+        ));
     }
     atom.method = base.to_string();
     atom.value = value.to_string();
@@ -187,15 +250,24 @@ pub struct Selectors {
 impl Selectors {
     pub fn from_json(doc: Option<&(Arc<str>, Json)>) -> std::result::Result<Selectors, Problem> {
         let mut out = Selectors::default();
-        let Some((text, doc)) = doc else { return Ok(out) };
+        let Some((text, doc)) = doc else {
+            return Ok(out);
+        };
         out.text = Some(text.clone());
-        let list = doc.get("selectors").and_then(Json::as_array).cloned().unwrap_or_default();
+        let list = doc
+            .get("selectors")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
         for item in list {
             let Some(name) = item.get("name").and_then(Json::as_str) else {
-                return Err(Problem::new("selector::yml", "every entry of selectors.yml needs a `name:`")
-                    .in_file("selectors.yml", text.clone())
-                    .label(0..0, "here")
-                    .help("write entries as `- name: nightly` with a `definition:`"));
+                return Err(Problem::new(
+                    "selector::yml",
+                    "every entry of selectors.yml needs a `name:`",
+                )
+                .in_file("selectors.yml", text.clone())
+                .label(0..0, "here")
+                .help("write entries as `- name: nightly` with a `definition:`"));
             };
             let line = crate::loader::yaml::line_of_entry(text, "name", name).unwrap_or(1);
             let def = item.get("definition").cloned().unwrap_or(Json::Null);
@@ -208,15 +280,28 @@ impl Selectors {
     }
 
     /// The expression of selector `name`.
-    pub fn expr(&self, name: &str) -> std::result::Result<(Expr, Option<IndirectSelection>), Problem> {
+    pub fn expr(
+        &self,
+        name: &str,
+    ) -> std::result::Result<(Expr, Option<IndirectSelection>), Problem> {
         self.expr_inner(name, &mut Vec::new())
     }
 
-    fn expr_inner(&self, name: &str, stack: &mut Vec<String>) -> std::result::Result<(Expr, Option<IndirectSelection>), Problem> {
+    fn expr_inner(
+        &self,
+        name: &str,
+        stack: &mut Vec<String>,
+    ) -> std::result::Result<(Expr, Option<IndirectSelection>), Problem> {
         let Some((def, line)) = self.definitions.get(name) else {
             let suggestions = closest(name, self.definitions.keys().map(String::as_str));
-            return Err(Problem::new("selector::unknown", format!("no selector named `{name}` in selectors.yml"))
-                .help(did_you_mean(&suggestions, "define it under `selectors:` in selectors.yml next to the project file")));
+            return Err(Problem::new(
+                "selector::unknown",
+                format!("no selector named `{name}` in selectors.yml"),
+            )
+            .help(did_you_mean(
+                &suggestions,
+                "define it under `selectors:` in selectors.yml next to the project file",
+            )));
         };
         if stack.iter().any(|s| s == name) {
             return Err(self.yml_problem(*line, format!("selector `{name}` refers to itself")));
@@ -229,14 +314,23 @@ impl Selectors {
     }
 
     fn yml_problem(&self, line: usize, msg: String) -> Problem {
-        let mut p = Problem::new("selector::yml", msg).help("see dbt's selectors.yml syntax: method/value, union, intersection, exclude");
+        let mut p = Problem::new("selector::yml", msg)
+            .help("see dbt's selectors.yml syntax: method/value, union, intersection, exclude");
         if let Some(t) = &self.text {
-            p = p.in_file("selectors.yml", t.clone()).label_line(line, "in this selector");
+            p = p
+                .in_file("selectors.yml", t.clone())
+                .label_line(line, "in this selector");
         }
         p
     }
 
-    fn definition(&self, def: &Json, line: usize, stack: &mut Vec<String>, indirect: &mut Option<IndirectSelection>) -> std::result::Result<Expr, Problem> {
+    fn definition(
+        &self,
+        def: &Json,
+        line: usize,
+        stack: &mut Vec<String>,
+        indirect: &mut Option<IndirectSelection>,
+    ) -> std::result::Result<Expr, Problem> {
         match def {
             Json::String(s) => parse("selectors.yml", s),
             Json::Object(m) => {
@@ -253,7 +347,11 @@ impl Selectors {
                         }
                     }
                     let u = Expr::Union(inc);
-                    return Ok(if exc.is_empty() { u } else { Expr::Difference(Box::new(u), exc) });
+                    return Ok(if exc.is_empty() {
+                        u
+                    } else {
+                        Expr::Difference(Box::new(u), exc)
+                    });
                 }
                 if let Some(items) = m.get("intersection").and_then(Json::as_array) {
                     let mut inc = Vec::new();
@@ -268,12 +366,25 @@ impl Selectors {
                         }
                     }
                     let i = Expr::Intersection(inc);
-                    return Ok(if exc.is_empty() { i } else { Expr::Difference(Box::new(i), exc) });
+                    return Ok(if exc.is_empty() {
+                        i
+                    } else {
+                        Expr::Difference(Box::new(i), exc)
+                    });
                 }
                 let (method, value) = if let Some(method) = m.get("method").and_then(Json::as_str) {
-                    (method.to_string(), m.get("value").map(|v| crate::loader::yaml::as_string(v).unwrap_or_default()).unwrap_or_default())
+                    (
+                        method.to_string(),
+                        m.get("value")
+                            .map(|v| crate::loader::yaml::as_string(v).unwrap_or_default())
+                            .unwrap_or_default(),
+                    )
                 } else if m.len() == 1 {
-                    let (k, v) = m.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap_or_default();
+                    let (k, v) = m
+                        .iter()
+                        .next()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .unwrap_or_default();
                     (k, crate::loader::yaml::as_string(&v).unwrap_or_default())
                 } else {
                     return Err(self.yml_problem(line, "a selector definition needs `method:` and `value:`, `union:` or `intersection:`".into()));
@@ -288,7 +399,9 @@ impl Selectors {
                 let mut base = method.split('.');
                 let mname = base.next().unwrap_or("").to_string();
                 if !METHODS.contains(&mname.as_str()) {
-                    return Err(self.yml_problem(line, format!("unknown selector method `{mname}`")));
+                    return Err(
+                        self.yml_problem(line, format!("unknown selector method `{mname}`"))
+                    );
                 }
                 let mut atom = Atom::plain(&mname, &value);
                 atom.args = base.map(str::to_string).collect();
@@ -296,8 +409,14 @@ impl Selectors {
                 atom.parents = flag("parents");
                 atom.children = flag("children");
                 atom.childrens_parents = flag("childrens_parents");
-                atom.parents_depth = m.get("parents_depth").and_then(Json::as_u64).map(|d| d as usize);
-                atom.children_depth = m.get("children_depth").and_then(Json::as_u64).map(|d| d as usize);
+                atom.parents_depth = m
+                    .get("parents_depth")
+                    .and_then(Json::as_u64)
+                    .map(|d| d as usize);
+                atom.children_depth = m
+                    .get("children_depth")
+                    .and_then(Json::as_u64)
+                    .map(|d| d as usize);
                 if atom.parents_depth.is_some() {
                     atom.parents = true;
                 }
@@ -305,13 +424,17 @@ impl Selectors {
                     atom.children = true;
                 }
                 if let Some(ind) = m.get("indirect_selection").and_then(Json::as_str) {
-                    *indirect = match ind {
+                    atom.indirect = match ind {
                         "eager" => Some(IndirectSelection::Eager),
                         "cautious" => Some(IndirectSelection::Cautious),
                         "buildable" => Some(IndirectSelection::Buildable),
                         "empty" => Some(IndirectSelection::Empty),
-                        _ => return Err(self.yml_problem(line, format!("unknown indirect_selection `{ind}`"))),
+                        _ => {
+                            return Err(self
+                                .yml_problem(line, format!("unknown indirect_selection `{ind}`")))
+                        }
                     };
+                    let _ = &indirect;
                 }
                 let e = Expr::Atom(atom);
                 if let Some(ex) = m.get("exclude").and_then(Json::as_array) {
@@ -323,7 +446,10 @@ impl Selectors {
                 }
                 Ok(e)
             }
-            _ => Err(self.yml_problem(line, "a selector definition must be a string or a mapping".into())),
+            _ => Err(self.yml_problem(
+                line,
+                "a selector definition must be a string or a mapping".into(),
+            )),
         }
     }
 }
@@ -345,13 +471,20 @@ impl PriorState {
                 .help("point --state at the target/ folder of an earlier `pm compile` or run (keep a copy: the next run overwrites it)")
         })?;
         let doc: Json = serde_json::from_str(&text).map_err(|e| {
-            Problem::new("state::parse", format!("{} is not a manifest: {e}", path.display()))
+            Problem::new(
+                "state::parse",
+                format!("{} is not a manifest: {e}", path.display()),
+            )
         })?;
         let mut nodes = HashMap::new();
         for key in ["nodes", "sources", "exposures"] {
             if let Some(m) = doc.get(key).and_then(Json::as_object) {
                 for (id, n) in m {
-                    let checksum = n.pointer("/checksum/checksum").and_then(Json::as_str).unwrap_or("").to_string();
+                    let checksum = n
+                        .pointer("/checksum/checksum")
+                        .and_then(Json::as_str)
+                        .unwrap_or("")
+                        .to_string();
                     let config = n.get("config").cloned().unwrap_or(Json::Null);
                     nodes.insert(id.clone(), (checksum, config));
                 }
@@ -443,73 +576,173 @@ fn json_matches(v: &Json, want: &str) -> bool {
 struct Evaluator<'a> {
     m: &'a Manifest,
     state: Option<&'a PriorState>,
+    mode: IndirectSelection,
+}
+
+/// Directly selected nodes and tests selected only indirectly (dbt's pair).
+type Sets = (Vec<bool>, Vec<bool>);
+
+fn or(a: &[bool], b: &[bool]) -> Vec<bool> {
+    a.iter().zip(b).map(|(x, y)| *x || *y).collect()
 }
 
 impl Evaluator<'_> {
-    fn eval(&self, e: &Expr) -> std::result::Result<Vec<bool>, Problem> {
+    /// Evaluates like dbt: each atom pulls in the tests of what it selects
+    /// (eager: any parent selected; otherwise held back as "indirect" until
+    /// the whole expression is known), and set operations combine the direct
+    /// and the indirect sets separately.
+    fn eval(&self, e: &Expr) -> std::result::Result<Sets, Problem> {
         let n = self.m.nodes.len();
-        Ok(match e {
-            Expr::All => vec![true; n],
-            Expr::Atom(a) => self.atom(a)?,
-            Expr::Union(items) => {
-                let mut out = vec![false; n];
-                for it in items {
-                    for (o, x) in out.iter_mut().zip(self.eval(it)?) {
-                        *o |= x;
-                    }
-                }
-                out
+        let (parts, op): (Vec<Sets>, &str) = match e {
+            Expr::All => return Ok(self.expand(vec![true; n], self.mode)),
+            Expr::Atom(a) => {
+                let collected = self.atom(a)?;
+                return Ok(self.expand(collected, a.indirect.unwrap_or(self.mode)));
             }
-            Expr::Intersection(items) => {
-                let mut out = vec![true; n];
-                for it in items {
-                    for (o, x) in out.iter_mut().zip(self.eval(it)?) {
-                        *o &= x;
-                    }
-                }
-                out
-            }
+            Expr::Union(items) => (
+                items
+                    .iter()
+                    .map(|i| self.eval(i))
+                    .collect::<std::result::Result<_, _>>()?,
+                "union",
+            ),
+            Expr::Intersection(items) => (
+                items
+                    .iter()
+                    .map(|i| self.eval(i))
+                    .collect::<std::result::Result<_, _>>()?,
+                "intersection",
+            ),
             Expr::Difference(inc, exc) => {
-                let mut out = self.eval(inc)?;
-                for x in exc {
-                    for (o, x) in out.iter_mut().zip(self.eval(x)?) {
-                        if x {
-                            *o = false;
-                        }
-                    }
+                let mut v = vec![self.eval(inc)?];
+                let ex: Vec<Sets> = exc
+                    .iter()
+                    .map(|i| self.eval(i))
+                    .collect::<std::result::Result<_, _>>()?;
+                let mut direct = vec![false; n];
+                let mut indirect = vec![false; n];
+                for (d, i) in &ex {
+                    direct = or(&direct, d);
+                    indirect = or(&indirect, &or(d, i));
                 }
-                out
+                v.push((direct, indirect));
+                (v, "difference")
             }
-        })
+        };
+        let combine = |sets: Vec<Vec<bool>>| -> Vec<bool> {
+            let mut it = sets.into_iter();
+            let first = it.next().unwrap_or_else(|| vec![false; n]);
+            it.fold(first, |acc, s| match op {
+                "union" => or(&acc, &s),
+                "intersection" => acc.iter().zip(&s).map(|(a, b)| *a && *b).collect(),
+                _ => acc.iter().zip(&s).map(|(a, b)| *a && !*b).collect(),
+            })
+        };
+        let directs: Vec<Vec<bool>> = parts.iter().map(|(d, _)| d.clone()).collect();
+        let indirects: Vec<Vec<bool>> = parts.iter().map(|(d, i)| or(d, i)).collect();
+        let direct = combine(directs);
+        let indirect = combine(indirects);
+        let direct = self.incorporate(direct, &indirect);
+        Ok((direct, indirect))
     }
 
+    /// dbt's expand_selection: tests whose parents were selected.
+    fn expand(&self, selected: Vec<bool>, mode: IndirectSelection) -> Sets {
+        let n = self.m.nodes.len();
+        let mut direct = selected.clone();
+        let mut indirect = vec![false; n];
+        let start: Vec<usize> = selected
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b)
+            .map(|(i, _)| i)
+            .collect();
+        let buildable = (mode == IndirectSelection::Buildable)
+            .then(|| or(&selected, &self.m.dag.reach(&start, true, None)));
+        for (i, node) in self.m.nodes.iter().enumerate() {
+            if node.resource_type != ResourceType::Test || selected[i] {
+                continue;
+            }
+            let parents = &self.m.dag.parents[i];
+            if !parents.iter().any(|&p| selected[p]) {
+                continue;
+            }
+            let all_selected = parents.iter().all(|&p| selected[p]);
+            match mode {
+                IndirectSelection::Eager => direct[i] = true,
+                _ if all_selected && mode != IndirectSelection::Empty => direct[i] = true,
+                IndirectSelection::Buildable
+                    if buildable
+                        .as_ref()
+                        .is_some_and(|b| parents.iter().all(|&p| b[p])) =>
+                {
+                    direct[i] = true
+                }
+                IndirectSelection::Empty => {}
+                _ => indirect[i] = true,
+            }
+        }
+        (direct, indirect)
+    }
+
+    /// dbt's incorporate_indirect_nodes.
+    fn incorporate(&self, direct: Vec<bool>, indirect: &[bool]) -> Vec<bool> {
+        let mut selected = direct.clone();
+        let with_parents = (self.mode == IndirectSelection::Buildable).then(|| {
+            let start: Vec<usize> = direct
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b)
+                .map(|(i, _)| i)
+                .collect();
+            or(&direct, &self.m.dag.reach(&start, true, None))
+        });
+        for (i, &ind) in indirect.iter().enumerate() {
+            if !ind || direct[i] {
+                continue;
+            }
+            let parents = &self.m.dag.parents[i];
+            let ok = match (self.mode, &with_parents) {
+                (IndirectSelection::Cautious, _) => parents.iter().all(|&p| direct[p]),
+                (IndirectSelection::Buildable, Some(b)) => parents.iter().all(|&p| b[p]),
+                _ => false,
+            };
+            if ok {
+                selected[i] = true;
+            }
+        }
+        selected
+    }
+
+    /// Nodes an atom matches, with its graph operators applied.
     fn atom(&self, a: &Atom) -> std::result::Result<Vec<bool>, Problem> {
         let mut base = Vec::with_capacity(self.m.nodes.len());
         for node in &self.m.nodes {
             base.push(self.node_matches(a, node)?);
         }
-        let start: Vec<usize> = base.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i).collect();
+        let start: Vec<usize> = base
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| b)
+            .map(|(i, _)| i)
+            .collect();
         let mut out = base;
         let dag = &self.m.dag;
         if a.parents {
-            for (o, x) in out.iter_mut().zip(dag.reach(&start, true, a.parents_depth)) {
-                *o |= x;
-            }
+            out = or(&out, &dag.reach(&start, true, a.parents_depth));
         }
         if a.children {
-            for (o, x) in out.iter_mut().zip(dag.reach(&start, false, a.children_depth)) {
-                *o |= x;
-            }
+            out = or(&out, &dag.reach(&start, false, a.children_depth));
         }
         if a.childrens_parents {
-            let down = dag.reach(&start, false, None);
-            for (o, &x) in out.iter_mut().zip(&down) {
-                *o |= x;
-            }
-            let all: Vec<usize> = out.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i).collect();
-            for (o, x) in out.iter_mut().zip(dag.reach(&all, true, None)) {
-                *o |= x;
-            }
+            out = or(&out, &dag.reach(&start, false, None));
+            let all: Vec<usize> = out
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b)
+                .map(|(i, _)| i)
+                .collect();
+            out = or(&out, &dag.reach(&all, true, None));
         }
         Ok(out)
     }
@@ -524,12 +757,15 @@ impl Evaluator<'_> {
             "path" => {
                 let p = node.original_file_path.as_str();
                 let v = v.trim_end_matches('/').trim_start_matches("./");
-                glob_match(v, p) || p.starts_with(&format!("{v}/")) || (v.contains('*') && glob_match(&format!("{v}/*"), p))
+                glob_match(v, p)
+                    || p.starts_with(&format!("{v}/"))
+                    || (v.contains('*') && glob_match(&format!("{v}/*"), p))
             }
             "file" => {
                 let file = node.original_file_path.rsplit('/').next().unwrap_or("");
                 let stem = file.rsplit_once('.').map(|(s, _)| s).unwrap_or(file);
-                node.resource_type != ResourceType::Source && (glob_match(v, file) || glob_match(v, stem))
+                node.resource_type != ResourceType::Source
+                    && (glob_match(v, file) || glob_match(v, stem))
             }
             "config" => {
                 let mut cur: Option<&Json> = node.config.get(&a.args[0]);
@@ -553,12 +789,19 @@ impl Evaluator<'_> {
             "source" => match &node.source {
                 Some(s) => {
                     let parts: Vec<&str> = v.split('.').collect();
-                    let candidates: [&[&str]; 1] = [&[&node.package_name, &s.source_name, &node.name]];
+                    let candidates: [&[&str]; 1] =
+                        [&[&node.package_name, &s.source_name, &node.name]];
                     let full = candidates[0];
                     match parts.len() {
                         1 => glob_match(parts[0], &s.source_name),
-                        2 => glob_match(parts[0], &s.source_name) && glob_match(parts[1], &node.name),
-                        3 => glob_match(parts[0], full[0]) && glob_match(parts[1], full[1]) && glob_match(parts[2], full[2]),
+                        2 => {
+                            glob_match(parts[0], &s.source_name) && glob_match(parts[1], &node.name)
+                        }
+                        3 => {
+                            glob_match(parts[0], full[0])
+                                && glob_match(parts[1], full[1])
+                                && glob_match(parts[2], full[2])
+                        }
                         _ => false,
                     }
                 }
@@ -582,7 +825,13 @@ impl Evaluator<'_> {
                 }
             }
             "test_name" => match &node.test {
-                Some(t) => glob_match(v, t.metadata.as_ref().map(|m| m.name.as_str()).unwrap_or(&node.name)),
+                Some(t) => glob_match(
+                    v,
+                    t.metadata
+                        .as_ref()
+                        .map(|m| m.name.as_str())
+                        .unwrap_or(&node.name),
+                ),
                 None => false,
             },
             "state" => {
@@ -591,7 +840,8 @@ impl Evaluator<'_> {
                         "selector::state",
                         format!("`state:{v}` needs a previous manifest"),
                         "needs --state",
-                        "pass --state DIR, where DIR holds the manifest.json of an earlier run".into(),
+                        "pass --state DIR, where DIR holds the manifest.json of an earlier run"
+                            .into(),
                     ));
                 };
                 let old = state.nodes.get(&node.unique_id);
@@ -604,14 +854,13 @@ impl Evaluator<'_> {
                     "unmodified" => old.is_some() && !body_changed && !config_changed,
                     "modified.body" => old.is_none() || body_changed,
                     "modified.configs" => old.is_none() || config_changed,
-                    _ => {
-                        return Err(a.problem(
-                            "selector::value",
-                            format!("unknown state `{v}`"),
-                            "unknown state",
-                            "states: new, old, modified, unmodified, modified.body, modified.configs".into(),
-                        ))
-                    }
+                    _ => return Err(a.problem(
+                        "selector::value",
+                        format!("unknown state `{v}`"),
+                        "unknown state",
+                        "states: new, old, modified, unmodified, modified.body, modified.configs"
+                            .into(),
+                    )),
                 }
             }
             _ => false,
@@ -634,9 +883,14 @@ pub struct Request {
 }
 
 /// Selected node indexes of `m`, in manifest (unique id) order.
-pub fn select(m: &Manifest, selectors: &Selectors, req: &Request, state: Option<&PriorState>) -> Result<Vec<usize>> {
+pub fn select(
+    m: &Manifest,
+    selectors: &Selectors,
+    req: &Request,
+    state: Option<&PriorState>,
+) -> Result<Vec<usize>> {
     let mut problems = Problems::default();
-    let mut indirect = req.indirect;
+    let mut mode = req.indirect;
     let include = if !req.select.is_empty() {
         let mut items = Vec::new();
         for s in &req.select {
@@ -650,7 +904,7 @@ pub fn select(m: &Manifest, selectors: &Selectors, req: &Request, state: Option<
         match selectors.expr(name) {
             Ok((e, ind)) => {
                 if let Some(i) = ind {
-                    indirect = i;
+                    mode = i;
                 }
                 e
             }
@@ -670,33 +924,19 @@ pub fn select(m: &Manifest, selectors: &Selectors, req: &Request, state: Option<
         }
     }
     problems.into_result()?;
-    let ev = Evaluator { m, state };
-    let included = ev.eval(&include).map_err(Problems::from)?;
-    let excluded = ev.eval(&Expr::Union(excludes)).map_err(Problems::from)?;
-    let mut selected: Vec<bool> = included.iter().zip(&excluded).map(|(&i, &x)| i && !x).collect();
-    // Tests picked up through their parents.
-    let base = selected.clone();
-    let buildable: Option<Vec<bool>> = (indirect == IndirectSelection::Buildable).then(|| {
-        let start: Vec<usize> = base.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i).collect();
-        let up = m.dag.reach(&start, true, None);
-        base.iter().zip(up).map(|(&a, b)| a || b).collect()
-    });
-    for (i, node) in m.nodes.iter().enumerate() {
-        if node.resource_type != ResourceType::Test || selected[i] || excluded[i] {
-            continue;
-        }
-        let parents = &m.dag.parents[i];
-        if parents.is_empty() {
-            continue;
-        }
-        selected[i] = match indirect {
-            IndirectSelection::Eager => parents.iter().any(|&p| base[p]),
-            IndirectSelection::Cautious => parents.iter().all(|&p| base[p]),
-            IndirectSelection::Buildable => buildable.as_ref().is_some_and(|b| parents.iter().all(|&p| b[p])),
-            IndirectSelection::Empty => false,
-        };
-    }
-    Ok(selected.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i).collect())
+    let expr = if excludes.is_empty() {
+        include
+    } else {
+        Expr::Difference(Box::new(include), excludes)
+    };
+    let ev = Evaluator { m, state, mode };
+    let (direct, _) = ev.eval(&expr).map_err(Problems::from)?;
+    Ok(direct
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b)
+        .map(|(i, _)| i)
+        .collect())
 }
 
 #[cfg(test)]
@@ -705,15 +945,26 @@ mod tests {
 
     #[test]
     fn parses_graph_operators() {
-        let Expr::Atom(a) = parse("--select", "2+stg_users+3").unwrap() else { panic!() };
-        assert_eq!((a.parents, a.parents_depth, a.children, a.children_depth), (true, Some(2), true, Some(3)));
+        let Expr::Atom(a) = parse("--select", "2+stg_users+3").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (a.parents, a.parents_depth, a.children, a.children_depth),
+            (true, Some(2), true, Some(3))
+        );
         assert_eq!((a.method.as_str(), a.value.as_str()), ("fqn", "stg_users"));
-        let Expr::Atom(a) = parse("--select", "@config.materialized:table").unwrap() else { panic!() };
+        let Expr::Atom(a) = parse("--select", "@config.materialized:table").unwrap() else {
+            panic!()
+        };
         assert!(a.childrens_parents);
         assert_eq!(a.args, vec!["materialized"]);
-        let Expr::Atom(a) = parse("--select", "models/staging").unwrap() else { panic!() };
+        let Expr::Atom(a) = parse("--select", "models/staging").unwrap() else {
+            panic!()
+        };
         assert_eq!(a.method, "path");
-        assert!(matches!(parse("--select", "a b,c").unwrap(), Expr::Union(v) if matches!(&v[1], Expr::Intersection(_))));
+        assert!(
+            matches!(parse("--select", "a b,c").unwrap(), Expr::Union(v) if matches!(&v[1], Expr::Intersection(_)))
+        );
     }
 
     #[test]
@@ -730,7 +981,10 @@ mod tests {
         assert!(glob_match("stg_*", "stg_users"));
         assert!(glob_match("s[a-u]g_?", "stg_x"));
         assert!(!glob_match("stg_*", "fct_x"));
-        let fqn: Vec<String> = ["proj", "staging", "stg_users"].iter().map(|s| s.to_string()).collect();
+        let fqn: Vec<String> = ["proj", "staging", "stg_users"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert!(fqn_matches(&fqn, "staging.*"));
         assert!(fqn_matches(&fqn, "proj.staging"));
         assert!(fqn_matches(&fqn, "stg_*"));

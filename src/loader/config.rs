@@ -110,13 +110,12 @@ impl ConfigTree {
             return tree;
         };
         for (k, v) in m {
-            let is_config = k.starts_with('+')
-                || !v.is_object()
-                || DICT_KEYS.contains(&k.as_str());
+            let is_config = k.starts_with('+') || !v.is_object() || DICT_KEYS.contains(&k.as_str());
             if is_config {
                 merge_key(&mut tree.config, k, v);
             } else {
-                tree.children.insert(k.clone(), ConfigTree::from_json(Some(v)));
+                tree.children
+                    .insert(k.clone(), ConfigTree::from_json(Some(v)));
             }
         }
         tree
@@ -164,8 +163,12 @@ mod tests {
 
     #[test]
     fn merge_rules() {
-        let mut base = from_json(Some(&json!({"tags": ["a"], "meta": {"x": 1}, "+pre-hook": "h1", "materialized": "view"})));
-        let over = from_json(Some(&json!({"tags": "b", "meta": {"y": 2}, "pre_hook": ["h2"], "materialized": "table"})));
+        let mut base = from_json(Some(
+            &json!({"tags": ["a"], "meta": {"x": 1}, "+pre-hook": "h1", "materialized": "view"}),
+        ));
+        let over = from_json(Some(
+            &json!({"tags": "b", "meta": {"y": 2}, "pre_hook": ["h2"], "materialized": "table"}),
+        ));
         merge(&mut base, &over);
         assert_eq!(base["tags"], json!(["a", "b"]));
         assert_eq!(base["meta"], json!({"x": 1, "y": 2}));
@@ -178,12 +181,18 @@ mod tests {
         let tree = ConfigTree::from_json(Some(&json!({
             "proj": {"+materialized": "view", "marts": {"+materialized": "table", "+schema": "marts", "meta": {"owner": "x"}}}
         })));
-        let fqn: Vec<String> = ["proj", "marts", "finance", "m"].iter().map(|s| s.to_string()).collect();
+        let fqn: Vec<String> = ["proj", "marts", "finance", "m"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let c = tree.config_for(&fqn);
         assert_eq!(c["materialized"], json!("table"));
         assert_eq!(c["schema"], json!("marts"));
         assert_eq!(c["meta"], json!({"owner": "x"}));
-        let other: Vec<String> = ["proj", "staging", "s"].iter().map(|s| s.to_string()).collect();
+        let other: Vec<String> = ["proj", "staging", "s"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(tree.config_for(&other)["materialized"], json!("view"));
     }
 }

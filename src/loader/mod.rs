@@ -48,7 +48,11 @@ pub struct SourceText {
 impl SourceText {
     /// File name without extension.
     pub fn stem(&self) -> &str {
-        let file = self.resource_path.rsplit('/').next().unwrap_or(&self.resource_path);
+        let file = self
+            .resource_path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.resource_path);
         file.rsplit_once('.').map(|(s, _)| s).unwrap_or(file)
     }
     /// Folders between the resource path and the file.
@@ -107,7 +111,10 @@ pub fn find_root(dir: Option<&Path>) -> Result<PathBuf> {
         .into());
     }
     let cwd = std::env::current_dir().map_err(|e| {
-        Problems::from(Problem::new("project::cwd", format!("cannot read the current folder: {e}")))
+        Problems::from(Problem::new(
+            "project::cwd",
+            format!("cannot read the current folder: {e}"),
+        ))
     })?;
     for d in cwd.ancestors() {
         if PROJECT_FILES.iter().any(|f| d.join(f).is_file()) {
@@ -129,7 +136,10 @@ fn path_list(doc: &Json, keys: &[&str], default: &str) -> Vec<String> {
     for k in keys {
         if let Some(v) = doc.get(*k) {
             let l = yaml::string_list(Some(v));
-            return l.into_iter().map(|p| p.trim_end_matches('/').to_string()).collect();
+            return l
+                .into_iter()
+                .map(|p| p.trim_end_matches('/').to_string())
+                .collect();
         }
     }
     vec![default.to_string()]
@@ -150,19 +160,24 @@ pub fn load(root: &Path) -> Result<Project> {
         })
         .ok_or_else(|| {
             Problems::from(
-                Problem::new("project::not_found", format!("cannot read a project file in {}", root.display()))
-                    .help("create pm_project.yml (or dbt_project.yml) with at least `name:`"),
+                Problem::new(
+                    "project::not_found",
+                    format!("cannot read a project file in {}", root.display()),
+                )
+                .help("create pm_project.yml (or dbt_project.yml) with at least `name:`"),
             )
         })?;
     let doc = yaml::parse(&project_file, &project_text)?;
     let name = match doc.get("name").and_then(yaml::as_string) {
         Some(n) if !n.is_empty() => n,
         _ => {
-            return Err(Problem::new("project::name", format!("{project_file} has no `name:`"))
-                .in_file(&project_file, project_text.clone())
-                .label(0..0, "the project needs a name")
-                .help("add `name: my_project` at the top of the file")
-                .into())
+            return Err(
+                Problem::new("project::name", format!("{project_file} has no `name:`"))
+                    .in_file(&project_file, project_text.clone())
+                    .label(0..0, "the project needs a name")
+                    .help("add `name: my_project` at the top of the file")
+                    .into(),
+            )
         }
     };
     let model_paths = path_list(&doc, &["model-paths", "source-paths"], "models");
@@ -210,9 +225,15 @@ pub fn load(root: &Path) -> Result<Project> {
             if !base.is_dir() {
                 continue;
             }
-            for entry in walkdir::WalkDir::new(&base).sort_by_file_name().follow_links(true) {
+            for entry in walkdir::WalkDir::new(&base)
+                .sort_by_file_name()
+                .follow_links(true)
+            {
                 let entry = entry.map_err(|e| {
-                    Problems::from(Problem::new("project::walk", format!("cannot read {}: {e}", base.display())))
+                    Problems::from(Problem::new(
+                        "project::walk",
+                        format!("cannot read {}: {e}", base.display()),
+                    ))
                 })?;
                 if !entry.file_type().is_file() {
                     continue;
@@ -222,7 +243,10 @@ pub fn load(root: &Path) -> Result<Project> {
                 if fname.starts_with('.') {
                     continue;
                 }
-                let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+                let ext = path
+                    .extension()
+                    .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                    .unwrap_or_default();
                 if ext == "yml" || ext == "yaml" {
                     if seen_yml.insert(path.to_path_buf()) {
                         yml_paths.push(path.to_path_buf());
@@ -236,7 +260,12 @@ pub fn load(root: &Path) -> Result<Project> {
                         kind
                     };
                     wanted.push((k, rel_res, path.to_path_buf()));
-                } else if ext == "md" && matches!(kind, FileKind::Model | FileKind::Macro | FileKind::Seed | FileKind::Snapshot) {
+                } else if ext == "md"
+                    && matches!(
+                        kind,
+                        FileKind::Model | FileKind::Macro | FileKind::Seed | FileKind::Snapshot
+                    )
+                {
                     wanted.push((FileKind::Docs, rel(path, &base), path.to_path_buf()));
                 }
             }
@@ -260,8 +289,11 @@ pub fn load(root: &Path) -> Result<Project> {
                 }
             }
             let text = std::fs::read_to_string(abs).map_err(|e| {
-                Problem::new("project::read", format!("cannot read {}: {e}", abs.display()))
-                    .help("check the file's permissions and that it is UTF-8")
+                Problem::new(
+                    "project::read",
+                    format!("cannot read {}: {e}", abs.display()),
+                )
+                .help("check the file's permissions and that it is UTF-8")
             })?;
             Ok(SourceText {
                 kind: *kind,

@@ -66,7 +66,14 @@ impl Target {
     }
 }
 
-const SECRET_KEYS: &[&str] = &["password", "pass", "token", "private_key", "keyfile", "secret"];
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "pass",
+    "token",
+    "private_key",
+    "keyfile",
+    "secret",
+];
 
 /// Where profiles.yml is looked for, first match wins: `--profiles-dir`,
 /// `PM_PROFILES_DIR`, the project folder, `~/.pm`, `~/.dbt`.
@@ -146,8 +153,13 @@ pub fn resolve(
         .or_else(|| profile.get("target").and_then(yaml::as_string))
         .unwrap_or_else(|| "dev".into());
     let outputs = profile.get("outputs").and_then(Json::as_object);
-    let Some(out) = outputs.and_then(|o| o.get(&chosen)).and_then(Json::as_object) else {
-        let names: Vec<String> = outputs.map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let Some(out) = outputs
+        .and_then(|o| o.get(&chosen))
+        .and_then(Json::as_object)
+    else {
+        let names: Vec<String> = outputs
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
         let line = yaml::line_of_entry(&text, "target", &chosen)
             .or_else(|| yaml::line_of_key(&text, profile_name))
             .unwrap_or(1);
@@ -189,7 +201,9 @@ pub fn resolve(
         name: chosen,
         profile_name: profile_name.to_string(),
         kind,
-        database: get("dbname").or_else(|| get("database")).unwrap_or_else(|| "postgres".into()),
+        database: get("dbname")
+            .or_else(|| get("database"))
+            .unwrap_or_else(|| "postgres".into()),
         schema: get("schema").unwrap_or_else(|| "public".into()),
         threads: threads
             .or_else(|| get("threads").and_then(|t| t.parse().ok()))
@@ -207,6 +221,8 @@ pub fn render_env(s: &str) -> std::result::Result<String, String> {
     let mut env = minijinja::Environment::new();
     env.add_function("env_var", crate::compile::context::env_var);
     env.render_str(s, ()).map_err(|e| {
-        e.detail().map(str::to_string).unwrap_or_else(|| e.to_string())
+        e.detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.to_string())
     })
 }

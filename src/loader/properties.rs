@@ -138,14 +138,20 @@ impl Ctx<'_> {
             .help(help.to_string())
     }
 
-    fn entries<'j>(&self, doc: &'j Map<String, Json>, key: &str) -> Result<Vec<&'j Map<String, Json>>, Problem> {
+    fn entries<'j>(
+        &self,
+        doc: &'j Map<String, Json>,
+        key: &str,
+    ) -> Result<Vec<&'j Map<String, Json>>, Problem> {
         match doc.get(key) {
             None | Some(Json::Null) => Ok(Vec::new()),
             Some(Json::Array(items)) => {
                 let mut out = Vec::new();
                 for item in items {
                     match item {
-                        Json::Object(m) if m.get("name").and_then(as_string).is_some() => out.push(m),
+                        Json::Object(m) if m.get("name").and_then(as_string).is_some() => {
+                            out.push(m)
+                        }
                         _ => {
                             let line = super::yaml::line_of_key(self.text, key).unwrap_or(1);
                             return Err(self.problem(
@@ -201,7 +207,19 @@ impl Ctx<'_> {
                 tags: string_list(c.get("tags")),
                 quote: c.get("quote").and_then(Json::as_bool),
                 tests: self.tests(c, line),
-                extra: extra(c, &["name", "description", "data_type", "meta", "tags", "quote", "tests", "data_tests"]),
+                extra: extra(
+                    c,
+                    &[
+                        "name",
+                        "description",
+                        "data_type",
+                        "meta",
+                        "tags",
+                        "quote",
+                        "tests",
+                        "data_tests",
+                    ],
+                ),
                 name,
             });
         }
@@ -227,7 +245,20 @@ impl Ctx<'_> {
                 tests: self.tests(m, line),
                 meta: obj(m, "meta"),
                 docs: m.get("docs").cloned().unwrap_or(Json::Null),
-                extra: extra(m, &["name", "description", "config", "columns", "tests", "data_tests", "meta", "docs", "tags"]),
+                extra: extra(
+                    m,
+                    &[
+                        "name",
+                        "description",
+                        "config",
+                        "columns",
+                        "tests",
+                        "data_tests",
+                        "meta",
+                        "docs",
+                        "tags",
+                    ],
+                ),
                 line,
                 name,
             });

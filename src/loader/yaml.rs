@@ -23,33 +23,40 @@ pub fn parse(name: &str, text: &Arc<str>) -> Result<Json, Problem> {
             .help("fix the YAML syntax at the marked position (indentation, a missing colon or an unclosed quote are the usual causes)")
     })?;
     value.apply_merge().map_err(|e| {
-        Problem::new("yaml::merge", format!("invalid YAML merge key in {name}: {e}"))
-            .in_file(name, text.clone())
+        Problem::new(
+            "yaml::merge",
+            format!("invalid YAML merge key in {name}: {e}"),
+        )
+        .in_file(name, text.clone())
     })?;
     serde_json::to_value(&value).map_err(|e| {
-        Problem::new("yaml::value", format!("unsupported YAML value in {name}: {e}"))
-            .in_file(name, text.clone())
-            .help("mapping keys must be strings or numbers")
+        Problem::new(
+            "yaml::value",
+            format!("unsupported YAML value in {name}: {e}"),
+        )
+        .in_file(name, text.clone())
+        .help("mapping keys must be strings or numbers")
     })
 }
 
 /// The 1-based line of the first `name: <value>` entry (list item or key) in a
 /// YAML text, used to point errors at a resource's entry.
 pub fn line_of_entry(text: &str, key: &str, value: &str) -> Option<usize> {
-    text.lines().position(|line| {
-        let t = line.trim_start();
-        let t = t.strip_prefix("- ").map(str::trim_start).unwrap_or(t);
-        let Some(rest) = t.strip_prefix(key) else {
-            return false;
-        };
-        let Some(rest) = rest.trim_start().strip_prefix(':') else {
-            return false;
-        };
-        let rest = rest.split(" #").next().unwrap_or(rest).trim();
-        let rest = rest.trim_matches(|c| c == '"' || c == '\'');
-        rest == value
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|line| {
+            let t = line.trim_start();
+            let t = t.strip_prefix("- ").map(str::trim_start).unwrap_or(t);
+            let Some(rest) = t.strip_prefix(key) else {
+                return false;
+            };
+            let Some(rest) = rest.trim_start().strip_prefix(':') else {
+                return false;
+            };
+            let rest = rest.split(" #").next().unwrap_or(rest).trim();
+            let rest = rest.trim_matches(|c| c == '"' || c == '\'');
+            rest == value
+        })
+        .map(|i| i + 1)
 }
 
 /// The 1-based line of the first line whose key is `key:` (any value).
@@ -92,7 +99,11 @@ mod tests {
     fn syntax_error_points_at_line() {
         let text: Arc<str> = Arc::from("models:\n  - name: a\n   bad: [\n");
         let err = parse("m.yml", &text).unwrap_err();
-        assert!(err.message.starts_with("invalid YAML in m.yml"), "{}", err.message);
+        assert!(
+            err.message.starts_with("invalid YAML in m.yml"),
+            "{}",
+            err.message
+        );
         assert!(err.location().is_some());
     }
 

@@ -1,0 +1,89 @@
+//! Helpers for running the `pm` binary on fixture projects.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A private copy of `tests/fixtures/<name>` (so tests can run in parallel and
+/// write their `target/` without touching the repository).
+pub fn fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    copy_dir(&src, dir.path());
+    dir
+}
+
+/// An empty project folder with the given files.
+pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (path, text) in files {
+        write(dir.path(), path, text);
+    }
+    dir
+}
+
+pub fn write(root: &Path, path: &str, text: &str) {
+    let p = root.join(path);
+    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    std::fs::write(p, text).expect("write");
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).expect("mkdir");
+    for e in std::fs::read_dir(src).expect("read fixture") {
+        let e = e.expect("entry");
+        let to = dst.join(e.file_name());
+        if e.file_name() == "target" {
+            continue;
+        }
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), to).expect("copy");
+        }
+    }
+}
+
+pub fn pm_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_pm"))
+}
+
+/// Runs pm in `dir` with a clean environment (no user profiles, no colour).
+pub fn pm(dir: &Path, args: &[&str]) -> Run {
+    pm_env(dir, args, &[])
+}
+
+pub fn pm_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(pm_bin());
+    cmd.current_dir(dir)
+        .args(args)
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .env_remove("PM_PROFILES_DIR")
+        .env_remove("PM_DATABASE_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run pm");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn read(root: &Path, path: &str) -> String {
+    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
+
+pub fn manifest(root: &Path) -> serde_json::Value {
+    serde_json::from_str(&read(root, "target/manifest.json")).expect("manifest is JSON")
+}

@@ -1,0 +1,448 @@
+//! `pm compile`, `pm parse` and `pm ls` on a dbt-shaped fixture project.
+
+mod common;
+use common::*;
+
+#[test]
+fn compiles_the_shop_project_unchanged_from_dbt_project_yml() {
+    let dir = fixture("shop");
+    let r = pm(dir.path(), &["compile"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("Compiled 25 of 30 nodes"), "{}", r.stderr);
+    let root = dir.path();
+    for path in [
+        "models/staging/stg_payments.sql",
+        "models/staging/stg_page_views.sql",
+        "models/marts/orders.sql",
+        "models/marts/customers.sql",
+        "models/marts/finance/revenue_daily.sql",
+        "snapshots/orders_snapshot.sql",
+        "tests/assert_revenue_not_negative.sql",
+        "models/marts/schema.yml/relationships_orders_customer_id__customer_id__ref_customers_.sql",
+        "models/marts/schema.yml/is_positive_orders_amount.sql",
+        "models/staging/sources.yml/source_unique_web_page_views_view_id.sql",
+    ] {
+        let sql = read(root, &format!("target/compiled/shop/{path}"));
+        insta::assert_snapshot!(path.replace('/', "__"), sql);
+    }
+    // Ephemeral models are not written as files of their own consumers' CTEs only.
+    let orders = read(root, "target/compiled/shop/models/marts/orders.sql");
+    assert!(orders.contains("with __dbt__cte__int_order_payments as ("));
+}
+
+#[test]
+fn manifest_has_dbt_fields_and_edges() {
+    let dir = fixture("shop");
+    assert_eq!(pm(dir.path(), &["compile", "-q"]).code, 0);
+    let m = manifest(dir.path());
+    assert_eq!(m["metadata"]["project_name"], "shop");
+    let parent_map = &m["parent_map"];
+    insta::assert_json_snapshot!("parent_map", parent_map);
+    let orders = &m["nodes"]["model.shop.orders"];
+    assert_eq!(orders["config"]["materialized"], "table");
+    assert_eq!(orders["schema"], "public_marts");
+    assert_eq!(
+        orders["relation_name"],
+        "\"pm\".\"public_marts\".\"orders\""
+    );
+    assert_eq!(
+        m["nodes"]["model.shop.int_order_payments"]["depends_on"]["macros"],
+        serde_json::json!(["macro.shop.pivot_amounts"])
+    );
+    assert_eq!(
+        m["nodes"]["model.shop.stg_payments"]["depends_on"]["macros"],
+        serde_json::json!(["macro.shop.cents_to_dollars"])
+    );
+    assert_eq!(
+        orders["extra_ctes"][0]["id"],
+        "model.shop.int_order_payments"
+    );
+    let customers = &m["nodes"]["model.shop.customers"];
+    assert_eq!(customers["alias"], "dim_customers");
+    assert_eq!(customers["config"]["meta"]["owner"], "growth-team");
+    assert_eq!(customers["config"]["tags"], serde_json::json!(["core"]));
+    let revenue = &m["nodes"]["model.shop.revenue_daily"];
+    assert_eq!(revenue["config"]["tags"], serde_json::json!(["finance"]));
+    assert_eq!(revenue["config"]["meta"]["owner"], "finance-team");
+    let stg_orders = &m["nodes"]["model.shop.stg_orders"];
+    assert_eq!(
+        stg_orders["description"],
+        "One row per order, with its **status**."
+    );
+    let seed = &m["nodes"]["seed.shop.raw_payments"];
+    assert_eq!(seed["schema"], "public_raw");
+    assert_eq!(seed["config"]["column_types"]["amount"], "integer");
+    let src = &m["sources"]["source.shop.web.page_views"];
+    assert_eq!(src["relation_name"], "\"pm\".\"raw_web\".\"pageviews\"");
+    assert_eq!(src["loaded_at_field"], "received_at");
+    let exposure = &m["exposures"]["exposure.shop.weekly_revenue"];
+    assert_eq!(
+        exposure["depends_on"]["nodes"],
+        serde_json::json!(["model.shop.customers", "model.shop.revenue_daily"])
+    );
+    let test = m["nodes"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|n| n["name"] == "accepted_values_stg_payments_787d970bebfe4c4d43afd58438d554ea")
+        .expect("accepted_values test with a var() argument");
+    assert_eq!(test["config"]["severity"], "warn");
+    assert_eq!(test["attached_node"], "model.shop.stg_payments");
+    assert_eq!(
+        m["macros"]["macro.shop.test_is_positive"]["name"],
+        "test_is_positive"
+    );
+    assert_eq!(m["selectors"]["nightly"]["name"], "nightly");
+}
+
+#[test]
+fn ls_handles_every_selector_form() {
+    let dir = fixture("shop");
+    let st = tempfile::tempdir().unwrap();
+    // A state to compare against: the project as it is now.
+    assert_eq!(pm(dir.path(), &["parse", "-q"]).code, 0);
+    std::fs::copy(
+        dir.path().join("target/manifest.json"),
+        st.path().join("manifest.json"),
+    )
+    .unwrap();
+    let state = st.path().to_str().unwrap().to_string();
+    // Then a change: one model edited, one model added.
+    let p = dir.path().join("models/staging/stg_orders.sql");
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, text.replace("status\n", "status,\n    1 as version\n")).unwrap();
+    write(
+        dir.path(),
+        "models/marts/new_model.sql",
+        "select * from {{ ref('customers') }}\n",
+    );
+
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["ls", "--resource-type", "model"],
+        vec!["ls", "-s", "stg_orders"],
+        vec!["ls", "-s", "stg_*", "--resource-type", "model"],
+        vec!["ls", "-s", "staging.*", "--indirect-selection", "empty"],
+        vec!["ls", "-s", "marts.finance"],
+        vec!["ls", "-s", "path:models/marts", "--resource-type", "model"],
+        vec!["ls", "-s", "models/staging/stg_orders.sql"],
+        vec!["ls", "-s", "tag:finance"],
+        vec![
+            "ls",
+            "-s",
+            "config.materialized:table",
+            "--resource-type",
+            "model",
+        ],
+        vec![
+            "ls",
+            "-s",
+            "config.meta.owner:growth-team",
+            "--resource-type",
+            "model",
+        ],
+        vec!["ls", "-s", "resource_type:seed"],
+        vec![
+            "ls",
+            "-s",
+            "source:web+",
+            "--resource-type",
+            "model",
+            "source",
+        ],
+        vec!["ls", "-s", "test_type:singular"],
+        vec!["ls", "-s", "test_type:generic,stg_orders"],
+        vec!["ls", "-s", "test_name:accepted_values"],
+        vec!["ls", "-s", "+orders", "--resource-type", "model", "seed"],
+        vec!["ls", "-s", "1+orders", "--resource-type", "model"],
+        vec![
+            "ls",
+            "-s",
+            "stg_orders+",
+            "--resource-type",
+            "model",
+            "snapshot",
+            "exposure",
+        ],
+        vec!["ls", "-s", "stg_orders+1", "--resource-type", "model"],
+        vec![
+            "ls",
+            "-s",
+            "@stg_payments",
+            "--resource-type",
+            "model",
+            "seed",
+        ],
+        vec![
+            "ls",
+            "-s",
+            "stg_orders",
+            "stg_customers",
+            "--resource-type",
+            "model",
+        ],
+        vec![
+            "ls",
+            "-s",
+            "tag:staging,stg_orders+",
+            "--resource-type",
+            "model",
+        ],
+        vec![
+            "ls",
+            "-s",
+            "staging",
+            "--exclude",
+            "stg_page_views",
+            "--resource-type",
+            "model",
+        ],
+        vec![
+            "ls",
+            "--selector",
+            "nightly",
+            "--resource-type",
+            "model",
+            "seed",
+        ],
+        vec![
+            "ls",
+            "--selector",
+            "staging_only",
+            "--resource-type",
+            "model",
+        ],
+        vec!["ls", "-s", "orders", "--indirect-selection", "cautious"],
+        vec![
+            "ls",
+            "-s",
+            "orders",
+            "--indirect-selection",
+            "buildable",
+            "--resource-type",
+            "test",
+        ],
+        vec![
+            "ls",
+            "-s",
+            "exposure:weekly_revenue+",
+            "+exposure:weekly_revenue",
+            "--resource-type",
+            "exposure",
+            "model",
+        ],
+        vec![
+            "ls",
+            "-s",
+            "state:modified",
+            "--state",
+            &state,
+            "--resource-type",
+            "model",
+        ],
+        vec!["ls", "-s", "state:new", "--state", &state],
+        vec![
+            "ls",
+            "-s",
+            "state:modified+",
+            "--state",
+            &state,
+            "--resource-type",
+            "model",
+        ],
+        vec!["ls", "-s", "orders", "--output", "name"],
+        vec![
+            "ls",
+            "-s",
+            "orders",
+            "--output",
+            "path",
+            "--resource-type",
+            "model",
+        ],
+        vec![
+            "ls",
+            "-s",
+            "customers",
+            "--output",
+            "json",
+            "--output-keys",
+            "name,resource_type,relation_name",
+            "--resource-type",
+            "model",
+        ],
+    ];
+    let mut transcript = String::new();
+    for args in cases {
+        let r = pm(dir.path(), &args);
+        assert_eq!(r.code, 0, "pm {}: {}", args.join(" "), r.stderr);
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if *a == state {
+                    "STATE".to_string()
+                } else {
+                    a.to_string()
+                }
+            })
+            .collect();
+        transcript.push_str(&format!("$ pm {}\n{}\n", shown.join(" "), r.stdout));
+    }
+    insta::assert_snapshot!("ls_selectors", transcript);
+}
+
+#[test]
+fn compile_one_model_prints_its_sql() {
+    let dir = fixture("shop");
+    let r = pm(
+        dir.path(),
+        &[
+            "compile",
+            "-s",
+            "revenue_daily",
+            "--vars",
+            "{start_date: '2020-01-01'}",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("from \"pm\".\"public_marts\".\"orders\""),
+        "{}",
+        r.stdout
+    );
+    let m = manifest(dir.path());
+    assert!(m["nodes"]["model.shop.stg_orders"]["compiled_code"]
+        .as_str()
+        .unwrap()
+        .contains("'2020-01-01'"));
+}
+
+#[test]
+fn compile_writes_only_selected_nodes() {
+    let dir = fixture("shop");
+    let r = pm(dir.path(), &["compile", "-s", "revenue_daily"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(dir
+        .path()
+        .join("target/compiled/shop/models/marts/finance/revenue_daily.sql")
+        .is_file());
+    assert!(!dir
+        .path()
+        .join("target/compiled/shop/models/staging/stg_orders.sql")
+        .exists());
+}
+
+#[test]
+fn profile_target_and_env_var_reach_templates() {
+    let dir = fixture("shop");
+    write(
+        dir.path(),
+        "profiles.yml",
+        "shop:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      host: localhost\n      user: me\n      password: \"{{ env_var('SHOP_PASSWORD') }}\"\n      dbname: analytics\n      schema: \"{{ env_var('SHOP_SCHEMA', 'dbt_me') }}\"\n      threads: 2\n    prod:\n      type: postgres\n      dbname: analytics\n      schema: prod\n",
+    );
+    write(dir.path(), "models/whoami.sql", "select '{{ target.name }}' as t, '{{ target.schema }}' as s, {{ target.threads }} as n, '{{ env_var('SHOP_TAG', 'none') }}' as tag\n");
+    let r = pm_env(
+        dir.path(),
+        &["compile", "-s", "whoami"],
+        &[("SHOP_PASSWORD", "secret"), ("SHOP_TAG", "blue")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        "select 'dev' as t, 'dbt_me' as s, 2 as n, 'blue' as tag"
+    );
+    let r = pm_env(
+        dir.path(),
+        &[
+            "compile",
+            "-s",
+            "whoami",
+            "--target",
+            "prod",
+            "--threads",
+            "8",
+        ],
+        &[("SHOP_PASSWORD", "x")],
+    );
+    assert_eq!(
+        r.stdout.trim(),
+        "select 'prod' as t, 'prod' as s, 8 as n, 'none' as tag"
+    );
+    let m = read(dir.path(), "target/manifest.json");
+    assert!(!m.contains("secret"));
+    assert!(m.contains("\"\\\"analytics\\\".\\\"prod\\\".\\\"whoami\\\"\""));
+}
+
+#[test]
+fn project_macros_override_schema_naming() {
+    let dir = fixture("shop");
+    write(
+        dir.path(),
+        "macros/generate_schema_name.sql",
+        "{% macro generate_schema_name(custom_schema_name, node) -%}\n{%- if custom_schema_name is none -%}{{ target.schema }}{%- else -%}{{ custom_schema_name | trim }}{%- endif -%}\n{%- endmacro %}\n",
+    );
+    assert_eq!(pm(dir.path(), &["compile", "-q"]).code, 0);
+    let m = manifest(dir.path());
+    assert_eq!(m["nodes"]["model.shop.orders"]["schema"], "marts");
+    assert_eq!(m["nodes"]["model.shop.stg_orders"]["schema"], "public");
+    let sql = read(
+        dir.path(),
+        "target/compiled/shop/models/marts/customers.sql",
+    );
+    assert!(sql.contains("from \"pm\".\"marts\".\"orders\""), "{sql}");
+}
+
+#[test]
+fn jinja_surface_of_dbt_projects() {
+    let dir = project(&[
+        ("pm_project.yml", "name: j\nvars:\n  limit: 5\n"),
+        (
+            "macros/util.sql",
+            "{% macro cols(prefix) -%}\n{%- set out = [] -%}\n{%- for c in ['a', 'b'] -%}{%- do out.append(prefix ~ c) -%}{%- endfor -%}\n{{ return(out | join(', ')) }}\n{%- endmacro %}\n{% macro dispatched() %}{{ return(adapter.dispatch('thing')()) }}{% endmacro %}\n{% macro default__thing() %}default thing{% endmacro %}\n{% macro wrap() %}[{{ caller() }}]{% endmacro %}\n",
+        ),
+        (
+            "models/m.sql",
+            "{{ config(materialized='table', tags=['x']) }}\n{%- set cfg = config.get('materialized') -%}\nselect {{ cols('t.') }} -- {{ cfg }} {{ this.identifier }} {{ this.schema }}\n-- {{ dispatched() }} {% call wrap() %}inside{% endcall %} {{ var('limit') }} {{ var('missing', 'dflt') }}\n-- {{ 'a,b'.split(',') | length }} {{ is_incremental() }} {{ model.name }} {{ adapter.quote('q') }}\n-- {{ run_started_at.strftime('%Y') | length }} {{ tojson({'k': 1}) }} {{ fromjson('[1,2]')[1] }} {{ local_md5('x') }}\n",
+        ),
+    ]);
+    let r = pm(dir.path(), &["compile", "-s", "m"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    insta::assert_snapshot!("jinja_surface", r.stdout);
+}
+
+#[test]
+fn parse_reports_counts_and_json_logs() {
+    let dir = fixture("shop");
+    let r = pm(dir.path(), &["parse", "--log-format", "json"]);
+    assert_eq!(r.code, 0);
+    let line: serde_json::Value = serde_json::from_str(r.stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(line["level"], "info");
+    assert!(line["msg"].as_str().unwrap().starts_with("Parsed 8 models, 3 seeds, 1 snapshot, 1 analysis, 15 tests, 1 source, 1 exposure, 3 macros"));
+    let m = manifest(dir.path());
+    assert!(m["nodes"]["model.shop.orders"]
+        .get("compiled_code")
+        .is_none());
+}
+
+#[test]
+fn finds_the_project_from_a_subfolder_and_with_project_dir() {
+    let dir = fixture("shop");
+    let r = pm(
+        &dir.path().join("models/staging"),
+        &["ls", "-s", "stg_orders", "--resource-type", "model"],
+    );
+    assert_eq!(r.stdout, "shop.staging.stg_orders\n");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let r = pm(
+        elsewhere.path(),
+        &[
+            "ls",
+            "--project-dir",
+            dir.path().to_str().unwrap(),
+            "-s",
+            "stg_orders",
+            "--resource-type",
+            "model",
+        ],
+    );
+    assert_eq!(r.stdout, "shop.staging.stg_orders\n");
+}
