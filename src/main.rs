@@ -1,4 +1,9 @@
 use clap::Parser;
+
+// Compilation allocates many small strings and maps on every thread; mimalloc
+// handles that without the contention and consolidation cost of glibc malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use pm::cli::{Cli, Command};
 use pm::output::Log;
 

@@ -144,8 +144,8 @@ pub struct Node {
     pub raw_code: Arc<str>,
     /// sha256 of the raw file.
     pub checksum: String,
-    pub config: Config,
-    /// Config as written before rendering (project + YAML + in-file), for state comparison.
+    /// Shared between nodes until one of them changes it.
+    pub config: Arc<Config>,
     pub description: String,
     pub columns: IndexMap<String, Column>,
     pub meta: Map<String, Json>,

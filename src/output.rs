@@ -71,3 +71,37 @@ impl Log {
         }
     }
 }
+
+/// Phase durations on stderr when `PM_TIMINGS=1`, for finding where time goes.
+pub struct PhaseTimer {
+    on: bool,
+    scope: &'static str,
+    last: std::time::Instant,
+    phase: &'static str,
+}
+
+impl PhaseTimer {
+    pub fn new(scope: &'static str) -> PhaseTimer {
+        PhaseTimer {
+            on: std::env::var_os("PM_TIMINGS").is_some_and(|v| v == "1"),
+            scope,
+            last: std::time::Instant::now(),
+            phase: "start",
+        }
+    }
+
+    /// Ends the current phase (printing its time) and starts `next`.
+    pub fn lap(&mut self, next: &'static str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            eprintln!(
+                "[timing] {}: {:<48} {:>8.1} ms",
+                self.scope,
+                self.phase,
+                (now - self.last).as_secs_f64() * 1000.0
+            );
+            self.last = now;
+        }
+        self.phase = next;
+    }
+}

@@ -4,6 +4,7 @@
 use crate::error::{Problem, Result};
 use crate::manifest::{Manifest, Node, ResourceType};
 use rayon::prelude::*;
+use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 use std::path::{Path, PathBuf};
 
@@ -20,122 +21,182 @@ pub fn compiled_path(m: &Manifest, n: &Node) -> String {
     format!("compiled/{}/{}", m.project_name, base)
 }
 
-fn node_json(m: &Manifest, n: &Node, with_compiled: bool) -> Json {
-    let mut o = Map::new();
-    let columns: Map<String, Json> = n
-        .columns
-        .iter()
-        .map(|(k, c)| (k.clone(), serde_json::to_value(c).unwrap_or(Json::Null)))
-        .collect();
-    o.insert("unique_id".into(), json!(n.unique_id));
-    o.insert("resource_type".into(), json!(n.resource_type.as_str()));
-    o.insert("package_name".into(), json!(n.package_name));
-    o.insert("name".into(), json!(n.name));
-    o.insert("path".into(), json!(n.path));
-    o.insert("original_file_path".into(), json!(n.original_file_path));
-    o.insert(
-        "patch_path".into(),
-        json!(n
+/// A node as the manifest writes it, borrowing from the node: serialised
+/// straight to bytes, with dbt's field names.
+#[derive(Serialize)]
+struct NodeOut<'a> {
+    unique_id: &'a str,
+    resource_type: &'static str,
+    package_name: &'a str,
+    name: &'a str,
+    path: &'a str,
+    original_file_path: &'a str,
+    patch_path: Option<String>,
+    fqn: &'a [String],
+    database: &'a str,
+    schema: &'a str,
+    description: &'a str,
+    columns: &'a indexmap::IndexMap<String, crate::manifest::Column>,
+    meta: &'a Map<String, Json>,
+    tags: Vec<String>,
+    config: &'a crate::loader::config::Config,
+    relation_name: Option<String>,
+    #[serde(flatten)]
+    source: Option<SourceOut<'a>>,
+    #[serde(flatten)]
+    exposure: Option<ExposureOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alias: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checksum: Option<Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw_code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    docs: Option<Json>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refs: Option<Vec<Json>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sources: Option<&'a [[String; 2]]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    depends_on: Option<Json>,
+    #[serde(flatten)]
+    compiled: Option<CompiledOut<'a>>,
+    #[serde(flatten)]
+    test: Option<TestOut<'a>>,
+    #[serde(flatten)]
+    extra: &'a Map<String, Json>,
+}
+
+#[derive(Serialize)]
+struct SourceOut<'a> {
+    source_name: &'a str,
+    source_description: &'a str,
+    loader: &'a str,
+    identifier: &'a str,
+    loaded_at_field: &'a Option<String>,
+    freshness: &'a Json,
+    external: &'a Json,
+    source_meta: &'a Map<String, Json>,
+}
+
+#[derive(Serialize)]
+struct ExposureOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    label: &'a Option<String>,
+    url: &'a Option<String>,
+    maturity: &'a Option<String>,
+    owner: &'a Json,
+}
+
+#[derive(Serialize)]
+struct CompiledOut<'a> {
+    compiled_path: String,
+    compiled: bool,
+    compiled_code: &'a str,
+    extra_ctes_injected: bool,
+    extra_ctes: Vec<Json>,
+}
+
+#[derive(Serialize)]
+struct TestOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    test_metadata: Option<&'a crate::manifest::TestMetadata>,
+    column_name: &'a Option<String>,
+    attached_node: &'a Option<String>,
+    file_key_name: &'a Option<String>,
+}
+
+fn node_out<'a>(m: &Manifest, n: &'a Node, with_compiled: bool) -> NodeOut<'a> {
+    let sql_node = !matches!(
+        n.resource_type,
+        ResourceType::Source | ResourceType::Exposure
+    );
+    let depends_on = match n.resource_type {
+        ResourceType::Source => None,
+        ResourceType::Exposure => Some(json!({"macros": [], "nodes": n.depends_on})),
+        _ => Some(json!({"macros": n.depends_on_macros, "nodes": n.depends_on})),
+    };
+    NodeOut {
+        unique_id: &n.unique_id,
+        resource_type: n.resource_type.as_str(),
+        package_name: &n.package_name,
+        name: &n.name,
+        path: &n.path,
+        original_file_path: &n.original_file_path,
+        patch_path: n
             .patch_path
             .as_ref()
-            .map(|p| format!("{}://{}", n.package_name, p))),
-    );
-    o.insert("fqn".into(), json!(n.fqn));
-    o.insert("database".into(), json!(n.database));
-    o.insert("schema".into(), json!(n.schema));
-    o.insert("description".into(), json!(n.description));
-    o.insert("columns".into(), Json::Object(columns));
-    o.insert("meta".into(), Json::Object(n.meta.clone()));
-    o.insert("tags".into(), json!(n.tags()));
-    o.insert(
-        "config".into(),
-        serde_json::to_value(&n.config).unwrap_or(Json::Null),
-    );
-    o.insert("relation_name".into(), json!(n.relation_name()));
-    match n.resource_type {
-        ResourceType::Source => {
-            if let Some(s) = &n.source {
-                o.insert("source_name".into(), json!(s.source_name));
-                o.insert("source_description".into(), json!(s.source_description));
-                o.insert("loader".into(), json!(s.loader));
-                o.insert("identifier".into(), json!(s.identifier));
-                o.insert("loaded_at_field".into(), json!(s.loaded_at_field));
-                o.insert("freshness".into(), s.freshness.clone());
-                o.insert("external".into(), s.external.clone());
-                o.insert("source_meta".into(), Json::Object(s.source_meta.clone()));
+            .map(|p| format!("{}://{}", n.package_name, p)),
+        fqn: &n.fqn,
+        database: &n.database,
+        schema: &n.schema,
+        description: &n.description,
+        columns: &n.columns,
+        meta: &n.meta,
+        tags: n.tags(),
+        config: &n.config,
+        relation_name: n.relation_name(),
+        source: n.source.as_ref().map(|s| SourceOut {
+            source_name: &s.source_name,
+            source_description: &s.source_description,
+            loader: &s.loader,
+            identifier: &s.identifier,
+            loaded_at_field: &s.loaded_at_field,
+            freshness: &s.freshness,
+            external: &s.external,
+            source_meta: &s.source_meta,
+        }),
+        exposure: n.exposure.as_ref().map(|e| ExposureOut {
+            kind: &e.kind,
+            label: &e.label,
+            url: &e.url,
+            maturity: &e.maturity,
+            owner: &e.owner,
+        }),
+        alias: sql_node.then_some(n.alias.as_str()),
+        checksum: sql_node.then(|| json!({"name": "sha256", "checksum": n.checksum})),
+        language: sql_node.then_some("sql"),
+        raw_code: sql_node.then_some(&*n.raw_code),
+        docs: sql_node.then(|| {
+            if n.docs.is_null() {
+                json!({"show": true, "node_color": null})
+            } else {
+                n.docs.clone()
             }
-        }
-        ResourceType::Exposure => {
-            if let Some(e) = &n.exposure {
-                o.insert("type".into(), json!(e.kind));
-                o.insert("label".into(), json!(e.label));
-                o.insert("url".into(), json!(e.url));
-                o.insert("maturity".into(), json!(e.maturity));
-                o.insert("owner".into(), e.owner.clone());
-            }
-            o.insert("refs".into(), json!(refs_json(n)));
-            o.insert("sources".into(), json!(n.sources));
-            o.insert(
-                "depends_on".into(),
-                json!({"macros": [], "nodes": n.depends_on}),
-            );
-        }
-        _ => {
-            o.insert("alias".into(), json!(n.alias));
-            o.insert(
-                "checksum".into(),
-                json!({"name": "sha256", "checksum": n.checksum}),
-            );
-            o.insert("language".into(), json!("sql"));
-            o.insert("raw_code".into(), json!(&*n.raw_code));
-            o.insert(
-                "docs".into(),
-                if n.docs.is_null() {
-                    json!({"show": true, "node_color": null})
-                } else {
-                    n.docs.clone()
-                },
-            );
-            o.insert("refs".into(), json!(refs_json(n)));
-            o.insert("sources".into(), json!(n.sources));
-            o.insert(
-                "depends_on".into(),
-                json!({"macros": n.depends_on_macros, "nodes": n.depends_on}),
-            );
-            if with_compiled && n.compiled_code.is_some() {
-                o.insert(
-                    "compiled_path".into(),
-                    json!(format!("{}/{}", m_target(m), compiled_path(m, n))),
-                );
-                o.insert("compiled".into(), json!(true));
-                o.insert("compiled_code".into(), json!(n.compiled_code));
-                o.insert("extra_ctes_injected".into(), json!(true));
-                o.insert(
-                    "extra_ctes".into(),
-                    json!(n
-                        .extra_ctes
-                        .iter()
-                        .map(|(id, sql)| json!({"id": id, "sql": sql}))
-                        .collect::<Vec<_>>()),
-                );
-            }
-            if let Some(t) = &n.test {
-                if let Some(md) = &t.metadata {
-                    o.insert(
-                        "test_metadata".into(),
-                        serde_json::to_value(md).unwrap_or(Json::Null),
-                    );
-                }
-                o.insert("column_name".into(), json!(t.column_name));
-                o.insert("attached_node".into(), json!(t.attached_node));
-                o.insert("file_key_name".into(), json!(t.file_key_name));
-            }
-        }
+        }),
+        refs: (n.resource_type != ResourceType::Source).then(|| refs_json(n)),
+        sources: (n.resource_type != ResourceType::Source).then_some(n.sources.as_slice()),
+        depends_on,
+        compiled: match (&n.compiled_code, with_compiled && sql_node) {
+            (Some(code), true) => Some(CompiledOut {
+                compiled_path: format!("{}/{}", m_target(m), compiled_path(m, n)),
+                compiled: true,
+                compiled_code: code,
+                extra_ctes_injected: true,
+                extra_ctes: n
+                    .extra_ctes
+                    .iter()
+                    .map(|(id, sql)| json!({"id": id, "sql": sql}))
+                    .collect(),
+            }),
+            _ => None,
+        },
+        test: n.test.as_ref().map(|t| TestOut {
+            test_metadata: t.metadata.as_ref(),
+            column_name: &t.column_name,
+            attached_node: &t.attached_node,
+            file_key_name: &t.file_key_name,
+        }),
+        extra: &n.extra,
     }
-    for (k, v) in &n.extra {
-        o.entry(k.clone()).or_insert(v.clone());
-    }
-    Json::Object(o)
+}
+
+/// A node as a JSON value (for `pm ls --output json` and disabled nodes).
+pub fn node_json(m: &Manifest, n: &Node, with_compiled: bool) -> Json {
+    serde_json::to_value(node_out(m, n, with_compiled)).unwrap_or(Json::Null)
 }
 
 fn m_target(_m: &Manifest) -> &'static str {

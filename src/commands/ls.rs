@@ -47,6 +47,7 @@ pub fn run(g: &GlobalArgs, args: &LsArgs, log: Log) -> Result<i32> {
     if lines.is_empty() {
         log.warn("no nodes selected");
     }
+    super::release_at_exit((s, c));
     Ok(0)
 }
 

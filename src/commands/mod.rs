@@ -21,8 +21,10 @@ pub struct Session {
 
 impl Session {
     pub fn open(g: &GlobalArgs, which: &str, log: Log) -> Result<Session> {
+        let mut timer = crate::output::PhaseTimer::new("load");
         let root = loader::find_root(g.project_dir.as_deref())?;
         let project = loader::load(&root)?;
+        timer.lap("profile");
         let target = profile::resolve(
             &project.root,
             g.profiles_dir.as_deref(),
@@ -93,6 +95,13 @@ pub fn parse(g: &GlobalArgs, log: Log) -> Result<i32> {
             .display()
     ));
     Ok(0)
+}
+
+/// Hands large structures back to the OS at exit instead of freeing them one
+/// allocation at a time: for a 10,000-model manifest that is a few percent of
+/// the run. Only for data that lives until the process ends.
+pub fn release_at_exit<T>(value: T) {
+    std::mem::forget(value);
 }
 
 /// "12 models, 3 seeds, 20 tests, 4 sources".

@@ -113,6 +113,25 @@ pub fn mutable_literals(text: &str) -> Option<String> {
     Some(out)
 }
 
+/// One template per macro of a prepared macro file: the file with every other
+/// macro blanked out, so evaluating it defines just that macro and every
+/// offset and line still matches the file. Returns `(macro name, template)`.
+pub fn split_macros(prepared: &str) -> Vec<(String, String)> {
+    let (_, defs) = prepare_macro_file(prepared);
+    defs.iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut t = prepared.to_string();
+            for (j, other) in defs.iter().enumerate().rev() {
+                if j != i {
+                    blank(&mut t, other.start..other.end);
+                }
+            }
+            (d.name.clone(), t)
+        })
+        .collect()
+}
+
 /// A macro found in a macro file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MacroDef {
@@ -296,6 +315,25 @@ mod tests {
         assert!(out.contains("{% macro test_is_even(model, column_name) %}"));
         assert!(out.contains("{% endmacro %}"));
         assert_eq!(out.lines().count(), text.lines().count());
+    }
+
+    #[test]
+    fn splits_macros_keeping_offsets() {
+        let (prepared, _) = prepare_macro_file(
+            "{% macro a() %}A{% endmacro %}\n{% test b(model) %}B{% endtest %}\n",
+        );
+        let parts = split_macros(&prepared);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].0, "a");
+        assert!(
+            parts[0].1.starts_with("{% macro a() %}A{% endmacro %}\n") && !parts[0].1.contains('B')
+        );
+        assert_eq!(parts[1].0, "test_b");
+        assert_eq!(parts[1].1.len(), prepared.len());
+        assert!(parts[1]
+            .1
+            .trim_start()
+            .starts_with("{% macro test_b(model) %}B"));
     }
 
     #[test]

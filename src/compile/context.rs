@@ -58,7 +58,7 @@ pub struct NodeMeta {
     pub original_file_path: String,
     pub path: String,
     /// Project + YAML config (before the file's own `config()`).
-    pub config: Config,
+    pub config: Arc<Config>,
     /// The relation computed from `config` (may change once `config()` calls are applied).
     pub provisional: Rel,
     pub description: String,
@@ -611,14 +611,14 @@ impl Object for ModelObj {
             "schema" => Value::from(This(self.0.clone()).relation()?.rel().schema),
             "database" => Value::from(This(self.0.clone()).relation()?.rel().database),
             "config" => {
-                let mut c = m.config.clone();
+                let mut c = (*m.config).clone();
                 if let Some(extra) = with_state(|s| s.config.clone()) {
                     config::merge(&mut c, &extra);
                 }
                 to_value(&c)
             }
             "tags" => {
-                let mut c = m.config.clone();
+                let mut c = (*m.config).clone();
                 if let Some(extra) = with_state(|s| s.config.clone()) {
                     config::merge(&mut c, &extra);
                 }
@@ -1101,11 +1101,24 @@ pub const BUILTIN_NAMES: &[&str] = &[
     "api",
 ];
 
-/// Builds the environment: globals bound to `shared`, and macro templates
-/// (`(template name, source, macro names)`).
+/// The template of one macro: `<file>::<macro>`.
+pub fn macro_template_name(file: &str, name: &str) -> String {
+    format!("{file}::{name}")
+}
+
+/// The file a template name stands for (`macros/x.sql::m` → `macros/x.sql`).
+pub fn template_file(template: &str) -> &str {
+    template
+        .split_once("::")
+        .map(|(f, _)| f)
+        .unwrap_or(template)
+}
+
+/// Builds the environment: globals bound to `shared`, and one template per
+/// macro, given as `(file, prepared file text)`.
 pub fn environment(
     shared: &Arc<Shared>,
-    macro_templates: Vec<(String, String, Vec<String>)>,
+    macro_files: Vec<(String, String)>,
 ) -> Result<Environment<'static>, Error> {
     let mut env = Environment::new();
     env.set_debug(true);
@@ -1116,13 +1129,14 @@ pub fn environment(
     minijinja_contrib::add_to_environment(&mut env);
 
     let project = shared.project_name.clone();
-    for (template, source, names) in macro_templates {
-        let package = if template.starts_with("pm/") {
+    for (file, prepared) in macro_files {
+        let package = if file.starts_with("pm/") {
             "pm".to_string()
         } else {
             project.clone()
         };
-        for name in names {
+        for (name, source) in super::blocks::split_macros(&prepared) {
+            let template = macro_template_name(&file, &name);
             env.add_global(
                 name.clone(),
                 Value::from_object(MacroFn {
@@ -1131,8 +1145,8 @@ pub fn environment(
                     name,
                 }),
             );
+            env.add_template_owned(template, source)?;
         }
-        env.add_template_owned(template, source)?;
     }
 
     let s = shared.clone();

@@ -21,7 +21,8 @@ pub fn node_problem(
     node_source: &str,
     files: &FileIndex,
 ) -> Problem {
-    let template = e.name().unwrap_or(&node.original_file_path).to_string();
+    let template =
+        super::context::template_file(e.name().unwrap_or(&node.original_file_path)).to_string();
     let in_node = template == node.original_file_path;
     // Generic tests and exposures are generated from YAML: point at their entry.
     if in_node

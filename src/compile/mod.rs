@@ -114,10 +114,58 @@ fn seed_defaults() -> Config {
     c
 }
 
-fn with_defaults(defaults: Config, over: &Config) -> Config {
-    let mut c = defaults;
-    config::merge(&mut c, over);
-    c
+/// Folder-level configs, computed once per folder and shared by its nodes.
+struct FolderConfigs<'a> {
+    project: &'a Project,
+    cache: std::sync::Mutex<HashMap<(FileKind, Vec<String>), Arc<Config>>>,
+}
+
+impl<'a> FolderConfigs<'a> {
+    fn new(project: &'a Project) -> Self {
+        FolderConfigs {
+            project,
+            cache: Default::default(),
+        }
+    }
+
+    fn tree(&self, kind: FileKind) -> &'a config::ConfigTree {
+        match kind {
+            FileKind::Seed => &self.project.seeds_config,
+            FileKind::Test => &self.project.tests_config,
+            FileKind::Snapshot => &self.project.snapshots_config,
+            _ => &self.project.models_config,
+        }
+    }
+
+    fn compute(&self, kind: FileKind, fqn: &[String]) -> Config {
+        let mut c = match kind {
+            FileKind::Seed => seed_defaults(),
+            FileKind::Test => generic_tests::default_config(),
+            _ => model_defaults(),
+        };
+        config::merge(&mut c, &self.tree(kind).config_for(fqn));
+        if kind == FileKind::Snapshot {
+            c.insert("materialized".into(), Json::from("snapshot"));
+        }
+        c
+    }
+
+    /// The config a node with this fqn gets from defaults and the project file.
+    fn get(&self, kind: FileKind, fqn: &[String]) -> Arc<Config> {
+        if self.tree(kind).has_leaf(fqn) {
+            return Arc::new(self.compute(kind, fqn));
+        }
+        let folders = fqn[..fqn.len().saturating_sub(1)].to_vec();
+        let key = (kind, folders);
+        if let Some(c) = self.cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return c;
+        }
+        let c = Arc::new(self.compute(kind, fqn));
+        if let Ok(mut m) = self.cache.lock() {
+            m.insert(key, c.clone());
+        }
+        c
+    }
 }
 
 fn new_node(
@@ -126,7 +174,7 @@ fn new_node(
     name: String,
     file: &SourceText,
     fqn: Vec<String>,
-    config: Config,
+    config: Arc<Config>,
 ) -> Node {
     Node {
         unique_id: format!("{}.{}.{}", rt.as_str(), project.name, name),
@@ -213,11 +261,12 @@ fn yml_folders(project: &Project, path: &str) -> Vec<String> {
 
 /// Compiles the project.
 pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
+    let mut timer = crate::output::PhaseTimer::new("compile");
     let mut problems = Problems::default();
     let mut warnings = Vec::new();
 
     // ---- macros
-    let mut macro_templates: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut macro_templates: Vec<(String, String)> = Vec::new();
     let mut macros: Vec<MacroInfo> = Vec::new();
     let mut macro_texts: HashMap<String, Arc<str>> = HashMap::new();
     let (builtin_src, builtin_defs) = blocks::prepare_macro_file(generic_tests::BUILTIN_MACROS);
@@ -225,11 +274,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         "pm/builtins.sql".into(),
         Arc::from(generic_tests::BUILTIN_MACROS),
     );
-    macro_templates.push((
-        "pm/builtins.sql".into(),
-        builtin_src,
-        builtin_defs.iter().map(|d| d.name.clone()).collect(),
-    ));
+    macro_templates.push(("pm/builtins.sql".into(), builtin_src));
     let mut macro_names: BTreeSet<String> = builtin_defs.iter().map(|d| d.name.clone()).collect();
     let mut project_macro_at: HashMap<String, (String, usize)> = HashMap::new();
     for f in project.files.iter().filter(|f| f.kind == FileKind::Macro) {
@@ -264,11 +309,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             });
         }
         macro_texts.insert(f.path.clone(), f.text.clone());
-        macro_templates.push((
-            f.path.clone(),
-            src,
-            defs.iter().map(|d| d.name.clone()).collect(),
-        ));
+        macro_templates.push((f.path.clone(), src));
     }
     for d in &builtin_defs {
         macros.push(MacroInfo {
@@ -285,6 +326,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     macros.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
 
     // ---- docs blocks
+    timer.lap("docs blocks");
     let mut docs = Vec::new();
     for f in project.files.iter().filter(|f| f.kind == FileKind::Docs) {
         for (name, body) in blocks::docs_blocks(&f.text) {
@@ -303,73 +345,16 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         .collect();
 
     // ---- nodes from files
-    let mut drafts: Vec<Draft> = Vec::new();
-    for f in &project.files {
-        match f.kind {
-            FileKind::Model | FileKind::Analysis => {
-                let rt = if f.kind == FileKind::Model {
-                    ResourceType::Model
-                } else {
-                    ResourceType::Analysis
-                };
-                let name = f.stem().to_string();
-                let fqn = fqn_of(project, f, &name);
-                let cfg = with_defaults(model_defaults(), &project.models_config.config_for(&fqn));
-                let node = new_node(rt, project, name, f, fqn, cfg);
-                drafts.push(Draft {
-                    template: file_template(&f.text),
-                    node,
-                });
-            }
-            FileKind::Seed => {
-                let name = f.stem().to_string();
-                let fqn = fqn_of(project, f, &name);
-                let cfg = with_defaults(seed_defaults(), &project.seeds_config.config_for(&fqn));
-                let node = new_node(ResourceType::Seed, project, name, f, fqn, cfg);
-                drafts.push(Draft {
-                    template: Template::None,
-                    node,
-                });
-            }
-            FileKind::Test => {
-                let name = f.stem().to_string();
-                let fqn = fqn_of(project, f, &name);
-                let cfg = with_defaults(
-                    generic_tests::default_config(),
-                    &project.tests_config.config_for(&fqn),
-                );
-                let mut node = new_node(ResourceType::Test, project, name, f, fqn, cfg);
-                node.test = Some(TestInfo {
-                    metadata: None,
-                    column_name: None,
-                    attached_node: None,
-                    file_key_name: None,
-                });
-                drafts.push(Draft {
-                    template: file_template(&f.text),
-                    node,
-                });
-            }
-            FileKind::Snapshot => {
-                for (name, masked) in blocks::snapshot_blocks(&f.text) {
-                    let fqn = fqn_of(project, f, &name);
-                    let mut cfg =
-                        with_defaults(model_defaults(), &project.snapshots_config.config_for(&fqn));
-                    cfg.insert("materialized".into(), Json::from("snapshot"));
-                    let mut node = new_node(ResourceType::Snapshot, project, name, f, fqn, cfg);
-                    node.raw_code = Arc::from(masked.trim());
-                    node.compiled_code = None;
-                    drafts.push(Draft {
-                        template: file_template(&masked),
-                        node,
-                    });
-                }
-            }
-            FileKind::Macro | FileKind::Docs => {}
-        }
-    }
+    timer.lap("nodes from files");
+    let folder_configs = FolderConfigs::new(project);
+    let mut drafts: Vec<Box<Draft>> = project
+        .files
+        .par_iter()
+        .flat_map_iter(|f| file_drafts(project, &folder_configs, f))
+        .collect();
 
     // ---- YAML patches
+    timer.lap("YAML patches");
     let mut by_kind_name: HashMap<(ResourceType, String), usize> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {
         by_kind_name.insert((d.node.resource_type, d.node.name.clone()), i);
@@ -423,12 +408,15 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 node.docs = p.docs.clone();
                 node.patch_path = Some(props.path.clone());
                 node.extra = p.extra.clone();
-                config::merge(&mut node.config, &p.config);
+                if !p.config.is_empty() {
+                    config::merge(Arc::make_mut(&mut node.config), &p.config);
+                }
             }
         }
     }
 
     // ---- sources and exposures
+    timer.lap("sources and exposures");
     for props in &project.properties {
         let folders = yml_folders(project, &props.path);
         for s in &props.sources {
@@ -459,8 +447,14 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                     text: Arc::from(""),
                 };
                 let name = t.name.clone();
-                let mut node =
-                    new_node(ResourceType::Source, project, name.clone(), &file, fqn, cfg);
+                let mut node = new_node(
+                    ResourceType::Source,
+                    project,
+                    name.clone(),
+                    &file,
+                    fqn,
+                    Arc::new(cfg),
+                );
                 node.unique_id = format!("source.{}.{}.{}", project.name, s.name, t.name);
                 node.checksum = String::new();
                 node.line = t.line;
@@ -487,10 +481,10 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                     external: t.external.clone(),
                     source_meta: s.meta.clone(),
                 });
-                drafts.push(Draft {
+                drafts.push(Box::new(Draft {
                     template: Template::None,
                     node,
-                });
+                }));
             }
         }
         for e in &props.exposures {
@@ -515,7 +509,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 e.name.clone(),
                 &file,
                 fqn,
-                cfg,
+                Arc::new(cfg),
             );
             node.checksum = String::new();
             node.line = e.line;
@@ -535,187 +529,69 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 .iter()
                 .map(|d| format!("{{{{ {d} }}}}\n"))
                 .collect();
-            drafts.push(Draft {
+            drafts.push(Box::new(Draft {
                 template: Template::Generated {
                     source: src,
                     args: Map::new(),
                 },
                 node,
-            });
+            }));
         }
     }
 
     // ---- generic tests
-    let attachable: HashMap<(ResourceType, String), usize> = drafts
+    timer.lap("generic tests");
+    let attachable: HashMap<(ResourceType, String), String> = drafts
         .iter()
-        .enumerate()
-        .filter(|(_, d)| d.node.resource_type != ResourceType::Source)
-        .map(|(i, d)| ((d.node.resource_type, d.node.name.clone()), i))
+        .filter(|d| d.node.resource_type != ResourceType::Source)
+        .map(|d| {
+            (
+                (d.node.resource_type, d.node.name.clone()),
+                d.node.unique_id.clone(),
+            )
+        })
         .collect();
-    let mut test_drafts = Vec::new();
+    let per_file: Vec<(Vec<Box<Draft>>, Vec<Problem>)> = project
+        .properties
+        .par_iter()
+        .map(|props| yaml_tests(project, props, &attachable, &macro_names, &folder_configs))
+        .collect();
     let mut test_ids: HashMap<String, (String, usize)> = HashMap::new();
-    for props in &project.properties {
-        let folders = yml_folders(project, &props.path);
-        let mut targets: Vec<TestTarget> = Vec::new();
-        for (rt, key, patches) in [
-            (ResourceType::Model, "models", &props.models),
-            (ResourceType::Seed, "seeds", &props.seeds),
-            (ResourceType::Snapshot, "snapshots", &props.snapshots),
-        ] {
-            for p in patches {
-                let Some(&i) = attachable.get(&(rt, p.name.clone())) else {
-                    continue;
-                };
-                targets.push(TestTarget {
-                    name: p.name.clone(),
-                    expr: format!("ref('{}')", p.name),
-                    attached: drafts[i].node.unique_id.clone(),
-                    is_source: false,
-                    tests: &p.tests,
-                    columns: &p.columns,
-                    file_key: format!("{key}.{}", p.name),
-                });
-            }
+    let mut test_drafts = Vec::new();
+    for (tests, file_problems) in per_file {
+        for p in file_problems {
+            problems.push(p);
         }
-        for s in &props.sources {
-            for t in &s.tables {
-                targets.push(TestTarget {
-                    name: format!("{}_{}", s.name, t.name),
-                    expr: format!("source('{}', '{}')", s.name, t.name),
-                    attached: format!("source.{}.{}.{}", project.name, s.name, t.name),
-                    is_source: true,
-                    tests: &t.tests,
-                    columns: &t.columns,
-                    file_key: format!("sources.{}", s.name),
-                });
-            }
-        }
-        for TestTarget {
-            name: target_name,
-            expr: target_expr,
-            attached,
-            is_source,
-            tests: model_tests,
-            columns,
-            file_key,
-        } in targets
-        {
-            let attached = Some(attached);
-            let mut all: Vec<(Option<&str>, &crate::loader::properties::TestDef)> =
-                model_tests.iter().map(|t| (None, t)).collect();
-            for c in columns {
-                all.extend(c.tests.iter().map(|t| (Some(c.name.as_str()), t)));
-            }
-            for (column, def) in all {
-                let parsed = match generic_tests::parse_test(def) {
-                    Ok(p) => p,
-                    Err(msg) => {
-                        problems.push(
-                            Problem::new("yaml::test", format!("invalid test in {}: {msg}", props.path))
-                                .in_file(&props.path, props.text.clone())
-                                .label_line(def.line, "this test")
-                                .help("write a test as `- unique`, or `- accepted_values: {values: [a, b]}`"),
-                        );
-                        continue;
-                    }
-                };
-                let (short, full) =
-                    generic_tests::synthesize_name(&parsed, &target_name, is_source, column);
-                let name = parsed.custom_name.clone().unwrap_or(short);
-                let mut fqn = vec![project.name.clone()];
-                fqn.extend(folders.iter().cloned());
-                fqn.push(name.clone());
-                let mut cfg = with_defaults(
-                    generic_tests::default_config(),
-                    &project.tests_config.config_for(&fqn),
+        for d in tests {
+            let path = d.node.original_file_path.clone();
+            if let Some((other, line)) = test_ids.get(&d.node.unique_id) {
+                let text = project
+                    .properties
+                    .iter()
+                    .find(|p| p.path == path)
+                    .map(|p| p.text.clone())
+                    .unwrap_or_else(|| Arc::from(""));
+                problems.push(
+                    Problem::new(
+                        "project::duplicate_test",
+                        format!("test `{}` is declared twice", d.node.name),
+                    )
+                    .in_file(&path, text)
+                    .label_line(d.node.line, "second declaration")
+                    .help(format!(
+                        "the first is in {other} line {line}; remove one, or give one a `name:`"
+                    )),
                 );
-                config::merge(&mut cfg, &parsed.config);
-                let file = SourceText {
-                    kind: FileKind::Test,
-                    path: props.path.clone(),
-                    resource_path: props.path.clone(),
-                    text: Arc::from(""),
-                };
-                let mut node = new_node(ResourceType::Test, project, name.clone(), &file, fqn, cfg);
-                let hash =
-                    &sha256_hex(&format!("{full}|{}", attached.clone().unwrap_or_default()))[..10];
-                node.unique_id = format!("test.{}.{}.{}", project.name, name, hash);
-                node.line = def.line;
-                node.description = parsed.description.clone();
-                node.patch_path = Some(props.path.clone());
-                let src = generic_tests::template_for(&parsed, &target_expr);
-                node.raw_code = Arc::from(src.as_str());
-                node.checksum = sha256_hex(&src);
-                let mut kwargs = parsed.kwargs.clone();
-                if let Some(c) = column {
-                    kwargs.insert("column_name".into(), Json::from(c));
-                }
-                kwargs.insert(
-                    "model".into(),
-                    Json::from(format!("{{{{ get_where_subquery({target_expr}) }}}}")),
-                );
-                node.test = Some(TestInfo {
-                    metadata: Some(TestMetadata {
-                        name: parsed.test_name.clone(),
-                        kwargs,
-                        namespace: parsed.namespace.clone(),
-                    }),
-                    column_name: column.map(str::to_string),
-                    attached_node: attached.clone(),
-                    file_key_name: Some(file_key.clone()),
-                });
-                if let Some((other, line)) = test_ids.get(&node.unique_id) {
-                    problems.push(
-                        Problem::new("project::duplicate_test", format!("test `{name}` is declared twice"))
-                            .in_file(&props.path, props.text.clone())
-                            .label_line(def.line, "second declaration")
-                            .help(format!("the first is in {other} line {line}; remove one, or give one a `name:`")),
-                    );
-                    continue;
-                }
-                test_ids.insert(node.unique_id.clone(), (props.path.clone(), def.line));
-                let test_name = format!("test_{}", parsed.test_name);
-                if parsed.namespace.is_some() || !macro_names.contains(&test_name) {
-                    let known: Vec<&str> = macro_names
-                        .iter()
-                        .filter_map(|m| m.strip_prefix("test_"))
-                        .collect();
-                    let suggestions =
-                        crate::error::closest(&parsed.test_name, known.iter().copied());
-                    problems.push(
-                        Problem::new(
-                            "compile::unknown_test",
-                            format!(
-                                "unknown generic test `{}{}` on {}{}",
-                                parsed.namespace.as_ref().map(|n| format!("{n}.")).unwrap_or_default(),
-                                parsed.test_name,
-                                file_key,
-                                column.map(|c| format!(".{c}")).unwrap_or_default()
-                            ),
-                        )
-                        .in_file(&props.path, props.text.clone())
-                        .label_line(def.line, "this test")
-                        .help(crate::error::did_you_mean(
-                            &suggestions,
-                            &format!(
-                                "define it with {{% test {}(model, column_name) %}} in a macro file or tests/generic/ (packages are not supported)",
-                                parsed.test_name
-                            ),
-                        )),
-                    );
-                    continue;
-                }
-                let args = generic_tests::context_args(&parsed, column);
-                test_drafts.push(Draft {
-                    template: Template::Generated { source: src, args },
-                    node,
-                });
+                continue;
             }
+            test_ids.insert(d.node.unique_id.clone(), (path, d.node.line));
+            test_drafts.push(d);
         }
     }
     drafts.extend(test_drafts);
 
     // ---- duplicates among ref-able names
+    timer.lap("duplicates among ref-able names");
     let mut first_by_name: HashMap<&str, &Node> = HashMap::new();
     for d in &drafts {
         if !d.node.resource_type.is_refable() || !config::enabled(&d.node.config) {
@@ -748,8 +624,9 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let mut problems = Problems::default();
 
     // ---- disabled (by project/YAML config) and ordering
+    timer.lap("disabled (by project/YAML config) and ordering");
     let mut disabled: Vec<Node> = Vec::new();
-    let mut enabled: Vec<Draft> = Vec::new();
+    let mut enabled: Vec<Box<Draft>> = Vec::new();
     for d in drafts {
         if config::enabled(&d.node.config) {
             enabled.push(d);
@@ -758,7 +635,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         }
     }
     let disabled_ids: HashSet<String> = disabled.iter().map(|n| n.unique_id.clone()).collect();
-    let (mut drafts, more_disabled): (Vec<Draft>, Vec<Draft>) =
+    let (mut drafts, more_disabled): (Vec<Box<Draft>>, Vec<Box<Draft>>) =
         enabled.into_iter().partition(|d| {
             d.node
                 .test
@@ -770,6 +647,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     drafts.sort_by(|a, b| a.node.unique_id.cmp(&b.node.unique_id));
 
     // ---- shared render data
+    timer.lap("shared render data");
     let quoting = (true, true, true);
     let _ = quoting;
     let overrides: HashSet<&str> = [
@@ -783,7 +661,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let mut vars = project.vars.clone();
     vars.extend(opts.cli_vars.clone());
     let metas: Vec<NodeMeta> = drafts
-        .iter()
+        .par_iter()
         .map(|d| {
             let n = &d.node;
             NodeMeta {
@@ -830,7 +708,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         full_refresh: opts.full_refresh,
     });
     let env = context::environment(&shared, macro_templates).map_err(|e| {
-        let file = e.name().unwrap_or("macros").to_string();
+        let file = context::template_file(e.name().unwrap_or("macros")).to_string();
         let text = macro_texts
             .get(&file)
             .cloned()
@@ -850,6 +728,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     };
 
     // ---- phase one: render everything
+    timer.lap("phase one: render everything");
     let rendered: Vec<std::result::Result<Option<(String, RenderState)>, Problem>> = drafts
         .par_iter()
         .enumerate()
@@ -869,13 +748,16 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let mut problems = Problems::default();
 
     // ---- configs from config() calls; relations
+    timer.lap("configs from config() calls; relations");
     let mut logs = Vec::new();
     for (d, st) in drafts.iter_mut().zip(&states) {
         if let Some((_, st)) = st {
-            config::merge(&mut d.node.config, &st.config);
-            if d.node.resource_type == ResourceType::Snapshot {
-                d.node
-                    .config
+            if !st.config.is_empty() {
+                config::merge(Arc::make_mut(&mut d.node.config), &st.config);
+            }
+            if d.node.resource_type == ResourceType::Snapshot && d.node.materialized() != "snapshot"
+            {
+                Arc::make_mut(&mut d.node.config)
                     .insert("materialized".into(), Json::from("snapshot"));
             }
             for l in &st.logs {
@@ -895,6 +777,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let _ = shared.resolved.set(resolved);
 
     // ---- edges
+    timer.lap("edges");
     let mut edges = Vec::new();
     for (i, st) in states.iter().enumerate() {
         if let Some((_, st)) = st {
@@ -944,6 +827,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let mut problems = Problems::default();
 
     // ---- phase two: final SQL
+    timer.lap("phase two: final SQL");
     let rels = shared.resolved.get().cloned().unwrap_or_default();
     let finals: Vec<std::result::Result<Option<String>, Problem>> = drafts
         .par_iter()
@@ -969,6 +853,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     problems.into_result()?;
 
     // ---- assemble nodes
+    timer.lap("assemble nodes");
     let eph: Vec<bool> = rels.iter().map(|r| r.ephemeral).collect();
     let ctes = ephemeral::collect_ctes(&dag, &eph);
     let cte_bodies: Vec<Option<String>> = compiled.clone();
@@ -1047,6 +932,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         (nodes, dag)
     };
     disabled.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    timer.lap("done");
     let index = nodes
         .iter()
         .enumerate()
@@ -1076,6 +962,232 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         warnings,
         logs,
     })
+}
+
+/// The nodes a file under a resource path defines (a snapshot file may hold several).
+fn file_drafts(project: &Project, folders: &FolderConfigs, f: &SourceText) -> Vec<Box<Draft>> {
+    let mut drafts = Vec::new();
+    match f.kind {
+        FileKind::Model | FileKind::Analysis => {
+            let rt = if f.kind == FileKind::Model {
+                ResourceType::Model
+            } else {
+                ResourceType::Analysis
+            };
+            let name = f.stem().to_string();
+            let fqn = fqn_of(project, f, &name);
+            let cfg = folders.get(f.kind, &fqn);
+            let node = new_node(rt, project, name, f, fqn, cfg);
+            drafts.push(Box::new(Draft {
+                template: file_template(&f.text),
+                node,
+            }));
+        }
+        FileKind::Seed => {
+            let name = f.stem().to_string();
+            let fqn = fqn_of(project, f, &name);
+            let cfg = folders.get(FileKind::Seed, &fqn);
+            let node = new_node(ResourceType::Seed, project, name, f, fqn, cfg);
+            drafts.push(Box::new(Draft {
+                template: Template::None,
+                node,
+            }));
+        }
+        FileKind::Test => {
+            let name = f.stem().to_string();
+            let fqn = fqn_of(project, f, &name);
+            let cfg = folders.get(FileKind::Test, &fqn);
+            let mut node = new_node(ResourceType::Test, project, name, f, fqn, cfg);
+            node.test = Some(TestInfo {
+                metadata: None,
+                column_name: None,
+                attached_node: None,
+                file_key_name: None,
+            });
+            drafts.push(Box::new(Draft {
+                template: file_template(&f.text),
+                node,
+            }));
+        }
+        FileKind::Snapshot => {
+            for (name, masked) in blocks::snapshot_blocks(&f.text) {
+                let fqn = fqn_of(project, f, &name);
+                let cfg = folders.get(FileKind::Snapshot, &fqn);
+                let mut node = new_node(ResourceType::Snapshot, project, name, f, fqn, cfg);
+                node.raw_code = Arc::from(masked.trim());
+                node.compiled_code = None;
+                drafts.push(Box::new(Draft {
+                    template: file_template(&masked),
+                    node,
+                }));
+            }
+        }
+        FileKind::Macro | FileKind::Docs => {}
+    }
+    drafts
+}
+
+/// Test nodes declared in one properties file, with the problems found.
+fn yaml_tests(
+    project: &Project,
+    props: &crate::loader::properties::PropertiesFile,
+    attachable: &HashMap<(ResourceType, String), String>,
+    macro_names: &BTreeSet<String>,
+    folder_configs: &FolderConfigs,
+) -> (Vec<Box<Draft>>, Vec<Problem>) {
+    let mut test_drafts = Vec::new();
+    let mut problems = Vec::new();
+    let folders = yml_folders(project, &props.path);
+    let mut targets: Vec<TestTarget> = Vec::new();
+    for (rt, key, patches) in [
+        (ResourceType::Model, "models", &props.models),
+        (ResourceType::Seed, "seeds", &props.seeds),
+        (ResourceType::Snapshot, "snapshots", &props.snapshots),
+    ] {
+        for p in patches {
+            let Some(i) = attachable.get(&(rt, p.name.clone())) else {
+                continue;
+            };
+            targets.push(TestTarget {
+                name: p.name.clone(),
+                expr: format!("ref('{}')", p.name),
+                attached: i.clone(),
+                is_source: false,
+                tests: &p.tests,
+                columns: &p.columns,
+                file_key: format!("{key}.{}", p.name),
+            });
+        }
+    }
+    for s in &props.sources {
+        for t in &s.tables {
+            targets.push(TestTarget {
+                name: format!("{}_{}", s.name, t.name),
+                expr: format!("source('{}', '{}')", s.name, t.name),
+                attached: format!("source.{}.{}.{}", project.name, s.name, t.name),
+                is_source: true,
+                tests: &t.tests,
+                columns: &t.columns,
+                file_key: format!("sources.{}", s.name),
+            });
+        }
+    }
+    for TestTarget {
+        name: target_name,
+        expr: target_expr,
+        attached,
+        is_source,
+        tests: model_tests,
+        columns,
+        file_key,
+    } in targets
+    {
+        let attached = Some(attached);
+        let mut all: Vec<(Option<&str>, &crate::loader::properties::TestDef)> =
+            model_tests.iter().map(|t| (None, t)).collect();
+        for c in columns {
+            all.extend(c.tests.iter().map(|t| (Some(c.name.as_str()), t)));
+        }
+        for (column, def) in all {
+            let parsed = match generic_tests::parse_test(def) {
+                Ok(p) => p,
+                Err(msg) => {
+                    problems.push(
+                        Problem::new(
+                            "yaml::test",
+                            format!("invalid test in {}: {msg}", props.path),
+                        )
+                        .in_file(&props.path, props.text.clone())
+                        .label_line(def.line, "this test")
+                        .help(
+                            "write a test as `- unique`, or `- accepted_values: {values: [a, b]}`",
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let (short, full) =
+                generic_tests::synthesize_name(&parsed, &target_name, is_source, column);
+            let name = parsed.custom_name.clone().unwrap_or(short);
+            let mut fqn = vec![project.name.clone()];
+            fqn.extend(folders.iter().cloned());
+            fqn.push(name.clone());
+            let mut cfg = folder_configs.get(FileKind::Test, &fqn);
+            if !parsed.config.is_empty() {
+                config::merge(Arc::make_mut(&mut cfg), &parsed.config);
+            }
+            let file = SourceText {
+                kind: FileKind::Test,
+                path: props.path.clone(),
+                resource_path: props.path.clone(),
+                text: Arc::from(""),
+            };
+            let mut node = new_node(ResourceType::Test, project, name.clone(), &file, fqn, cfg);
+            let hash =
+                &sha256_hex(&format!("{full}|{}", attached.clone().unwrap_or_default()))[..10];
+            node.unique_id = format!("test.{}.{}.{}", project.name, name, hash);
+            node.line = def.line;
+            node.description = parsed.description.clone();
+            node.patch_path = Some(props.path.clone());
+            let src = generic_tests::template_for(&parsed, &target_expr);
+            node.raw_code = Arc::from(src.as_str());
+            node.checksum = sha256_hex(&src);
+            let mut kwargs = parsed.kwargs.clone();
+            if let Some(c) = column {
+                kwargs.insert("column_name".into(), Json::from(c));
+            }
+            kwargs.insert(
+                "model".into(),
+                Json::from(format!("{{{{ get_where_subquery({target_expr}) }}}}")),
+            );
+            node.test = Some(TestInfo {
+                metadata: Some(TestMetadata {
+                    name: parsed.test_name.clone(),
+                    kwargs,
+                    namespace: parsed.namespace.clone(),
+                }),
+                column_name: column.map(str::to_string),
+                attached_node: attached.clone(),
+                file_key_name: Some(file_key.clone()),
+            });
+            let test_name = format!("test_{}", parsed.test_name);
+            if parsed.namespace.is_some() || !macro_names.contains(&test_name) {
+                let known: Vec<&str> = macro_names
+                    .iter()
+                    .filter_map(|m| m.strip_prefix("test_"))
+                    .collect();
+                let suggestions = crate::error::closest(&parsed.test_name, known.iter().copied());
+                problems.push(
+                    Problem::new(
+                        "compile::unknown_test",
+                        format!(
+                            "unknown generic test `{}{}` on {}{}",
+                            parsed.namespace.as_ref().map(|n| format!("{n}.")).unwrap_or_default(),
+                            parsed.test_name,
+                            file_key,
+                            column.map(|c| format!(".{c}")).unwrap_or_default()
+                        ),
+                    )
+                    .in_file(&props.path, props.text.clone())
+                    .label_line(def.line, "this test")
+                    .help(crate::error::did_you_mean(
+                        &suggestions,
+                        &format!(
+                            "define it with {{% test {}(model, column_name) %}} in a macro file or tests/generic/ (packages are not supported)",
+                            parsed.test_name
+                        ),
+                    )),
+                );
+                continue;
+            }
+            let args = generic_tests::context_args(&parsed, column);
+            test_drafts.push(Box::new(Draft {
+                template: Template::Generated { source: src, args },
+                node,
+            }));
+        }
+    }
+    (test_drafts, problems)
 }
 
 fn invocation_id() -> String {
@@ -1159,7 +1271,7 @@ fn default_relation(n: &Node, cfg: &Config, target: &Target) -> Rel {
 /// `generate_schema_name` / `generate_alias_name` / `generate_database_name`.
 fn resolve_relations(
     env: &minijinja::Environment<'static>,
-    drafts: &[Draft],
+    drafts: &[Box<Draft>],
     target: &Target,
     overrides: &HashSet<&str>,
 ) -> std::result::Result<Vec<Rel>, Problem> {

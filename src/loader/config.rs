@@ -139,6 +139,24 @@ impl ConfigTree {
     }
 }
 
+impl ConfigTree {
+    /// Whether the tree configures the node itself (a key named after it at
+    /// its folder's level), so that its config differs from its folder's.
+    pub fn has_leaf(&self, fqn: &[String]) -> bool {
+        let Some((name, folders)) = fqn.split_last() else {
+            return false;
+        };
+        let mut level = self;
+        for part in folders {
+            match level.children.get(part) {
+                Some(child) => level = child,
+                None => return false,
+            }
+        }
+        level.children.contains_key(name)
+    }
+}
+
 /// Typed reads of common keys.
 pub fn get_str<'a>(c: &'a Config, key: &str) -> Option<&'a str> {
     c.get(key).and_then(Json::as_str)

@@ -207,6 +207,8 @@ pub fn load(root: &Path) -> Result<Project> {
         }
     }
 
+    let mut timer = crate::output::PhaseTimer::new("load");
+    timer.lap("walk");
     // Collect files.
     let mut wanted: Vec<(FileKind, String, PathBuf)> = Vec::new();
     let mut yml_paths: Vec<PathBuf> = Vec::new();
@@ -272,6 +274,7 @@ pub fn load(root: &Path) -> Result<Project> {
         }
     }
 
+    timer.lap("read files");
     let files: Vec<std::result::Result<SourceText, Problem>> = wanted
         .par_iter()
         .map(|(kind, resource_path, abs)| {
@@ -303,6 +306,7 @@ pub fn load(root: &Path) -> Result<Project> {
             })
         })
         .collect();
+    timer.lap("parse yaml");
     let props: Vec<std::result::Result<PropertiesFile, Problem>> = yml_paths
         .par_iter()
         .map(|abs| {
@@ -315,6 +319,7 @@ pub fn load(root: &Path) -> Result<Project> {
         })
         .collect();
 
+    timer.lap("collect");
     let mut problems = Problems::default();
     let mut ok_files = Vec::with_capacity(files.len());
     for f in files {
@@ -332,6 +337,7 @@ pub fn load(root: &Path) -> Result<Project> {
     }
     problems.into_result()?;
 
+    timer.lap("selectors");
     let selectors = match std::fs::read_to_string(root.join("selectors.yml")) {
         Ok(t) => {
             let t: Arc<str> = t.into();

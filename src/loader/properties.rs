@@ -2,9 +2,10 @@
 //! analyses, sources, exposures. Unknown keys are kept in `extra`.
 
 use super::config::{self, Config};
-use super::yaml::{as_string, line_of_entry, string_list};
+use super::yaml::{as_string, string_list, EntryFinder};
 use crate::error::Problem;
 use serde_json::{Map, Value as Json};
+use std::cell::Cell;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -124,11 +125,27 @@ fn extra(m: &Map<String, Json>, known: &[&str]) -> Map<String, Json> {
 struct Ctx<'a> {
     path: &'a str,
     text: &'a Arc<str>,
+    finder: EntryFinder<'a>,
+    /// Lines are looked up in document order from here.
+    cursor: Cell<usize>,
 }
 
 impl Ctx<'_> {
+    /// The line of the next `key: value` entry (from the cursor), moving the cursor there.
     fn line(&self, key: &str, value: &str) -> usize {
-        line_of_entry(self.text, key, value).unwrap_or(1)
+        match self.finder.find(self.cursor.get(), key, value) {
+            Some(l) => {
+                self.cursor.set(l);
+                l
+            }
+            None => self.cursor.get().max(1),
+        }
+    }
+
+    /// Starts looking from the top of the section `key:`.
+    fn rewind_to(&self, key: &str) {
+        self.cursor
+            .set(super::yaml::line_of_key(self.text, key).unwrap_or(1));
     }
 
     fn problem(&self, line: usize, msg: String, help: &str) -> Problem {
@@ -183,7 +200,7 @@ impl Ctx<'_> {
                     let name = test_name_hint(item);
                     let line = name
                         .as_deref()
-                        .and_then(|n| find_after(self.text, near, n))
+                        .and_then(|n| self.find_text(near, n))
                         .unwrap_or(near);
                     out.push(TestDef {
                         value: item.clone(),
@@ -226,7 +243,19 @@ impl Ctx<'_> {
         Ok(out)
     }
 
+    /// The first line at or after `from` that contains `needle`.
+    fn find_text(&self, from: usize, needle: &str) -> Option<usize> {
+        let start = from.saturating_sub(1);
+        self.text
+            .lines()
+            .skip(start)
+            .take(64)
+            .position(|l| l.contains(needle))
+            .map(|i| start + i + 1)
+    }
+
     fn patches(&self, doc: &Map<String, Json>, key: &str) -> Result<Vec<ResourcePatch>, Problem> {
+        self.rewind_to(key);
         let mut out = Vec::new();
         for m in self.entries(doc, key)? {
             let name = s(m, "name").unwrap_or_default();
@@ -276,17 +305,13 @@ pub fn test_name_hint(item: &Json) -> Option<String> {
     }
 }
 
-/// Line of the first occurrence of `needle` at or after 1-based line `from`.
-fn find_after(text: &str, from: usize, needle: &str) -> Option<usize> {
-    text.lines()
-        .enumerate()
-        .skip(from.saturating_sub(1))
-        .find(|(_, l)| l.contains(needle))
-        .map(|(i, _)| i + 1)
-}
-
 pub fn parse(path: &str, text: &Arc<str>, doc: &Json) -> Result<PropertiesFile, Problem> {
-    let cx = Ctx { path, text };
+    let cx = Ctx {
+        path,
+        text,
+        finder: EntryFinder::new(text),
+        cursor: Cell::new(1),
+    };
     let empty = Map::new();
     let doc = match doc {
         Json::Object(m) => m,
@@ -300,13 +325,14 @@ pub fn parse(path: &str, text: &Arc<str>, doc: &Json) -> Result<PropertiesFile, 
         }
     };
     let mut sources = Vec::new();
+    cx.rewind_to("sources");
     for m in cx.entries(doc, "sources")? {
         let name = s(m, "name").unwrap_or_default();
         let line = cx.line("name", &name);
         let mut tables = Vec::new();
         for t in cx.entries(m, "tables")? {
             let tname = s(t, "name").unwrap_or_default();
-            let tline = find_after(text, line, &tname).unwrap_or(line);
+            let tline = cx.line("name", &tname);
             tables.push(SourceTable {
                 identifier: s(t, "identifier"),
                 description: s(t, "description").unwrap_or_default(),
@@ -340,6 +366,7 @@ pub fn parse(path: &str, text: &Arc<str>, doc: &Json) -> Result<PropertiesFile, 
         });
     }
     let mut exposures = Vec::new();
+    cx.rewind_to("exposures");
     for m in cx.entries(doc, "exposures")? {
         let name = s(m, "name").unwrap_or_default();
         exposures.push(ExposureDef {

@@ -39,6 +39,44 @@ pub fn parse(name: &str, text: &Arc<str>) -> Result<Json, Problem> {
     })
 }
 
+/// Finds `key: value` entries line by line, moving forward only: entries of a
+/// properties file are looked up in document order, so the whole file is
+/// scanned about once.
+pub struct EntryFinder<'a> {
+    lines: Vec<&'a str>,
+}
+
+impl<'a> EntryFinder<'a> {
+    pub fn new(text: &'a str) -> Self {
+        EntryFinder {
+            lines: text.lines().collect(),
+        }
+    }
+
+    /// The 1-based line of the first `key: value` at or after line `from`.
+    pub fn find(&self, from: usize, key: &str, value: &str) -> Option<usize> {
+        let start = from.saturating_sub(1).min(self.lines.len());
+        self.lines[start..]
+            .iter()
+            .position(|l| is_entry(l, key, value))
+            .map(|i| start + i + 1)
+    }
+}
+
+fn is_entry(line: &str, key: &str, value: &str) -> bool {
+    let t = line.trim_start();
+    let t = t.strip_prefix("- ").map(str::trim_start).unwrap_or(t);
+    let Some(rest) = t.strip_prefix(key) else {
+        return false;
+    };
+    let Some(rest) = rest.trim_start().strip_prefix(':') else {
+        return false;
+    };
+    let rest = rest.split(" #").next().unwrap_or(rest).trim();
+    let rest = rest.trim_matches(|c| c == '"' || c == '\'');
+    rest == value
+}
+
 /// The 1-based line of the first `name: <value>` entry (list item or key) in a
 /// YAML text, used to point errors at a resource's entry.
 pub fn line_of_entry(text: &str, key: &str, value: &str) -> Option<usize> {
