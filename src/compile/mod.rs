@@ -75,8 +75,10 @@ struct TestTarget<'a> {
     file_key: String,
 }
 
+/// A node being built, with how its SQL renders. The node is boxed so that
+/// sorting and partitioning drafts moves pointers, not kilobyte structs.
 struct Draft {
-    node: Node,
+    node: Box<Node>,
     template: Template,
 }
 
@@ -114,10 +116,13 @@ fn seed_defaults() -> Config {
     c
 }
 
+/// A resource kind and the fqn of a folder.
+type FolderKey = (FileKind, Vec<String>);
+
 /// Folder-level configs, computed once per folder and shared by its nodes.
 struct FolderConfigs<'a> {
     project: &'a Project,
-    cache: std::sync::Mutex<HashMap<(FileKind, Vec<String>), Arc<Config>>>,
+    cache: std::sync::Mutex<HashMap<FolderKey, Arc<Config>>>,
 }
 
 impl<'a> FolderConfigs<'a> {
@@ -347,7 +352,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     // ---- nodes from files
     timer.lap("nodes from files");
     let folder_configs = FolderConfigs::new(project);
-    let mut drafts: Vec<Box<Draft>> = project
+    let mut drafts: Vec<Draft> = project
         .files
         .par_iter()
         .flat_map_iter(|f| file_drafts(project, &folder_configs, f))
@@ -481,10 +486,10 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                     external: t.external.clone(),
                     source_meta: s.meta.clone(),
                 });
-                drafts.push(Box::new(Draft {
+                drafts.push(Draft {
                     template: Template::None,
-                    node,
-                }));
+                    node: Box::new(node),
+                });
             }
         }
         for e in &props.exposures {
@@ -529,13 +534,13 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 .iter()
                 .map(|d| format!("{{{{ {d} }}}}\n"))
                 .collect();
-            drafts.push(Box::new(Draft {
+            drafts.push(Draft {
                 template: Template::Generated {
                     source: src,
                     args: Map::new(),
                 },
-                node,
-            }));
+                node: Box::new(node),
+            });
         }
     }
 
@@ -551,7 +556,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             )
         })
         .collect();
-    let per_file: Vec<(Vec<Box<Draft>>, Vec<Problem>)> = project
+    let per_file: Vec<(Vec<Draft>, Vec<Problem>)> = project
         .properties
         .par_iter()
         .map(|props| yaml_tests(project, props, &attachable, &macro_names, &folder_configs))
@@ -626,16 +631,16 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     // ---- disabled (by project/YAML config) and ordering
     timer.lap("disabled (by project/YAML config) and ordering");
     let mut disabled: Vec<Node> = Vec::new();
-    let mut enabled: Vec<Box<Draft>> = Vec::new();
+    let mut enabled: Vec<Draft> = Vec::new();
     for d in drafts {
         if config::enabled(&d.node.config) {
             enabled.push(d);
         } else {
-            disabled.push(d.node);
+            disabled.push(*d.node);
         }
     }
     let disabled_ids: HashSet<String> = disabled.iter().map(|n| n.unique_id.clone()).collect();
-    let (mut drafts, more_disabled): (Vec<Box<Draft>>, Vec<Box<Draft>>) =
+    let (mut drafts, more_disabled): (Vec<Draft>, Vec<Draft>) =
         enabled.into_iter().partition(|d| {
             d.node
                 .test
@@ -643,7 +648,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 .and_then(|t| t.attached_node.as_ref())
                 .is_none_or(|a| !disabled_ids.contains(a))
         });
-    disabled.extend(more_disabled.into_iter().map(|d| d.node));
+    disabled.extend(more_disabled.into_iter().map(|d| *d.node));
     drafts.sort_by(|a, b| a.node.unique_id.cmp(&b.node.unique_id));
 
     // ---- shared render data
@@ -819,7 +824,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     for cycle in dag.cycles() {
         problems.push(errors::cycle_problem(
             &cycle,
-            &drafts.iter().map(|d| &d.node).collect::<Vec<_>>(),
+            &drafts.iter().map(|d| &*d.node).collect::<Vec<_>>(),
             project,
         ));
     }
@@ -904,10 +909,10 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 .collect();
         }
         if self_disabled.contains(&i) {
-            disabled.push(node);
+            disabled.push(*node);
             continue;
         }
-        nodes.push(node);
+        nodes.push(*node);
     }
     // Removing self-disabled nodes shifts indexes: rebuild the DAG on what is left.
     let (nodes, dag) = if self_disabled.is_empty() {
@@ -965,7 +970,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
 }
 
 /// The nodes a file under a resource path defines (a snapshot file may hold several).
-fn file_drafts(project: &Project, folders: &FolderConfigs, f: &SourceText) -> Vec<Box<Draft>> {
+fn file_drafts(project: &Project, folders: &FolderConfigs, f: &SourceText) -> Vec<Draft> {
     let mut drafts = Vec::new();
     match f.kind {
         FileKind::Model | FileKind::Analysis => {
@@ -978,20 +983,20 @@ fn file_drafts(project: &Project, folders: &FolderConfigs, f: &SourceText) -> Ve
             let fqn = fqn_of(project, f, &name);
             let cfg = folders.get(f.kind, &fqn);
             let node = new_node(rt, project, name, f, fqn, cfg);
-            drafts.push(Box::new(Draft {
+            drafts.push(Draft {
                 template: file_template(&f.text),
-                node,
-            }));
+                node: Box::new(node),
+            });
         }
         FileKind::Seed => {
             let name = f.stem().to_string();
             let fqn = fqn_of(project, f, &name);
             let cfg = folders.get(FileKind::Seed, &fqn);
             let node = new_node(ResourceType::Seed, project, name, f, fqn, cfg);
-            drafts.push(Box::new(Draft {
+            drafts.push(Draft {
                 template: Template::None,
-                node,
-            }));
+                node: Box::new(node),
+            });
         }
         FileKind::Test => {
             let name = f.stem().to_string();
@@ -1004,10 +1009,10 @@ fn file_drafts(project: &Project, folders: &FolderConfigs, f: &SourceText) -> Ve
                 attached_node: None,
                 file_key_name: None,
             });
-            drafts.push(Box::new(Draft {
+            drafts.push(Draft {
                 template: file_template(&f.text),
-                node,
-            }));
+                node: Box::new(node),
+            });
         }
         FileKind::Snapshot => {
             for (name, masked) in blocks::snapshot_blocks(&f.text) {
@@ -1016,10 +1021,10 @@ fn file_drafts(project: &Project, folders: &FolderConfigs, f: &SourceText) -> Ve
                 let mut node = new_node(ResourceType::Snapshot, project, name, f, fqn, cfg);
                 node.raw_code = Arc::from(masked.trim());
                 node.compiled_code = None;
-                drafts.push(Box::new(Draft {
+                drafts.push(Draft {
                     template: file_template(&masked),
-                    node,
-                }));
+                    node: Box::new(node),
+                });
             }
         }
         FileKind::Macro | FileKind::Docs => {}
@@ -1034,7 +1039,7 @@ fn yaml_tests(
     attachable: &HashMap<(ResourceType, String), String>,
     macro_names: &BTreeSet<String>,
     folder_configs: &FolderConfigs,
-) -> (Vec<Box<Draft>>, Vec<Problem>) {
+) -> (Vec<Draft>, Vec<Problem>) {
     let mut test_drafts = Vec::new();
     let mut problems = Vec::new();
     let folders = yml_folders(project, &props.path);
@@ -1181,10 +1186,10 @@ fn yaml_tests(
                 continue;
             }
             let args = generic_tests::context_args(&parsed, column);
-            test_drafts.push(Box::new(Draft {
+            test_drafts.push(Draft {
                 template: Template::Generated { source: src, args },
-                node,
-            }));
+                node: Box::new(node),
+            });
         }
     }
     (test_drafts, problems)
@@ -1271,7 +1276,7 @@ fn default_relation(n: &Node, cfg: &Config, target: &Target) -> Rel {
 /// `generate_schema_name` / `generate_alias_name` / `generate_database_name`.
 fn resolve_relations(
     env: &minijinja::Environment<'static>,
-    drafts: &[Box<Draft>],
+    drafts: &[Draft],
     target: &Target,
     overrides: &HashSet<&str>,
 ) -> std::result::Result<Vec<Rel>, Problem> {
