@@ -160,9 +160,11 @@ pub struct Node {
     pub depends_on_macros: Vec<String>,
     pub compiled_code: Option<String>,
     pub extra_ctes: Vec<(String, String)>,
-    pub test: Option<TestInfo>,
-    pub source: Option<SourceInfo>,
-    pub exposure: Option<ExposureInfo>,
+    // Boxed: each is present on one kind of node only, and inline they would
+    // make every node half a kilobyte larger.
+    pub test: Option<Box<TestInfo>>,
+    pub source: Option<Box<SourceInfo>>,
+    pub exposure: Option<Box<ExposureInfo>>,
     /// Unknown YAML keys of the node's entry.
     pub extra: Map<String, Json>,
 }

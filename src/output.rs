@@ -94,11 +94,21 @@ impl PhaseTimer {
     pub fn lap(&mut self, next: &'static str) {
         if self.on {
             let now = std::time::Instant::now();
+            let rss_mib = std::fs::read_to_string("/proc/self/statm")
+                .ok()
+                .and_then(|s| {
+                    s.split_whitespace()
+                        .nth(1)
+                        .and_then(|p| p.parse::<u64>().ok())
+                })
+                .map(|pages| pages * 4096 / (1 << 20))
+                .unwrap_or(0);
             eprintln!(
-                "[timing] {}: {:<48} {:>8.1} ms",
+                "[timing] {}: {:<48} {:>8.1} ms  rss {:>4} MiB",
                 self.scope,
                 self.phase,
-                (now - self.last).as_secs_f64() * 1000.0
+                (now - self.last).as_secs_f64() * 1000.0,
+                rss_mib
             );
             self.last = now;
         }

@@ -266,6 +266,20 @@ impl Object for Relation {
     }
 }
 
+/// The relation of node `target`, as `ref()` would return it.
+pub fn relation_value(shared: &Arc<Shared>, target: usize) -> Value {
+    Value::from_object(Relation {
+        shared: shared.clone(),
+        target,
+        parts: 7,
+    })
+}
+
+/// Records that the node being rendered depends on node `target`.
+pub fn record_dependency(target: usize) {
+    with_state(|s| s.depends.push(target));
+}
+
 /// `this`: the relation of the node being rendered.
 #[derive(Debug)]
 struct This(Arc<Shared>);
@@ -1128,27 +1142,6 @@ pub fn environment(
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     minijinja_contrib::add_to_environment(&mut env);
 
-    let project = shared.project_name.clone();
-    for (file, prepared) in macro_files {
-        let package = if file.starts_with("pm/") {
-            "pm".to_string()
-        } else {
-            project.clone()
-        };
-        for (name, source) in super::blocks::split_macros(&prepared) {
-            let template = macro_template_name(&file, &name);
-            env.add_global(
-                name.clone(),
-                Value::from_object(MacroFn {
-                    template: template.clone(),
-                    unique_id: format!("macro.{package}.{name}"),
-                    name,
-                }),
-            );
-            env.add_template_owned(template, source)?;
-        }
-    }
-
     let s = shared.clone();
     env.add_function("ref", move |args: minijinja::value::Rest<Value>| {
         ref_fn(&s, &args.0)
@@ -1199,6 +1192,16 @@ pub fn environment(
         }
         Ok(Value::from_object(MutDict(std::sync::Mutex::new(m))))
     });
+    let s = shared.clone();
+    env.add_function(
+        "get_where_subquery",
+        move |relation: Value| match ConfigObj(s.clone()).lookup("where") {
+            Some(Json::String(w)) if !w.trim().is_empty() => {
+                Value::from(format!("(select * from {relation} where {w}) dbt_subquery"))
+            }
+            _ => relation,
+        },
+    );
     env.add_global("exceptions", Value::from_object(ExceptionsObj));
     env.add_global("adapter", Value::from_object(AdapterObj));
     env.add_global(
@@ -1285,14 +1288,39 @@ pub fn environment(
     env.add_function("doc", |name: &str| {
         Value::from(format!("{{{{ doc('{name}') }}}}"))
     });
+    // Project and built-in macros last: a project macro named like a
+    // built-in function (get_where_subquery, say) replaces it, as in dbt.
+    let project = shared.project_name.clone();
+    for (file, prepared) in macro_files {
+        let package = if file.starts_with("pm/") {
+            "pm".to_string()
+        } else {
+            project.clone()
+        };
+        for (name, source) in super::blocks::split_macros(&prepared) {
+            let template = macro_template_name(&file, &name);
+            env.add_global(
+                name.clone(),
+                Value::from_object(MacroFn {
+                    template: template.clone(),
+                    unique_id: format!("macro.{package}.{name}"),
+                    name,
+                }),
+            );
+            env.add_template_owned(template, source)?;
+        }
+    }
+
     Ok(env)
 }
 
+/// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
     }
     s
 }

@@ -4,12 +4,12 @@ use super::context::{Rel, PLACEHOLDER_END, PLACEHOLDER_START};
 use crate::graph::Dag;
 
 /// Replaces relation placeholders of phase-one output by final names.
-pub fn substitute(out: &str, rels: &[Rel]) -> String {
+pub fn substitute(out: String, rels: &[Rel]) -> String {
     if !out.contains(PLACEHOLDER_START) {
-        return out.to_string();
+        return out;
     }
     let mut s = String::with_capacity(out.len() + 64);
-    let mut rest = out;
+    let mut rest = out.as_str();
     while let Some(start) = rest.find(PLACEHOLDER_START) {
         s.push_str(&rest[..start]);
         let after = &rest[start + PLACEHOLDER_START.len_utf8()..];
@@ -132,7 +132,7 @@ mod tests {
             },
         ];
         let out = substitute(
-            "select * from \u{1}0:7\u{2} join \u{1}1:7\u{2} join \u{1}0:1\u{2}",
+            "select * from \u{1}0:7\u{2} join \u{1}1:7\u{2} join \u{1}0:1\u{2}".to_string(),
             &rels,
         );
         assert_eq!(

@@ -24,14 +24,6 @@ pub const BUILTIN_MACROS: &str = r#"{% macro default__generate_schema_name(custo
     {%- if custom_database_name is none -%}{{ target.database }}{%- else -%}{{ custom_database_name | trim }}{%- endif -%}
 {%- endmacro %}
 {% macro generate_database_name(custom_database_name, node) -%}{{ default__generate_database_name(custom_database_name, node) }}{%- endmacro %}
-{% macro get_where_subquery(relation) -%}
-    {%- set where = config.get('where') -%}
-    {%- if where -%}
-        {{ return("(select * from " ~ relation ~ " where " ~ where ~ ") dbt_subquery") }}
-    {%- else -%}
-        {{ return(relation) }}
-    {%- endif -%}
-{%- endmacro %}
 {% macro test_not_null(model, column_name) -%}
 select {{ column_name }}
 from {{ model }}
@@ -262,8 +254,10 @@ pub fn is_relation_expr(v: &Json) -> Option<&str> {
     (matches!(func, "ref" | "source") && s.ends_with(')')).then_some(s)
 }
 
-/// The template that renders a generic test's SQL.
-pub fn template_for(test: &ParsedTest, target_expr: &str) -> String {
+/// The template that renders a generic test's SQL. The tested relation comes
+/// in the context as `__pm_model`, so tests of one kind share one template
+/// unless an argument is itself an expression (`to: ref('x')`).
+pub fn template_for(test: &ParsedTest) -> String {
     let mut explicit = String::new();
     for (k, v) in &test.kwargs {
         if let Some(expr) = is_relation_expr(v) {
@@ -271,7 +265,7 @@ pub fn template_for(test: &ParsedTest, target_expr: &str) -> String {
         }
     }
     format!(
-        "{{{{ test_{}(model=get_where_subquery({target_expr}){explicit}, **__pm_test_args) }}}}",
+        "{{{{ test_{}(model=get_where_subquery(__pm_model){explicit}, **__pm_test_args) }}}}",
         test.test_name
     )
 }

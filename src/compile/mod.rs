@@ -56,10 +56,12 @@ enum Template {
     None,
     /// The node's file text (or a masked copy of the same length).
     File(Arc<str>),
-    /// A generated template with its context (generic tests).
+    /// A generated template with its context (generic tests, exposures);
+    /// `model` is the unique id of the relation a test checks.
     Generated {
         source: String,
         args: Map<String, Json>,
+        model: Option<String>,
     },
 }
 
@@ -116,8 +118,8 @@ fn seed_defaults() -> Config {
     c
 }
 
-/// A resource kind and the fqn of a folder.
-type FolderKey = (FileKind, Vec<String>);
+/// A resource kind and the fqn of a folder, joined with `/`.
+type FolderKey = (FileKind, String);
 
 /// Folder-level configs, computed once per folder and shared by its nodes.
 struct FolderConfigs<'a> {
@@ -160,8 +162,7 @@ impl<'a> FolderConfigs<'a> {
         if self.tree(kind).has_leaf(fqn) {
             return Arc::new(self.compute(kind, fqn));
         }
-        let folders = fqn[..fqn.len().saturating_sub(1)].to_vec();
-        let key = (kind, folders);
+        let key = (kind, fqn[..fqn.len().saturating_sub(1)].join("/"));
         if let Some(c) = self.cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return c;
         }
@@ -473,7 +474,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                     .unwrap_or_else(|| opts.target.database.clone());
                 node.schema = s.schema.clone().unwrap_or_else(|| s.name.clone());
                 node.alias = t.identifier.clone().unwrap_or_else(|| t.name.clone());
-                node.source = Some(SourceInfo {
+                node.source = Some(Box::new(SourceInfo {
                     source_name: s.name.clone(),
                     source_description: s.description.clone(),
                     loader: s.loader.clone(),
@@ -485,7 +486,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                     freshness: t.freshness.clone().unwrap_or_else(|| s.freshness.clone()),
                     external: t.external.clone(),
                     source_meta: s.meta.clone(),
-                });
+                }));
                 drafts.push(Draft {
                     template: Template::None,
                     node: Box::new(node),
@@ -521,13 +522,13 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             node.description = resolve_docs(&e.description, &doc_map);
             node.meta = e.meta.clone();
             node.patch_path = Some(props.path.clone());
-            node.exposure = Some(ExposureInfo {
+            node.exposure = Some(Box::new(ExposureInfo {
                 kind: e.kind.clone(),
                 label: e.label.clone(),
                 url: e.url.clone(),
                 maturity: e.maturity.clone(),
                 owner: e.owner.clone(),
-            });
+            }));
             // depends_on entries are template expressions: render them like a test's.
             let src: String = e
                 .depends_on
@@ -538,6 +539,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 template: Template::Generated {
                     source: src,
                     args: Map::new(),
+                    model: None,
                 },
                 node: Box::new(node),
             });
@@ -734,10 +736,11 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
 
     // ---- phase one: render everything
     timer.lap("phase one: render everything");
+    let renderer = Renderer::new(&env, &shared, &files, &drafts);
     let rendered: Vec<std::result::Result<Option<(String, RenderState)>, Problem>> = drafts
         .par_iter()
         .enumerate()
-        .map(|(i, d)| render_node(&env, i, d, &files))
+        .map(|(i, d)| renderer.render(i, d))
         .collect();
     let mut states: Vec<Option<(String, RenderState)>> = Vec::with_capacity(rendered.len());
     for r in rendered {
@@ -834,15 +837,22 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     // ---- phase two: final SQL
     timer.lap("phase two: final SQL");
     let rels = shared.resolved.get().cloned().unwrap_or_default();
-    let finals: Vec<std::result::Result<Option<String>, Problem>> = drafts
-        .par_iter()
+    let renderer = Renderer::new(&env, &shared, &files, &drafts);
+    // Phase-one output is consumed here, so it is not held alongside the final SQL.
+    let outputs: Vec<Option<String>> = states
+        .iter_mut()
+        .map(|s| s.as_mut().map(|(o, _)| std::mem::take(o)))
+        .collect();
+    let finals: Vec<std::result::Result<Option<String>, Problem>> = outputs
+        .into_par_iter()
+        .zip(drafts.par_iter())
         .enumerate()
-        .map(|(i, d)| match &states[i] {
-            None => Ok(None),
-            Some((_, st)) if st.needs_rerender => {
-                render_node(&env, i, d, &files).map(|r| r.map(|(o, _)| o))
+        .map(|(i, (out, d))| match (out, &states[i]) {
+            (Some(_), Some((_, st))) if st.needs_rerender => {
+                renderer.render(i, d).map(|r| r.map(|(o, _)| o))
             }
-            Some((out, _)) => Ok(Some(ephemeral::substitute(out, &rels))),
+            (Some(out), _) => Ok(Some(ephemeral::substitute(out, &rels))),
+            (None, _) => Ok(None),
         })
         .collect();
     let mut compiled: Vec<Option<String>> = Vec::with_capacity(finals.len());
@@ -861,59 +871,72 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     timer.lap("assemble nodes");
     let eph: Vec<bool> = rels.iter().map(|r| r.ephemeral).collect();
     let ctes = ephemeral::collect_ctes(&dag, &eph);
-    let cte_bodies: Vec<Option<String>> = compiled.clone();
-    let mut nodes: Vec<Node> = Vec::with_capacity(drafts.len());
-    for (i, d) in drafts.into_iter().enumerate() {
-        let mut node = d.node;
-        let rel = &rels[i];
-        if node.resource_type != ResourceType::Source {
-            node.database = rel.database.clone();
-            node.schema = rel.schema.clone();
-            node.alias = rel.identifier.clone();
-        }
-        if let Some((_, st)) = &states[i] {
-            node.refs = st.refs.clone();
-            node.sources = st.sources.clone();
-            node.depends_on_macros = st.macros.iter().cloned().collect();
-        }
-        node.depends_on = dag.parents[i]
-            .iter()
-            .map(|&p| shared.metas[p].unique_id.clone())
-            .collect();
-        if node.resource_type == ResourceType::Exposure {
-            node.compiled_code = None;
-        } else if let Some(sql) = compiled[i].take() {
-            let named: Vec<(String, String)> = ctes[i]
+    // Ephemeral bodies are copied into their consumers; everything else moves.
+    let bodies: HashMap<usize, String> = ctes
+        .iter()
+        .flatten()
+        .filter_map(|&e| compiled[e].clone().map(|b| (e, b)))
+        .collect();
+    let built: Vec<Node> = drafts
+        .into_par_iter()
+        .zip(compiled.into_par_iter())
+        .enumerate()
+        .map(|(i, (d, sql))| {
+            let mut node = d.node;
+            let rel = &rels[i];
+            if node.resource_type != ResourceType::Source {
+                node.database = rel.database.clone();
+                node.schema = rel.schema.clone();
+                node.alias = rel.identifier.clone();
+            }
+            if let Some((_, st)) = &states[i] {
+                node.refs = st.refs.clone();
+                node.sources = st.sources.clone();
+                node.depends_on_macros = st.macros.iter().cloned().collect();
+            }
+            node.depends_on = dag.parents[i]
                 .iter()
-                .map(|&e| {
-                    (
-                        format!("__dbt__cte__{}", rels[e].identifier),
-                        cte_bodies[e].clone().unwrap_or_default(),
-                    )
-                })
+                .map(|&p| shared.metas[p].unique_id.clone())
                 .collect();
-            let sql = if node.resource_type == ResourceType::Snapshot {
-                sql.trim().to_string()
+            if node.resource_type != ResourceType::Exposure {
+                if let Some(sql) = sql {
+                    let sql = if node.resource_type == ResourceType::Snapshot {
+                        sql.trim().to_string()
+                    } else {
+                        sql
+                    };
+                    if ctes[i].is_empty() {
+                        node.compiled_code = Some(sql);
+                    } else {
+                        let body = |e: usize| bodies.get(&e).cloned().unwrap_or_default();
+                        let named: Vec<(String, String)> = ctes[i]
+                            .iter()
+                            .map(|&e| (format!("__dbt__cte__{}", rels[e].identifier), body(e)))
+                            .collect();
+                        node.compiled_code = Some(ephemeral::inject(&sql, &named));
+                        node.extra_ctes = ctes[i]
+                            .iter()
+                            .map(|&e| (shared.metas[e].unique_id.clone(), body(e)))
+                            .collect();
+                    }
+                }
+            }
+            *node
+        })
+        .collect();
+    let nodes: Vec<Node> = if self_disabled.is_empty() {
+        built
+    } else {
+        let mut kept = Vec::with_capacity(built.len());
+        for (i, node) in built.into_iter().enumerate() {
+            if self_disabled.contains(&i) {
+                disabled.push(node);
             } else {
-                sql
-            };
-            node.compiled_code = Some(ephemeral::inject(&sql, &named));
-            node.extra_ctes = ctes[i]
-                .iter()
-                .map(|&e| {
-                    (
-                        shared.metas[e].unique_id.clone(),
-                        cte_bodies[e].clone().unwrap_or_default(),
-                    )
-                })
-                .collect();
+                kept.push(node);
+            }
         }
-        if self_disabled.contains(&i) {
-            disabled.push(*node);
-            continue;
-        }
-        nodes.push(*node);
-    }
+        kept
+    };
     // Removing self-disabled nodes shifts indexes: rebuild the DAG on what is left.
     let (nodes, dag) = if self_disabled.is_empty() {
         (nodes, dag)
@@ -1003,12 +1026,12 @@ fn file_drafts(project: &Project, folders: &FolderConfigs, f: &SourceText) -> Ve
             let fqn = fqn_of(project, f, &name);
             let cfg = folders.get(FileKind::Test, &fqn);
             let mut node = new_node(ResourceType::Test, project, name, f, fqn, cfg);
-            node.test = Some(TestInfo {
+            node.test = Some(Box::new(TestInfo {
                 metadata: None,
                 column_name: None,
                 attached_node: None,
                 file_key_name: None,
-            });
+            }));
             drafts.push(Draft {
                 template: file_template(&f.text),
                 node: Box::new(node),
@@ -1134,7 +1157,7 @@ fn yaml_tests(
             node.line = def.line;
             node.description = parsed.description.clone();
             node.patch_path = Some(props.path.clone());
-            let src = generic_tests::template_for(&parsed, &target_expr);
+            let src = generic_tests::template_for(&parsed);
             node.raw_code = Arc::from(src.as_str());
             node.checksum = sha256_hex(&src);
             let mut kwargs = parsed.kwargs.clone();
@@ -1145,7 +1168,7 @@ fn yaml_tests(
                 "model".into(),
                 Json::from(format!("{{{{ get_where_subquery({target_expr}) }}}}")),
             );
-            node.test = Some(TestInfo {
+            node.test = Some(Box::new(TestInfo {
                 metadata: Some(TestMetadata {
                     name: parsed.test_name.clone(),
                     kwargs,
@@ -1154,7 +1177,7 @@ fn yaml_tests(
                 column_name: column.map(str::to_string),
                 attached_node: attached.clone(),
                 file_key_name: Some(file_key.clone()),
-            });
+            }));
             let test_name = format!("test_{}", parsed.test_name);
             if parsed.namespace.is_some() || !macro_names.contains(&test_name) {
                 let known: Vec<&str> = macro_names
@@ -1187,7 +1210,11 @@ fn yaml_tests(
             }
             let args = generic_tests::context_args(&parsed, column);
             test_drafts.push(Draft {
-                template: Template::Generated { source: src, args },
+                template: Template::Generated {
+                    source: src,
+                    args,
+                    model: attached.clone(),
+                },
                 node: Box::new(node),
             });
         }
@@ -1321,34 +1348,102 @@ fn resolve_relations(
         .collect()
 }
 
-/// Renders one node; None for nodes without SQL (seeds, sources).
-fn render_node(
-    env: &minijinja::Environment<'static>,
-    i: usize,
-    d: &Draft,
-    files: &errors::FileIndex,
-) -> std::result::Result<Option<(String, RenderState)>, Problem> {
-    let (source, ctx): (&str, minijinja::Value) = match &d.template {
-        Template::None => return Ok(None),
-        Template::File(text) => (text, minijinja::Value::from(())),
-        Template::Generated { source, args } => (
-            source.as_str(),
-            minijinja::context! { __pm_test_args => context::to_value(args) },
-        ),
-    };
-    let name = &d.node.original_file_path;
-    let (result, state) = context::with_render_state(i, || {
-        env.template_from_named_str(name, source)
-            .and_then(|t| t.render(ctx))
-    });
-    match result {
-        Ok(out) => Ok(Some((out, state))),
-        Err(e) => Err(errors::node_problem(
-            &e,
-            state.failure,
-            &d.node,
-            source,
+/// Renders nodes: the shared environment, plus generated templates (generic
+/// tests) compiled once per distinct source.
+struct Renderer<'a> {
+    env: &'a minijinja::Environment<'static>,
+    shared: &'a Arc<Shared>,
+    files: &'a errors::FileIndex<'a>,
+    /// unique id → node index, for the relation a generic test checks.
+    index: HashMap<&'a str, usize>,
+    generated: HashMap<&'a str, minijinja::Template<'a, 'a>>,
+}
+
+impl<'a> Renderer<'a> {
+    fn new(
+        env: &'a minijinja::Environment<'static>,
+        shared: &'a Arc<Shared>,
+        files: &'a errors::FileIndex<'a>,
+        drafts: &'a [Draft],
+    ) -> Self {
+        let index = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.node.unique_id.as_str(), i))
+            .collect();
+        let mut generated = HashMap::new();
+        for d in drafts {
+            if let Template::Generated { source, .. } = &d.template {
+                if !generated.contains_key(source.as_str()) {
+                    // A template that does not compile is compiled again per
+                    // node when rendered, so its error names the node.
+                    if let Ok(t) = env.template_from_named_str("<generated>", source) {
+                        generated.insert(source.as_str(), t);
+                    }
+                }
+            }
+        }
+        Renderer {
+            env,
+            shared,
             files,
-        )),
+            index,
+            generated,
+        }
+    }
+
+    /// Renders node `i`; None for nodes without SQL (seeds, sources).
+    fn render(
+        &self,
+        i: usize,
+        d: &Draft,
+    ) -> std::result::Result<Option<(String, RenderState)>, Problem> {
+        let name = &d.node.original_file_path;
+        let (source, result, state) = match &d.template {
+            Template::None => return Ok(None),
+            Template::File(text) => {
+                let (r, st) = context::with_render_state(i, || {
+                    self.env
+                        .template_from_named_str(name, text)
+                        .and_then(|t| t.render(()))
+                });
+                (&**text, r, st)
+            }
+            Template::Generated {
+                source,
+                args,
+                model,
+            } => {
+                let model_idx = model.as_deref().and_then(|m| self.index.get(m)).copied();
+                let ctx = minijinja::context! {
+                    __pm_test_args => context::to_value(args),
+                    __pm_model => model_idx.map(|m| context::relation_value(self.shared, m)),
+                };
+                let (r, st) = context::with_render_state(i, || {
+                    if let Some(m) = model_idx {
+                        context::record_dependency(m);
+                    }
+                    match self.generated.get(source.as_str()) {
+                        Some(t) => t.render(ctx),
+                        None => self
+                            .env
+                            .template_from_named_str(name, source)
+                            .and_then(|t| t.render(ctx)),
+                    }
+                });
+                (source.as_str(), r, st)
+            }
+        };
+        let files = self.files;
+        match result {
+            Ok(out) => Ok(Some((out, state))),
+            Err(e) => Err(errors::node_problem(
+                &e,
+                state.failure,
+                &d.node,
+                source,
+                files,
+            )),
+        }
     }
 }

@@ -245,10 +245,10 @@ impl Ctx<'_> {
 
     /// The first line at or after `from` that contains `needle`.
     fn find_text(&self, from: usize, needle: &str) -> Option<usize> {
-        let start = from.saturating_sub(1);
-        self.text
-            .lines()
-            .skip(start)
+        let lines = self.finder.lines();
+        let start = from.saturating_sub(1).min(lines.len());
+        lines[start..]
+            .iter()
             .take(64)
             .position(|l| l.contains(needle))
             .map(|i| start + i + 1)
