@@ -369,11 +369,15 @@ pub fn write_manifest(target_dir: &Path, m: &Manifest, with_compiled: bool) -> R
     std::fs::create_dir_all(target_dir).map_err(|e| io_problem(target_dir, e))?;
     let path = target_dir.join("manifest.json");
     let tmp = target_dir.join(".manifest.json.tmp");
+    let mut timer = crate::output::PhaseTimer::new("manifest");
     let file = std::fs::File::create(&tmp).map_err(|e| io_problem(&tmp, e))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    timer.lap("serialise and write");
     write_manifest_json(&mut w, m, with_compiled).map_err(|e| io_problem(&tmp, e))?;
     drop(w);
+    timer.lap("rename");
     std::fs::rename(&tmp, &path).map_err(|e| io_problem(&path, e))?;
+    timer.lap("done");
     Ok(path)
 }
 

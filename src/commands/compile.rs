@@ -10,10 +10,15 @@ pub fn run(g: &GlobalArgs, args: &SelectArgs, log: Log) -> Result<i32> {
     let started = std::time::Instant::now();
     let s = Session::open(g, "compile", log)?;
     let c = s.compile()?;
+    let mut timer = crate::output::PhaseTimer::new("compile command");
+    timer.lap("select");
     let selected = s.select(&c, args)?;
     let target = s.target_dir();
+    timer.lap("write compiled files");
     let written = crate::artifacts::write_compiled(&target, &c.manifest, &selected)?;
+    timer.lap("write manifest");
     crate::artifacts::write_manifest(&target, &c.manifest, true)?;
+    timer.lap("done");
     log.info(&format!(
         "Compiled {written} of {} nodes in {:.2}s ({}); wrote {}/compiled/ and {}/manifest.json",
         c.manifest.nodes.len(),
