@@ -272,64 +272,13 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let mut warnings = Vec::new();
 
     // ---- macros
-    let mut macro_templates: Vec<(String, String)> = Vec::new();
-    let mut macros: Vec<MacroInfo> = Vec::new();
-    let mut macro_texts: HashMap<String, Arc<str>> = HashMap::new();
-    let (builtin_src, builtin_defs) = blocks::prepare_macro_file(generic_tests::BUILTIN_MACROS);
-    macro_texts.insert(
-        "pm/builtins.sql".into(),
-        Arc::from(generic_tests::BUILTIN_MACROS),
-    );
-    macro_templates.push(("pm/builtins.sql".into(), builtin_src));
-    let mut macro_names: BTreeSet<String> = builtin_defs.iter().map(|d| d.name.clone()).collect();
-    let mut project_macro_at: HashMap<String, (String, usize)> = HashMap::new();
-    for f in project.files.iter().filter(|f| f.kind == FileKind::Macro) {
-        let (src, defs) = blocks::prepare_macro_file(&f.text);
-        let src = blocks::mutable_literals(&src).unwrap_or(src);
-        for d in &defs {
-            if let Some((other, line)) = project_macro_at.get(&d.name) {
-                problems.push(
-                    Problem::new(
-                        "project::duplicate_macro",
-                        format!("macro `{}` is defined twice", d.name),
-                    )
-                    .in_file(&f.path, f.text.clone())
-                    .label_line(d.line, "second definition")
-                    .help(format!(
-                        "the first is in {other} line {line}; rename or remove one of them"
-                    )),
-                );
-                continue;
-            }
-            project_macro_at.insert(d.name.clone(), (f.path.clone(), d.line));
-            macro_names.insert(d.name.clone());
-            macros.push(MacroInfo {
-                unique_id: format!("macro.{}.{}", project.name, d.name),
-                name: d.name.clone(),
-                package_name: project.name.clone(),
-                original_file_path: f.path.clone(),
-                path: f.resource_path.clone(),
-                line: d.line,
-                arguments: d.arguments.clone(),
-                macro_sql: f.text[d.start..d.end].to_string(),
-            });
-        }
-        macro_texts.insert(f.path.clone(), f.text.clone());
-        macro_templates.push((f.path.clone(), src));
-    }
-    for d in &builtin_defs {
-        macros.push(MacroInfo {
-            unique_id: format!("macro.pm.{}", d.name),
-            name: d.name.clone(),
-            package_name: "pm".into(),
-            original_file_path: "pm/builtins.sql".into(),
-            path: "builtins.sql".into(),
-            line: d.line,
-            arguments: d.arguments.clone(),
-            macro_sql: generic_tests::BUILTIN_MACROS[d.start..d.end].to_string(),
-        });
-    }
-    macros.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    let MacroSet {
+        templates: macro_templates,
+        infos: macros,
+        texts: macro_texts,
+        names: macro_names,
+        defined_at: project_macro_at,
+    } = collect_macros(project, &mut problems);
 
     // ---- docs blocks
     timer.lap("docs blocks");
@@ -361,189 +310,12 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
 
     // ---- YAML patches
     timer.lap("YAML patches");
-    let mut by_kind_name: HashMap<(ResourceType, String), usize> = HashMap::new();
-    for (i, d) in drafts.iter().enumerate() {
-        by_kind_name.insert((d.node.resource_type, d.node.name.clone()), i);
-    }
-    let mut patched: HashMap<(ResourceType, String), String> = HashMap::new();
-    for props in &project.properties {
-        let groups = [
-            (ResourceType::Model, &props.models),
-            (ResourceType::Seed, &props.seeds),
-            (ResourceType::Snapshot, &props.snapshots),
-            (ResourceType::Analysis, &props.analyses),
-        ];
-        for (rt, patches) in groups {
-            for p in patches {
-                let key = (rt, p.name.clone());
-                let Some(&i) = by_kind_name.get(&key) else {
-                    warnings.push(format!(
-                        "{}:{}: {} `{}` is described here but no such {} exists",
-                        props.path,
-                        p.line,
-                        rt.as_str(),
-                        p.name,
-                        rt.as_str()
-                    ));
-                    continue;
-                };
-                if let Some(first) = patched.get(&key) {
-                    problems.push(
-                        Problem::new(
-                            "project::duplicate_patch",
-                            format!(
-                                "{} `{}` is described in two YAML files",
-                                rt.as_str(),
-                                p.name
-                            ),
-                        )
-                        .in_file(&props.path, props.text.clone())
-                        .label_line(p.line, "second description")
-                        .help(format!("it is also described in {first}; keep one entry")),
-                    );
-                    continue;
-                }
-                patched.insert(key, props.path.clone());
-                let node = &mut drafts[i].node;
-                node.description = resolve_docs(&p.description, &doc_map);
-                node.columns = columns_of(&p.columns);
-                for c in node.columns.values_mut() {
-                    c.description = resolve_docs(&c.description, &doc_map);
-                }
-                node.meta = p.meta.clone();
-                node.docs = p.docs.clone();
-                node.patch_path = Some(props.path.clone());
-                node.extra = p.extra.clone();
-                if !p.config.is_empty() {
-                    config::merge(Arc::make_mut(&mut node.config), &p.config);
-                }
-            }
-        }
-    }
+    apply_patches(project, &mut drafts, &doc_map, &mut warnings, &mut problems);
 
     // ---- sources and exposures
     timer.lap("sources and exposures");
     for props in &project.properties {
-        let folders = yml_folders(project, &props.path);
-        for s in &props.sources {
-            for t in &s.tables {
-                let mut fqn = vec![project.name.clone()];
-                fqn.extend(folders.iter().cloned());
-                fqn.push(s.name.clone());
-                fqn.push(t.name.clone());
-                let mut cfg = Config::new();
-                cfg.insert("enabled".into(), Json::Bool(true));
-                config::merge(
-                    &mut cfg,
-                    &project.sources_config.config_for(&[
-                        project.name.clone(),
-                        s.name.clone(),
-                        t.name.clone(),
-                    ]),
-                );
-                config::merge(&mut cfg, &s.config);
-                config::merge(&mut cfg, &t.config);
-                for tag in s.tags.iter().chain(&t.tags) {
-                    config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
-                }
-                let file = SourceText {
-                    kind: FileKind::Model,
-                    path: props.path.clone(),
-                    resource_path: props.path.clone(),
-                    text: Arc::from(""),
-                };
-                let name = t.name.clone();
-                let mut node = new_node(
-                    ResourceType::Source,
-                    project,
-                    name.clone(),
-                    &file,
-                    fqn,
-                    Arc::new(cfg),
-                );
-                node.unique_id = format!("source.{}.{}.{}", project.name, s.name, t.name);
-                node.checksum = String::new();
-                node.line = t.line;
-                node.description = resolve_docs(&t.description, &doc_map);
-                node.columns = columns_of(&t.columns);
-                node.meta = t.meta.clone();
-                node.patch_path = Some(props.path.clone());
-                node.database = s
-                    .database
-                    .clone()
-                    .unwrap_or_else(|| opts.target.database.clone());
-                node.schema = s.schema.clone().unwrap_or_else(|| s.name.clone());
-                node.alias = t.identifier.clone().unwrap_or_else(|| t.name.clone());
-                node.source = Some(Box::new(SourceInfo {
-                    source_name: s.name.clone(),
-                    source_description: s.description.clone(),
-                    loader: s.loader.clone(),
-                    identifier: node.alias.clone(),
-                    loaded_at_field: t
-                        .loaded_at_field
-                        .clone()
-                        .or_else(|| s.loaded_at_field.clone()),
-                    freshness: t.freshness.clone().unwrap_or_else(|| s.freshness.clone()),
-                    external: t.external.clone(),
-                    source_meta: s.meta.clone(),
-                }));
-                drafts.push(Draft {
-                    template: Template::None,
-                    node: Box::new(node),
-                });
-            }
-        }
-        for e in &props.exposures {
-            let mut fqn = vec![project.name.clone()];
-            fqn.extend(folders.iter().cloned());
-            fqn.push(e.name.clone());
-            let mut cfg = Config::new();
-            cfg.insert("enabled".into(), Json::Bool(true));
-            config::merge(&mut cfg, &e.config);
-            for tag in &e.tags {
-                config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
-            }
-            let file = SourceText {
-                kind: FileKind::Model,
-                path: props.path.clone(),
-                resource_path: props.path.clone(),
-                text: Arc::from(""),
-            };
-            let mut node = new_node(
-                ResourceType::Exposure,
-                project,
-                e.name.clone(),
-                &file,
-                fqn,
-                Arc::new(cfg),
-            );
-            node.checksum = String::new();
-            node.line = e.line;
-            node.description = resolve_docs(&e.description, &doc_map);
-            node.meta = e.meta.clone();
-            node.patch_path = Some(props.path.clone());
-            node.exposure = Some(Box::new(ExposureInfo {
-                kind: e.kind.clone(),
-                label: e.label.clone(),
-                url: e.url.clone(),
-                maturity: e.maturity.clone(),
-                owner: e.owner.clone(),
-            }));
-            // depends_on entries are template expressions: render them like a test's.
-            let src: String = e
-                .depends_on
-                .iter()
-                .map(|d| format!("{{{{ {d} }}}}\n"))
-                .collect();
-            drafts.push(Draft {
-                template: Template::Generated {
-                    source: src,
-                    args: Map::new(),
-                    model: None,
-                },
-                node: Box::new(node),
-            });
-        }
+        drafts.extend(yaml_resources(project, props, &opts.target, &doc_map));
     }
 
     // ---- generic tests
@@ -599,34 +371,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
 
     // ---- duplicates among ref-able names
     timer.lap("duplicates among ref-able names");
-    let mut first_by_name: HashMap<&str, &Node> = HashMap::new();
-    for d in &drafts {
-        if !d.node.resource_type.is_refable() || !config::enabled(&d.node.config) {
-            continue;
-        }
-        if let Some(first) = first_by_name.get(d.node.name.as_str()) {
-            let text = project
-                .files
-                .iter()
-                .find(|f| f.path == d.node.original_file_path)
-                .map(|f| f.text.clone())
-                .unwrap_or_else(|| Arc::from(""));
-            problems.push(
-                Problem::new(
-                    "project::duplicate_name",
-                    format!(
-                        "two resources are named `{}`: {} and {}",
-                        d.node.name, first.original_file_path, d.node.original_file_path
-                    ),
-                )
-                .in_file(&d.node.original_file_path, text)
-                .label(0..0, "second resource with this name")
-                .help("ref() finds resources by name: rename one of the files (or disable one with enabled: false)"),
-            );
-        } else {
-            first_by_name.insert(&d.node.name, &d.node);
-        }
-    }
+    check_unique_names(project, &drafts, &mut problems);
     problems.into_result()?;
     let mut problems = Problems::default();
 
@@ -1220,6 +965,322 @@ fn yaml_tests(
         }
     }
     (test_drafts, problems)
+}
+
+/// The project's macros and pm's built-in ones.
+struct MacroSet {
+    /// (file, prepared text) for the Jinja environment.
+    templates: Vec<(String, String)>,
+    infos: Vec<MacroInfo>,
+    /// Original text of each macro file, for errors.
+    texts: HashMap<String, Arc<str>>,
+    /// Every macro name, built-in or the project's.
+    names: BTreeSet<String>,
+    /// Where each project macro is defined (file, line).
+    defined_at: HashMap<String, (String, usize)>,
+}
+
+/// Reads the macro files: `{% test %}` blocks become `test_` macros, a
+/// second definition of a name is an error.
+fn collect_macros(project: &Project, problems: &mut Problems) -> MacroSet {
+    let mut macro_templates: Vec<(String, String)> = Vec::new();
+    let mut macros: Vec<MacroInfo> = Vec::new();
+    let mut macro_texts: HashMap<String, Arc<str>> = HashMap::new();
+    let (builtin_src, builtin_defs) = blocks::prepare_macro_file(generic_tests::BUILTIN_MACROS);
+    macro_texts.insert(
+        "pm/builtins.sql".into(),
+        Arc::from(generic_tests::BUILTIN_MACROS),
+    );
+    macro_templates.push(("pm/builtins.sql".into(), builtin_src));
+    let mut macro_names: BTreeSet<String> = builtin_defs.iter().map(|d| d.name.clone()).collect();
+    let mut project_macro_at: HashMap<String, (String, usize)> = HashMap::new();
+    for f in project.files.iter().filter(|f| f.kind == FileKind::Macro) {
+        let (src, defs) = blocks::prepare_macro_file(&f.text);
+        let src = blocks::mutable_literals(&src).unwrap_or(src);
+        for d in &defs {
+            if let Some((other, line)) = project_macro_at.get(&d.name) {
+                problems.push(
+                    Problem::new(
+                        "project::duplicate_macro",
+                        format!("macro `{}` is defined twice", d.name),
+                    )
+                    .in_file(&f.path, f.text.clone())
+                    .label_line(d.line, "second definition")
+                    .help(format!(
+                        "the first is in {other} line {line}; rename or remove one of them"
+                    )),
+                );
+                continue;
+            }
+            project_macro_at.insert(d.name.clone(), (f.path.clone(), d.line));
+            macro_names.insert(d.name.clone());
+            macros.push(MacroInfo {
+                unique_id: format!("macro.{}.{}", project.name, d.name),
+                name: d.name.clone(),
+                package_name: project.name.clone(),
+                original_file_path: f.path.clone(),
+                path: f.resource_path.clone(),
+                line: d.line,
+                arguments: d.arguments.clone(),
+                macro_sql: f.text[d.start..d.end].to_string(),
+            });
+        }
+        macro_texts.insert(f.path.clone(), f.text.clone());
+        macro_templates.push((f.path.clone(), src));
+    }
+    for d in &builtin_defs {
+        macros.push(MacroInfo {
+            unique_id: format!("macro.pm.{}", d.name),
+            name: d.name.clone(),
+            package_name: "pm".into(),
+            original_file_path: "pm/builtins.sql".into(),
+            path: "builtins.sql".into(),
+            line: d.line,
+            arguments: d.arguments.clone(),
+            macro_sql: generic_tests::BUILTIN_MACROS[d.start..d.end].to_string(),
+        });
+    }
+    macros.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    MacroSet {
+        templates: macro_templates,
+        infos: macros,
+        texts: macro_texts,
+        names: macro_names,
+        defined_at: project_macro_at,
+    }
+}
+
+/// Descriptions, columns and config from YAML onto the nodes they describe.
+fn apply_patches(
+    project: &Project,
+    drafts: &mut [Draft],
+    doc_map: &HashMap<String, String>,
+    warnings: &mut Vec<String>,
+    problems: &mut Problems,
+) {
+    let mut by_kind_name: HashMap<(ResourceType, String), usize> = HashMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        by_kind_name.insert((d.node.resource_type, d.node.name.clone()), i);
+    }
+    let mut patched: HashMap<(ResourceType, String), String> = HashMap::new();
+    for props in &project.properties {
+        let groups = [
+            (ResourceType::Model, &props.models),
+            (ResourceType::Seed, &props.seeds),
+            (ResourceType::Snapshot, &props.snapshots),
+            (ResourceType::Analysis, &props.analyses),
+        ];
+        for (rt, patches) in groups {
+            for p in patches {
+                let key = (rt, p.name.clone());
+                let Some(&i) = by_kind_name.get(&key) else {
+                    warnings.push(format!(
+                        "{}:{}: {} `{}` is described here but no such {} exists",
+                        props.path,
+                        p.line,
+                        rt.as_str(),
+                        p.name,
+                        rt.as_str()
+                    ));
+                    continue;
+                };
+                if let Some(first) = patched.get(&key) {
+                    problems.push(
+                        Problem::new(
+                            "project::duplicate_patch",
+                            format!(
+                                "{} `{}` is described in two YAML files",
+                                rt.as_str(),
+                                p.name
+                            ),
+                        )
+                        .in_file(&props.path, props.text.clone())
+                        .label_line(p.line, "second description")
+                        .help(format!("it is also described in {first}; keep one entry")),
+                    );
+                    continue;
+                }
+                patched.insert(key, props.path.clone());
+                let node = &mut drafts[i].node;
+                node.description = resolve_docs(&p.description, doc_map);
+                node.columns = columns_of(&p.columns);
+                for c in node.columns.values_mut() {
+                    c.description = resolve_docs(&c.description, doc_map);
+                }
+                node.meta = p.meta.clone();
+                node.docs = p.docs.clone();
+                node.patch_path = Some(props.path.clone());
+                node.extra = p.extra.clone();
+                if !p.config.is_empty() {
+                    config::merge(Arc::make_mut(&mut node.config), &p.config);
+                }
+            }
+        }
+    }
+}
+
+/// Source tables and exposures declared in one properties file.
+fn yaml_resources(
+    project: &Project,
+    props: &crate::loader::properties::PropertiesFile,
+    target: &Target,
+    doc_map: &HashMap<String, String>,
+) -> Vec<Draft> {
+    let mut drafts = Vec::new();
+    let folders = yml_folders(project, &props.path);
+    for s in &props.sources {
+        for t in &s.tables {
+            let mut fqn = vec![project.name.clone()];
+            fqn.extend(folders.iter().cloned());
+            fqn.push(s.name.clone());
+            fqn.push(t.name.clone());
+            let mut cfg = Config::new();
+            cfg.insert("enabled".into(), Json::Bool(true));
+            config::merge(
+                &mut cfg,
+                &project.sources_config.config_for(&[
+                    project.name.clone(),
+                    s.name.clone(),
+                    t.name.clone(),
+                ]),
+            );
+            config::merge(&mut cfg, &s.config);
+            config::merge(&mut cfg, &t.config);
+            for tag in s.tags.iter().chain(&t.tags) {
+                config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
+            }
+            let file = SourceText {
+                kind: FileKind::Model,
+                path: props.path.clone(),
+                resource_path: props.path.clone(),
+                text: Arc::from(""),
+            };
+            let name = t.name.clone();
+            let mut node = new_node(
+                ResourceType::Source,
+                project,
+                name.clone(),
+                &file,
+                fqn,
+                Arc::new(cfg),
+            );
+            node.unique_id = format!("source.{}.{}.{}", project.name, s.name, t.name);
+            node.checksum = String::new();
+            node.line = t.line;
+            node.description = resolve_docs(&t.description, doc_map);
+            node.columns = columns_of(&t.columns);
+            node.meta = t.meta.clone();
+            node.patch_path = Some(props.path.clone());
+            node.database = s
+                .database
+                .clone()
+                .unwrap_or_else(|| target.database.clone());
+            node.schema = s.schema.clone().unwrap_or_else(|| s.name.clone());
+            node.alias = t.identifier.clone().unwrap_or_else(|| t.name.clone());
+            node.source = Some(Box::new(SourceInfo {
+                source_name: s.name.clone(),
+                source_description: s.description.clone(),
+                loader: s.loader.clone(),
+                identifier: node.alias.clone(),
+                loaded_at_field: t
+                    .loaded_at_field
+                    .clone()
+                    .or_else(|| s.loaded_at_field.clone()),
+                freshness: t.freshness.clone().unwrap_or_else(|| s.freshness.clone()),
+                external: t.external.clone(),
+                source_meta: s.meta.clone(),
+            }));
+            drafts.push(Draft {
+                template: Template::None,
+                node: Box::new(node),
+            });
+        }
+    }
+    for e in &props.exposures {
+        let mut fqn = vec![project.name.clone()];
+        fqn.extend(folders.iter().cloned());
+        fqn.push(e.name.clone());
+        let mut cfg = Config::new();
+        cfg.insert("enabled".into(), Json::Bool(true));
+        config::merge(&mut cfg, &e.config);
+        for tag in &e.tags {
+            config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
+        }
+        let file = SourceText {
+            kind: FileKind::Model,
+            path: props.path.clone(),
+            resource_path: props.path.clone(),
+            text: Arc::from(""),
+        };
+        let mut node = new_node(
+            ResourceType::Exposure,
+            project,
+            e.name.clone(),
+            &file,
+            fqn,
+            Arc::new(cfg),
+        );
+        node.checksum = String::new();
+        node.line = e.line;
+        node.description = resolve_docs(&e.description, doc_map);
+        node.meta = e.meta.clone();
+        node.patch_path = Some(props.path.clone());
+        node.exposure = Some(Box::new(ExposureInfo {
+            kind: e.kind.clone(),
+            label: e.label.clone(),
+            url: e.url.clone(),
+            maturity: e.maturity.clone(),
+            owner: e.owner.clone(),
+        }));
+        // depends_on entries are template expressions: render them like a test's.
+        let src: String = e
+            .depends_on
+            .iter()
+            .map(|d| format!("{{{{ {d} }}}}\n"))
+            .collect();
+        drafts.push(Draft {
+            template: Template::Generated {
+                source: src,
+                args: Map::new(),
+                model: None,
+            },
+            node: Box::new(node),
+        });
+    }
+    drafts
+}
+
+/// ref() finds resources by name, so two enabled models, seeds or snapshots
+/// may not share one.
+fn check_unique_names(project: &Project, drafts: &[Draft], problems: &mut Problems) {
+    let mut first_by_name: HashMap<&str, &Node> = HashMap::new();
+    for d in drafts {
+        if !d.node.resource_type.is_refable() || !config::enabled(&d.node.config) {
+            continue;
+        }
+        if let Some(first) = first_by_name.get(d.node.name.as_str()) {
+            let text = project
+                .files
+                .iter()
+                .find(|f| f.path == d.node.original_file_path)
+                .map(|f| f.text.clone())
+                .unwrap_or_else(|| Arc::from(""));
+            problems.push(
+                Problem::new(
+                    "project::duplicate_name",
+                    format!(
+                        "two resources are named `{}`: {} and {}",
+                        d.node.name, first.original_file_path, d.node.original_file_path
+                    ),
+                )
+                .in_file(&d.node.original_file_path, text)
+                .label(0..0, "second resource with this name")
+                .help("ref() finds resources by name: rename one of the files (or disable one with enabled: false)"),
+            );
+        } else {
+            first_by_name.insert(&d.node.name, &d.node);
+        }
+    }
 }
 
 fn invocation_id() -> String {

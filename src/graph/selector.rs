@@ -324,6 +324,39 @@ impl Selectors {
         p
     }
 
+    /// `union:` / `intersection:` lists, whose `exclude:` items are taken away.
+    fn set_operation(
+        &self,
+        items: &[Json],
+        intersect: bool,
+        line: usize,
+        stack: &mut Vec<String>,
+        indirect: &mut Option<IndirectSelection>,
+    ) -> std::result::Result<Expr, Problem> {
+        let mut inc = Vec::new();
+        let mut exc = Vec::new();
+        for it in items {
+            match it.get("exclude").and_then(Json::as_array) {
+                Some(ex) => {
+                    for e in ex {
+                        exc.push(self.definition(e, line, stack, indirect)?);
+                    }
+                }
+                None => inc.push(self.definition(it, line, stack, indirect)?),
+            }
+        }
+        let set = if intersect {
+            Expr::Intersection(inc)
+        } else {
+            Expr::Union(inc)
+        };
+        Ok(if exc.is_empty() {
+            set
+        } else {
+            Expr::Difference(Box::new(set), exc)
+        })
+    }
+
     fn definition(
         &self,
         def: &Json,
@@ -334,43 +367,10 @@ impl Selectors {
         match def {
             Json::String(s) => parse("selectors.yml", s),
             Json::Object(m) => {
-                if let Some(items) = m.get("union").and_then(Json::as_array) {
-                    let mut inc = Vec::new();
-                    let mut exc = Vec::new();
-                    for it in items {
-                        if let Some(ex) = it.get("exclude").and_then(Json::as_array) {
-                            for e in ex {
-                                exc.push(self.definition(e, line, stack, indirect)?);
-                            }
-                        } else {
-                            inc.push(self.definition(it, line, stack, indirect)?);
-                        }
+                for (key, intersect) in [("union", false), ("intersection", true)] {
+                    if let Some(items) = m.get(key).and_then(Json::as_array) {
+                        return self.set_operation(items, intersect, line, stack, indirect);
                     }
-                    let u = Expr::Union(inc);
-                    return Ok(if exc.is_empty() {
-                        u
-                    } else {
-                        Expr::Difference(Box::new(u), exc)
-                    });
-                }
-                if let Some(items) = m.get("intersection").and_then(Json::as_array) {
-                    let mut inc = Vec::new();
-                    let mut exc = Vec::new();
-                    for it in items {
-                        if let Some(ex) = it.get("exclude").and_then(Json::as_array) {
-                            for e in ex {
-                                exc.push(self.definition(e, line, stack, indirect)?);
-                            }
-                        } else {
-                            inc.push(self.definition(it, line, stack, indirect)?);
-                        }
-                    }
-                    let i = Expr::Intersection(inc);
-                    return Ok(if exc.is_empty() {
-                        i
-                    } else {
-                        Expr::Difference(Box::new(i), exc)
-                    });
                 }
                 let (method, value) = if let Some(method) = m.get("method").and_then(Json::as_str) {
                     (

@@ -274,50 +274,56 @@ pub fn load(root: &Path) -> Result<Project> {
         }
     }
 
-    timer.lap("read files");
-    let files: Vec<std::result::Result<SourceText, Problem>> = wanted
-        .par_iter()
-        .map(|(kind, resource_path, abs)| {
-            // Large seeds are not read here: they are streamed when loaded,
-            // and identified by path rather than content (as dbt does above 1 MiB).
-            if *kind == FileKind::Seed {
-                let len = std::fs::metadata(abs).map(|m| m.len()).unwrap_or(0);
-                if len > SEED_CHECKSUM_LIMIT {
-                    return Ok(SourceText {
-                        kind: *kind,
-                        path: rel(abs, root),
-                        resource_path: resource_path.clone(),
-                        text: Arc::from(""),
-                    });
+    timer.lap("read files and parse yaml");
+    // SQL files and YAML files are read (and the YAML parsed) side by side.
+    type Read<T> = Vec<std::result::Result<T, Problem>>;
+    let read_sql = || -> Read<SourceText> {
+        wanted
+            .par_iter()
+            .map(|(kind, resource_path, abs)| {
+                // Large seeds are not read here: they are streamed when loaded,
+                // and identified by path rather than content (as dbt does above 1 MiB).
+                if *kind == FileKind::Seed {
+                    let len = std::fs::metadata(abs).map(|m| m.len()).unwrap_or(0);
+                    if len > SEED_CHECKSUM_LIMIT {
+                        return Ok(SourceText {
+                            kind: *kind,
+                            path: rel(abs, root),
+                            resource_path: resource_path.clone(),
+                            text: Arc::from(""),
+                        });
+                    }
                 }
-            }
-            let text = std::fs::read_to_string(abs).map_err(|e| {
-                Problem::new(
-                    "project::read",
-                    format!("cannot read {}: {e}", abs.display()),
-                )
-                .help("check the file's permissions and that it is UTF-8")
-            })?;
-            Ok(SourceText {
-                kind: *kind,
-                path: rel(abs, root),
-                resource_path: resource_path.clone(),
-                text: Arc::from(text),
+                let text = std::fs::read_to_string(abs).map_err(|e| {
+                    Problem::new(
+                        "project::read",
+                        format!("cannot read {}: {e}", abs.display()),
+                    )
+                    .help("check the file's permissions and that it is UTF-8")
+                })?;
+                Ok(SourceText {
+                    kind: *kind,
+                    path: rel(abs, root),
+                    resource_path: resource_path.clone(),
+                    text: Arc::from(text),
+                })
             })
-        })
-        .collect();
-    timer.lap("parse yaml");
-    let props: Vec<std::result::Result<PropertiesFile, Problem>> = yml_paths
-        .par_iter()
-        .map(|abs| {
-            let path = rel(abs, root);
-            let text: Arc<str> = std::fs::read_to_string(abs)
-                .map_err(|e| Problem::new("project::read", format!("cannot read {path}: {e}")))?
-                .into();
-            let doc = yaml::parse(&path, &text)?;
-            properties::parse(&path, &text, &doc)
-        })
-        .collect();
+            .collect()
+    };
+    let read_yaml = || -> Read<PropertiesFile> {
+        yml_paths
+            .par_iter()
+            .map(|abs| {
+                let path = rel(abs, root);
+                let text: Arc<str> = std::fs::read_to_string(abs)
+                    .map_err(|e| Problem::new("project::read", format!("cannot read {path}: {e}")))?
+                    .into();
+                let doc = yaml::parse(&path, &text)?;
+                properties::parse(&path, &text, &doc)
+            })
+            .collect()
+    };
+    let (files, props) = rayon::join(read_sql, read_yaml);
 
     timer.lap("collect");
     let mut problems = Problems::default();

@@ -72,18 +72,17 @@ impl<'a> EntryFinder<'a> {
     }
 }
 
-fn is_entry(line: &str, key: &str, value: &str) -> bool {
+/// The value after `key:` on a line (list dash, comment and quotes removed).
+fn value_of<'l>(line: &'l str, key: &str) -> Option<&'l str> {
     let t = line.trim_start();
     let t = t.strip_prefix("- ").map(str::trim_start).unwrap_or(t);
-    let Some(rest) = t.strip_prefix(key) else {
-        return false;
-    };
-    let Some(rest) = rest.trim_start().strip_prefix(':') else {
-        return false;
-    };
+    let rest = t.strip_prefix(key)?.trim_start().strip_prefix(':')?;
     let rest = rest.split(" #").next().unwrap_or(rest).trim();
-    let rest = rest.trim_matches(|c| c == '"' || c == '\'');
-    rest == value
+    Some(rest.trim_matches(|c| c == '"' || c == '\''))
+}
+
+fn is_entry(line: &str, key: &str, value: &str) -> bool {
+    value_of(line, key) == Some(value)
 }
 
 /// The 1-based line of the first `name: <value>` entry (list item or key) in a
@@ -109,13 +108,7 @@ pub fn line_of_entry(text: &str, key: &str, value: &str) -> Option<usize> {
 /// The 1-based line of the first line whose key is `key:` (any value).
 pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
     text.lines()
-        .position(|line| {
-            let t = line.trim_start();
-            let t = t.strip_prefix("- ").map(str::trim_start).unwrap_or(t);
-            t.strip_prefix(key)
-                .map(|r| r.trim_start().starts_with(':'))
-                .unwrap_or(false)
-        })
+        .position(|line| value_of(line, key).is_some())
         .map(|i| i + 1)
 }
 
