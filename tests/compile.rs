@@ -446,3 +446,32 @@ fn finds_the_project_from_a_subfolder_and_with_project_dir() {
     );
     assert_eq!(r.stdout, "shop.staging.stg_orders\n");
 }
+
+#[test]
+fn recompiling_rewrites_changed_and_missing_files_only() {
+    let dir = fixture("shop");
+    let root = dir.path();
+    assert_eq!(pm(root, &["compile", "-q"]).code, 0);
+    let orders = root.join("target/compiled/shop/models/marts/orders.sql");
+    let customers = root.join("target/compiled/shop/models/marts/customers.sql");
+    std::fs::remove_file(&orders).unwrap();
+    let before = std::fs::metadata(&customers).unwrap().modified().unwrap();
+    let p = root.join("models/marts/customers.sql");
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(
+        &p,
+        text.replace("orders.lifetime_value", "orders.lifetime_value as ltv"),
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(pm(root, &["compile", "-q"]).code, 0);
+    assert!(orders.is_file(), "a deleted compiled file is written again");
+    assert!(read(root, "target/compiled/shop/models/marts/customers.sql").contains("as ltv"));
+    assert!(std::fs::metadata(&customers).unwrap().modified().unwrap() > before);
+    // An unchanged file is not rewritten.
+    let stable = root.join("target/compiled/shop/models/staging/stg_orders.sql");
+    let t1 = std::fs::metadata(&stable).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(pm(root, &["compile", "-q"]).code, 0);
+    assert_eq!(std::fs::metadata(&stable).unwrap().modified().unwrap(), t1);
+}

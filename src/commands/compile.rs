@@ -49,5 +49,6 @@ pub fn run(g: &GlobalArgs, args: &SelectArgs, log: Log) -> Result<i32> {
             n.compiled_code.as_deref().unwrap_or("").trim_end()
         );
     }
+    super::release_at_exit((s, c));
     Ok(0)
 }
