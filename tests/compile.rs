@@ -475,3 +475,104 @@ fn recompiling_rewrites_changed_and_missing_files_only() {
     assert_eq!(pm(root, &["compile", "-q"]).code, 0);
     assert_eq!(std::fs::metadata(&stable).unwrap().modified().unwrap(), t1);
 }
+
+#[test]
+fn config_precedence_file_over_yaml_over_project() {
+    let dir = project(&[
+        (
+            "pm_project.yml",
+            "name: p\nmodels:\n  p:\n    +materialized: table\n    +tags: [proj]\n    +schema: from_project\n    marts:\n      +alias_prefix: x\n",
+        ),
+        ("models/marts/a.sql", "{{ config(schema='from_file', tags=['file']) }}\nselect 1 as id\n"),
+        ("models/marts/b.sql", "select 1 as id\n"),
+        ("models/marts/c.sql", "select 1 as id\n"),
+        (
+            "models/marts/schema.yml",
+            "models:\n  - name: a\n    config: {schema: from_yaml, tags: [yaml]}\n  - name: b\n    config: {schema: from_yaml, materialized: view}\n",
+        ),
+    ]);
+    assert_eq!(pm(dir.path(), &["compile", "-q"]).code, 0);
+    let m = manifest(dir.path());
+    let a = &m["nodes"]["model.p.a"];
+    assert_eq!(a["schema"], "public_from_file");
+    assert_eq!(
+        a["config"]["tags"],
+        serde_json::json!(["proj", "yaml", "file"])
+    );
+    assert_eq!(a["config"]["materialized"], "table");
+    let b = &m["nodes"]["model.p.b"];
+    assert_eq!(b["schema"], "public_from_yaml");
+    assert_eq!(b["config"]["materialized"], "view");
+    let c = &m["nodes"]["model.p.c"];
+    assert_eq!(c["schema"], "public_from_project");
+    assert_eq!(
+        c["config"]["alias_prefix"], "x",
+        "unknown config keys are kept"
+    );
+}
+
+#[test]
+fn disabled_models_and_their_tests_leave_the_graph() {
+    let dir = project(&[
+        ("pm_project.yml", "name: p\n"),
+        ("models/a.sql", "select 1 as id\n"),
+        ("models/b.sql", "{{ config(enabled=false) }}\nselect * from {{ ref('a') }}\n"),
+        ("models/c.sql", "select 1 as id\n"),
+        ("models/schema.yml", "models:\n  - name: b\n    columns:\n      - name: id\n        data_tests: [unique]\n  - name: c\n    config: {enabled: false}\n    columns:\n      - name: id\n        data_tests: [not_null]\n"),
+    ]);
+    let r = pm(dir.path(), &["ls"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "p.a\n");
+    assert_eq!(pm(dir.path(), &["parse", "-q"]).code, 0);
+    let m = manifest(dir.path());
+    assert!(m["disabled"]["model.p.b"].is_array());
+    assert!(m["disabled"]["model.p.c"].is_array());
+    // Referring to a disabled model is an error that says so.
+    write(dir.path(), "models/d.sql", "select * from {{ ref('c') }}\n");
+    let r = pm(dir.path(), &["ls"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("ref('c') points at a disabled node"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn relation_attributes_read_while_rendering_are_final() {
+    let dir = project(&[
+        ("pm_project.yml", "name: p\n"),
+        ("models/a.sql", "select 1 as id\n"),
+        ("models/b.sql", "select '{{ ref('a').schema }}.{{ ref('a').identifier }}' as src, '{{ this.schema }}' as me\nfrom {{ ref('a') }}\n"),
+        ("models/schema.yml", "models:\n  - name: a\n    config: {schema: stage, alias: a_v2}\n"),
+    ]);
+    let r = pm(dir.path(), &["compile", "-s", "b"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        "select 'public_stage.a_v2' as src, 'public' as me\nfrom \"pm\".\"public_stage\".\"a_v2\""
+    );
+}
+
+#[test]
+fn raise_compiler_error_points_at_the_call() {
+    let dir = project(&[
+        ("pm_project.yml", "name: p\n"),
+        ("macros/guard.sql", "{% macro guard(x) %}\n{% if x < 0 %}{{ exceptions.raise_compiler_error('x must not be negative, got ' ~ x) }}{% endif %}\n{% endmacro %}\n"),
+        ("models/a.sql", "select {{ guard(-1) }} 1 as id\n"),
+    ]);
+    let r = pm(dir.path(), &["compile"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("x must not be negative, got -1"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("macros/guard.sql:2"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("while compiling model `a` (models/a.sql)"),
+        "{}",
+        r.stderr
+    );
+}

@@ -519,12 +519,27 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         }
     }
     // Nodes that disabled themselves with config(enabled=false) in their file.
-    let self_disabled: HashSet<usize> = drafts
+    let mut self_disabled: HashSet<usize> = drafts
         .iter()
         .enumerate()
         .filter(|(_, d)| !config::enabled(&d.node.config))
         .map(|(i, _)| i)
         .collect();
+    // Tests of a node that disabled itself go with it, as in dbt.
+    if !self_disabled.is_empty() {
+        let orphaned: Vec<usize> = drafts
+            .iter()
+            .enumerate()
+            .filter(|(i, d)| {
+                d.node.resource_type == ResourceType::Test
+                    && states[*i]
+                        .as_ref()
+                        .is_some_and(|(_, st)| st.depends.iter().any(|p| self_disabled.contains(p)))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        self_disabled.extend(orphaned);
+    }
     let resolved =
         resolve_relations(&env, &drafts, &opts.target, &overrides).map_err(Problems::from)?;
     let _ = shared.resolved.set(resolved);
