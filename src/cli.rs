@@ -60,6 +60,31 @@ pub enum Command {
     /// List the selected nodes
     #[command(alias = "list")]
     Ls(LsArgs),
+    /// Manage pm's embedded local PostgreSQL (used when no target is configured)
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+    /// Check the connection and print versions, paths and the resolved target
+    Debug,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DbAction {
+    /// Create (initdb) and start the server; leave it running
+    Start,
+    /// Stop the server
+    Stop,
+    /// Say whether it exists and runs, where its data and socket are
+    Status,
+    /// Print its connection URL (psql "$(pm db url)")
+    Url,
+    /// Stop the server and delete its data
+    Reset {
+        /// Do it without asking
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -3,6 +3,7 @@
 //! Data flows one way: files → [`loader::Project`] → [`compile::compile`] →
 //! [`manifest::Manifest`] (nodes + DAG) → [`graph::selector::select`] → commands.
 
+pub mod adapter;
 pub mod artifacts;
 pub mod cli;
 pub mod commands;

@@ -2,6 +2,7 @@
 //! returns an exit code, or the problems that stopped it.
 
 pub mod compile;
+pub mod db;
 pub mod ls;
 
 use crate::cli::{GlobalArgs, SelectArgs};

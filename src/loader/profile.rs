@@ -8,6 +8,22 @@ use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A password: shown as `****` by Debug, never serialised.
+#[derive(Clone, PartialEq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("****")
+    }
+}
+
 /// The resolved target, as templates see it through `target`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Target {
@@ -24,6 +40,7 @@ pub struct Target {
     pub origin: String,
     /// The output's other keys, password and secrets left out.
     pub extra: serde_json::Map<String, Json>,
+    pub password: Option<Secret>,
 }
 
 impl Target {
@@ -41,6 +58,7 @@ impl Target {
             port: 5432,
             origin: "embedded".into(),
             extra: Default::default(),
+            password: None,
         }
     }
 
@@ -213,6 +231,7 @@ pub fn resolve(
         port: get("port").and_then(|p| p.parse().ok()).unwrap_or(5432),
         origin: shown,
         extra,
+        password: get("password").or_else(|| get("pass")).map(Secret),
     })
 }
 
