@@ -81,12 +81,11 @@ impl Endpoint {
     /// Connects (starting the embedded cluster and creating its database when needed).
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
         let config = self.config()?;
-        match connect_with(&config).await {
-            Ok(c) => Ok(c),
-            Err(e) if matches!(self, Endpoint::Embedded(_)) && is_missing_database(&e) => {
-                let Endpoint::Embedded(cluster) = self else {
-                    unreachable!()
-                };
+        let first = connect_with(&config).await;
+        match (first, self) {
+            (Ok(c), _) => Ok(c),
+            // First connection to a new embedded cluster: create its database.
+            (Err(e), Endpoint::Embedded(cluster)) if is_missing_database(&e) => {
                 let admin = connect_with(&cluster.config("postgres"))
                     .await
                     .map_err(|e| self.connect_problem(e))?;
@@ -105,7 +104,7 @@ impl Endpoint {
                     .await
                     .map_err(|e| self.connect_problem(e))
             }
-            Err(e) => Err(self.connect_problem(e)),
+            (Err(e), _) => Err(self.connect_problem(e)),
         }
     }
 
