@@ -214,3 +214,19 @@ fn many_errors_are_reported_together_in_file_order() {
     let b = err.find("nope_b").expect("b reported");
     assert!(a < b, "{err}");
 }
+
+#[test]
+fn errors_in_yaml_declared_nodes_point_at_the_yaml_entry() {
+    let dir = project(&[
+        ("dbt_project.yml", PROJECT),
+        ("models/orders.sql", "select 1 as customer_id\n"),
+        (
+            "models/schema.yml",
+            "models:\n  - name: orders\n    columns:\n      - name: customer_id\n        data_tests:\n          - relationships:\n              to: ref('customer')\n              field: id\n",
+        ),
+    ]);
+    // Run from a subfolder: the YAML is still found.
+    let r = pm(&dir.path().join("models"), &["compile"]);
+    assert_eq!(r.code, 2);
+    insta::assert_snapshot!(r.stderr);
+}

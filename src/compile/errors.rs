@@ -11,6 +11,8 @@ use std::sync::Arc;
 pub struct FileIndex<'a> {
     pub macro_texts: &'a HashMap<String, Arc<str>>,
     pub macro_names: &'a BTreeSet<String>,
+    /// YAML files by path, for nodes generated from them (tests, exposures).
+    pub yaml_texts: HashMap<&'a str, Arc<str>>,
 }
 
 /// A render error of `node`.
@@ -23,19 +25,16 @@ pub fn node_problem(
 ) -> Problem {
     let template =
         super::context::template_file(e.name().unwrap_or(&node.original_file_path)).to_string();
-    let in_node = template == node.original_file_path;
-    // Generic tests and exposures are generated from YAML: point at their entry.
-    if in_node
-        && matches!(
-            node.resource_type,
-            ResourceType::Test | ResourceType::Exposure
-        )
-        && node.test.as_ref().is_some_and(|t| t.metadata.is_some())
-        || (in_node && node.resource_type == ResourceType::Exposure)
-    {
-        let text = std::fs::read_to_string(&node.original_file_path)
-            .ok()
-            .map(Arc::from);
+    // Shared templates of generated nodes are named `<generated>`.
+    let in_node = template == node.original_file_path || template == "<generated>";
+    // Generic tests and exposures come from YAML: point at their entry there.
+    let generated = node.resource_type == ResourceType::Exposure
+        || node.test.as_ref().is_some_and(|t| t.metadata.is_some());
+    if in_node && generated {
+        let text = files
+            .yaml_texts
+            .get(node.original_file_path.as_str())
+            .cloned();
         let (code, message, help) = describe(e, failure.as_ref(), node_source, files.macro_names);
         let mut p = Problem::new(
             code,

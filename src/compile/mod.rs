@@ -477,6 +477,11 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let files = errors::FileIndex {
         macro_texts: &macro_texts,
         macro_names: &macro_names,
+        yaml_texts: project
+            .properties
+            .iter()
+            .map(|p| (p.path.as_str(), p.text.clone()))
+            .collect(),
     };
 
     // ---- phase one: render everything
