@@ -60,6 +60,8 @@ pub enum Command {
     /// List the selected nodes
     #[command(alias = "list")]
     Ls(LsArgs),
+    /// Load the CSV files under seed-paths into tables
+    Seed(SeedArgs),
     /// Manage pm's embedded local PostgreSQL (used when no target is configured)
     Db {
         #[command(subcommand)]
@@ -67,6 +69,15 @@ pub enum Command {
     },
     /// Check the connection and print versions, paths and the resolved target
     Debug,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Replace tables even when views depend on them (the views are dropped)
+    #[arg(long)]
+    pub full_refresh: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -12,4 +12,5 @@ pub mod error;
 pub mod graph;
 pub mod loader;
 pub mod manifest;
+pub mod materialize;
 pub mod output;

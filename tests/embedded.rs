@@ -3,72 +3,10 @@
 mod common;
 use common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-
-/// A project folder whose local server is stopped when the test ends, even on panic.
-struct Project {
-    dir: tempfile::TempDir,
-}
-
-impl Project {
-    fn new() -> Project {
-        let dir = project(&[
-            ("pm_project.yml", "name: local\n"),
-            ("models/a.sql", "select 1 as id\n"),
-        ]);
-        // When pm runs as root, the server runs as `postgres`, which must be able to enter the folder.
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        Project { dir }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = pm(self.dir.path(), &["db", "stop"]);
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-/// psql from the server binaries pm uses (as `pm db status` reports them).
-fn psql_bin(project: &Path) -> PathBuf {
-    let status = pm(project, &["db", "status"]).stdout;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("binaries:"))
-        .map(|d| Path::new(d.trim()).join("psql"))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("psql"))
-}
-
-fn psql(project: &Path, url: &str, sql: &str) -> String {
-    let out = std::process::Command::new(psql_bin(project))
-        .args([url, "-XAtc", sql])
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 #[test]
 fn start_status_url_stop_and_restart() {
-    let p = Project::new();
+    let p = LocalProject::new(&[]);
     let r = pm(p.path(), &["db", "status"]);
     assert_eq!(r.code, 0);
     assert!(
@@ -117,7 +55,7 @@ fn start_status_url_stop_and_restart() {
 
 #[test]
 fn debug_connects_and_prints_versions() {
-    let p = Project::new();
+    let p = LocalProject::new(&[]);
     let r = pm(p.path(), &["debug"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
@@ -134,7 +72,7 @@ fn debug_connects_and_prints_versions() {
     assert!(r.stdout.contains("connection test: OK"));
 
     // PM_DATABASE_URL wins over everything, and its password is masked.
-    let other = Project::new();
+    let other = LocalProject::new(&[]);
     let url = pm(other.path(), &["db", "url"]).stdout.trim().to_string();
     assert_eq!(pm(other.path(), &["db", "start", "-q"]).code, 0);
     let r = pm_env(p.path(), &["debug"], &[("PM_DATABASE_URL", &url)]);
@@ -166,7 +104,7 @@ fn debug_connects_and_prints_versions() {
 
 #[test]
 fn reset_asks_for_confirmation() {
-    let p = Project::new();
+    let p = LocalProject::new(&[]);
     assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
     let r = pm(p.path(), &["db", "reset"]);
     assert_eq!(r.code, 2);
@@ -183,7 +121,7 @@ fn as_root_the_server_runs_as_postgres() {
         eprintln!("not root: the root path does not apply");
         return;
     }
-    let p = Project::new();
+    let p = LocalProject::new(&[]);
     assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
     let owner = std::fs::metadata(p.path().join(".pm/postgres"))
         .unwrap()

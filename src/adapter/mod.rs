@@ -2,6 +2,7 @@
 //! local cluster. The only module that sends SQL.
 
 pub mod embedded;
+pub mod load;
 
 use crate::error::{Problem, Result};
 use crate::loader::profile::Target;

@@ -8,7 +8,7 @@ use crate::loader::{self, profile};
 use crate::output::Log;
 use std::io::{IsTerminal, Write};
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -4,6 +4,7 @@
 pub mod compile;
 pub mod db;
 pub mod ls;
+pub mod seed;
 
 use crate::cli::{GlobalArgs, SelectArgs};
 use crate::compile::{CompileOptions, Compiled};

@@ -1,6 +1,7 @@
 //! Helpers for running the `pm` binary on fixture projects.
 #![allow(dead_code)]
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -80,10 +81,85 @@ pub fn pm_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// A diagnostic with miette's line wrapping undone (`\n  | ` continuations).
+pub fn unwrapped(text: &str) -> String {
+    text.replace("\n  | ", " ").replace("\n        ", " ")
+}
+
 pub fn read(root: &Path, path: &str) -> String {
     std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
 
 pub fn manifest(root: &Path) -> serde_json::Value {
     serde_json::from_str(&read(root, "target/manifest.json")).expect("manifest is JSON")
+}
+
+/// A project folder whose local server is stopped when the test ends, even on panic.
+pub struct LocalProject {
+    dir: tempfile::TempDir,
+}
+
+impl LocalProject {
+    /// A project named `local` with the given files besides its project file.
+    pub fn new(files: &[(&str, &str)]) -> LocalProject {
+        let mut all = vec![
+            ("pm_project.yml", "name: local\n"),
+            ("models/a.sql", "select 1 as id\n"),
+        ];
+        all.extend_from_slice(files);
+        let dir = project(&all);
+        // When pm runs as root, the server runs as `postgres`, which must be able to enter the folder.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        LocalProject { dir }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for LocalProject {
+    fn drop(&mut self) {
+        let _ = pm(self.dir.path(), &["db", "stop"]);
+    }
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// psql from the server binaries pm uses (as `pm db status` reports them).
+pub fn psql_bin(project: &Path) -> PathBuf {
+    let status = pm(project, &["db", "status"]).stdout;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("binaries:"))
+        .map(|d| Path::new(d.trim()).join("psql"))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("psql"))
+}
+
+/// Runs SQL with psql against the project's local database; the output, unaligned.
+pub fn sql(project: &Path, sql: &str) -> String {
+    let url = pm(project, &["db", "url"]).stdout.trim().to_string();
+    psql(project, &url, sql)
+}
+
+pub fn psql(project: &Path, url: &str, sql: &str) -> String {
+    let out = std::process::Command::new(psql_bin(project))
+        .args([url, "-XAtc", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

@@ -1,0 +1,203 @@
+//! Loading seeds: the CSV file's bytes go through `COPY … FROM STDIN` into a
+//! table built under a temporary name, which then replaces the old one in the
+//! same transaction. Whatever fails, the previous table is left as it was.
+
+use crate::error::Problem;
+use crate::manifest::{quote_ident, Node};
+use crate::materialize::seed::SeedTable;
+use bytes::Bytes;
+use futures_util::SinkExt;
+use std::io::Read;
+use std::path::Path;
+
+/// How a seed replaced what was there.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replaced {
+    Created,
+    /// The old table was dropped and the new one renamed into place.
+    Swapped,
+    /// Views depend on the table and the columns did not change: its rows were replaced.
+    Refilled,
+    /// `--full-refresh` dropped these dependent views with the old table.
+    DroppedDependents(Vec<String>),
+}
+
+/// A name for the table being built, within PostgreSQL's 63 bytes.
+fn temp_name(name: &str) -> String {
+    let mut base: String = name.to_string();
+    while base.len() > 54 {
+        base.pop();
+    }
+    format!("{base}__pm_new")
+}
+
+fn db_problem(node: &Node, what: &str, e: &tokio_postgres::Error) -> Problem {
+    let (msg, detail) = match e.as_db_error() {
+        Some(d) => (d.message().to_string(), d.where_().map(str::to_string)),
+        None => (e.to_string(), None),
+    };
+    let mut text = format!(
+        "seed {} ({}): {what} failed: {msg}",
+        node.name, node.original_file_path
+    );
+    if let Some(w) = detail {
+        // COPY errors name the line of the file: "COPY x, line 5, column amount: ..."
+        // Name the seed, not the table it was being built in.
+        text.push_str(&format!(" [{}]", w.replace("__pm_new", "")));
+    }
+    Problem::new("seed::load", text).help(
+        "the table from the previous run is unchanged; if a column's type is wrong, set it under `column_types:` in the seed's config",
+    )
+}
+
+/// Loads `node`'s CSV (already checked by `inspect`) into its relation.
+pub async fn load_seed(
+    client: &mut tokio_postgres::Client,
+    root: &Path,
+    node: &Node,
+    table: &SeedTable,
+    full_refresh: bool,
+) -> Result<(u64, Replaced), Problem> {
+    let schema = quote_ident(&node.schema);
+    let target = format!("{schema}.{}", quote_ident(&node.alias));
+    let tmp = temp_name(&node.alias);
+    let tmp_rel = format!("{schema}.{}", quote_ident(&tmp));
+    client
+        .batch_execute(&format!("create schema if not exists {schema}"))
+        .await
+        .map_err(|e| db_problem(node, "creating the schema", &e))?;
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| db_problem(node, "starting a transaction", &e))?;
+    tx.batch_execute(&format!(
+        "drop table if exists {tmp_rel};\n{}",
+        table.create_sql(&tmp_rel)
+    ))
+    .await
+    .map_err(|e| db_problem(node, "creating the table", &e))?;
+
+    // Stream the file in large chunks; the server parses the CSV.
+    let sink = tx
+        .copy_in::<_, Bytes>(&table.copy_sql(&tmp_rel))
+        .await
+        .map_err(|e| db_problem(node, "COPY", &e))?;
+    futures_util::pin_mut!(sink);
+    let path = root.join(&node.original_file_path);
+    let mut file = std::fs::File::open(&path).map_err(|e| {
+        Problem::new(
+            "seed::read",
+            format!("cannot read {}: {e}", node.original_file_path),
+        )
+    })?;
+    loop {
+        let mut buf = vec![0u8; 1 << 20];
+        let n = file.read(&mut buf).map_err(|e| {
+            Problem::new(
+                "seed::read",
+                format!("cannot read {}: {e}", node.original_file_path),
+            )
+        })?;
+        if n == 0 {
+            break;
+        }
+        buf.truncate(n);
+        sink.send(Bytes::from(buf))
+            .await
+            .map_err(|e| db_problem(node, "COPY", &e))?;
+    }
+    let rows = sink
+        .as_mut()
+        .finish()
+        .await
+        .map_err(|e| db_problem(node, "COPY", &e))?;
+
+    // Put the new table in place.
+    let exists = tx
+        .query_one("select to_regclass($1) is not null", &[&target])
+        .await
+        .map_err(|e| db_problem(node, "looking up the table", &e))?
+        .get::<_, bool>(0);
+    let replaced = if !exists {
+        tx.batch_execute(&format!(
+            "alter table {tmp_rel} rename to {}",
+            quote_ident(&node.alias)
+        ))
+        .await
+        .map_err(|e| db_problem(node, "naming the table", &e))?;
+        Replaced::Created
+    } else {
+        let dependents: Vec<String> = tx
+            .query(
+                "select distinct dv.oid::regclass::text
+                 from pg_depend d
+                 join pg_rewrite r on r.oid = d.objid
+                 join pg_class dv on dv.oid = r.ev_class
+                 where d.refobjid = to_regclass($1) and dv.oid <> d.refobjid
+                 order by 1",
+                &[&target],
+            )
+            .await
+            .map_err(|e| db_problem(node, "looking up dependent views", &e))?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let columns = "select string_agg(attname || ' ' || format_type(atttypid, atttypmod), ',' order by attnum)
+                       from pg_attribute where attrelid = to_regclass($1) and attnum > 0 and not attisdropped";
+        let old_cols: Option<String> = tx
+            .query_one(columns, &[&target])
+            .await
+            .map_err(|e| db_problem(node, "comparing columns", &e))?
+            .get(0);
+        let new_cols: Option<String> = tx
+            .query_one(columns, &[&tmp_rel])
+            .await
+            .map_err(|e| db_problem(node, "comparing columns", &e))?
+            .get(0);
+        if dependents.is_empty() {
+            tx.batch_execute(&format!(
+                "drop table {target};\nalter table {tmp_rel} rename to {}",
+                quote_ident(&node.alias)
+            ))
+            .await
+            .map_err(|e| db_problem(node, "replacing the table", &e))?;
+            Replaced::Swapped
+        } else if old_cols == new_cols && !full_refresh {
+            tx.batch_execute(&format!("truncate {target};\ninsert into {target} select * from {tmp_rel};\ndrop table {tmp_rel}"))
+                .await
+                .map_err(|e| db_problem(node, "refilling the table", &e))?;
+            Replaced::Refilled
+        } else if full_refresh {
+            tx.batch_execute(&format!(
+                "drop table {target} cascade;\nalter table {tmp_rel} rename to {}",
+                quote_ident(&node.alias)
+            ))
+            .await
+            .map_err(|e| db_problem(node, "replacing the table", &e))?;
+            Replaced::DroppedDependents(dependents)
+        } else {
+            return Err(Problem::new(
+                "seed::dependents",
+                format!(
+                    "seed {} changed its columns, and these views depend on the table: {}",
+                    node.name,
+                    dependents.join(", ")
+                ),
+            )
+            .help("run `pm seed --full-refresh` to replace it (the views are dropped; `pm run` builds them again); the table is unchanged"));
+        }
+    };
+    tx.commit()
+        .await
+        .map_err(|e| db_problem(node, "commit", &e))?;
+    Ok((rows, replaced))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn temp_names_fit_postgres() {
+        assert_eq!(super::temp_name("users"), "users__pm_new");
+        assert!(super::temp_name(&"x".repeat(63)).len() <= 63);
+    }
+}

@@ -1,0 +1,376 @@
+//! Seeds: a CSV file becomes a table. This module decides the column types
+//! (dbt-postgres's inference, or `column_types`) and writes the SQL; the
+//! adapter streams the file's bytes through `COPY … FROM STDIN`.
+
+use crate::error::Problem;
+use crate::manifest::{quote_ident, Node};
+use serde_json::Value as Json;
+use std::path::Path;
+
+/// A column type pm infers, narrowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Inferred {
+    /// Only empty values so far.
+    Unknown,
+    Boolean,
+    Integer,
+    BigInt,
+    Float,
+    Date,
+    Timestamp,
+    Text,
+}
+
+impl Inferred {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Inferred::Boolean => "boolean",
+            Inferred::Integer => "integer",
+            Inferred::BigInt => "bigint",
+            Inferred::Float => "double precision",
+            Inferred::Date => "date",
+            Inferred::Timestamp => "timestamp without time zone",
+            Inferred::Unknown | Inferred::Text => "text",
+        }
+    }
+
+    /// The narrowest type of one non-empty value.
+    fn of(v: &str) -> Inferred {
+        if v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false") {
+            return Inferred::Boolean;
+        }
+        if is_integer(v) {
+            return match v.parse::<i64>() {
+                Ok(n) if i32::try_from(n).is_ok() => Inferred::Integer,
+                Ok(_) => Inferred::BigInt,
+                // Whole numbers beyond bigint: numbers still, as dbt's agate does.
+                Err(_) => Inferred::Float,
+            };
+        }
+        if is_float(v) {
+            return Inferred::Float;
+        }
+        if is_date(v) {
+            return Inferred::Date;
+        }
+        if is_timestamp(v) {
+            return Inferred::Timestamp;
+        }
+        Inferred::Text
+    }
+
+    /// The type holding values of both.
+    fn join(self, other: Inferred) -> Inferred {
+        use Inferred::*;
+        match (self, other) {
+            (Unknown, x) | (x, Unknown) => x,
+            (a, b) if a == b => a,
+            (Integer | BigInt | Float, Integer | BigInt | Float) => self.max(other),
+            (Date, Timestamp) | (Timestamp, Date) => Timestamp,
+            _ => Text,
+        }
+    }
+}
+
+fn is_integer(v: &str) -> bool {
+    let d = v.strip_prefix(['-', '+']).unwrap_or(v);
+    !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
+        // 007 is an identifier, not a number (agate agrees).
+        && !(d.len() > 1 && d.starts_with('0'))
+}
+
+fn is_float(v: &str) -> bool {
+    let d = v.strip_prefix(['-', '+']).unwrap_or(v);
+    let has_digit = d.bytes().any(|b| b.is_ascii_digit());
+    has_digit
+        && d.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+        && d.parse::<f64>().is_ok_and(f64::is_finite)
+}
+
+fn is_date(v: &str) -> bool {
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok() && v.len() == 10
+}
+
+fn is_timestamp(v: &str) -> bool {
+    [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .any(|f| chrono::NaiveDateTime::parse_from_str(v, f).is_ok())
+}
+
+/// What loading a seed needs: its columns with their SQL types.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedTable {
+    pub columns: Vec<(String, String)>,
+    pub rows: u64,
+    pub delimiter: u8,
+    pub quote_columns: bool,
+}
+
+/// A CSV problem with its 1-based line and column.
+fn csv_problem(
+    path: &str,
+    text: Option<&str>,
+    line: u64,
+    column: Option<usize>,
+    msg: String,
+    help: &str,
+) -> Problem {
+    let where_ = match column {
+        Some(c) => format!("{path} line {line}, column {c}"),
+        None => format!("{path} line {line}"),
+    };
+    let mut p = Problem::new("seed::csv", format!("malformed CSV in {where_}: {msg}"))
+        .help(help.to_string());
+    if let Some(t) = text.filter(|t| !t.is_empty()) {
+        p = p
+            .in_file(path, std::sync::Arc::from(t))
+            .label_line(line as usize, msg);
+    }
+    p
+}
+
+/// The seed's config: `delimiter`, `quote_columns`, `column_types`.
+fn seed_config(node: &Node) -> (u8, bool, serde_json::Map<String, Json>) {
+    let delimiter = node
+        .config
+        .get("delimiter")
+        .and_then(Json::as_str)
+        .and_then(|d| d.bytes().next())
+        .unwrap_or(b',');
+    let quote = node
+        .config
+        .get("quote_columns")
+        .and_then(Json::as_bool)
+        .unwrap_or(true);
+    let types = node
+        .config
+        .get("column_types")
+        .and_then(Json::as_object)
+        .cloned()
+        .unwrap_or_default();
+    (delimiter, quote, types)
+}
+
+/// Reads the whole CSV once to check it and infer each column's type.
+/// `text` is the file's content when the loader kept it (small files), for
+/// showing the offending line.
+pub fn inspect(root: &Path, node: &Node) -> Result<SeedTable, Problem> {
+    let path = &node.original_file_path;
+    let (delimiter, quote_columns, column_types) = seed_config(node);
+    let small = (!node.raw_code.is_empty()).then_some(&*node.raw_code);
+    let file = std::fs::File::open(root.join(path)).map_err(|e| {
+        Problem::new("seed::read", format!("cannot read {path}: {e}"))
+            .help("check that the file exists and is readable")
+    })?;
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(true)
+        .flexible(false)
+        .buffer_capacity(1 << 20)
+        .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| {
+            csv_problem(
+                path,
+                small,
+                1,
+                None,
+                e.to_string(),
+                "the first line must name the columns",
+            )
+        })?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if headers.is_empty() || headers.iter().any(String::is_empty) {
+        return Err(csv_problem(
+            path,
+            small,
+            1,
+            None,
+            "a column has no name".into(),
+            "give every column a name in the header line",
+        ));
+    }
+    for (i, h) in headers.iter().enumerate() {
+        if headers[..i].contains(h) {
+            return Err(csv_problem(
+                path,
+                small,
+                1,
+                Some(i + 1),
+                format!("column `{h}` appears twice"),
+                "column names must be unique",
+            ));
+        }
+    }
+    let mut types = vec![Inferred::Unknown; headers.len()];
+    let fixed: Vec<bool> = headers
+        .iter()
+        .map(|h| column_types.contains_key(h))
+        .collect();
+    let mut record = csv::ByteRecord::new();
+    let mut rows = 0u64;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let (line, msg) = match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        pos,
+                        expected_len,
+                        len,
+                    } => (
+                        pos.as_ref().map(|p| p.line()).unwrap_or(0),
+                        format!("this row has {len} fields, the header has {expected_len}"),
+                    ),
+                    csv::ErrorKind::Utf8 { pos, err } => (
+                        pos.as_ref().map(|p| p.line()).unwrap_or(0),
+                        format!("field {} is not valid UTF-8", err.field() + 1),
+                    ),
+                    _ => (e.position().map(|p| p.line()).unwrap_or(0), e.to_string()),
+                };
+                return Err(csv_problem(
+                    path,
+                    small,
+                    line,
+                    None,
+                    msg,
+                    "fix the row (a stray delimiter or an unclosed quote are the usual causes)",
+                ));
+            }
+        }
+        rows += 1;
+        for (i, field) in record.iter().enumerate() {
+            if fixed[i] || field.is_empty() || types[i] == Inferred::Text {
+                continue;
+            }
+            let Ok(v) = std::str::from_utf8(field) else {
+                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                return Err(csv_problem(
+                    path,
+                    small,
+                    line,
+                    Some(i + 1),
+                    "not valid UTF-8".into(),
+                    "save the file as UTF-8",
+                ));
+            };
+            types[i] = types[i].join(Inferred::of(v));
+        }
+    }
+    let columns = headers
+        .into_iter()
+        .zip(types)
+        .map(|(h, t)| {
+            let ty = column_types
+                .get(&h)
+                .and_then(Json::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| t.sql().to_string());
+            (h, ty)
+        })
+        .collect();
+    Ok(SeedTable {
+        columns,
+        rows,
+        delimiter,
+        quote_columns,
+    })
+}
+
+impl SeedTable {
+    fn column(&self, name: &str) -> String {
+        if self.quote_columns {
+            quote_ident(name)
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// `create table` for the seed under `relation` (already quoted).
+    pub fn create_sql(&self, relation: &str) -> String {
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|(n, t)| format!("    {} {t}", self.column(n)))
+            .collect();
+        format!("create table {relation} (\n{}\n)", cols.join(",\n"))
+    }
+
+    /// The `COPY` that reads the file's bytes.
+    pub fn copy_sql(&self, relation: &str) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|(n, _)| self.column(n)).collect();
+        let delim = if self.delimiter == b'\'' {
+            "''''".to_string()
+        } else {
+            format!("'{}'", self.delimiter as char)
+        };
+        format!(
+            "copy {relation} ({}) from stdin with (format csv, header true, delimiter {delim})",
+            cols.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Inferred::*;
+    use super::*;
+
+    #[test]
+    fn infers_like_dbt_postgres() {
+        let cases = [
+            (vec!["1", "2", ""], Integer),
+            (vec!["1", "3000000000"], BigInt),
+            (vec!["1", "2.5"], Float),
+            (vec!["1e3"], Float),
+            (vec!["true", "FALSE", ""], Boolean),
+            (vec!["2024-01-31"], Date),
+            (vec!["2024-01-31", "2024-02-01 10:00:00"], Timestamp),
+            (vec!["2024-01-31T10:00:00.123"], Timestamp),
+            (vec!["007"], Text),
+            (vec!["1", "x"], Text),
+            (vec!["true", "1"], Text),
+            (vec!["2024-13-01"], Text),
+            (vec!["", ""], Unknown),
+        ];
+        for (values, want) in cases {
+            let got = values
+                .iter()
+                .filter(|v| !v.is_empty())
+                .fold(Unknown, |t, v| t.join(Inferred::of(v)));
+            assert_eq!(got, want, "{values:?}");
+        }
+        assert_eq!(Unknown.sql(), "text");
+    }
+
+    #[test]
+    fn writes_ddl_and_copy() {
+        let t = SeedTable {
+            columns: vec![
+                ("id".into(), "integer".into()),
+                ("Name".into(), "text".into()),
+            ],
+            rows: 2,
+            delimiter: b';',
+            quote_columns: true,
+        };
+        assert_eq!(
+            t.create_sql("\"s\".\"x\""),
+            "create table \"s\".\"x\" (\n    \"id\" integer,\n    \"Name\" text\n)"
+        );
+        assert_eq!(
+            t.copy_sql("\"s\".\"x\""),
+            "copy \"s\".\"x\" (\"id\", \"Name\") from stdin with (format csv, header true, delimiter ';')"
+        );
+    }
+}
