@@ -74,9 +74,9 @@ impl Inferred {
 
 fn is_integer(v: &str) -> bool {
     let d = v.strip_prefix(['-', '+']).unwrap_or(v);
+    // Like dbt's agate types, `007` is the number 7: keep leading zeros with
+    // `column_types: {code: text}`.
     !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())
-        // 007 is an identifier, not a number (agate agrees).
-        && !(d.len() > 1 && d.starts_with('0'))
 }
 
 fn is_float(v: &str) -> bool {
@@ -337,7 +337,7 @@ mod tests {
             (vec!["2024-01-31"], Date),
             (vec!["2024-01-31", "2024-02-01 10:00:00"], Timestamp),
             (vec!["2024-01-31T10:00:00.123"], Timestamp),
-            (vec!["007"], Text),
+            (vec!["007"], Integer),
             (vec!["1", "x"], Text),
             (vec!["true", "1"], Text),
             (vec!["2024-13-01"], Text),
