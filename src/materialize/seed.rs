@@ -88,25 +88,70 @@ fn is_float(v: &str) -> bool {
         && d.parse::<f64>().is_ok_and(f64::is_finite)
 }
 
-fn is_date(v: &str) -> bool {
-    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok() && v.len() == 10
+fn digits(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || b.len() > 9 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(b.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')))
 }
 
+/// `YYYY-MM-DD`, a real calendar day.
+fn is_date(v: &str) -> bool {
+    let b = v.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    match (digits(&b[..4]), digits(&b[5..7]), digits(&b[8..10])) {
+        (Some(y), Some(m), Some(d)) => chrono::NaiveDate::from_ymd_opt(y as i32, m, d).is_some(),
+        _ => false,
+    }
+}
+
+/// `YYYY-MM-DD HH:MM[:SS[.fraction]]`, with a space or `T`.
 fn is_timestamp(v: &str) -> bool {
-    [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M",
-    ]
-    .iter()
-    .any(|f| chrono::NaiveDateTime::parse_from_str(v, f).is_ok())
+    let b = v.as_bytes();
+    if b.len() < 16 || !is_date(&v[..10]) || !matches!(b[10], b' ' | b'T') || b[13] != b':' {
+        return false;
+    }
+    let (Some(h), Some(mi)) = (digits(&b[11..13]), digits(&b[14..16])) else {
+        return false;
+    };
+    if h > 23 || mi > 59 {
+        return false;
+    }
+    match &b[16..] {
+        [] => true,
+        [b':', s1, s2, rest @ ..] => {
+            digits(&[*s1, *s2]).is_some_and(|s| s <= 59)
+                && match rest {
+                    [] => true,
+                    [b'.', frac @ ..] => !frac.is_empty() && frac.iter().all(u8::is_ascii_digit),
+                    _ => false,
+                }
+        }
+        _ => false,
+    }
+}
+
+/// Whether a value still fits the column's current type (the usual case:
+/// one check instead of trying every type).
+fn fits(current: Inferred, v: &str) -> bool {
+    match current {
+        Inferred::Integer => is_integer(v) && v.parse::<i32>().is_ok(),
+        Inferred::BigInt => is_integer(v) && v.parse::<i64>().is_ok(),
+        Inferred::Float => is_integer(v) || is_float(v),
+        Inferred::Boolean => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+        Inferred::Timestamp => is_timestamp(v) || is_date(v),
+        Inferred::Date => is_date(v),
+        Inferred::Unknown | Inferred::Text => false,
+    }
 }
 
 /// What loading a seed needs: its columns with their SQL types.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeedTable {
     pub columns: Vec<(String, String)>,
+    /// Data rows seen while inferring (0 when every type was given).
     pub rows: u64,
     pub delimiter: u8,
     pub quote_columns: bool,
@@ -264,7 +309,9 @@ pub fn inspect(root: &Path, node: &Node) -> Result<SeedTable, Problem> {
                     "save the file as UTF-8",
                 ));
             };
-            types[i] = types[i].join(Inferred::of(v));
+            if !fits(types[i], v) {
+                types[i] = types[i].join(Inferred::of(v));
+            }
         }
     }
     let columns = headers
@@ -341,6 +388,10 @@ mod tests {
             (vec!["1", "x"], Text),
             (vec!["true", "1"], Text),
             (vec!["2024-13-01"], Text),
+            (vec!["2024-02-30"], Text),
+            (vec!["2024-01-31 24:00"], Text),
+            (vec!["2024-01-31 10:00:60"], Text),
+            (vec!["2024-01-31 10:00:59.123456"], Timestamp),
             (vec!["", ""], Unknown),
         ];
         for (values, want) in cases {
