@@ -7,7 +7,6 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 #[derive(Debug, Clone, Default)]
 pub struct Dag {
-    pub graph: DiGraph<(), ()>,
     pub parents: Vec<Vec<usize>>,
     pub children: Vec<Vec<usize>>,
 }
@@ -15,27 +14,18 @@ pub struct Dag {
 impl Dag {
     /// A graph of `n` nodes with edges `(parent, child)`; duplicate edges are merged.
     pub fn build(n: usize, edges: impl IntoIterator<Item = (usize, usize)>) -> Dag {
-        let mut graph = DiGraph::with_capacity(n, n * 2);
-        for _ in 0..n {
-            graph.add_node(());
-        }
         let mut parents = vec![Vec::new(); n];
         let mut children = vec![Vec::new(); n];
         for (p, c) in edges {
             if !parents[c].contains(&p) {
                 parents[c].push(p);
                 children[p].push(c);
-                graph.add_edge(NodeIndex::new(p), NodeIndex::new(c), ());
             }
         }
         for v in parents.iter_mut().chain(children.iter_mut()) {
             v.sort_unstable();
         }
-        Dag {
-            graph,
-            parents,
-            children,
-        }
+        Dag { parents, children }
     }
 
     pub fn len(&self) -> usize {
@@ -49,8 +39,34 @@ impl Dag {
     /// Every cycle as the ordered list of its nodes (first node smallest),
     /// found through strongly connected components.
     pub fn cycles(&self) -> Vec<Vec<usize>> {
+        // Kahn's algorithm: when every node can be taken in dependency
+        // order there is no cycle, and nothing else needs building.
+        let mut pending: Vec<usize> = self.parents.iter().map(Vec::len).collect();
+        let mut ready: Vec<usize> = (0..self.len()).filter(|&i| pending[i] == 0).collect();
+        let mut taken = 0;
+        while let Some(n) = ready.pop() {
+            taken += 1;
+            for &c in &self.children[n] {
+                pending[c] -= 1;
+                if pending[c] == 0 {
+                    ready.push(c);
+                }
+            }
+        }
+        if taken == self.len() {
+            return Vec::new();
+        }
+        let mut graph: DiGraph<(), ()> = DiGraph::with_capacity(self.len(), self.len());
+        for _ in 0..self.len() {
+            graph.add_node(());
+        }
+        for (c, ps) in self.parents.iter().enumerate() {
+            for &p in ps {
+                graph.add_edge(NodeIndex::new(p), NodeIndex::new(c), ());
+            }
+        }
         let mut out = Vec::new();
-        for scc in petgraph::algo::tarjan_scc(&self.graph) {
+        for scc in petgraph::algo::tarjan_scc(&graph) {
             let members: Vec<usize> = scc.iter().map(|i| i.index()).collect();
             if members.len() == 1 {
                 let m = members[0];

@@ -10,7 +10,6 @@ pub mod yaml;
 use crate::error::{Problem, Problems, Result};
 use config::ConfigTree;
 use properties::PropertiesFile;
-use rayon::prelude::*;
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -208,10 +207,34 @@ pub fn load(root: &Path) -> Result<Project> {
     }
 
     let mut timer = crate::output::PhaseTimer::new("load");
-    timer.lap("walk");
-    // Collect files.
-    let mut wanted: Vec<(FileKind, String, PathBuf)> = Vec::new();
-    let mut yml_paths: Vec<PathBuf> = Vec::new();
+    timer.lap("walk, read files and parse yaml");
+    // Files are read, and YAML parsed, on the thread pool while the walk goes
+    // on; results carry their walk order so the outcome does not depend on timing.
+    type Read<T> = std::sync::Mutex<Vec<(usize, std::result::Result<T, Problem>)>>;
+    let files: Read<SourceText> = Default::default();
+    let props: Read<PropertiesFile> = Default::default();
+    let read_batch = |batch: Vec<(usize, FileKind, String, PathBuf)>| {
+        let out: Vec<_> = batch
+            .into_iter()
+            .map(|(i, kind, resource_path, abs)| (i, read_source(root, kind, resource_path, &abs)))
+            .collect();
+        if let Ok(mut f) = files.lock() {
+            f.extend(out);
+        }
+    };
+    let read_props = |i: usize, abs: PathBuf| {
+        let path = rel(&abs, root);
+        let result = std::fs::read_to_string(&abs)
+            .map_err(|e| Problem::new("project::read", format!("cannot read {path}: {e}")))
+            .and_then(|t| {
+                let text: Arc<str> = t.into();
+                let doc = yaml::parse(&path, &text)?;
+                properties::parse(&path, &text, &doc)
+            });
+        if let Ok(mut p) = props.lock() {
+            p.push((i, result));
+        }
+    };
     let groups: [(&[String], FileKind, &[&str]); 6] = [
         (&model_paths, FileKind::Model, &["sql"]),
         (&seed_paths, FileKind::Seed, &["csv"]),
@@ -220,110 +243,82 @@ pub fn load(root: &Path) -> Result<Project> {
         (&snapshot_paths, FileKind::Snapshot, &["sql"]),
         (&analysis_paths, FileKind::Analysis, &["sql"]),
     ];
-    let mut seen_yml = std::collections::HashSet::new();
-    for (paths, kind, exts) in groups {
-        for p in paths {
-            let base = root.join(p);
-            if !base.is_dir() {
-                continue;
-            }
-            for entry in walkdir::WalkDir::new(&base)
-                .sort_by_file_name()
-                .follow_links(true)
-            {
-                let entry = entry.map_err(|e| {
-                    Problems::from(Problem::new(
-                        "project::walk",
-                        format!("cannot read {}: {e}", base.display()),
-                    ))
-                })?;
-                if !entry.file_type().is_file() {
+    let walked: std::result::Result<(), Problem> = rayon::scope(|scope| {
+        let mut seen_yml = std::collections::HashSet::new();
+        let (mut n_files, mut n_yml) = (0usize, 0usize);
+        let mut batch = Vec::new();
+        for (paths, kind, exts) in groups {
+            for p in paths {
+                let base = root.join(p);
+                if !base.is_dir() {
                     continue;
                 }
-                let path = entry.path();
-                let fname = entry.file_name().to_string_lossy();
-                if fname.starts_with('.') {
-                    continue;
-                }
-                let ext = path
-                    .extension()
-                    .map(|e| e.to_string_lossy().to_ascii_lowercase())
-                    .unwrap_or_default();
-                if ext == "yml" || ext == "yaml" {
-                    if seen_yml.insert(path.to_path_buf()) {
-                        yml_paths.push(path.to_path_buf());
-                    }
-                } else if exts.contains(&ext.as_str()) {
-                    // A macro in tests/generic/ is a macro, as in dbt.
-                    let rel_res = rel(path, &base);
-                    let k = if kind == FileKind::Test && rel_res.starts_with("generic/") {
-                        FileKind::Macro
-                    } else {
-                        kind
-                    };
-                    wanted.push((k, rel_res, path.to_path_buf()));
-                } else if ext == "md"
-                    && matches!(
-                        kind,
-                        FileKind::Model | FileKind::Macro | FileKind::Seed | FileKind::Snapshot
-                    )
+                for entry in walkdir::WalkDir::new(&base)
+                    .sort_by_file_name()
+                    .follow_links(true)
                 {
-                    wanted.push((FileKind::Docs, rel(path, &base), path.to_path_buf()));
+                    let entry = entry.map_err(|e| {
+                        Problem::new(
+                            "project::walk",
+                            format!("cannot read {}: {e}", base.display()),
+                        )
+                    })?;
+                    if !entry.file_type().is_file() {
+                        continue;
+                    }
+                    let path = entry.path();
+                    if entry.file_name().to_string_lossy().starts_with('.') {
+                        continue;
+                    }
+                    let ext = path
+                        .extension()
+                        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+                        .unwrap_or_default();
+                    let file_kind = if ext == "yml" || ext == "yaml" {
+                        if seen_yml.insert(path.to_path_buf()) {
+                            let (i, abs) = (n_yml, path.to_path_buf());
+                            n_yml += 1;
+                            scope.spawn(move |_| read_props(i, abs));
+                        }
+                        continue;
+                    } else if exts.contains(&ext.as_str()) {
+                        // A macro in tests/generic/ is a macro, as in dbt.
+                        if kind == FileKind::Test && rel(path, &base).starts_with("generic/") {
+                            FileKind::Macro
+                        } else {
+                            kind
+                        }
+                    } else if ext == "md"
+                        && matches!(
+                            kind,
+                            FileKind::Model | FileKind::Macro | FileKind::Seed | FileKind::Snapshot
+                        )
+                    {
+                        FileKind::Docs
+                    } else {
+                        continue;
+                    };
+                    batch.push((n_files, file_kind, rel(path, &base), path.to_path_buf()));
+                    n_files += 1;
+                    if batch.len() == 128 {
+                        let b = std::mem::take(&mut batch);
+                        scope.spawn(move |_| read_batch(b));
+                    }
                 }
             }
         }
-    }
-
-    timer.lap("read files and parse yaml");
-    // SQL files and YAML files are read (and the YAML parsed) side by side.
-    type Read<T> = Vec<std::result::Result<T, Problem>>;
-    let read_sql = || -> Read<SourceText> {
-        wanted
-            .par_iter()
-            .map(|(kind, resource_path, abs)| {
-                // Large seeds are not read here: they are streamed when loaded,
-                // and identified by path rather than content (as dbt does above 1 MiB).
-                if *kind == FileKind::Seed {
-                    let len = std::fs::metadata(abs).map(|m| m.len()).unwrap_or(0);
-                    if len > SEED_CHECKSUM_LIMIT {
-                        return Ok(SourceText {
-                            kind: *kind,
-                            path: rel(abs, root),
-                            resource_path: resource_path.clone(),
-                            text: Arc::from(""),
-                        });
-                    }
-                }
-                let text = std::fs::read_to_string(abs).map_err(|e| {
-                    Problem::new(
-                        "project::read",
-                        format!("cannot read {}: {e}", abs.display()),
-                    )
-                    .help("check the file's permissions and that it is UTF-8")
-                })?;
-                Ok(SourceText {
-                    kind: *kind,
-                    path: rel(abs, root),
-                    resource_path: resource_path.clone(),
-                    text: Arc::from(text),
-                })
-            })
-            .collect()
-    };
-    let read_yaml = || -> Read<PropertiesFile> {
-        yml_paths
-            .par_iter()
-            .map(|abs| {
-                let path = rel(abs, root);
-                let text: Arc<str> = std::fs::read_to_string(abs)
-                    .map_err(|e| Problem::new("project::read", format!("cannot read {path}: {e}")))?
-                    .into();
-                let doc = yaml::parse(&path, &text)?;
-                properties::parse(&path, &text, &doc)
-            })
-            .collect()
-    };
-    let (files, props) = rayon::join(read_sql, read_yaml);
+        if !batch.is_empty() {
+            scope.spawn(move |_| read_batch(batch));
+        }
+        Ok(())
+    });
+    walked?;
+    let mut files = files.into_inner().unwrap_or_default();
+    files.sort_by_key(|(i, _)| *i);
+    let mut props = props.into_inner().unwrap_or_default();
+    props.sort_by_key(|(i, _)| *i);
+    let files: Vec<_> = files.into_iter().map(|(_, r)| r).collect();
+    let props: Vec<_> = props.into_iter().map(|(_, r)| r).collect();
 
     timer.lap("collect");
     let mut problems = Problems::default();
@@ -379,6 +374,41 @@ pub fn load(root: &Path) -> Result<Project> {
         properties: ok_props,
         selectors,
         document: doc,
+    })
+}
+
+/// Reads one file under a resource path.
+fn read_source(
+    root: &Path,
+    kind: FileKind,
+    resource_path: String,
+    abs: &Path,
+) -> std::result::Result<SourceText, Problem> {
+    // Large seeds are not read here: they are streamed when loaded, and
+    // identified by path rather than content (as dbt does above 1 MiB).
+    if kind == FileKind::Seed {
+        let len = std::fs::metadata(abs).map(|m| m.len()).unwrap_or(0);
+        if len > SEED_CHECKSUM_LIMIT {
+            return Ok(SourceText {
+                kind,
+                path: rel(abs, root),
+                resource_path,
+                text: Arc::from(""),
+            });
+        }
+    }
+    let text = std::fs::read_to_string(abs).map_err(|e| {
+        Problem::new(
+            "project::read",
+            format!("cannot read {}: {e}", abs.display()),
+        )
+        .help("check the file's permissions and that it is UTF-8")
+    })?;
+    Ok(SourceText {
+        kind,
+        path: rel(abs, root),
+        resource_path,
+        text: Arc::from(text),
     })
 }
 
