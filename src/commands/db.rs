@@ -104,15 +104,8 @@ pub fn run(g: &GlobalArgs, action: &DbAction, log: Log) -> Result<i32> {
 
 /// `pm debug`: what pm would use, and whether it can connect.
 pub fn debug(g: &GlobalArgs, log: Log) -> Result<i32> {
-    let root = loader::find_root(g.project_dir.as_deref())?;
-    let project = loader::load(&root)?;
-    let target = profile::resolve(
-        &project.root,
-        g.profiles_dir.as_deref(),
-        project.profile.as_deref(),
-        g.target.as_deref(),
-        g.threads,
-    )?;
+    let session = super::Session::open(g, "debug", log)?;
+    let (project, target) = (&session.project, &session.options.target);
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "pm version:   {}", env!("CARGO_PKG_VERSION"));
     let _ = writeln!(
@@ -137,7 +130,7 @@ pub fn debug(g: &GlobalArgs, log: Log) -> Result<i32> {
         "target:       {} (type {}, schema {}, threads {})",
         target.name, target.kind, target.schema, target.threads
     );
-    let endpoint = Endpoint::resolve(&project.root, &target)?;
+    let endpoint = Endpoint::resolve(&project.root, target)?;
     let _ = writeln!(out, "connection:   {}", endpoint.describe());
     let rt = runtime()?;
     let version = rt.block_on(async {
