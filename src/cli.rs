@@ -62,6 +62,8 @@ pub enum Command {
     Ls(LsArgs),
     /// Load the CSV files under seed-paths into tables
     Seed(SeedArgs),
+    /// Build the selected view and table models in dependency order
+    Run(RunArgs),
     /// Manage pm's embedded local PostgreSQL (used when no target is configured)
     Db {
         #[command(subcommand)]
@@ -78,6 +80,15 @@ pub struct SeedArgs {
     /// Replace tables even when views depend on them (the views are dropped)
     #[arg(long)]
     pub full_refresh: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Stop at the first failure (nodes already running finish)
+    #[arg(short = 'x', long)]
+    pub fail_fast: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]

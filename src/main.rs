@@ -34,6 +34,7 @@ fn main() {
         Command::Compile(args) => pm::commands::compile::run(g, args, log),
         Command::Ls(args) => pm::commands::ls::run(g, args, log),
         Command::Seed(args) => pm::commands::seed::run(g, args, log),
+        Command::Run(args) => pm::commands::run::run(g, args, log),
         Command::Db { action } => pm::commands::db::run(g, action, log),
         Command::Debug => pm::commands::db::debug(g, log),
     };

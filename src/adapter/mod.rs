@@ -1,6 +1,7 @@
 //! Everything that talks to PostgreSQL: connections and pm's embedded
 //! local cluster. The only module that sends SQL.
 
+pub mod build;
 pub mod embedded;
 pub mod load;
 

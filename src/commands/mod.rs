@@ -4,6 +4,7 @@
 pub mod compile;
 pub mod db;
 pub mod ls;
+pub mod run;
 pub mod seed;
 
 use crate::cli::{GlobalArgs, SelectArgs};

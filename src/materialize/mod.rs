@@ -1,4 +1,5 @@
 //! Turning nodes into the statements that build them. Pure: statements are
 //! plain strings, tested without a database; the adapter runs them.
 
+pub mod relation;
 pub mod seed;

@@ -112,6 +112,13 @@ impl LocalProject {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         LocalProject { dir }
     }
+    /// A private copy of a fixture project, with its own server.
+    pub fn fixture(name: &str) -> LocalProject {
+        let dir = fixture(name);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        LocalProject { dir }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -1,0 +1,348 @@
+//! `pm run`: build the selected view and table models in dependency order,
+//! several at once.
+
+use super::Session;
+use crate::adapter::build::build_relation;
+use crate::adapter::Endpoint;
+use crate::cli::{GlobalArgs, RunArgs};
+use crate::error::{Problem, Problems, Result};
+use crate::manifest::{Manifest, ResourceType};
+use crate::materialize::relation::{self, Kind};
+use crate::output::Log;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Success,
+    Error,
+    Skipped,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Error => "error",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+struct Outcome {
+    status: Status,
+    message: String,
+    seconds: f64,
+}
+
+pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let s = Session::open(g, "run", log)?;
+    let c = s.compile()?;
+    let m = &c.manifest;
+    // Models that become relations; ephemeral ones live in their consumers.
+    let selected: Vec<usize> = s
+        .select(&c, &args.select)?
+        .into_iter()
+        .filter(|&i| {
+            m.nodes[i].resource_type == ResourceType::Model
+                && m.nodes[i].materialized() != "ephemeral"
+        })
+        .collect();
+    let mut unsupported = Problems::default();
+    for &i in &selected {
+        let n = &m.nodes[i];
+        if Kind::of(n).is_none() {
+            unsupported.push(
+                Problem::new(
+                    "run::materialization",
+                    format!(
+                        "model `{}` is materialized as `{}`, which pm cannot build yet",
+                        n.name,
+                        n.materialized()
+                    ),
+                )
+                .help("pm run builds views and tables so far; leave this model out with --exclude"),
+            );
+        }
+    }
+    unsupported.into_result()?;
+    if selected.is_empty() {
+        log.warn("no models selected");
+        return Ok(0);
+    }
+    let target_dir = s.target_dir();
+    let endpoint = Endpoint::resolve(&s.project.root, &s.options.target)?;
+    let rt = super::db::runtime()?;
+    let threads = s.options.target.threads.max(1).min(selected.len());
+    let mut clients = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        clients.push(rt.block_on(endpoint.connect())?);
+    }
+    log.info(&format!(
+        "Running {} models with {threads} threads on {}",
+        selected.len(),
+        endpoint.describe()
+    ));
+
+    let outcomes = rt.block_on(schedule(
+        m,
+        &selected,
+        clients,
+        args.fail_fast,
+        &target_dir,
+        log,
+    ));
+
+    // Results: run_results.json with dbt's field names.
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut problems = Problems::default();
+    let mut results = Vec::new();
+    let mut slowest: Vec<(f64, &str)> = Vec::new();
+    for &i in &selected {
+        let (o, p) = &outcomes[&i];
+        *counts.entry(o.status.as_str()).or_default() += 1;
+        if let Some(p) = p {
+            problems.push(p.clone());
+        }
+        slowest.push((o.seconds, &m.nodes[i].name));
+        results.push(json!({
+            "unique_id": m.nodes[i].unique_id,
+            "status": o.status.as_str(),
+            "execution_time": o.seconds,
+            "message": o.message,
+            "thread_id": "Thread-1",
+            "timing": [],
+            "adapter_response": {},
+            "failures": null,
+            "relation_name": m.nodes[i].relation_name(),
+        }));
+    }
+    let doc = json!({
+        "metadata": {
+            "dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json",
+            "dbt_version": format!("pm-{}", env!("CARGO_PKG_VERSION")),
+            "generated_at": chrono::Utc::now().to_rfc3339(),
+            "invocation_id": m.invocation_id,
+            "started_at": started_at.to_rfc3339(),
+        },
+        "results": results,
+        "elapsed_time": started.elapsed().as_secs_f64(),
+        "args": {"which": "run", "select": args.select.select, "exclude": args.select.exclude},
+    });
+    let path = target_dir.join("run_results.json");
+    let _ = std::fs::create_dir_all(&target_dir);
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    )
+    .map_err(|e| {
+        Problem::new(
+            "artifacts::write",
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+
+    slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let slow: Vec<String> = slowest
+        .iter()
+        .take(3)
+        .map(|(t, n)| format!("{n} {t:.2}s"))
+        .collect();
+    let (pass, error, skip) = (
+        counts.get("success").copied().unwrap_or(0),
+        counts.get("error").copied().unwrap_or(0),
+        counts.get("skipped").copied().unwrap_or(0),
+    );
+    log.info(&format!(
+        "Done in {:.2}s. PASS={pass} ERROR={error} SKIP={skip} TOTAL={}; slowest: {}",
+        started.elapsed().as_secs_f64(),
+        selected.len(),
+        slow.join(", ")
+    ));
+    if !problems.is_empty() {
+        log.problems(problems);
+    }
+    super::release_at_exit((s, c));
+    Ok(if error > 0 { 1 } else { 0 })
+}
+
+/// Starts a node as soon as all its selected parents succeeded, at most one
+/// per connection at a time; a failure marks every selected descendant skipped.
+async fn schedule(
+    m: &Manifest,
+    selected: &[usize],
+    mut clients: Vec<tokio_postgres::Client>,
+    fail_fast: bool,
+    target_dir: &std::path::Path,
+    log: Log,
+) -> HashMap<usize, (Outcome, Option<Problem>)> {
+    let in_run: HashMap<usize, usize> = selected.iter().enumerate().map(|(k, &i)| (i, k)).collect();
+    let total = selected.len();
+    let width = total.to_string().len();
+    // What each node waits for: its parents in this run, also those reached
+    // through ephemeral models (their SQL is inlined into the node's).
+    let mut run_children: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut waiting: HashMap<usize, usize> = HashMap::new();
+    for &i in selected {
+        let mut found: Vec<usize> = Vec::new();
+        let mut stack: Vec<usize> = m.dag.parents[i].clone();
+        while let Some(p) = stack.pop() {
+            if in_run.contains_key(&p) {
+                if !found.contains(&p) {
+                    found.push(p);
+                }
+            } else if m.nodes[p].materialized() == "ephemeral" {
+                stack.extend(m.dag.parents[p].iter().copied());
+            }
+        }
+        for &p in &found {
+            run_children.entry(p).or_default().push(i);
+        }
+        waiting.insert(i, found.len());
+    }
+    let mut ready: VecDeque<usize> = selected
+        .iter()
+        .copied()
+        .filter(|i| waiting[i] == 0)
+        .collect();
+    let mut done: HashMap<usize, (Outcome, Option<Problem>)> = HashMap::new();
+    let mut running = FuturesUnordered::new();
+    let mut started = 0usize;
+    let mut stop = false;
+    loop {
+        while !stop && !clients.is_empty() {
+            let Some(i) = ready.pop_front() else { break };
+            let Some(mut client) = clients.pop() else {
+                break;
+            };
+            started += 1;
+            let n = &m.nodes[i];
+            log.info(&format!(
+                "{started:>width$} of {total} START  {} model {}.{}",
+                n.materialized(),
+                n.schema,
+                n.alias
+            ));
+            let kind = Kind::of(n).unwrap_or(Kind::View);
+            running.push(async move {
+                let t0 = Instant::now();
+                let build = relation::build(n, kind);
+                let compiled_path =
+                    format!("{}/{}", "target", crate::artifacts::compiled_path(m, n));
+                // The SQL that runs, for reading afterwards.
+                let run_path = target_dir.join(crate::artifacts::compiled_path(m, n).replacen(
+                    "compiled/",
+                    "run/",
+                    1,
+                ));
+                if let Some(dir) = run_path.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
+                let _ = std::fs::write(&run_path, format!("{};\n", build.prepare));
+                let result = build_relation(&mut client, n, &build, &compiled_path).await;
+                (i, client, result, t0.elapsed().as_secs_f64())
+            });
+        }
+        let Some((i, client, result, seconds)) = running.next().await else {
+            break;
+        };
+        clients.push(client);
+        let n = &m.nodes[i];
+        match result {
+            Ok(built) => {
+                let extra = if built.repointed.is_empty() {
+                    String::new()
+                } else {
+                    format!(", views re-created: {}", built.repointed.join(", "))
+                };
+                log.info(&format!(
+                    "{:>width$} of {total} OK     {} model {}.{} [{seconds:.2}s{extra}]",
+                    done.len() + 1,
+                    built.kind,
+                    n.schema,
+                    n.alias
+                ));
+                done.insert(
+                    i,
+                    (
+                        Outcome {
+                            status: Status::Success,
+                            message: format!("CREATE {}", built.kind.to_uppercase()),
+                            seconds,
+                        },
+                        None,
+                    ),
+                );
+                for &c in run_children.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
+                    if let Some(w) = waiting.get_mut(&c) {
+                        *w -= 1;
+                        if *w == 0 && !done.contains_key(&c) {
+                            ready.push_back(c);
+                        }
+                    }
+                }
+            }
+            Err(p) => {
+                log.info(&format!(
+                    "{:>width$} of {total} ERROR  {} model {}.{} [{seconds:.2}s]",
+                    done.len() + 1,
+                    n.materialized(),
+                    n.schema,
+                    n.alias
+                ));
+                let message = p.message.clone();
+                done.insert(
+                    i,
+                    (
+                        Outcome {
+                            status: Status::Error,
+                            message,
+                            seconds,
+                        },
+                        Some(p),
+                    ),
+                );
+                // Everything downstream in this run is skipped.
+                let below = m.dag.reach(&[i], false, None);
+                for (c, &hit) in below.iter().enumerate() {
+                    if hit && in_run.contains_key(&c) && !done.contains_key(&c) {
+                        log.info(&format!("{:>width$} of {total} SKIP   model {}.{} (depends on {}, which failed)", done.len() + 1, m.nodes[c].schema, m.nodes[c].alias, n.name));
+                        done.insert(
+                            c,
+                            (
+                                Outcome {
+                                    status: Status::Skipped,
+                                    message: format!("skipped: {} failed", n.name),
+                                    seconds: 0.0,
+                                },
+                                None,
+                            ),
+                        );
+                        ready.retain(|&r| r != c);
+                    }
+                }
+                if fail_fast {
+                    stop = true;
+                }
+            }
+        }
+    }
+    // With --fail-fast, what never started is skipped.
+    for &i in selected {
+        done.entry(i).or_insert_with(|| {
+            (
+                Outcome {
+                    status: Status::Skipped,
+                    message: "skipped: --fail-fast".into(),
+                    seconds: 0.0,
+                },
+                None,
+            )
+        });
+    }
+    done
+}

@@ -1,0 +1,187 @@
+//! `pm run` against a real PostgreSQL (the project's embedded cluster).
+
+mod common;
+use common::*;
+
+#[test]
+fn builds_the_shop_project_in_dependency_order() {
+    // The shop fixture, without its incremental model (pm run builds views and tables so far).
+    let p = LocalProject::fixture("shop");
+    std::fs::remove_file(p.path().join("models/staging/stg_page_views.sql")).unwrap();
+    std::fs::remove_file(p.path().join("models/staging/sources.yml")).unwrap();
+    let r = pm(p.path(), &["seed", "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("PASS=6 ERROR=0 SKIP=0 TOTAL=6"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        sql(p.path(), "select string_agg(customer_id || ':' || lifetime_value, ',' order by customer_id) from public_marts.dim_customers"),
+        "1:10.00,2:23.00,3:2.00"
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            "select sum(revenue) from public_marts.revenue_daily"
+        ),
+        "25.00"
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            "select table_type from information_schema.tables where table_name = 'stg_orders'"
+        ),
+        "VIEW"
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&read(p.path(), "target/run_results.json")).unwrap();
+    assert_eq!(results["results"].as_array().unwrap().len(), 6);
+    assert!(results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["status"] == "success"));
+    let ran = read(p.path(), "target/run/shop/models/marts/orders.sql");
+    assert!(
+        ran.contains("create table \"public_marts\".\"orders__pm_new\" as ("),
+        "{ran}"
+    );
+}
+
+#[test]
+fn a_failing_model_keeps_its_old_table_and_skips_only_its_descendants() {
+    let p = LocalProject::new(&[
+        ("models/base.sql", "select 1 as id union all select 2\n"),
+        (
+            "models/totals.sql",
+            "{{ config(materialized='table') }}\nselect count(*) as n from {{ ref('base') }}\n",
+        ),
+        (
+            "models/sibling.sql",
+            "{{ config(materialized='table') }}\nselect max(id) as top from {{ ref('base') }}\n",
+        ),
+    ]);
+    assert_eq!(pm(p.path(), &["run", "-q"]).code, 0);
+    assert_eq!(sql(p.path(), "select n from totals"), "2");
+
+    // Break totals, give it a child; change the sibling so its rebuild shows.
+    write(p.path(), "models/totals.sql", "{{ config(materialized='table') }}\nselect count(*) as n\nfrom {{ ref('base') }}\nwhere idd > 0\n");
+    write(
+        p.path(),
+        "models/report.sql",
+        "select n * 2 as twice from {{ ref('totals') }}\n",
+    );
+    write(
+        p.path(),
+        "models/sibling.sql",
+        "{{ config(materialized='table') }}\nselect max(id) + 100 as top from {{ ref('base') }}\n",
+    );
+    let r = pm(p.path(), &["run"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(err.contains("ERROR  table model public.totals"), "{err}");
+    assert!(
+        err.contains("SKIP   model public.report (depends on totals, which failed)"),
+        "{err}"
+    );
+    assert!(err.contains("PASS=3 ERROR=1 SKIP=1 TOTAL=5"), "{err}");
+    // The error names the model and marks the line of compiled SQL.
+    assert!(
+        err.contains("model `totals` (models/totals.sql): column \"idd\" does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[target/compiled/local/models/totals.sql:4:7]"),
+        "{err}"
+    );
+    assert_eq!(
+        sql(p.path(), "select n from totals"),
+        "2",
+        "old table intact"
+    );
+    assert_eq!(
+        sql(p.path(), "select top from sibling"),
+        "102",
+        "independent branch built"
+    );
+    assert_eq!(
+        sql(p.path(), "select to_regclass('public.report') is null"),
+        "t"
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pg_class where relname like '%__pm_new'"
+        ),
+        "0"
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&read(p.path(), "target/run_results.json")).unwrap();
+    let status = |id: &str| {
+        results["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["unique_id"] == id)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status("model.local.totals"), "error");
+    assert_eq!(status("model.local.report"), "skipped");
+    assert_eq!(status("model.local.sibling"), "success");
+}
+
+#[test]
+fn views_on_a_replaced_table_are_re_pointed_or_the_swap_is_refused() {
+    let p = LocalProject::new(&[(
+        "models/t.sql",
+        "{{ config(materialized='table') }}\nselect 1 as id, 'a' as label\n",
+    )]);
+    assert_eq!(pm(p.path(), &["run", "-q"]).code, 0);
+    sql(p.path(), "create view t_labels as select label from t; create view t_count as select count(*) as n from t_labels");
+
+    write(p.path(), "models/t.sql", "{{ config(materialized='table') }}\nselect 1 as id, 'a' as label union all select 2, 'b'\n");
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("views re-created: t_labels, t_count"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(sql(p.path(), "select n from t_count"), "2");
+
+    // A new version the views cannot read: refused, old table and views intact.
+    write(
+        p.path(),
+        "models/t.sql",
+        "{{ config(materialized='table') }}\nselect 3 as id\n",
+    );
+    let r = pm(p.path(), &["run"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(
+        err.contains("view t_labels, which depends on it, does not work with the new version"),
+        "{err}"
+    );
+    assert_eq!(sql(p.path(), "select n from t_count"), "2");
+}
+
+#[test]
+fn materializations_not_built_yet_are_refused_up_front() {
+    let p = LocalProject::new(&[(
+        "models/inc.sql",
+        "{{ config(materialized='incremental') }}\nselect 1 as id\n",
+    )]);
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        unwrapped(&r.stderr)
+            .contains("model `inc` is materialized as `incremental`, which pm cannot build yet"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(pm(p.path(), &["run", "-q", "--exclude", "inc"]).code, 0);
+}
