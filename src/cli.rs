@@ -89,6 +89,9 @@ pub struct RunArgs {
     /// Stop at the first failure (nodes already running finish)
     #[arg(short = 'x', long)]
     pub fail_fast: bool,
+    /// Rebuild incremental models from scratch
+    #[arg(long)]
+    pub full_refresh: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]

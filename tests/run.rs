@@ -172,16 +172,140 @@ fn views_on_a_replaced_table_are_re_pointed_or_the_swap_is_refused() {
 #[test]
 fn materializations_not_built_yet_are_refused_up_front() {
     let p = LocalProject::new(&[(
-        "models/inc.sql",
-        "{{ config(materialized='incremental') }}\nselect 1 as id\n",
+        "models/mv.sql",
+        "{{ config(materialized='materialized_view') }}\nselect 1 as id\n",
     )]);
     let r = pm(p.path(), &["run"]);
     assert_eq!(r.code, 2);
+    let err = unwrapped(&r.stderr);
     assert!(
-        unwrapped(&r.stderr)
-            .contains("model `inc` is materialized as `incremental`, which pm cannot build yet"),
-        "{}",
-        r.stderr
+        err.contains(
+            "model `mv` is materialized as `materialized_view`, which pm cannot build yet"
+        ),
+        "{err}"
     );
-    assert_eq!(pm(p.path(), &["run", "-q", "--exclude", "inc"]).code, 0);
+    assert_eq!(pm(p.path(), &["run", "-q", "--exclude", "mv"]).code, 0);
+    // A bad incremental config is refused before anything runs.
+    write(
+        p.path(),
+        "models/inc.sql",
+        "{{ config(materialized='incremental', incremental_strategy='merge') }}\nselect 1 as id\n",
+    );
+    let r = pm(p.path(), &["run", "--exclude", "mv"]);
+    assert_eq!(r.code, 2);
+    let err = unwrapped(&r.stderr);
+    assert!(
+        err.contains("incremental strategies delete+insert and merge need a unique_key"),
+        "{err}"
+    );
+}
+
+fn incremental_model(strategy: &str, extra_cols: &str, on_schema_change: &str) -> String {
+    format!(
+        "{{{{ config(materialized='incremental', unique_key='id', incremental_strategy='{strategy}', on_schema_change='{on_schema_change}') }}}}\n\
+         select id, v, at{extra_cols}\nfrom {{{{ source('raw', 'events') }}}}\n\
+         {{% if is_incremental() %}}\nwhere at > (select max(at) from {{{{ this }}}})\n{{% endif %}}\n"
+    )
+}
+
+#[test]
+fn incremental_models_add_rows_like_a_full_refresh_would() {
+    for (strategy, after_second_run) in [
+        ("merge", "1:a,2:B,3:c"),
+        ("delete+insert", "1:a,2:B,3:c"),
+        ("append", "1:a,2:b,2:B,3:c"),
+    ] {
+        let p = LocalProject::new(&[
+            (
+                "models/src.yml",
+                "sources:\n  - name: raw\n    tables:\n      - name: events\n",
+            ),
+            (
+                "models/events_incr.sql",
+                &incremental_model(strategy, "", "fail"),
+            ),
+        ]);
+        assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+        sql(
+            p.path(),
+            "create schema raw; create table raw.events (id int, v text, at timestamp);\
+             insert into raw.events values (1, 'a', '2024-01-01'), (2, 'b', '2024-01-02')",
+        );
+        let r = pm(p.path(), &["run", "-s", "events_incr"]);
+        assert_eq!(r.code, 0, "{strategy}: {}", r.stderr);
+        let rows = || {
+            sql(
+                p.path(),
+                "select string_agg(id || ':' || v, ',' order by id, v desc) from events_incr",
+            )
+        };
+        assert_eq!(rows(), "1:a,2:b", "{strategy}");
+
+        // A changed row and a new one, both newer than what the table has.
+        sql(
+            p.path(),
+            "insert into raw.events values (2, 'B', '2024-01-03'), (3, 'c', '2024-01-04')",
+        );
+        let r = pm(p.path(), &["run", "-s", "events_incr"]);
+        assert_eq!(r.code, 0, "{strategy}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("2 rows written"),
+            "{strategy}: {}",
+            r.stderr
+        );
+        assert_eq!(rows(), after_second_run, "{strategy}");
+        let ran = read(p.path(), "target/run/local/models/events_incr.sql");
+        assert!(
+            ran.contains("where at > (select max(at) from \"pm\".\"public\".\"events_incr\")"),
+            "{ran}"
+        );
+
+        if strategy == "merge" {
+            // The same table as a full rebuild from the source (latest version of each id).
+            sql(p.path(), "delete from raw.events where id = 2 and v = 'b'");
+            assert_eq!(
+                pm(
+                    p.path(),
+                    &["run", "-q", "--full-refresh", "-s", "events_incr"]
+                )
+                .code,
+                0
+            );
+            assert_eq!(rows(), after_second_run);
+
+            // on_schema_change: fail refuses a new column, append_new_columns adds it.
+            write(
+                p.path(),
+                "models/events_incr.sql",
+                &incremental_model(strategy, ", upper(v) as big", "fail"),
+            );
+            sql(
+                p.path(),
+                "insert into raw.events values (4, 'd', '2024-01-05')",
+            );
+            let r = pm(p.path(), &["run", "-s", "events_incr"]);
+            let err = unwrapped(&r.stderr);
+            assert_eq!(r.code, 1, "{err}");
+            assert!(
+                err.contains("the columns changed (added: [big text]"),
+                "{err}"
+            );
+            assert_eq!(rows(), after_second_run, "table unchanged");
+            write(
+                p.path(),
+                "models/events_incr.sql",
+                &incremental_model(strategy, ", upper(v) as big", "append_new_columns"),
+            );
+            let r = pm(p.path(), &["run", "-s", "events_incr"]);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            assert!(r.stderr.contains("added big"), "{}", r.stderr);
+            assert_eq!(
+                sql(
+                    p.path(),
+                    "select coalesce(big, '-') from events_incr order by id"
+                ),
+                "-\n-\n-\nD"
+            );
+        }
+    }
 }

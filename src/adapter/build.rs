@@ -11,6 +11,8 @@ pub struct Built {
     pub kind: &'static str,
     /// Views on the relation that were re-created to point at the new one.
     pub repointed: Vec<String>,
+    /// What else to say (rows merged, schema changes).
+    pub note: Option<String>,
 }
 
 /// A database error in a model: the message, and the compiled SQL with the
@@ -167,5 +169,157 @@ pub async fn build_relation(
     Ok(Built {
         kind: build.kind.sql(),
         repointed,
+        note: None,
     })
+}
+
+/// Columns (name, type) of a relation, in order.
+async fn columns_of(
+    tx: &tokio_postgres::Transaction<'_>,
+    relation: &str,
+) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
+    Ok(tx
+        .query(
+            "select attname::text, format_type(atttypid, atttypmod) from pg_attribute
+             where attrelid = to_regclass($1) and attnum > 0 and not attisdropped order by attnum",
+            &[&relation],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
+/// Adds this run's rows of an incremental model to its existing table.
+/// Returns the rows written and the schema changes applied.
+pub async fn build_incremental(
+    client: &mut tokio_postgres::Client,
+    node: &Node,
+    plan: &crate::materialize::incremental::Plan,
+    compiled_path: &str,
+) -> Result<(u64, Vec<String>), Problem> {
+    use crate::materialize::incremental::{apply_sql, create_temp_sql, temp_table, OnSchemaChange};
+    let target = format!("{}.{}", quote_ident(&node.schema), quote_ident(&node.alias));
+    let temp = temp_table(node);
+    let create = create_temp_sql(node);
+    // For error positions, the build is described like a relation build.
+    let as_build = Build {
+        kind: crate::materialize::relation::Kind::Table,
+        schema: node.schema.clone(),
+        name: node.alias.clone(),
+        temp_name: temp.clone(),
+        prepare: create.clone(),
+    };
+    let db = |what: &'static str| {
+        let b = &as_build;
+        move |e: tokio_postgres::Error| model_problem(node, compiled_path, b, what, &e)
+    };
+    let tx = client.transaction().await.map_err(db("begin"))?;
+    tx.batch_execute(&create).await.map_err(db("building"))?;
+    let new_cols = columns_of(&tx, &format!("pg_temp.{temp}"))
+        .await
+        .map_err(db("reading columns"))?;
+    let old_cols = columns_of(&tx, &target)
+        .await
+        .map_err(db("reading columns"))?;
+    let added: Vec<&(String, String)> = new_cols
+        .iter()
+        .filter(|(n, _)| !old_cols.iter().any(|(o, _)| o == n))
+        .collect();
+    let removed: Vec<&(String, String)> = old_cols
+        .iter()
+        .filter(|(o, _)| !new_cols.iter().any(|(n, _)| n == o))
+        .collect();
+    let retyped: Vec<(&String, &String)> = new_cols
+        .iter()
+        .filter_map(|(n, t)| {
+            old_cols
+                .iter()
+                .find(|(o, ot)| o == n && ot != t)
+                .map(|_| (n, t))
+        })
+        .collect();
+    let changed = !added.is_empty() || !removed.is_empty() || !retyped.is_empty();
+    let mut changes = Vec::new();
+    let names = |v: &[&(String, String)]| {
+        v.iter()
+            .map(|(n, t)| format!("{n} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match plan.on_schema_change {
+        OnSchemaChange::Fail if changed => {
+            return Err(Problem::new(
+                "run::schema_change",
+                format!(
+                    "model `{}`: the columns changed (added: [{}], removed: [{}], retyped: [{}]) and on_schema_change is fail",
+                    node.name,
+                    names(&added),
+                    names(&removed),
+                    retyped.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .help("set on_schema_change to append_new_columns or sync_all_columns, or rebuild with `pm run --full-refresh`; the table is unchanged"));
+        }
+        OnSchemaChange::AppendNewColumns | OnSchemaChange::SyncAllColumns => {
+            for (n, t) in &added {
+                tx.batch_execute(&format!(
+                    "alter table {target} add column {} {t}",
+                    quote_ident(n)
+                ))
+                .await
+                .map_err(db("adding a column"))?;
+                changes.push(format!("added {n}"));
+            }
+            if plan.on_schema_change == OnSchemaChange::SyncAllColumns {
+                for (n, _) in &removed {
+                    tx.batch_execute(&format!(
+                        "alter table {target} drop column {}",
+                        quote_ident(n)
+                    ))
+                    .await
+                    .map_err(db("dropping a column"))?;
+                    changes.push(format!("dropped {n}"));
+                }
+                for (n, t) in &retyped {
+                    let q = quote_ident(n);
+                    tx.batch_execute(&format!(
+                        "alter table {target} alter column {q} type {t} using {q}::{t}"
+                    ))
+                    .await
+                    .map_err(db("changing a column type"))?;
+                    changes.push(format!("retyped {n} to {t}"));
+                }
+            }
+        }
+        _ => {}
+    }
+    // Write the columns both sides have now (ignore: new columns are not added).
+    let after = columns_of(&tx, &target)
+        .await
+        .map_err(db("reading columns"))?;
+    let write: Vec<String> = new_cols
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| after.iter().any(|(o, _)| o == n))
+        .collect();
+    for k in &plan.unique_key {
+        if !write.contains(k) {
+            return Err(Problem::new(
+                "run::unique_key",
+                format!(
+                    "model `{}`: unique_key column `{k}` is not among the model's columns",
+                    node.name
+                ),
+            )
+            .help("name a column the model selects in unique_key"));
+        }
+    }
+    let apply = apply_sql(plan, &target, &temp, &write);
+    let mut rows = 0;
+    for stmt in apply.split(";\n") {
+        rows = tx.execute(stmt, &[]).await.map_err(db("writing rows"))?;
+    }
+    tx.commit().await.map_err(db("commit"))?;
+    Ok((rows, changes))
 }

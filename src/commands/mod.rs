@@ -46,6 +46,7 @@ impl Session {
                 cli_vars,
                 which: which.to_string(),
                 full_refresh: false,
+                existing_incremental: Default::default(),
             },
             log,
         })

@@ -2,11 +2,12 @@
 //! several at once.
 
 use super::Session;
-use crate::adapter::build::build_relation;
+use crate::adapter::build::{build_incremental, build_relation, Built};
 use crate::adapter::Endpoint;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::error::{Problem, Problems, Result};
 use crate::manifest::{Manifest, ResourceType};
+use crate::materialize::incremental;
 use crate::materialize::relation::{self, Kind};
 use crate::output::Log;
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -40,33 +41,37 @@ struct Outcome {
 pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
-    let s = Session::open(g, "run", log)?;
-    let c = s.compile()?;
-    let m = &c.manifest;
+    let mut s = Session::open(g, "run", log)?;
+    s.options.full_refresh = args.full_refresh;
+    let mut c = s.compile()?;
     // Models that become relations; ephemeral ones live in their consumers.
-    let selected: Vec<usize> = s
-        .select(&c, &args.select)?
-        .into_iter()
-        .filter(|&i| {
-            m.nodes[i].resource_type == ResourceType::Model
-                && m.nodes[i].materialized() != "ephemeral"
-        })
-        .collect();
+    let pick = |c: &crate::compile::Compiled, s: &Session| -> Result<Vec<usize>> {
+        let m = &c.manifest;
+        Ok(s.select(c, &args.select)?
+            .into_iter()
+            .filter(|&i| {
+                m.nodes[i].resource_type == ResourceType::Model
+                    && m.nodes[i].materialized() != "ephemeral"
+            })
+            .collect())
+    };
+    let mut selected = pick(&c, &s)?;
     let mut unsupported = Problems::default();
     for &i in &selected {
-        let n = &m.nodes[i];
+        let n = &c.manifest.nodes[i];
         if Kind::of(n).is_none() {
             unsupported.push(
                 Problem::new(
                     "run::materialization",
-                    format!(
-                        "model `{}` is materialized as `{}`, which pm cannot build yet",
-                        n.name,
-                        n.materialized()
-                    ),
+                    format!("model `{}` is materialized as `{}`, which pm cannot build yet", n.name, n.materialized()),
                 )
-                .help("pm run builds views and tables so far; leave this model out with --exclude"),
+                .help("pm run builds views, tables and incremental models so far; leave this model out with --exclude"),
             );
+        }
+        if n.materialized() == "incremental" {
+            if let Err(p) = incremental::plan(n) {
+                unsupported.push(p);
+            }
         }
     }
     unsupported.into_result()?;
@@ -82,6 +87,39 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
     for _ in 0..threads {
         clients.push(rt.block_on(endpoint.connect())?);
     }
+    // Incremental models whose table exists render again with is_incremental() true.
+    let incremental_tables: Vec<(String, String, String)> = selected
+        .iter()
+        .map(|&i| &c.manifest.nodes[i])
+        .filter(|n| n.materialized() == "incremental")
+        .map(|n| (n.unique_id.clone(), n.schema.clone(), n.alias.clone()))
+        .collect();
+    if !incremental_tables.is_empty() && !args.full_refresh {
+        let client = &clients[0];
+        let found = rt.block_on(async {
+            let mut found = std::collections::HashSet::new();
+            for (id, schema, name) in &incremental_tables {
+                let row = client
+                    .query_one(
+                        "select exists (select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                         where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p'))",
+                        &[schema, name],
+                    )
+                    .await;
+                if matches!(row.map(|r| r.get::<_, bool>(0)), Ok(true)) {
+                    found.insert(id.clone());
+                }
+            }
+            found
+        });
+        if !found.is_empty() {
+            s.options.existing_incremental = found;
+            c = s.compile()?;
+            selected = pick(&c, &s)?;
+        }
+    }
+    let m = &c.manifest;
+    let existing = s.options.existing_incremental.clone();
     log.info(&format!(
         "Running {} models with {threads} threads on {}",
         selected.len(),
@@ -94,6 +132,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
         clients,
         args.fail_fast,
         &target_dir,
+        &existing,
         log,
     ));
 
@@ -178,6 +217,7 @@ async fn schedule(
     mut clients: Vec<tokio_postgres::Client>,
     fail_fast: bool,
     target_dir: &std::path::Path,
+    existing_incremental: &std::collections::HashSet<String>,
     log: Log,
 ) -> HashMap<usize, (Outcome, Option<Problem>)> {
     let in_run: HashMap<usize, usize> = selected.iter().enumerate().map(|(k, &i)| (i, k)).collect();
@@ -228,11 +268,11 @@ async fn schedule(
                 n.alias
             ));
             let kind = Kind::of(n).unwrap_or(Kind::View);
+            let add_rows =
+                n.materialized() == "incremental" && existing_incremental.contains(&n.unique_id);
             running.push(async move {
                 let t0 = Instant::now();
-                let build = relation::build(n, kind);
-                let compiled_path =
-                    format!("{}/{}", "target", crate::artifacts::compiled_path(m, n));
+                let compiled_path = format!("target/{}", crate::artifacts::compiled_path(m, n));
                 // The SQL that runs, for reading afterwards.
                 let run_path = target_dir.join(crate::artifacts::compiled_path(m, n).replacen(
                     "compiled/",
@@ -242,8 +282,30 @@ async fn schedule(
                 if let Some(dir) = run_path.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
-                let _ = std::fs::write(&run_path, format!("{};\n", build.prepare));
-                let result = build_relation(&mut client, n, &build, &compiled_path).await;
+                let result = if add_rows {
+                    let _ = std::fs::write(
+                        &run_path,
+                        format!("{};\n", incremental::create_temp_sql(n)),
+                    );
+                    match incremental::plan(n) {
+                        Ok(plan) => build_incremental(&mut client, n, &plan, &compiled_path)
+                            .await
+                            .map(|(rows, changes)| Built {
+                                kind: "incremental",
+                                repointed: Vec::new(),
+                                note: Some(if changes.is_empty() {
+                                    format!("{rows} rows written")
+                                } else {
+                                    format!("{rows} rows written; {}", changes.join(", "))
+                                }),
+                            }),
+                        Err(p) => Err(p),
+                    }
+                } else {
+                    let build = relation::build(n, kind);
+                    let _ = std::fs::write(&run_path, format!("{};\n", build.prepare));
+                    build_relation(&mut client, n, &build, &compiled_path).await
+                };
                 (i, client, result, t0.elapsed().as_secs_f64())
             });
         }
@@ -254,11 +316,14 @@ async fn schedule(
         let n = &m.nodes[i];
         match result {
             Ok(built) => {
-                let extra = if built.repointed.is_empty() {
+                let mut extra = if built.repointed.is_empty() {
                     String::new()
                 } else {
                     format!(", views re-created: {}", built.repointed.join(", "))
                 };
+                if let Some(note) = &built.note {
+                    extra.push_str(&format!(", {note}"));
+                }
                 log.info(&format!(
                     "{:>width$} of {total} OK     {} model {}.{} [{seconds:.2}s{extra}]",
                     done.len() + 1,

@@ -85,6 +85,7 @@ pub struct Shared {
     pub invocation_id: String,
     pub which: String,
     pub full_refresh: bool,
+    pub existing_incremental: HashSet<String>,
 }
 
 /// Why a render failed, in terms a user can act on.
@@ -1154,7 +1155,19 @@ pub fn environment(
     env.add_global("this", Value::from_object(This(shared.clone())));
     env.add_global("model", Value::from_object(ModelObj(shared.clone())));
     env.add_global("target", json_to_value(&shared.target));
-    env.add_function("is_incremental", || false);
+    let s = shared.clone();
+    env.add_function("is_incremental", move || {
+        // dbt: the model is incremental, its relation exists, and no full refresh.
+        !s.full_refresh
+            && current_node().is_some_and(|n| {
+                let meta = &s.metas[n];
+                s.existing_incremental.contains(&meta.unique_id)
+                    && with_state(|st| st.config.get("materialized").cloned())
+                        .flatten()
+                        .or_else(|| meta.config.get("materialized").cloned())
+                        .is_some_and(|m| m == "incremental")
+            })
+    });
     env.add_function("return", |v: Value| {
         with_state(|s| {
             if let Some(top) = s.returns.last_mut() {

@@ -39,6 +39,10 @@ pub struct CompileOptions {
     /// The command (`compile`, `run`, …), seen by templates as `flags.WHICH`.
     pub which: String,
     pub full_refresh: bool,
+    /// Incremental models whose relation exists in the warehouse: for them
+    /// `is_incremental()` is true (unless `full_refresh`). Empty when compiling
+    /// without a database.
+    pub existing_incremental: HashSet<String>,
 }
 
 /// A compiled manifest and what compilation had to say.
@@ -458,6 +462,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         invocation_id: invocation_id(),
         which: opts.which.clone(),
         full_refresh: opts.full_refresh,
+        existing_incremental: opts.existing_incremental.clone(),
     });
     let env = context::environment(&shared, macro_templates).map_err(|e| {
         let file = context::template_file(e.name().unwrap_or("macros")).to_string();

@@ -15,7 +15,8 @@ impl Kind {
     pub fn of(node: &Node) -> Option<Kind> {
         match node.materialized() {
             "view" => Some(Kind::View),
-            "table" => Some(Kind::Table),
+            // An incremental model's first build (and a full refresh) is a table.
+            "table" | "incremental" => Some(Kind::Table),
             _ => None,
         }
     }

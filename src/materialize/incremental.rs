@@ -1,0 +1,184 @@
+//! Incremental models: on the first run (or `--full-refresh`) a table like
+//! any other; afterwards the model's query, with `is_incremental()` true,
+//! goes into a temporary table whose rows are added to the existing one by
+//! `append`, `delete+insert` or `merge` (PostgreSQL 15 MERGE).
+
+use crate::error::Problem;
+use crate::loader::yaml::string_list;
+use crate::manifest::{quote_ident, Node};
+use serde_json::Value as Json;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    Append,
+    DeleteInsert,
+    Merge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnSchemaChange {
+    Ignore,
+    Fail,
+    AppendNewColumns,
+    SyncAllColumns,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub strategy: Strategy,
+    pub unique_key: Vec<String>,
+    pub on_schema_change: OnSchemaChange,
+}
+
+fn config_problem(node: &Node, msg: String, help: &str) -> Problem {
+    Problem::new(
+        "run::incremental_config",
+        format!("model `{}` ({}): {msg}", node.name, node.original_file_path),
+    )
+    .help(help.to_string())
+}
+
+/// Reads `incremental_strategy`, `unique_key` and `on_schema_change`.
+pub fn plan(node: &Node) -> Result<Plan, Problem> {
+    let unique_key = string_list(node.config.get("unique_key"));
+    let strategy = match node
+        .config
+        .get("incremental_strategy")
+        .and_then(Json::as_str)
+    {
+        None if unique_key.is_empty() => Strategy::Append,
+        None => Strategy::DeleteInsert,
+        Some("append") => Strategy::Append,
+        Some("delete+insert") => Strategy::DeleteInsert,
+        Some("merge") => Strategy::Merge,
+        Some(other) => {
+            return Err(config_problem(
+                node,
+                format!("unknown incremental_strategy `{other}`"),
+                "use append, delete+insert or merge",
+            ))
+        }
+    };
+    if strategy != Strategy::Append && unique_key.is_empty() {
+        return Err(config_problem(
+            node,
+            "incremental strategies delete+insert and merge need a unique_key".into(),
+            "set unique_key='id' (or a list of columns), or use incremental_strategy='append'",
+        ));
+    }
+    let on_schema_change = match node
+        .config
+        .get("on_schema_change")
+        .and_then(Json::as_str)
+        .unwrap_or("ignore")
+    {
+        "ignore" => OnSchemaChange::Ignore,
+        "fail" => OnSchemaChange::Fail,
+        "append_new_columns" => OnSchemaChange::AppendNewColumns,
+        "sync_all_columns" => OnSchemaChange::SyncAllColumns,
+        other => {
+            return Err(config_problem(
+                node,
+                format!("unknown on_schema_change `{other}`"),
+                "use ignore, fail, append_new_columns or sync_all_columns",
+            ))
+        }
+    };
+    Ok(Plan {
+        strategy,
+        unique_key,
+        on_schema_change,
+    })
+}
+
+/// The temporary table holding this run's rows.
+pub fn temp_table(node: &Node) -> String {
+    let mut base = format!("pm_incr_{}", node.alias);
+    while base.len() > 63 {
+        base.pop();
+    }
+    quote_ident(&base)
+}
+
+/// `create temporary table … as (query)`, dropped at commit.
+pub fn create_temp_sql(node: &Node) -> String {
+    let sql = node
+        .compiled_code
+        .as_deref()
+        .unwrap_or("")
+        .trim_end()
+        .trim_end_matches(';');
+    format!(
+        "create temporary table {} on commit drop as (\n{sql}\n)",
+        temp_table(node)
+    )
+}
+
+/// Moves the temporary table's rows into `target`, writing `columns`.
+pub fn apply_sql(plan: &Plan, target: &str, temp: &str, columns: &[String]) -> String {
+    let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let list = cols.join(", ");
+    let insert = format!("insert into {target} ({list})\nselect {list} from {temp}");
+    let key_match = |l: &str, r: &str| {
+        plan.unique_key
+            .iter()
+            .map(|k| format!("{l}.{k} = {r}.{k}", k = quote_ident(k)))
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    match plan.strategy {
+        Strategy::Append => insert,
+        Strategy::DeleteInsert => format!(
+            "delete from {target} as t\nusing {temp} as s\nwhere {};\n{insert}",
+            key_match("t", "s")
+        ),
+        Strategy::Merge => {
+            let updates: Vec<String> = columns
+                .iter()
+                .filter(|c| !plan.unique_key.contains(c))
+                .map(|c| format!("{q} = s.{q}", q = quote_ident(c)))
+                .collect();
+            let matched = if updates.is_empty() {
+                "when matched then do nothing".to_string()
+            } else {
+                format!("when matched then update set {}", updates.join(", "))
+            };
+            let values: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
+            format!(
+                "merge into {target} as t\nusing {temp} as s\non {}\n{matched}\nwhen not matched then insert ({list}) values ({})",
+                key_match("t", "s"),
+                values.join(", ")
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(strategy: Strategy, keys: &[&str]) -> Plan {
+        Plan {
+            strategy,
+            unique_key: keys.iter().map(|k| k.to_string()).collect(),
+            on_schema_change: OnSchemaChange::Ignore,
+        }
+    }
+
+    #[test]
+    fn statements_per_strategy() {
+        let cols = vec!["id".to_string(), "v".to_string()];
+        assert_eq!(
+            apply_sql(&p(Strategy::Append, &[]), "t1", "tmp", &cols),
+            "insert into t1 (\"id\", \"v\")\nselect \"id\", \"v\" from tmp"
+        );
+        assert_eq!(
+            apply_sql(&p(Strategy::DeleteInsert, &["id"]), "t1", "tmp", &cols),
+            "delete from t1 as t\nusing tmp as s\nwhere t.\"id\" = s.\"id\";\ninsert into t1 (\"id\", \"v\")\nselect \"id\", \"v\" from tmp"
+        );
+        assert_eq!(
+            apply_sql(&p(Strategy::Merge, &["id"]), "t1", "tmp", &cols),
+            "merge into t1 as t\nusing tmp as s\non t.\"id\" = s.\"id\"\nwhen matched then update set \"v\" = s.\"v\"\nwhen not matched then insert (\"id\", \"v\") values (s.\"id\", s.\"v\")"
+        );
+    }
+}
