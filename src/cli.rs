@@ -92,6 +92,9 @@ pub struct RunArgs {
     /// Rebuild incremental models from scratch
     #[arg(long)]
     pub full_refresh: bool,
+    /// Fail at once when another pm run holds the target, instead of waiting
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]

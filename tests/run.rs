@@ -309,3 +309,63 @@ fn incremental_models_add_rows_like_a_full_refresh_would() {
         }
     }
 }
+
+#[test]
+fn runs_are_recorded_and_two_runs_on_one_target_take_turns() {
+    let p = LocalProject::new(&[("models/b.sql", "select * from {{ ref('a') }}\n")]);
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select string_agg(node || '=' || status, ',' order by node) from pm_meta.run_results"
+        ),
+        "model.local.a=success,model.local.b=success"
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pm_meta.run_results where finished_at >= started_at"
+        ),
+        "2"
+    );
+
+    // Another run holds the target: --no-wait fails at once, otherwise pm waits its turn.
+    let url = pm(p.path(), &["db", "url"]).stdout.trim().to_string();
+    let mut holder = std::process::Command::new(psql_bin(p.path()))
+        .args([
+            url.as_str(),
+            "-Xqc",
+            "select pg_advisory_lock(hashtextextended('pm:pm.public', 0)), pg_sleep(3)",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let r = pm(p.path(), &["run", "--no-wait"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("another pm run is building schema public of database pm"),
+        "{}",
+        r.stderr
+    );
+    let t0 = std::time::Instant::now();
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("waiting for another pm run on this target to finish"),
+        "{}",
+        r.stderr
+    );
+    assert!(t0.elapsed() > std::time::Duration::from_millis(1000));
+    let _ = holder.wait();
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(distinct run_id) from pm_meta.run_results"
+        ),
+        "2"
+    );
+}

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod embedded;
 pub mod load;
+pub mod meta;
 
 use crate::error::{Problem, Result};
 use crate::loader::profile::Target;

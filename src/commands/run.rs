@@ -36,6 +36,7 @@ struct Outcome {
     status: Status,
     message: String,
     seconds: f64,
+    started_at: chrono::DateTime<chrono::Utc>,
 }
 
 pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
@@ -126,6 +127,16 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
         endpoint.describe()
     ));
 
+    // One more connection holds the target's lock for the whole run and records results.
+    let control = rt.block_on(endpoint.connect())?;
+    let target = &s.options.target;
+    rt.block_on(crate::adapter::meta::lock_target(
+        &control,
+        &target.database,
+        &target.schema,
+        !args.no_wait,
+        || log.info("waiting for another pm run on this target to finish"),
+    ))?;
     let outcomes = rt.block_on(schedule(
         m,
         &selected,
@@ -172,6 +183,30 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
         "elapsed_time": started.elapsed().as_secs_f64(),
         "args": {"which": "run", "select": args.select.select, "exclude": args.select.exclude},
     });
+    let rows: Vec<crate::adapter::meta::ResultRow> = selected
+        .iter()
+        .map(|&i| {
+            let (o, p) = &outcomes[&i];
+            crate::adapter::meta::ResultRow {
+                node: &m.nodes[i].unique_id,
+                status: o.status.as_str(),
+                started_at: o.started_at,
+                seconds: o.seconds,
+                rows: None,
+                error: p.as_ref().map(|p| p.message.as_str()),
+            }
+        })
+        .collect();
+    if let Err(e) = rt.block_on(crate::adapter::meta::record_results(
+        &control,
+        &m.invocation_id,
+        "run",
+        &rows,
+    )) {
+        log.warn(&format!(
+            "could not record the results in pm_meta.run_results: {e}"
+        ));
+    }
     let path = target_dir.join("run_results.json");
     let _ = std::fs::create_dir_all(&target_dir);
     std::fs::write(
@@ -272,6 +307,7 @@ async fn schedule(
                 n.materialized() == "incremental" && existing_incremental.contains(&n.unique_id);
             running.push(async move {
                 let t0 = Instant::now();
+                let at = chrono::Utc::now();
                 let compiled_path = format!("target/{}", crate::artifacts::compiled_path(m, n));
                 // The SQL that runs, for reading afterwards.
                 let run_path = target_dir.join(crate::artifacts::compiled_path(m, n).replacen(
@@ -306,10 +342,10 @@ async fn schedule(
                     let _ = std::fs::write(&run_path, format!("{};\n", build.prepare));
                     build_relation(&mut client, n, &build, &compiled_path).await
                 };
-                (i, client, result, t0.elapsed().as_secs_f64())
+                (i, client, result, t0.elapsed().as_secs_f64(), at)
             });
         }
-        let Some((i, client, result, seconds)) = running.next().await else {
+        let Some((i, client, result, seconds, at)) = running.next().await else {
             break;
         };
         clients.push(client);
@@ -335,6 +371,7 @@ async fn schedule(
                     i,
                     (
                         Outcome {
+                            started_at: at,
                             status: Status::Success,
                             message: format!("CREATE {}", built.kind.to_uppercase()),
                             seconds,
@@ -364,6 +401,7 @@ async fn schedule(
                     i,
                     (
                         Outcome {
+                            started_at: at,
                             status: Status::Error,
                             message,
                             seconds,
@@ -380,6 +418,7 @@ async fn schedule(
                             c,
                             (
                                 Outcome {
+                                    started_at: chrono::Utc::now(),
                                     status: Status::Skipped,
                                     message: format!("skipped: {} failed", n.name),
                                     seconds: 0.0,
@@ -401,6 +440,7 @@ async fn schedule(
         done.entry(i).or_insert_with(|| {
             (
                 Outcome {
+                    started_at: chrono::Utc::now(),
                     status: Status::Skipped,
                     message: "skipped: --fail-fast".into(),
                     seconds: 0.0,
