@@ -173,15 +173,13 @@ fn views_on_a_replaced_table_are_re_pointed_or_the_swap_is_refused() {
 fn materializations_not_built_yet_are_refused_up_front() {
     let p = LocalProject::new(&[(
         "models/mv.sql",
-        "{{ config(materialized='materialized_view') }}\nselect 1 as id\n",
+        "{{ config(materialized='snapshot_like') }}\nselect 1 as id\n",
     )]);
     let r = pm(p.path(), &["run"]);
     assert_eq!(r.code, 2);
     let err = unwrapped(&r.stderr);
     assert!(
-        err.contains(
-            "model `mv` is materialized as `materialized_view`, which pm cannot build yet"
-        ),
+        err.contains("model `mv` is materialized as `snapshot_like`, which pm cannot build yet"),
         "{err}"
     );
     assert_eq!(pm(p.path(), &["run", "-q", "--exclude", "mv"]).code, 0);
@@ -368,4 +366,39 @@ fn runs_are_recorded_and_two_runs_on_one_target_take_turns() {
         ),
         "2"
     );
+}
+
+#[test]
+fn materialized_views_refresh_or_rebuild_when_their_query_changed() {
+    let p = LocalProject::new(&[(
+        "models/mv.sql",
+        "{{ config(materialized='materialized_view') }}\nselect count(*) as n from pm_src\n",
+    )]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    sql(
+        p.path(),
+        "create table pm_src (x int); insert into pm_src values (1)",
+    );
+    let r = pm(p.path(), &["run", "-s", "mv"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select relkind from pg_class where relname = 'mv'"
+        ),
+        "m"
+    );
+    sql(p.path(), "insert into pm_src values (2)");
+    let r = pm(p.path(), &["run", "-s", "mv"]);
+    assert!(r.stderr.contains("refreshed"), "{}", r.stderr);
+    assert_eq!(sql(p.path(), "select n from mv"), "2");
+    write(
+        p.path(),
+        "models/mv.sql",
+        "{{ config(materialized='materialized_view') }}\nselect count(*) * 10 as n from pm_src\n",
+    );
+    let r = pm(p.path(), &["run", "-s", "mv"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("refreshed"), "{}", r.stderr);
+    assert_eq!(sql(p.path(), "select n from mv"), "20");
 }

@@ -86,6 +86,7 @@ pub async fn build_relation(
     node: &Node,
     build: &Build,
     compiled_path: &str,
+    full_refresh: bool,
 ) -> Result<Built, Problem> {
     let schema = quote_ident(&build.schema);
     let target = format!("{schema}.{}", quote_ident(&build.name));
@@ -94,6 +95,29 @@ pub async fn build_relation(
         move |e: tokio_postgres::Error| model_problem(node, compiled_path, build, what, &e)
     };
     let tx = client.transaction().await.map_err(db("begin"))?;
+    // A materialized view built from the same query is only refreshed.
+    if build.kind == crate::materialize::relation::Kind::MaterializedView && !full_refresh {
+        let stamp: Option<String> = tx
+            .query_opt(
+                "select obj_description(c.oid, 'pg_class') from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                 where n.nspname = $1 and c.relname = $2 and c.relkind = 'm'",
+                &[&build.schema, &build.name],
+            )
+            .await
+            .map_err(db("looking up the relation"))?
+            .and_then(|r| r.get(0));
+        if stamp.as_deref() == Some(crate::materialize::relation::definition_stamp(node).as_str()) {
+            tx.batch_execute(&format!("refresh materialized view {target}"))
+                .await
+                .map_err(db("refreshing"))?;
+            tx.commit().await.map_err(db("commit"))?;
+            return Ok(Built {
+                kind: "materialized view",
+                repointed: Vec::new(),
+                note: Some("refreshed".into()),
+            });
+        }
+    }
     tx.batch_execute(&build.prepare)
         .await
         .map_err(db("building"))?;
@@ -164,6 +188,14 @@ pub async fn build_relation(
         ))
         .await
         .map_err(db("naming the relation"))?;
+    }
+    if build.kind == crate::materialize::relation::Kind::MaterializedView {
+        let stamp = crate::materialize::relation::definition_stamp(node);
+        tx.batch_execute(&format!(
+            "comment on materialized view {target} is '{stamp}'"
+        ))
+        .await
+        .map_err(db("marking the materialized view"))?;
     }
     tx.commit().await.map_err(db("commit"))?;
     Ok(Built {

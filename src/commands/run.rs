@@ -137,15 +137,14 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
         !args.no_wait,
         || log.info("waiting for another pm run on this target to finish"),
     ))?;
-    let outcomes = rt.block_on(schedule(
-        m,
-        &selected,
-        clients,
-        args.fail_fast,
-        &target_dir,
-        &existing,
+    let settings = RunSettings {
+        fail_fast: args.fail_fast,
+        full_refresh: args.full_refresh,
+        target_dir: &target_dir,
+        existing_incremental: &existing,
         log,
-    ));
+    };
+    let outcomes = rt.block_on(schedule(m, &selected, clients, &settings));
 
     // Results: run_results.json with dbt's field names.
     let mut counts: HashMap<&str, usize> = HashMap::new();
@@ -246,15 +245,29 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
 
 /// Starts a node as soon as all its selected parents succeeded, at most one
 /// per connection at a time; a failure marks every selected descendant skipped.
+/// How a run goes: fixed for all its nodes.
+struct RunSettings<'a> {
+    fail_fast: bool,
+    full_refresh: bool,
+    target_dir: &'a std::path::Path,
+    /// Incremental models whose table exists (rows are added, not rebuilt).
+    existing_incremental: &'a std::collections::HashSet<String>,
+    log: Log,
+}
+
 async fn schedule(
     m: &Manifest,
     selected: &[usize],
     mut clients: Vec<tokio_postgres::Client>,
-    fail_fast: bool,
-    target_dir: &std::path::Path,
-    existing_incremental: &std::collections::HashSet<String>,
-    log: Log,
+    settings: &RunSettings<'_>,
 ) -> HashMap<usize, (Outcome, Option<Problem>)> {
+    let RunSettings {
+        fail_fast,
+        full_refresh,
+        target_dir,
+        existing_incremental,
+        log,
+    } = *settings;
     let in_run: HashMap<usize, usize> = selected.iter().enumerate().map(|(k, &i)| (i, k)).collect();
     let total = selected.len();
     let width = total.to_string().len();
@@ -340,7 +353,7 @@ async fn schedule(
                 } else {
                     let build = relation::build(n, kind);
                     let _ = std::fs::write(&run_path, format!("{};\n", build.prepare));
-                    build_relation(&mut client, n, &build, &compiled_path).await
+                    build_relation(&mut client, n, &build, &compiled_path, full_refresh).await
                 };
                 (i, client, result, t0.elapsed().as_secs_f64(), at)
             });

@@ -9,6 +9,7 @@ use crate::manifest::{quote_ident, Node};
 pub enum Kind {
     View,
     Table,
+    MaterializedView,
 }
 
 impl Kind {
@@ -17,6 +18,7 @@ impl Kind {
             "view" => Some(Kind::View),
             // An incremental model's first build (and a full refresh) is a table.
             "table" | "incremental" => Some(Kind::Table),
+            "materialized_view" => Some(Kind::MaterializedView),
             _ => None,
         }
     }
@@ -25,6 +27,7 @@ impl Kind {
         match self {
             Kind::View => "view",
             Kind::Table => "table",
+            Kind::MaterializedView => "materialized view",
         }
     }
 }
@@ -64,6 +67,7 @@ pub fn build(node: &Node, kind: Kind) -> Build {
     let prepare = format!(
         "create schema if not exists {schema};\n\
          drop view if exists {temp} cascade;\n\
+         drop materialized view if exists {temp} cascade;\n\
          drop table if exists {temp} cascade;\n\
          create {} {temp} as (\n{sql}\n)",
         kind.sql()
@@ -84,4 +88,15 @@ pub fn query_offset(prepare: &str) -> usize {
         .find(" as (\n")
         .map(|i| i + " as (\n".len())
         .unwrap_or(0)
+}
+
+/// What pm writes in a materialized view's comment: the hash of the query it
+/// was built from, so an unchanged view is refreshed and a changed one rebuilt.
+pub fn definition_stamp(node: &Node) -> String {
+    use sha2::Digest;
+    let sql = node.compiled_code.as_deref().unwrap_or("");
+    format!(
+        "pm:{}",
+        &crate::compile::context::hex(&sha2::Sha256::digest(sql.as_bytes()))[..16]
+    )
 }
