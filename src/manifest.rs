@@ -167,6 +167,9 @@ pub struct Node {
     pub exposure: Option<Box<ExposureInfo>>,
     /// Unknown YAML keys of the node's entry.
     pub extra: Map<String, Json>,
+    /// `pre-hook` / `post-hook` SQL, rendered.
+    pub pre_hooks: Vec<String>,
+    pub post_hooks: Vec<String>,
 }
 
 impl Node {
@@ -269,6 +272,9 @@ pub struct Manifest {
     pub selectors: Json,
     pub invocation_id: String,
     pub generated_at: String,
+    /// The project's `on-run-start` / `on-run-end` SQL, rendered.
+    pub on_run_start: Vec<String>,
+    pub on_run_end: Vec<String>,
 }
 
 impl Manifest {

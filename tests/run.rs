@@ -402,3 +402,62 @@ fn materialized_views_refresh_or_rebuild_when_their_query_changed() {
     assert!(!r.stderr.contains("refreshed"), "{}", r.stderr);
     assert_eq!(sql(p.path(), "select n from mv"), "20");
 }
+
+#[test]
+fn hooks_and_grants_run_with_the_model() {
+    let p = LocalProject::new(&[
+        (
+            "pm_project.yml",
+            "name: local\non-run-start: \"create table if not exists audit (event text)\"\non-run-end:\n  - \"insert into audit values ('end of run')\"\n",
+        ),
+        (
+            "models/t.sql",
+            "{{ config(materialized='table', pre_hook=\"insert into audit values ('pre {{ this.identifier }}')\", post_hook=\"insert into audit values ('post ' || (select count(*) from {{ this }}))\", grants={'select': ['reporter']}) }}\nselect 1 as id\n",
+        ),
+    ]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    sql(p.path(), "create role reporter");
+    let r = pm(p.path(), &["run", "-s", "t"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(p.path(), "select string_agg(event, ',') from audit"),
+        "pre t,post 1,end of run"
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            "select has_table_privilege('reporter', 'public.t', 'select')"
+        ),
+        "t"
+    );
+
+    // No grant in the config any more: none on the table.
+    write(
+        p.path(),
+        "models/t.sql",
+        "{{ config(materialized='table') }}\nselect 1 as id\n",
+    );
+    assert_eq!(pm(p.path(), &["run", "-q", "-s", "t"]).code, 0);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select has_table_privilege('reporter', 'public.t', 'select')"
+        ),
+        "f"
+    );
+
+    // A failing post-hook fails the model and leaves the previous table.
+    write(
+        p.path(),
+        "models/t.sql",
+        "{{ config(materialized='table', post_hook='select 1/0') }}\nselect 2 as id\n",
+    );
+    let r = pm(p.path(), &["run", "-s", "t"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(
+        err.contains("a post-hook of model `t` failed: division by zero"),
+        "{err}"
+    );
+    assert_eq!(sql(p.path(), "select id from t"), "1");
+}

@@ -95,6 +95,7 @@ pub async fn build_relation(
         move |e: tokio_postgres::Error| model_problem(node, compiled_path, build, what, &e)
     };
     let tx = client.transaction().await.map_err(db("begin"))?;
+    run_hooks(&tx, node, &node.pre_hooks, "a pre-hook").await?;
     // A materialized view built from the same query is only refreshed.
     if build.kind == crate::materialize::relation::Kind::MaterializedView && !full_refresh {
         let stamp: Option<String> = tx
@@ -110,6 +111,8 @@ pub async fn build_relation(
             tx.batch_execute(&format!("refresh materialized view {target}"))
                 .await
                 .map_err(db("refreshing"))?;
+            run_hooks(&tx, node, &node.post_hooks, "a post-hook").await?;
+            apply_grants(&tx, node, &target).await?;
             tx.commit().await.map_err(db("commit"))?;
             return Ok(Built {
                 kind: "materialized view",
@@ -197,6 +200,8 @@ pub async fn build_relation(
         .await
         .map_err(db("marking the materialized view"))?;
     }
+    run_hooks(&tx, node, &node.post_hooks, "a post-hook").await?;
+    apply_grants(&tx, node, &target).await?;
     tx.commit().await.map_err(db("commit"))?;
     Ok(Built {
         kind: build.kind.sql(),
@@ -247,6 +252,7 @@ pub async fn build_incremental(
         move |e: tokio_postgres::Error| model_problem(node, compiled_path, b, what, &e)
     };
     let tx = client.transaction().await.map_err(db("begin"))?;
+    run_hooks(&tx, node, &node.pre_hooks, "a pre-hook").await?;
     tx.batch_execute(&create).await.map_err(db("building"))?;
     let new_cols = columns_of(&tx, &format!("pg_temp.{temp}"))
         .await
@@ -352,6 +358,100 @@ pub async fn build_incremental(
     for stmt in apply.split(";\n") {
         rows = tx.execute(stmt, &[]).await.map_err(db("writing rows"))?;
     }
+    run_hooks(&tx, node, &node.post_hooks, "a post-hook").await?;
+    apply_grants(&tx, node, &target).await?;
     tx.commit().await.map_err(db("commit"))?;
     Ok((rows, changes))
+}
+
+/// Runs a node's hooks inside its transaction.
+async fn run_hooks(
+    tx: &tokio_postgres::Transaction<'_>,
+    node: &Node,
+    hooks: &[String],
+    which: &str,
+) -> Result<(), Problem> {
+    for sql in hooks {
+        tx.batch_execute(sql).await.map_err(|e| {
+            Problem::new(
+                "run::hook",
+                format!(
+                    "{which} of {} `{}` failed: {}",
+                    node.resource_type.as_str(),
+                    node.name,
+                    e.as_db_error()
+                        .map(|d| d.message().to_string())
+                        .unwrap_or_else(|| e.to_string())
+                ),
+            )
+            .help(format!(
+                "the hook was: {sql}; the previous relation is unchanged"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
+/// `grants: {select: [role, …]}`: grants what the config lists and revokes
+/// what it no longer does (other than the owner's own privileges).
+async fn apply_grants(
+    tx: &tokio_postgres::Transaction<'_>,
+    node: &Node,
+    target: &str,
+) -> Result<(), Problem> {
+    let wanted: Vec<(String, String)> = node
+        .config
+        .get("grants")
+        .and_then(serde_json::Value::as_object)
+        .map(|m| {
+            m.iter()
+                .flat_map(|(privilege, who)| {
+                    crate::loader::yaml::string_list(Some(who))
+                        .into_iter()
+                        .map(move |g| (privilege.trim_start_matches('+').to_ascii_uppercase(), g))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let problem = |e: tokio_postgres::Error| {
+        Problem::new(
+            "run::grants",
+            format!(
+                "granting privileges on `{}` failed: {}",
+                node.name,
+                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
+            ),
+        )
+        .help("check that the roles under `grants:` exist (create role …); the previous relation is unchanged")
+    };
+    let current: Vec<(String, String)> = tx
+        .query(
+            "select grantee::text, privilege_type::text from information_schema.role_table_grants
+             where table_schema = $1 and table_name = $2 and grantee <> current_user",
+            &[&node.schema, &node.alias],
+        )
+        .await
+        .map_err(problem)?
+        .iter()
+        .map(|r| (r.get::<_, String>(1), r.get::<_, String>(0)))
+        .collect();
+    for (privilege, grantee) in &current {
+        if !wanted.iter().any(|(p, g)| p == privilege && g == grantee) {
+            tx.batch_execute(&format!(
+                "revoke {privilege} on {target} from {}",
+                quote_ident(grantee)
+            ))
+            .await
+            .map_err(problem)?;
+        }
+    }
+    for (privilege, grantee) in &wanted {
+        tx.batch_execute(&format!(
+            "grant {privilege} on {target} to {}",
+            quote_ident(grantee)
+        ))
+        .await
+        .map_err(problem)?;
+    }
+    Ok(())
 }

@@ -144,7 +144,26 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
         existing_incremental: &existing,
         log,
     };
+    let on_run = |hooks: &[String], which: &str| -> std::result::Result<(), Problem> {
+        for sql in hooks {
+            rt.block_on(control.batch_execute(sql)).map_err(|e| {
+                Problem::new(
+                    "run::on_run_hook",
+                    format!(
+                        "{which} failed: {}",
+                        e.as_db_error()
+                            .map(|d| d.message().to_string())
+                            .unwrap_or_else(|| e.to_string())
+                    ),
+                )
+                .help(format!("the hook was: {sql}"))
+            })?;
+        }
+        Ok(())
+    };
+    on_run(&m.on_run_start, "on-run-start")?;
     let outcomes = rt.block_on(schedule(m, &selected, clients, &settings));
+    let end_problem = on_run(&m.on_run_end, "on-run-end").err();
 
     // Results: run_results.json with dbt's field names.
     let mut counts: HashMap<&str, usize> = HashMap::new();
@@ -236,11 +255,15 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
         selected.len(),
         slow.join(", ")
     ));
+    let end_failed = end_problem.is_some();
+    if let Some(p) = end_problem {
+        problems.push(p);
+    }
     if !problems.is_empty() {
         log.problems(problems);
     }
     super::release_at_exit((s, c));
-    Ok(if error > 0 { 1 } else { 0 })
+    Ok(if error > 0 || end_failed { 1 } else { 0 })
 }
 
 /// Starts a node as soon as all its selected parents succeeded, at most one

@@ -220,6 +220,8 @@ fn new_node(
         source: None,
         exposure: None,
         extra: Map::new(),
+        pre_hooks: Vec::new(),
+        post_hooks: Vec::new(),
     }
 }
 
@@ -637,6 +639,69 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     }
     problems.into_result()?;
 
+    // ---- hooks (Jinja too: `grant select on {{ this }} to reporter`)
+    let mut problems = Problems::default();
+    let render_hook = |i: Option<usize>, sql: &str| -> std::result::Result<String, Problem> {
+        // on-run hooks have no node: `this` and `config` are empty there.
+        let (r, st) = match i {
+            Some(i) => context::with_render_state(i, || env.render_named_str("<hook>", sql, ())),
+            None => (
+                env.render_named_str("<hook>", sql, ()),
+                RenderState::default(),
+            ),
+        };
+        r.map_err(|e| {
+            let what = i
+                .map(|i| format!("a hook of {}", drafts[i].node.unique_id))
+                .unwrap_or_else(|| "an on-run hook".into());
+            Problem::new(
+                "compile::hook",
+                format!(
+                    "cannot render {what}: {}",
+                    st.failure
+                        .map(|f| f.message)
+                        .unwrap_or_else(|| e.to_string())
+                ),
+            )
+            .help(format!("fix the hook `{sql}`"))
+        })
+    };
+    let hook_sql = |v: &Json| -> Option<String> {
+        match v {
+            Json::String(s) => Some(s.clone()),
+            Json::Object(o) => o.get("sql").and_then(Json::as_str).map(str::to_string),
+            _ => None,
+        }
+    };
+    let mut hooks: Vec<(Vec<String>, Vec<String>)> = Vec::with_capacity(drafts.len());
+    for (i, d) in drafts.iter().enumerate() {
+        let mut pair = (Vec::new(), Vec::new());
+        for (key, out) in [("pre-hook", &mut pair.0), ("post-hook", &mut pair.1)] {
+            if let Some(Json::Array(list)) = d.node.config.get(key) {
+                for h in list.iter().filter_map(hook_sql) {
+                    match render_hook(Some(i), &h) {
+                        Ok(sql) => out.push(sql),
+                        Err(p) => problems.push(p),
+                    }
+                }
+            }
+        }
+        hooks.push(pair);
+    }
+    let mut on_run = (Vec::new(), Vec::new());
+    for (list, out) in [
+        (&project.on_run_start, &mut on_run.0),
+        (&project.on_run_end, &mut on_run.1),
+    ] {
+        for h in list {
+            match render_hook(None, h) {
+                Ok(sql) => out.push(sql),
+                Err(p) => problems.push(p),
+            }
+        }
+    }
+    problems.into_result()?;
+
     // ---- assemble nodes
     timer.lap("assemble nodes");
     let eph: Vec<bool> = rels.iter().map(|r| r.ephemeral).collect();
@@ -664,6 +729,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
                 node.sources = st.sources.clone();
                 node.depends_on_macros = st.macros.iter().cloned().collect();
             }
+            (node.pre_hooks, node.post_hooks) = hooks[i].clone();
             node.depends_on = dag.parents[i]
                 .iter()
                 .map(|&p| shared.metas[p].unique_id.clone())
@@ -753,6 +819,8 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             dag,
             selectors,
             invocation_id: shared.invocation_id.clone(),
+            on_run_start: on_run.0,
+            on_run_end: on_run.1,
             generated_at: shared
                 .run_started_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
