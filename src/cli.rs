@@ -62,8 +62,10 @@ pub enum Command {
     Ls(LsArgs),
     /// Load the CSV files under seed-paths into tables
     Seed(SeedArgs),
-    /// Build the selected view and table models in dependency order
+    /// Build the selected models in dependency order
     Run(RunArgs),
+    /// Load seeds and build models together, in dependency order
+    Build(RunArgs),
     /// Manage pm's embedded local PostgreSQL (used when no target is configured)
     Db {
         #[command(subcommand)]

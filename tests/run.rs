@@ -84,7 +84,7 @@ fn a_failing_model_keeps_its_old_table_and_skips_only_its_descendants() {
     assert_eq!(r.code, 1, "{err}");
     assert!(err.contains("ERROR  table model public.totals"), "{err}");
     assert!(
-        err.contains("SKIP   model public.report (depends on totals, which failed)"),
+        err.contains("SKIP   view model public.report (depends on totals, which failed)"),
         "{err}"
     );
     assert!(err.contains("PASS=3 ERROR=1 SKIP=1 TOTAL=5"), "{err}");
@@ -460,4 +460,58 @@ fn hooks_and_grants_run_with_the_model() {
         "{err}"
     );
     assert_eq!(sql(p.path(), "select id from t"), "1");
+}
+
+#[test]
+fn build_loads_seeds_and_builds_models_in_one_ordered_run() {
+    let p = LocalProject::fixture("shop");
+    std::fs::remove_file(p.path().join("models/staging/stg_page_views.sql")).unwrap();
+    std::fs::remove_file(p.path().join("models/staging/sources.yml")).unwrap();
+    let r = pm(p.path(), &["build"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("PASS=9 ERROR=0 SKIP=0 TOTAL=9"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("OK     seed public_raw.raw_orders [") && r.stderr.contains("3 rows]"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            "select sum(revenue) from public_marts.revenue_daily"
+        ),
+        "25.00"
+    );
+
+    // A broken seed: what reads it is skipped, the rest is built.
+    write(
+        p.path(),
+        "seeds/raw_customers.csv",
+        "id,first_name,last_name\n1,Michael\n",
+    );
+    let r = pm(p.path(), &["build"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(
+        err.contains("ERROR  seed public_raw.raw_customers"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "SKIP   view model public.stg_customers (depends on raw_customers, which failed)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("SKIP   table model public_marts.dim_customers"),
+        "{err}"
+    );
+    assert!(
+        err.contains("OK     table model public_marts.revenue_daily"),
+        "{err}"
+    );
 }

@@ -40,9 +40,18 @@ struct Outcome {
 }
 
 pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
+    execute(g, args, "run", log)
+}
+
+/// `pm build`: seeds and models together, in dependency order.
+pub fn build(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
+    execute(g, args, "build", log)
+}
+
+fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Result<i32> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
-    let mut s = Session::open(g, "run", log)?;
+    let mut s = Session::open(g, which, log)?;
     s.options.full_refresh = args.full_refresh;
     let mut c = s.compile()?;
     // Models that become relations; ephemeral ones live in their consumers.
@@ -51,8 +60,9 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
         Ok(s.select(c, &args.select)?
             .into_iter()
             .filter(|&i| {
-                m.nodes[i].resource_type == ResourceType::Model
-                    && m.nodes[i].materialized() != "ephemeral"
+                let n = &m.nodes[i];
+                (n.resource_type == ResourceType::Model && n.materialized() != "ephemeral")
+                    || (which == "build" && n.resource_type == ResourceType::Seed)
             })
             .collect())
     };
@@ -60,7 +70,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
     let mut unsupported = Problems::default();
     for &i in &selected {
         let n = &c.manifest.nodes[i];
-        if Kind::of(n).is_none() {
+        if Kind::of(n).is_none() && n.resource_type == ResourceType::Model {
             unsupported.push(
                 Problem::new(
                     "run::materialization",
@@ -122,7 +132,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
     let m = &c.manifest;
     let existing = s.options.existing_incremental.clone();
     log.info(&format!(
-        "Running {} models with {threads} threads on {}",
+        "Running {} nodes with {threads} threads on {}",
         selected.len(),
         endpoint.describe()
     ));
@@ -138,6 +148,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
         || log.info("waiting for another pm run on this target to finish"),
     ))?;
     let settings = RunSettings {
+        root: &s.project.root,
         fail_fast: args.fail_fast,
         full_refresh: args.full_refresh,
         target_dir: &target_dir,
@@ -161,6 +172,24 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
         }
         Ok(())
     };
+    // Schemas first, one at a time: concurrent `create schema if not exists`
+    // of the same new schema can fail in PostgreSQL.
+    let mut schemas: Vec<&str> = selected
+        .iter()
+        .map(|&i| m.nodes[i].schema.as_str())
+        .collect();
+    schemas.sort_unstable();
+    schemas.dedup();
+    for schema in schemas {
+        let ddl = format!(
+            "create schema if not exists {}",
+            crate::manifest::quote_ident(schema)
+        );
+        rt.block_on(control.batch_execute(&ddl)).map_err(|e| {
+            Problem::new("run::schema", format!("cannot create schema {schema}: {e}"))
+                .help("check that the target's user may create schemas in the database")
+        })?;
+    }
     on_run(&m.on_run_start, "on-run-start")?;
     let outcomes = rt.block_on(schedule(m, &selected, clients, &settings));
     let end_problem = on_run(&m.on_run_end, "on-run-end").err();
@@ -199,7 +228,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
         },
         "results": results,
         "elapsed_time": started.elapsed().as_secs_f64(),
-        "args": {"which": "run", "select": args.select.select, "exclude": args.select.exclude},
+        "args": {"which": which, "select": args.select.select, "exclude": args.select.exclude},
     });
     let rows: Vec<crate::adapter::meta::ResultRow> = selected
         .iter()
@@ -218,7 +247,7 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
     if let Err(e) = rt.block_on(crate::adapter::meta::record_results(
         &control,
         &m.invocation_id,
-        "run",
+        which,
         &rows,
     )) {
         log.warn(&format!(
@@ -268,8 +297,18 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
 
 /// Starts a node as soon as all its selected parents succeeded, at most one
 /// per connection at a time; a failure marks every selected descendant skipped.
+/// How a node is named in progress lines: `view model`, `table model`, `seed`.
+fn label(n: &crate::manifest::Node) -> String {
+    match n.resource_type {
+        ResourceType::Model => format!("{} model", n.materialized().replace('_', " ")),
+        other => other.as_str().to_string(),
+    }
+}
+
 /// How a run goes: fixed for all its nodes.
 struct RunSettings<'a> {
+    /// The project folder (seeds are read from it).
+    root: &'a std::path::Path,
     fail_fast: bool,
     full_refresh: bool,
     target_dir: &'a std::path::Path,
@@ -285,6 +324,7 @@ async fn schedule(
     settings: &RunSettings<'_>,
 ) -> HashMap<usize, (Outcome, Option<Problem>)> {
     let RunSettings {
+        root,
         fail_fast,
         full_refresh,
         target_dir,
@@ -333,8 +373,8 @@ async fn schedule(
             started += 1;
             let n = &m.nodes[i];
             log.info(&format!(
-                "{started:>width$} of {total} START  {} model {}.{}",
-                n.materialized(),
+                "{started:>width$} of {total} START  {} {}.{}",
+                label(n),
                 n.schema,
                 n.alias
             ));
@@ -354,7 +394,25 @@ async fn schedule(
                 if let Some(dir) = run_path.parent() {
                     let _ = std::fs::create_dir_all(dir);
                 }
-                let result = if add_rows {
+                let result = if n.resource_type == ResourceType::Seed {
+                    let _ = std::fs::remove_file(&run_path);
+                    match crate::materialize::seed::inspect(root, n) {
+                        Ok(table) => crate::adapter::load::load_seed(
+                            &mut client,
+                            root,
+                            n,
+                            &table,
+                            full_refresh,
+                        )
+                        .await
+                        .map(|(rows, _)| Built {
+                            kind: "seed",
+                            repointed: Vec::new(),
+                            note: Some(format!("{rows} rows")),
+                        }),
+                        Err(p) => Err(p),
+                    }
+                } else if add_rows {
                     let _ = std::fs::write(
                         &run_path,
                         format!("{};\n", incremental::create_temp_sql(n)),
@@ -397,9 +455,9 @@ async fn schedule(
                     extra.push_str(&format!(", {note}"));
                 }
                 log.info(&format!(
-                    "{:>width$} of {total} OK     {} model {}.{} [{seconds:.2}s{extra}]",
+                    "{:>width$} of {total} OK     {} {}.{} [{seconds:.2}s{extra}]",
                     done.len() + 1,
-                    built.kind,
+                    label(n),
                     n.schema,
                     n.alias
                 ));
@@ -426,9 +484,9 @@ async fn schedule(
             }
             Err(p) => {
                 log.info(&format!(
-                    "{:>width$} of {total} ERROR  {} model {}.{} [{seconds:.2}s]",
+                    "{:>width$} of {total} ERROR  {} {}.{} [{seconds:.2}s]",
                     done.len() + 1,
-                    n.materialized(),
+                    label(n),
                     n.schema,
                     n.alias
                 ));
@@ -449,7 +507,14 @@ async fn schedule(
                 let below = m.dag.reach(&[i], false, None);
                 for (c, &hit) in below.iter().enumerate() {
                     if hit && in_run.contains_key(&c) && !done.contains_key(&c) {
-                        log.info(&format!("{:>width$} of {total} SKIP   model {}.{} (depends on {}, which failed)", done.len() + 1, m.nodes[c].schema, m.nodes[c].alias, n.name));
+                        log.info(&format!(
+                            "{:>width$} of {total} SKIP   {} {}.{} (depends on {}, which failed)",
+                            done.len() + 1,
+                            label(&m.nodes[c]),
+                            m.nodes[c].schema,
+                            m.nodes[c].alias,
+                            n.name
+                        ));
                         done.insert(
                             c,
                             (
