@@ -515,3 +515,33 @@ fn build_loads_seeds_and_builds_models_in_one_ordered_run() {
         "{err}"
     );
 }
+
+#[test]
+fn indexes_and_unlogged_tables() {
+    let p = LocalProject::new(&[(
+        "models/t.sql",
+        "{{ config(materialized='table', unlogged=true, indexes=[{'columns': ['id'], 'unique': true}, {'columns': ['a'], 'type': 'hash'}]) }}\nselect 1 as id, 'x' as a\n",
+    )]);
+    let r = pm(p.path(), &["run", "-s", "t"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select relpersistence from pg_class where relname = 't'"
+        ),
+        "u"
+    );
+    assert_eq!(
+        sql(p.path(), "select string_agg(case when i.indisunique then 'unique ' else '' end || am.amname, ',' order by am.amname desc) from pg_index i join pg_class c on c.oid = i.indexrelid join pg_am am on am.oid = c.relam where i.indrelid = 'public.t'::regclass"),
+        "hash,unique btree"
+    );
+    // Rebuilt: the indexes come with the new table, none left over.
+    assert_eq!(pm(p.path(), &["run", "-q", "-s", "t"]).code, 0);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pg_index where indrelid = 'public.t'::regclass"
+        ),
+        "2"
+    );
+}

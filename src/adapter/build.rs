@@ -200,6 +200,13 @@ pub async fn build_relation(
         .await
         .map_err(db("marking the materialized view"))?;
     }
+    if build.kind != crate::materialize::relation::Kind::View {
+        for ix in crate::materialize::relation::index_sql(node, &target) {
+            tx.batch_execute(&ix)
+                .await
+                .map_err(db("creating an index"))?;
+        }
+    }
     run_hooks(&tx, node, &node.post_hooks, "a post-hook").await?;
     apply_grants(&tx, node, &target).await?;
     tx.commit().await.map_err(db("commit"))?;
@@ -357,6 +364,11 @@ pub async fn build_incremental(
     let mut rows = 0;
     for stmt in apply.split(";\n") {
         rows = tx.execute(stmt, &[]).await.map_err(db("writing rows"))?;
+    }
+    for ix in crate::materialize::relation::index_sql(node, &target) {
+        tx.batch_execute(&ix)
+            .await
+            .map_err(db("creating an index"))?;
     }
     run_hooks(&tx, node, &node.post_hooks, "a post-hook").await?;
     apply_grants(&tx, node, &target).await?;

@@ -64,13 +64,23 @@ pub fn build(node: &Node, kind: Kind) -> Build {
         .unwrap_or("")
         .trim_end()
         .trim_end_matches(';');
+    let unlogged = kind == Kind::Table
+        && node
+            .config
+            .get("unlogged")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true);
+    let create = if unlogged {
+        "unlogged table"
+    } else {
+        kind.sql()
+    };
     let prepare = format!(
         "create schema if not exists {schema};\n\
          drop view if exists {temp} cascade;\n\
          drop materialized view if exists {temp} cascade;\n\
          drop table if exists {temp} cascade;\n\
-         create {} {temp} as (\n{sql}\n)",
-        kind.sql()
+         create {create} {temp} as (\n{sql}\n)"
     );
     Build {
         kind,
@@ -99,4 +109,37 @@ pub fn definition_stamp(node: &Node) -> String {
         "pm:{}",
         &crate::compile::context::hex(&sha2::Sha256::digest(sql.as_bytes()))[..16]
     )
+}
+
+/// `indexes: [{columns: [a, b], unique: true, type: btree}]` as statements
+/// for `target`. Names are derived from the definition, so re-running them
+/// on a table that has the index (`if not exists`) does nothing.
+pub fn index_sql(node: &Node, target: &str) -> Vec<String> {
+    use serde_json::Value as Json;
+    let Some(Json::Array(list)) = node.config.get("indexes") else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|ix| {
+            let columns = crate::loader::yaml::string_list(ix.get("columns"));
+            if columns.is_empty() {
+                return None;
+            }
+            let unique = ix.get("unique").and_then(Json::as_bool).unwrap_or(false);
+            let method = ix.get("type").and_then(Json::as_str).unwrap_or("btree");
+            let key = format!("{}|{}|{unique}|{method}", node.alias, columns.join(","));
+            use sha2::Digest;
+            let name = format!(
+                "pm_ix_{}",
+                &crate::compile::context::hex(&sha2::Sha256::digest(key.as_bytes()))[..20]
+            );
+            let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+            Some(format!(
+                "create {}index if not exists {} on {target} using {method} ({})",
+                if unique { "unique " } else { "" },
+                quote_ident(&name),
+                cols.join(", ")
+            ))
+        })
+        .collect()
 }
