@@ -545,3 +545,54 @@ fn indexes_and_unlogged_tables() {
         "2"
     );
 }
+
+#[test]
+fn ctrl_c_cancels_on_the_server_and_leaves_nothing_half_built() {
+    let p = LocalProject::new(&[
+        (
+            "models/slow.sql",
+            "{{ config(materialized='table') }}\nselect 1 as z from pg_sleep(30)\n",
+        ),
+        ("models/after.sql", "select * from {{ ref('slow') }}\n"),
+    ]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    let child = std::process::Command::new(pm_bin())
+        .current_dir(p.path())
+        .args(["run", "-s", "slow+"])
+        .env("HOME", p.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the slow query runs on the server.
+    let t0 = std::time::Instant::now();
+    while sql(p.path(), "select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_backend_pid()") != "1" {
+        assert!(t0.elapsed().as_secs() < 20, "the model never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = unwrapped(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        t0.elapsed().as_secs() < 25,
+        "pm waited for the query instead of cancelling it"
+    );
+    assert!(
+        err.contains("interrupted: cancelling running statements"),
+        "{err}"
+    );
+    assert!(err.contains("SKIP   view model public.after"), "{err}");
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pg_class where relname in ('slow', 'slow__pm_new', 'after')"
+        ),
+        "0"
+    );
+    assert_eq!(sql(p.path(), "select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_backend_pid()"), "0");
+}

@@ -191,8 +191,12 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         })?;
     }
     on_run(&m.on_run_start, "on-run-start")?;
-    let outcomes = rt.block_on(schedule(m, &selected, clients, &settings));
-    let end_problem = on_run(&m.on_run_end, "on-run-end").err();
+    let (outcomes, cancelled) = rt.block_on(schedule(m, &selected, clients, &settings));
+    let end_problem = if cancelled {
+        None
+    } else {
+        on_run(&m.on_run_end, "on-run-end").err()
+    };
 
     // Results: run_results.json with dbt's field names.
     let mut counts: HashMap<&str, usize> = HashMap::new();
@@ -292,11 +296,44 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         log.problems(problems);
     }
     super::release_at_exit((s, c));
+    if cancelled {
+        log.warn("interrupted: running statements were cancelled and rolled back; nothing half-built was left");
+        return Ok(130);
+    }
     Ok(if error > 0 || end_failed { 1 } else { 0 })
 }
 
 /// Starts a node as soon as all its selected parents succeeded, at most one
 /// per connection at a time; a failure marks every selected descendant skipped.
+/// Ctrl-C (SIGINT) and SIGTERM, registered once for the whole run.
+struct Interrupts {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    fn new() -> Interrupts {
+        use tokio::signal::unix::{signal, SignalKind};
+        Interrupts {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Resolves when either arrives (never, without signal handling).
+    async fn recv(&mut self) {
+        match (&mut self.int, &mut self.term) {
+            (Some(int), Some(term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+}
+
 /// How a node is named in progress lines: `view model`, `table model`, `seed`.
 fn label(n: &crate::manifest::Node) -> String {
     match n.resource_type {
@@ -322,7 +359,7 @@ async fn schedule(
     selected: &[usize],
     mut clients: Vec<tokio_postgres::Client>,
     settings: &RunSettings<'_>,
-) -> HashMap<usize, (Outcome, Option<Problem>)> {
+) -> (HashMap<usize, (Outcome, Option<Problem>)>, bool) {
     let RunSettings {
         root,
         fail_fast,
@@ -364,6 +401,10 @@ async fn schedule(
     let mut running = FuturesUnordered::new();
     let mut started = 0usize;
     let mut stop = false;
+    let mut cancelled = false;
+    let mut interrupts = Interrupts::new();
+    let cancel_tokens: Vec<tokio_postgres::CancelToken> =
+        clients.iter().map(|c| c.cancel_token()).collect();
     loop {
         while !stop && !clients.is_empty() {
             let Some(i) = ready.pop_front() else { break };
@@ -439,7 +480,21 @@ async fn schedule(
                 (i, client, result, t0.elapsed().as_secs_f64(), at)
             });
         }
-        let Some((i, client, result, seconds, at)) = running.next().await else {
+        let next = tokio::select! {
+            next = running.next() => next,
+            _ = interrupts.recv(), if !cancelled => {
+                // Ctrl-C: cancel what runs on the server (its transaction rolls
+                // back, so no half-built relation remains) and start nothing new.
+                cancelled = true;
+                stop = true;
+                log.warn("interrupted: cancelling running statements");
+                for token in &cancel_tokens {
+                    let _ = token.cancel_query(tokio_postgres::NoTls).await;
+                }
+                continue;
+            }
+        };
+        let Some((i, client, result, seconds, at)) = next else {
             break;
         };
         clients.push(client);
@@ -536,19 +591,24 @@ async fn schedule(
             }
         }
     }
-    // With --fail-fast, what never started is skipped.
+    // With --fail-fast or after Ctrl-C, what never started is skipped.
+    let why = if cancelled {
+        "skipped: interrupted"
+    } else {
+        "skipped: --fail-fast"
+    };
     for &i in selected {
         done.entry(i).or_insert_with(|| {
             (
                 Outcome {
                     started_at: chrono::Utc::now(),
                     status: Status::Skipped,
-                    message: "skipped: --fail-fast".into(),
+                    message: why.into(),
                     seconds: 0.0,
                 },
                 None,
             )
         });
     }
-    done
+    (done, cancelled)
 }
