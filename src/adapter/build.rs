@@ -87,6 +87,7 @@ pub async fn build_relation(
     build: &Build,
     compiled_path: &str,
     full_refresh: bool,
+    swap_lock: &tokio::sync::Mutex<()>,
 ) -> Result<Built, Problem> {
     let schema = quote_ident(&build.schema);
     let target = format!("{schema}.{}", quote_ident(&build.name));
@@ -124,6 +125,40 @@ pub async fn build_relation(
     tx.batch_execute(&build.prepare)
         .await
         .map_err(db("building"))?;
+    // The new relation is built and committed under its temporary name, so
+    // this transaction's locks are gone before the swap waits for its turn.
+    tx.commit().await.map_err(db("commit"))?;
+    // Building runs side by side; putting in place does not: a swap drops
+    // and re-creates the views that read the old relation, and two swaps
+    // touching the same views at once would trip over each other.
+    let _swapping = swap_lock.lock().await;
+    let result = swap_in(client, node, build, &target, &temp, compiled_path).await;
+    if result.is_err() {
+        // The old relation is untouched; the new one is not left lying around.
+        let _ = client
+            .batch_execute(&format!(
+                "drop {} if exists {temp} cascade",
+                build.kind.sql()
+            ))
+            .await;
+    }
+    result
+}
+
+/// Puts a built relation (under its temporary name) in place of the old one,
+/// re-creating the views that read the old one, in one transaction.
+async fn swap_in(
+    client: &mut tokio_postgres::Client,
+    node: &Node,
+    build: &Build,
+    target: &str,
+    temp: &str,
+    compiled_path: &str,
+) -> Result<Built, Problem> {
+    let db = |what: &'static str| {
+        move |e: tokio_postgres::Error| model_problem(node, compiled_path, build, what, &e)
+    };
+    let tx = client.transaction().await.map_err(db("begin"))?;
     let existing: Option<String> = tx
         .query_opt(
             "select c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -201,14 +236,14 @@ pub async fn build_relation(
         .map_err(db("marking the materialized view"))?;
     }
     if build.kind != crate::materialize::relation::Kind::View {
-        for ix in crate::materialize::relation::index_sql(node, &target) {
+        for ix in crate::materialize::relation::index_sql(node, target) {
             tx.batch_execute(&ix)
                 .await
                 .map_err(db("creating an index"))?;
         }
     }
     run_hooks(&tx, node, &node.post_hooks, "a post-hook").await?;
-    apply_grants(&tx, node, &target).await?;
+    apply_grants(&tx, node, target).await?;
     tx.commit().await.map_err(db("commit"))?;
     Ok(Built {
         kind: build.kind.sql(),

@@ -398,11 +398,14 @@ async fn schedule(
         .filter(|i| waiting[i] == 0)
         .collect();
     let mut done: HashMap<usize, (Outcome, Option<Problem>)> = HashMap::new();
+    let swap_mutex = tokio::sync::Mutex::new(());
+    let swap_lock = &swap_mutex;
     let mut running = FuturesUnordered::new();
     let mut started = 0usize;
     let mut stop = false;
     let mut cancelled = false;
     let mut interrupts = Interrupts::new();
+
     let cancel_tokens: Vec<tokio_postgres::CancelToken> =
         clients.iter().map(|c| c.cancel_token()).collect();
     loop {
@@ -475,7 +478,15 @@ async fn schedule(
                 } else {
                     let build = relation::build(n, kind);
                     let _ = std::fs::write(&run_path, format!("{};\n", build.prepare));
-                    build_relation(&mut client, n, &build, &compiled_path, full_refresh).await
+                    build_relation(
+                        &mut client,
+                        n,
+                        &build,
+                        &compiled_path,
+                        full_refresh,
+                        swap_lock,
+                    )
+                    .await
                 };
                 (i, client, result, t0.elapsed().as_secs_f64(), at)
             });
