@@ -168,6 +168,41 @@ async fn swap_in(
         .await
         .map_err(db("looking up the relation"))?
         .map(|r| r.get(0));
+    // A view whose new query keeps the old columns is replaced in place:
+    // views on it, its grants and its identity stay as they are.
+    if build.kind == crate::materialize::relation::Kind::View && existing.as_deref() == Some("v") {
+        let sql = node
+            .compiled_code
+            .as_deref()
+            .unwrap_or("")
+            .trim_end()
+            .trim_end_matches(';');
+        let replaced = tx
+            .batch_execute(&format!(
+                "savepoint pm_replace;\ncreate or replace view {target} as (\n{sql}\n)"
+            ))
+            .await;
+        match replaced {
+            Ok(()) => {
+                tx.batch_execute(&format!("release savepoint pm_replace;\ndrop view {temp}"))
+                    .await
+                    .map_err(db("replacing the view"))?;
+                run_hooks(&tx, node, &node.post_hooks, "a post-hook").await?;
+                apply_grants(&tx, node, target).await?;
+                tx.commit().await.map_err(db("commit"))?;
+                return Ok(Built {
+                    kind: "view",
+                    repointed: Vec::new(),
+                    note: None,
+                });
+            }
+            // Columns removed, renamed or retyped: swap instead.
+            Err(_) => tx
+                .batch_execute("rollback to savepoint pm_replace")
+                .await
+                .map_err(db("replacing the view"))?,
+        }
+    }
     let mut repointed = Vec::new();
     if let Some(kind) = existing {
         // Views that read the old relation, directly or through each other,
