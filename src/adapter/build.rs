@@ -171,12 +171,7 @@ async fn swap_in(
     // A view whose new query keeps the old columns is replaced in place:
     // views on it, its grants and its identity stay as they are.
     if build.kind == crate::materialize::relation::Kind::View && existing.as_deref() == Some("v") {
-        let sql = node
-            .compiled_code
-            .as_deref()
-            .unwrap_or("")
-            .trim_end()
-            .trim_end_matches(';');
+        let sql = crate::materialize::relation::query(node);
         let replaced = tx
             .batch_execute(&format!(
                 "savepoint pm_replace;\ncreate or replace view {target} as (\n{sql}\n)"

@@ -102,12 +102,7 @@ pub fn temp_table(node: &Node) -> String {
 
 /// `create temporary table … as (query)`, dropped at commit.
 pub fn create_temp_sql(node: &Node) -> String {
-    let sql = node
-        .compiled_code
-        .as_deref()
-        .unwrap_or("")
-        .trim_end()
-        .trim_end_matches(';');
+    let sql = super::relation::query(node);
     format!(
         "create temporary table {} on commit drop as (\n{sql}\n)",
         temp_table(node)

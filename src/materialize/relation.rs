@@ -44,6 +44,15 @@ pub struct Build {
     pub prepare: String,
 }
 
+/// The model's compiled query as one statement (no trailing `;`).
+pub fn query(node: &Node) -> &str {
+    node.compiled_code
+        .as_deref()
+        .unwrap_or("")
+        .trim_end()
+        .trim_end_matches(';')
+}
+
 /// A name for the relation being built, within PostgreSQL's 63 bytes.
 pub fn temp_name(name: &str) -> String {
     let mut base = name.to_string();
@@ -58,12 +67,7 @@ pub fn build(node: &Node, kind: Kind) -> Build {
     let schema = quote_ident(&node.schema);
     let temp_name = temp_name(&node.alias);
     let temp = format!("{schema}.{}", quote_ident(&temp_name));
-    let sql = node
-        .compiled_code
-        .as_deref()
-        .unwrap_or("")
-        .trim_end()
-        .trim_end_matches(';');
+    let sql = query(node);
     let unlogged = kind == Kind::Table
         && node
             .config
