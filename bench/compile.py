@@ -15,9 +15,9 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-GEN = os.path.join(ROOT, "..", "shared", "bench", "gen_project.py")
+from common import HERE, SHARED_BENCH, pm_binary
+
+GEN = os.path.join(SHARED_BENCH, "gen_project.py")
 
 
 def run(cmd, cwd):
@@ -39,11 +39,7 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--pm", help="pm binary (default: build target/release/pm)")
     a = ap.parse_args()
-    pm = a.pm
-    if not pm:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-        pm = os.path.join(ROOT, "target", "release", "pm")
-    pm = os.path.abspath(pm)
+    pm = pm_binary(a.pm)
     out = os.path.join(HERE, "out")
     os.makedirs(out, exist_ok=True)
     print(f"{'models':>7} {'command':<28} {'median wall':>12} {'min':>8} {'max':>8} {'peak RSS':>10}")

@@ -13,17 +13,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-GEN = os.path.join(ROOT, "..", "shared", "bench", "gen_project.py")
+from common import HERE, SHARED_BENCH, local_server, pm_binary, sh
 
-
-def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+GEN = os.path.join(SHARED_BENCH, "gen_project.py")
 
 
 def main():
@@ -33,21 +28,14 @@ def main():
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--pm")
     a = ap.parse_args()
-    pm = a.pm
-    if not pm:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-        pm = os.path.join(ROOT, "target", "release", "pm")
-    pm = os.path.abspath(pm)
+    pm = pm_binary(a.pm)
     proj = os.path.join(HERE, "out", f"run_{a.models}")
     if not os.path.exists(os.path.join(proj, ".synth_project")):
         sh([sys.executable, GEN, "--models", str(a.models), "--out", proj, "--force"])
     os.chmod(proj, 0o755)
-    sh([pm, "db", "start", "-q"], cwd=proj)
+    url, psql = local_server(pm, proj)
     try:
-        url = sh([pm, "db", "url"], cwd=proj).stdout.strip()
-        status = sh([pm, "db", "status"], cwd=proj).stdout
-        bindir = [l.split(":", 1)[1].strip() for l in status.splitlines() if l.startswith("binaries:")][0]
-        sh([os.path.join(bindir, "psql"), url, "-Xq", "-f", os.path.join(proj, "setup_sources.sql")])
+        sh([psql, url, "-Xq", "-f", os.path.join(proj, "setup_sources.sql")])
         sh([pm, "seed", "-q"], cwd=proj)
         sh([pm, "run", "-q", "--threads", str(a.threads)], cwd=proj)  # first build creates everything
         walls, overheads = [], []

@@ -12,17 +12,12 @@ does (reading the project, checking and typing the CSV, COPY, swap).
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-GEN = os.path.join(ROOT, "..", "shared", "bench", "gen_seed.py")
+from common import HERE, SHARED_BENCH, local_server, pm_binary, sh
 
-
-def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+GEN = os.path.join(SHARED_BENCH, "gen_seed.py")
 
 
 def main():
@@ -34,11 +29,7 @@ def main():
                     help="give pm no column_types: it reads the file once more to infer them "
                          "(amount then becomes double precision, psql's table keeps numeric)")
     a = ap.parse_args()
-    pm = a.pm
-    if not pm:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-        pm = os.path.join(ROOT, "target", "release", "pm")
-    pm = os.path.abspath(pm)
+    pm = pm_binary(a.pm)
     proj = os.path.join(HERE, "out", f"seed_{a.rows}")
     os.makedirs(os.path.join(proj, "seeds"), exist_ok=True)
     os.chmod(proj, 0o755)
@@ -52,11 +43,7 @@ def main():
             f.write("name: seedbench\nseeds:\n  seedbench:\n    big:\n      +column_types:\n"
                     "        id: integer\n        name: text\n        created_at: timestamp without time zone\n"
                     "        amount: numeric\n        active: boolean\n")
-    sh([pm, "db", "start", "-q"], cwd=proj)
-    url = sh([pm, "db", "url"], cwd=proj).stdout.strip()
-    status = sh([pm, "db", "status"], cwd=proj).stdout
-    bindir = [l.split(":", 1)[1].strip() for l in status.splitlines() if l.startswith("binaries:")][0]
-    psql = os.path.join(bindir, "psql")
+    url, psql = local_server(pm, proj)
     ddl = ("drop table if exists psql_big; create table psql_big (id integer, name text, "
            "created_at timestamp without time zone, amount numeric, active boolean);")
     pm_times, pm_replace_times, psql_times = [], [], []

@@ -1,0 +1,30 @@
+"""What the benchmark scripts share: the pm binary, running commands, and the
+project's embedded PostgreSQL (its URL and psql)."""
+import os
+import subprocess
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SHARED_BENCH = os.path.join(ROOT, "..", "shared", "bench")
+
+
+def sh(cmd, **kw):
+    """Runs a command, failing loudly; returns the completed process."""
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def pm_binary(given=None):
+    """`given`, or pm built in release mode from this checkout."""
+    if not given:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+        given = os.path.join(ROOT, "target", "release", "pm")
+    return os.path.abspath(given)
+
+
+def local_server(pm, proj):
+    """Starts the project's embedded PostgreSQL; returns (url, psql path)."""
+    sh([pm, "db", "start", "-q"], cwd=proj)
+    url = sh([pm, "db", "url"], cwd=proj).stdout.strip()
+    status = sh([pm, "db", "status"], cwd=proj).stdout
+    bindir = [l.split(":", 1)[1].strip() for l in status.splitlines() if l.startswith("binaries:")][0]
+    return url, os.path.join(bindir, "psql")
