@@ -168,8 +168,18 @@ pub struct Node {
     /// Unknown YAML keys of the node's entry.
     pub extra: Map<String, Json>,
     /// `pre-hook` / `post-hook` SQL, rendered.
-    pub pre_hooks: Vec<String>,
-    pub post_hooks: Vec<String>,
+    pub pre_hooks: Vec<Hook>,
+    pub post_hooks: Vec<Hook>,
+}
+
+/// A rendered model hook. `transaction: false` (dbt's
+/// `{"sql": ..., "transaction": false}`) runs it outside the model's
+/// transaction: before it begins (pre) or after it commits (post), for
+/// statements such as `vacuum` that refuse to run in a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub sql: String,
+    pub transaction: bool,
 }
 
 impl Node {

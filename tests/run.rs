@@ -463,6 +463,63 @@ fn hooks_and_grants_run_with_the_model() {
 }
 
 #[test]
+fn hooks_outside_the_transaction_and_on_seeds() {
+    // `vacuum` refuses to run inside a transaction: only `transaction: false` lets it run.
+    let p = LocalProject::new(&[
+        (
+            "pm_project.yml",
+            "name: local\non-run-start: \"create table if not exists audit (event text)\"\nseeds:\n  +post-hook: \"insert into audit select 'seed ' || count(*) from {{ this }}\"\n  +grants:\n    select: [reporter]\n",
+        ),
+        ("seeds/colors.csv", "id,name\n1,red\n2,blue\n"),
+        (
+            "models/t.sql",
+            "{{ config(materialized='table', post_hook=[{'sql': 'vacuum analyze {{ this }}', 'transaction': false}, \"insert into audit values ('inside')\"]) }}\nselect 1 as id\n",
+        ),
+    ]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    sql(p.path(), "create role reporter");
+    let r = pm(p.path(), &["build"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select string_agg(event, ',' order by event) from audit"
+        ),
+        "inside,seed 2"
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            "select has_table_privilege('reporter', 'public.colors', 'select')"
+        ),
+        "t"
+    );
+    // The vacuum ran: the table has been analyzed.
+    assert_eq!(
+        sql(
+            p.path(),
+            "select last_vacuum is not null and last_analyze is not null from pg_stat_user_tables where relname = 't'"
+        ),
+        "t"
+    );
+
+    // The same hook inside the transaction fails, naming the hook.
+    write(
+        p.path(),
+        "models/t.sql",
+        "{{ config(materialized='table', post_hook='vacuum {{ this }}') }}\nselect 2 as id\n",
+    );
+    let r = pm(p.path(), &["run", "-s", "t"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(
+        err.contains("VACUUM cannot run inside a transaction block"),
+        "{err}"
+    );
+    assert_eq!(sql(p.path(), "select id from t"), "1");
+}
+
+#[test]
 fn build_loads_seeds_and_builds_models_in_one_ordered_run() {
     let p = LocalProject::fixture("shop");
     std::fs::remove_file(p.path().join("models/staging/stg_page_views.sql")).unwrap();

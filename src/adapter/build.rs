@@ -80,8 +80,24 @@ fn relkind_name(relkind: &str) -> &'static str {
     }
 }
 
-/// Builds the model and puts it in place of the old relation, in one transaction.
+/// Builds the model and puts it in place of the old relation; hooks with
+/// `transaction: false` run before and after, outside its transactions.
 pub async fn build_relation(
+    client: &mut tokio_postgres::Client,
+    node: &Node,
+    build: &Build,
+    compiled_path: &str,
+    full_refresh: bool,
+    swap_lock: &tokio::sync::Mutex<()>,
+) -> Result<Built, Problem> {
+    run_hooks(&*client, node, &node.pre_hooks, false, "a pre-hook").await?;
+    let built = build_and_swap(client, node, build, compiled_path, full_refresh, swap_lock).await?;
+    run_hooks(&*client, node, &node.post_hooks, false, "a post-hook").await?;
+    Ok(built)
+}
+
+/// Builds under a temporary name in one transaction, swaps in a second.
+async fn build_and_swap(
     client: &mut tokio_postgres::Client,
     node: &Node,
     build: &Build,
@@ -96,7 +112,7 @@ pub async fn build_relation(
         move |e: tokio_postgres::Error| model_problem(node, compiled_path, build, what, &e)
     };
     let tx = client.transaction().await.map_err(db("begin"))?;
-    run_hooks(&tx, node, &node.pre_hooks, "a pre-hook").await?;
+    run_hooks(&tx, node, &node.pre_hooks, true, "a pre-hook").await?;
     // A materialized view built from the same query is only refreshed.
     if build.kind == crate::materialize::relation::Kind::MaterializedView && !full_refresh {
         let stamp: Option<String> = tx
@@ -112,7 +128,7 @@ pub async fn build_relation(
             tx.batch_execute(&format!("refresh materialized view {target}"))
                 .await
                 .map_err(db("refreshing"))?;
-            run_hooks(&tx, node, &node.post_hooks, "a post-hook").await?;
+            run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
             apply_grants(&tx, node, &target).await?;
             tx.commit().await.map_err(db("commit"))?;
             return Ok(Built {
@@ -182,7 +198,7 @@ async fn swap_in(
                 tx.batch_execute(&format!("release savepoint pm_replace;\ndrop view {temp}"))
                     .await
                     .map_err(db("replacing the view"))?;
-                run_hooks(&tx, node, &node.post_hooks, "a post-hook").await?;
+                run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
                 apply_grants(&tx, node, target).await?;
                 tx.commit().await.map_err(db("commit"))?;
                 return Ok(Built {
@@ -272,7 +288,7 @@ async fn swap_in(
                 .map_err(db("creating an index"))?;
         }
     }
-    run_hooks(&tx, node, &node.post_hooks, "a post-hook").await?;
+    run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
     apply_grants(&tx, node, target).await?;
     tx.commit().await.map_err(db("commit"))?;
     Ok(Built {
@@ -307,6 +323,18 @@ pub async fn build_incremental(
     plan: &crate::materialize::incremental::Plan,
     compiled_path: &str,
 ) -> Result<(u64, Vec<String>), Problem> {
+    run_hooks(&*client, node, &node.pre_hooks, false, "a pre-hook").await?;
+    let done = add_rows(client, node, plan, compiled_path).await?;
+    run_hooks(&*client, node, &node.post_hooks, false, "a post-hook").await?;
+    Ok(done)
+}
+
+async fn add_rows(
+    client: &mut tokio_postgres::Client,
+    node: &Node,
+    plan: &crate::materialize::incremental::Plan,
+    compiled_path: &str,
+) -> Result<(u64, Vec<String>), Problem> {
     use crate::materialize::incremental::{apply_sql, create_temp_sql, temp_table, OnSchemaChange};
     let target = format!("{}.{}", quote_ident(&node.schema), quote_ident(&node.alias));
     let temp = temp_table(node);
@@ -324,7 +352,7 @@ pub async fn build_incremental(
         move |e: tokio_postgres::Error| model_problem(node, compiled_path, b, what, &e)
     };
     let tx = client.transaction().await.map_err(db("begin"))?;
-    run_hooks(&tx, node, &node.pre_hooks, "a pre-hook").await?;
+    run_hooks(&tx, node, &node.pre_hooks, true, "a pre-hook").await?;
     tx.batch_execute(&create).await.map_err(db("building"))?;
     let new_cols = columns_of(&tx, &format!("pg_temp.{temp}"))
         .await
@@ -435,21 +463,27 @@ pub async fn build_incremental(
             .await
             .map_err(db("creating an index"))?;
     }
-    run_hooks(&tx, node, &node.post_hooks, "a post-hook").await?;
+    run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
     apply_grants(&tx, node, &target).await?;
     tx.commit().await.map_err(db("commit"))?;
     Ok((rows, changes))
 }
 
-/// Runs a node's hooks inside its transaction.
-async fn run_hooks(
-    tx: &tokio_postgres::Transaction<'_>,
+/// Runs those of a node's hooks that belong inside its transaction
+/// (`inside`) or outside it (`transaction: false`).
+pub(crate) async fn run_hooks(
+    on: &impl tokio_postgres::GenericClient,
     node: &Node,
-    hooks: &[String],
+    hooks: &[crate::manifest::Hook],
+    inside: bool,
     which: &str,
 ) -> Result<(), Problem> {
-    for sql in hooks {
-        tx.batch_execute(sql).await.map_err(|e| {
+    for sql in hooks
+        .iter()
+        .filter(|h| h.transaction == inside)
+        .map(|h| &h.sql)
+    {
+        on.batch_execute(sql).await.map_err(|e| {
             Problem::new(
                 "run::hook",
                 format!(
@@ -471,7 +505,7 @@ async fn run_hooks(
 
 /// `grants: {select: [role, …]}`: grants what the config lists and revokes
 /// what it no longer does (other than the owner's own privileges).
-async fn apply_grants(
+pub(crate) async fn apply_grants(
     tx: &tokio_postgres::Transaction<'_>,
     node: &Node,
     target: &str,

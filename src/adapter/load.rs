@@ -66,10 +66,13 @@ pub async fn load_seed(
         .batch_execute(&format!("create schema if not exists {schema}"))
         .await
         .map_err(|e| db_problem(node, "creating the schema", &e))?;
+    use super::build::{apply_grants, run_hooks};
+    run_hooks(&*client, node, &node.pre_hooks, false, "a pre-hook").await?;
     let tx = client
         .transaction()
         .await
         .map_err(|e| db_problem(node, "starting a transaction", &e))?;
+    run_hooks(&tx, node, &node.pre_hooks, true, "a pre-hook").await?;
     tx.batch_execute(&format!(
         "drop table if exists {tmp_rel};\n{}",
         table.create_sql(&tmp_rel)
@@ -187,9 +190,12 @@ pub async fn load_seed(
             .help("run `pm seed --full-refresh` to replace it (the views are dropped; `pm run` builds them again); the table is unchanged"));
         }
     };
+    run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
+    apply_grants(&tx, node, &target).await?;
     tx.commit()
         .await
         .map_err(|e| db_problem(node, "commit", &e))?;
+    run_hooks(&*client, node, &node.post_hooks, false, "a post-hook").await?;
     Ok((rows, replaced))
 }
 

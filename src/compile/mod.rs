@@ -666,21 +666,24 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             .help(format!("fix the hook `{sql}`"))
         })
     };
-    let hook_sql = |v: &Json| -> Option<String> {
+    let hook_sql = |v: &Json| -> Option<(String, bool)> {
         match v {
-            Json::String(s) => Some(s.clone()),
-            Json::Object(o) => o.get("sql").and_then(Json::as_str).map(str::to_string),
+            Json::String(s) => Some((s.clone(), true)),
+            Json::Object(o) => o.get("sql").and_then(Json::as_str).map(|s| {
+                let transaction = !matches!(o.get("transaction"), Some(Json::Bool(false)));
+                (s.to_string(), transaction)
+            }),
             _ => None,
         }
     };
-    let mut hooks: Vec<(Vec<String>, Vec<String>)> = Vec::with_capacity(drafts.len());
+    let mut hooks: Vec<(Vec<Hook>, Vec<Hook>)> = Vec::with_capacity(drafts.len());
     for (i, d) in drafts.iter().enumerate() {
         let mut pair = (Vec::new(), Vec::new());
         for (key, out) in [("pre-hook", &mut pair.0), ("post-hook", &mut pair.1)] {
             if let Some(Json::Array(list)) = d.node.config.get(key) {
-                for h in list.iter().filter_map(hook_sql) {
+                for (h, transaction) in list.iter().filter_map(hook_sql) {
                     match render_hook(Some(i), &h) {
-                        Ok(sql) => out.push(sql),
+                        Ok(sql) => out.push(Hook { sql, transaction }),
                         Err(p) => problems.push(p),
                     }
                 }
