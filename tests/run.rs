@@ -653,3 +653,48 @@ fn ctrl_c_cancels_on_the_server_and_leaves_nothing_half_built() {
     );
     assert_eq!(sql(p.path(), "select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_backend_pid()"), "0");
 }
+
+#[test]
+fn seed_and_run_against_a_server_given_by_pm_database_url() {
+    // A server of one project's, reached by another through PM_DATABASE_URL
+    // only: the second project has no profile and starts no server of its own.
+    let server = LocalProject::new(&[("pm_project.yml", "name: server\n")]);
+    assert_eq!(pm(server.path(), &["db", "start", "-q"]).code, 0);
+    let url = pm(server.path(), &["db", "url"]).stdout.trim().to_string();
+    sql(server.path(), "create database elsewhere");
+    let url = url.replacen("/pm?", "/elsewhere?", 1);
+    assert!(url.contains("/elsewhere?"), "{url}");
+
+    let p = project(&[
+        ("pm_project.yml", "name: client\n"),
+        ("seeds/colors.csv", "id,name\n1,red\n2,blue\n"),
+        (
+            "models/named.sql",
+            "select upper(name) as name from {{ ref('colors') }}\n",
+        ),
+    ]);
+    let env = [("PM_DATABASE_URL", url.as_str())];
+    let r = pm_env(p.path(), &["seed"], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = pm_env(p.path(), &["run"], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("on PM_DATABASE_URL ("), "{}", r.stderr);
+    assert!(!p.path().join(".pm").exists(), "a server was started");
+    assert_eq!(
+        psql(
+            server.path(),
+            &url,
+            "select string_agg(name, ',' order by name) from named"
+        ),
+        "BLUE,RED"
+    );
+    // A wrong password or database is the server's clear error, exit 2.
+    let bad = url.replacen("/elsewhere?", "/nowhere?", 1);
+    let r = pm_env(p.path(), &["run"], &[("PM_DATABASE_URL", bad.as_str())]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        unwrapped(&r.stderr).contains("database \"nowhere\" does not exist"),
+        "{}",
+        r.stderr
+    );
+}

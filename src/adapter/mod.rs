@@ -5,6 +5,7 @@ pub mod build;
 pub mod embedded;
 pub mod load;
 pub mod meta;
+pub mod tls;
 
 use crate::error::{Problem, Result};
 use crate::loader::profile::Target;
@@ -49,16 +50,26 @@ impl Endpoint {
         }
     }
 
-    fn config(&self) -> Result<tokio_postgres::Config> {
+    /// The connection settings and the TLS connector that goes with them.
+    fn config(&self) -> Result<(tokio_postgres::Config, tls::MakeRustlsConnect)> {
         match self {
-            Endpoint::Url(u) => u.parse::<tokio_postgres::Config>().map_err(|e| {
-                Problem::new(
-                    "connect::url",
-                    format!("PM_DATABASE_URL is not a valid connection string: {e}"),
-                )
-                .help("write it like postgresql://user:password@host:5432/dbname")
-                .into()
-            }),
+            Endpoint::Url(u) => {
+                let (rest, settings) = split_tls(u);
+                let mut c = rest.parse::<tokio_postgres::Config>().map_err(|e| {
+                    Problem::new(
+                        "connect::url",
+                        format!("PM_DATABASE_URL is not a valid connection string: {e}"),
+                    )
+                    .help(
+                        "write it like postgresql://user:password@host:5432/dbname?sslmode=require",
+                    )
+                })?;
+                if c.get_application_name().is_none() {
+                    c.application_name("pm");
+                }
+                c.ssl_mode(settings.ssl_mode()?);
+                Ok((c, settings.connector()?))
+            }
             Endpoint::Profile(t) => {
                 let mut c = tokio_postgres::Config::new();
                 c.host(&t.host)
@@ -69,21 +80,108 @@ impl Endpoint {
                 if let Some(p) = &t.password {
                     c.password(p.expose());
                 }
-                if let Some(s) = t.extra.get("connect_timeout").and_then(|v| v.as_u64()) {
+                let num = |k: &str| {
+                    t.extra.get(k).and_then(|v| {
+                        v.as_u64()
+                            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    })
+                };
+                let text = |k: &str| t.extra.get(k).and_then(crate::loader::yaml::as_string);
+                if let Some(s) = num("connect_timeout") {
                     c.connect_timeout(std::time::Duration::from_secs(s));
                 }
-                Ok(c)
+                if let Some(s) = num("keepalives_idle").filter(|&s| s > 0) {
+                    c.keepalives_idle(std::time::Duration::from_secs(s));
+                }
+                if let Some(name) = text("application_name") {
+                    c.application_name(&name);
+                }
+                // Session settings go in the startup packet: every connection gets them.
+                let mut options = Vec::new();
+                for (key, guc) in [("search_path", "search_path"), ("role", "role")] {
+                    if let Some(v) = text(key).filter(|v| !v.trim().is_empty()) {
+                        let v = v.replace('\\', "\\\\").replace(' ', "\\ ");
+                        options.push(format!("-c {guc}={v}"));
+                    }
+                }
+                if !options.is_empty() {
+                    c.options(options.join(" "));
+                }
+                let settings = tls::TlsSettings {
+                    mode: text("sslmode").unwrap_or_default(),
+                    root_cert: text("sslrootcert"),
+                    cert: text("sslcert"),
+                    key: text("sslkey"),
+                };
+                c.ssl_mode(settings.ssl_mode()?);
+                Ok((c, settings.connector()?))
             }
             Endpoint::Embedded(cluster) => {
                 cluster.start()?;
-                Ok(cluster.config(embedded::DATABASE))
+                Ok((
+                    cluster.config(embedded::DATABASE),
+                    tls::TlsSettings::default().connector()?,
+                ))
             }
+        }
+    }
+
+    /// A pool of `size` connections, all opened now (a run holds them to its end).
+    /// Call [`Endpoint::connect`] first: it creates the embedded database.
+    pub async fn pool(&self, size: usize) -> Result<Vec<deadpool_postgres::Object>> {
+        let (config, tls) = self.config()?;
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            tls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(size.max(1))
+            .build()
+            .map_err(|e| {
+                Problem::new(
+                    "connect::pool",
+                    format!("cannot make a connection pool: {e}"),
+                )
+            })?;
+        let mut clients = Vec::with_capacity(size);
+        for _ in 0..size.max(1) {
+            let client = pool.get().await.map_err(|e| match e {
+                deadpool_postgres::PoolError::Backend(e) => self.connect_problem(e),
+                other => Problem::new(
+                    "connect::pool",
+                    format!("cannot open a connection to {}: {other}", self.describe()),
+                )
+                .into(),
+            })?;
+            clients.push(client);
+        }
+        Ok(clients)
+    }
+
+    /// Asks the server to cancel what a connection is running.
+    pub async fn cancel(&self, token: &tokio_postgres::CancelToken) {
+        if let Ok((_, tls)) = self.config() {
+            let _ = token.cancel_query(tls).await;
         }
     }
 
     /// Connects (starting the embedded cluster and creating its database when needed).
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
-        let config = self.config()?;
+        let (config, tls) = self.config()?;
+        let connect_with = |config: &tokio_postgres::Config| {
+            let config = config.clone();
+            let tls = tls.clone();
+            async move {
+                let (client, connection) = config.connect(tls).await?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                Ok::<_, tokio_postgres::Error>(client)
+            }
+        };
         let first = connect_with(&config).await;
         match (first, self) {
             (Ok(c), _) => Ok(c),
@@ -137,14 +235,80 @@ fn is_missing_database(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME)
 }
 
-async fn connect_with(
-    config: &tokio_postgres::Config,
-) -> std::result::Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, connection) = config.connect(tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
+/// With `PM_DATABASE_URL` set, the target that templates see (`target.dbname`,
+/// `target.user`, ...) and that relation names use is the URL's: its
+/// database, user, host and port; schema and threads stay the profile's.
+pub fn apply_database_url(target: &mut Target) {
+    let Ok(url) = std::env::var("PM_DATABASE_URL") else {
+        return;
+    };
+    let Ok(c) = split_tls(&url).0.parse::<tokio_postgres::Config>() else {
+        // Left for Endpoint::resolve/connect to report with its help line.
+        return;
+    };
+    if let Some(db) = c.get_dbname() {
+        target.database = db.to_string();
+    } else if let Some(user) = c.get_user() {
+        target.database = user.to_string();
+    }
+    if let Some(user) = c.get_user() {
+        target.user = user.to_string();
+    }
+    if let Some(tokio_postgres::config::Host::Tcp(h)) = c.get_hosts().first() {
+        target.host = h.clone();
+    }
+    if let Some(&port) = c.get_ports().first() {
+        target.port = port;
+    }
+    target.origin = "PM_DATABASE_URL".into();
+}
+
+/// Takes the TLS settings (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`)
+/// out of a connection string, URL or `key=value` form: tokio-postgres knows
+/// only some of them, pm handles all.
+fn split_tls(conn: &str) -> (String, tls::TlsSettings) {
+    let mut settings = tls::TlsSettings::default();
+    let mut take = |k: &str, v: &str| -> bool {
+        let slot = match k {
+            "sslmode" => {
+                settings.mode = v.to_string();
+                return true;
+            }
+            "sslrootcert" => &mut settings.root_cert,
+            "sslcert" => &mut settings.cert,
+            "sslkey" => &mut settings.key,
+            _ => return false,
+        };
+        *slot = Some(v.to_string());
+        true
+    };
+    if conn.starts_with("postgres://") || conn.starts_with("postgresql://") {
+        let Some((base, query)) = conn.split_once('?') else {
+            return (conn.to_string(), settings);
+        };
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                !take(k, v)
+            })
+            .collect();
+        let rest = if kept.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        (rest, settings)
+    } else {
+        let kept: Vec<&str> = conn
+            .split_whitespace()
+            .filter(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                !take(k.trim(), v.trim_matches('\''))
+            })
+            .collect();
+        (kept.join(" "), settings)
+    }
 }
 
 /// `postgresql://user:secret@host/db` → `postgresql://user:****@host/db`.
@@ -165,6 +329,23 @@ pub fn mask_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn tls_settings_leave_the_connection_string() {
+        let (rest, t) = super::split_tls(
+            "postgresql://u:p@db:5432/x?sslmode=verify-full&sslrootcert=/ca.pem&connect_timeout=5",
+        );
+        assert_eq!(rest, "postgresql://u:p@db:5432/x?connect_timeout=5");
+        assert_eq!(t.mode, "verify-full");
+        assert_eq!(t.root_cert.as_deref(), Some("/ca.pem"));
+        let (rest, t) = super::split_tls("host=db user=u sslmode=require dbname=x");
+        assert_eq!(rest, "host=db user=u dbname=x");
+        assert_eq!(t.mode, "require");
+        assert_eq!(
+            super::split_tls("postgresql:///x?host=/tmp").0,
+            "postgresql:///x?host=/tmp"
+        );
+    }
+
     #[test]
     fn masks_passwords() {
         assert_eq!(

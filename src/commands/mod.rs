@@ -28,13 +28,14 @@ impl Session {
         let root = loader::find_root(g.project_dir.as_deref())?;
         let project = loader::load(&root)?;
         timer.lap("profile");
-        let target = profile::resolve(
+        let mut target = profile::resolve(
             &project.root,
             g.profiles_dir.as_deref(),
             project.profile.as_deref(),
             g.target.as_deref(),
             g.threads,
         )?;
+        crate::adapter::apply_database_url(&mut target);
         let cli_vars = match &g.vars {
             Some(v) => loader::parse_cli_vars(v)?,
             None => Default::default(),

@@ -94,10 +94,10 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
     let endpoint = Endpoint::resolve(&s.project.root, &s.options.target)?;
     let rt = super::db::runtime()?;
     let threads = s.options.target.threads.max(1).min(selected.len());
-    let mut clients = Vec::with_capacity(threads);
-    for _ in 0..threads {
-        clients.push(rt.block_on(endpoint.connect())?);
-    }
+    // One connection holds the target's lock for the whole run and records
+    // results; the pool's `threads` connections build.
+    let control = rt.block_on(endpoint.connect())?;
+    let clients = rt.block_on(endpoint.pool(threads))?;
     // Incremental models whose table exists render again with is_incremental() true.
     let incremental_tables: Vec<(String, String, String)> = selected
         .iter()
@@ -106,7 +106,7 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         .map(|n| (n.unique_id.clone(), n.schema.clone(), n.alias.clone()))
         .collect();
     if !incremental_tables.is_empty() && !args.full_refresh {
-        let client = &clients[0];
+        let client = &control;
         let found = rt.block_on(async {
             let mut found = std::collections::HashSet::new();
             for (id, schema, name) in &incremental_tables {
@@ -137,8 +137,6 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         endpoint.describe()
     ));
 
-    // One more connection holds the target's lock for the whole run and records results.
-    let control = rt.block_on(endpoint.connect())?;
     let target = &s.options.target;
     rt.block_on(crate::adapter::meta::lock_target(
         &control,
@@ -153,6 +151,7 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         full_refresh: args.full_refresh,
         target_dir: &target_dir,
         existing_incremental: &existing,
+        endpoint: &endpoint,
         log,
     };
     let on_run = |hooks: &[String], which: &str| -> std::result::Result<(), Problem> {
@@ -351,13 +350,14 @@ struct RunSettings<'a> {
     target_dir: &'a std::path::Path,
     /// Incremental models whose table exists (rows are added, not rebuilt).
     existing_incremental: &'a std::collections::HashSet<String>,
+    endpoint: &'a Endpoint,
     log: Log,
 }
 
 async fn schedule(
     m: &Manifest,
     selected: &[usize],
-    mut clients: Vec<tokio_postgres::Client>,
+    mut clients: Vec<deadpool_postgres::Object>,
     settings: &RunSettings<'_>,
 ) -> (HashMap<usize, (Outcome, Option<Problem>)>, bool) {
     let RunSettings {
@@ -366,6 +366,7 @@ async fn schedule(
         full_refresh,
         target_dir,
         existing_incremental,
+        endpoint,
         log,
     } = *settings;
     let in_run: HashMap<usize, usize> = selected.iter().enumerate().map(|(k, &i)| (i, k)).collect();
@@ -500,7 +501,7 @@ async fn schedule(
                 stop = true;
                 log.warn("interrupted: cancelling running statements");
                 for token in &cancel_tokens {
-                    let _ = token.cancel_query(tokio_postgres::NoTls).await;
+                    endpoint.cancel(token).await;
                 }
                 continue;
             }
