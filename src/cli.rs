@@ -61,7 +61,7 @@ pub enum Command {
     #[command(alias = "list")]
     Ls(LsArgs),
     /// Load the CSV files under seed-paths into tables
-    Seed(SeedArgs),
+    Seed(RunArgs),
     /// Build the selected models in dependency order
     Run(RunArgs),
     /// Load seeds and build models together, in dependency order
@@ -73,15 +73,6 @@ pub enum Command {
     },
     /// Check the connection and print versions, paths and the resolved target
     Debug,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct SeedArgs {
-    #[command(flatten)]
-    pub select: SelectArgs,
-    /// Replace tables even when views depend on them (the views are dropped)
-    #[arg(long)]
-    pub full_refresh: bool,
 }
 
 #[derive(Debug, Clone, Args)]

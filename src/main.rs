@@ -33,7 +33,7 @@ fn main() {
         Command::Parse => pm::commands::parse(g, log),
         Command::Compile(args) => pm::commands::compile::run(g, args, log),
         Command::Ls(args) => pm::commands::ls::run(g, args, log),
-        Command::Seed(args) => pm::commands::seed::run(g, args, log),
+        Command::Seed(args) => pm::commands::run::seed(g, args, log),
         Command::Run(args) => pm::commands::run::run(g, args, log),
         Command::Build(args) => pm::commands::run::build(g, args, log),
         Command::Db { action } => pm::commands::db::run(g, action, log),

@@ -26,6 +26,15 @@ impl Log {
     }
 
     fn emit(&self, level: &str, msg: &str) {
+        // A live progress bar is lifted while the line is written under it.
+        let bar = BAR.lock().ok().and_then(|b| b.clone());
+        match bar {
+            Some(bar) => bar.suspend(|| self.write_line(level, msg)),
+            None => self.write_line(level, msg),
+        }
+    }
+
+    fn write_line(&self, level: &str, msg: &str) {
         let mut err = std::io::stderr().lock();
         match self.format {
             LogFormat::Json => {
@@ -68,6 +77,74 @@ impl Log {
                     let _ = writeln!(std::io::stderr().lock(), "{:?}", p.into_report());
                 }
             }
+        }
+    }
+}
+
+/// The progress bar shown while one is live (log lines go above it).
+static BAR: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// A progress bar for long work, on a terminal only: with `--log-format
+/// json`, `-q`, `TERM=dumb` or output that is not a terminal, it does
+/// nothing and the work's own lines are all there is.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    pub fn new(log: &Log, total: usize, what: &str) -> Progress {
+        let live = log.format == LogFormat::Text
+            && !log.quiet
+            && std::io::stderr().is_terminal()
+            && std::env::var("TERM").map_or(true, |t| t != "dumb");
+        if !live {
+            return Progress { bar: None };
+        }
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        let template = format!(
+            "{{spinner}} {what} [{{elapsed_precise}}] {{bar:30.cyan/blue}} {{pos}}/{{len}} {{wide_msg}}"
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        if let Ok(mut slot) = BAR.lock() {
+            *slot = Some(bar.clone());
+        }
+        Progress { bar: Some(bar) }
+    }
+
+    /// Whether a bar is shown (start lines are then left to it).
+    pub fn is_live(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    /// What is running now.
+    pub fn running<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        if let Some(bar) = &self.bar {
+            let names: Vec<&str> = names.into_iter().collect();
+            bar.set_message(names.join(", "));
+        }
+    }
+
+    /// How many items are finished (skipped ones count).
+    pub fn set_position(&self, done: usize) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(done as u64);
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            if let Ok(mut slot) = BAR.lock() {
+                *slot = None;
+            }
+            bar.finish_and_clear();
         }
     }
 }

@@ -532,7 +532,8 @@ fn build_loads_seeds_and_builds_models_in_one_ordered_run() {
         r.stderr
     );
     assert!(
-        r.stderr.contains("OK     seed public_raw.raw_orders [") && r.stderr.contains("3 rows]"),
+        r.stderr.contains("OK     seed public_raw.raw_orders [")
+            && r.stderr.contains("3 rows, created]"),
         "{}",
         r.stderr
     );
@@ -697,4 +698,37 @@ fn seed_and_run_against_a_server_given_by_pm_database_url() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn a_terminal_gets_a_progress_bar_and_a_pipe_gets_plain_lines() {
+    let p = LocalProject::new(&[
+        ("pm_project.yml", "name: local\n"),
+        ("models/a.sql", "select 1 as id\n"),
+        ("models/b.sql", "select id from {{ ref('a') }}\n"),
+    ]);
+    // Through a pipe: one START and one OK line per model, no escape codes.
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr.matches(" START ").count(), 2, "{}", r.stderr);
+    assert!(!r.stderr.contains('\x1b'), "{}", r.stderr);
+    // On a terminal (util-linux `script` gives one): the bar replaces the
+    // START lines; the result lines and the summary stay.
+    let cmd = format!("{} run", pm_bin().display());
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(p.path())
+        .env("HOME", p.path())
+        .env("TERM", "xterm")
+        .env_remove("NO_COLOR")
+        .env_remove("PM_DATABASE_URL")
+        .output()
+        .expect("util-linux `script` runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains(" building ["), "{text}");
+    assert!(text.contains("/2"), "{text}");
+    assert!(!text.contains(" START "), "{text}");
+    assert!(text.contains("OK     view model public.b"), "{text}");
+    assert!(text.contains("PASS=2 ERROR=0 SKIP=0 TOTAL=2"), "{text}");
 }

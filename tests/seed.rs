@@ -24,8 +24,8 @@ fn infers_each_type_and_loads_every_row() {
     let r = pm(p.path(), &["seed"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stderr
-            .contains("1 of 1 OK     seed public.typed [3 rows in "),
+        r.stderr.contains("1 of 1 OK     seed public.typed [")
+            && r.stderr.contains("3 rows, created]"),
         "{}",
         r.stderr
     );
@@ -144,7 +144,7 @@ fn reloading_keeps_dependent_views_working() {
     let r = pm(p.path(), &["seed"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stderr.contains("refilled (views depend on it)"),
+        r.stderr.contains("rows, refilled (views depend on it)]"),
         "{}",
         r.stderr
     );

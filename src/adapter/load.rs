@@ -22,6 +22,20 @@ pub enum Replaced {
     DroppedDependents(Vec<String>),
 }
 
+impl Replaced {
+    /// For the run's log line.
+    pub fn describe(&self) -> String {
+        match self {
+            Replaced::Created => "created".into(),
+            Replaced::Swapped => "replaced".into(),
+            Replaced::Refilled => "refilled (views depend on it)".into(),
+            Replaced::DroppedDependents(v) => {
+                format!("replaced, dropped dependent views {}", v.join(", "))
+            }
+        }
+    }
+}
+
 /// A name for the table being built, within PostgreSQL's 63 bytes.
 fn temp_name(name: &str) -> String {
     let mut base: String = name.to_string();

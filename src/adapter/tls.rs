@@ -66,18 +66,16 @@ impl TlsSettings {
                     }
                     None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
                 }
-                let webpki = WebPkiServerVerifier::builder_with_provider(
-                    Arc::new(roots),
-                    provider.clone(),
-                )
-                .build()
-                .map_err(|e| {
-                    Problem::new(
+                let webpki =
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|e| {
+                            Problem::new(
                         "connect::tls",
                         format!("cannot use the root certificates: {e}"),
                     )
                     .help("point sslrootcert at the PEM file of the server's certificate authority")
-                })?;
+                        })?;
                 Arc::new(Verify {
                     webpki,
                     check_name: self.mode == "verify-full",

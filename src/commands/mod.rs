@@ -5,7 +5,6 @@ pub mod compile;
 pub mod db;
 pub mod ls;
 pub mod run;
-pub mod seed;
 
 use crate::cli::{GlobalArgs, SelectArgs};
 use crate::compile::{CompileOptions, Compiled};

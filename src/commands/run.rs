@@ -43,6 +43,11 @@ pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
     execute(g, args, "run", log)
 }
 
+/// `pm seed`: the selected seeds, several at once.
+pub fn seed(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
+    execute(g, args, "seed", log)
+}
+
 /// `pm build`: seeds and models together, in dependency order.
 pub fn build(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
     execute(g, args, "build", log)
@@ -61,8 +66,11 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
             .into_iter()
             .filter(|&i| {
                 let n = &m.nodes[i];
-                (n.resource_type == ResourceType::Model && n.materialized() != "ephemeral")
-                    || (which == "build" && n.resource_type == ResourceType::Seed)
+                match n.resource_type {
+                    ResourceType::Model => which != "seed" && n.materialized() != "ephemeral",
+                    ResourceType::Seed => which != "run",
+                    _ => false,
+                }
             })
             .collect())
     };
@@ -87,7 +95,11 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
     }
     unsupported.into_result()?;
     if selected.is_empty() {
-        log.warn("no models selected");
+        log.warn(if which == "seed" {
+            "no seeds selected"
+        } else {
+            "nothing selected to build"
+        });
         return Ok(0);
     }
     let target_dir = s.target_dir();
@@ -409,6 +421,9 @@ async fn schedule(
 
     let cancel_tokens: Vec<tokio_postgres::CancelToken> =
         clients.iter().map(|c| c.cancel_token()).collect();
+    // On a terminal a bar shows what runs; start lines are left out there.
+    let progress = crate::output::Progress::new(&log, total, "building");
+    let mut now_running: std::collections::BTreeSet<&str> = Default::default();
     loop {
         while !stop && !clients.is_empty() {
             let Some(i) = ready.pop_front() else { break };
@@ -417,12 +432,17 @@ async fn schedule(
             };
             started += 1;
             let n = &m.nodes[i];
-            log.info(&format!(
-                "{started:>width$} of {total} START  {} {}.{}",
-                label(n),
-                n.schema,
-                n.alias
-            ));
+            if progress.is_live() {
+                now_running.insert(&n.name);
+                progress.running(now_running.iter().copied());
+            } else {
+                log.info(&format!(
+                    "{started:>width$} of {total} START  {} {}.{}",
+                    label(n),
+                    n.schema,
+                    n.alias
+                ));
+            }
             let kind = Kind::of(n).unwrap_or(Kind::View);
             let add_rows =
                 n.materialized() == "incremental" && existing_incremental.contains(&n.unique_id);
@@ -450,10 +470,10 @@ async fn schedule(
                             full_refresh,
                         )
                         .await
-                        .map(|(rows, _)| Built {
+                        .map(|(rows, replaced)| Built {
                             kind: "seed",
                             repointed: Vec::new(),
-                            note: Some(format!("{rows} rows")),
+                            note: Some(format!("{rows} rows, {}", replaced.describe())),
                         }),
                         Err(p) => Err(p),
                     }
@@ -511,6 +531,8 @@ async fn schedule(
         };
         clients.push(client);
         let n = &m.nodes[i];
+        now_running.remove(n.name.as_str());
+        progress.running(now_running.iter().copied());
         match result {
             Ok(built) => {
                 let mut extra = if built.repointed.is_empty() {
@@ -601,6 +623,9 @@ async fn schedule(
                     stop = true;
                 }
             }
+        }
+        if let Some(bar_total) = progress.is_live().then_some(done.len()) {
+            progress.set_position(bar_total);
         }
     }
     // With --fail-fast or after Ctrl-C, what never started is skipped.
