@@ -142,6 +142,7 @@ fn views_on_a_replaced_table_are_re_pointed_or_the_swap_is_refused() {
     )]);
     assert_eq!(pm(p.path(), &["run", "-q"]).code, 0);
     sql(p.path(), "create view t_labels as select label from t; create view t_count as select count(*) as n from t_labels");
+    sql(p.path(), "create role viewer; grant select on t_count to viewer; comment on view t_labels is 'labels in use'");
 
     write(p.path(), "models/t.sql", "{{ config(materialized='table') }}\nselect 1 as id, 'a' as label union all select 2, 'b'\n");
     let r = pm(p.path(), &["run"]);
@@ -152,6 +153,14 @@ fn views_on_a_replaced_table_are_re_pointed_or_the_swap_is_refused() {
         r.stderr
     );
     assert_eq!(sql(p.path(), "select n from t_count"), "2");
+    // The re-created views keep their grants and comments.
+    assert_eq!(
+        sql(
+            p.path(),
+            "select has_table_privilege('viewer', 'public.t_count', 'select')::text || ' ' || obj_description('public.t_labels'::regclass, 'pg_class')"
+        ),
+        "true labels in use"
+    );
 
     // A new version the views cannot read: refused, old table and views intact.
     write(

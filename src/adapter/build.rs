@@ -229,7 +229,15 @@ async fn swap_in(
                      join pg_rewrite r on r.oid = d.objid
                      where r.ev_class <> deps.oid and deps.depth < 50
                  )
-                 select c.oid::regclass::text, c.relkind::text, pg_get_viewdef(c.oid)
+                 select c.oid::regclass::text, c.relkind::text, pg_get_viewdef(c.oid),
+                        (select string_agg(format('grant %s on %s to %s', a.privilege_type, c.oid::regclass,
+                                  case when a.grantee = 0 then 'public' else quote_ident(pg_get_userbyid(a.grantee)) end), ';
+')
+                         from aclexplode(c.relacl) a where a.grantee <> c.relowner),
+                        (select format('comment on %s %s is %L',
+                                  case c.relkind when 'm' then 'materialized view' else 'view' end,
+                                  c.oid::regclass, d.description)
+                         from pg_description d where d.objoid = c.oid and d.classoid = 'pg_class'::regclass and d.objsubid = 0)
                  from deps join pg_class c on c.oid = deps.oid
                  group by c.oid, c.relkind
                  order by max(deps.depth), 1",
@@ -249,7 +257,16 @@ async fn swap_in(
         .map_err(db("replacing the relation"))?;
         for row in &dependents {
             let (name, kind, def): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-            let create = format!("create {} {name} as {def}", relkind_name(&kind));
+            // Its grants and comment come back with it.
+            let (grants, comment): (Option<String>, Option<String>) = (row.get(3), row.get(4));
+            let mut create = format!("create {} {name} as {def}", relkind_name(&kind));
+            for extra in [grants, comment].into_iter().flatten() {
+                create.push_str(
+                    ";
+",
+                );
+                create.push_str(&extra);
+            }
             tx.batch_execute(&create).await.map_err(|e| {
                 Problem::new(
                     "run::dependent",
