@@ -64,7 +64,10 @@ pub enum Command {
     Seed(RunArgs),
     /// Build the selected models in dependency order
     Run(RunArgs),
-    /// Load seeds and build models together, in dependency order
+    /// Run the selected data tests (generic and singular)
+    Test(RunArgs),
+    /// Seeds, models and their tests together, in dependency order; a failing
+    /// test skips what is downstream of the node it tests
     Build(RunArgs),
     /// Manage pm's embedded local PostgreSQL (used when no target is configured)
     Db {
@@ -88,6 +91,9 @@ pub struct RunArgs {
     /// Fail at once when another pm run holds the target, instead of waiting
     #[arg(long)]
     pub no_wait: bool,
+    /// Keep every test's failing rows in a table in <schema>_pm_test_failures
+    #[arg(long)]
+    pub store_failures: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]

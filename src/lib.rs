@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod compile;
 pub mod error;
+pub mod execute;
 pub mod graph;
 pub mod loader;
 pub mod manifest;

@@ -35,6 +35,7 @@ fn main() {
         Command::Ls(args) => pm::commands::ls::run(g, args, log),
         Command::Seed(args) => pm::commands::run::seed(g, args, log),
         Command::Run(args) => pm::commands::run::run(g, args, log),
+        Command::Test(args) => pm::commands::run::test(g, args, log),
         Command::Build(args) => pm::commands::run::build(g, args, log),
         Command::Db { action } => pm::commands::db::run(g, action, log),
         Command::Debug => pm::commands::db::debug(g, log),

@@ -66,6 +66,15 @@ impl Log {
         self.emit("warn", msg);
     }
 
+    /// A block the user must see even with `-q` (a failing test's report).
+    pub fn report(&self, text: &str) {
+        let bar = BAR.lock().ok().and_then(|b| b.clone());
+        match bar {
+            Some(bar) => bar.suspend(|| self.write_line("report", text)),
+            None => self.write_line("report", text),
+        }
+    }
+
     /// Problems as miette reports (text) or JSON lines.
     pub fn problems(&self, problems: crate::error::Problems) {
         for p in problems.0 {
@@ -79,6 +88,49 @@ impl Log {
             }
         }
     }
+}
+
+/// Rows as a plain text table: a header, a rule, one line per row (long
+/// values cut at 40 characters).
+pub fn table(columns: &[String], rows: &[Vec<String>]) -> String {
+    let cut = |v: &str| -> String {
+        let v = v.replace('\n', " ");
+        if v.chars().count() > 40 {
+            format!("{}…", v.chars().take(39).collect::<String>())
+        } else {
+            v
+        }
+    };
+    let head: Vec<String> = columns.iter().map(|c| cut(c)).collect();
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|v| cut(v)).collect())
+        .collect();
+    let mut widths: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in &body {
+        for (k, v) in r.iter().enumerate() {
+            if k < widths.len() {
+                widths[k] = widths[k].max(v.chars().count());
+            }
+        }
+    }
+    let line = |cells: &[String]| -> String {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, &w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
+            .collect();
+        format!("| {} |", parts.join(" | "))
+    };
+    let mut out = line(&head);
+    out.push('\n');
+    let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
+    out.push_str(&format!("|-{}-|", rule.join("-|-")));
+    for r in &body {
+        out.push('\n');
+        out.push_str(&line(r));
+    }
+    out
 }
 
 /// The progress bar shown while one is live (log lines go above it).

@@ -51,10 +51,12 @@ pub struct ResultRow<'a> {
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub seconds: f64,
     pub rows: Option<i64>,
+    /// A test's failure count.
+    pub failures: Option<i64>,
     pub error: Option<&'a str>,
 }
 
-/// Appends the run's outcomes to `pm_meta.run_results`.
+/// Appends the run's outcomes to `pm_meta.run_results`, in one statement.
 pub async fn record_results(
     client: &tokio_postgres::Client,
     run_id: &str,
@@ -73,32 +75,36 @@ pub async fn record_results(
                  finished_at timestamptz not null,
                  rows_affected bigint,
                  error text
-             )",
+             );
+             alter table pm_meta.run_results add column if not exists failures bigint",
         )
         .await?;
-    let stmt = client
-        .prepare(
-            "insert into pm_meta.run_results
-             values ($1, $2, $3, $4, $5::text::timestamptz, $6::text::timestamptz, $7, $8)",
-        )
-        .await?;
+    let mut nodes = Vec::with_capacity(rows.len());
+    let mut statuses = Vec::with_capacity(rows.len());
+    let mut starts = Vec::with_capacity(rows.len());
+    let mut ends = Vec::with_capacity(rows.len());
+    let mut affected = Vec::with_capacity(rows.len());
+    let mut failures = Vec::with_capacity(rows.len());
+    let mut errors = Vec::with_capacity(rows.len());
     for r in rows {
         let finished = r.started_at + chrono::Duration::milliseconds((r.seconds * 1000.0) as i64);
-        client
-            .execute(
-                &stmt,
-                &[
-                    &run_id,
-                    &command,
-                    &r.node,
-                    &r.status,
-                    &r.started_at.to_rfc3339(),
-                    &finished.to_rfc3339(),
-                    &r.rows,
-                    &r.error,
-                ],
-            )
-            .await?;
+        nodes.push(r.node);
+        statuses.push(r.status);
+        starts.push(r.started_at.to_rfc3339());
+        ends.push(finished.to_rfc3339());
+        affected.push(r.rows);
+        failures.push(r.failures);
+        errors.push(r.error);
     }
+    client
+        .execute(
+            "insert into pm_meta.run_results
+                 (run_id, command, node, status, started_at, finished_at, rows_affected, error, failures)
+             select $1, $2, n, s, b::timestamptz, e::timestamptz, r, x, f
+             from unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::int8[])
+                  as t(n, s, b, e, r, x, f)",
+            &[&run_id, &command, &nodes, &statuses, &starts, &ends, &affected, &errors, &failures],
+        )
+        .await?;
     Ok(())
 }

@@ -452,6 +452,9 @@ pub fn write_compiled(target_dir: &Path, m: &Manifest, nodes: &[usize]) -> Resul
     for (rel, (hash, len)) in &index {
         text.push_str(&format!("{hash:016x} {len} {rel}\n"));
     }
+    if let Some(dir) = index_path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io_problem(dir, e))?;
+    }
     std::fs::write(&index_path, text).map_err(|e| io_problem(&index_path, e))?;
     Ok(files.len())
 }

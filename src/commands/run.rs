@@ -1,43 +1,19 @@
-//! `pm run`: build the selected view and table models in dependency order,
-//! several at once.
+//! `pm seed`, `pm run`, `pm test`, `pm build`: select, compile, connect and
+//! hand the work to `execute`; then report and record the outcomes.
 
 use super::Session;
-use crate::adapter::build::{build_incremental, build_relation, Built};
 use crate::adapter::Endpoint;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::error::{Problem, Problems, Result};
+use crate::execute::{self, Status};
 use crate::manifest::{Manifest, ResourceType};
 use crate::materialize::incremental;
-use crate::materialize::relation::{self, Kind};
+use crate::materialize::relation::Kind;
+use crate::materialize::test::TestConfig;
 use crate::output::Log;
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::json;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::time::Instant;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
-    Success,
-    Error,
-    Skipped,
-}
-
-impl Status {
-    fn as_str(self) -> &'static str {
-        match self {
-            Status::Success => "success",
-            Status::Error => "error",
-            Status::Skipped => "skipped",
-        }
-    }
-}
-
-struct Outcome {
-    status: Status,
-    message: String,
-    seconds: f64,
-    started_at: chrono::DateTime<chrono::Utc>,
-}
 
 pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
     execute(g, args, "run", log)
@@ -48,7 +24,12 @@ pub fn seed(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
     execute(g, args, "seed", log)
 }
 
-/// `pm build`: seeds and models together, in dependency order.
+/// `pm test`: the selected data tests.
+pub fn test(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
+    execute(g, args, "test", log)
+}
+
+/// `pm build`: seeds, models and tests together, in dependency order.
 pub fn build(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
     execute(g, args, "build", log)
 }
@@ -67,8 +48,11 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
             .filter(|&i| {
                 let n = &m.nodes[i];
                 match n.resource_type {
-                    ResourceType::Model => which != "seed" && n.materialized() != "ephemeral",
-                    ResourceType::Seed => which != "run",
+                    ResourceType::Model => {
+                        matches!(which, "run" | "build") && n.materialized() != "ephemeral"
+                    }
+                    ResourceType::Seed => matches!(which, "seed" | "build"),
+                    ResourceType::Test => matches!(which, "test" | "build"),
                     _ => false,
                 }
             })
@@ -93,12 +77,24 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
             }
         }
     }
+    let mut test_configs: HashMap<usize, TestConfig> = HashMap::new();
+    for &i in &selected {
+        let n = &c.manifest.nodes[i];
+        if n.resource_type == ResourceType::Test {
+            match TestConfig::of(&c.manifest, n, args.store_failures) {
+                Ok(cfg) => {
+                    test_configs.insert(i, cfg);
+                }
+                Err(p) => unsupported.push(p),
+            }
+        }
+    }
     unsupported.into_result()?;
     if selected.is_empty() {
-        log.warn(if which == "seed" {
-            "no seeds selected"
-        } else {
-            "nothing selected to build"
+        log.warn(match which {
+            "seed" => "no seeds selected",
+            "test" => "no tests selected",
+            _ => "nothing selected to build",
         });
         return Ok(0);
     }
@@ -142,7 +138,24 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         }
     }
     let m = &c.manifest;
+    // As `pm compile` would: the SQL of what runs, and the manifest.
+    let (compiled, manifest) = rayon::join(
+        || crate::artifacts::write_compiled(&target_dir, m, &selected),
+        || crate::artifacts::write_manifest(&target_dir, m, true),
+    );
+    compiled?;
+    manifest?;
     let existing = s.options.existing_incremental.clone();
+    // The re-render above may have changed node indexes: configs again.
+    if !existing.is_empty() {
+        test_configs = selected
+            .iter()
+            .filter(|&&i| m.nodes[i].resource_type == ResourceType::Test)
+            .filter_map(|&i| Some((i, TestConfig::of(m, &m.nodes[i], args.store_failures).ok()?)))
+            .collect();
+    }
+    let merge = std::env::var("PM_TEST_MERGE").map_or(true, |v| v != "0");
+    let plan = execute::plan(m, &selected, &test_configs, merge);
     log.info(&format!(
         "Running {} nodes with {threads} threads on {}",
         selected.len(),
@@ -157,12 +170,13 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         !args.no_wait,
         || log.info("waiting for another pm run on this target to finish"),
     ))?;
-    let settings = RunSettings {
+    let settings = execute::Settings {
         root: &s.project.root,
         fail_fast: args.fail_fast,
         full_refresh: args.full_refresh,
         target_dir: &target_dir,
         existing_incremental: &existing,
+        test_configs: &test_configs,
         endpoint: &endpoint,
         log,
     };
@@ -187,6 +201,7 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
     // of the same new schema can fail in PostgreSQL.
     let mut schemas: Vec<&str> = selected
         .iter()
+        .filter(|&&i| m.nodes[i].resource_type != ResourceType::Test)
         .map(|&i| m.nodes[i].schema.as_str())
         .collect();
     schemas.sort_unstable();
@@ -202,60 +217,36 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         })?;
     }
     on_run(&m.on_run_start, "on-run-start")?;
-    let (outcomes, cancelled) = rt.block_on(schedule(m, &selected, clients, &settings));
+    let (outcomes, cancelled) = rt.block_on(execute::schedule(m, &plan, clients, &settings));
     let end_problem = if cancelled {
         None
     } else {
         on_run(&m.on_run_end, "on-run-end").err()
     };
+    let elapsed = started.elapsed().as_secs_f64();
 
-    // Results: run_results.json with dbt's field names.
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    let mut problems = Problems::default();
-    let mut results = Vec::new();
-    let mut slowest: Vec<(f64, &str)> = Vec::new();
-    for &i in &selected {
-        let (o, p) = &outcomes[&i];
-        *counts.entry(o.status.as_str()).or_default() += 1;
-        if let Some(p) = p {
-            problems.push(p.clone());
-        }
-        slowest.push((o.seconds, &m.nodes[i].name));
-        results.push(json!({
-            "unique_id": m.nodes[i].unique_id,
-            "status": o.status.as_str(),
-            "execution_time": o.seconds,
-            "message": o.message,
-            "thread_id": "Thread-1",
-            "timing": [],
-            "adapter_response": {},
-            "failures": null,
-            "relation_name": m.nodes[i].relation_name(),
-        }));
-    }
-    let doc = json!({
-        "metadata": {
-            "dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json",
-            "dbt_version": format!("pm-{}", env!("CARGO_PKG_VERSION")),
-            "generated_at": chrono::Utc::now().to_rfc3339(),
-            "invocation_id": m.invocation_id,
-            "started_at": started_at.to_rfc3339(),
-        },
-        "results": results,
-        "elapsed_time": started.elapsed().as_secs_f64(),
-        "args": {"which": which, "select": args.select.select, "exclude": args.select.exclude},
-    });
+    write_results(
+        m,
+        &selected,
+        &outcomes,
+        which,
+        args,
+        started_at,
+        elapsed,
+        &target_dir,
+    )?;
     let rows: Vec<crate::adapter::meta::ResultRow> = selected
         .iter()
         .map(|&i| {
-            let (o, p) = &outcomes[&i];
+            let o = &outcomes[&i];
             crate::adapter::meta::ResultRow {
                 node: &m.nodes[i].unique_id,
                 status: o.status.as_str(),
                 started_at: o.started_at,
                 seconds: o.seconds,
-                rows: None,
-                error: p.as_ref().map(|p| p.message.as_str()),
+                rows: o.rows,
+                failures: o.failures,
+                error: o.problem.as_ref().map(|p| p.message.as_str()),
             }
         })
         .collect();
@@ -269,36 +260,40 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
             "could not record the results in pm_meta.run_results: {e}"
         ));
     }
-    let path = target_dir.join("run_results.json");
-    let _ = std::fs::create_dir_all(&target_dir);
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&doc).unwrap_or_default(),
-    )
-    .map_err(|e| {
-        Problem::new(
-            "artifacts::write",
-            format!("cannot write {}: {e}", path.display()),
-        )
-    })?;
 
+    // The summary: counts, the slowest nodes, then each failure in full.
+    let count =
+        |f: &dyn Fn(Status) -> bool| selected.iter().filter(|&i| f(outcomes[i].status)).count();
+    let pass = count(&|s| matches!(s, Status::Success | Status::Pass));
+    let warn = count(&|s| s == Status::Warn);
+    let error = count(&|s| s.is_failure());
+    let skip = count(&|s| s == Status::Skipped);
+    let mut slowest: Vec<(f64, &str)> = selected
+        .iter()
+        .map(|&i| (outcomes[&i].seconds, m.nodes[i].name.as_str()))
+        .collect();
     slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
     let slow: Vec<String> = slowest
         .iter()
         .take(3)
         .map(|(t, n)| format!("{n} {t:.2}s"))
         .collect();
-    let (pass, error, skip) = (
-        counts.get("success").copied().unwrap_or(0),
-        counts.get("error").copied().unwrap_or(0),
-        counts.get("skipped").copied().unwrap_or(0),
-    );
     log.info(&format!(
-        "Done in {:.2}s. PASS={pass} ERROR={error} SKIP={skip} TOTAL={}; slowest: {}",
-        started.elapsed().as_secs_f64(),
+        "Done in {elapsed:.2}s. PASS={pass} WARN={warn} ERROR={error} SKIP={skip} TOTAL={}; slowest: {}",
         selected.len(),
         slow.join(", ")
     ));
+    for &i in &selected {
+        if let Some(report) = &outcomes[&i].report {
+            log.report(&test_report(m, i, outcomes[&i].status, report, log.quiet));
+        }
+    }
+    let mut problems = Problems::default();
+    for &i in &selected {
+        if let Some(p) = &outcomes[&i].problem {
+            problems.push(p.clone());
+        }
+    }
     let end_failed = end_problem.is_some();
     if let Some(p) = end_problem {
         problems.push(p);
@@ -314,338 +309,106 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
     Ok(if error > 0 || end_failed { 1 } else { 0 })
 }
 
-/// Starts a node as soon as all its selected parents succeeded, at most one
-/// per connection at a time; a failure marks every selected descendant skipped.
-/// Ctrl-C (SIGINT) and SIGTERM, registered once for the whole run.
-struct Interrupts {
-    int: Option<tokio::signal::unix::Signal>,
-    term: Option<tokio::signal::unix::Signal>,
-}
-
-impl Interrupts {
-    fn new() -> Interrupts {
-        use tokio::signal::unix::{signal, SignalKind};
-        Interrupts {
-            int: signal(SignalKind::interrupt()).ok(),
-            term: signal(SignalKind::terminate()).ok(),
-        }
+/// A warning or failing test in full: its count and condition, where its
+/// SQL is, its first failing rows, and how to run it again.
+fn test_report(
+    m: &Manifest,
+    i: usize,
+    status: Status,
+    r: &execute::TestReport,
+    short: bool,
+) -> String {
+    let n = &m.nodes[i];
+    let word = if status == Status::Fail {
+        "Failure"
+    } else {
+        "Warning"
+    };
+    let mut out = format!(
+        "\n{word} in test {} ({})\n  Got {} result{}, configured to {}\n  compiled SQL: target/{}\n",
+        n.name,
+        n.original_file_path,
+        r.failures,
+        if r.failures == 1 { "" } else { "s" },
+        r.condition,
+        crate::artifacts::compiled_path(m, n),
+    );
+    if let Some(t) = &r.stored_in {
+        out.push_str(&format!("  failing rows stored in {t}\n"));
     }
-
-    /// Resolves when either arrives (never, without signal handling).
-    async fn recv(&mut self) {
-        match (&mut self.int, &mut self.term) {
-            (Some(int), Some(term)) => {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
+    if let (false, Some((cols, rows))) = (short, &r.sample) {
+        if !rows.is_empty() {
+            out.push_str(&format!(
+                "  first failing rows{}:\n",
+                if rows.len() as i64 >= 5 && r.failures > 5 {
+                    " (5 shown)"
+                } else {
+                    ""
                 }
+            ));
+            for line in crate::output::table(cols, rows).lines() {
+                out.push_str(&format!("    {line}\n"));
             }
-            _ => std::future::pending::<()>().await,
         }
     }
+    out.push_str(&format!("  rerun: pm test --select {}", n.name));
+    out
 }
 
-/// How a node is named in progress lines: `view model`, `table model`, `seed`.
-fn label(n: &crate::manifest::Node) -> String {
-    match n.resource_type {
-        ResourceType::Model => format!("{} model", n.materialized().replace('_', " ")),
-        other => other.as_str().to_string(),
-    }
-}
-
-/// How a run goes: fixed for all its nodes.
-struct RunSettings<'a> {
-    /// The project folder (seeds are read from it).
-    root: &'a std::path::Path,
-    fail_fast: bool,
-    full_refresh: bool,
-    target_dir: &'a std::path::Path,
-    /// Incremental models whose table exists (rows are added, not rebuilt).
-    existing_incremental: &'a std::collections::HashSet<String>,
-    endpoint: &'a Endpoint,
-    log: Log,
-}
-
-async fn schedule(
+/// target/run_results.json with dbt's field names.
+#[allow(clippy::too_many_arguments)]
+fn write_results(
     m: &Manifest,
     selected: &[usize],
-    mut clients: Vec<deadpool_postgres::Object>,
-    settings: &RunSettings<'_>,
-) -> (HashMap<usize, (Outcome, Option<Problem>)>, bool) {
-    let RunSettings {
-        root,
-        fail_fast,
-        full_refresh,
-        target_dir,
-        existing_incremental,
-        endpoint,
-        log,
-    } = *settings;
-    let in_run: HashMap<usize, usize> = selected.iter().enumerate().map(|(k, &i)| (i, k)).collect();
-    let total = selected.len();
-    let width = total.to_string().len();
-    // What each node waits for: its parents in this run, also those reached
-    // through ephemeral models (their SQL is inlined into the node's).
-    let mut run_children: HashMap<usize, Vec<usize>> = HashMap::new();
-    let mut waiting: HashMap<usize, usize> = HashMap::new();
-    for &i in selected {
-        let mut found: Vec<usize> = Vec::new();
-        let mut stack: Vec<usize> = m.dag.parents[i].clone();
-        while let Some(p) = stack.pop() {
-            if in_run.contains_key(&p) {
-                if !found.contains(&p) {
-                    found.push(p);
-                }
-            } else if m.nodes[p].materialized() == "ephemeral" {
-                stack.extend(m.dag.parents[p].iter().copied());
-            }
-        }
-        for &p in &found {
-            run_children.entry(p).or_default().push(i);
-        }
-        waiting.insert(i, found.len());
-    }
-    let mut ready: VecDeque<usize> = selected
+    outcomes: &HashMap<usize, execute::Outcome>,
+    which: &str,
+    args: &RunArgs,
+    started_at: chrono::DateTime<chrono::Utc>,
+    elapsed: f64,
+    target_dir: &std::path::Path,
+) -> Result<()> {
+    let results: Vec<serde_json::Value> = selected
         .iter()
-        .copied()
-        .filter(|i| waiting[i] == 0)
-        .collect();
-    let mut done: HashMap<usize, (Outcome, Option<Problem>)> = HashMap::new();
-    let swap_mutex = tokio::sync::Mutex::new(());
-    let swap_lock = &swap_mutex;
-    let mut running = FuturesUnordered::new();
-    let mut started = 0usize;
-    let mut stop = false;
-    let mut cancelled = false;
-    let mut interrupts = Interrupts::new();
-
-    let cancel_tokens: Vec<tokio_postgres::CancelToken> =
-        clients.iter().map(|c| c.cancel_token()).collect();
-    // On a terminal a bar shows what runs; start lines are left out there.
-    let progress = crate::output::Progress::new(&log, total, "building");
-    let mut now_running: std::collections::BTreeSet<&str> = Default::default();
-    loop {
-        while !stop && !clients.is_empty() {
-            let Some(i) = ready.pop_front() else { break };
-            let Some(mut client) = clients.pop() else {
-                break;
-            };
-            started += 1;
+        .map(|&i| {
+            let o = &outcomes[&i];
             let n = &m.nodes[i];
-            if progress.is_live() {
-                now_running.insert(&n.name);
-                progress.running(now_running.iter().copied());
-            } else {
-                log.info(&format!(
-                    "{started:>width$} of {total} START  {} {}.{}",
-                    label(n),
-                    n.schema,
-                    n.alias
-                ));
-            }
-            let kind = Kind::of(n).unwrap_or(Kind::View);
-            let add_rows =
-                n.materialized() == "incremental" && existing_incremental.contains(&n.unique_id);
-            running.push(async move {
-                let t0 = Instant::now();
-                let at = chrono::Utc::now();
-                let compiled_path = format!("target/{}", crate::artifacts::compiled_path(m, n));
-                // The SQL that runs, for reading afterwards.
-                let run_path = target_dir.join(crate::artifacts::compiled_path(m, n).replacen(
-                    "compiled/",
-                    "run/",
-                    1,
-                ));
-                if let Some(dir) = run_path.parent() {
-                    let _ = std::fs::create_dir_all(dir);
-                }
-                let result = if n.resource_type == ResourceType::Seed {
-                    let _ = std::fs::remove_file(&run_path);
-                    match crate::materialize::seed::inspect(root, n) {
-                        Ok(table) => crate::adapter::load::load_seed(
-                            &mut client,
-                            root,
-                            n,
-                            &table,
-                            full_refresh,
-                        )
-                        .await
-                        .map(|(rows, replaced)| Built {
-                            kind: "seed",
-                            repointed: Vec::new(),
-                            note: Some(format!("{rows} rows, {}", replaced.describe())),
-                        }),
-                        Err(p) => Err(p),
-                    }
-                } else if add_rows {
-                    let _ = std::fs::write(
-                        &run_path,
-                        format!("{};\n", incremental::create_temp_sql(n)),
-                    );
-                    match incremental::plan(n) {
-                        Ok(plan) => build_incremental(&mut client, n, &plan, &compiled_path)
-                            .await
-                            .map(|(rows, changes)| Built {
-                                kind: "incremental",
-                                repointed: Vec::new(),
-                                note: Some(if changes.is_empty() {
-                                    format!("{rows} rows written")
-                                } else {
-                                    format!("{rows} rows written; {}", changes.join(", "))
-                                }),
-                            }),
-                        Err(p) => Err(p),
-                    }
-                } else {
-                    let build = relation::build(n, kind);
-                    let _ = std::fs::write(&run_path, format!("{};\n", build.prepare));
-                    build_relation(
-                        &mut client,
-                        n,
-                        &build,
-                        &compiled_path,
-                        full_refresh,
-                        swap_lock,
-                    )
-                    .await
-                };
-                (i, client, result, t0.elapsed().as_secs_f64(), at)
-            });
-        }
-        let next = tokio::select! {
-            next = running.next() => next,
-            _ = interrupts.recv(), if !cancelled => {
-                // Ctrl-C: cancel what runs on the server (its transaction rolls
-                // back, so no half-built relation remains) and start nothing new.
-                cancelled = true;
-                stop = true;
-                log.warn("interrupted: cancelling running statements");
-                for token in &cancel_tokens {
-                    endpoint.cancel(token).await;
-                }
-                continue;
-            }
-        };
-        let Some((i, client, result, seconds, at)) = next else {
-            break;
-        };
-        clients.push(client);
-        let n = &m.nodes[i];
-        now_running.remove(n.name.as_str());
-        progress.running(now_running.iter().copied());
-        match result {
-            Ok(built) => {
-                let mut extra = if built.repointed.is_empty() {
-                    String::new()
-                } else {
-                    format!(", views re-created: {}", built.repointed.join(", "))
-                };
-                if let Some(note) = &built.note {
-                    extra.push_str(&format!(", {note}"));
-                }
-                log.info(&format!(
-                    "{:>width$} of {total} OK     {} {}.{} [{seconds:.2}s{extra}]",
-                    done.len() + 1,
-                    label(n),
-                    n.schema,
-                    n.alias
-                ));
-                done.insert(
-                    i,
-                    (
-                        Outcome {
-                            started_at: at,
-                            status: Status::Success,
-                            message: format!("CREATE {}", built.kind.to_uppercase()),
-                            seconds,
-                        },
-                        None,
-                    ),
-                );
-                for &c in run_children.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
-                    if let Some(w) = waiting.get_mut(&c) {
-                        *w -= 1;
-                        if *w == 0 && !done.contains_key(&c) {
-                            ready.push_back(c);
-                        }
-                    }
-                }
-            }
-            Err(p) => {
-                log.info(&format!(
-                    "{:>width$} of {total} ERROR  {} {}.{} [{seconds:.2}s]",
-                    done.len() + 1,
-                    label(n),
-                    n.schema,
-                    n.alias
-                ));
-                let message = p.message.clone();
-                done.insert(
-                    i,
-                    (
-                        Outcome {
-                            started_at: at,
-                            status: Status::Error,
-                            message,
-                            seconds,
-                        },
-                        Some(p),
-                    ),
-                );
-                // Everything downstream in this run is skipped.
-                let below = m.dag.reach(&[i], false, None);
-                for (c, &hit) in below.iter().enumerate() {
-                    if hit && in_run.contains_key(&c) && !done.contains_key(&c) {
-                        log.info(&format!(
-                            "{:>width$} of {total} SKIP   {} {}.{} (depends on {}, which failed)",
-                            done.len() + 1,
-                            label(&m.nodes[c]),
-                            m.nodes[c].schema,
-                            m.nodes[c].alias,
-                            n.name
-                        ));
-                        done.insert(
-                            c,
-                            (
-                                Outcome {
-                                    started_at: chrono::Utc::now(),
-                                    status: Status::Skipped,
-                                    message: format!("skipped: {} failed", n.name),
-                                    seconds: 0.0,
-                                },
-                                None,
-                            ),
-                        );
-                        ready.retain(|&r| r != c);
-                    }
-                }
-                if fail_fast {
-                    stop = true;
-                }
-            }
-        }
-        if let Some(bar_total) = progress.is_live().then_some(done.len()) {
-            progress.set_position(bar_total);
-        }
-    }
-    // With --fail-fast or after Ctrl-C, what never started is skipped.
-    let why = if cancelled {
-        "skipped: interrupted"
-    } else {
-        "skipped: --fail-fast"
-    };
-    for &i in selected {
-        done.entry(i).or_insert_with(|| {
-            (
-                Outcome {
-                    started_at: chrono::Utc::now(),
-                    status: Status::Skipped,
-                    message: why.into(),
-                    seconds: 0.0,
-                },
-                None,
-            )
-        });
-    }
-    (done, cancelled)
+            json!({
+                "unique_id": n.unique_id,
+                "status": o.status.as_str(),
+                "execution_time": o.seconds,
+                "message": o.message,
+                "thread_id": "Thread-1",
+                "timing": [],
+                "adapter_response": {},
+                "failures": o.failures,
+                "relation_name": n.relation_name(),
+                "compiled_code": if n.resource_type == ResourceType::Test { n.compiled_code.as_deref() } else { None },
+            })
+        })
+        .collect();
+    let doc = json!({
+        "metadata": {
+            "dbt_schema_version": "https://schemas.getdbt.com/dbt/run-results/v6.json",
+            "dbt_version": format!("pm-{}", env!("CARGO_PKG_VERSION")),
+            "generated_at": chrono::Utc::now().to_rfc3339(),
+            "invocation_id": m.invocation_id,
+            "started_at": started_at.to_rfc3339(),
+        },
+        "results": results,
+        "elapsed_time": elapsed,
+        "args": {"which": which, "select": args.select.select, "exclude": args.select.exclude},
+    });
+    let path = target_dir.join("run_results.json");
+    let _ = std::fs::create_dir_all(target_dir);
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    )
+    .map_err(|e| {
+        Problem::new(
+            "artifacts::write",
+            format!("cannot write {}: {e}", path.display()),
+        )
+        .into()
+    })
 }

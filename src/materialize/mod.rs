@@ -4,3 +4,4 @@
 pub mod incremental;
 pub mod relation;
 pub mod seed;
+pub mod test;

@@ -1,0 +1,883 @@
+//! Running a selection against the warehouse: seeds, models and data tests
+//! as jobs in one dependency graph. A job starts as soon as the jobs it waits
+//! for succeeded, at most one per connection; a failure skips everything
+//! downstream, independent branches carry on.
+//!
+//! `plan` is pure (which jobs, what each waits for); `schedule` runs them.
+
+use crate::adapter::build::{build_incremental, build_relation, Built};
+use crate::adapter::Endpoint;
+use crate::error::Problem;
+use crate::manifest::{Manifest, Node, ResourceType};
+use crate::materialize::incremental;
+use crate::materialize::relation::{self, Kind};
+use crate::materialize::test::{self as tests, Check, TestConfig, Verdict};
+use crate::output::Log;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Instant;
+
+/// One unit of work.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// A model or seed.
+    Build(usize),
+    /// A data test, on its own query.
+    Test(usize),
+    /// Tests of one relation counted by one scan (each reports its own result).
+    Merged {
+        from: String,
+        tests: Vec<(usize, String, Check)>,
+    },
+}
+
+impl Work {
+    pub fn nodes(&self) -> Vec<usize> {
+        match self {
+            Work::Build(i) | Work::Test(i) => vec![*i],
+            Work::Merged { tests, .. } => tests.iter().map(|t| t.0).collect(),
+        }
+    }
+
+    fn is_test(&self) -> bool {
+        !matches!(self, Work::Build(_))
+    }
+}
+
+/// The jobs of a run and the order among them.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub jobs: Vec<Work>,
+    /// The jobs each job waits for.
+    pub waits_for: Vec<Vec<usize>>,
+    pub children: Vec<Vec<usize>>,
+}
+
+/// Parents of `i` that are in the run, also those reached through ephemeral
+/// models (their SQL is inlined into the node's).
+fn run_parents(m: &Manifest, i: usize, in_run: &HashSet<usize>) -> Vec<usize> {
+    let mut found: Vec<usize> = Vec::new();
+    let mut stack: Vec<usize> = m.dag.parents[i].clone();
+    let mut seen = HashSet::new();
+    while let Some(p) = stack.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        if in_run.contains(&p) {
+            if !found.contains(&p) {
+                found.push(p);
+            }
+        } else if m.nodes[p].materialized() == "ephemeral" {
+            stack.extend(m.dag.parents[p].iter().copied());
+        }
+    }
+    found
+}
+
+/// Orders `selected` into jobs. Tests wait for the nodes they test; with
+/// `merge`, mergeable tests of one relation share a job. When the run also
+/// builds (dbt's `build`), the children of a tested node wait for its tests,
+/// so that a failing test keeps bad rows from flowing downstream.
+pub fn plan(
+    m: &Manifest,
+    selected: &[usize],
+    configs: &HashMap<usize, TestConfig>,
+    merge: bool,
+) -> Plan {
+    let in_run: HashSet<usize> = selected.iter().copied().collect();
+    let mut jobs: Vec<Work> = Vec::new();
+    let mut job_of: HashMap<usize, usize> = HashMap::new();
+    // Merge groups keyed by the scan they share, in first-seen order.
+    let mut groups: BTreeMap<String, Vec<(usize, String, Check)>> = BTreeMap::new();
+    let mut group_order: Vec<String> = Vec::new();
+    for &i in selected {
+        let n = &m.nodes[i];
+        if n.resource_type != ResourceType::Test {
+            job_of.insert(i, jobs.len());
+            jobs.push(Work::Build(i));
+            continue;
+        }
+        let merged = merge
+            .then(|| {
+                let parents = &m.dag.parents[i];
+                let cfg = configs.get(&i)?;
+                if parents.len() != 1
+                    || cfg.warn_if.holds(0).is_none()
+                    || cfg.error_if.holds(0).is_none()
+                {
+                    return None;
+                }
+                tests::mergeable(m, n, cfg, &m.nodes[parents[0]])
+            })
+            .flatten();
+        match merged {
+            Some(mg) => {
+                if !groups.contains_key(&mg.from) {
+                    group_order.push(mg.from.clone());
+                }
+                groups
+                    .entry(mg.from)
+                    .or_default()
+                    .push((i, mg.column, mg.check));
+            }
+            None => {
+                job_of.insert(i, jobs.len());
+                jobs.push(Work::Test(i));
+            }
+        }
+    }
+    for from in group_order {
+        let Some(members) = groups.remove(&from) else {
+            continue;
+        };
+        let work = if members.len() == 1 {
+            Work::Test(members[0].0)
+        } else {
+            Work::Merged {
+                from,
+                tests: members,
+            }
+        };
+        let k = jobs.len();
+        for i in work.nodes() {
+            job_of.insert(i, k);
+        }
+        jobs.push(work);
+    }
+
+    let mut waits: Vec<HashSet<usize>> = vec![HashSet::new(); jobs.len()];
+    let mut node_children: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (k, job) in jobs.iter().enumerate() {
+        for i in job.nodes() {
+            for p in run_parents(m, i, &in_run) {
+                node_children.entry(p).or_default().push(i);
+                if let Some(&pj) = job_of.get(&p) {
+                    if pj != k {
+                        waits[k].insert(pj);
+                    }
+                }
+            }
+        }
+    }
+    // dbt build: a tested node's children also wait for its tests, unless
+    // that would close a cycle (a child that is an ancestor of another
+    // tested parent, as with a relationships test).
+    let builds = jobs.iter().any(|j| !j.is_test());
+    if builds {
+        for (k, job) in jobs.iter().enumerate() {
+            if !job.is_test() {
+                continue;
+            }
+            let mut tested: Vec<usize> = Vec::new();
+            for i in job.nodes() {
+                for p in run_parents(m, i, &in_run) {
+                    if !tested.contains(&p) {
+                        tested.push(p);
+                    }
+                }
+            }
+            for &p in &tested {
+                for &c in node_children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+                    let Some(&cj) = job_of.get(&c) else { continue };
+                    if jobs[cj].is_test() || cj == k {
+                        continue;
+                    }
+                    let cycle = tested.contains(&c)
+                        || (tested.len() > 1 && {
+                            let below = m.dag.reach(&[c], false, None);
+                            tested.iter().any(|&t| below[t])
+                        });
+                    if !cycle {
+                        waits[cj].insert(k);
+                    }
+                }
+            }
+        }
+    }
+    let waits_for: Vec<Vec<usize>> = waits
+        .into_iter()
+        .map(|s| {
+            let mut v: Vec<usize> = s.into_iter().collect();
+            v.sort_unstable();
+            v
+        })
+        .collect();
+    let mut children = vec![Vec::new(); jobs.len()];
+    for (k, w) in waits_for.iter().enumerate() {
+        for &p in w {
+            children[p].push(k);
+        }
+    }
+    Plan {
+        jobs,
+        waits_for,
+        children,
+    }
+}
+
+/// How a node ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Success,
+    Error,
+    Skipped,
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl Status {
+    /// run_results.json's status (dbt's words).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Error => "error",
+            Status::Skipped => "skipped",
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+
+    /// Whether the run failed because of it.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Error | Status::Fail)
+    }
+}
+
+/// A failing or warning test's report.
+#[derive(Debug, Clone)]
+pub struct TestReport {
+    pub failures: i64,
+    pub condition: String,
+    /// The first failing rows: column names, then rows of text.
+    pub sample: Option<(Vec<String>, Vec<Vec<String>>)>,
+    pub stored_in: Option<String>,
+}
+
+pub struct Outcome {
+    pub status: Status,
+    pub message: String,
+    pub seconds: f64,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub failures: Option<i64>,
+    pub rows: Option<i64>,
+    pub problem: Option<Problem>,
+    pub report: Option<TestReport>,
+}
+
+/// How a run goes: fixed for all its jobs.
+pub struct Settings<'a> {
+    /// The project folder (seeds are read from it).
+    pub root: &'a std::path::Path,
+    pub fail_fast: bool,
+    pub full_refresh: bool,
+    pub target_dir: &'a std::path::Path,
+    /// Incremental models whose table exists (rows are added, not rebuilt).
+    pub existing_incremental: &'a HashSet<String>,
+    pub test_configs: &'a HashMap<usize, TestConfig>,
+    pub endpoint: &'a Endpoint,
+    pub log: Log,
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, registered once for the whole run.
+struct Interrupts {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Interrupts {
+    fn new() -> Interrupts {
+        use tokio::signal::unix::{signal, SignalKind};
+        Interrupts {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    /// Resolves when either arrives (never, without signal handling).
+    async fn recv(&mut self) {
+        match (&mut self.int, &mut self.term) {
+            (Some(int), Some(term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// How a node is named in progress lines: `view model`, `table model`, `seed`.
+fn label(n: &Node) -> String {
+    match n.resource_type {
+        ResourceType::Model => format!("{} model", n.materialized().replace('_', " ")),
+        other => other.as_str().to_string(),
+    }
+}
+
+/// Where a node's compiled SQL is, as shown to the user.
+fn compiled_path(m: &Manifest, n: &Node) -> String {
+    format!("target/{}", crate::artifacts::compiled_path(m, n))
+}
+
+/// Writes the SQL that runs for a node under target/run/.
+fn write_run_sql(m: &Manifest, n: &Node, target_dir: &std::path::Path, sql: &str) {
+    let path =
+        target_dir.join(crate::artifacts::compiled_path(m, n).replacen("compiled/", "run/", 1));
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(&path, format!("{sql};\n"));
+}
+
+type JobResult = Vec<(usize, Result<Outcome, Problem>)>;
+
+/// Builds a model or loads a seed.
+async fn run_build(
+    client: &mut tokio_postgres::Client,
+    m: &Manifest,
+    i: usize,
+    settings: &Settings<'_>,
+    swap_lock: &tokio::sync::Mutex<()>,
+) -> Result<Built, Problem> {
+    let n = &m.nodes[i];
+    let compiled = compiled_path(m, n);
+    if n.resource_type == ResourceType::Seed {
+        let table = crate::materialize::seed::inspect(settings.root, n)?;
+        let (rows, replaced) = crate::adapter::load::load_seed(
+            client,
+            settings.root,
+            n,
+            &table,
+            settings.full_refresh,
+        )
+        .await?;
+        return Ok(Built {
+            kind: "seed",
+            repointed: Vec::new(),
+            note: Some(format!("{rows} rows, {}", replaced.describe())),
+        });
+    }
+    if n.materialized() == "incremental" && settings.existing_incremental.contains(&n.unique_id) {
+        write_run_sql(m, n, settings.target_dir, &incremental::create_temp_sql(n));
+        let plan = incremental::plan(n)?;
+        let (rows, changes) = build_incremental(client, n, &plan, &compiled).await?;
+        return Ok(Built {
+            kind: "incremental",
+            repointed: Vec::new(),
+            note: Some(if changes.is_empty() {
+                format!("{rows} rows written")
+            } else {
+                format!("{rows} rows written; {}", changes.join(", "))
+            }),
+        });
+    }
+    let kind = Kind::of(n).unwrap_or(Kind::View);
+    let build = relation::build(n, kind);
+    write_run_sql(m, n, settings.target_dir, &build.prepare);
+    build_relation(
+        client,
+        n,
+        &build,
+        &compiled,
+        settings.full_refresh,
+        swap_lock,
+    )
+    .await
+}
+
+/// A database error in a test, pointing at its compiled SQL.
+fn test_problem(m: &Manifest, n: &Node, e: &tokio_postgres::Error) -> Problem {
+    let detail = e
+        .as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string());
+    Problem::new(
+        "test::database",
+        format!("test `{}` could not run: {detail}", n.name),
+    )
+    .help(format!(
+        "its SQL is in {}; run `pm compile -s {}` after fixing the test or the model it reads",
+        compiled_path(m, n),
+        n.name
+    ))
+}
+
+/// The first failing rows of a test, as text.
+async fn sample(
+    client: &tokio_postgres::Client,
+    n: &Node,
+) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    let msgs = client.simple_query(&tests::sample_sql(n, 5)).await.ok()?;
+    let mut columns = Vec::new();
+    let mut rows = Vec::new();
+    for msg in msgs {
+        match msg {
+            tokio_postgres::SimpleQueryMessage::RowDescription(cols) => {
+                columns = cols.iter().map(|c| c.name().to_string()).collect();
+            }
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                if columns.is_empty() {
+                    columns = r.columns().iter().map(|c| c.name().to_string()).collect();
+                }
+                rows.push(
+                    (0..r.len())
+                        .map(|k| r.get(k).unwrap_or("null").to_string())
+                        .collect(),
+                );
+            }
+            _ => {}
+        }
+    }
+    Some((columns, rows))
+}
+
+/// Finishes a test's outcome from its count and conditions.
+async fn judge(
+    client: &tokio_postgres::Client,
+    n: &Node,
+    cfg: &TestConfig,
+    failures: i64,
+    should_warn: bool,
+    should_error: bool,
+    stored_in: Option<String>,
+) -> (Status, Option<TestReport>) {
+    let verdict = cfg.verdict(should_warn, should_error);
+    let status = match verdict {
+        Verdict::Pass => Status::Pass,
+        Verdict::Warn => Status::Warn,
+        Verdict::Fail => Status::Fail,
+    };
+    if verdict == Verdict::Pass {
+        return (status, None);
+    }
+    let condition = if verdict == Verdict::Fail {
+        format!("fail if {}", cfg.error_if.sql)
+    } else {
+        format!("warn if {}", cfg.warn_if.sql)
+    };
+    let sample = if failures > 0 {
+        sample(client, n).await
+    } else {
+        None
+    };
+    (
+        status,
+        Some(TestReport {
+            failures,
+            condition,
+            sample,
+            stored_in,
+        }),
+    )
+}
+
+/// Runs one test with dbt's query; keeps its failing rows when asked.
+async fn run_test(
+    client: &mut tokio_postgres::Client,
+    m: &Manifest,
+    i: usize,
+    cfg: &TestConfig,
+    settings: &Settings<'_>,
+) -> Result<(Status, i64, Option<TestReport>), Problem> {
+    let n = &m.nodes[i];
+    let sql = tests::test_sql(n, cfg);
+    write_run_sql(m, n, settings.target_dir, &sql);
+    let mut stored_in = None;
+    if let Some(store) = &cfg.store {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| test_problem(m, n, &e))?;
+        tx.batch_execute(&tests::store_sql(n, cfg, store))
+            .await
+            .map_err(|e| test_problem(m, n, &e))?;
+        tx.commit().await.map_err(|e| test_problem(m, n, &e))?;
+        stored_in = Some(format!(
+            "{}.{}",
+            crate::manifest::quote_ident(&store.schema),
+            crate::manifest::quote_ident(&store.name)
+        ));
+    }
+    let row = client
+        .query_one(&sql, &[])
+        .await
+        .map_err(|e| test_problem(m, n, &e))?;
+    let failures = row
+        .try_get::<_, Option<i64>>(0)
+        .map(|v| v.unwrap_or(0))
+        .map_err(|e| {
+            Problem::new(
+                "test::fail_calc",
+                format!(
+                    "test `{}`: its fail_calc does not give a whole number: {e}",
+                    n.name
+                ),
+            )
+            .help("fail_calc is an aggregate giving a count, like count(*) or sum(n_records)")
+        })?;
+    let flag = |k: usize| {
+        row.try_get::<_, Option<bool>>(k)
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    };
+    let (status, report) = judge(client, n, cfg, failures, flag(1), flag(2), stored_in).await;
+    Ok((status, failures, report))
+}
+
+/// Runs a merged scan; each test gets its own outcome.
+async fn run_merged(
+    client: &mut tokio_postgres::Client,
+    m: &Manifest,
+    from: &str,
+    members: &[(usize, String, Check)],
+    settings: &Settings<'_>,
+) -> JobResult {
+    let t0 = Instant::now();
+    let at = chrono::Utc::now();
+    let parts: Vec<(&str, &Check)> = members.iter().map(|(_, c, k)| (c.as_str(), k)).collect();
+    let sql = tests::merged_sql(from, &parts);
+    for (i, _, _) in members {
+        write_run_sql(m, &m.nodes[*i], settings.target_dir, &sql);
+    }
+    let row = client.query_one(&sql, &[]).await;
+    let seconds = t0.elapsed().as_secs_f64();
+    let mut out = Vec::with_capacity(members.len());
+    match row {
+        Err(e) => {
+            for (i, _, _) in members {
+                out.push((*i, Err(test_problem(m, &m.nodes[*i], &e))));
+            }
+        }
+        Ok(row) => {
+            for (k, (i, _, _)) in members.iter().enumerate() {
+                let n = &m.nodes[*i];
+                let failures: i64 = row.try_get(k).unwrap_or(0);
+                let Some(cfg) = settings.test_configs.get(i) else {
+                    continue;
+                };
+                let warn = cfg.warn_if.holds(failures).unwrap_or(failures != 0);
+                let error = cfg.error_if.holds(failures).unwrap_or(failures != 0);
+                let (status, report) = judge(client, n, cfg, failures, warn, error, None).await;
+                out.push((
+                    *i,
+                    Ok(Outcome {
+                        status,
+                        message: test_message(status, failures),
+                        seconds,
+                        started_at: at,
+                        failures: Some(failures),
+                        rows: None,
+                        problem: None,
+                        report,
+                    }),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn test_message(status: Status, failures: i64) -> String {
+    match status {
+        Status::Pass => "PASS".into(),
+        _ => format!(
+            "Got {failures} result{}",
+            if failures == 1 { "" } else { "s" }
+        ),
+    }
+}
+
+/// Runs one job on a connection.
+async fn run_job(
+    client: &mut tokio_postgres::Client,
+    m: &Manifest,
+    job: &Work,
+    settings: &Settings<'_>,
+    swap_lock: &tokio::sync::Mutex<()>,
+) -> JobResult {
+    let t0 = Instant::now();
+    let at = chrono::Utc::now();
+    match job {
+        Work::Build(i) => {
+            let r = run_build(client, m, *i, settings, swap_lock).await;
+            let seconds = t0.elapsed().as_secs_f64();
+            vec![(
+                *i,
+                r.map(|built| {
+                    let mut extra = String::new();
+                    if !built.repointed.is_empty() {
+                        extra.push_str(&format!(
+                            ", views re-created: {}",
+                            built.repointed.join(", ")
+                        ));
+                    }
+                    if let Some(note) = &built.note {
+                        extra.push_str(&format!(", {note}"));
+                    }
+                    Outcome {
+                        status: Status::Success,
+                        message: format!("CREATE {}{extra}", built.kind.to_uppercase()),
+                        seconds,
+                        started_at: at,
+                        failures: None,
+                        rows: None,
+                        problem: None,
+                        report: None,
+                    }
+                }),
+            )]
+        }
+        Work::Test(i) => {
+            let Some(cfg) = settings.test_configs.get(i) else {
+                return vec![];
+            };
+            let r = run_test(client, m, *i, cfg, settings).await;
+            let seconds = t0.elapsed().as_secs_f64();
+            vec![(
+                *i,
+                r.map(|(status, failures, report)| Outcome {
+                    status,
+                    message: test_message(status, failures),
+                    seconds,
+                    started_at: at,
+                    failures: Some(failures),
+                    rows: None,
+                    problem: None,
+                    report,
+                }),
+            )]
+        }
+        Work::Merged { from, tests } => run_merged(client, m, from, tests, settings).await,
+    }
+}
+
+/// The log line of a finished node.
+fn done_line(m: &Manifest, i: usize, o: &Outcome, k: usize, total: usize, width: usize) -> String {
+    let n = &m.nodes[i];
+    let secs = o.seconds;
+    if n.resource_type == ResourceType::Test {
+        let word = match o.status {
+            Status::Pass => "PASS  ".to_string(),
+            Status::Warn => format!("WARN {}", o.failures.unwrap_or(0)),
+            Status::Fail => format!("FAIL {}", o.failures.unwrap_or(0)),
+            Status::Error => "ERROR ".to_string(),
+            _ => o.status.as_str().to_uppercase(),
+        };
+        return format!("{k:>width$} of {total} {word:<6} {} [{secs:.2}s]", n.name);
+    }
+    match o.status {
+        Status::Success => {
+            let extra = o
+                .message
+                .split_once(", ")
+                .map(|(_, rest)| format!(", {rest}"))
+                .unwrap_or_default();
+            format!(
+                "{k:>width$} of {total} OK     {} {}.{} [{secs:.2}s{extra}]",
+                label(n),
+                n.schema,
+                n.alias
+            )
+        }
+        _ => format!(
+            "{k:>width$} of {total} ERROR  {} {}.{} [{secs:.2}s]",
+            label(n),
+            n.schema,
+            n.alias
+        ),
+    }
+}
+
+/// Runs the plan; returns each node's outcome and whether Ctrl-C stopped it.
+pub async fn schedule(
+    m: &Manifest,
+    plan: &Plan,
+    mut clients: Vec<deadpool_postgres::Object>,
+    settings: &Settings<'_>,
+) -> (HashMap<usize, Outcome>, bool) {
+    let log = settings.log;
+    let total: usize = plan.jobs.iter().map(|j| j.nodes().len()).sum();
+    let width = total.to_string().len();
+    let mut waiting: Vec<usize> = plan.waits_for.iter().map(Vec::len).collect();
+    let mut ready: VecDeque<usize> = (0..plan.jobs.len()).filter(|&k| waiting[k] == 0).collect();
+    let mut job_done: Vec<bool> = vec![false; plan.jobs.len()];
+    let mut done: HashMap<usize, Outcome> = HashMap::new();
+    let swap_mutex = tokio::sync::Mutex::new(());
+    let swap_lock = &swap_mutex;
+    let mut running = FuturesUnordered::new();
+    let mut started = 0usize;
+    let mut stop = false;
+    let mut cancelled = false;
+    let mut interrupts = Interrupts::new();
+    let cancel_tokens: Vec<tokio_postgres::CancelToken> =
+        clients.iter().map(|c| c.cancel_token()).collect();
+    // On a terminal a bar shows what runs; start lines are left out there.
+    let progress = crate::output::Progress::new(&log, total, "running");
+    let mut now_running: std::collections::BTreeSet<&str> = Default::default();
+    let skip =
+        |k: usize, why: String, done: &mut HashMap<usize, Outcome>, job_done: &mut Vec<bool>| {
+            // Everything downstream of job k that has not run is skipped.
+            let mut queue: VecDeque<usize> = plan.children[k].iter().copied().collect();
+            let mut lines = Vec::new();
+            while let Some(c) = queue.pop_front() {
+                if job_done[c] {
+                    continue;
+                }
+                job_done[c] = true;
+                for i in plan.jobs[c].nodes() {
+                    let n = &m.nodes[i];
+                    let what = if n.resource_type == ResourceType::Test {
+                        format!("test {}", n.name)
+                    } else {
+                        format!("{} {}.{}", label(n), n.schema, n.alias)
+                    };
+                    lines.push(format!("SKIP   {what} ({why})"));
+                    done.insert(
+                        i,
+                        Outcome {
+                            status: Status::Skipped,
+                            message: format!("skipped: {why}"),
+                            seconds: 0.0,
+                            started_at: chrono::Utc::now(),
+                            failures: None,
+                            rows: None,
+                            problem: None,
+                            report: None,
+                        },
+                    );
+                }
+                queue.extend(plan.children[c].iter().copied());
+            }
+            lines
+        };
+    loop {
+        while !stop && !clients.is_empty() {
+            let Some(k) = ready.pop_front() else { break };
+            if job_done[k] {
+                continue;
+            }
+            let Some(mut client) = clients.pop() else {
+                break;
+            };
+            let job = &plan.jobs[k];
+            for i in job.nodes() {
+                started += 1;
+                let n = &m.nodes[i];
+                if progress.is_live() {
+                    now_running.insert(&n.name);
+                } else if n.resource_type == ResourceType::Test {
+                    log.info(&format!(
+                        "{started:>width$} of {total} START  test {}",
+                        n.name
+                    ));
+                } else {
+                    log.info(&format!(
+                        "{started:>width$} of {total} START  {} {}.{}",
+                        label(n),
+                        n.schema,
+                        n.alias
+                    ));
+                }
+            }
+            progress.running(now_running.iter().copied());
+            running.push(async move {
+                let t0 = Instant::now();
+                let r = run_job(&mut client, m, job, settings, swap_lock).await;
+                (k, client, r, t0.elapsed().as_secs_f64())
+            });
+        }
+        let next = tokio::select! {
+            next = running.next() => next,
+            _ = interrupts.recv(), if !cancelled => {
+                // Ctrl-C: cancel what runs on the server (its transaction rolls
+                // back, so no half-built relation remains) and start nothing new.
+                cancelled = true;
+                stop = true;
+                log.warn("interrupted: cancelling running statements");
+                for token in &cancel_tokens {
+                    settings.endpoint.cancel(token).await;
+                }
+                continue;
+            }
+        };
+        let Some((k, client, results, job_seconds)) = next else {
+            break;
+        };
+        clients.push(client);
+        job_done[k] = true;
+        let mut blocking: Option<String> = None;
+        for (i, r) in results {
+            let n = &m.nodes[i];
+            now_running.remove(n.name.as_str());
+            let outcome = match r {
+                Ok(o) => o,
+                Err(p) => Outcome {
+                    status: Status::Error,
+                    message: p.message.clone(),
+                    seconds: job_seconds,
+                    started_at: chrono::Utc::now(),
+                    failures: None,
+                    rows: None,
+                    problem: Some(p),
+                    report: None,
+                },
+            };
+            log.info(&done_line(m, i, &outcome, done.len() + 1, total, width));
+            if outcome.status.is_failure() && blocking.is_none() {
+                blocking = Some(if n.resource_type == ResourceType::Test {
+                    format!("test {} failed", n.name)
+                } else {
+                    format!("depends on {}, which failed", n.name)
+                });
+            }
+            done.insert(i, outcome);
+        }
+        progress.running(now_running.iter().copied());
+        match blocking {
+            None => {
+                for &c in &plan.children[k] {
+                    waiting[c] -= 1;
+                    if waiting[c] == 0 && !job_done[c] {
+                        ready.push_back(c);
+                    }
+                }
+            }
+            Some(why) => {
+                let lines = skip(k, why, &mut done, &mut job_done);
+                let base = done.len() - lines.len();
+                for (x, line) in lines.iter().enumerate() {
+                    log.info(&format!("{:>width$} of {total} {line}", base + x + 1));
+                }
+                if settings.fail_fast {
+                    stop = true;
+                }
+            }
+        }
+        progress.set_position(done.len());
+    }
+    // With --fail-fast or after Ctrl-C, what never started is skipped.
+    let why = if cancelled {
+        "skipped: interrupted"
+    } else {
+        "skipped: --fail-fast"
+    };
+    for job in &plan.jobs {
+        for i in job.nodes() {
+            done.entry(i).or_insert_with(|| Outcome {
+                status: Status::Skipped,
+                message: why.into(),
+                seconds: 0.0,
+                started_at: chrono::Utc::now(),
+                failures: None,
+                rows: None,
+                problem: None,
+                report: None,
+            });
+        }
+    }
+    (done, cancelled)
+}

@@ -1,0 +1,391 @@
+//! `pm test` and tests inside `pm build`, against the embedded cluster.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+const USERS: &str = "id,email,status,plan_id
+1,a@x.com,active,1
+2,b@x.com,active,2
+2,,churned,3
+4,,paused,1
+5,e@x.com,trial,9
+";
+
+const SCHEMA: &str = r#"version: 2
+models:
+  - name: stg_users
+    columns:
+      - name: id
+        data_tests:
+          - unique
+          - not_null
+          - is_even
+      - name: email
+        tests:
+          - not_null
+          - unique:
+              config:
+                where: "status = 'active'"
+          - not_null:
+              name: email_present_warn
+              config:
+                severity: warn
+          - not_null:
+              name: email_thresholds
+              config:
+                warn_if: ">1"
+                error_if: ">5"
+      - name: status
+        data_tests:
+          - accepted_values:
+              arguments:
+                values: [active, churned]
+              config:
+                store_failures: true
+          - accepted_values:
+              name: status_limited
+              values: [active, churned]
+              config:
+                limit: 1
+                tags: [finance]
+      - name: plan_id
+        data_tests:
+          - relationships:
+              to: ref('plans')
+              field: id
+          - accepted_values:
+              values: [1, 2, 3, 9]
+              quote: false
+          - not_null:
+              name: plan_disabled
+              config:
+                enabled: false
+"#;
+
+fn project() -> LocalProject {
+    LocalProject::new(&[
+        ("seeds/users.csv", USERS),
+        ("seeds/plans.csv", "id,name\n1,basic\n2,pro\n"),
+        (
+            "models/stg_users.sql",
+            "select id, nullif(email, '') as email, status, plan_id from {{ ref('users') }}\n",
+        ),
+        (
+            "models/users_by_plan.sql",
+            "{{ config(materialized='table') }}\nselect plan_id, count(*) as n from {{ ref('stg_users') }} group by 1\n",
+        ),
+        ("models/schema.yml", SCHEMA),
+        (
+            "tests/generic/is_even.sql",
+            "{% test is_even(model, column_name) %}\nselect * from {{ model }} where {{ column_name }} % 2 = 1\n{% endtest %}\n",
+        ),
+        (
+            "tests/assert_no_trials.sql",
+            "{{ config(tags=['finance']) }}\nselect * from {{ ref('stg_users') }} where status = 'trial'\n",
+        ),
+    ])
+}
+
+/// (status, failures) of each node in run_results.json, by node name.
+fn results(p: &std::path::Path) -> std::collections::BTreeMap<String, (String, Option<i64>)> {
+    let doc: Value = serde_json::from_str(&read(p, "target/run_results.json")).unwrap();
+    doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let id = r["unique_id"].as_str().unwrap();
+            let name = id.split('.').nth(2).unwrap().to_string();
+            (
+                name,
+                (
+                    r["status"].as_str().unwrap().to_string(),
+                    r["failures"].as_i64(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn expected() -> Vec<(&'static str, &'static str, i64)> {
+    vec![
+        ("unique_stg_users_id", "fail", 1),
+        ("not_null_stg_users_id", "pass", 0),
+        ("is_even_stg_users_id", "fail", 2),
+        ("not_null_stg_users_email", "fail", 2),
+        ("unique_stg_users_email", "pass", 0),
+        ("email_present_warn", "warn", 2),
+        ("email_thresholds", "warn", 2),
+        (
+            "accepted_values_stg_users_status__active__churned",
+            "fail",
+            2,
+        ),
+        ("status_limited", "fail", 1),
+        ("relationships_stg_users_plan_id__id__ref_plans_", "fail", 2),
+        (
+            "accepted_values_stg_users_plan_id__False__1__2__3__9",
+            "pass",
+            0,
+        ),
+        ("assert_no_trials", "fail", 1),
+    ]
+}
+
+#[test]
+fn built_in_custom_and_singular_tests_count_their_failures() {
+    let p = project();
+    let r = pm(p.path(), &["build", "--exclude", "resource_type:test"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for merge in ["1", "0"] {
+        // Merged scans and one query per test give the same counts.
+        let r = pm_env(p.path(), &["test"], &[("PM_TEST_MERGE", merge)]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        let got = results(p.path());
+        for (name, status, failures) in expected() {
+            let (s, f) = got
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} did not run: {got:?}"));
+            assert_eq!(
+                (s.as_str(), *f),
+                (status, Some(failures)),
+                "{name} (merge={merge})"
+            );
+        }
+        assert!(!got.contains_key("plan_disabled"), "{got:?}");
+        assert_eq!(got.len(), expected().len(), "{got:?}");
+        assert!(
+            r.stderr.contains("PASS=3 WARN=2 ERROR=7 SKIP=0 TOTAL=12"),
+            "{}",
+            r.stderr
+        );
+    }
+    // Each failure is shown with its count, its SQL, its first rows and the
+    // command that runs it again.
+    let r = pm(p.path(), &["test", "-s", "stg_users,test_name:unique"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "Failure in test unique_stg_users_id (models/schema.yml)
+  Got 1 result, configured to fail if != 0
+  compiled SQL: target/compiled/local/models/schema.yml/unique_stg_users_id.sql
+  first failing rows:
+    | unique_field | n_records |
+    |--------------|-----------|
+    | 2            | 2         |
+  rerun: pm test --select unique_stg_users_id"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("FAIL 1 unique_stg_users_id ["),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("PASS   unique_stg_users_email ["),
+        "{}",
+        r.stderr
+    );
+    assert!(p
+        .path()
+        .join("target/compiled/local/models/schema.yml/unique_stg_users_id.sql")
+        .is_file());
+}
+
+#[test]
+fn configs_change_outcomes_and_failures_can_be_kept() {
+    let p = project();
+    let r = pm(p.path(), &["seed", "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = pm(p.path(), &["run", "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Only warnings: exit code 0.
+    let r = pm(
+        p.path(),
+        &[
+            "test",
+            "-s",
+            "test_name:not_null,stg_users",
+            "--exclude",
+            "not_null_stg_users_email",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("PASS=1 WARN=2 ERROR=0"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Warning in test email_thresholds"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("configured to warn if >1"),
+        "{}",
+        r.stderr
+    );
+
+    // store_failures: the failing rows in <schema>_pm_test_failures, replaced each run.
+    let r = pm(p.path(), &["test", "-s", "test_name:accepted_values"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let stored = "public_pm_test_failures.accepted_values_stg_users_status__active__churned";
+    assert_eq!(
+        sql(
+            p.path(),
+            &format!("select string_agg(value_field, ',' order by value_field) from {stored}")
+        ),
+        "paused,trial"
+    );
+    assert!(
+        r.stderr.contains("failing rows stored in \"public_pm_test_failures\".\"accepted_values_stg_users_status__active__churned\""),
+        "{}",
+        r.stderr
+    );
+    sql(
+        p.path(),
+        "update public.users set status = 'active' where status = 'trial'",
+    );
+    assert_eq!(
+        pm(p.path(), &["test", "-q", "-s", "test_name:accepted_values"]).code,
+        1
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            &format!("select string_agg(value_field, ',') from {stored}")
+        ),
+        "paused"
+    );
+    // --store-failures keeps every test's rows.
+    let r = pm(
+        p.path(),
+        &[
+            "test",
+            "-q",
+            "--store-failures",
+            "-s",
+            "unique_stg_users_id",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        sql(p.path(), "select unique_field || ':' || n_records from public_pm_test_failures.unique_stg_users_id"),
+        "2:2"
+    );
+
+    // Tags select tests, singular ones too.
+    let r = pm(p.path(), &["ls", "-s", "tag:finance", "--output", "name"]);
+    assert_eq!(
+        r.stdout, "assert_no_trials\nstatus_limited\n",
+        "{}",
+        r.stderr
+    );
+    let r = pm(p.path(), &["test", "-s", "test_type:singular"]);
+    assert!(r.stderr.contains("TOTAL=1;"), "{}", r.stderr);
+}
+
+#[test]
+fn indirect_selection_modes() {
+    let p = project();
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["ls", "--resource-type", "test", "--output", "name"];
+        a.extend_from_slice(args);
+        let r = pm(p.path(), &a);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout.lines().map(str::to_string).collect()
+    };
+    // eager (default): every test touching stg_users, the relationships test included.
+    let eager = names(&["-s", "stg_users"]);
+    assert_eq!(eager.len(), 12, "{eager:?}");
+    assert!(eager.contains(&"relationships_stg_users_plan_id__id__ref_plans_".to_string()));
+    // cautious: only tests all of whose parents are selected.
+    let cautious = names(&["-s", "stg_users", "--indirect-selection", "cautious"]);
+    assert_eq!(cautious.len(), 11, "{cautious:?}");
+    assert!(!cautious.contains(&"relationships_stg_users_plan_id__id__ref_plans_".to_string()));
+    // buildable: parents selected or their ancestors.
+    let buildable = names(&[
+        "-s",
+        "stg_users",
+        "plans",
+        "--indirect-selection",
+        "buildable",
+    ]);
+    assert!(buildable.contains(&"relationships_stg_users_plan_id__id__ref_plans_".to_string()));
+    // empty: no tests unless selected themselves.
+    assert!(names(&["-s", "stg_users", "--indirect-selection", "empty"]).is_empty());
+    // pm test --select model+ runs the tests of the model and of what is below it.
+    assert_eq!(
+        pm(
+            p.path(),
+            &["build", "-q", "--exclude", "resource_type:test"]
+        )
+        .code,
+        0
+    );
+    let r = pm(p.path(), &["test", "-s", "plans+"]);
+    assert!(
+        r.stderr
+            .contains("relationships_stg_users_plan_id__id__ref_plans_"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("TOTAL=1;"), "{}", r.stderr);
+}
+
+#[test]
+fn build_skips_what_is_below_a_failing_test() {
+    let p = project();
+    let r = pm(p.path(), &["build"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let got = results(p.path());
+    assert_eq!(got["users_by_plan"].0, "skipped", "{got:?}");
+    assert_eq!(got["stg_users"].0, "success", "{got:?}");
+    assert_eq!(got["users"].0, "success", "{got:?}");
+    assert!(
+        r.stderr
+            .contains("SKIP   table model public.users_by_plan (test "),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            "select to_regclass('public.users_by_plan') is null"
+        ),
+        "t"
+    );
+
+    // Fix the data (warnings only remain): everything builds.
+    write(
+        p.path(),
+        "seeds/users.csv",
+        "id,email,status,plan_id\n2,b@x.com,active,1\n4,d@x.com,churned,2\n",
+    );
+    let r = pm(p.path(), &["build", "--exclude", "assert_no_trials"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("ERROR=0 SKIP=0"), "{}", r.stderr);
+    assert_eq!(sql(p.path(), "select sum(n) from users_by_plan"), "2");
+    // Each test ran after its model and before the model's children.
+    let order: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" PASS ") || l.contains(" OK ") || l.contains(" WARN "))
+        .collect();
+    let pos = |needle: &str| {
+        order
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} missing: {order:?}"))
+    };
+    assert!(pos("view model public.stg_users") < pos("unique_stg_users_id"));
+    assert!(pos("unique_stg_users_id") < pos("table model public.users_by_plan"));
+    // pm_meta keeps test results with their failure counts.
+    assert_eq!(
+        sql(
+            p.path(),
+            "select status || ' ' || failures from pm_meta.run_results where node like '%email_present_warn%' order by started_at limit 1"
+        ),
+        "warn 2"
+    );
+}
