@@ -76,6 +76,24 @@ pub enum Command {
     },
     /// Check the connection and print versions, paths and the resolved target
     Debug,
+    /// Commands about sources: `pm source freshness`
+    Source {
+        #[command(subcommand)]
+        action: SourceAction,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SourceAction {
+    /// Check how recent each source table's newest row is (loaded_at_field
+    /// against warn_after / error_after); writes target/sources.json
+    Freshness {
+        #[command(flatten)]
+        select: SelectArgs,
+        /// Where to write the results (default: target/sources.json)
+        #[arg(short = 'o', long)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -389,3 +389,94 @@ fn build_skips_what_is_below_a_failing_test() {
         "warn 2"
     );
 }
+
+#[test]
+fn source_freshness_passes_warns_and_errors() {
+    let p = LocalProject::new(&[(
+        "models/sources.yml",
+        r#"version: 2
+sources:
+  - name: raw
+    schema: raw
+    loaded_at_field: loaded_at
+    freshness:
+      warn_after: {count: 1, period: hour}
+      error_after: {count: 1, period: day}
+    tables:
+      - name: fresh
+      - name: late
+      - name: stale
+      - name: filtered
+        freshness:
+          warn_after: {count: 1, period: hour}
+          filter: "kind = 'new'"
+      - name: unchecked
+        freshness: null
+"#,
+    )]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    sql(
+        p.path(),
+        "create schema raw;
+         create table raw.fresh as select now() - interval '5 minutes' as loaded_at;
+         create table raw.late as select (now() at time zone 'utc') - interval '2 hours' as loaded_at;
+         create table raw.stale as select now() - interval '3 days' as loaded_at;
+         create table raw.filtered as select now() as loaded_at, 'old' as kind
+           union all select now() - interval '3 hours', 'new';
+         create table raw.unchecked (loaded_at timestamptz);",
+    );
+    let r = pm(p.path(), &["source", "freshness"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("PASS   freshness of raw.fresh [newest row 5m"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("WARN   freshness of raw.late [newest row 2h 0m old"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("ERROR  freshness of raw.stale [newest row 3d 0h old"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("WARN   freshness of raw.filtered [newest row 3h"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("PASS=1 WARN=2 ERROR=1 TOTAL=4"),
+        "{}",
+        r.stderr
+    );
+    let doc: Value = serde_json::from_str(&read(p.path(), "target/sources.json")).unwrap();
+    let late = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["unique_id"] == "source.local.raw.late")
+        .unwrap();
+    assert_eq!(late["status"], "warn");
+    assert!(late["max_loaded_at_time_ago_in_s"].as_f64().unwrap() > 7199.0);
+    assert_eq!(late["criteria"]["warn_after"]["period"], "hour");
+    // Warnings only: exit code 0.
+    let r = pm(
+        p.path(),
+        &[
+            "source",
+            "freshness",
+            "-s",
+            "source:raw.late",
+            "source:raw.fresh",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("TOTAL=2"), "{}", r.stderr);
+}
