@@ -154,6 +154,16 @@ fn built_in_custom_and_singular_tests_count_their_failures() {
             );
         }
         assert!(!got.contains_key("plan_disabled"), "{got:?}");
+        // Merged: one aggregate counted the not_null and accepted_values tests.
+        let ran = read(
+            p.path(),
+            "target/run/local/models/schema.yml/not_null_stg_users_email.sql",
+        );
+        assert_eq!(
+            ran.contains("count(*) filter (where email is null)"),
+            merge == "1",
+            "{ran}"
+        );
         assert_eq!(got.len(), expected().len(), "{got:?}");
         assert!(
             r.stderr.contains("PASS=3 WARN=2 ERROR=7 SKIP=0 TOTAL=12"),

@@ -272,7 +272,9 @@ pub fn overridden(m: &Manifest, name: &str) -> bool {
         format!("default__test_{name}"),
         format!("postgres__test_{name}"),
     ];
-    m.macros.iter().any(|mac| names.contains(&mac.name))
+    m.macros
+        .iter()
+        .any(|mac| mac.package_name != "pm" && names.contains(&mac.name))
 }
 
 /// Whether a test can be counted in a merged scan, and how: a built-in
