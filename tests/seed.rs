@@ -128,6 +128,51 @@ fn a_malformed_csv_names_the_line_and_leaves_the_table_alone() {
         ),
         "ann,bob"
     );
+    // Every type given: the file is checked while it loads, and a malformed
+    // row still gives the file's line and leaves the table alone.
+    write(
+        p.path(),
+        "pm_project.yml",
+        "name: local\nseeds:\n  local:\n    +column_types: {id: integer, name: text}\n",
+    );
+    write(
+        p.path(),
+        "seeds/people.csv",
+        "id,name\n1,ann\n2,bob\n3,cy,extra\n",
+    );
+    let r = pm(p.path(), &["seed"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(
+        err.contains(
+            "malformed CSV in seeds/people.csv line 4: this row has 3 fields, the header has 2"
+        ),
+        "{err}"
+    );
+    // A row the server accepts but the CSV check rejects (an unclosed quote
+    // at the end): the load is not committed.
+    write(
+        p.path(),
+        "seeds/people.csv",
+        "id,name\n1,ann\n2,bob\n4,\"dee\n",
+    );
+    let r = pm(p.path(), &["seed"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select string_agg(name, ',' order by id) from people"
+        ),
+        "ann,bob"
+    );
+    write(
+        p.path(),
+        "seeds/people.csv",
+        "id,name\n1,ann\n2,bob\n5,eve\n",
+    );
+    let r = pm(p.path(), &["seed"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(sql(p.path(), "select count(*) from people"), "3");
 }
 
 #[test]

@@ -347,7 +347,7 @@ impl Cluster {
         })?;
         // Unix socket only, in our own folder; quiet, quick to stop.
         let conf = format!(
-            "\n# pm: local-only server\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {PORT}\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 100\n",
+            "\n# pm: local-only server\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {PORT}\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nwal_level = minimal\nmax_wal_senders = 0\nmax_connections = 100\n",
             self.socket_dir.display()
         );
         let conf_path = self.data_dir.join("postgresql.conf");

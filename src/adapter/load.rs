@@ -64,13 +64,53 @@ fn db_problem(node: &Node, what: &str, e: &tokio_postgres::Error) -> Problem {
     )
 }
 
-/// Loads `node`'s CSV (already checked by `inspect`) into its relation.
+/// The check of a seed's rows that runs while they load (see
+/// `seed::inspect_header`): the load commits only when it passes.
+pub type PendingCheck = tokio::task::JoinHandle<Result<SeedTable, Problem>>;
+
+async fn finish_check(node: &Node, check: Option<PendingCheck>) -> Result<(), Problem> {
+    match check {
+        None => Ok(()),
+        Some(h) => match h.await {
+            Ok(r) => r.map(|_| ()),
+            Err(e) => Err(Problem::new(
+                "seed::check",
+                format!("checking seed {} failed: {e}", node.name),
+            )),
+        },
+    }
+}
+
+/// Loads `node`'s CSV (checked by `inspect`, or being checked by `check`)
+/// into its relation.
 pub async fn load_seed(
     client: &mut tokio_postgres::Client,
     root: &Path,
     node: &Node,
     table: &SeedTable,
     full_refresh: bool,
+    check: Option<PendingCheck>,
+) -> Result<(u64, Replaced), Problem> {
+    let mut check = check;
+    let loaded = copy_and_swap(client, root, node, table, full_refresh, &mut check).await;
+    // A CSV problem found by the check explains a failed COPY better than
+    // the server's message does.
+    match loaded {
+        Ok(done) => Ok(done),
+        Err(p) => {
+            finish_check(node, check.take()).await?;
+            Err(p)
+        }
+    }
+}
+
+async fn copy_and_swap(
+    client: &mut tokio_postgres::Client,
+    root: &Path,
+    node: &Node,
+    table: &SeedTable,
+    full_refresh: bool,
+    check: &mut Option<PendingCheck>,
 ) -> Result<(u64, Replaced), Problem> {
     let schema = quote_ident(&node.schema);
     let target = format!("{schema}.{}", quote_ident(&node.alias));
@@ -128,6 +168,8 @@ pub async fn load_seed(
         .finish()
         .await
         .map_err(|e| db_problem(node, "COPY", &e))?;
+    // Nothing is put in place before the rows passed the check.
+    finish_check(node, check.take()).await?;
 
     // Put the new table in place.
     let exists = tx

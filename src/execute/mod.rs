@@ -345,13 +345,19 @@ async fn run_build(
     let n = &m.nodes[i];
     let compiled = compiled_path(m, n);
     if n.resource_type == ResourceType::Seed {
-        let table = crate::materialize::seed::inspect(settings.root, n)?;
+        // With every column's type given, the file is checked while it loads.
+        let (table, checked) = crate::materialize::seed::inspect_header(settings.root, n)?;
+        let check = (!checked).then(|| {
+            let (root, node) = (settings.root.to_path_buf(), n.clone());
+            tokio::task::spawn_blocking(move || crate::materialize::seed::inspect(&root, &node))
+        });
         let (rows, replaced) = crate::adapter::load::load_seed(
             client,
             settings.root,
             n,
             &table,
             settings.full_refresh,
+            check,
         )
         .await?;
         return Ok(Built {

@@ -206,6 +206,18 @@ fn seed_config(node: &Node) -> (u8, bool, serde_json::Map<String, Json>) {
 /// `text` is the file's content when the loader kept it (small files), for
 /// showing the offending line.
 pub fn inspect(root: &Path, node: &Node) -> Result<SeedTable, Problem> {
+    inspect_as(root, node, false).map(|(t, _)| t)
+}
+
+/// Like [`inspect`], but when `column_types` gives every column's type the
+/// rows are not read: the table is known from the header alone, and the
+/// caller checks the rest (with [`inspect`]) while the rows load. Returns the
+/// table and whether it was fully checked.
+pub fn inspect_header(root: &Path, node: &Node) -> Result<(SeedTable, bool), Problem> {
+    inspect_as(root, node, true)
+}
+
+fn inspect_as(root: &Path, node: &Node, header_only: bool) -> Result<(SeedTable, bool), Problem> {
     let path = &node.original_file_path;
     let (delimiter, quote_columns, column_types) = seed_config(node);
     let small = (!node.raw_code.is_empty()).then_some(&*node.raw_code);
@@ -263,7 +275,8 @@ pub fn inspect(root: &Path, node: &Node) -> Result<SeedTable, Problem> {
         .collect();
     let mut record = csv::ByteRecord::new();
     let mut rows = 0u64;
-    loop {
+    let complete = !(header_only && fixed.iter().all(|&f| f));
+    while complete {
         match reader.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
@@ -326,12 +339,15 @@ pub fn inspect(root: &Path, node: &Node) -> Result<SeedTable, Problem> {
             (h, ty)
         })
         .collect();
-    Ok(SeedTable {
-        columns,
-        rows,
-        delimiter,
-        quote_columns,
-    })
+    Ok((
+        SeedTable {
+            columns,
+            rows,
+            delimiter,
+            quote_columns,
+        },
+        complete,
+    ))
 }
 
 impl SeedTable {
