@@ -76,11 +76,30 @@ pub enum Command {
     },
     /// Check the connection and print versions, paths and the resolved target
     Debug,
+    /// Write the documentation site (lineage graph, a page per node, search)
+    /// under target/docs/
+    Docs(DocsArgs),
     /// Commands about sources: `pm source freshness`
     Source {
         #[command(subcommand)]
         action: SourceAction,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DocsArgs {
+    /// Limit the graph and pages to these nodes (tests are never drawn)
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Do not ask the warehouse for column types
+    #[arg(long)]
+    pub no_catalog: bool,
+    /// Serve the site on localhost after writing it
+    #[arg(long)]
+    pub serve: bool,
+    /// Port for --serve
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod cli;
 pub mod commands;
 pub mod compile;
+pub mod docs;
 pub mod error;
 pub mod execute;
 pub mod graph;

@@ -161,6 +161,38 @@ impl Endpoint {
         Ok(clients)
     }
 
+    /// Whether a connection can be made without starting anything: the
+    /// embedded cluster must already be running.
+    pub fn is_up_without_starting(&self) -> bool {
+        match self {
+            Endpoint::Embedded(c) => matches!(c.status(), embedded::Status::Running { .. }),
+            _ => true,
+        }
+    }
+
+    /// Column names and types of every relation in `schemas` (tables,
+    /// views, materialized views), in column order.
+    pub async fn catalog(
+        client: &tokio_postgres::Client,
+        schemas: &[String],
+    ) -> std::result::Result<Vec<(String, String, String, String)>, tokio_postgres::Error> {
+        Ok(client
+            .query(
+                "select n.nspname::text, c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
+                 from pg_attribute a
+                 join pg_class c on c.oid = a.attrelid
+                 join pg_namespace n on n.oid = c.relnamespace
+                 where n.nspname = any($1) and c.relkind in ('r', 'v', 'm', 'p', 'f')
+                   and a.attnum > 0 and not a.attisdropped
+                 order by 1, 2, a.attnum",
+                &[&schemas],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
     /// Asks the server to cancel what a connection is running.
     pub async fn cancel(&self, token: &tokio_postgres::CancelToken) {
         if let Ok((_, tls)) = self.config() {

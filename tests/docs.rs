@@ -1,0 +1,275 @@
+//! `pm docs`: the site's content, and the page driven in headless Chromium.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+
+fn project() -> tempfile::TempDir {
+    common::project(&[
+        ("pm_project.yml", "name: metrics\nmodels:\n  metrics:\n    facts:\n      +materialized: table\n"),
+        ("models/staging/stg_events.sql", "select 1 as user_id, current_date as day\n"),
+        ("models/staging/stg_payments.sql", "select 1 as user_id, 10.0 as amount, current_date as day\n"),
+        (
+            "models/facts/fct_daily_metrics.sql",
+            "select e.day, count(distinct e.user_id) as active_users, sum(p.amount) as revenue\nfrom {{ ref('stg_events') }} e\nleft join {{ ref('stg_payments') }} p using (user_id, day)\ngroup by 1\n",
+        ),
+        (
+            "models/facts/schema.yml",
+            "version: 2\nmodels:\n  - name: fct_daily_metrics\n    description: '{{ doc(\"daily\") }}'\n    meta: {owner: finance-team}\n    columns:\n      - name: day\n        data_tests: [unique, not_null]\n      - name: active_users\n        description: Users with at least one event that day.\n      - name: revenue\n",
+        ),
+        ("models/facts/docs.md", "{% docs daily %}\nOne row per **day** with the headline KPIs.\n{% enddocs %}\n"),
+    ])
+}
+
+fn data(root: &Path) -> Value {
+    let text = read(root, "target/docs/pm-docs-data.js");
+    let json = text
+        .trim()
+        .strip_prefix("window.PM_DATA = ")
+        .and_then(|t| t.strip_suffix(';'))
+        .expect("the data script");
+    serde_json::from_str(json).expect("JSON")
+}
+
+#[test]
+fn the_site_is_self_contained_and_holds_each_node() {
+    let p = project();
+    let r = pm(p.path(), &["docs", "--no-catalog"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("(3 nodes, no column types from the warehouse)"),
+        "{}",
+        r.stderr
+    );
+    let html = read(p.path(), "target/docs/index.html");
+    // Nothing from the network: no external scripts, styles or fonts.
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "external reference"
+    );
+    assert!(html.contains("<script src=\"pm-docs-data.js\"></script>"));
+    let d = data(p.path());
+    let fct = d["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "fct_daily_metrics")
+        .unwrap();
+    assert_eq!(fct["mat"], "table");
+    assert_eq!(fct["owner"], "finance-team");
+    assert_eq!(
+        fct["desc"],
+        "<p>One row per <strong>day</strong> with the headline KPIs.</p>\n"
+    );
+    assert_eq!(
+        fct["cols"][0]["tests"],
+        json!([{"name": "not_null_fct_daily_metrics_day", "kind": "not_null", "status": null},
+               {"name": "unique_fct_daily_metrics_day", "kind": "unique", "status": null}])
+    );
+    assert!(fct["compiled"]
+        .as_str()
+        .unwrap()
+        .contains("from \"pm\".\"public\".\"stg_events\" e"));
+    assert_eq!(fct["parents"].as_array().unwrap().len(), 2);
+    // Edges run left to right.
+    for e in d["edges"].as_array().unwrap() {
+        let (a, b) = (
+            e[0].as_u64().unwrap() as usize,
+            e[1].as_u64().unwrap() as usize,
+        );
+        assert!(d["nodes"][b]["x"].as_f64() > d["nodes"][a]["x"].as_f64());
+    }
+    assert_eq!(d["overview"]["models_tested"], 1);
+    assert_eq!(d["overview"]["by_layer"], json!({"facts": 1, "staging": 2}));
+    // --select limits the graph.
+    let r = pm(p.path(), &["docs", "--no-catalog", "-s", "stg_events+"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(data(p.path())["nodes"].as_array().unwrap().len(), 2);
+}
+
+/// A minimal WebDriver client for chromedriver.
+struct Browser {
+    driver: std::process::Child,
+    base: String,
+    session: String,
+}
+
+impl Browser {
+    fn start() -> Option<Browser> {
+        let (chromium, driver) = ("/usr/bin/chromium", "/usr/bin/chromedriver");
+        if !Path::new(chromium).exists() || !Path::new(driver).exists() {
+            assert!(
+                std::env::var_os("PM_REQUIRE_BROWSER").is_none(),
+                "Chromium is needed: apt-get install chromium chromium-driver"
+            );
+            eprintln!("skipped: chromium and chromium-driver are not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let profile = tempfile::tempdir().unwrap().keep();
+        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1400,900", format!("--user-data-dir={}", profile.display())]
+        }}}});
+        let mut session = None;
+        for _ in 0..100 {
+            if let Ok(mut r) = ureq::post(&format!("{base}/session")).send_json(&caps) {
+                let v: Value = r.body_mut().read_json().unwrap();
+                session = v["value"]["sessionId"].as_str().map(str::to_string);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let mut b = Browser {
+            driver: child,
+            base,
+            session: String::new(),
+        };
+        b.session = session.expect("a WebDriver session");
+        Some(b)
+    }
+
+    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut r = match method {
+            "GET" => ureq::get(&url).call(),
+            _ => ureq::post(&url).send_json(&body),
+        }
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let v: Value = r.body_mut().read_json().unwrap();
+        v["value"].clone()
+    }
+
+    fn js(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+    }
+
+    fn element(&self, css: &str) -> String {
+        let v = self.call(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
+    }
+
+    fn wait_for(&self, script: &str) -> Value {
+        for _ in 0..100 {
+            let v = self.js(script);
+            if !v.is_null() && v != json!(false) && v != json!("") {
+                return v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("waited in vain for: {script}");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = ureq::delete(&format!("{}/session/{}", self.base, self.session)).call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn the_page_works_in_headless_chromium() {
+    let p = project();
+    let r = pm(p.path(), &["docs", "--no-catalog"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let Some(b) = Browser::start() else { return };
+    let index = p.path().join("target/docs/index.html");
+    b.call(
+        "POST",
+        "/url",
+        json!({"url": format!("file://{}", index.display())}),
+    );
+    b.wait_for("return document.body.dataset.ready");
+    // The graph: one box per model.
+    assert_eq!(
+        b.js("return document.querySelectorAll('svg g.node').length"),
+        json!(3)
+    );
+    assert_eq!(
+        b.js("return document.querySelectorAll('svg path.edge').length"),
+        json!(2)
+    );
+    // The overview first.
+    let panel = b.js("return document.getElementById('panel').innerText");
+    assert!(
+        panel.as_str().unwrap().contains("models with tests"),
+        "{panel}"
+    );
+    // Clicking fct_daily_metrics opens its compiled SQL and columns.
+    let node = b.element("g.node[data-name='fct_daily_metrics'] rect");
+    b.call("POST", &format!("/element/{node}/click"), json!({}));
+    b.wait_for("return document.getElementById('node-name')?.innerText === 'fct_daily_metrics'");
+    let sql = b.js("return document.getElementById('compiled-sql').innerText");
+    assert!(
+        sql.as_str()
+            .unwrap()
+            .contains("count(distinct e.user_id) as active_users"),
+        "{sql}"
+    );
+    let cols = b.js("return document.getElementById('columns').innerText");
+    let cols = cols.as_str().unwrap();
+    assert!(
+        cols.contains("active_users") && cols.contains("Users with at least one event that day."),
+        "{cols}"
+    );
+    assert!(cols.contains("unique"), "{cols}");
+    // Search finds a column.
+    let search = b.element("#search");
+    b.call(
+        "POST",
+        &format!("/element/{search}/value"),
+        json!({"text": "revenu"}),
+    );
+    let hits = b.wait_for("return document.getElementById('results').innerText");
+    assert!(
+        hits.as_str().unwrap().contains("fct_daily_metrics"),
+        "{hits}"
+    );
+    assert!(hits.as_str().unwrap().contains("column revenue"), "{hits}");
+    // The filter redraws the sub-graph.
+    let filter = b.element("#filter");
+    b.call(
+        "POST",
+        &format!("/element/{filter}/value"),
+        json!({"text": "+stg_events\n"}),
+    );
+    b.wait_for("return document.querySelectorAll('svg g.node').length === 1");
+    // A screenshot for people to look at.
+    let png = b.call("GET", "/screenshot", json!(null));
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(png.as_str().unwrap())
+        .unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/docs-screenshot.png");
+    std::fs::write(&out, bytes).unwrap();
+}
