@@ -68,10 +68,12 @@ fn the_site_is_self_contained_and_holds_each_node() {
         json!([{"name": "not_null_fct_daily_metrics_day", "kind": "not_null", "status": null},
                {"name": "unique_fct_daily_metrics_day", "kind": "unique", "status": null}])
     );
-    assert!(fct["compiled"]
-        .as_str()
-        .unwrap()
-        .contains("from \"pm\".\"public\".\"stg_events\" e"));
+    let sql = read(p.path(), "target/docs/pm-docs-sql-0.js");
+    assert!(sql.starts_with("PM_SQL_CHUNK(0, [["), "{sql}");
+    assert!(
+        sql.contains(r#"from \"pm\".\"public\".\"stg_events\" e"#),
+        "{sql}"
+    );
     assert_eq!(fct["parents"].as_array().unwrap().len(), 2);
     // Edges run left to right.
     for e in d["edges"].as_array().unwrap() {
@@ -228,7 +230,7 @@ fn the_page_works_in_headless_chromium() {
     let node = b.element("g.node[data-name='fct_daily_metrics'] rect");
     b.call("POST", &format!("/element/{node}/click"), json!({}));
     b.wait_for("return document.getElementById('node-name')?.innerText === 'fct_daily_metrics'");
-    let sql = b.js("return document.getElementById('compiled-sql').innerText");
+    let sql = b.wait_for("return document.getElementById('compiled-sql')?.innerText");
     assert!(
         sql.as_str()
             .unwrap()

@@ -33,7 +33,8 @@ pub fn run(g: &GlobalArgs, args: &DocsArgs, log: Log) -> Result<i32> {
     let last = LastRun::read(&target_dir);
     let data = docs::site_data(m, &shown, &catalog, &last);
     let dir = target_dir.join("docs");
-    let index = docs::write_site(&dir, &m.project_name, &data).map_err(|e| {
+    let sql = docs::sql_data(m, &shown);
+    let index = docs::write_site(&dir, &m.project_name, &data, &sql).map_err(|e| {
         Problem::new(
             "docs::write",
             format!("cannot write {}: {e}", dir.display()),

@@ -95,8 +95,19 @@ pub fn markdown(text: &str) -> String {
     html
 }
 
-/// A path through `points` (an SVG `d`): a curve between each pair.
+/// A path through `points` (an SVG `d`): a curve between each pair. An
+/// edge that crosses many layers keeps at most eight of its points, evenly
+/// spread: in a big graph such edges are most of the page's weight.
 fn edge_path(points: &[(f64, f64)]) -> String {
+    const MOST: usize = 8;
+    let kept: Vec<(f64, f64)>;
+    let points = if points.len() > MOST {
+        let last = points.len() - 1;
+        kept = (0..MOST).map(|k| points[k * last / (MOST - 1)]).collect();
+        &kept[..]
+    } else {
+        points
+    };
     let mut d = String::with_capacity(points.len() * 40);
     if let Some(&(x, y)) = points.first() {
         d.push_str(&format!("M{x:.0},{y:.0}"));
@@ -172,7 +183,10 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
             let mut listed: Vec<&str> = Vec::new();
             for (name, c) in &n.columns {
                 listed.push(name);
-                let tests = tests_of.get(&(n.unique_id.as_str(), Some(name.as_str()))).cloned().unwrap_or_default();
+                let tests = tests_of
+                    .get(&(n.unique_id.as_str(), Some(name.as_str())))
+                    .cloned()
+                    .unwrap_or_default();
                 if n.resource_type == ResourceType::Model {
                     columns_total += 1;
                     if !tests.is_empty() {
@@ -210,8 +224,14 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
                         .and_then(Json::as_str)
                         .map(str::to_string)
                 });
-            let parents: Vec<usize> = m.dag.parents[i].iter().filter_map(|p| pos_of.get(p).copied()).collect();
-            let children: Vec<usize> = m.dag.children[i].iter().filter_map(|c| pos_of.get(c).copied()).collect();
+            let parents: Vec<usize> = m.dag.parents[i]
+                .iter()
+                .filter_map(|p| pos_of.get(p).copied())
+                .collect();
+            let children: Vec<usize> = m.dag.children[i]
+                .iter()
+                .filter_map(|c| pos_of.get(c).copied())
+                .collect();
             json!({
                 "id": n.unique_id,
                 "name": n.name,
@@ -226,8 +246,7 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
                 "owner": owner,
                 "cols": cols,
                 "tests": tests_of.get(&(n.unique_id.as_str(), None)).cloned().unwrap_or_default(),
-                "raw": if n.resource_type == ResourceType::Source { None } else { Some(&*n.raw_code) },
-                "compiled": n.compiled_code,
+                "has_sql": n.resource_type != ResourceType::Source,
                 "parents": parents,
                 "children": children,
                 "x": lay.pos[k].0,
@@ -292,6 +311,7 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
         "project": m.project_name,
         "generated_at": m.generated_at,
         "node_w": layout::NODE_W,
+        "sql_chunk": SQL_CHUNK,
         "node_h": layout::NODE_H,
         "width": lay.width,
         "height": lay.height,
@@ -310,8 +330,32 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
     })
 }
 
+/// Nodes per SQL file: the page loads a node's SQL when it is opened, so
+/// opening the site never parses every model's SQL.
+pub const SQL_CHUNK: usize = 500;
+
+/// The raw and compiled SQL of the shown nodes, in `shown` order.
+pub fn sql_data(m: &Manifest, shown: &[usize]) -> Vec<Json> {
+    shown
+        .iter()
+        .map(|&i| {
+            let n = &m.nodes[i];
+            if n.resource_type == ResourceType::Source {
+                json!([null, null])
+            } else {
+                json!([&*n.raw_code, n.compiled_code])
+            }
+        })
+        .collect()
+}
+
 /// Writes the site; returns the path of `index.html`.
-pub fn write_site(dir: &Path, project: &str, data: &Json) -> std::io::Result<PathBuf> {
+pub fn write_site(
+    dir: &Path,
+    project: &str,
+    data: &Json,
+    sql: &[Json],
+) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let title: String = project
         .chars()
@@ -328,6 +372,21 @@ pub fn write_site(dir: &Path, project: &str, data: &Json) -> std::io::Result<Pat
     serde_json::to_writer(&mut js, data)?;
     js.extend_from_slice(b";\n");
     std::fs::write(dir.join("pm-docs-data.js"), js)?;
+    // Stale chunks of a bigger project would never be loaded, but go anyway.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with("pm-docs-sql-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    for (k, chunk) in sql.chunks(SQL_CHUNK).enumerate() {
+        let mut js = Vec::with_capacity(1 << 16);
+        js.extend_from_slice(format!("PM_SQL_CHUNK({k}, ").as_bytes());
+        serde_json::to_writer(&mut js, chunk)?;
+        js.extend_from_slice(b");\n");
+        std::fs::write(dir.join(format!("pm-docs-sql-{k}.js")), js)?;
+    }
     Ok(index)
 }
 
@@ -369,5 +428,10 @@ mod tests {
             edge_path(&[(0.0, 10.0), (100.0, 50.0)]),
             "M0,10C50,10 50,50 100,50"
         );
+        // A long edge keeps eight points, its ends among them.
+        let long: Vec<(f64, f64)> = (0..30).map(|k| (k as f64 * 10.0, 0.0)).collect();
+        let d = edge_path(&long);
+        assert_eq!(d.matches('C').count(), 7);
+        assert!(d.starts_with("M0,0") && d.ends_with(" 290,0"), "{d}");
     }
 }
