@@ -371,6 +371,29 @@ pub fn write_manifest(target_dir: &Path, m: &Manifest, with_compiled: bool) -> R
     let path = target_dir.join("manifest.json");
     let tmp = target_dir.join(".manifest.json.tmp");
     let mut timer = crate::output::PhaseTimer::new("manifest");
+    // Replacing a big manifest frees its blocks, which takes a while (20 ms
+    // for 38 MB here). So the old file keeps a second name, and that name is
+    // removed by the next run, on a thread of its own while it serialises.
+    let old_prefix = ".manifest.json.old.";
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(target_dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(old_prefix))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    let cleaner = (!leftovers.is_empty()).then(|| {
+        std::thread::spawn(move || {
+            for f in leftovers {
+                let _ = std::fs::remove_file(f);
+            }
+        })
+    });
+    let _ = std::fs::hard_link(
+        &path,
+        target_dir.join(format!("{old_prefix}{}", std::process::id())),
+    );
     let file = std::fs::File::create(&tmp).map_err(|e| io_problem(&tmp, e))?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
     timer.lap("serialise and write");
@@ -378,6 +401,9 @@ pub fn write_manifest(target_dir: &Path, m: &Manifest, with_compiled: bool) -> R
     drop(w);
     timer.lap("rename");
     std::fs::rename(&tmp, &path).map_err(|e| io_problem(&path, e))?;
+    if let Some(c) = cleaner {
+        let _ = c.join();
+    }
     timer.lap("done");
     Ok(path)
 }
