@@ -275,3 +275,82 @@ fn the_page_works_in_headless_chromium() {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/docs-screenshot.png");
     std::fs::write(&out, bytes).unwrap();
 }
+
+#[test]
+fn column_types_come_from_the_warehouse_and_the_site_can_be_served() {
+    let p = LocalProject::new(&[
+        ("models/daily.sql", "{{ config(materialized='table') }}\nselect current_date as day, 3::bigint as users\n"),
+        ("models/schema.yml", "version: 2\nmodels:\n  - name: daily\n    columns:\n      - name: day\n        description: The day.\n"),
+    ]);
+    let r = pm(p.path(), &["run", "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = pm(p.path(), &["docs"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("column types of 2 relations"),
+        "{}",
+        r.stderr
+    );
+    let d = data(p.path());
+    let daily = d["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "daily")
+        .unwrap();
+    // The documented column first, then the one only the warehouse knows.
+    assert_eq!(daily["cols"][0]["name"], "day");
+    assert_eq!(daily["cols"][0]["type"], "date");
+    assert_eq!(daily["cols"][1]["name"], "users");
+    assert_eq!(daily["cols"][1]["type"], "bigint");
+    // The last run's statuses reach the overview.
+    assert_eq!(d["overview"]["last_run"]["statuses"]["success"], 2);
+
+    // --serve: the same files over HTTP on localhost.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new(pm_bin())
+        .args([
+            "docs",
+            "-q",
+            "--no-catalog",
+            "--serve",
+            "--port",
+            &port.to_string(),
+        ])
+        .current_dir(p.path())
+        .env("HOME", p.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let get = |path: &str| -> Option<(u16, String)> {
+        let mut r = ureq::get(&format!("http://127.0.0.1:{port}{path}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .ok()?;
+        Some((r.status().as_u16(), r.body_mut().read_to_string().ok()?))
+    };
+    let mut page = None;
+    for _ in 0..100 {
+        page = get("/");
+        if page.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (status, body) = page.expect("the server answers");
+    assert_eq!(status, 200);
+    assert!(body.contains("<script src=\"pm-docs-data.js\"></script>"));
+    let (status, body) = get("/pm-docs-data.js").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.starts_with("window.PM_DATA = "));
+    assert_eq!(get("/../pm_project.yml").unwrap().0, 404);
+    let _ = server.kill();
+    let _ = server.wait();
+}
