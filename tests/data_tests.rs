@@ -284,6 +284,21 @@ fn configs_change_outcomes_and_failures_can_be_kept() {
         "2:2"
     );
 
+    // Every test keeping its rows at once (4 threads): the failures schema
+    // is made once, up front, so no test trips over another making it.
+    sql(p.path(), "drop schema public_pm_test_failures cascade");
+    let r = pm(p.path(), &["test", "-q", "--store-failures"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let got = results(p.path());
+    assert!(got.values().all(|(s, _)| s != "error"), "{got:?}");
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pg_tables where schemaname = 'public_pm_test_failures'"
+        ),
+        "12"
+    );
+
     // Tags select tests, singular ones too.
     let r = pm(p.path(), &["ls", "-s", "tag:finance", "--output", "name"]);
     assert_eq!(

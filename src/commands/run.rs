@@ -204,6 +204,12 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         .filter(|&&i| m.nodes[i].resource_type != ResourceType::Test)
         .map(|&i| m.nodes[i].schema.as_str())
         .collect();
+    // Where tests keep their failing rows, too.
+    schemas.extend(
+        test_configs
+            .values()
+            .filter_map(|cfg| cfg.store.as_ref().map(|st| st.schema.as_str())),
+    );
     schemas.sort_unstable();
     schemas.dedup();
     for schema in schemas {
