@@ -145,3 +145,169 @@ fn as_root_the_server_runs_as_postgres() {
     assert!(r.stderr.contains("which cannot enter"), "{}", r.stderr);
     assert!(r.stderr.contains("chmod o+x"), "{}", r.stderr);
 }
+
+#[test]
+fn tls_connections_follow_sslmode() {
+    // The project's server, given a certificate and a TCP port with TLS on.
+    let p = LocalProject::new(&[(
+        "models/tls.sql",
+        "{{ config(materialized='table') }}\nselect (select ssl from pg_stat_ssl where pid = pg_backend_pid()) as tls\n",
+    )]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    assert_eq!(pm(p.path(), &["db", "stop", "-q"]).code, 0);
+    let data = p.path().join(".pm/postgres");
+    // A certificate authority, and the server's certificate signed by it.
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&data)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=pm test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        data.join("san.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.crt",
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = data.join("postgresql.conf");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&format!(
+        "\nlisten_addresses = '127.0.0.1'\nport = {port}\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
+    ));
+    std::fs::write(&conf, text).unwrap();
+    if is_root() {
+        // The server runs as `postgres`, which must own its key.
+        for f in ["server.key", "server.crt"] {
+            let s = std::process::Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(data.join(f))
+                .status()
+                .unwrap();
+            assert!(s.success());
+        }
+    }
+    std::fs::set_permissions(
+        data.join("server.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    // Started by hand: pm's own start would look for its socket on the usual port.
+    let bindir = pm(p.path(), &["db", "status"])
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("binaries:").map(|d| d.trim().to_string()))
+        .expect("pm db status names the binaries");
+    let pg_ctl = format!("{bindir}/pg_ctl");
+    let log = p.path().join(".pm/log/tls.log");
+    let data_s = data.display().to_string();
+    let log_s = log.display().to_string();
+    let mut args = vec![pg_ctl.as_str(), "-D", &data_s, "-l", &log_s, "-w", "start"];
+    if is_root() {
+        let s = std::process::Command::new("touch")
+            .arg(&log)
+            .status()
+            .unwrap();
+        assert!(s.success());
+        let s = std::process::Command::new("chown")
+            .args(["postgres:postgres", &log_s])
+            .status()
+            .unwrap();
+        assert!(s.success());
+        args.splice(0..0, ["runuser", "-u", "postgres", "--"]);
+    }
+    let out = std::process::Command::new(args[0])
+        .args(&args[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        out.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    let url = |q: &str| format!("postgresql://postgres@localhost:{port}/pm?{q}");
+    let cert = data.join("ca.crt").display().to_string();
+    let check = |q: &str| -> String {
+        let r = pm_env(p.path(), &["run", "-q"], &[("PM_DATABASE_URL", &url(q))]);
+        assert_eq!(r.code, 0, "{q}: {}", r.stderr);
+        psql(p.path(), &url("sslmode=disable"), "select tls from tls")
+    };
+    assert_eq!(check("sslmode=require"), "t");
+    assert_eq!(
+        check(&format!("sslmode=verify-full&sslrootcert={cert}")),
+        "t"
+    );
+    assert_eq!(check("sslmode=disable"), "f");
+    // verify-full against the public roots: the self-signed certificate is refused.
+    let with_password = url("sslmode=verify-full").replace("postgres@", "postgres:s3cret@");
+    let r = pm_env(
+        p.path(),
+        &["run", "-q"],
+        &[("PM_DATABASE_URL", &with_password)],
+    );
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 2, "{err}");
+    assert!(err.contains("cannot connect to PM_DATABASE_URL ("), "{err}");
+    assert!(err.contains("postgres:****@localhost"), "{err}");
+    assert!(
+        err.contains("invalid peer certificate: UnknownIssuer"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+}
