@@ -356,6 +356,20 @@ pub fn write_manifest_json<W: Write>(
     w.flush()
 }
 
+/// Writes a JSON artifact (run_results.json, sources.json), making its folder.
+pub fn write_json(path: &Path, doc: &Json) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io_problem(dir, e))?;
+    }
+    let text = serde_json::to_string_pretty(doc).map_err(|e| {
+        Problem::new(
+            "artifacts::write",
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+    std::fs::write(path, text).map_err(|e| io_problem(path, e).into())
+}
+
 fn io_problem(path: &Path, e: std::io::Error) -> Problem {
     Problem::new(
         "artifacts::write",

@@ -152,20 +152,7 @@ pub fn run(
         Some(p) => p.to_path_buf(),
         None => s.target_dir().join("sources.json"),
     };
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&doc).unwrap_or_default(),
-    )
-    .map_err(|e| {
-        Problem::new(
-            "artifacts::write",
-            format!("cannot write {}: {e}", path.display()),
-        )
-        .help("check that the folder is writable")
-    })?;
+    crate::artifacts::write_json(&path, &doc)?;
     log.info(&format!(
         "Done in {:.2}s. PASS={pass} WARN={warn} ERROR={error} TOTAL={total}",
         started.elapsed().as_secs_f64()

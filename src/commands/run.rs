@@ -77,6 +77,7 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
             }
         }
     }
+    // Nodes are sorted by unique id, so a re-render below keeps these indexes.
     let mut test_configs: HashMap<usize, TestConfig> = HashMap::new();
     for &i in &selected {
         let n = &c.manifest.nodes[i];
@@ -146,14 +147,6 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
     compiled?;
     manifest?;
     let existing = s.options.existing_incremental.clone();
-    // The re-render above may have changed node indexes: configs again.
-    if !existing.is_empty() {
-        test_configs = selected
-            .iter()
-            .filter(|&&i| m.nodes[i].resource_type == ResourceType::Test)
-            .filter_map(|&i| Some((i, TestConfig::of(m, &m.nodes[i], args.store_failures).ok()?)))
-            .collect();
-    }
     let merge = std::env::var("PM_TEST_MERGE").map_or(true, |v| v != "0");
     let plan = execute::plan(m, &selected, &test_configs, merge);
     log.info(&format!(
@@ -404,17 +397,5 @@ fn write_results(
         "elapsed_time": elapsed,
         "args": {"which": which, "select": args.select.select, "exclude": args.select.exclude},
     });
-    let path = target_dir.join("run_results.json");
-    let _ = std::fs::create_dir_all(target_dir);
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(&doc).unwrap_or_default(),
-    )
-    .map_err(|e| {
-        Problem::new(
-            "artifacts::write",
-            format!("cannot write {}: {e}", path.display()),
-        )
-        .into()
-    })
+    crate::artifacts::write_json(&target_dir.join("run_results.json"), &doc)
 }

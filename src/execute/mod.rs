@@ -266,6 +266,52 @@ pub struct Outcome {
     pub report: Option<TestReport>,
 }
 
+impl Outcome {
+    /// A node that ran: built, or a test with its count and report.
+    fn ran(
+        status: Status,
+        message: String,
+        seconds: f64,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> Outcome {
+        Outcome {
+            status,
+            message,
+            seconds,
+            started_at,
+            failures: None,
+            rows: None,
+            problem: None,
+            report: None,
+        }
+    }
+
+    fn test(
+        status: Status,
+        failures: i64,
+        report: Option<TestReport>,
+        seconds: f64,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> Outcome {
+        Outcome {
+            failures: Some(failures),
+            report,
+            ..Outcome::ran(status, test_message(status, failures), seconds, started_at)
+        }
+    }
+
+    fn skipped(message: String) -> Outcome {
+        Outcome::ran(Status::Skipped, message, 0.0, chrono::Utc::now())
+    }
+
+    fn failed(problem: Problem, seconds: f64) -> Outcome {
+        Outcome {
+            problem: Some(problem.clone()),
+            ..Outcome::ran(Status::Error, problem.message, seconds, chrono::Utc::now())
+        }
+    }
+}
+
 /// How a run goes: fixed for all its jobs.
 pub struct Settings<'a> {
     /// The project folder (seeds are read from it).
@@ -568,19 +614,7 @@ async fn run_merged(
                 let warn = cfg.warn_if.holds(failures).unwrap_or(failures != 0);
                 let error = cfg.error_if.holds(failures).unwrap_or(failures != 0);
                 let (status, report) = judge(client, n, cfg, failures, warn, error, None).await;
-                out.push((
-                    *i,
-                    Ok(Outcome {
-                        status,
-                        message: test_message(status, failures),
-                        seconds,
-                        started_at: at,
-                        failures: Some(failures),
-                        rows: None,
-                        problem: None,
-                        report,
-                    }),
-                ));
+                out.push((*i, Ok(Outcome::test(status, failures, report, seconds, at))));
             }
         }
     }
@@ -624,16 +658,12 @@ async fn run_job(
                     if let Some(note) = &built.note {
                         extra.push_str(&format!(", {note}"));
                     }
-                    Outcome {
-                        status: Status::Success,
-                        message: format!("CREATE {}{extra}", built.kind.to_uppercase()),
+                    Outcome::ran(
+                        Status::Success,
+                        format!("CREATE {}{extra}", built.kind.to_uppercase()),
                         seconds,
-                        started_at: at,
-                        failures: None,
-                        rows: None,
-                        problem: None,
-                        report: None,
-                    }
+                        at,
+                    )
                 }),
             )]
         }
@@ -645,15 +675,8 @@ async fn run_job(
             let seconds = t0.elapsed().as_secs_f64();
             vec![(
                 *i,
-                r.map(|(status, failures, report)| Outcome {
-                    status,
-                    message: test_message(status, failures),
-                    seconds,
-                    started_at: at,
-                    failures: Some(failures),
-                    rows: None,
-                    problem: None,
-                    report,
+                r.map(|(status, failures, report)| {
+                    Outcome::test(status, failures, report, seconds, at)
                 }),
             )]
         }
@@ -742,19 +765,7 @@ pub async fn schedule(
                         format!("{} {}.{}", label(n), n.schema, n.alias)
                     };
                     lines.push(format!("SKIP   {what} ({why})"));
-                    done.insert(
-                        i,
-                        Outcome {
-                            status: Status::Skipped,
-                            message: format!("skipped: {why}"),
-                            seconds: 0.0,
-                            started_at: chrono::Utc::now(),
-                            failures: None,
-                            rows: None,
-                            problem: None,
-                            report: None,
-                        },
-                    );
+                    done.insert(i, Outcome::skipped(format!("skipped: {why}")));
                 }
                 queue.extend(plan.children[c].iter().copied());
             }
@@ -821,16 +832,7 @@ pub async fn schedule(
             now_running.remove(n.name.as_str());
             let outcome = match r {
                 Ok(o) => o,
-                Err(p) => Outcome {
-                    status: Status::Error,
-                    message: p.message.clone(),
-                    seconds: job_seconds,
-                    started_at: chrono::Utc::now(),
-                    failures: None,
-                    rows: None,
-                    problem: Some(p),
-                    report: None,
-                },
+                Err(p) => Outcome::failed(p, job_seconds),
             };
             log.info(&done_line(m, i, &outcome, done.len() + 1, total, width));
             if outcome.status.is_failure() && blocking.is_none() {
@@ -873,16 +875,8 @@ pub async fn schedule(
     };
     for job in &plan.jobs {
         for i in job.nodes() {
-            done.entry(i).or_insert_with(|| Outcome {
-                status: Status::Skipped,
-                message: why.into(),
-                seconds: 0.0,
-                started_at: chrono::Utc::now(),
-                failures: None,
-                rows: None,
-                problem: None,
-                report: None,
-            });
+            done.entry(i)
+                .or_insert_with(|| Outcome::skipped(why.into()));
         }
     }
     (done, cancelled)

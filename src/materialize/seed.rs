@@ -277,55 +277,56 @@ fn inspect_as(root: &Path, node: &Node, header_only: bool) -> Result<(SeedTable,
     let mut rows = 0u64;
     let complete = !(header_only && fixed.iter().all(|&f| f));
     // Unless the header says it all, every row is read.
-    #[allow(clippy::while_immutable_condition)]
-    while complete {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                let (line, msg) = match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        pos,
-                        expected_len,
-                        len,
-                    } => (
-                        pos.as_ref().map(|p| p.line()).unwrap_or(0),
-                        format!("this row has {len} fields, the header has {expected_len}"),
-                    ),
-                    csv::ErrorKind::Utf8 { pos, err } => (
-                        pos.as_ref().map(|p| p.line()).unwrap_or(0),
-                        format!("field {} is not valid UTF-8", err.field() + 1),
-                    ),
-                    _ => (e.position().map(|p| p.line()).unwrap_or(0), e.to_string()),
+    if complete {
+        loop {
+            match reader.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    let (line, msg) = match e.kind() {
+                        csv::ErrorKind::UnequalLengths {
+                            pos,
+                            expected_len,
+                            len,
+                        } => (
+                            pos.as_ref().map(|p| p.line()).unwrap_or(0),
+                            format!("this row has {len} fields, the header has {expected_len}"),
+                        ),
+                        csv::ErrorKind::Utf8 { pos, err } => (
+                            pos.as_ref().map(|p| p.line()).unwrap_or(0),
+                            format!("field {} is not valid UTF-8", err.field() + 1),
+                        ),
+                        _ => (e.position().map(|p| p.line()).unwrap_or(0), e.to_string()),
+                    };
+                    return Err(csv_problem(
+                        path,
+                        small,
+                        line,
+                        None,
+                        msg,
+                        "fix the row (a stray delimiter or an unclosed quote are the usual causes)",
+                    ));
+                }
+            }
+            rows += 1;
+            for (i, field) in record.iter().enumerate() {
+                if fixed[i] || field.is_empty() || types[i] == Inferred::Text {
+                    continue;
+                }
+                let Ok(v) = std::str::from_utf8(field) else {
+                    let line = record.position().map(|p| p.line()).unwrap_or(0);
+                    return Err(csv_problem(
+                        path,
+                        small,
+                        line,
+                        Some(i + 1),
+                        "not valid UTF-8".into(),
+                        "save the file as UTF-8",
+                    ));
                 };
-                return Err(csv_problem(
-                    path,
-                    small,
-                    line,
-                    None,
-                    msg,
-                    "fix the row (a stray delimiter or an unclosed quote are the usual causes)",
-                ));
-            }
-        }
-        rows += 1;
-        for (i, field) in record.iter().enumerate() {
-            if fixed[i] || field.is_empty() || types[i] == Inferred::Text {
-                continue;
-            }
-            let Ok(v) = std::str::from_utf8(field) else {
-                let line = record.position().map(|p| p.line()).unwrap_or(0);
-                return Err(csv_problem(
-                    path,
-                    small,
-                    line,
-                    Some(i + 1),
-                    "not valid UTF-8".into(),
-                    "save the file as UTF-8",
-                ));
-            };
-            if !fits(types[i], v) {
-                types[i] = types[i].join(Inferred::of(v));
+                if !fits(types[i], v) {
+                    types[i] = types[i].join(Inferred::of(v));
+                }
             }
         }
     }
