@@ -79,6 +79,9 @@ pub enum Command {
     /// Write the documentation site (lineage graph, a page per node, search)
     /// under target/docs/
     Docs(DocsArgs),
+    /// Generate PulseMetrics' synthetic business into the raw schema
+    /// (applying warehouse/*.sql first), or as CSV files
+    Generate(GenerateArgs),
     /// Commands about sources: `pm source freshness`
     Source {
         #[command(subcommand)]
@@ -116,6 +119,37 @@ pub enum SourceAction {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct GenerateArgs {
+    /// The random seed: the same seed and sizes give the same rows (default 42)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Size: 1 is 10,000 users, 500 companies and about 1 million rows a year (default 1)
+    #[arg(long)]
+    pub scale: Option<f64>,
+    /// First day of activity (default: so that the data ends yesterday)
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub start: Option<chrono::NaiveDate>,
+    /// Days of activity (default 365)
+    #[arg(long, conflicts_with = "months")]
+    pub days: Option<u32>,
+    /// Months of activity, instead of --days
+    #[arg(long)]
+    pub months: Option<u32>,
+    /// Write <DIR>/<table>.csv files instead of loading the warehouse
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["append_days", "if_empty", "build"])]
+    pub out: Option<PathBuf>,
+    /// Add the next N days of activity to the loaded dataset (same users and subscriptions)
+    #[arg(long, value_name = "N", conflicts_with_all = ["seed", "scale", "start", "days", "months", "if_empty"])]
+    pub append_days: Option<u32>,
+    /// Do nothing when raw already holds data
+    #[arg(long)]
+    pub if_empty: bool,
+    /// Then build the project (pm build; a full refresh after new data)
+    #[arg(long)]
+    pub build: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub select: SelectArgs,

@@ -11,6 +11,7 @@ pub mod compile;
 pub mod docs;
 pub mod error;
 pub mod execute;
+pub mod generate;
 pub mod graph;
 pub mod loader;
 pub mod manifest;

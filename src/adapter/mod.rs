@@ -6,6 +6,7 @@ pub mod embedded;
 pub mod load;
 pub mod meta;
 pub mod tls;
+pub mod warehouse;
 
 use crate::error::{Problem, Result};
 use crate::loader::profile::Target;

@@ -5,6 +5,7 @@ pub mod compile;
 pub mod db;
 pub mod docs;
 pub mod freshness;
+pub mod generate;
 pub mod ls;
 pub mod run;
 

@@ -1,0 +1,207 @@
+//! The raw warehouse `pm generate` fills: applying its DDL, creating the
+//! months of `raw.events`, the state row of what was generated, and bulk
+//! loads (binary COPY, one connection and one transaction per table,
+//! committed together once every table has loaded).
+
+use super::Endpoint;
+use crate::error::{Problem, Problems, Result};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use std::sync::Arc;
+
+fn db_message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+/// Runs one DDL file; an error points at the statement's position in it.
+pub async fn apply_script(client: &tokio_postgres::Client, name: &str, sql: &str) -> Result<()> {
+    client.batch_execute(sql).await.map_err(|e| {
+        let mut p = Problem::new(
+            "generate::warehouse",
+            format!("applying {name} failed: {}", db_message(&e)),
+        )
+        .help("the warehouse DDL must run on PostgreSQL 15 or later, as a user that may create schemas and roles");
+        if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) =
+            e.as_db_error().and_then(|d| d.position())
+        {
+            let at = sql
+                .char_indices()
+                .nth((*pos as usize).saturating_sub(1))
+                .map_or(0, |(b, _)| b);
+            p = p
+                .in_file(name, Arc::from(sql))
+                .label(at..at + 1, db_message(&e));
+        }
+        Problems::from(p)
+    })
+}
+
+/// What an earlier `pm generate` loaded (raw.generator_state).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratorState {
+    pub seed: u64,
+    pub scale: f64,
+    pub start: chrono::NaiveDate,
+    /// The last day of activity.
+    pub end: chrono::NaiveDate,
+}
+
+pub async fn generator_state(client: &tokio_postgres::Client) -> Result<Option<GeneratorState>> {
+    let row = client
+        .query_opt(
+            "select seed, scale, start_date, end_date from raw.generator_state",
+            &[],
+        )
+        .await
+        .map_err(|e| {
+            Problem::new(
+                "generate::state",
+                format!("cannot read raw.generator_state: {}", db_message(&e)),
+            )
+        })?;
+    Ok(row.map(|r| GeneratorState {
+        seed: r.get::<_, i64>(0) as u64,
+        scale: r.get(1),
+        start: r.get(2),
+        end: r.get(3),
+    }))
+}
+
+/// Writes the state row (in the transaction of `client`).
+pub async fn record_generator_state(
+    client: &tokio_postgres::Client,
+    s: &GeneratorState,
+) -> std::result::Result<(), tokio_postgres::Error> {
+    client
+        .execute(
+            "insert into raw.generator_state (id, seed, scale, start_date, end_date, generated_at)
+             values (true, $1, $2, $3, $4, now())
+             on conflict (id) do update set seed = excluded.seed, scale = excluded.scale,
+                 start_date = excluded.start_date, end_date = excluded.end_date, generated_at = now()",
+            &[&(s.seed as i64), &s.scale, &s.start, &s.end],
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Whether `table` holds a row.
+pub async fn has_rows(client: &tokio_postgres::Client, table: &str) -> Result<bool> {
+    let row = client
+        .query_one(&format!("select exists (select 1 from {table})"), &[])
+        .await
+        .map_err(|e| {
+            Problem::new(
+                "generate::state",
+                format!("cannot read {table}: {}", db_message(&e)),
+            )
+        })?;
+    Ok(row.get(0))
+}
+
+/// Creates the partitions of raw.events for the months holding these days.
+pub async fn create_event_partitions(
+    client: &tokio_postgres::Client,
+    days: &[chrono::NaiveDate],
+) -> Result<()> {
+    client
+        .execute(
+            "select raw.create_events_partition(d) from unnest($1::date[]) as t(d)",
+            &[&days],
+        )
+        .await
+        .map_err(|e| {
+            Problem::new(
+                "generate::partitions",
+                format!(
+                    "cannot create the partitions of raw.events: {}",
+                    db_message(&e)
+                ),
+            )
+        })?;
+    Ok(())
+}
+
+/// A table to bulk-load.
+#[derive(Debug, Clone)]
+pub struct BulkTable {
+    /// Schema-qualified and quoted.
+    pub name: String,
+    pub columns: Vec<&'static str>,
+    /// Empty it first (in the same transaction).
+    pub replace: bool,
+}
+
+/// A table loaded in an open transaction: commit it once all are loaded.
+pub struct Loaded {
+    client: tokio_postgres::Client,
+    pub table: String,
+    pub rows: u64,
+}
+
+impl Loaded {
+    pub fn client(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.client.batch_execute("commit").await.map_err(|e| {
+            Problem::new(
+                "generate::commit",
+                format!("committing {} failed: {}", self.table, db_message(&e)),
+            )
+            .into()
+        })
+    }
+}
+
+/// Streams binary COPY data (`chunks`, header to trailer) into a table on a
+/// connection of its own, in a transaction left open; the table is analysed
+/// so the models that read it get good plans.
+pub async fn bulk_load(
+    endpoint: Endpoint,
+    table: BulkTable,
+    mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
+) -> Result<Loaded> {
+    let client = endpoint.connect().await?;
+    let fail = |what: &str, e: tokio_postgres::Error| -> Problems {
+        Problem::new(
+            "generate::load",
+            format!("loading {}: {what} failed: {}", table.name, db_message(&e)),
+        )
+        .help("nothing was committed: the raw tables are as they were")
+        .into()
+    };
+    let mut begin = String::from("begin");
+    if table.replace {
+        begin.push_str(&format!(";\ntruncate table {}", table.name));
+    }
+    client
+        .batch_execute(&begin)
+        .await
+        .map_err(|e| fail("emptying the table", e))?;
+    let copy = format!(
+        "copy {} ({}) from stdin (format binary)",
+        table.name,
+        table.columns.join(", ")
+    );
+    let sink = client
+        .copy_in::<_, Bytes>(&copy)
+        .await
+        .map_err(|e| fail("COPY", e))?;
+    futures_util::pin_mut!(sink);
+    while let Some(chunk) = chunks.recv().await {
+        sink.send(chunk).await.map_err(|e| fail("COPY", e))?;
+    }
+    let rows = sink.finish().await.map_err(|e| fail("COPY", e))?;
+    client
+        .batch_execute(&format!("analyze {}", table.name))
+        .await
+        .map_err(|e| fail("analyze", e))?;
+    Ok(Loaded {
+        client,
+        table: table.name,
+        rows,
+    })
+}

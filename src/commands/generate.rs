@@ -1,0 +1,300 @@
+//! `pm generate`: applies the raw warehouse's DDL (`warehouse/*.sql`) and
+//! streams the synthetic business into it with binary COPY, every table at
+//! once; or writes the rows as CSV files (`--out`). `--append-days` adds the
+//! next days to what is loaded; `--build` then builds the project.
+
+use super::Session;
+use crate::adapter::warehouse::{self, BulkTable, GeneratorState};
+use crate::adapter::Endpoint;
+use crate::cli::{GenerateArgs, GlobalArgs, RunArgs};
+use crate::error::{Problem, Problems, Result};
+use crate::generate::output::{CopyStreams, CsvFiles};
+use crate::generate::{self, Params, Request, Table, Window, WAREHOUSE_SQL};
+use crate::output::{Log, Progress};
+use std::time::Instant;
+
+pub fn run(g: &GlobalArgs, args: &GenerateArgs, log: Log) -> Result<i32> {
+    let request = Request {
+        seed: args.seed,
+        scale: args.scale,
+        start: args.start,
+        days: args.days,
+        months: args.months,
+    };
+    let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+    if let Some(dir) = &args.out {
+        let params = generate::params(&request, yesterday)?;
+        write_csv(&params, dir, log)?;
+        return Ok(0);
+    }
+    let session = Session::open(g, "generate", log)?;
+    let endpoint = Endpoint::resolve(&session.project.root, &session.options.target)?;
+    let rt = super::db::runtime()?;
+    let control = rt.block_on(endpoint.connect())?;
+    for (name, sql) in WAREHOUSE_SQL {
+        rt.block_on(warehouse::apply_script(&control, name, sql))?;
+    }
+    let state = rt.block_on(warehouse::generator_state(&control))?;
+    let has_data = rt.block_on(warehouse::has_rows(&control, "raw.users"))?;
+    let mut fresh = false;
+    if let Some(more) = args.append_days {
+        let Some(state) = state else {
+            return Err(Problem::new(
+                "generate::append",
+                "--append-days adds to a dataset pm generate made, and raw.generator_state is empty",
+            )
+            .help("run `pm generate` first (with the --seed, --scale and --start you want)")
+            .into());
+        };
+        if more == 0 || more > 3660 {
+            return Err(Problem::new(
+                "generate::append",
+                format!("--append-days {more} is out of range"),
+            )
+            .help("add between 1 and 3660 days")
+            .into());
+        }
+        let loaded_days = (state.end - state.start).num_days() as u32 + 1;
+        let params = Params {
+            seed: state.seed,
+            scale: state.scale,
+            start: generate::to_day(state.start),
+            days: loaded_days + more,
+        };
+        log.info(&format!(
+            "Adding {more} day{} after {} to the dataset (seed {}, scale {})",
+            if more == 1 { "" } else { "s" },
+            state.end,
+            state.seed,
+            state.scale
+        ));
+        load(&rt, &endpoint, &params, Some(loaded_days), log)?;
+    } else if args.if_empty && has_data {
+        log.info(&match state {
+            Some(s) => format!(
+                "raw already holds a dataset (seed {}, scale {}, {} to {}): not generating",
+                s.seed, s.scale, s.start, s.end
+            ),
+            None => "raw already holds data: not generating".to_string(),
+        });
+    } else {
+        let params = generate::params(&request, yesterday)?;
+        if has_data {
+            log.info("Replacing the data in raw");
+        }
+        load(&rt, &endpoint, &params, None, log)?;
+        fresh = true;
+    }
+    drop(control);
+    if !args.build {
+        return Ok(0);
+    }
+    // Rebuilt data: incremental models start over.
+    let build = RunArgs {
+        full_refresh: fresh,
+        ..RunArgs::default()
+    };
+    let code = super::run::build(g, &build, log)?;
+    if code == 0 {
+        log.info(&next_steps(&session));
+    }
+    Ok(code)
+}
+
+/// What to look at once the warehouse is built.
+fn next_steps(session: &Session) -> String {
+    let dir = session.project.root.display();
+    format!(
+        "\nThe warehouse is built. Next:\n\
+         \x20 psql \"$(pm db url --project-dir {dir})\"   the marts: analytics.fct_daily_metrics, analytics.mrr_monthly, analytics.cohort_retention_monthly, …\n\
+         \x20 pm docs --serve --project-dir {dir}       the documentation site and lineage graph on http://127.0.0.1:8080/\n\
+         \x20 pm generate --append-days 1 --build --project-dir {dir}   tomorrow's data, then the nightly incremental run\n\
+         \x20 pm source freshness --project-dir {dir}   how recent the raw data is"
+    )
+}
+
+/// The first day of every month from `params.start` to its last day.
+fn months(params: &Params) -> Vec<chrono::NaiveDate> {
+    use chrono::Datelike;
+    let last = generate::to_date(params.end_day() - 1);
+    let mut m = generate::to_date(params.start).with_day(1).unwrap_or(last);
+    let mut out = Vec::new();
+    while m <= last {
+        out.push(m);
+        m = m
+            .checked_add_months(chrono::Months::new(1))
+            .unwrap_or(last.succ_opt().unwrap_or(last));
+    }
+    out
+}
+
+/// Simulates `params` and loads the rows of its window into raw, every table
+/// on its own connection; nothing commits unless every table loaded.
+fn load(
+    rt: &tokio::runtime::Runtime,
+    endpoint: &Endpoint,
+    params: &Params,
+    loaded_days: Option<u32>,
+    log: Log,
+) -> Result<()> {
+    let started = Instant::now();
+    let window = Window::new(params, loaded_days);
+    let appending = loaded_days.is_some();
+    let control = rt.block_on(endpoint.connect())?;
+    rt.block_on(warehouse::create_event_partitions(
+        &control,
+        &months(params),
+    ))?;
+    drop(control);
+    let tables: Vec<Table> = Table::ALL
+        .into_iter()
+        .filter(|t| !appending || !matches!(t, Table::Plans | Table::Titles))
+        .collect();
+    let mut senders = Vec::new();
+    let mut loaders = Vec::new();
+    for &table in &tables {
+        let (to, from) = tokio::sync::mpsc::channel(4);
+        senders.push((table, to));
+        let bulk = BulkTable {
+            name: format!("raw.{}", table.name()),
+            columns: table.columns().to_vec(),
+            // An appended load replaces the subscriptions: their rows change.
+            replace: !appending || table == Table::Subscriptions,
+        };
+        loaders.push((
+            table,
+            rt.spawn(warehouse::bulk_load(endpoint.clone(), bulk, from)),
+        ));
+    }
+    let total_days = params.days as u64;
+    let first_day = params.start;
+    let sim_params = params.clone();
+    let simulation = rt.spawn_blocking(move || {
+        let progress = Progress::new(&log, total_days as usize, "generating");
+        let live = progress.is_live();
+        let mut reported = 0;
+        let mut streams = CopyStreams::new(senders);
+        generate::simulate(&sim_params, &window, &mut streams, |day| {
+            let done = (day - first_day + 1) as u64;
+            progress.set_position(done as usize);
+            let tenth = done * 10 / total_days.max(1);
+            if !live && tenth > reported {
+                reported = tenth;
+                log.info(&format!(
+                    "simulated {} of {} days ({}%)",
+                    done,
+                    total_days,
+                    tenth * 10
+                ));
+            }
+        });
+        let rows = streams.rows;
+        streams.finish();
+        rows
+    });
+    let (rows, results) = rt.block_on(async {
+        let rows = simulation.await;
+        let mut results = Vec::new();
+        for (table, handle) in loaders {
+            results.push((table, handle.await));
+        }
+        (rows, results)
+    });
+    let rows = rows
+        .map_err(|e| Problem::new("generate::simulate", format!("the simulation failed: {e}")))?;
+    let mut problems = Problems::default();
+    let mut loaded = Vec::new();
+    for (table, result) in results {
+        match result {
+            Ok(Ok(l)) => loaded.push((table, l)),
+            Ok(Err(p)) => problems.0.extend(p.0),
+            Err(e) => problems.push(Problem::new(
+                "generate::load",
+                format!("loading raw.{} failed: {e}", table.name()),
+            )),
+        }
+    }
+    // Dropping the loaded connections rolls their transactions back.
+    problems.into_result()?;
+    let state = GeneratorState {
+        seed: params.seed,
+        scale: params.scale,
+        start: generate::to_date(params.start),
+        end: generate::to_date(params.end_day() - 1),
+    };
+    rt.block_on(async {
+        if let Some((_, l)) = loaded.iter().find(|(t, _)| *t == Table::Subscriptions) {
+            warehouse::record_generator_state(l.client(), &state)
+                .await
+                .map_err(|e| {
+                    Problem::new(
+                        "generate::state",
+                        format!("cannot record raw.generator_state: {e}"),
+                    )
+                })?;
+        }
+        for (_, l) in loaded {
+            l.commit().await?;
+        }
+        Ok::<(), Problems>(())
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let total: u64 = rows.iter().sum();
+    log.info(&format!(
+        "{} {} rows into raw in {seconds:.2}s ({:.0} rows/s): {}",
+        if appending { "Added" } else { "Loaded" },
+        thousands(total),
+        total as f64 / seconds.max(1e-9),
+        tables
+            .iter()
+            .map(|t| format!("{} {}", t.name(), thousands(rows[*t as usize])))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    log.info(&format!(
+        "Dataset: seed {}, scale {}, {} to {} ({} days)",
+        state.seed, state.scale, state.start, state.end, params.days
+    ));
+    Ok(())
+}
+
+/// `--out DIR`: every table as a CSV file with a header line.
+fn write_csv(params: &Params, dir: &std::path::Path, log: Log) -> Result<()> {
+    let started = Instant::now();
+    let io = |path: &std::path::Path, e: std::io::Error| {
+        Problem::new(
+            "generate::out",
+            format!("cannot write {}: {e}", path.display()),
+        )
+        .help("check that the folder is writable and the disk has room")
+    };
+    let mut files = CsvFiles::create(dir).map_err(|e| io(dir, e))?;
+    let window = Window::new(params, None);
+    generate::simulate(params, &window, &mut files, |_| {});
+    let rows = files.finish().map_err(|(p, e)| io(&p, e))?;
+    let total: u64 = rows.iter().sum();
+    log.info(&format!(
+        "Wrote {} rows to {}/*.csv in {:.2}s (seed {}, scale {}, {} to {})",
+        thousands(total),
+        dir.display(),
+        started.elapsed().as_secs_f64(),
+        params.seed,
+        params.scale,
+        generate::to_date(params.start),
+        generate::to_date(params.end_day() - 1)
+    ));
+    Ok(())
+}
+
+/// 1234567 → "1,234,567".
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
