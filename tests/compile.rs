@@ -401,7 +401,7 @@ fn jinja_surface_of_dbt_projects() {
         ),
         (
             "models/m.sql",
-            "{{ config(materialized='table', tags=['x']) }}\n{%- set cfg = config.get('materialized') -%}\nselect {{ cols('t.') }} -- {{ cfg }} {{ this.identifier }} {{ this.schema }}\n-- {{ dispatched() }} {% call wrap() %}inside{% endcall %} {{ var('limit') }} {{ var('missing', 'dflt') }}\n-- {{ 'a,b'.split(',') | length }} {{ is_incremental() }} {{ model.name }} {{ adapter.quote('q') }}\n-- {{ run_started_at.strftime('%Y') | length }} {{ tojson({'k': 1}) }} {{ fromjson('[1,2]')[1] }} {{ local_md5('x') }}\n",
+            "{{ config(materialized='table', tags=['x']) }}\n{%- set cfg = config.get('materialized') -%}\nselect {{ cols('t.') }} -- {{ cfg }} {{ this.identifier }} {{ this.schema }}\n-- {{ dispatched() }} {% call wrap() %}inside{% endcall %} {{ var('limit') }} {{ var('missing', 'dflt') }} {{ var('unset', none) is none }}\n-- {{ 'a,b'.split(',') | length }} {{ is_incremental() }} {{ model.name }} {{ adapter.quote('q') }}\n-- {{ run_started_at.strftime('%Y') | length }} {{ tojson({'k': 1}) }} {{ fromjson('[1,2]')[1] }} {{ local_md5('x') }}\n",
         ),
     ]);
     let r = pm(dir.path(), &["compile", "-s", "m"]);

@@ -548,7 +548,9 @@ struct VarObj(Arc<Shared>);
 
 impl Object for VarObj {
     fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
-        let (name, default): (&str, Option<Value>) = minijinja::value::from_args(args)?;
+        let (name, _): (&str, Option<Value>) = minijinja::value::from_args(args)?;
+        // A default of `none` is a default (dbt: `var('x', none)` is None).
+        let default = args.get(1).cloned();
         match self.0.vars.get(name) {
             Some(v) => Ok(json_to_value(v)),
             None => default.ok_or_else(|| {

@@ -1,0 +1,7 @@
+{#
+  The calendar day of a timestamp (timestamptz) in the project's timezone
+  (var `timezone`, default UTC): every "day" of PulseMetrics is one of these.
+#}
+{% macro local_date(timestamp) -%}
+    ({{ timestamp }} at time zone '{{ var("timezone") }}')::date
+{%- endmacro %}

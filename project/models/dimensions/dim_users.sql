@@ -1,0 +1,66 @@
+-- Users: signup, company, channel and country, activation (a capture within
+-- `activation_window_days` of signup), first payment and where they stand on
+-- the last day with data.
+{% set window = var('activation_window_days') %}
+with last_day as (
+    select max(date) as date from {{ ref('dim_date') }}
+),
+
+first_sessions as (
+    select user_id, min(started_at) as first_session_at, count(*)::integer as sessions
+    from {{ ref('stg_sessions') }}
+    group by 1
+),
+
+captures as (
+    select
+        e.user_id,
+        min(e.occurred_at) as first_capture_at,
+        bool_or(e.occurred_at < u.signed_up_at + interval '{{ window }} days') as captured_in_window
+    from {{ ref('stg_events') }} as e
+    join {{ ref('stg_users') }} as u on u.user_id = e.user_id
+    where e.event_type = 'capture'
+    group by 1
+),
+
+first_payments as (
+    select user_id, min(created_at) as first_paid_at
+    from {{ ref('stg_payments') }}
+    where payment_type = 'regular' and status = 'captured'
+    group by 1
+),
+
+current_subscriptions as (
+    select distinct on (user_id)
+        user_id,
+        status
+    from {{ ref('stg_subscriptions') }}
+    order by user_id, started_at desc
+)
+
+select
+    u.user_id,
+    u.company_id,
+    u.company_id is not null as is_company_user,
+    u.signed_up_at,
+    {{ local_date('u.signed_up_at') }} as signup_date,
+    date_trunc('month', {{ local_date('u.signed_up_at') }})::date as signup_month,
+    (last_day.date - {{ local_date('u.signed_up_at') }})::integer as days_since_signup,
+    u.acquisition_channel,
+    u.partner_id,
+    u.country_code,
+    c.region,
+    u.platform,
+    f.first_session_at,
+    coalesce(f.sessions, 0) as sessions,
+    cap.first_capture_at,
+    coalesce(cap.captured_in_window, false) as is_activated,
+    p.first_paid_at,
+    s.status as subscription_status
+from {{ ref('stg_users') }} as u
+cross join last_day
+left join {{ ref('countries') }} as c on c.country_code = u.country_code
+left join first_sessions as f on f.user_id = u.user_id
+left join captures as cap on cap.user_id = u.user_id
+left join first_payments as p on p.user_id = u.user_id
+left join current_subscriptions as s on s.user_id = u.user_id

@@ -1,0 +1,19 @@
+-- Revenue in the marts is captured payments minus refunds in raw, to the
+-- cent: daily net cash-in, the payments fact and the subscriptions fact.
+with raw_net as (
+    select coalesce(sum(case status when 'captured' then amount_cents when 'refunded' then -amount_cents else 0 end), 0) / 100.0 as amount
+    from {{ source('raw', 'payments') }}
+),
+
+marts as (
+    select 'fct_daily_metrics.net_cash_in' as measure, sum(net_cash_in) as amount from {{ ref('fct_daily_metrics') }}
+    union all
+    select 'fct_payments.cash_amount', sum(cash_amount) from {{ ref('fct_payments') }}
+    union all
+    select 'fct_subscriptions.net_revenue', sum(net_revenue) from {{ ref('fct_subscriptions') }}
+)
+
+select marts.measure, marts.amount, raw_net.amount as raw_amount
+from marts
+cross join raw_net
+where marts.amount is distinct from raw_net.amount
