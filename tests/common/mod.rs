@@ -42,7 +42,8 @@ fn copy_dir(src: &Path, dst: &Path) {
     for e in std::fs::read_dir(src).expect("read fixture") {
         let e = e.expect("entry");
         let to = dst.join(e.file_name());
-        if e.file_name() == "target" {
+        // Build output and a developer's local server stay behind.
+        if matches!(e.file_name().to_str(), Some("target" | ".pm" | "logs")) {
             continue;
         }
         if e.file_type().expect("type").is_dir() {
@@ -119,6 +120,17 @@ impl LocalProject {
         LocalProject { dir }
     }
 
+    /// A private copy of the PulseMetrics project (`project/`), with its own server.
+    pub fn pulsemetrics() -> LocalProject {
+        let dir = tempfile::tempdir().expect("temp dir");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("project"),
+            dir.path(),
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        LocalProject { dir }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -159,14 +171,18 @@ pub fn sql(project: &Path, sql: &str) -> String {
 }
 
 pub fn psql(project: &Path, url: &str, sql: &str) -> String {
+    psql_result(project, url, sql).unwrap_or_else(|e| panic!("psql failed: {e}"))
+}
+
+/// Like [`psql`], but the error text when the statement fails.
+pub fn psql_result(project: &Path, url: &str, sql: &str) -> Result<String, String> {
     let out = std::process::Command::new(psql_bin(project))
         .args([url, "-XAtc", sql])
         .output()
         .expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
 }

@@ -1,0 +1,809 @@
+//! PulseMetrics end to end: `pm generate` loads the synthetic business,
+//! `pm build` turns it into the marts, and the marts' numbers are checked
+//! against a second computation in plain Rust from the generator's own rows.
+
+mod common;
+use common::*;
+use pm::generate::catalog::PLANS;
+use pm::generate::rng::Uuid;
+use pm::generate::rows::{day_of, Dataset, Day};
+use pm::generate::{self, Params, Window};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+const SEED: &str = "11";
+const SCALE: &str = "0.3";
+const START: &str = "2024-01-01";
+const DAYS: &str = "240";
+
+/// `pm generate` with the dataset of these tests.
+fn generate_args<'a>(p: &'a LocalProject, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "generate",
+        "--seed",
+        SEED,
+        "--scale",
+        SCALE,
+        "--start",
+        START,
+        "--days",
+        DAYS,
+        "--project-dir",
+        p.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// The rows `pm generate` with the same flags loads, made in memory.
+fn dataset() -> Dataset {
+    let params = Params {
+        seed: SEED.parse().unwrap(),
+        scale: SCALE.parse().unwrap(),
+        start: generate::to_day(START.parse().unwrap()),
+        days: DAYS.parse().unwrap(),
+    };
+    let mut d = Dataset::default();
+    generate::simulate(&params, &Window::new(&params, None), &mut d, |_| {});
+    d
+}
+
+fn date(day: Day) -> String {
+    generate::to_date(day).to_string()
+}
+
+fn month_start(day: Day) -> Day {
+    use chrono::Datelike;
+    let d = generate::to_date(day);
+    generate::to_day(d.with_day(1).unwrap())
+}
+
+fn next_month(day: Day) -> Day {
+    let d = generate::to_date(month_start(day));
+    generate::to_day(d.checked_add_months(chrono::Months::new(1)).unwrap())
+}
+
+/// SQL rows as `key -> columns`, the first column being the key.
+fn rows(p: &LocalProject, query: &str) -> BTreeMap<String, Vec<String>> {
+    sql(p.path(), query)
+        .lines()
+        .map(|l| {
+            let mut cols: Vec<String> = l.split('|').map(str::to_string).collect();
+            (cols.remove(0), cols)
+        })
+        .collect()
+}
+
+/// The business computed from the generator's rows with PulseMetrics'
+/// definitions (DESIGN.md), independently of the SQL models.
+struct Second<'a> {
+    d: &'a Dataset,
+    first_day: Day,
+    last_day: Day,
+}
+
+/// A stretch of days a subscription paid one plan's monthly value.
+struct Stretch {
+    customer: Uuid,
+    monthly_cents: i64,
+    from: Day,
+    until: Option<Day>,
+}
+
+impl<'a> Second<'a> {
+    fn new(d: &'a Dataset) -> Second<'a> {
+        let signup_days = d.users.iter().map(|u| day_of(u.signed_up_at));
+        let first_day = signup_days.clone().min().unwrap();
+        let last_day = signup_days
+            .chain(d.sessions.iter().map(|s| day_of(s.started_at)))
+            .chain(d.payments.iter().map(|p| day_of(p.created_at)))
+            .max()
+            .unwrap();
+        Second {
+            d,
+            first_day,
+            last_day,
+        }
+    }
+
+    fn days(&self) -> impl Iterator<Item = Day> {
+        self.first_day..=self.last_day
+    }
+
+    fn signups(&self) -> BTreeMap<Day, i64> {
+        let mut out = BTreeMap::new();
+        for u in &self.d.users {
+            *out.entry(day_of(u.signed_up_at)).or_default() += 1;
+        }
+        out
+    }
+
+    /// DAU, WAU and MAU of every day: distinct users with a session on the
+    /// day and in the 7 and 30 days ending on it.
+    fn active_users(&self) -> BTreeMap<Day, (usize, usize, usize)> {
+        let mut by_day: HashMap<Day, HashSet<Uuid>> = HashMap::new();
+        for s in &self.d.sessions {
+            by_day
+                .entry(day_of(s.started_at))
+                .or_default()
+                .insert(s.user_id);
+        }
+        let distinct = |d: Day, window: Day| {
+            let mut users = HashSet::new();
+            for x in d - window + 1..=d {
+                if let Some(u) = by_day.get(&x) {
+                    users.extend(u.iter().copied());
+                }
+            }
+            users.len()
+        };
+        self.days()
+            .map(|d| (d, (distinct(d, 1), distinct(d, 7), distinct(d, 30))))
+            .collect()
+    }
+
+    fn stretches(&self) -> Vec<Stretch> {
+        let monthly = |plan: &str| {
+            let p = PLANS.iter().find(|p| p.plan_id == plan).unwrap();
+            if p.billing_period == "annual" {
+                (p.price_cents as f64 / 12.0).round() as i64
+            } else {
+                p.price_cents
+            }
+        };
+        let mut changes: HashMap<Uuid, Vec<(i64, Uuid, &str)>> = HashMap::new();
+        for c in &self.d.subscription_changes {
+            if matches!(
+                c.change_type,
+                "trial_started" | "created" | "reactivated" | "upgraded" | "downgraded"
+            ) {
+                changes.entry(c.subscription_id).or_default().push((
+                    c.changed_at,
+                    c.change_id,
+                    c.to_plan_id.unwrap(),
+                ));
+            }
+        }
+        let mut out = Vec::new();
+        for s in &self.d.subscriptions {
+            let start = day_of(s.started_at);
+            let paying_from = s.trial_ends_at.map(day_of).unwrap_or(start);
+            let end = s.ended_at.map(day_of);
+            let mut list = changes.remove(&s.subscription_id).unwrap_or_default();
+            list.sort();
+            for (i, &(at, _, plan)) in list.iter().enumerate() {
+                let valid_from = day_of(at);
+                let valid_to = list.get(i + 1).map(|n| day_of(n.0));
+                if valid_to.is_some_and(|t| t <= valid_from) {
+                    continue;
+                }
+                let until = match (valid_to, end) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                out.push(Stretch {
+                    customer: s.user_id,
+                    monthly_cents: monthly(plan),
+                    from: valid_from.max(paying_from),
+                    until,
+                });
+            }
+        }
+        out
+    }
+
+    /// Each month (by its first day) and the day its figures are as of.
+    fn months(&self) -> Vec<(Day, Day)> {
+        let mut out = Vec::new();
+        let mut m = month_start(self.first_day);
+        while m <= self.last_day {
+            let next = next_month(m);
+            out.push((m, (next - 1).min(self.last_day)));
+            m = next;
+        }
+        out
+    }
+
+    /// MRR per month in cents with its movements:
+    /// (mrr, new, expansion, contraction, churned, reactivation).
+    fn mrr_monthly(&self) -> BTreeMap<Day, [i64; 6]> {
+        let stretches = self.stretches();
+        let customer_mrr = |day: Day| {
+            let mut m: HashMap<Uuid, i64> = HashMap::new();
+            for s in &stretches {
+                if s.from <= day && s.until.is_none_or(|u| u > day) {
+                    *m.entry(s.customer).or_default() += s.monthly_cents;
+                }
+            }
+            m
+        };
+        let mut seen: HashSet<Uuid> = HashSet::new();
+        let mut previous: HashMap<Uuid, i64> = HashMap::new();
+        let mut out = BTreeMap::new();
+        for (month, end_day) in self.months() {
+            let current = customer_mrr(end_day);
+            let mut row = [0i64; 6];
+            row[0] = current.values().sum();
+            for (c, &now) in &current {
+                match previous.get(c).copied().unwrap_or(0) {
+                    0 if seen.contains(c) => row[5] += now,
+                    0 => row[1] += now,
+                    before if now > before => row[2] += now - before,
+                    before => row[3] += before - now,
+                }
+            }
+            for (c, &before) in &previous {
+                if !current.contains_key(c) {
+                    row[4] += before;
+                }
+            }
+            seen.extend(current.keys().copied());
+            previous = current;
+            out.insert(month, row);
+        }
+        out
+    }
+
+    /// Trials started and converted (a captured regular payment at or after
+    /// the trial's end) per trial-start day.
+    fn trials(&self) -> BTreeMap<Day, (i64, i64)> {
+        let mut first_paid: HashMap<Uuid, i64> = HashMap::new();
+        for p in &self.d.payments {
+            if p.payment_type == "regular" && p.status == "captured" {
+                let e = first_paid.entry(p.subscription_id).or_insert(p.created_at);
+                *e = (*e).min(p.created_at);
+            }
+        }
+        let mut out: BTreeMap<Day, (i64, i64)> = BTreeMap::new();
+        for s in &self.d.subscriptions {
+            let Some(trial_end) = s.trial_ends_at else {
+                continue;
+            };
+            let e = out.entry(day_of(s.started_at)).or_default();
+            e.0 += 1;
+            if first_paid
+                .get(&s.subscription_id)
+                .is_some_and(|&t| t >= trial_end)
+            {
+                e.1 += 1;
+            }
+        }
+        out
+    }
+
+    /// (cohort size, users with a session in the month after) of a signup month.
+    fn month_one_retention(&self, cohort: Day) -> (usize, usize) {
+        let members: HashSet<Uuid> = self
+            .d
+            .users
+            .iter()
+            .filter(|u| month_start(day_of(u.signed_up_at)) == cohort)
+            .map(|u| u.user_id)
+            .collect();
+        let next = next_month(cohort);
+        let active: HashSet<Uuid> = self
+            .d
+            .sessions
+            .iter()
+            .filter(|s| month_start(day_of(s.started_at)) == next && members.contains(&s.user_id))
+            .map(|s| s.user_id)
+            .collect();
+        (members.len(), active.len())
+    }
+
+    /// Seed 002's KPIs of a month by company size: (active companies,
+    /// revenue in cents, sessions).
+    fn company_kpis(&self, month: Day) -> BTreeMap<&'static str, (usize, i64, usize)> {
+        let size: HashMap<Uuid, &'static str> = self
+            .d
+            .companies
+            .iter()
+            .map(|c| (c.company_id, c.company_size))
+            .collect();
+        let company_of: HashMap<Uuid, Uuid> = self
+            .d
+            .users
+            .iter()
+            .filter_map(|u| u.company_id.map(|c| (u.user_id, c)))
+            .collect();
+        let sub_company: HashMap<Uuid, Uuid> = self
+            .d
+            .subscriptions
+            .iter()
+            .filter_map(|s| s.company_id.map(|c| (s.subscription_id, c)))
+            .collect();
+        let mut active: BTreeMap<&str, HashSet<Uuid>> = BTreeMap::new();
+        let mut sessions: BTreeMap<&str, usize> = BTreeMap::new();
+        for s in &self.d.sessions {
+            if month_start(day_of(s.started_at)) != month {
+                continue;
+            }
+            if let Some(c) = company_of.get(&s.user_id) {
+                active.entry(size[c]).or_default().insert(*c);
+                *sessions.entry(size[c]).or_default() += 1;
+            }
+        }
+        let mut revenue: BTreeMap<&str, i64> = BTreeMap::new();
+        for p in &self.d.payments {
+            if month_start(day_of(p.created_at)) != month {
+                continue;
+            }
+            if let Some(c) = sub_company.get(&p.subscription_id) {
+                let cash = match p.status {
+                    "captured" => p.amount_cents,
+                    "refunded" => -p.amount_cents,
+                    _ => 0,
+                };
+                *revenue.entry(size[c]).or_default() += cash;
+            }
+        }
+        ["large", "small"]
+            .into_iter()
+            .map(|z| {
+                (
+                    z,
+                    (
+                        active.get(z).map_or(0, HashSet::len),
+                        revenue.get(z).copied().unwrap_or(0),
+                        sessions.get(z).copied().unwrap_or(0),
+                    ),
+                )
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn the_warehouse_agrees_with_a_second_computation_from_the_generators_rows() {
+    let p = LocalProject::pulsemetrics();
+    let r = pm(p.path(), &generate_args(&p, &["--build"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // `pm build` passed every data test and says where to look next.
+    assert!(r.stderr.contains(" ERROR=0 SKIP=0 "), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("The warehouse is built. Next:"),
+        "{}",
+        r.stderr
+    );
+
+    let d = dataset();
+    let second = Second::new(&d);
+    // The generator loaded exactly these rows.
+    for (table, n) in [
+        ("users", d.users.len()),
+        ("sessions", d.sessions.len()),
+        ("events", d.events.len()),
+        ("payments", d.payments.len()),
+        ("subscriptions", d.subscriptions.len()),
+    ] {
+        assert_eq!(
+            sql(p.path(), &format!("select count(*) from raw.{table}")),
+            n.to_string(),
+            "raw.{table}"
+        );
+    }
+
+    let daily = rows(
+        &p,
+        "select date, signups, daily_active_users, weekly_active_users, monthly_active_users,
+                trials_started, trials_converted
+         from analytics.fct_daily_metrics order by date",
+    );
+    assert_eq!(daily.len(), second.days().count(), "one row per day");
+    let signups = second.signups();
+    let active = second.active_users();
+    let trials = second.trials();
+    for day in second.days() {
+        let row = &daily[&date(day)];
+        let (dau, wau, mau) = active[&day];
+        let (started, converted) = trials.get(&day).copied().unwrap_or((0, 0));
+        assert_eq!(
+            row,
+            &vec![
+                signups.get(&day).copied().unwrap_or(0).to_string(),
+                dau.to_string(),
+                wau.to_string(),
+                mau.to_string(),
+                started.to_string(),
+                converted.to_string(),
+            ],
+            "signups, DAU, WAU, MAU, trials started and converted on {}",
+            date(day)
+        );
+    }
+    let (started, converted) = trials.values().fold((0, 0), |a, t| (a.0 + t.0, a.1 + t.1));
+    assert!(
+        converted > 0 && converted < started,
+        "{converted} of {started}"
+    );
+
+    let mrr = rows(
+        &p,
+        "select month_start, (mrr * 100)::bigint, (new_mrr * 100)::bigint, (expansion_mrr * 100)::bigint,
+                (contraction_mrr * 100)::bigint, (churned_mrr * 100)::bigint, (reactivation_mrr * 100)::bigint
+         from analytics.mrr_monthly order by 1",
+    );
+    let expected = second.mrr_monthly();
+    assert_eq!(mrr.len(), expected.len());
+    for (month, movement) in &expected {
+        let got: Vec<i64> = mrr[&date(*month)]
+            .iter()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            movement.to_vec(),
+            "MRR, new, expansion, contraction, churned, reactivation in {}",
+            date(*month)
+        );
+    }
+    // Every kind of movement happened, so each was compared for real.
+    for (k, name) in [
+        "mrr",
+        "new",
+        "expansion",
+        "contraction",
+        "churned",
+        "reactivation",
+    ]
+    .iter()
+    .enumerate()
+    {
+        assert!(expected.values().any(|m| m[k] > 0), "no {name} MRR at all");
+    }
+
+    let january = generate::to_day("2024-01-01".parse().unwrap());
+    let (size, retained) = second.month_one_retention(january);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select cohort_size || '|' || active_users from analytics.cohort_retention_monthly
+             where cohort_month = '2024-01-01' and months_since_signup = 1"
+        ),
+        format!("{size}|{retained}")
+    );
+    assert!(retained > 0 && retained < size);
+
+    let march = generate::to_day("2024-03-01".parse().unwrap());
+    let kpis = rows(
+        &p,
+        "select company_size, active_companies, (revenue * 100)::bigint, avg_sessions_per_company
+         from analytics.company_kpis_monthly where month_start = '2024-03-01'",
+    );
+    for (company_size, (companies, revenue, sessions)) in second.company_kpis(march) {
+        // sessions ÷ companies rounded half up to the cent, as SQL's round(x, 2).
+        let hundredths = (sessions * 200 + companies) / (2 * companies);
+        let average = format!("{}.{:02}", hundredths / 100, hundredths % 100);
+        assert_eq!(
+            kpis[company_size],
+            vec![companies.to_string(), revenue.to_string(), average],
+            "{company_size} companies in March 2024"
+        );
+        assert!(companies > 0 && revenue > 0);
+    }
+}
+
+/// fct_daily_metrics, every row and column, in date order.
+fn daily_metrics(p: &LocalProject) -> Vec<String> {
+    sql(
+        p.path(),
+        "select t::text from analytics.fct_daily_metrics as t order by date",
+    )
+    .lines()
+    .map(str::to_string)
+    .collect()
+}
+
+#[test]
+fn the_nightly_incremental_run_equals_a_full_refresh_and_backfills_touch_only_their_days() {
+    let p = LocalProject::pulsemetrics();
+    let dir = p.path().to_str().unwrap();
+    let r = pm(
+        p.path(),
+        &["generate", "--append-days", "1", "--project-dir", dir],
+    );
+    assert_eq!(r.code, 2, "nothing to append to yet: {}", r.stderr);
+    assert!(
+        unwrapped(&r.stderr).contains("--append-days adds to a dataset pm generate made"),
+        "{}",
+        r.stderr
+    );
+    let r = pm(p.path(), &generate_args(&p, &[]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for command in ["seed", "run"] {
+        let r = pm(p.path(), &[command, "-q", "--project-dir", dir]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let before = daily_metrics(&p);
+
+    // The next night: one more day of data (and sessions of earlier days
+    // that arrived late), then the incremental run.
+    let r = pm(
+        p.path(),
+        &["generate", "--append-days", "1", "--project-dir", dir],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Adding 1 day after 2024-08-27"),
+        "{}",
+        r.stderr
+    );
+    let late = sql(
+        p.path(),
+        "select count(*) from raw.sessions where started_at < '2024-08-28' and _loaded_at > '2024-08-28 02:00+00'",
+    );
+    assert_ne!(
+        late, "0",
+        "the appended load brought late sessions of earlier days"
+    );
+    let r = pm(
+        p.path(),
+        &["run", "-s", "+fct_daily_metrics", "--project-dir", dir],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let incremental = daily_metrics(&p);
+    assert_eq!(incremental.len(), before.len() + 1, "one new day");
+    assert!(incremental.last().unwrap().starts_with("(2024-08-28,"));
+    assert_ne!(
+        &incremental[..before.len()],
+        &before[..],
+        "late data changed recent days"
+    );
+    let r = pm(
+        p.path(),
+        &[
+            "run",
+            "-q",
+            "-s",
+            "fct_daily_metrics",
+            "--full-refresh",
+            "--project-dir",
+            dir,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(daily_metrics(&p), incremental, "incremental = full refresh");
+
+    // A backfill recomputes exactly its days: spoil a week and the days
+    // around it, recompute the week, and only the week comes back.
+    sql(
+        p.path(),
+        "update analytics.fct_daily_metrics set signups = -1 where date between '2024-03-01' and '2024-03-07';
+         update analytics.fct_daily_metrics set signups = -2 where date in ('2024-02-29', '2024-03-08')",
+    );
+    let r = pm(
+        p.path(),
+        &[
+            "run",
+            "-s",
+            "fct_daily_metrics",
+            "--vars",
+            "{from: 2024-03-01, to: 2024-03-07}",
+            "--project-dir",
+            dir,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select string_agg(date || ':' || signups, ',' order by date) from analytics.fct_daily_metrics
+             where signups < 0"
+        ),
+        "2024-02-29:-2,2024-03-08:-2",
+        "the days outside the range are untouched"
+    );
+    let after: Vec<String> = daily_metrics(&p);
+    for (now, then) in after.iter().zip(&incremental) {
+        if now.starts_with("(2024-03-0") && !now.starts_with("(2024-03-08") {
+            assert_eq!(now, then, "a backfilled day is recomputed exactly");
+        }
+    }
+    // Running it again changes nothing.
+    let r = pm(
+        p.path(),
+        &[
+            "run",
+            "-q",
+            "-s",
+            "fct_daily_metrics",
+            "--vars",
+            "{from: 2024-03-01, to: 2024-03-07}",
+            "--project-dir",
+            dir,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(daily_metrics(&p), after);
+    // Each run is in the job history.
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pm_meta.run_results where node = 'model.pulsemetrics.fct_daily_metrics' and status = 'success'"
+        ),
+        "5"
+    );
+}
+
+/// The project's database URL for another role.
+fn url_as(p: &LocalProject, role: &str) -> String {
+    let url = pm(p.path(), &["db", "url"]).stdout.trim().to_string();
+    let (_, rest) = url.split_once('@').unwrap();
+    format!("postgresql://{role}@{rest}")
+}
+
+#[test]
+fn roles_see_exactly_their_marts_and_recent_data_is_fresh() {
+    let p = LocalProject::pulsemetrics();
+    let dir = p.path().to_str().unwrap();
+    // Data up to yesterday, so the reader's last 30 days hold rows.
+    let start = (chrono::Utc::now().date_naive() - chrono::Days::new(45)).to_string();
+    let args = [
+        "--seed",
+        "5",
+        "--scale",
+        "0.3",
+        "--start",
+        &start,
+        "--days",
+        "45",
+        "--project-dir",
+        dir,
+    ];
+    let mut generate = vec!["generate", "--build", "-q"];
+    generate.extend_from_slice(&args);
+    let r = pm(p.path(), &generate);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    let can = |role: &str, query: &str| psql_result(p.path(), &url_as(&p, role), query);
+    let denied = |role: &str, query: &str| match can(role, query) {
+        Ok(out) => panic!("{role} ran `{query}`: {out}"),
+        Err(e) => assert!(e.contains("permission denied"), "{role}: {e}"),
+    };
+    for role in ["analyst", "finance", "reader"] {
+        denied(role, "select count(*) from raw.users");
+        denied(role, "select count(*) from raw.payments");
+        denied(role, "select count(*) from staging.stg_users");
+        denied(
+            role,
+            "select count(*) from intermediate.int_user_activity_days",
+        );
+    }
+    // analyst: engagement marts and the non-revenue columns of the daily metrics.
+    for table in [
+        "dim_users",
+        "dim_companies",
+        "fct_events",
+        "fct_sessions",
+        "cohort_retention_monthly",
+        "feature_adoption_monthly",
+    ] {
+        can(
+            "analyst",
+            &format!("select count(*) from analytics.{table}"),
+        )
+        .unwrap();
+    }
+    for table in [
+        "fct_payments",
+        "fct_subscriptions",
+        "mrr_monthly",
+        "ltv_cohorts",
+        "cac_monthly",
+        "company_kpis_monthly",
+    ] {
+        denied(
+            "analyst",
+            &format!("select count(*) from analytics.{table}"),
+        );
+    }
+    let all_days = sql(p.path(), "select count(*) from analytics.fct_daily_metrics");
+    assert_eq!(
+        can("analyst", "select count(*) from (select date, daily_active_users, signups from analytics.fct_daily_metrics) t").unwrap(),
+        all_days
+    );
+    denied(
+        "analyst",
+        "select sum(net_cash_in) from analytics.fct_daily_metrics",
+    );
+    denied("analyst", "select mrr from analytics.fct_daily_metrics");
+    // finance: revenue marts, the dimensions, all of the daily metrics; not the engagement facts.
+    for table in [
+        "fct_payments",
+        "fct_subscriptions",
+        "mrr_monthly",
+        "ltv_cohorts",
+        "cac_monthly",
+        "company_kpis_monthly",
+        "dim_users",
+    ] {
+        can(
+            "finance",
+            &format!("select count(*) from analytics.{table}"),
+        )
+        .unwrap();
+    }
+    denied("finance", "select count(*) from analytics.fct_events");
+    assert_eq!(
+        can(
+            "finance",
+            "select count(*) from analytics.fct_daily_metrics where net_cash_in >= 0 or true"
+        )
+        .unwrap(),
+        all_days
+    );
+    // reader: fct_daily_metrics of the last 30 days, nothing else.
+    let recent = sql(
+        p.path(),
+        "select count(*) from analytics.fct_daily_metrics where date >= current_date - 30",
+    );
+    assert!(recent.parse::<i64>().unwrap() >= 29, "{recent}");
+    assert!(all_days.parse::<i64>().unwrap() > recent.parse::<i64>().unwrap());
+    assert_eq!(
+        can("reader", "select count(*) from analytics.fct_daily_metrics").unwrap(),
+        recent
+    );
+    denied("reader", "select count(*) from analytics.dim_users");
+    denied("reader", "select count(*) from analytics.mrr_monthly");
+
+    // Seed 003's three sample queries run unchanged and make sense.
+    let query = |name: &str| read(p.path(), &format!("analyses/{name}.sql"));
+    let dau = sql(p.path(), &query("daily_active_users"));
+    assert_eq!(dau.lines().count(), 30);
+    for line in dau.lines() {
+        let v: Vec<i64> = line
+            .split('|')
+            .skip(1)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert!(0 < v[0] && v[0] <= v[1] && v[1] <= v[2], "{line}");
+    }
+    let mrr = sql(p.path(), &query("mrr_trend"));
+    assert!(mrr.lines().count() >= 2, "{mrr}");
+    assert!(mrr
+        .lines()
+        .all(|l| l.split('|').nth(1).unwrap().parse::<f64>().unwrap() > 0.0));
+    let cohorts = sql(p.path(), &query("cohort_retention"));
+    let users: i64 = cohorts
+        .lines()
+        .map(|l| l.split('|').nth(1).unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(
+        users.to_string(),
+        sql(p.path(), "select count(*) from raw.users")
+    );
+
+    // --if-empty leaves a loaded dataset alone.
+    let r = pm(p.path(), &["generate", "--if-empty", "--project-dir", dir]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("raw already holds a dataset (seed 5, scale 0.3"),
+        "{}",
+        r.stderr
+    );
+
+    // The data ends yesterday: every source is fresh (no error).
+    let r = pm(p.path(), &["source", "freshness", "--project-dir", dir]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // --out writes the same rows as CSV files.
+    let out = tempfile::tempdir().unwrap();
+    let mut csv = vec!["generate", "--out", out.path().to_str().unwrap()];
+    csv.extend_from_slice(&args[..args.len() - 2]);
+    let r = pm(p.path(), &csv);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for table in [
+        "users",
+        "sessions",
+        "events",
+        "payments",
+        "subscription_changes",
+    ] {
+        let text = std::fs::read_to_string(out.path().join(format!("{table}.csv"))).unwrap();
+        assert_eq!(
+            (text.lines().count() - 1).to_string(),
+            sql(p.path(), &format!("select count(*) from raw.{table}")),
+            "{table}.csv"
+        );
+    }
+}
