@@ -104,12 +104,24 @@ pub fn run(g: &GlobalArgs, args: &GenerateArgs, log: Log) -> Result<i32> {
 /// What to look at once the warehouse is built.
 fn next_steps(session: &Session) -> String {
     let dir = session.project.root.display();
+    // The binary as the user can call it: `target/release/pm` after `cargo run`.
+    let pm = std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            let cwd = std::env::current_dir().ok()?;
+            exe.strip_prefix(&cwd).ok().map(|p| p.display().to_string())
+        })
+        .unwrap_or_else(|| "pm".to_string());
     format!(
         "\nThe warehouse is built. Next:\n\
-         \x20 psql \"$(pm db url --project-dir {dir})\"   the marts: analytics.fct_daily_metrics, analytics.mrr_monthly, analytics.cohort_retention_monthly, …\n\
-         \x20 pm docs --serve --project-dir {dir}       the documentation site and lineage graph on http://127.0.0.1:8080/\n\
-         \x20 pm generate --append-days 1 --build --project-dir {dir}   tomorrow's data, then the nightly incremental run\n\
-         \x20 pm source freshness --project-dir {dir}   how recent the raw data is"
+         \x20 psql \"$({pm} db url --project-dir {dir})\"\n\
+         \x20     the marts: analytics.fct_daily_metrics, analytics.mrr_monthly, analytics.cohort_retention_monthly, …\n\
+         \x20 {pm} docs --serve --project-dir {dir}\n\
+         \x20     the documentation site with the lineage graph, on http://127.0.0.1:8080/\n\
+         \x20 {pm} generate --append-days 1 --build --project-dir {dir}\n\
+         \x20     the next day's data, then the nightly (incremental) build\n\
+         \x20 {pm} source freshness --project-dir {dir}\n\
+         \x20     how recent the raw data is"
     )
 }
 

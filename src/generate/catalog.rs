@@ -290,7 +290,7 @@ pub const WEEKDAY_SIGNUPS: [f64; 7] = [1.10, 1.12, 1.10, 1.05, 0.98, 0.80, 0.85]
 pub const WEEKDAY_SESSIONS: [f64; 7] = [1.05, 1.05, 1.05, 1.0, 0.95, 0.9, 0.95];
 
 /// Self-serve signups a day at the start, at scale 1 (about 8,000 in the first year).
-pub const SIGNUPS_PER_DAY: f64 = 13.4;
+pub const SIGNUPS_PER_DAY: f64 = 13.6;
 /// Signups grow by this factor a year.
 pub const YEARLY_GROWTH: f64 = 2.5;
 /// Business customers at scale 1 (seed 002).

@@ -130,16 +130,26 @@ impl FieldWriter for Csv<'_> {
 
 /// `2025-03-01`.
 pub fn format_day(day: Day) -> String {
+    use chrono::Datelike;
     chrono::NaiveDate::from_num_days_from_ce_opt(day + 719_163)
-        .map(|d| d.format("%Y-%m-%d").to_string())
+        .map(|d| format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day()))
         .unwrap_or_default()
 }
 
-/// `2025-03-01 14:05:09.123456+00`.
+/// `2025-03-01 14:05:09.123456+00` (written by hand: chrono's `format`
+/// parses its pattern on every call, which made `--out` slower than a load).
 pub fn format_timestamp(ts: Ts) -> String {
-    chrono::DateTime::from_timestamp_micros(ts)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string())
-        .unwrap_or_default()
+    let micros = ts.rem_euclid(86_400_000_000);
+    let day = ts.div_euclid(86_400_000_000) as Day;
+    let s = micros / 1_000_000;
+    format!(
+        "{} {:02}:{:02}:{:02}.{:06}+00",
+        format_day(day),
+        s / 3600,
+        s / 60 % 60,
+        s % 60,
+        micros % 1_000_000
+    )
 }
 
 #[cfg(test)]

@@ -531,7 +531,7 @@ impl<S: Sink> Life<'_, '_, S> {
         }
         let converting = self
             .r
-            .chance((0.35 + 0.25 * self.engagement).clamp(0.15, 0.85));
+            .chance((0.40 + 0.25 * self.engagement).clamp(0.15, 0.85));
         if let Some(sub) = self.current() {
             sub.converting = converting;
         }
@@ -667,7 +667,7 @@ impl<S: Sink> Life<'_, '_, S> {
         let period_end = add_months(period_start, plan.months);
         let cancels = !company && {
             let q = if plan.months == 1 {
-                0.035 * (1.4 - 0.4 * self.engagement.min(2.0))
+                0.03 * (1.4 - 0.4 * self.engagement.min(2.0))
             } else {
                 0.30
             };
