@@ -87,6 +87,9 @@ pub fn run(g: &GlobalArgs, args: &GenerateArgs, log: Log) -> Result<i32> {
     }
     drop(control);
     if !args.build {
+        if fresh && has_data {
+            log.info("The raw data was replaced: build with `pm build --full-refresh` so that incremental models start over");
+        }
         return Ok(0);
     }
     // Rebuilt data: incremental models start over.

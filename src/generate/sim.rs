@@ -1271,52 +1271,24 @@ mod tests {
 mod volume {
     use super::*;
 
-    /// Prints the volumes of a full-size year: `cargo test --release volumes -- --ignored --nocapture`.
     #[test]
-    #[ignore = "a measurement, not a check"]
-    fn volumes() {
-        let p = Params {
-            seed: 42,
-            scale: 1.0,
-            start: 20_089,
-            days: 365,
-        };
-        let t = std::time::Instant::now();
-        let mut c = Counts::default();
-        simulate(&p, &Window::new(&p, None), &mut c, |_| {});
-        eprintln!("{:?} in {:?}", c.0, t.elapsed());
-        let mut d = Dataset::default();
-        simulate(&p, &Window::new(&p, None), &mut d, |_| {});
-        let mut by: BTreeMap<String, usize> = BTreeMap::new();
-        let company_subs: std::collections::HashSet<Uuid> = d
-            .subscriptions
-            .iter()
-            .filter(|s| s.company_id.is_some())
-            .map(|s| s.subscription_id)
-            .collect();
-        for x in &d.payments {
-            *by.entry(format!(
-                "pay {} {} {}",
-                company_subs.contains(&x.subscription_id),
-                x.payment_type,
-                x.status
-            ))
-            .or_default() += 1;
-        }
-        for x in &d.subscriptions {
-            *by.entry(format!(
-                "sub {} {} {:?}",
-                x.company_id.is_some(),
-                x.status,
-                x.cancel_reason
-            ))
-            .or_default() += 1;
-        }
-        for x in &d.subscription_changes {
-            *by.entry(format!("change {}", x.change_type)).or_default() += 1;
-        }
-        for (k, v) in by {
-            eprintln!("{k}: {v}");
+    fn scale_one_has_the_volumes_seed_003_asks_for() {
+        for (seed, start) in [(42, 20_089), (7, 20_400)] {
+            let p = Params {
+                seed,
+                scale: 1.0,
+                start,
+                days: 365,
+            };
+            let mut c = Counts::default();
+            simulate(&p, &Window::new(&p, None), &mut c, |_| {});
+            let n = |t: Table| c.0.get(&t).copied().unwrap_or(0);
+            assert_eq!(n(Table::Companies), 500);
+            assert!(n(Table::Users) >= 10_000, "{:?}", c.0);
+            assert!(n(Table::Sessions) >= 100_000, "{:?}", c.0);
+            assert!(n(Table::Events) >= 500_000, "{:?}", c.0);
+            assert!(n(Table::Subscriptions) >= 3_000, "{:?}", c.0);
+            assert!(n(Table::Payments) >= 20_000, "{:?}", c.0);
         }
     }
 }
