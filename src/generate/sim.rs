@@ -932,6 +932,29 @@ pub fn next_month_start(ts: Ts) -> Ts {
         .unwrap_or(ts + 31 * MICROS_PER_DAY)
 }
 
+/// The channel a customer came through, and its partner (index into `partners()`).
+fn acquisition(r: &mut Rng) -> (&'static ChannelDef, Option<usize>) {
+    let channel = &CHANNELS[r.weighted(&CHANNELS.map(|c| c.weight))];
+    let partner = (!channel.partners.is_empty()).then(|| {
+        let weights: Vec<f64> = channel.partners.iter().map(|p| p.weight).collect();
+        partner_index(channel.partners[r.weighted(&weights)].partner_id)
+    });
+    (channel, partner)
+}
+
+fn partner_id(partner: Option<usize>) -> Option<&'static str> {
+    partner
+        .and_then(|i| partners().nth(i))
+        .map(|p| p.partner_id)
+}
+
+/// A user's row, when this load takes it.
+fn sign_up(world: &World, sink: &mut impl Sink, user: &User) {
+    if world.window.wants(user.signed_up_at, user.loaded_at) {
+        sink.user(user);
+    }
+}
+
 fn pick<T: Copy>(r: &mut Rng, items: &[(T, f64)]) -> T {
     let weights: Vec<f64> = items.iter().map(|i| i.1).collect();
     items[r.weighted(&weights)].0
@@ -958,11 +981,7 @@ fn simulate_company(world: &World, index: u64, sink: &mut impl Sink, spend: &mut
             loaded_at: loaded,
         });
     }
-    let channel = &CHANNELS[r.weighted(&CHANNELS.map(|c| c.weight))];
-    let partner = (!channel.partners.is_empty()).then(|| {
-        let weights: Vec<f64> = channel.partners.iter().map(|p| p.weight).collect();
-        partner_index(channel.partners[r.weighted(&weights)].partner_id)
-    });
+    let (channel, partner) = acquisition(&mut r);
     let seat_count = if small { r.range(1, 4) } else { r.range(4, 12) };
     let mut seats = Vec::new();
     for k in 0..seat_count {
@@ -977,21 +996,17 @@ fn simulate_company(world: &World, index: u64, sink: &mut impl Sink, spend: &mut
         } else {
             pick(&mut r, &PLATFORMS)
         };
-        let loaded = signup + seconds(&mut r, 1, 60);
-        if world.window.wants(signup, loaded) {
-            sink.user(&User {
-                user_id,
-                company_id: Some(company_id),
-                signed_up_at: signup,
-                acquisition_channel: channel.channel,
-                partner_id: partner
-                    .and_then(|i| partners().nth(i))
-                    .map(|p| p.partner_id),
-                country_code: country,
-                platform,
-                loaded_at: loaded,
-            });
-        }
+        let user = User {
+            user_id,
+            company_id: Some(company_id),
+            signed_up_at: signup,
+            acquisition_channel: channel.channel,
+            partner_id: partner_id(partner),
+            country_code: country,
+            platform,
+            loaded_at: signup + seconds(&mut r, 1, 60),
+        };
+        sign_up(world, sink, &user);
         seats.push((user_id, signup));
     }
     let admin = seats[0];
@@ -1051,28 +1066,20 @@ fn simulate_self_serve(
     let mut r = Rng::new(params.seed, stream::USER, index);
     let signed_up_at = time_in_day(&mut r, signup_day);
     let user_id = r.uuid();
-    let channel = &CHANNELS[r.weighted(&CHANNELS.map(|c| c.weight))];
-    let partner = (!channel.partners.is_empty()).then(|| {
-        let weights: Vec<f64> = channel.partners.iter().map(|p| p.weight).collect();
-        partner_index(channel.partners[r.weighted(&weights)].partner_id)
-    });
+    let (channel, partner) = acquisition(&mut r);
     let country = pick(&mut r, &COUNTRIES);
     let platform = pick(&mut r, &PLATFORMS);
-    let loaded = signed_up_at + seconds(&mut r, 1, 60);
-    if world.window.wants(signed_up_at, loaded) {
-        sink.user(&User {
-            user_id,
-            company_id: None,
-            signed_up_at,
-            acquisition_channel: channel.channel,
-            partner_id: partner
-                .and_then(|i| partners().nth(i))
-                .map(|p| p.partner_id),
-            country_code: country,
-            platform,
-            loaded_at: loaded,
-        });
-    }
+    let user = User {
+        user_id,
+        company_id: None,
+        signed_up_at,
+        acquisition_channel: channel.channel,
+        partner_id: partner_id(partner),
+        country_code: country,
+        platform,
+        loaded_at: signed_up_at + seconds(&mut r, 1, 60),
+    };
+    sign_up(world, sink, &user);
     spend.on_signup(&mut r, partner, signed_up_at);
     let engagement = r.lognormal(0.0, 0.6) * channel.engagement;
     let alive_until = signup_day + 7 + r.exponential(35.0 * engagement) as Day;
