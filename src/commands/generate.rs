@@ -256,10 +256,10 @@ fn load(
     let seconds = started.elapsed().as_secs_f64();
     let total: u64 = rows.iter().sum();
     log.info(&format!(
-        "{} {} rows into raw in {seconds:.2}s ({:.0} rows/s): {}",
+        "{} {} rows into raw in {seconds:.2}s ({} rows/s): {}",
         if appending { "Added" } else { "Loaded" },
         thousands(total),
-        total as f64 / seconds.max(1e-9),
+        thousands((total as f64 / seconds.max(1e-9)) as u64),
         tables
             .iter()
             .map(|t| format!("{} {}", t.name(), thousands(rows[*t as usize])))
