@@ -46,7 +46,7 @@ fn builds_the_shop_project_in_dependency_order() {
         .all(|r| r["status"] == "success"));
     let ran = read(p.path(), "target/run/shop/models/marts/orders.sql");
     assert!(
-        ran.contains("create table \"public_marts\".\"orders__pm_new\" as ("),
+        ran.contains("create table \"public_marts\".\"orders__pm_new_"),
         "{ran}"
     );
 }
@@ -117,7 +117,7 @@ fn a_failing_model_keeps_its_old_table_and_skips_only_its_descendants() {
     assert_eq!(
         sql(
             p.path(),
-            "select count(*) from pg_class where relname like '%__pm_new'"
+            "select count(*) from pg_class where relname like '%\\_\\_pm\\_new%'"
         ),
         "0"
     );
@@ -666,7 +666,7 @@ fn ctrl_c_cancels_on_the_server_and_leaves_nothing_half_built() {
     assert_eq!(
         sql(
             p.path(),
-            "select count(*) from pg_class where relname in ('slow', 'slow__pm_new', 'after')"
+            "select count(*) from pg_class where relname in ('slow', 'after') or relname like 'slow\\_\\_pm\\_new%'"
         ),
         "0"
     );
@@ -752,4 +752,90 @@ fn a_terminal_gets_a_progress_bar_and_a_pipe_gets_plain_lines() {
         text.contains("PASS=2 WARN=0 ERROR=0 SKIP=0 TOTAL=2"),
         "{text}"
     );
+}
+
+#[test]
+fn leftovers_of_an_interrupted_run_are_removed_and_never_anything_else() {
+    let p = LocalProject::new(&[
+        (
+            "models/t.sql",
+            "{{ config(materialized='table') }}\nselect 1 as id\n",
+        ),
+        // A model whose name looks like the old temporary name of `t`.
+        ("models/t__pm_new.sql", "select 2 as id\n"),
+    ]);
+    assert_eq!(pm(p.path(), &["run", "-q"]).code, 0);
+    sql(
+        p.path(),
+        "create view uses_t__pm_new as select id from t__pm_new;
+         create table a__pm_new (id int);
+         create materialized view gone__pm_new_0123abcd as select 1 as id;
+         create table kept__pm_new (id int);",
+    );
+    // `a__pm_new`: the leftover of model `a` of an older pm (a table, where
+    // a view was expected); `gone__pm_new_…`: of a model since removed.
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let err = unwrapped(&r.stderr);
+    assert!(
+        err.contains("removed public.a__pm_new, a table an interrupted run left behind"),
+        "{err}"
+    );
+    assert!(
+        err.contains("removed public.gone__pm_new_0123abcd, a materialized view an interrupted run left behind"),
+        "{err}"
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            "select string_agg(relname, ',' order by relname) from pg_class
+             where relnamespace = 'public'::regnamespace and relkind in ('r', 'v', 'm')"
+        ),
+        "a,kept__pm_new,t,t__pm_new,uses_t__pm_new",
+        "a model named t__pm_new, its dependent view, and a table pm did not make all stay"
+    );
+    assert_eq!(sql(p.path(), "select id from uses_t__pm_new"), "2");
+}
+
+#[test]
+fn models_sharing_a_long_prefix_build_under_their_own_temporary_names() {
+    let prefix = "m".repeat(58);
+    let one = format!("models/{prefix}_one.sql");
+    let two = format!("models/{prefix}_two.sql");
+    // Aliases of 59 bytes: the first 55 are the same.
+    let short = &prefix[..55];
+    let one_sql = format!("{{{{ config(alias='{short}_one') }}}}\nselect 'one' as which\n");
+    let two_sql = format!("{{{{ config(alias='{short}_two') }}}}\nselect 'two' as which\n");
+    let p = LocalProject::new(&[
+        (one.as_str(), one_sql.as_str()),
+        (two.as_str(), two_sql.as_str()),
+        (
+            "models/big.sql",
+            "{{ config(materialized='table') }}\nselect 1 as id\n",
+        ),
+    ]);
+    for _ in 0..2 {
+        let r = pm(p.path(), &["run"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    assert_eq!(
+        sql(p.path(), &format!("select which from {short}_one")),
+        "one"
+    );
+    assert_eq!(
+        sql(p.path(), &format!("select which from {short}_two")),
+        "two"
+    );
+    // A leftover table under a model's own temporary name (a crash between
+    // build and swap) does not stop the next build.
+    let ran = read(p.path(), "target/run/local/models/big.sql");
+    let name = ran
+        .split('"')
+        .find(|s| s.starts_with("big__pm_new_"))
+        .expect("the temporary name in the statements that ran")
+        .to_string();
+    sql(p.path(), &format!("create table \"{name}\" (junk int)"));
+    let r = pm(p.path(), &["run", "-s", "big"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(sql(p.path(), "select id from big"), "1");
 }

@@ -227,7 +227,7 @@ fn reloading_keeps_dependent_views_working() {
     assert_eq!(
         sql(
             p.path(),
-            "select count(*) from pg_class where relname like '%__pm_new'"
+            "select count(*) from pg_class where relname like '%\\_\\_pm\\_new%'"
         ),
         "0"
     );

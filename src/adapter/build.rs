@@ -71,15 +71,6 @@ fn model_problem(
     p
 }
 
-fn relkind_name(relkind: &str) -> &'static str {
-    match relkind {
-        "v" => "view",
-        "m" => "materialized view",
-        "f" => "foreign table",
-        _ => "table",
-    }
-}
-
 /// Builds the model and puts it in place of the old relation; hooks with
 /// `transaction: false` run before and after, outside its transactions.
 pub async fn build_relation(
@@ -245,9 +236,12 @@ async fn swap_in(
             )
             .await
             .map_err(db("looking up dependent views"))?;
-        tx.batch_execute(&format!("drop {} {target} cascade", relkind_name(&kind)))
-            .await
-            .map_err(db("replacing the relation"))?;
+        tx.batch_execute(&format!(
+            "drop {} {target} cascade",
+            crate::materialize::relation::relkind_sql(&kind)
+        ))
+        .await
+        .map_err(db("replacing the relation"))?;
         tx.batch_execute(&format!(
             "alter {} {temp} rename to {}",
             build.kind.sql(),
@@ -259,7 +253,10 @@ async fn swap_in(
             let (name, kind, def): (String, String, String) = (row.get(0), row.get(1), row.get(2));
             // Its grants and comment come back with it.
             let (grants, comment): (Option<String>, Option<String>) = (row.get(3), row.get(4));
-            let mut create = format!("create {} {name} as {def}", relkind_name(&kind));
+            let mut create = format!(
+                "create {} {name} as {def}",
+                crate::materialize::relation::relkind_sql(&kind)
+            );
             for extra in [grants, comment].into_iter().flatten() {
                 create.push_str(
                     ";
@@ -277,7 +274,7 @@ async fn swap_in(
                         e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
                     ),
                 )
-                .help(format!("change or drop {name} first; the previous {} `{}` is unchanged", relkind_name(&kind), node.name))
+                .help(format!("change or drop {name} first; the previous {} `{}` is unchanged", crate::materialize::relation::relkind_sql(&kind), node.name))
             })?;
             repointed.push(name);
         }

@@ -36,15 +36,6 @@ impl Replaced {
     }
 }
 
-/// A name for the table being built, within PostgreSQL's 63 bytes.
-fn temp_name(name: &str) -> String {
-    let mut base: String = name.to_string();
-    while base.len() > 54 {
-        base.pop();
-    }
-    format!("{base}__pm_new")
-}
-
 fn db_problem(node: &Node, what: &str, e: &tokio_postgres::Error) -> Problem {
     let (msg, detail) = match e.as_db_error() {
         Some(d) => (d.message().to_string(), d.where_().map(str::to_string)),
@@ -57,7 +48,8 @@ fn db_problem(node: &Node, what: &str, e: &tokio_postgres::Error) -> Problem {
     if let Some(w) = detail {
         // COPY errors name the line of the file: "COPY x, line 5, column amount: ..."
         // Name the seed, not the table it was being built in.
-        text.push_str(&format!(" [{}]", w.replace("__pm_new", "")));
+        let temp = crate::materialize::relation::temp_name(node);
+        text.push_str(&format!(" [{}]", w.replace(&temp, &node.alias)));
     }
     Problem::new("seed::load", text).help(
         "the table from the previous run is unchanged; if a column's type is wrong, set it under `column_types:` in the seed's config",
@@ -114,7 +106,7 @@ async fn copy_and_swap(
 ) -> Result<(u64, Replaced), Problem> {
     let schema = quote_ident(&node.schema);
     let target = format!("{schema}.{}", quote_ident(&node.alias));
-    let tmp = temp_name(&node.alias);
+    let tmp = crate::materialize::relation::temp_name(node);
     let tmp_rel = format!("{schema}.{}", quote_ident(&tmp));
     client
         .batch_execute(&format!("create schema if not exists {schema}"))
@@ -253,13 +245,4 @@ async fn copy_and_swap(
         .map_err(|e| db_problem(node, "commit", &e))?;
     run_hooks(&*client, node, &node.post_hooks, false, "a post-hook").await?;
     Ok((rows, replaced))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn temp_names_fit_postgres() {
-        assert_eq!(super::temp_name("users"), "users__pm_new");
-        assert!(super::temp_name(&"x".repeat(63)).len() <= 63);
-    }
 }

@@ -108,3 +108,66 @@ pub async fn record_results(
         .await?;
     Ok(())
 }
+
+/// Removes what interrupted runs left in `schemas`: relations with a
+/// temporary name (`<alias>__pm_new_<hash>`, see
+/// `materialize::relation::temp_name`) and `<relation>__pm_new` of pm
+/// versions before it, unless a node in `owned` (schema, name) is that
+/// relation. Returns a line per relation removed, or that could not be.
+pub async fn remove_leftovers(
+    client: &tokio_postgres::Client,
+    schemas: &[String],
+    owned: &std::collections::HashSet<(String, String)>,
+) -> Result<Vec<String>, Problem> {
+    use crate::materialize::relation::{is_temp_name, relkind_sql};
+    let rows = client
+        .query(
+            "select n.nspname::text, c.relname::text, c.relkind::text
+             from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname = any($1) and c.relkind in ('r', 'p', 'v', 'm', 'f')
+               and not c.relispartition and c.relname like '%\\_\\_pm\\_new%'
+             order by 1, 2",
+            &[&schemas],
+        )
+        .await
+        .map_err(|e| {
+            Problem::new(
+                "run::leftovers",
+                format!("cannot look for leftovers of interrupted runs: {e}"),
+            )
+        })?;
+    let mut done = Vec::new();
+    for row in rows {
+        let (schema, name, kind): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        let key = |n: &str| (schema.clone(), n.to_string());
+        let legacy = name
+            .strip_suffix("__pm_new")
+            .is_some_and(|base| owned.contains(&key(base)));
+        if owned.contains(&key(&name)) || !(is_temp_name(&name) || legacy) {
+            continue;
+        }
+        let what = relkind_sql(&kind);
+        let relation = format!(
+            "{}.{}",
+            crate::manifest::quote_ident(&schema),
+            crate::manifest::quote_ident(&name)
+        );
+        done.push(
+            match client
+                .batch_execute(&format!("drop {what} {relation}"))
+                .await
+            {
+                Ok(()) => {
+                    format!("removed {schema}.{name}, a {what} an interrupted run left behind")
+                }
+                Err(e) => {
+                    format!(
+                "could not remove {schema}.{name}, a {what} an interrupted run left behind: {}",
+                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
+            )
+                }
+            },
+        );
+    }
+    Ok(done)
+}

@@ -205,7 +205,7 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
     );
     schemas.sort_unstable();
     schemas.dedup();
-    for schema in schemas {
+    for schema in &schemas {
         let ddl = format!(
             "create schema if not exists {}",
             crate::manifest::quote_ident(schema)
@@ -214,6 +214,25 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
             Problem::new("run::schema", format!("cannot create schema {schema}: {e}"))
                 .help("check that the target's user may create schemas in the database")
         })?;
+    }
+    // Relations an interrupted run left under temporary names, in the
+    // schemas this run writes to (also those of models since removed).
+    let owned: std::collections::HashSet<(String, String)> = m
+        .nodes
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.resource_type,
+                ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot
+            )
+        })
+        .map(|n| (n.schema.clone(), n.alias.clone()))
+        .collect();
+    let swept: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
+    for line in rt.block_on(crate::adapter::meta::remove_leftovers(
+        &control, &swept, &owned,
+    ))? {
+        log.warn(&line);
     }
     on_run(&m.on_run_start, "on-run-start")?;
     let (outcomes, cancelled) = rt.block_on(execute::schedule(m, &plan, clients, &settings));

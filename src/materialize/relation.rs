@@ -53,19 +53,68 @@ pub fn query(node: &Node) -> &str {
         .trim_end_matches(';')
 }
 
-/// A name for the relation being built, within PostgreSQL's 63 bytes.
-pub fn temp_name(name: &str) -> String {
-    let mut base = name.to_string();
-    while base.len() > 54 {
-        base.pop();
+/// What marks a temporary name: `<alias>__pm_new_<8 hex digits>`.
+const TEMP_MARK: &str = "__pm_new_";
+
+/// The name a node's relation is built under before it replaces the old
+/// one: its alias (cut to fit PostgreSQL's 63 bytes), `__pm_new_`, and 8
+/// hex digits of a hash of the node's unique id. Two nodes never share it,
+/// however long their common prefix, and [`is_temp_name`] recognises it.
+pub fn temp_name(node: &Node) -> String {
+    use sha2::Digest;
+    let hash = crate::compile::context::hex(&sha2::Sha256::digest(node.unique_id.as_bytes()));
+    let mut base = node.alias.as_str();
+    while base.len() > 63 - TEMP_MARK.len() - 8 {
+        let mut end = base.len() - 1;
+        while !base.is_char_boundary(end) {
+            end -= 1;
+        }
+        base = &base[..end];
     }
-    format!("{base}__pm_new")
+    format!("{base}{TEMP_MARK}{}", &hash[..8])
+}
+
+/// Whether a relation's name has the shape of a temporary name.
+pub fn is_temp_name(name: &str) -> bool {
+    name.len() > TEMP_MARK.len() + 8
+        && name.is_char_boundary(name.len() - 8 - TEMP_MARK.len())
+        && name[..name.len() - 8].ends_with(TEMP_MARK)
+        && name[name.len() - 8..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The SQL keyword for a relation of PostgreSQL's `relkind`.
+pub fn relkind_sql(relkind: &str) -> &'static str {
+    match relkind {
+        "v" => "view",
+        "m" => "materialized view",
+        "f" => "foreign table",
+        _ => "table",
+    }
+}
+
+/// A statement that drops whatever relation `schema.name` is (table, view,
+/// materialized view), and does nothing when there is none. (`drop view if
+/// exists` fails on a table.)
+pub fn drop_any_sql(schema: &str, name: &str) -> String {
+    let lit = |s: &str| s.replace('\'', "''");
+    format!(
+        "do $pm$\ndeclare\n    stmt text;\nbegin\n    \
+         select format('drop %s %s cascade', case c.relkind when 'v' then 'view' when 'm' then 'materialized view' \
+         when 'f' then 'foreign table' else 'table' end, c.oid::regclass)\n    into stmt\n    \
+         from pg_class c join pg_namespace n on n.oid = c.relnamespace\n    \
+         where n.nspname = '{}' and c.relname = '{}';\n    \
+         if stmt is not null then\n        execute stmt;\n    end if;\nend\n$pm$",
+        lit(schema),
+        lit(name)
+    )
 }
 
 /// The statements for a view or table model.
 pub fn build(node: &Node, kind: Kind) -> Build {
     let schema = quote_ident(&node.schema);
-    let temp_name = temp_name(&node.alias);
+    let temp_name = temp_name(node);
     let temp = format!("{schema}.{}", quote_ident(&temp_name));
     let sql = query(node);
     let unlogged = kind == Kind::Table
@@ -79,12 +128,12 @@ pub fn build(node: &Node, kind: Kind) -> Build {
     } else {
         kind.sql()
     };
+    // A relation under the temporary name is a leftover of an interrupted
+    // build of this node (the name is the node's own): whatever it is, it goes.
     let prepare = format!(
-        "create schema if not exists {schema};\n\
-         drop view if exists {temp} cascade;\n\
-         drop materialized view if exists {temp} cascade;\n\
-         drop table if exists {temp} cascade;\n\
-         create {create} {temp} as (\n{sql}\n)"
+        "create schema if not exists {schema};\n{};\n\
+         create {create} {temp} as (\n{sql}\n)",
+        drop_any_sql(&node.schema, &temp_name)
     );
     Build {
         kind,
@@ -146,4 +195,73 @@ pub fn index_sql(node: &Node, target: &str) -> Vec<String> {
             ))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: &str, alias: &str) -> Node {
+        Node {
+            unique_id: id.into(),
+            resource_type: crate::manifest::ResourceType::Model,
+            package_name: "p".into(),
+            name: alias.into(),
+            path: "x.sql".into(),
+            original_file_path: "models/x.sql".into(),
+            patch_path: None,
+            line: 1,
+            fqn: vec!["p".into(), alias.into()],
+            raw_code: "".into(),
+            checksum: String::new(),
+            config: Default::default(),
+            description: String::new(),
+            columns: Default::default(),
+            meta: Default::default(),
+            docs: serde_json::Value::Null,
+            database: "d".into(),
+            schema: "s".into(),
+            alias: alias.into(),
+            refs: Vec::new(),
+            sources: Vec::new(),
+            depends_on: Vec::new(),
+            depends_on_macros: Vec::new(),
+            compiled_code: Some("select 1".into()),
+            extra_ctes: Vec::new(),
+            test: None,
+            source: None,
+            exposure: None,
+            extra: Default::default(),
+            pre_hooks: Vec::new(),
+            post_hooks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn temporary_names_are_unique_per_node_and_fit_postgres() {
+        let long = "a".repeat(60);
+        let a = temp_name(&node("model.p.a", &format!("{long}_one")));
+        let b = temp_name(&node("model.p.b", &format!("{long}_two")));
+        assert_ne!(a, b, "a shared 60-byte prefix");
+        assert!(a.len() <= 63 && b.len() <= 63);
+        assert!(is_temp_name(&a) && is_temp_name(&b));
+        let short = temp_name(&node("model.p.t", "t"));
+        assert!(short.starts_with("t__pm_new_") && short.len() == "t__pm_new_".len() + 8);
+        // Multi-byte characters are cut on a boundary.
+        let wide = temp_name(&node("model.p.w", &"é".repeat(40)));
+        assert!(wide.len() <= 63 && is_temp_name(&wide));
+        // A model named like a temporary name of the old scheme is not one.
+        assert!(!is_temp_name("t__pm_new"));
+        assert!(!is_temp_name("t__pm_new_XYZ12345"));
+    }
+
+    #[test]
+    fn a_leftover_of_any_kind_is_dropped_before_the_build() {
+        let b = build(&node("model.p.t", "t"), Kind::Table);
+        assert!(b
+            .prepare
+            .contains("when 'v' then 'view' when 'm' then 'materialized view'"));
+        assert!(!b.prepare.contains("drop view if exists"));
+        assert_eq!(&b.prepare[query_offset(&b.prepare)..], "select 1\n)");
+    }
 }
