@@ -51,6 +51,15 @@ impl Problem {
         self
     }
 
+    /// The same problem shown on another text of its file (one of the same
+    /// length, e.g. with secrets masked).
+    pub fn with_source_text(self, text: Arc<str>) -> Self {
+        match self.file.as_ref().map(|f| f.name.clone()) {
+            Some(name) => self.in_file(name, text),
+            None => self,
+        }
+    }
+
     /// Adds a label on a byte range of the file. Ranges past the end are clamped.
     pub fn label(mut self, range: std::ops::Range<usize>, label: impl Into<String>) -> Self {
         let text = self

@@ -311,3 +311,69 @@ fn tls_connections_follow_sslmode() {
     );
     assert!(!err.contains("s3cret"), "{err}");
 }
+
+#[test]
+fn a_password_in_the_url_is_masked_in_every_form_and_everywhere() {
+    let p = LocalProject::new(&[]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    let url = pm(p.path(), &["db", "url"]).stdout.trim().to_string();
+    let socket = url
+        .split("host=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    // The local server trusts its socket: a password is accepted and ignored.
+    let forms = [
+        format!("{url}&password=s3cret"),
+        format!("postgresql://postgres:s3cret@/pm?host={socket}"),
+        format!(
+            "host={socket} port=5432 dbname=pm password='s3 cret' user={}",
+            url.split("://").nth(1).unwrap().split('@').next().unwrap()
+        ),
+    ];
+    for form in &forms {
+        for args in [
+            vec!["run"],
+            vec!["run", "--log-format", "json"],
+            vec!["debug"],
+        ] {
+            let r = pm_env(p.path(), &args, &[("PM_DATABASE_URL", form)]);
+            assert_eq!(r.code, 0, "{form}: {}", r.stderr);
+            let all = format!("{}{}", r.stdout, r.stderr);
+            assert!(
+                !all.contains("s3") && all.contains("****"),
+                "{args:?} with {form}:\n{all}"
+            );
+        }
+    }
+    // An empty PM_DATABASE_URL is unset: the project's own target, here the local server.
+    for empty in ["", "  "] {
+        let r = pm_env(p.path(), &["debug"], &[("PM_DATABASE_URL", empty)]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(
+            r.stdout.contains("connection:   embedded PostgreSQL"),
+            "{}",
+            r.stdout
+        );
+    }
+    // Connection errors too (a database that does not exist).
+    for form in [
+        format!("{url}&password=s3cret").replace("/pm?", "/nothere?"),
+        forms[2].replace("dbname=pm", "dbname=nothere"),
+    ] {
+        let r = pm_env(
+            p.path(),
+            &["run", "--log-format", "json"],
+            &[("PM_DATABASE_URL", &form)],
+        );
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("nothere") && !r.stderr.contains("s3"),
+            "{}",
+            r.stderr
+        );
+    }
+}

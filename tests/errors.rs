@@ -230,3 +230,142 @@ fn errors_in_yaml_declared_nodes_point_at_the_yaml_entry() {
     assert_eq!(r.code, 2);
     insta::assert_snapshot!(r.stderr);
 }
+
+/// A project whose profile points at `output`, and `pm debug`'s stderr.
+fn debug_with_profile(profiles: &str) -> String {
+    let dir = project(&[
+        ("dbt_project.yml", PROJECT),
+        ("models/a.sql", "select 1\n"),
+        ("profiles.yml", profiles),
+    ]);
+    let r = pm(dir.path(), &["debug"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    unwrapped(&r.stderr)
+}
+
+#[test]
+fn wrong_values_in_profiles_yml_are_errors_at_their_line() {
+    let output = |extra: &str| {
+        format!("err:\n  target: dev\n  outputs:\n    prod:\n      type: postgres\n      password: prodsecret\n      port: 5433\n    dev:\n      type: postgres\n      host: localhost\n{extra}")
+    };
+    for (extra, message) in [
+        (
+            "      port: 99999\n",
+            "port `99999` is not a whole number from 1 to 65535",
+        ),
+        (
+            "      port: -1\n",
+            "port `-1` is not a whole number from 1 to 65535",
+        ),
+        (
+            "      port: abc\n",
+            "port `abc` is not a whole number from 1 to 65535",
+        ),
+        (
+            "      threads: many\n",
+            "threads `many` is not a whole number from 1 to 1024",
+        ),
+        ("      connect_timeout: soon\n", "connect_timeout `soon`"),
+    ] {
+        let err = debug_with_profile(&output(extra));
+        assert!(err.contains(message), "{err}");
+        assert!(
+            err.contains("profiles.yml:11:"),
+            "points at the dev output's line: {err}"
+        );
+        assert!(!err.contains("prodsecret"), "{err}");
+    }
+    let err =
+        debug_with_profile("err:\n  target: dev\n  outputs:\n    dev:\n      type: snowflake\n");
+    assert!(err.contains("type `snowflake` is not supported"), "{err}");
+    assert!(err.contains("profiles.yml:5:"), "{err}");
+    for text in ["- err\n- other\n", "", "# nothing but a comment\n"] {
+        let err = debug_with_profile(text);
+        assert!(err.contains("holds no profiles"), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn error_snippets_of_profiles_yml_never_show_a_secret() {
+    // A missing env_var in one target, next to another target's password.
+    let err = debug_with_profile(
+        "err:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      password: hunter2\n      user: \"{{ env_var('NOT_SET_ANYWHERE') }}\"\n    prod:\n      type: postgres\n      password: \"t0ps3cret\"\n",
+    );
+    assert!(err.contains("NOT_SET_ANYWHERE"), "{err}");
+    assert!(err.contains("password: ****"), "{err}");
+    assert!(
+        !err.contains("hunter2") && !err.contains("t0ps3cret"),
+        "{err}"
+    );
+}
+
+#[test]
+fn database_urls_that_do_not_parse_say_why() {
+    let dir = project(&[("dbt_project.yml", PROJECT), ("models/a.sql", "select 1\n")]);
+    for (url, why) in [
+        (
+            "postgresql://u:pw@db:99999/x",
+            "invalid value for option `port`",
+        ),
+        ("postgresql://u@db/x?nosuch=1", "unknown option `nosuch`"),
+        ("mysql://u:pw@db/x", "a URL must start with postgresql://"),
+        (
+            "host=db password='open",
+            "unterminated quoted connection parameter value",
+        ),
+    ] {
+        let r = pm_env(dir.path(), &["debug"], &[("PM_DATABASE_URL", url)]);
+        assert_eq!(r.code, 2, "{url}: {}", r.stderr);
+        let err = unwrapped(&r.stderr);
+        assert!(err.contains(why), "{url}: {err}");
+        assert!(!err.contains("pw@") && !err.contains("'open"), "{err}");
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_naming_it() {
+    // Accepts connections and says nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let dir = project(&[("dbt_project.yml", PROJECT), ("models/a.sql", "select 1\n")]);
+    let started = std::time::Instant::now();
+    let r = pm_env(
+        dir.path(),
+        &["run"],
+        &[(
+            "PM_DATABASE_URL",
+            &format!("postgresql://u:pw@127.0.0.1:{port}/x?connect_timeout=2"),
+        )],
+    );
+    let took = started.elapsed().as_secs_f64();
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!((1.5..8.0).contains(&took), "took {took} s");
+    let err = unwrapped(&r.stderr);
+    assert!(
+        err.contains(&format!(
+            "the server at 127.0.0.1:{port} did not answer within 2 s"
+        )),
+        "{err}"
+    );
+    // From profiles.yml too.
+    write(
+        dir.path(),
+        "profiles.yml",
+        &format!("err:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      host: 127.0.0.1\n      port: {port}\n      user: u\n      connect_timeout: 1\n"),
+    );
+    let started = std::time::Instant::now();
+    let r = pm(dir.path(), &["debug"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(started.elapsed().as_secs_f64() < 6.0);
+    assert!(
+        unwrapped(&r.stderr).contains("did not answer within 1 s"),
+        "{}",
+        r.stderr
+    );
+}

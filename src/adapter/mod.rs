@@ -26,10 +26,8 @@ pub enum Endpoint {
 impl Endpoint {
     /// `PM_DATABASE_URL` wins; then a configured target; else the embedded cluster.
     pub fn resolve(root: &Path, target: &Target) -> Result<Endpoint> {
-        if let Ok(url) = std::env::var("PM_DATABASE_URL") {
-            if !url.is_empty() {
-                return Ok(Endpoint::Url(url));
-            }
+        if let Some(url) = database_url() {
+            return Ok(Endpoint::Url(url));
         }
         if target.origin != "embedded" {
             return Ok(Endpoint::Profile(Box::new(target.clone())));
@@ -42,7 +40,7 @@ impl Endpoint {
     /// Where it points, with no secrets.
     pub fn describe(&self) -> String {
         match self {
-            Endpoint::Url(u) => format!("PM_DATABASE_URL ({})", mask_url(u)),
+            Endpoint::Url(u) => format!("PM_DATABASE_URL ({})", mask_connection_string(u)),
             Endpoint::Profile(t) => format!(
                 "profile {} target {} ({}@{}:{}/{}, from {})",
                 t.profile_name, t.name, t.user, t.host, t.port, t.database, t.origin
@@ -56,15 +54,7 @@ impl Endpoint {
         match self {
             Endpoint::Url(u) => {
                 let (rest, settings) = split_tls(u);
-                let mut c = rest.parse::<tokio_postgres::Config>().map_err(|e| {
-                    Problem::new(
-                        "connect::url",
-                        format!("PM_DATABASE_URL is not a valid connection string: {e}"),
-                    )
-                    .help(
-                        "write it like postgresql://user:password@host:5432/dbname?sslmode=require",
-                    )
-                })?;
+                let mut c = parse_connection_string(&rest)?;
                 if c.get_application_name().is_none() {
                     c.application_name("pm");
                 }
@@ -131,6 +121,7 @@ impl Endpoint {
     /// Call [`Endpoint::connect`] first: it creates the embedded database.
     pub async fn pool(&self, size: usize) -> Result<Vec<deadpool_postgres::Object>> {
         let (config, tls) = self.config()?;
+        let config_for_timeout = config.clone();
         let manager = deadpool_postgres::Manager::from_config(
             config,
             tls,
@@ -147,16 +138,23 @@ impl Endpoint {
                     format!("cannot make a connection pool: {e}"),
                 )
             })?;
+        let limit = startup_timeout(&config_for_timeout);
+        let server = describe_server(&config_for_timeout);
         let mut clients = Vec::with_capacity(size);
         for _ in 0..size.max(1) {
-            let client = pool.get().await.map_err(|e| match e {
-                deadpool_postgres::PoolError::Backend(e) => self.connect_problem(e),
-                other => Problem::new(
-                    "connect::pool",
-                    format!("cannot open a connection to {}: {other}", self.describe()),
-                )
-                .into(),
-            })?;
+            let client = tokio::time::timeout(limit, pool.get())
+                .await
+                .map_err(|_| self.connect_problem(ConnectFailure::Silent(server.clone(), limit)))?
+                .map_err(|e| match e {
+                    deadpool_postgres::PoolError::Backend(e) => {
+                        self.connect_problem(ConnectFailure::Error(e))
+                    }
+                    other => Problem::new(
+                        "connect::pool",
+                        format!("cannot open a connection to {}: {other}", self.describe()),
+                    )
+                    .into(),
+                })?;
             clients.push(client);
         }
         Ok(clients)
@@ -201,25 +199,33 @@ impl Endpoint {
         }
     }
 
-    /// Connects (starting the embedded cluster and creating its database when needed).
+    /// Connects (starting the embedded cluster and creating its database when
+    /// needed). The whole start-up, authentication included, must finish
+    /// within `connect_timeout` (default 10 s), as with libpq.
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
         let (config, tls) = self.config()?;
         let connect_with = |config: &tokio_postgres::Config| {
             let config = config.clone();
             let tls = tls.clone();
             async move {
-                let (client, connection) = config.connect(tls).await?;
+                let limit = startup_timeout(&config);
+                let (client, connection) = tokio::time::timeout(limit, config.connect(tls))
+                    .await
+                    .map_err(|_| ConnectFailure::Silent(describe_server(&config), limit))?
+                    .map_err(ConnectFailure::Error)?;
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
-                Ok::<_, tokio_postgres::Error>(client)
+                Ok::<_, ConnectFailure>(client)
             }
         };
         let first = connect_with(&config).await;
         match (first, self) {
             (Ok(c), _) => Ok(c),
             // First connection to a new embedded cluster: create its database.
-            (Err(e), Endpoint::Embedded(cluster)) if is_missing_database(&e) => {
+            (Err(ConnectFailure::Error(e)), Endpoint::Embedded(cluster))
+                if is_missing_database(&e) =>
+            {
                 let admin = connect_with(&cluster.config("postgres"))
                     .await
                     .map_err(|e| self.connect_problem(e))?;
@@ -230,7 +236,7 @@ impl Endpoint {
                         if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_DATABASE) {
                             Ok(())
                         } else {
-                            Err(e)
+                            Err(ConnectFailure::Error(e))
                         }
                     })
                     .map_err(|e| self.connect_problem(e))?;
@@ -242,7 +248,23 @@ impl Endpoint {
         }
     }
 
-    fn connect_problem(&self, e: tokio_postgres::Error) -> crate::error::Problems {
+    fn connect_problem(&self, failure: ConnectFailure) -> crate::error::Problems {
+        let e = match failure {
+            ConnectFailure::Error(e) => e,
+            ConnectFailure::Silent(server, limit) => {
+                return Problem::new(
+                    "connect::timeout",
+                    format!(
+                        "cannot connect to {}: {server} did not answer within {} s",
+                        self.describe(),
+                        limit.as_secs_f64()
+                    ),
+                )
+                .help("check that the host and port are those of a PostgreSQL server and that it is not overloaded; \
+                       connect_timeout (in profiles.yml or the URL) sets how long pm waits")
+                .into();
+            }
+        };
         let detail = e
             .as_db_error()
             .map(|d| d.message().to_string())
@@ -264,15 +286,80 @@ impl Endpoint {
     }
 }
 
+/// Why a connection was not made.
+enum ConnectFailure {
+    Error(tokio_postgres::Error),
+    /// The server (host:port) did not finish the start-up within the limit.
+    Silent(String, std::time::Duration),
+}
+
+/// How long a connection's start-up may take.
+fn startup_timeout(config: &tokio_postgres::Config) -> std::time::Duration {
+    config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+}
+
+/// libpq waits forever by default; pm, like most clients, does not.
+const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `host:port` (or the socket folder) a configuration connects to first.
+fn describe_server(config: &tokio_postgres::Config) -> String {
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => format!("the server at {h}:{port}"),
+        Some(tokio_postgres::config::Host::Unix(p)) => {
+            format!("the server at socket {}", p.display())
+        }
+        None => format!("the server at localhost:{port}"),
+    }
+}
+
 fn is_missing_database(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME)
+}
+
+/// `PM_DATABASE_URL`, unless it is unset or empty.
+fn database_url() -> Option<String> {
+    std::env::var("PM_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+}
+
+/// Parses a connection string (URL or `key=value` pairs), saying what is
+/// wrong with it when it does not parse.
+fn parse_connection_string(conn: &str) -> Result<tokio_postgres::Config> {
+    conn.parse::<tokio_postgres::Config>().map_err(|e| {
+        // tokio-postgres says only "invalid connection string"; the reason is its source.
+        let reason = std::error::Error::source(&e)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| e.to_string());
+        let hint = match conn.split_once("://") {
+            Some((scheme, _)) if !matches!(scheme, "postgres" | "postgresql") => {
+                format!("a URL must start with postgresql:// (this one starts with {scheme}://)")
+            }
+            _ => "write it like postgresql://user:password@host:5432/dbname?sslmode=require, \
+                  or as key=value pairs: host=... port=5432 user=... dbname=..."
+                .to_string(),
+        };
+        Problem::new(
+            "connect::url",
+            format!(
+                "PM_DATABASE_URL ({}) is not a valid connection string: {reason}",
+                mask_connection_string(conn)
+            ),
+        )
+        .help(hint)
+        .into()
+    })
 }
 
 /// With `PM_DATABASE_URL` set, the target that templates see (`target.dbname`,
 /// `target.user`, ...) and that relation names use is the URL's: its
 /// database, user, host and port; schema and threads stay the profile's.
 pub fn apply_database_url(target: &mut Target) {
-    let Ok(url) = std::env::var("PM_DATABASE_URL") else {
+    let Some(url) = database_url() else {
         return;
     };
     let Ok(c) = split_tls(&url).0.parse::<tokio_postgres::Config>() else {
@@ -344,20 +431,101 @@ fn split_tls(conn: &str) -> (String, tls::TlsSettings) {
     }
 }
 
-/// `postgresql://user:secret@host/db` → `postgresql://user:****@host/db`.
-pub fn mask_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
-        return url.to_string();
-    };
-    let creds = &rest[..at];
-    match creds.split_once(':') {
-        Some((user, _)) => format!("{}{user}:****{}", &url[..scheme_end + 3], &rest[at..]),
-        None => url.to_string(),
+/// Keys of a connection string whose values are secrets.
+const SECRET_PARAMETERS: [&str; 2] = ["password", "sslpassword"];
+
+/// A connection string with every secret replaced by `****`: the password
+/// of a URL's user info (`postgresql://me:****@db/x`), a `password=` query
+/// parameter, and a `password=` pair of the `key=value` form (quoted or not).
+pub fn mask_connection_string(conn: &str) -> String {
+    match conn.split_once("://") {
+        Some((scheme, rest)) => {
+            let (before_query, query) = match rest.split_once('?') {
+                Some((b, q)) => (b, Some(q)),
+                None => (rest, None),
+            };
+            let (authority, path) = match before_query.find('/') {
+                Some(i) => before_query.split_at(i),
+                None => (before_query, ""),
+            };
+            let authority = match authority.rsplit_once('@') {
+                Some((creds, host)) => match creds.split_once(':') {
+                    Some((user, _)) => format!("{user}:****@{host}"),
+                    None => authority.to_string(),
+                },
+                None => authority.to_string(),
+            };
+            let mut out = format!("{scheme}://{authority}{path}");
+            if let Some(q) = query {
+                let params: Vec<String> = q
+                    .split('&')
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, _))
+                            if SECRET_PARAMETERS.contains(&k.to_ascii_lowercase().as_str()) =>
+                        {
+                            format!("{k}=****")
+                        }
+                        _ => kv.to_string(),
+                    })
+                    .collect();
+                out.push('?');
+                out.push_str(&params.join("&"));
+            }
+            out
+        }
+        None => mask_key_values(conn),
     }
+}
+
+/// `host=db password='s e\'cret' user=me` → `host=db password=**** user=me`.
+fn mask_key_values(conn: &str) -> String {
+    let mut out = String::with_capacity(conn.len());
+    let mut rest = conn;
+    while !rest.is_empty() {
+        // Whitespace between pairs is kept as it is.
+        let key_start = rest.len() - rest.trim_start().len();
+        out.push_str(&rest[..key_start]);
+        rest = &rest[key_start..];
+        let key_end = rest
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let key = &rest[..key_end];
+        out.push_str(key);
+        rest = &rest[key_end..];
+        let eq = rest.len() - rest.trim_start().len();
+        if !rest[eq..].starts_with('=') {
+            continue;
+        }
+        let after_eq = &rest[eq + 1..];
+        let value_start = after_eq.len() - after_eq.trim_start().len();
+        let value = &after_eq[value_start..];
+        let value_len = if let Some(quoted) = value.strip_prefix('\'') {
+            let mut end = quoted.len();
+            let mut escaped = false;
+            for (i, c) in quoted.char_indices() {
+                match c {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '\'' => {
+                        end = i + 1;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            1 + end
+        } else {
+            value.find(char::is_whitespace).unwrap_or(value.len())
+        };
+        out.push_str(&rest[..eq + 1 + value_start]);
+        if SECRET_PARAMETERS.contains(&key.to_ascii_lowercase().as_str()) {
+            out.push_str("****");
+        } else {
+            out.push_str(&value[..value_len]);
+        }
+        rest = &value[value_len..];
+    }
+    out
 }
 
 #[cfg(test)]
@@ -380,14 +548,35 @@ mod tests {
     }
 
     #[test]
-    fn masks_passwords() {
+    fn masks_passwords_in_every_form() {
+        let mask = super::mask_connection_string;
         assert_eq!(
-            super::mask_url("postgresql://me:s3cret@db:5432/x"),
+            mask("postgresql://me:s3cret@db:5432/x"),
             "postgresql://me:****@db:5432/x"
         );
+        assert_eq!(mask("postgresql://me@db/x"), "postgresql://me@db/x");
         assert_eq!(
-            super::mask_url("postgresql://me@db/x"),
-            "postgresql://me@db/x"
+            mask("postgresql://me@db/x?sslmode=require&password=s3cret&PASSWORD=again"),
+            "postgresql://me@db/x?sslmode=require&password=****&PASSWORD=****"
         );
+        assert_eq!(
+            mask("postgres://me:p@ss@db/x?password=s3cret"),
+            "postgres://me:****@db/x?password=****"
+        );
+        assert_eq!(
+            mask("host=db password=s3cret user=me"),
+            "host=db password=**** user=me"
+        );
+        assert_eq!(
+            mask("host=db  password = 's3 c\\'ret' dbname=x"),
+            "host=db  password = **** dbname=x"
+        );
+        assert_eq!(mask("password='unterminated"), "password=****");
+        for masked in [
+            mask("postgresql://u:s3cret@h/x?password=s3cret"),
+            mask("host=h password=s3cret sslpassword=s3cret"),
+        ] {
+            assert!(!masked.contains("s3cret"), "{masked}");
+        }
     }
 }

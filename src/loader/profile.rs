@@ -148,7 +148,22 @@ pub fn resolve(
     let text: Arc<str> = std::fs::read_to_string(&path)
         .map_err(|e| Problem::new("profile::read", format!("cannot read {shown}: {e}")))?
         .into();
-    let doc = yaml::parse(&shown, &text)?;
+    // What errors show of the file: secrets masked, every other byte in place.
+    let shown_text: Arc<str> = redact_secrets(&text).into();
+    let doc = yaml::parse(&shown, &text).map_err(|p| p.with_source_text(shown_text.clone()))?;
+    let text = shown_text;
+    if doc.as_object().is_none_or(|d| d.is_empty()) {
+        return Err(Problem::new(
+            "profile::shape",
+            format!(
+                "{shown} holds no profiles: it must map each profile's name to its `target:` and `outputs:`"
+            ),
+        )
+        .in_file(&shown, text.clone())
+        .label_line(1, "expected `<profile name>:` mappings here")
+        .help(format!("write `{profile_name}:` with `target: dev` and `outputs: {{dev: {{type: postgres, host: ...}}}}`, or delete the file to use the embedded local PostgreSQL"))
+        .into());
+    }
     let Some(profile) = doc.get(profile_name) else {
         if target_name.is_none() {
             let mut t = Target::embedded(profile_name);
@@ -200,7 +215,7 @@ pub fn resolve(
             Json::String(s) if s.contains("{{") => Json::String(render_env(s).map_err(|m| {
                 Problem::new("profile::render", format!("in {shown}, `{k}`: {m}"))
                     .in_file(&shown, text.clone())
-                    .label_line(yaml::line_of_key(&text, k).unwrap_or(1), "here")
+                    .label_line(line_in_output(&text, &chosen, k), "here")
                     .help("set the environment variable, or give env_var() a default: {{ env_var('X', 'default') }}")
             })?),
             other => other.clone(),
@@ -208,7 +223,51 @@ pub fn resolve(
         vals.insert(k.clone(), v);
     }
     let get = |k: &str| vals.get(k).and_then(yaml::as_string);
+    let at = |key: &str| line_in_output(&text, &chosen, key);
+    let wrong = |key: &str, msg: String, help: &str| -> crate::error::Problems {
+        Problem::new(
+            "profile::value",
+            format!("{shown}, target `{chosen}`: {msg}"),
+        )
+        .in_file(&shown, text.clone())
+        .label_line(at(key), msg)
+        .help(help.to_string())
+        .into()
+    };
     let kind = get("type").unwrap_or_else(|| "postgres".into());
+    if kind != "postgres" {
+        return Err(wrong(
+            "type",
+            format!("type `{kind}` is not supported"),
+            "pm builds on PostgreSQL: use type: postgres",
+        ));
+    }
+    let number = |key: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>> {
+        let Some(v) = vals.get(key) else {
+            return Ok(None);
+        };
+        let n = v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .filter(|n| range.contains(n));
+        match n {
+            Some(n) => Ok(Some(n)),
+            None => Err(wrong(
+                key,
+                format!(
+                    "{key} `{}` is not a whole number from {} to {}",
+                    yaml::as_string(v).unwrap_or_else(|| v.to_string()),
+                    range.start(),
+                    range.end()
+                ),
+                "give it as a plain number",
+            )),
+        }
+    };
+    let port = number("port", 1..=65535)?.unwrap_or(5432) as u16;
+    let file_threads = number("threads", 1..=1024)?;
+    number("connect_timeout", 0..=86_400)?;
+    number("keepalives_idle", 0..=86_400)?;
     let mut extra = serde_json::Map::new();
     for (k, v) in &vals {
         if !SECRET_KEYS.contains(&k.as_str()) {
@@ -223,16 +282,65 @@ pub fn resolve(
             .or_else(|| get("database"))
             .unwrap_or_else(|| "postgres".into()),
         schema: get("schema").unwrap_or_else(|| "public".into()),
-        threads: threads
-            .or_else(|| get("threads").and_then(|t| t.parse().ok()))
-            .unwrap_or(4),
+        threads: threads.or(file_threads.map(|t| t as usize)).unwrap_or(4),
         user: get("user").unwrap_or_default(),
         host: get("host").unwrap_or_else(|| "localhost".into()),
-        port: get("port").and_then(|p| p.parse().ok()).unwrap_or(5432),
+        port,
         origin: shown,
         extra,
         password: get("password").or_else(|| get("pass")).map(Secret),
     })
+}
+
+/// The 1-based line of `key:` inside output `target` (else the first such
+/// key in the file, else line 1).
+fn line_in_output(text: &str, target: &str, key: &str) -> usize {
+    let finder = yaml::EntryFinder::new(text);
+    let header = finder.lines().iter().position(|l| {
+        let t = l.trim();
+        t.strip_suffix(':')
+            .map(|k| k.trim_matches(|c| c == '"' || c == '\''))
+            == Some(target)
+    });
+    header
+        .and_then(|h| {
+            finder.lines()[h + 1..]
+                .iter()
+                .position(|l| yaml::line_of_key(l, key).is_some())
+                .map(|i| h + 2 + i)
+        })
+        .or_else(|| yaml::line_of_key(text, key))
+        .unwrap_or(1)
+}
+
+/// A profiles.yml text with the value of every secret key (`password:`,
+/// `token:`, ...) replaced by `****` and spaces, byte for byte, so that an
+/// error's snippet never shows a secret and its positions stay right.
+pub fn redact_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let t = body.trim_start();
+        let t = t.strip_prefix("- ").map(str::trim_start).unwrap_or(t);
+        let key_end = t.find(':').unwrap_or(0);
+        let key = t[..key_end].trim().trim_matches(|c| c == '"' || c == '\'');
+        if key_end == 0 || !SECRET_KEYS.contains(&key.to_ascii_lowercase().as_str()) {
+            out.push_str(line);
+            continue;
+        }
+        let value_at = body.len() - t.len() + key_end + 1;
+        let value = &body[value_at..];
+        let lead = value.len() - value.trim_start().len();
+        let secret_len = value.len() - lead;
+        out.push_str(&body[..value_at + lead]);
+        if secret_len > 0 {
+            let stars = secret_len.min(4);
+            out.push_str(&"*".repeat(stars));
+            out.push_str(&" ".repeat(secret_len - stars));
+        }
+        out.push_str(&line[body.len()..]);
+    }
+    out
 }
 
 /// Renders `{{ env_var('X', 'default') }}` in a profile value.
