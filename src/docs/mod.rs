@@ -87,12 +87,63 @@ pub fn resolve_docs(text: &str, blocks: &HashMap<&str, &str>) -> String {
     out
 }
 
-/// Markdown to HTML.
+/// Markdown to HTML that is safe to show: the only tags are those Markdown
+/// itself makes (raw HTML in a description is shown as text, not run), and
+/// links and images may only point at http(s), mailto, or relative places.
 pub fn markdown(text: &str) -> String {
+    use pulldown_cmark::{CowStr, Event, Tag};
+    let safe = |url: CowStr<'static>| -> CowStr<'static> {
+        if is_safe_url(&url) {
+            url
+        } else {
+            CowStr::Borrowed("#")
+        }
+    };
+    let parser = pulldown_cmark::Parser::new_ext(text, pulldown_cmark::Options::ENABLE_TABLES)
+        .map(|event| match event.into_static() {
+            Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+            Event::Start(Tag::Link {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => Event::Start(Tag::Link {
+                link_type,
+                dest_url: safe(dest_url),
+                title,
+                id,
+            }),
+            Event::Start(Tag::Image {
+                link_type,
+                dest_url,
+                title,
+                id,
+            }) => Event::Start(Tag::Image {
+                link_type,
+                dest_url: safe(dest_url),
+                title,
+                id,
+            }),
+            other => other,
+        });
     let mut html = String::new();
-    let parser = pulldown_cmark::Parser::new_ext(text, pulldown_cmark::Options::ENABLE_TABLES);
     pulldown_cmark::html::push_html(&mut html, parser);
     html
+}
+
+/// A link target that cannot run script: http(s), mailto, or no scheme at all.
+fn is_safe_url(url: &str) -> bool {
+    let url = url.trim();
+    let scheme_end = url.find(':');
+    let path_start = url.find(['/', '?', '#']);
+    match (scheme_end, path_start) {
+        (None, _) => true,
+        (Some(c), Some(p)) if p < c => true,
+        (Some(c), _) => matches!(
+            url[..c].to_ascii_lowercase().as_str(),
+            "http" | "https" | "mailto"
+        ),
+    }
 }
 
 /// A path through `points` (an SVG `d`): a curve between each pair. An
@@ -420,6 +471,26 @@ mod tests {
             markdown("One of *placed*."),
             "<p>One of <em>placed</em>.</p>\n"
         );
+    }
+
+    #[test]
+    fn markdown_never_lets_script_through() {
+        let html = markdown(
+            "Hi <script>alert(1)</script> <img src=x onerror=alert(2)>\n\n<iframe src=\"javascript:alert(3)\"></iframe>\n\n\
+             [a](javascript:alert(4)) [b](JavaScript:alert(5)) ![c](data:text/html,x) [d](https://example.com/x) [e](../x.html#y) [f](mailto:a@b.c)",
+        );
+        for bad in ["<script", "<img src=x", "<iframe", "href=\"javascript:", "href=\"JavaScript:", "src=\"data:"] {
+            assert!(!html.contains(bad), "{bad} in {html}");
+        }
+        for kept in [
+            "&lt;script&gt;",
+            "href=\"https://example.com/x\"",
+            "href=\"../x.html#y\"",
+            "href=\"mailto:a@b.c\"",
+            "href=\"#\"",
+        ] {
+            assert!(html.contains(kept), "{kept} not in {html}");
+        }
     }
 
     #[test]
