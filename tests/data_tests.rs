@@ -505,3 +505,31 @@ sources:
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("TOTAL=2"), "{}", r.stderr);
 }
+
+#[test]
+fn a_broken_test_in_a_merged_scan_does_not_fail_its_siblings() {
+    let p = LocalProject::new(&[
+        ("models/t.sql", "select 1 as id, 'a' as kind union all select null, 'b'\n"),
+        (
+            "models/schema.yml",
+            "version: 2\nmodels:\n  - name: t\n    columns:\n      - name: id\n        data_tests: [not_null]\n      - name: kind\n        data_tests:\n          - not_null\n          - accepted_values:\n              arguments:\n                values: [a, b]\n      - name: kindd\n        data_tests: [not_null]\n",
+        ),
+    ]);
+    let r = pm(p.path(), &["build"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let err = unwrapped(&r.stderr);
+    assert!(err.contains("PASS   not_null_t_kind "), "{err}");
+    assert!(
+        err.contains("PASS   accepted_values_t_kind__a__b "),
+        "{err}"
+    );
+    assert!(err.contains("FAIL 1 not_null_t_id "), "{err}");
+    assert!(err.contains("ERROR  not_null_t_kindd "), "{err}");
+    assert!(err.contains("PASS=4 WARN=0 ERROR=2"), "{err}");
+    // The error is the broken test's own, once.
+    assert_eq!(
+        err.matches("column \"kindd\" does not exist").count(),
+        1,
+        "{err}"
+    );
+}

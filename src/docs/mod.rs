@@ -99,8 +99,8 @@ pub fn markdown(text: &str) -> String {
             CowStr::Borrowed("#")
         }
     };
-    let parser = pulldown_cmark::Parser::new_ext(text, pulldown_cmark::Options::ENABLE_TABLES)
-        .map(|event| match event.into_static() {
+    let parser = pulldown_cmark::Parser::new_ext(text, pulldown_cmark::Options::ENABLE_TABLES).map(
+        |event| match event.into_static() {
             Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
             Event::Start(Tag::Link {
                 link_type,
@@ -125,7 +125,8 @@ pub fn markdown(text: &str) -> String {
                 id,
             }),
             other => other,
-        });
+        },
+    );
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, parser);
     html
@@ -479,7 +480,14 @@ mod tests {
             "Hi <script>alert(1)</script> <img src=x onerror=alert(2)>\n\n<iframe src=\"javascript:alert(3)\"></iframe>\n\n\
              [a](javascript:alert(4)) [b](JavaScript:alert(5)) ![c](data:text/html,x) [d](https://example.com/x) [e](../x.html#y) [f](mailto:a@b.c)",
         );
-        for bad in ["<script", "<img src=x", "<iframe", "href=\"javascript:", "href=\"JavaScript:", "src=\"data:"] {
+        for bad in [
+            "<script",
+            "<img src=x",
+            "<iframe",
+            "href=\"javascript:",
+            "href=\"JavaScript:",
+            "src=\"data:",
+        ] {
             assert!(!html.contains(bad), "{bad} in {html}");
         }
         for kept in [
