@@ -576,3 +576,41 @@ fn raise_compiler_error_points_at_the_call() {
         r.stderr
     );
 }
+
+#[test]
+fn concurrent_commands_in_one_project_do_not_trip_over_each_other() {
+    let dir = fixture("shop");
+    let children: Vec<std::process::Child> = (0..16)
+        .map(|k| {
+            std::process::Command::new(pm_bin())
+                .current_dir(dir.path())
+                .args(if k % 2 == 0 {
+                    vec!["parse", "-q"]
+                } else {
+                    vec!["compile", "-q"]
+                })
+                .env("HOME", dir.path())
+                .env_remove("PM_PROFILES_DIR")
+                .env_remove("PM_DATABASE_URL")
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    manifest(dir.path());
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path().join("target"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -367,7 +367,29 @@ pub fn write_json(path: &Path, doc: &Json) -> Result<()> {
             format!("cannot write {}: {e}", path.display()),
         )
     })?;
-    std::fs::write(path, text).map_err(|e| io_problem(path, e).into())
+    write_atomically(path, text.as_bytes()).map_err(|e| io_problem(path, e).into())
+}
+
+/// A temporary file name next to `path` that no other process or thread
+/// uses at the same time (several pm commands may share a project).
+fn temporary_sibling(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{}.{n}.tmp", std::process::id()))
+}
+
+/// Writes a file whole or not at all: readers see the old or the new one.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = temporary_sibling(path);
+    let written = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn io_problem(path: &Path, e: std::io::Error) -> Problem {
@@ -383,7 +405,7 @@ fn io_problem(path: &Path, e: std::io::Error) -> Problem {
 pub fn write_manifest(target_dir: &Path, m: &Manifest, with_compiled: bool) -> Result<PathBuf> {
     std::fs::create_dir_all(target_dir).map_err(|e| io_problem(target_dir, e))?;
     let path = target_dir.join("manifest.json");
-    let tmp = target_dir.join(".manifest.json.tmp");
+    let tmp = temporary_sibling(&path);
     let mut timer = crate::output::PhaseTimer::new("manifest");
     // Replacing a big manifest frees its blocks, which takes a while (20 ms
     // for 38 MB here). So the old file keeps a second name, and that name is
@@ -414,7 +436,10 @@ pub fn write_manifest(target_dir: &Path, m: &Manifest, with_compiled: bool) -> R
     write_manifest_json(&mut w, m, with_compiled).map_err(|e| io_problem(&tmp, e))?;
     drop(w);
     timer.lap("rename");
-    std::fs::rename(&tmp, &path).map_err(|e| io_problem(&path, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io_problem(&path, e)
+    })?;
     if let Some(c) = cleaner {
         let _ = c.join();
     }
@@ -495,6 +520,6 @@ pub fn write_compiled(target_dir: &Path, m: &Manifest, nodes: &[usize]) -> Resul
     if let Some(dir) = index_path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io_problem(dir, e))?;
     }
-    std::fs::write(&index_path, text).map_err(|e| io_problem(&index_path, e))?;
+    write_atomically(&index_path, text.as_bytes()).map_err(|e| io_problem(&index_path, e))?;
     Ok(files.len())
 }
