@@ -369,3 +369,41 @@ fn a_server_that_never_answers_times_out_naming_it() {
         r.stderr
     );
 }
+
+#[test]
+fn two_resources_building_one_relation_or_a_name_too_long_are_refused() {
+    let err = unwrapped(&fails(
+        &[
+            ("dbt_project.yml", PROJECT),
+            (
+                "models/a.sql",
+                "{{ config(alias='orders') }}\nselect 1 as id\n",
+            ),
+            ("models/orders.sql", "select 2 as id\n"),
+            (
+                "models/eph.sql",
+                "{{ config(materialized='ephemeral', alias='orders') }}\nselect 3 as id\n",
+            ),
+        ],
+        &["compile"],
+    ));
+    assert!(
+        err.contains("model.err.a and model.err.orders would both be built as \"pm\".\"public\".\"orders\" (models/a.sql and models/orders.sql)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("eph"),
+        "an ephemeral model builds nothing: {err}"
+    );
+    let long = "x".repeat(70);
+    let file = format!("models/{long}.sql");
+    let err = unwrapped(&fails(
+        &[
+            ("dbt_project.yml", PROJECT),
+            (file.as_str(), "select 1 as id\n"),
+        ],
+        &["compile"],
+    ));
+    assert!(err.contains(&format!("model `{long}`")), "{err}");
+    assert!(err.contains("70 bytes long: PostgreSQL allows 63"), "{err}");
+}

@@ -554,6 +554,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     }
     let resolved =
         resolve_relations(&env, &drafts, &opts.target, &overrides).map_err(Problems::from)?;
+    check_relations(project, &drafts, &resolved, &self_disabled, &mut problems);
     let _ = shared.resolved.set(resolved);
 
     // ---- edges
@@ -1375,6 +1376,96 @@ fn check_unique_names(project: &Project, drafts: &[Draft], problems: &mut Proble
             );
         } else {
             first_by_name.insert(&d.node.name, &d.node);
+        }
+    }
+}
+
+/// PostgreSQL's longest name, in bytes.
+const MAX_IDENTIFIER: usize = 63;
+
+/// Every relation a run would build has a name PostgreSQL accepts, and no
+/// two resources would build the same one (the last would silently win).
+fn check_relations(
+    project: &Project,
+    drafts: &[Draft],
+    resolved: &[Rel],
+    disabled: &HashSet<usize>,
+    problems: &mut Problems,
+) {
+    let text_of = |path: &str| {
+        project
+            .files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.text.clone())
+            .unwrap_or_else(|| Arc::from(""))
+    };
+    let mut first: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        let n = &d.node;
+        let rel = &resolved[i];
+        if !matches!(
+            n.resource_type,
+            ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot
+        ) || rel.ephemeral
+            || disabled.contains(&i)
+            || !config::enabled(&n.config)
+        {
+            continue;
+        }
+        for (what, name) in [("schema", &rel.schema), ("name", &rel.identifier)] {
+            if name.len() > MAX_IDENTIFIER {
+                problems.push(
+                    Problem::new(
+                        "project::name_too_long",
+                        format!(
+                            "{} `{}` ({}) would be built with the {what} `{name}`, {} bytes long: PostgreSQL allows {MAX_IDENTIFIER}",
+                            n.resource_type.as_str(),
+                            n.name,
+                            n.original_file_path,
+                            name.len()
+                        ),
+                    )
+                    .in_file(&n.original_file_path, text_of(&n.original_file_path))
+                    .label(0..0, format!("this {}", n.resource_type.as_str()))
+                    .help(if what == "name" {
+                        "give it a shorter alias: {{ config(alias='...') }}, or rename the file"
+                    } else {
+                        "give it a shorter schema"
+                    }),
+                );
+            }
+        }
+        let key = (
+            rel.database.as_str(),
+            rel.schema.as_str(),
+            rel.identifier.as_str(),
+        );
+        match first.get(&key) {
+            None => {
+                first.insert(key, i);
+            }
+            Some(&j) => {
+                let other = &drafts[j].node;
+                problems.push(
+                    Problem::new(
+                        "project::same_relation",
+                        format!(
+                            "{} and {} would both be built as \"{}\".\"{}\".\"{}\" ({} and {})",
+                            other.unique_id,
+                            n.unique_id,
+                            rel.database,
+                            rel.schema,
+                            rel.identifier,
+                            other.original_file_path,
+                            n.original_file_path
+                        ),
+                    )
+                    .in_file(&n.original_file_path, text_of(&n.original_file_path))
+                    .label(0..0, "the second resource with this relation")
+                    .help("give one of them another alias or schema (config alias= / schema=), or disable it"),
+                );
+            }
         }
     }
 }
