@@ -232,3 +232,25 @@ fn reloading_keeps_dependent_views_working() {
         "0"
     );
 }
+
+#[test]
+fn whole_numbers_beyond_bigint_keep_every_digit() {
+    let p = LocalProject::new(&[(
+        "seeds/ids.csv",
+        "id,label\n12345678901234567890,a\n12345678901234567891,b\n",
+    )]);
+    let r = pm(p.path(), &["seed"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select format_type(atttypid, atttypmod) from pg_attribute where attrelid = 'ids'::regclass and attname = 'id'"
+        ),
+        "numeric"
+    );
+    assert_eq!(sql(p.path(), "select count(distinct id) from ids"), "2");
+    assert_eq!(
+        sql(p.path(), "select max(id)::text from ids"),
+        "12345678901234567891"
+    );
+}

@@ -16,6 +16,8 @@ pub enum Inferred {
     Integer,
     BigInt,
     Float,
+    /// Whole numbers beyond bigint (and any number beside them): exact.
+    Numeric,
     Date,
     Timestamp,
     Text,
@@ -28,6 +30,7 @@ impl Inferred {
             Inferred::Integer => "integer",
             Inferred::BigInt => "bigint",
             Inferred::Float => "double precision",
+            Inferred::Numeric => "numeric",
             Inferred::Date => "date",
             Inferred::Timestamp => "timestamp without time zone",
             Inferred::Unknown | Inferred::Text => "text",
@@ -43,8 +46,9 @@ impl Inferred {
             return match v.parse::<i64>() {
                 Ok(n) if i32::try_from(n).is_ok() => Inferred::Integer,
                 Ok(_) => Inferred::BigInt,
-                // Whole numbers beyond bigint: numbers still, as dbt's agate does.
-                Err(_) => Inferred::Float,
+                // Whole numbers beyond bigint: as floats, two distinct
+                // 20-digit ids could become equal; numeric keeps every digit.
+                Err(_) => Inferred::Numeric,
             };
         }
         if is_float(v) {
@@ -65,7 +69,9 @@ impl Inferred {
         match (self, other) {
             (Unknown, x) | (x, Unknown) => x,
             (a, b) if a == b => a,
-            (Integer | BigInt | Float, Integer | BigInt | Float) => self.max(other),
+            (Integer | BigInt | Float | Numeric, Integer | BigInt | Float | Numeric) => {
+                self.max(other)
+            }
             (Date, Timestamp) | (Timestamp, Date) => Timestamp,
             _ => Text,
         }
@@ -139,7 +145,7 @@ fn fits(current: Inferred, v: &str) -> bool {
     match current {
         Inferred::Integer => is_integer(v) && v.parse::<i32>().is_ok(),
         Inferred::BigInt => is_integer(v) && v.parse::<i64>().is_ok(),
-        Inferred::Float => is_integer(v) || is_float(v),
+        Inferred::Float | Inferred::Numeric => is_integer(v) || is_float(v),
         Inferred::Boolean => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
         Inferred::Timestamp => is_timestamp(v) || is_date(v),
         Inferred::Date => is_date(v),
@@ -397,6 +403,11 @@ mod tests {
         let cases = [
             (vec!["1", "2", ""], Integer),
             (vec!["1", "3000000000"], BigInt),
+            (
+                vec!["12345678901234567890", "12345678901234567891"],
+                Numeric,
+            ),
+            (vec!["1", "99999999999999999999", "2.5"], Numeric),
             (vec!["1", "2.5"], Float),
             (vec!["1e3"], Float),
             (vec!["true", "FALSE", ""], Boolean),
