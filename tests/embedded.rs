@@ -377,3 +377,28 @@ fn a_password_in_the_url_is_masked_in_every_form_and_everywhere() {
         );
     }
 }
+
+#[test]
+fn a_server_that_died_is_stopped_at_once_and_starts_again() {
+    let p = LocalProject::new(&[]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    let pid = read(p.path(), ".pm/postgres/postmaster.pid")
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Killed: gone, or a zombie until someone reaps it; either way not running.
+    let r = pm(p.path(), &["db", "status"]);
+    assert!(r.stdout.contains("state:     stopped"), "{}", r.stdout);
+    let r = pm(p.path(), &["run", "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(pm(p.path(), &["db", "status"])
+        .stdout
+        .contains("state:     running"));
+}

@@ -62,6 +62,29 @@ fn effective_uid() -> Option<u32> {
     line.split_whitespace().nth(2)?.parse().ok()
 }
 
+/// Whether `pid` is a PostgreSQL server process that still runs (not a
+/// zombie waiting to be reaped, nor another program that got the pid).
+fn is_live_postgres(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // "pid (comm) S ...": the state follows the command name's closing parenthesis.
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+        .unwrap_or("");
+    if matches!(state, "Z" | "X" | "x") {
+        return false;
+    }
+    // When the command line cannot be read, the process is taken to be the server.
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| {
+            let argv0 = c.split(|&b| b == 0).next().unwrap_or(&[]);
+            String::from_utf8_lossy(argv0).contains("postgres")
+        })
+        .unwrap_or(true)
+}
+
 /// An entry of /etc/passwd.
 fn passwd_user(name: &str) -> Option<OsUser> {
     let text = std::fs::read_to_string("/etc/passwd").ok()?;
@@ -239,14 +262,17 @@ impl Cluster {
         if !self.data_dir.join("PG_VERSION").is_file() {
             return Status::Absent;
         }
-        // postmaster.pid's first line is the pid; check that process lives.
-        let pid = std::fs::read_to_string(self.data_dir.join("postmaster.pid"))
-            .ok()
-            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()));
-        match pid {
-            Some(pid) if Path::new(&format!("/proc/{pid}")).exists() => Status::Running { pid },
+        match self.pid() {
+            Some(pid) if is_live_postgres(pid) => Status::Running { pid },
             _ => Status::Stopped,
         }
+    }
+
+    /// The pid in postmaster.pid, if there is one.
+    fn pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.data_dir.join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
     }
 
     /// Creates the folders, owned by the server's user when that is not pm's.
@@ -373,21 +399,45 @@ impl Cluster {
             return Ok(false);
         }
         self.prepare_dirs()?;
+        // A server that died (killed, crashed) leaves postmaster.pid naming a
+        // process that is gone or a zombie, which PostgreSQL takes for a live
+        // server; and its last backends may hold its shared memory a moment
+        // longer. The stale file goes, and the start is tried again while
+        // they finish.
+        if self.pid().is_some() {
+            let _ = std::fs::remove_file(self.data_dir.join("postmaster.pid"));
+        }
         let data = self.data_dir.as_os_str();
         let log = self.log_file.as_os_str();
-        let result = self.run(
-            "pg_ctl",
-            &[
-                "start".as_ref(),
-                "-D".as_ref(),
-                data,
-                "-l".as_ref(),
-                log,
-                "-w".as_ref(),
-                "-t".as_ref(),
-                "60".as_ref(),
-            ],
-        );
+        let start = || {
+            self.run(
+                "pg_ctl",
+                &[
+                    "start".as_ref(),
+                    "-D".as_ref(),
+                    data,
+                    "-l".as_ref(),
+                    log,
+                    "-w".as_ref(),
+                    "-t".as_ref(),
+                    "60".as_ref(),
+                ],
+            )
+        };
+        let mut result = start();
+        for _ in 0..20 {
+            let log_says = std::fs::read_to_string(&self.log_file).unwrap_or_default();
+            let busy = log_says
+                .lines()
+                .rev()
+                .take(5)
+                .any(|l| l.contains("is still in use") || l.contains("already exists"));
+            if result.is_ok() || !busy || matches!(self.status(), Status::Running { .. }) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            result = start();
+        }
         match result {
             Ok(_) => Ok(true),
             // Another pm may have started it a moment ago.
