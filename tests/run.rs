@@ -839,3 +839,39 @@ fn models_sharing_a_long_prefix_build_under_their_own_temporary_names() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(sql(p.path(), "select id from big"), "1");
 }
+
+#[test]
+fn a_grants_key_that_is_not_a_privilege_is_refused_before_anything_runs() {
+    let p = LocalProject::new(&[
+        (
+            "models/t.sql",
+            "{{ config(materialized='table', grants={'select on t to public; drop table keep; --': ['postgres']}) }}\nselect 1 as id\n",
+        ),
+        (
+            "models/ok.sql",
+            "{{ config(materialized='table', grants={'SELECT': ['postgres'], 'all privileges': []}) }}\nselect 1 as id\n",
+        ),
+    ]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    sql(p.path(), "create table keep (id int)");
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let err = unwrapped(&r.stderr);
+    assert!(
+        err.contains("model `t` (models/t.sql): `select on t to public; drop table keep; --` under grants: is not a privilege"),
+        "{err}"
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pg_class where relname in ('keep')"
+        ),
+        "1"
+    );
+    assert_eq!(
+        sql(p.path(), "select to_regclass('public.ok') is null"),
+        "t",
+        "nothing ran"
+    );
+    assert_eq!(pm(p.path(), &["run", "-q", "-s", "ok"]).code, 0);
+}

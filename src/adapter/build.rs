@@ -524,20 +524,7 @@ pub(crate) async fn apply_grants(
     node: &Node,
     target: &str,
 ) -> Result<(), Problem> {
-    let wanted: Vec<(String, String)> = node
-        .config
-        .get("grants")
-        .and_then(serde_json::Value::as_object)
-        .map(|m| {
-            m.iter()
-                .flat_map(|(privilege, who)| {
-                    crate::loader::yaml::string_list(Some(who))
-                        .into_iter()
-                        .map(move |g| (privilege.trim_start_matches('+').to_ascii_uppercase(), g))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let wanted = crate::materialize::relation::grants(node)?;
     let problem = |e: tokio_postgres::Error| {
         Problem::new(
             "run::grants",

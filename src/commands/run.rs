@@ -76,6 +76,9 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
                 unsupported.push(p);
             }
         }
+        if let Err(p) = crate::materialize::relation::grants(n) {
+            unsupported.push(p);
+        }
     }
     // Nodes are sorted by unique id, so a re-render below keeps these indexes.
     let mut test_configs: HashMap<usize, TestConfig> = HashMap::new();

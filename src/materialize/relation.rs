@@ -164,6 +164,62 @@ pub fn definition_stamp(node: &Node) -> String {
     )
 }
 
+/// The privileges PostgreSQL grants on tables and views.
+const PRIVILEGES: [&str; 9] = [
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "TRUNCATE",
+    "REFERENCES",
+    "TRIGGER",
+    "MAINTAIN",
+    "ALL",
+];
+
+/// `grants: {select: [role, …]}` as (privilege, grantee) pairs; a key that
+/// is not one of PostgreSQL's table privileges is refused (it would be
+/// pasted into SQL).
+pub fn grants(node: &Node) -> Result<Vec<(String, String)>, crate::error::Problem> {
+    let Some(map) = node
+        .config
+        .get("grants")
+        .and_then(serde_json::Value::as_object)
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (key, who) in map {
+        let privilege = key
+            .trim_start_matches('+')
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase();
+        let privilege = if privilege == "ALL PRIVILEGES" {
+            "ALL".to_string()
+        } else {
+            privilege
+        };
+        if !PRIVILEGES.contains(&privilege.as_str()) {
+            return Err(crate::error::Problem::new(
+                "run::grants",
+                format!(
+                    "{} `{}` ({}): `{key}` under grants: is not a privilege",
+                    node.resource_type.as_str(),
+                    node.name,
+                    node.original_file_path
+                ),
+            )
+            .help("use PostgreSQL's table privileges: select, insert, update, delete, truncate, references, trigger, maintain or all"));
+        }
+        for grantee in crate::loader::yaml::string_list(Some(who)) {
+            out.push((privilege.clone(), grantee));
+        }
+    }
+    Ok(out)
+}
+
 /// `indexes: [{columns: [a, b], unique: true, type: btree}]` as statements
 /// for `target`. Names are derived from the definition, so re-running them
 /// on a table that has the index (`if not exists`) does nothing.
