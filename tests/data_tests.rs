@@ -533,3 +533,23 @@ fn a_broken_test_in_a_merged_scan_does_not_fail_its_siblings() {
         "{err}"
     );
 }
+
+#[test]
+fn quoted_columns_are_quoted_in_generic_tests() {
+    let p = LocalProject::new(&[
+        (
+            "models/q.sql",
+            "select 1 as \"we\"\"ird col\", null::int as \"Other\"\n",
+        ),
+        (
+            "models/schema.yml",
+            "version: 2\nmodels:\n  - name: q\n    columns:\n      - name: 'we\"ird col'\n        quote: true\n        data_tests:\n          - not_null\n          - unique\n          - accepted_values:\n              arguments:\n                values: [1]\n                quote: false\n      - name: Other\n        quote: true\n        data_tests: [not_null]\n",
+        ),
+    ]);
+    let r = pm(p.path(), &["build"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(err.contains("PASS=5 WARN=0 ERROR=1"), "{err}");
+    assert!(err.contains("FAIL 1 not_null_q_Other "), "{err}");
+    assert!(!err.contains("ERROR  "), "{err}");
+}

@@ -953,12 +953,26 @@ fn yaml_tests(
     } in targets
     {
         let attached = Some(attached);
-        let mut all: Vec<(Option<&str>, &crate::loader::properties::TestDef)> =
-            model_tests.iter().map(|t| (None, t)).collect();
+        // (column, the column as the test's SQL names it, test): `quote: true`
+        // columns are quoted, as dbt does.
+        let mut all: Vec<(
+            Option<&str>,
+            Option<String>,
+            &crate::loader::properties::TestDef,
+        )> = model_tests.iter().map(|t| (None, None, t)).collect();
         for c in columns {
-            all.extend(c.tests.iter().map(|t| (Some(c.name.as_str()), t)));
+            let in_sql = if c.quote == Some(true) {
+                crate::manifest::quote_ident(&c.name)
+            } else {
+                c.name.clone()
+            };
+            all.extend(
+                c.tests
+                    .iter()
+                    .map(|t| (Some(c.name.as_str()), Some(in_sql.clone()), t)),
+            );
         }
-        for (column, def) in all {
+        for (column, column_sql, def) in all {
             let parsed = match generic_tests::parse_test(def) {
                 Ok(p) => p,
                 Err(msg) => {
@@ -1003,8 +1017,8 @@ fn yaml_tests(
             node.raw_code = Arc::from(src.as_str());
             node.checksum = sha256_hex(&src);
             let mut kwargs = parsed.kwargs.clone();
-            if let Some(c) = column {
-                kwargs.insert("column_name".into(), Json::from(c));
+            if let Some(c) = &column_sql {
+                kwargs.insert("column_name".into(), Json::from(c.as_str()));
             }
             kwargs.insert(
                 "model".into(),
@@ -1050,7 +1064,7 @@ fn yaml_tests(
                 );
                 continue;
             }
-            let args = generic_tests::context_args(&parsed, column);
+            let args = generic_tests::context_args(&parsed, column_sql.as_deref());
             test_drafts.push(Draft {
                 template: Template::Generated {
                     source: src,
