@@ -632,45 +632,53 @@ fn ctrl_c_cancels_on_the_server_and_leaves_nothing_half_built() {
         ("models/after.sql", "select * from {{ ref('slow') }}\n"),
     ]);
     assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
-    let child = std::process::Command::new(pm_bin())
-        .current_dir(p.path())
-        .args(["run", "-s", "slow+"])
-        .env("HOME", p.path())
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the slow query runs on the server.
-    let t0 = std::time::Instant::now();
-    while sql(p.path(), "select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_backend_pid()") != "1" {
-        assert!(t0.elapsed().as_secs() < 20, "the model never started");
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    // Ctrl-C exits 130, SIGTERM 143.
+    for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
+        let child = std::process::Command::new(pm_bin())
+            .current_dir(p.path())
+            .args(["run", "-s", "slow+"])
+            .env("HOME", p.path())
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the slow query runs on the server.
+        let t0 = std::time::Instant::now();
+        while sql(p.path(), "select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_backend_pid()") != "1" {
+            assert!(t0.elapsed().as_secs() < 20, "the model never started");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = unwrapped(&String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(code), "{err}");
+        assert!(
+            t0.elapsed().as_secs() < 25,
+            "pm waited for the query instead of cancelling it"
+        );
+        assert!(
+            err.contains("interrupted: cancelling running statements"),
+            "{err}"
+        );
+        assert!(
+            err.contains("model `slow`: interrupted (building); the statement was cancelled"),
+            "{err}"
+        );
+        assert!(!err.contains("fix the model"), "{err}");
+        assert!(err.contains("SKIP   view model public.after"), "{err}");
+        assert_eq!(
+            sql(
+                p.path(),
+                "select count(*) from pg_class where relname in ('slow', 'after') or relname like 'slow\\_\\_pm\\_new%'"
+            ),
+            "0"
+        );
+        assert_eq!(sql(p.path(), "select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_backend_pid()"), "0");
     }
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let err = unwrapped(&String::from_utf8_lossy(&out.stderr));
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(
-        t0.elapsed().as_secs() < 25,
-        "pm waited for the query instead of cancelling it"
-    );
-    assert!(
-        err.contains("interrupted: cancelling running statements"),
-        "{err}"
-    );
-    assert!(err.contains("SKIP   view model public.after"), "{err}");
-    assert_eq!(
-        sql(
-            p.path(),
-            "select count(*) from pg_class where relname in ('slow', 'after') or relname like 'slow\\_\\_pm\\_new%'"
-        ),
-        "0"
-    );
-    assert_eq!(sql(p.path(), "select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_backend_pid()"), "0");
 }
 
 #[test]
@@ -874,4 +882,96 @@ fn a_grants_key_that_is_not_a_privilege_is_refused_before_anything_runs() {
         "nothing ran"
     );
     assert_eq!(pm(p.path(), &["run", "-q", "-s", "ok"]).code, 0);
+}
+
+#[test]
+fn a_lost_connection_stops_the_run_and_says_so() {
+    // `gone`'s pre-hook ends its own connection, as a server going away would.
+    let mut files = vec![(
+        "models/gone.sql".to_string(),
+        "{{ config(materialized='table', pre_hook='select pg_terminate_backend(pg_backend_pid())') }}\nselect 1 as id\n".to_string(),
+    )];
+    for k in 0..6 {
+        files.push((
+            format!("models/later_{k}.sql"),
+            "select 1 as id\n".to_string(),
+        ));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let p = LocalProject::new(&refs);
+    let r = pm(
+        p.path(),
+        &[
+            "run",
+            "--threads",
+            "1",
+            "-s",
+            "gone",
+            "later_0",
+            "later_1",
+            "later_2",
+            "later_3",
+        ],
+    );
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(
+        err.contains("the connection to the server was lost: nothing more is started"),
+        "{err}"
+    );
+    assert!(err.contains("model `gone`: the connection to the server was lost (a pre-hook): terminating connection due to administrator command"), "{err}");
+    assert!(!err.contains("db error"), "{err}");
+    assert!(err.contains("PASS=0 WARN=0 ERROR=1 SKIP=4"), "{err}");
+    assert!(
+        read(p.path(), "target/run_results.json")
+            .contains("skipped: the connection to the server was lost"),
+        "the others were not started"
+    );
+
+    // A seed whose connection goes says so, not to set column_types.
+    write(p.path(), "seeds/s.csv", "id\n1\n");
+    write(
+        p.path(),
+        "dbt_project.yml",
+        "name: local\nseeds:\n  local:\n    +pre-hook: \"select pg_terminate_backend(pg_backend_pid())\"\n",
+    );
+    std::fs::remove_file(p.path().join("pm_project.yml")).unwrap();
+    let r = pm(p.path(), &["seed"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(
+        err.contains("seed `s`: the connection to the server was lost"),
+        "{err}"
+    );
+    assert!(!err.contains("column_types"), "{err}");
+}
+
+#[test]
+fn a_refused_statement_says_the_servers_reason() {
+    let p = LocalProject::new(&[(
+        "models/m.sql",
+        "{{ config(schema='elsewhere') }}\nselect 1 as id\n",
+    )]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    sql(
+        p.path(),
+        "create role builder login; grant usage, create on schema public to builder",
+    );
+    let url = pm(p.path(), &["db", "url"]).stdout.trim().to_string();
+    let (_, rest) = url.split_once('@').unwrap();
+    let r = pm_env(
+        p.path(),
+        &["run"],
+        &[("PM_DATABASE_URL", &format!("postgresql://builder@{rest}"))],
+    );
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 2, "{err}");
+    assert!(
+        err.contains("cannot create schema public_elsewhere: permission denied for database pm"),
+        "{err}"
+    );
+    assert!(!err.contains("db error"), "{err}");
 }

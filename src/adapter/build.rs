@@ -15,6 +15,37 @@ pub struct Built {
     pub note: Option<String>,
 }
 
+/// The problem of a statement that did not fail on its own: the run was
+/// interrupted, or the connection was lost. None for the server's refusal.
+pub(crate) fn interrupted_or_lost(
+    node: &Node,
+    what: &str,
+    e: &tokio_postgres::Error,
+) -> Option<Problem> {
+    let kind = node.resource_type.as_str();
+    match super::failure_of(e) {
+        super::Failure::Cancelled => Some(
+            Problem::new(
+                super::INTERRUPTED,
+                format!("{kind} `{}`: interrupted ({what}); the statement was cancelled", node.name),
+            )
+            .help("the run was interrupted; what this node had replaced is unchanged"),
+        ),
+        super::Failure::ConnectionLost => Some(
+            Problem::new(
+                super::CONNECTION_LOST,
+                format!(
+                    "{kind} `{}`: the connection to the server was lost ({what}): {}",
+                    node.name,
+                    super::error_text(e)
+                ),
+            )
+            .help("check that the server runs and can be reached, then run again; what this node had replaced is unchanged"),
+        ),
+        super::Failure::Statement => None,
+    }
+}
+
 /// A database error in a model: the message, and the compiled SQL with the
 /// position PostgreSQL reported marked.
 fn model_problem(
@@ -24,16 +55,11 @@ fn model_problem(
     what: &str,
     e: &tokio_postgres::Error,
 ) -> Problem {
+    if let Some(p) = interrupted_or_lost(node, what, e) {
+        return p;
+    }
     let Some(db) = e.as_db_error() else {
-        return Problem::new(
-            "run::connection",
-            format!(
-                "{} `{}`: {what} failed: {e}",
-                node.resource_type.as_str(),
-                node.name
-            ),
-        )
-        .help("the connection to the server failed; check the server and run again");
+        return Problem::new("run::database", super::error_text(e));
     };
     let mut p = Problem::new(
         "run::database",
@@ -498,15 +524,16 @@ pub(crate) async fn run_hooks(
         .map(|h| &h.sql)
     {
         on.batch_execute(sql).await.map_err(|e| {
+            if let Some(p) = interrupted_or_lost(node, which, &e) {
+                return p;
+            }
             Problem::new(
                 "run::hook",
                 format!(
                     "{which} of {} `{}` failed: {}",
                     node.resource_type.as_str(),
                     node.name,
-                    e.as_db_error()
-                        .map(|d| d.message().to_string())
-                        .unwrap_or_else(|| e.to_string())
+                    super::error_text(&e)
                 ),
             )
             .help(format!(
@@ -526,12 +553,15 @@ pub(crate) async fn apply_grants(
 ) -> Result<(), Problem> {
     let wanted = crate::materialize::relation::grants(node)?;
     let problem = |e: tokio_postgres::Error| {
+        if let Some(p) = interrupted_or_lost(node, "granting privileges", &e) {
+            return p;
+        }
         Problem::new(
             "run::grants",
             format!(
                 "granting privileges on `{}` failed: {}",
                 node.name,
-                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
+                super::error_text(&e)
             ),
         )
         .help("check that the roles under `grants:` exist (create role …); the previous relation is unchanged")

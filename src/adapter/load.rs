@@ -37,10 +37,16 @@ impl Replaced {
 }
 
 fn db_problem(node: &Node, what: &str, e: &tokio_postgres::Error) -> Problem {
+    if let Some(p) = super::build::interrupted_or_lost(node, what, e) {
+        return p;
+    }
     let (msg, detail) = match e.as_db_error() {
         Some(d) => (d.message().to_string(), d.where_().map(str::to_string)),
-        None => (e.to_string(), None),
+        None => (super::error_text(e), None),
     };
+    // Only a value the column's type rejects (class 22, data exception) is
+    // about column_types.
+    let about_types = e.code().is_some_and(|c| c.code().starts_with("22"));
     let mut text = format!(
         "seed {} ({}): {what} failed: {msg}",
         node.name, node.original_file_path
@@ -51,9 +57,11 @@ fn db_problem(node: &Node, what: &str, e: &tokio_postgres::Error) -> Problem {
         let temp = crate::materialize::relation::temp_name(node);
         text.push_str(&format!(" [{}]", w.replace(&temp, &node.alias)));
     }
-    Problem::new("seed::load", text).help(
-        "the table from the previous run is unchanged; if a column's type is wrong, set it under `column_types:` in the seed's config",
-    )
+    Problem::new("seed::load", text).help(if about_types {
+        "the table from the previous run is unchanged; if a column's type is wrong, set it under `column_types:` in the seed's config"
+    } else {
+        "the table from the previous run is unchanged"
+    })
 }
 
 /// The check of a seed's rows that runs while they load (see

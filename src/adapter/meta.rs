@@ -24,7 +24,12 @@ pub async fn lock_target(
             &[&key],
         )
         .await
-        .map_err(|e| Problem::new("run::lock", format!("cannot take the run lock: {e}")))?
+        .map_err(|e| {
+            Problem::new(
+                "run::lock",
+                format!("cannot take the run lock: {}", super::error_text(&e)),
+            )
+        })?
         .get(0);
     if got {
         return Ok(());
@@ -40,7 +45,12 @@ pub async fn lock_target(
     client
         .execute("select pg_advisory_lock(hashtextextended($1, 0))", &[&key])
         .await
-        .map_err(|e| Problem::new("run::lock", format!("cannot take the run lock: {e}")))?;
+        .map_err(|e| {
+            Problem::new(
+                "run::lock",
+                format!("cannot take the run lock: {}", super::error_text(&e)),
+            )
+        })?;
     Ok(())
 }
 
@@ -133,7 +143,10 @@ pub async fn remove_leftovers(
         .map_err(|e| {
             Problem::new(
                 "run::leftovers",
-                format!("cannot look for leftovers of interrupted runs: {e}"),
+                format!(
+                    "cannot look for leftovers of interrupted runs: {}",
+                    super::error_text(&e)
+                ),
             )
         })?;
     let mut done = Vec::new();
@@ -163,7 +176,7 @@ pub async fn remove_leftovers(
                 Err(e) => {
                     format!(
                 "could not remove {schema}.{name}, a {what} an interrupted run left behind: {}",
-                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
+                super::error_text(&e)
             )
                 }
             },

@@ -286,6 +286,50 @@ impl Endpoint {
     }
 }
 
+/// An error from the server or the connection as a sentence: the server's
+/// own message when it sent one (tokio-postgres' text is just "db error"),
+/// else the client's error with its causes.
+pub fn error_text(e: &tokio_postgres::Error) -> String {
+    if let Some(d) = e.as_db_error() {
+        return d.message().to_string();
+    }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+/// What an error from a statement means for the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// pm cancelled it (Ctrl-C, SIGTERM).
+    Cancelled,
+    /// The connection is gone: closed, reset, or the server shut it down.
+    ConnectionLost,
+    /// The server refused the statement.
+    Statement,
+}
+
+pub fn failure_of(e: &tokio_postgres::Error) -> Failure {
+    use tokio_postgres::error::SqlState;
+    match e.code() {
+        Some(c) if *c == SqlState::QUERY_CANCELED => Failure::Cancelled,
+        // Class 57P: the server is shutting down or cannot take connections.
+        Some(c) if c.code().starts_with("57P") => Failure::ConnectionLost,
+        Some(_) => Failure::Statement,
+        None if e.as_db_error().is_some() => Failure::Statement,
+        None => Failure::ConnectionLost,
+    }
+}
+
+/// The problem code that tells the scheduler a connection was lost.
+pub const CONNECTION_LOST: &str = "connect::lost";
+/// The problem code of a statement cancelled by an interruption.
+pub const INTERRUPTED: &str = "run::interrupted";
+
 /// Why a connection was not made.
 enum ConnectFailure {
     Error(tokio_postgres::Error),

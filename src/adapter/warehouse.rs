@@ -9,11 +9,7 @@ use bytes::Bytes;
 use futures_util::SinkExt;
 use std::sync::Arc;
 
-fn db_message(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_else(|| e.to_string())
-}
+use super::error_text as db_message;
 
 /// Runs one DDL file; an error points at the statement's position in it.
 pub async fn apply_script(client: &tokio_postgres::Client, name: &str, sql: &str) -> Result<()> {

@@ -141,7 +141,10 @@ pub fn debug(g: &GlobalArgs, log: Log) -> Result<i32> {
             .map_err(|e| {
                 crate::error::Problems::from(Problem::new(
                     "connect::query",
-                    format!("connected, but `select version()` failed: {e}"),
+                    format!(
+                        "connected, but `select version()` failed: {}",
+                        crate::adapter::error_text(&e)
+                    ),
                 ))
             })?;
         Ok::<String, crate::error::Problems>(row.get(0))

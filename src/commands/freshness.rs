@@ -47,7 +47,10 @@ pub fn run(
         .map_err(|e| {
             Problem::new(
                 "freshness::session",
-                format!("cannot set the session's time zone: {e}"),
+                format!(
+                    "cannot set the session's time zone: {}",
+                    crate::adapter::error_text(&e)
+                ),
             )
         })?;
     let total = checks.len();

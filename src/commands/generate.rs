@@ -244,7 +244,10 @@ fn load(
                 .map_err(|e| {
                     Problem::new(
                         "generate::state",
-                        format!("cannot record raw.generator_state: {e}"),
+                        format!(
+                            "cannot record raw.generator_state: {}",
+                            crate::adapter::error_text(&e)
+                        ),
                     )
                 })?;
         }

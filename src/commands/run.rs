@@ -208,14 +208,29 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
     );
     schemas.sort_unstable();
     schemas.dedup();
-    for schema in &schemas {
+    // Only the missing ones: `create schema if not exists` needs the right
+    // to create schemas even when the schema is there.
+    let present: Vec<String> = rt
+        .block_on(control.query(
+            "select nspname::text from pg_namespace where nspname = any($1)",
+            &[&schemas],
+        ))
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default();
+    for schema in schemas.iter().filter(|s| !present.iter().any(|p| p == *s)) {
         let ddl = format!(
             "create schema if not exists {}",
             crate::manifest::quote_ident(schema)
         );
         rt.block_on(control.batch_execute(&ddl)).map_err(|e| {
-            Problem::new("run::schema", format!("cannot create schema {schema}: {e}"))
-                .help("check that the target's user may create schemas in the database")
+            Problem::new(
+                "run::schema",
+                format!(
+                    "cannot create schema {schema}: {}",
+                    crate::adapter::error_text(&e)
+                ),
+            )
+            .help("check that the target's user may create schemas in the database")
         })?;
     }
     // Relations an interrupted run left under temporary names, in the
@@ -238,8 +253,8 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         log.warn(&line);
     }
     on_run(&m.on_run_start, "on-run-start")?;
-    let (outcomes, cancelled) = rt.block_on(execute::schedule(m, &plan, clients, &settings));
-    let end_problem = if cancelled {
+    let (outcomes, interrupted) = rt.block_on(execute::schedule(m, &plan, clients, &settings));
+    let end_problem = if interrupted.is_some() {
         None
     } else {
         on_run(&m.on_run_end, "on-run-end").err()
@@ -278,7 +293,8 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         &rows,
     )) {
         log.warn(&format!(
-            "could not record the results in pm_meta.run_results: {e}"
+            "could not record the results in pm_meta.run_results: {}",
+            crate::adapter::error_text(&e)
         ));
     }
 
@@ -323,9 +339,9 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         log.problems(problems);
     }
     super::release_at_exit((s, c));
-    if cancelled {
+    if let Some(code) = interrupted {
         log.warn("interrupted: running statements were cancelled and rolled back; nothing half-built was left");
-        return Ok(130);
+        return Ok(code);
     }
     Ok(if error > 0 || end_failed { 1 } else { 0 })
 }

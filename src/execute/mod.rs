@@ -341,16 +341,17 @@ impl Interrupts {
         }
     }
 
-    /// Resolves when either arrives (never, without signal handling).
-    async fn recv(&mut self) {
+    /// Resolves when either arrives (never, without signal handling), with
+    /// the exit code that says which: 130 for SIGINT, 143 for SIGTERM.
+    async fn recv(&mut self) -> i32 {
         match (&mut self.int, &mut self.term) {
             (Some(int), Some(term)) => {
                 tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
+                    _ = int.recv() => 130,
+                    _ = term.recv() => 143,
                 }
             }
-            _ => std::future::pending::<()>().await,
+            _ => std::future::pending::<i32>().await,
         }
     }
 }
@@ -442,10 +443,10 @@ async fn run_build(
 
 /// A database error in a test, pointing at its compiled SQL.
 fn test_problem(m: &Manifest, n: &Node, e: &tokio_postgres::Error) -> Problem {
-    let detail = e
-        .as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_else(|| e.to_string());
+    if let Some(p) = crate::adapter::build::interrupted_or_lost(n, "running the test", e) {
+        return p;
+    }
+    let detail = crate::adapter::error_text(e);
     Problem::new(
         "test::database",
         format!("test `{}` could not run: {detail}", n.name),
@@ -745,7 +746,7 @@ pub async fn schedule(
     plan: &Plan,
     mut clients: Vec<deadpool_postgres::Object>,
     settings: &Settings<'_>,
-) -> (HashMap<usize, Outcome>, bool) {
+) -> (HashMap<usize, Outcome>, Option<i32>) {
     let log = settings.log;
     let total: usize = plan.jobs.iter().map(|j| j.nodes().len()).sum();
     let width = total.to_string().len();
@@ -758,7 +759,9 @@ pub async fn schedule(
     let mut running = FuturesUnordered::new();
     let mut started = 0usize;
     let mut stop = false;
-    let mut cancelled = false;
+    // The exit code of an interruption (130 SIGINT, 143 SIGTERM).
+    let mut interrupted: Option<i32> = None;
+    let mut connection_lost = false;
     let mut interrupts = Interrupts::new();
     let cancel_tokens: Vec<tokio_postgres::CancelToken> =
         clients.iter().map(|c| c.cancel_token()).collect();
@@ -827,10 +830,10 @@ pub async fn schedule(
         }
         let next = tokio::select! {
             next = running.next() => next,
-            _ = interrupts.recv(), if !cancelled => {
+            code = interrupts.recv(), if interrupted.is_none() => {
                 // Ctrl-C: cancel what runs on the server (its transaction rolls
                 // back, so no half-built relation remains) and start nothing new.
-                cancelled = true;
+                interrupted = Some(code);
                 stop = true;
                 log.warn("interrupted: cancelling running statements");
                 for token in &cancel_tokens {
@@ -842,7 +845,10 @@ pub async fn schedule(
         let Some((k, client, results, job_seconds)) = next else {
             break;
         };
-        clients.push(client);
+        // A connection that died is not used again.
+        if !client.is_closed() {
+            clients.push(client);
+        }
         job_done[k] = true;
         let mut blocking: Option<String> = None;
         for (i, r) in results {
@@ -853,6 +859,17 @@ pub async fn schedule(
                 Err(p) => Outcome::failed(p, job_seconds),
             };
             log.info(&done_line(m, i, &outcome, done.len() + 1, total, width));
+            let lost = outcome
+                .problem
+                .as_ref()
+                .is_some_and(|p| p.code == crate::adapter::CONNECTION_LOST);
+            if lost && !connection_lost && interrupted.is_none() {
+                // The server is gone (or this connection to it): starting more
+                // would only fail the same way.
+                connection_lost = true;
+                stop = true;
+                log.warn("the connection to the server was lost: nothing more is started");
+            }
             if outcome.status.is_failure() && blocking.is_none() {
                 blocking = Some(if n.resource_type == ResourceType::Test {
                     format!("test {} failed", n.name)
@@ -885,9 +902,11 @@ pub async fn schedule(
         }
         progress.set_position(done.len());
     }
-    // With --fail-fast or after Ctrl-C, what never started is skipped.
-    let why = if cancelled {
+    // With --fail-fast, after Ctrl-C or a lost connection, what never started is skipped.
+    let why = if interrupted.is_some() {
         "skipped: interrupted"
+    } else if connection_lost {
+        "skipped: the connection to the server was lost"
     } else {
         "skipped: --fail-fast"
     };
@@ -897,5 +916,5 @@ pub async fn schedule(
                 .or_insert_with(|| Outcome::skipped(why.into()));
         }
     }
-    (done, cancelled)
+    (done, interrupted)
 }
