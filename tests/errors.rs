@@ -407,3 +407,26 @@ fn two_resources_building_one_relation_or_a_name_too_long_are_refused() {
     assert!(err.contains(&format!("model `{long}`")), "{err}");
     assert!(err.contains("70 bytes long: PostgreSQL allows 63"), "{err}");
 }
+
+#[test]
+fn wrong_arguments_of_built_in_tests_point_at_the_yaml_entry() {
+    let err = unwrapped(&fails(
+        &[
+            ("dbt_project.yml", PROJECT),
+            ("models/a.sql", "select 1 as id\n"),
+            (
+                "models/s.yml",
+                "version: 2\nmodels:\n  - name: a\n    columns:\n      - name: id\n        data_tests:\n          - accepted_values:\n              values: 5\n          - relationships:\n              field: id\n",
+            ),
+        ],
+        &["compile"],
+    ));
+    assert!(
+        err.contains("accepted_values: `values:` must be a list, not `5`"),
+        "{err}"
+    );
+    assert!(err.contains("[models/s.yml:7:1]"), "{err}");
+    assert!(err.contains("relationships needs `to:`"), "{err}");
+    assert!(err.contains("[models/s.yml:9:1]"), "{err}");
+    assert!(!err.contains("pm/builtins.sql"), "{err}");
+}

@@ -30,12 +30,24 @@ pub fn node_problem(
     // Generic tests and exposures come from YAML: point at their entry there.
     let generated = node.resource_type == ResourceType::Exposure
         || node.test.as_ref().is_some_and(|t| t.metadata.is_some());
-    if in_node && generated {
+    // An error inside pm's own test macros is the YAML entry's (a missing or
+    // wrong argument): the user cannot change those macros.
+    if generated && (in_node || template == super::BUILTIN_MACROS_FILE) {
         let text = files
             .yaml_texts
             .get(node.original_file_path.as_str())
             .cloned();
-        let (code, message, help) = describe(e, failure.as_ref(), node_source, files.macro_names);
+        let (mut code, mut message, mut help) =
+            describe(e, failure.as_ref(), node_source, files.macro_names);
+        if let Some((m, h)) = node
+            .test
+            .as_ref()
+            .and_then(|t| t.metadata.as_ref())
+            .filter(|_| template == super::BUILTIN_MACROS_FILE)
+            .and_then(|meta| super::generic_tests::explain_arguments(&meta.name, &meta.kwargs))
+        {
+            (code, message, help) = ("yaml::test_arguments", m, h);
+        }
         let mut p = Problem::new(
             code,
             format!(
@@ -70,7 +82,7 @@ pub fn node_problem(
         files.macro_names,
     );
     if !in_node {
-        p = p.related(Problem::new(
+        let mut context = Problem::new(
             "compile::while",
             format!(
                 "while compiling {} `{}` ({})",
@@ -78,7 +90,16 @@ pub fn node_problem(
                 node.name,
                 node.original_file_path
             ),
-        ));
+        );
+        if let Some(t) = generated
+            .then(|| files.yaml_texts.get(node.original_file_path.as_str()))
+            .flatten()
+        {
+            context = context
+                .in_file(&node.original_file_path, t.clone())
+                .label_line(node.line, "declared here");
+        }
+        p = p.related(context);
     }
     p
 }

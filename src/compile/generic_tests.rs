@@ -286,6 +286,52 @@ pub fn context_args(test: &ParsedTest, column: Option<&str>) -> Map<String, Json
     m
 }
 
+/// What is wrong with the arguments of a built-in generic test, if
+/// something is: (message, help). Errors inside pm's test macros are
+/// explained by this, at the YAML entry.
+pub fn explain_arguments(test_name: &str, kwargs: &Map<String, Json>) -> Option<(String, String)> {
+    let shown = |v: &Json| match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match test_name {
+        "accepted_values" => match kwargs.get("values") {
+            None => Some((
+                "accepted_values needs `values:`, the list of accepted values".into(),
+                "write accepted_values: {arguments: {values: [a, b]}}".into(),
+            )),
+            Some(Json::Array(_)) => None,
+            Some(v) => Some((
+                format!(
+                    "accepted_values: `values:` must be a list, not `{}`",
+                    shown(v)
+                ),
+                "write values: [a, b] (a list, even of one value)".into(),
+            )),
+        },
+        "relationships" => {
+            let missing: Vec<&str> = ["to", "field"]
+                .into_iter()
+                .filter(|k| kwargs.get(*k).is_none_or(Json::is_null))
+                .collect();
+            (!missing.is_empty()).then(|| {
+                (
+                    format!(
+                        "relationships needs {}",
+                        missing
+                            .iter()
+                            .map(|k| format!("`{k}:`"))
+                            .collect::<Vec<_>>()
+                            .join(" and ")
+                    ),
+                    "write relationships: {arguments: {to: ref('customers'), field: id}}".into(),
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
 /// dbt's default test config.
 pub fn default_config() -> Config {
     let mut c = Config::new();

@@ -88,6 +88,9 @@ struct Draft {
     template: Template,
 }
 
+/// The name pm's own macros (built-in tests, dbt's helpers) go by.
+pub const BUILTIN_MACROS_FILE: &str = "pm/builtins.sql";
+
 fn file_template(text: &str) -> Template {
     Template::File(Arc::from(
         blocks::mutable_literals(text).as_deref().unwrap_or(text),
@@ -1099,10 +1102,10 @@ fn collect_macros(project: &Project, problems: &mut Problems) -> MacroSet {
     let mut macro_texts: HashMap<String, Arc<str>> = HashMap::new();
     let (builtin_src, builtin_defs) = blocks::prepare_macro_file(generic_tests::BUILTIN_MACROS);
     macro_texts.insert(
-        "pm/builtins.sql".into(),
+        BUILTIN_MACROS_FILE.into(),
         Arc::from(generic_tests::BUILTIN_MACROS),
     );
-    macro_templates.push(("pm/builtins.sql".into(), builtin_src));
+    macro_templates.push((BUILTIN_MACROS_FILE.into(), builtin_src));
     let mut macro_names: BTreeSet<String> = builtin_defs.iter().map(|d| d.name.clone()).collect();
     let mut project_macro_at: HashMap<String, (String, usize)> = HashMap::new();
     for f in project.files.iter().filter(|f| f.kind == FileKind::Macro) {
@@ -1144,7 +1147,7 @@ fn collect_macros(project: &Project, problems: &mut Problems) -> MacroSet {
             unique_id: format!("macro.pm.{}", d.name),
             name: d.name.clone(),
             package_name: "pm".into(),
-            original_file_path: "pm/builtins.sql".into(),
+            original_file_path: BUILTIN_MACROS_FILE.into(),
             path: "builtins.sql".into(),
             line: d.line,
             arguments: d.arguments.clone(),
