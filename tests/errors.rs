@@ -430,3 +430,101 @@ fn wrong_arguments_of_built_in_tests_point_at_the_yaml_entry() {
     assert!(err.contains("[models/s.yml:9:1]"), "{err}");
     assert!(!err.contains("pm/builtins.sql"), "{err}");
 }
+
+/// Files added to a project, the error they must cause and where it must point.
+type BrokenCase<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+
+#[test]
+fn broken_files_are_errors_at_their_line() {
+    let base = [
+        ("dbt_project.yml", PROJECT),
+        ("models/a.sql", "select 1 as id\n"),
+    ];
+    let cases: Vec<BrokenCase> = vec![
+        (
+            vec![("snapshots/s.sql", "{% snapshot snap %}\nselect 1\n")],
+            "`{% snapshot %}` is never closed (no `{% endsnapshot %}`)",
+            "[snapshots/s.sql:1:1]",
+        ),
+        (
+            vec![("macros/m.sql", "{% macro a() %}\n1\n{% endmacro %}\n{% test t(model) %}\nselect 1\n")],
+            "`{% test %}` is never closed (no `{% endtest %}`)",
+            "[macros/m.sql:4:1]",
+        ),
+        (
+            vec![("macros/bad.sql", "{% macro unused() %}\n{{ 1 + }}\n{% endmacro %}\n")],
+            "unexpected end of variable block",
+            "[macros/bad.sql:2:8]",
+        ),
+        (
+            vec![("macros/m.sql", "{% macro a() %}\n1\n{% endtest %}\n")],
+            "`{% endtest %}` closes no `{% test %}`",
+            "[macros/m.sql:3:1]",
+        ),
+        (
+            vec![("models/d.md", "{% docs d %}\nhello\n")],
+            "`{% docs %}` is never closed (no `{% enddocs %}`)",
+            "[models/d.md:1:1]",
+        ),
+        (
+            vec![("models/d.md", "{% docs d %}\nhello\n{% enddocs %}\n{% docs d %}\nagain\n{% enddocs %}\n")],
+            "docs block `d` is defined twice",
+            "[models/d.md:4:1]",
+        ),
+        (
+            vec![("models/s.yml", "version: 2\nmodels:\n  - name: a\n    description: \"{{ doc('nope') }}\"\n")],
+            "no docs block is named `nope`",
+            "[models/s.yml:4:22]",
+        ),
+        (
+            vec![("models/s.yml", "version: 2\nmodels:\n  - name: a\n    data_tests: 5\n")],
+            "`data_tests:` in models/s.yml must be a list of tests, not `5`",
+            "[models/s.yml:4:1]",
+        ),
+        (
+            vec![("models/s.yml", "version: 2\nmodels:\n  - name: a\n    description: one\n    description: two\n")],
+            "`description` appears twice in one mapping in models/s.yml",
+            "[models/s.yml:5:5]",
+        ),
+        (
+            vec![("models/s.yml", "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: t\n      - name: t\n")],
+            "source `raw` lists table `t` twice in models/s.yml",
+            "[models/s.yml:6:1]",
+        ),
+        (
+            vec![
+                ("models/s.yml", "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: t\n"),
+                ("models/t.yml", "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: t\n"),
+            ],
+            "source table `raw.t` is declared twice: in models/s.yml and models/t.yml",
+            "[models/t.yml:5:1]",
+        ),
+    ];
+    for (extra, message, at) in cases {
+        let mut files: Vec<(&str, &str)> = base.to_vec();
+        files.extend(extra);
+        let err = unwrapped(&fails(&files, &["parse"]));
+        assert!(err.contains(message), "expected `{message}`:\n{err}");
+        assert!(err.contains(at), "expected {at}:\n{err}");
+    }
+    // The project file: paths that are not lists, a materialization that is not a name.
+    for (project, message) in [
+        (
+            "name: err\nprofile: err\nmodel-paths: 7\n",
+            "`model-paths:` in dbt_project.yml must be a list of folders, not `7`",
+        ),
+        (
+            "name: err\nprofile: err\nmodels:\n  err:\n    +materialized: 5\n",
+            "model `a` (models/a.sql): materialized is `5`, not the name of a materialization",
+        ),
+    ] {
+        let err = unwrapped(&fails(
+            &[
+                ("dbt_project.yml", project),
+                ("models/a.sql", "select 1 as id\n"),
+            ],
+            &["parse"],
+        ));
+        assert!(err.contains(message), "expected `{message}`:\n{err}");
+    }
+}

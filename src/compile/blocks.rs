@@ -299,9 +299,110 @@ pub fn docs_blocks(text: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Block tags of `pairs` (opening, closing keyword) that are opened and
+/// never closed, or closed without being opened: (offset of the tag, what
+/// is wrong). A block left open would silently swallow the rest of the file.
+pub fn unbalanced(text: &str, pairs: &[(&str, &str)]) -> Vec<(usize, String)> {
+    let mut open: Vec<(&str, usize)> = Vec::new();
+    let mut out = Vec::new();
+    for t in scan_tags(text) {
+        if let Some(&(opening, _)) = pairs.iter().find(|(o, _)| *o == t.keyword) {
+            if let Some(&(kind, at)) = open.last() {
+                out.push((
+                    at,
+                    format!("`{{% {kind} %}}` is not closed before the next `{{% {opening} %}}`"),
+                ));
+                open.pop();
+            }
+            open.push((opening, t.start));
+        } else if let Some(&(opening, closing)) = pairs.iter().find(|(_, c)| *c == t.keyword) {
+            match open.last() {
+                Some(&(kind, _)) if kind == opening => {
+                    open.pop();
+                }
+                _ => out.push((
+                    t.start,
+                    format!("`{{% {closing} %}}` closes no `{{% {opening} %}}`"),
+                )),
+            }
+        }
+    }
+    for (kind, at) in open {
+        let closing = pairs
+            .iter()
+            .find(|(o, _)| *o == kind)
+            .map_or("end", |p| p.1);
+        out.push((
+            at,
+            format!("`{{% {kind} %}}` is never closed (no `{{% {closing} %}}`)"),
+        ));
+    }
+    out
+}
+
+/// The names `{{ doc('name') }}` refers to in a text, with their offsets.
+pub fn doc_references(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = text[from..].find("doc(") {
+        let at = from + i;
+        from = at + 4;
+        // `doc(` as a word, inside {{ }}.
+        if text[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
+            continue;
+        }
+        let before = &text[..at];
+        let in_expression = before
+            .rfind("{{")
+            .is_some_and(|o| before.rfind("}}").is_none_or(|c| c < o));
+        if !in_expression {
+            continue;
+        }
+        let rest = text[from..].trim_start();
+        let Some(quote) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') else {
+            continue;
+        };
+        if let Some(end) = rest[1..].find(quote) {
+            out.push((at, rest[1..1 + end].to_string()));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_unclosed_and_stray_blocks() {
+        let pairs = [("macro", "endmacro"), ("test", "endtest")];
+        assert!(unbalanced(
+            "{% macro a() %}x{% endmacro %}{% test t(model) %}{% endtest %}",
+            &pairs
+        )
+        .is_empty());
+        let text = "{% macro a() %}\nx\n{% macro b() %}y{% endmacro %}\n{% endtest %}\n{% test t(model) %}";
+        let found: Vec<String> = unbalanced(text, &pairs)
+            .into_iter()
+            .map(|(at, m)| format!("{at}: {m}"))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                "0: `{% macro %}` is not closed before the next `{% macro %}`".to_string(),
+                "49: `{% endtest %}` closes no `{% test %}`".to_string(),
+                "63: `{% test %}` is never closed (no `{% endtest %}`)".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn finds_doc_references() {
+        assert_eq!(
+            doc_references("a: \"{{ doc('x') }} and {{doc(\"y\")}}\"\nb: a doc('z') outside"),
+            vec![(7, "x".to_string()), (25, "y".to_string())]
+        );
+    }
 
     #[test]
     fn finds_macros_and_rewrites_tests() {

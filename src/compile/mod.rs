@@ -291,22 +291,12 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
 
     // ---- docs blocks
     timer.lap("docs blocks");
-    let mut docs = Vec::new();
-    for f in project.files.iter().filter(|f| f.kind == FileKind::Docs) {
-        for (name, body) in blocks::docs_blocks(&f.text) {
-            docs.push(DocBlock {
-                unique_id: format!("doc.{}.{}", project.name, name),
-                name,
-                package_name: project.name.clone(),
-                original_file_path: f.path.clone(),
-                block_contents: body,
-            });
-        }
-    }
+    let docs = collect_docs(project, &mut problems);
     let doc_map: HashMap<String, String> = docs
         .iter()
         .map(|d| (d.name.clone(), d.block_contents.clone()))
         .collect();
+    check_doc_references(project, &doc_map, &mut problems);
 
     // ---- nodes from files
     timer.lap("nodes from files");
@@ -1094,6 +1084,80 @@ struct MacroSet {
     defined_at: HashMap<String, (String, usize)>,
 }
 
+/// The docs blocks of the project's .md files; an unclosed block, or a
+/// name defined twice, is a problem. Snapshot files are checked for
+/// unclosed blocks here too, as they are read nowhere else before running.
+fn collect_docs(project: &Project, problems: &mut Problems) -> Vec<DocBlock> {
+    for f in project
+        .files
+        .iter()
+        .filter(|f| f.kind == FileKind::Snapshot)
+    {
+        unbalanced_blocks(f, &[("snapshot", "endsnapshot")], problems);
+    }
+    let mut docs: Vec<DocBlock> = Vec::new();
+    for f in project.files.iter().filter(|f| f.kind == FileKind::Docs) {
+        unbalanced_blocks(f, &[("docs", "enddocs")], problems);
+        let mut openings = blocks::scan_tags(&f.text)
+            .into_iter()
+            .filter(|t| t.keyword == "docs")
+            .map(|t| (t.rest.trim().to_string(), t.start));
+        for (name, body) in blocks::docs_blocks(&f.text) {
+            let at = openings.find(|(n, _)| *n == name).map_or(0, |(_, at)| at);
+            if let Some(first) = docs.iter().find(|d| d.name == name) {
+                problems.push(
+                    Problem::new(
+                        "project::duplicate_docs",
+                        format!("docs block `{name}` is defined twice"),
+                    )
+                    .in_file(&f.path, f.text.clone())
+                    .label(at..at + 1, "second definition")
+                    .help(format!(
+                        "the first is in {}; rename or remove one of them",
+                        first.original_file_path
+                    )),
+                );
+                continue;
+            }
+            docs.push(DocBlock {
+                unique_id: format!("doc.{}.{}", project.name, name),
+                name,
+                package_name: project.name.clone(),
+                original_file_path: f.path.clone(),
+                block_contents: body,
+            });
+        }
+    }
+    docs
+}
+
+/// Every `doc('name')` in a properties file must name a docs block.
+fn check_doc_references(
+    project: &Project,
+    doc_map: &HashMap<String, String>,
+    problems: &mut Problems,
+) {
+    for props in &project.properties {
+        for (at, name) in blocks::doc_references(&props.text) {
+            if !doc_map.contains_key(&name) {
+                let known = crate::error::closest(&name, doc_map.keys().map(String::as_str));
+                problems.push(
+                    Problem::new(
+                        "yaml::unknown_doc",
+                        format!("no docs block is named `{name}`"),
+                    )
+                    .in_file(&props.path, props.text.clone())
+                    .label(at..at + 4, "this doc()")
+                    .help(crate::error::did_you_mean(
+                        &known,
+                        "define it in a .md file: {% docs name %}…{% enddocs %}",
+                    )),
+                );
+            }
+        }
+    }
+}
+
 /// Reads the macro files: `{% test %}` blocks become `test_` macros, a
 /// second definition of a name is an error.
 fn collect_macros(project: &Project, problems: &mut Problems) -> MacroSet {
@@ -1109,6 +1173,15 @@ fn collect_macros(project: &Project, problems: &mut Problems) -> MacroSet {
     let mut macro_names: BTreeSet<String> = builtin_defs.iter().map(|d| d.name.clone()).collect();
     let mut project_macro_at: HashMap<String, (String, usize)> = HashMap::new();
     for f in project.files.iter().filter(|f| f.kind == FileKind::Macro) {
+        unbalanced_blocks(
+            f,
+            &[
+                ("macro", "endmacro"),
+                ("test", "endtest"),
+                ("materialization", "endmaterialization"),
+            ],
+            problems,
+        );
         let (src, defs) = blocks::prepare_macro_file(&f.text);
         let src = blocks::mutable_literals(&src).unwrap_or(src);
         for d in &defs {
@@ -1364,9 +1437,55 @@ fn yaml_resources(
     drafts
 }
 
+/// A block left open (or a stray end tag) in a file, as an error at the tag.
+fn unbalanced_blocks(f: &SourceText, pairs: &[(&str, &str)], problems: &mut Problems) {
+    for (at, message) in blocks::unbalanced(&f.text, pairs) {
+        problems.push(
+            Problem::new("jinja::unclosed_block", message.clone())
+                .in_file(&f.path, f.text.clone())
+                .label(at..at + 2, message)
+                .help("close every block with its end tag; what follows an unclosed block would be lost"),
+        );
+    }
+}
+
 /// ref() finds resources by name, so two enabled models, seeds or snapshots
 /// may not share one.
 fn check_unique_names(project: &Project, drafts: &[Draft], problems: &mut Problems) {
+    // A source table declared in two files.
+    let mut sources: HashMap<&str, &Node> = HashMap::new();
+    for d in drafts
+        .iter()
+        .filter(|d| d.node.resource_type == ResourceType::Source)
+    {
+        let n = &d.node;
+        match sources.get(n.unique_id.as_str()) {
+            None => {
+                sources.insert(&n.unique_id, n);
+            }
+            Some(first) => {
+                let text = project
+                    .properties
+                    .iter()
+                    .find(|p| p.path == n.original_file_path)
+                    .map(|p| p.text.clone())
+                    .unwrap_or_else(|| Arc::from(""));
+                let source = n.source.as_ref().map_or("", |s| s.source_name.as_str());
+                problems.push(
+                    Problem::new(
+                        "project::duplicate_source",
+                        format!(
+                            "source table `{source}.{}` is declared twice: in {} and {}",
+                            n.name, first.original_file_path, n.original_file_path
+                        ),
+                    )
+                    .in_file(&n.original_file_path, text)
+                    .label_line(n.line, "second declaration")
+                    .help("declare each source table once"),
+                );
+            }
+        }
+    }
     let mut first_by_name: HashMap<&str, &Node> = HashMap::new();
     for d in drafts {
         if !d.node.resource_type.is_refable() || !config::enabled(&d.node.config) {
@@ -1421,6 +1540,22 @@ fn check_relations(
     for (i, d) in drafts.iter().enumerate() {
         let n = &d.node;
         let rel = &resolved[i];
+        if let Some(m) = n.config.get("materialized").filter(|m| !m.is_string()) {
+            problems.push(
+                Problem::new(
+                    "project::materialized",
+                    format!(
+                        "{} `{}` ({}): materialized is `{m}`, not the name of a materialization",
+                        n.resource_type.as_str(),
+                        n.name,
+                        n.original_file_path
+                    ),
+                )
+                .in_file(&n.original_file_path, text_of(&n.original_file_path))
+                .label(0..0, "this node")
+                .help("set materialized to view, table, incremental, materialized_view or ephemeral (in config(), its YAML or the project file)"),
+            );
+        }
         if !matches!(
             n.resource_type,
             ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot

@@ -131,17 +131,38 @@ pub fn find_root(dir: Option<&Path>) -> Result<PathBuf> {
     .into())
 }
 
-fn path_list(doc: &Json, keys: &[&str], default: &str) -> Vec<String> {
+/// A `*-paths:` list of the project file: a list of folder names (a lone
+/// name is taken as a list of one); anything else is an error at its line.
+fn path_list(
+    doc: &Json,
+    keys: &[&str],
+    default: &str,
+    file: &str,
+    text: &Arc<str>,
+) -> Result<Vec<String>> {
     for k in keys {
-        if let Some(v) = doc.get(*k) {
-            let l = yaml::string_list(Some(v));
-            return l
-                .into_iter()
-                .map(|p| p.trim_end_matches('/').to_string())
-                .collect();
+        let Some(v) = doc.get(*k) else { continue };
+        let ok = match v {
+            Json::String(_) => true,
+            Json::Array(items) => items.iter().all(Json::is_string),
+            _ => false,
+        };
+        if !ok {
+            return Err(Problem::new(
+                "project::paths",
+                format!("`{k}:` in {file} must be a list of folders, not `{v}`"),
+            )
+            .in_file(file, text.clone())
+            .label_line(yaml::line_of_key(text, k).unwrap_or(1), "here")
+            .help(format!("write {k}: [\"{default}\"]"))
+            .into());
         }
+        return Ok(yaml::string_list(Some(v))
+            .into_iter()
+            .map(|p| p.trim_end_matches('/').to_string())
+            .collect());
     }
-    vec![default.to_string()]
+    Ok(vec![default.to_string()])
 }
 
 fn hooks(v: Option<&Json>) -> Vec<String> {
@@ -179,12 +200,14 @@ pub fn load(root: &Path) -> Result<Project> {
             )
         }
     };
-    let model_paths = path_list(&doc, &["model-paths", "source-paths"], "models");
-    let seed_paths = path_list(&doc, &["seed-paths", "data-paths"], "seeds");
-    let test_paths = path_list(&doc, &["test-paths"], "tests");
-    let macro_paths = path_list(&doc, &["macro-paths"], "macros");
-    let snapshot_paths = path_list(&doc, &["snapshot-paths"], "snapshots");
-    let analysis_paths = path_list(&doc, &["analysis-paths"], "analyses");
+    let paths =
+        |keys: &[&str], default: &str| path_list(&doc, keys, default, &project_file, &project_text);
+    let model_paths = paths(&["model-paths", "source-paths"], "models")?;
+    let seed_paths = paths(&["seed-paths", "data-paths"], "seeds")?;
+    let test_paths = paths(&["test-paths"], "tests")?;
+    let macro_paths = paths(&["macro-paths"], "macros")?;
+    let snapshot_paths = paths(&["snapshot-paths"], "snapshots")?;
+    let analysis_paths = paths(&["analysis-paths"], "analyses")?;
     let target_path = doc
         .get("target-path")
         .and_then(yaml::as_string)

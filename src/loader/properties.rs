@@ -135,7 +135,8 @@ impl Ctx<'_> {
     fn line(&self, key: &str, value: &str) -> usize {
         match self.finder.find(self.cursor.get(), key, value) {
             Some(l) => {
-                self.cursor.set(l);
+                // The next entry is further down (two entries may share a name).
+                self.cursor.set(l + 1);
                 l
             }
             None => self.cursor.get().max(1),
@@ -192,10 +193,25 @@ impl Ctx<'_> {
         }
     }
 
-    fn tests(&self, m: &Map<String, Json>, near: usize) -> Vec<TestDef> {
+    fn tests(&self, m: &Map<String, Json>, near: usize) -> Result<Vec<TestDef>, Problem> {
         let mut out = Vec::new();
         for key in ["data_tests", "tests"] {
-            if let Some(Json::Array(items)) = m.get(key) {
+            let items = match m.get(key) {
+                None | Some(Json::Null) => continue,
+                Some(Json::Array(items)) => items,
+                Some(other) => {
+                    let line = self.find_text(near, &format!("{key}:")).unwrap_or(near);
+                    return Err(self.problem(
+                        line,
+                        format!(
+                            "`{key}:` in {} must be a list of tests, not `{other}`",
+                            self.path
+                        ),
+                        "write the tests as a list: data_tests: [unique, not_null]",
+                    ));
+                }
+            };
+            {
                 for item in items {
                     let name = test_name_hint(item);
                     let line = name
@@ -209,7 +225,7 @@ impl Ctx<'_> {
                 }
             }
         }
-        out
+        Ok(out)
     }
 
     fn columns(&self, m: &Map<String, Json>) -> Result<Vec<ColumnDef>, Problem> {
@@ -223,7 +239,7 @@ impl Ctx<'_> {
                 meta: obj(c, "meta"),
                 tags: string_list(c.get("tags")),
                 quote: c.get("quote").and_then(Json::as_bool),
-                tests: self.tests(c, line),
+                tests: self.tests(c, line)?,
                 extra: extra(
                     c,
                     &[
@@ -271,7 +287,7 @@ impl Ctx<'_> {
                 description: s(m, "description").unwrap_or_default(),
                 config: cfg,
                 columns: self.columns(m)?,
-                tests: self.tests(m, line),
+                tests: self.tests(m, line)?,
                 meta: obj(m, "meta"),
                 docs: m.get("docs").cloned().unwrap_or(Json::Null),
                 extra: extra(
@@ -333,13 +349,20 @@ pub fn parse(path: &str, text: &Arc<str>, doc: &Json) -> Result<PropertiesFile, 
         for t in cx.entries(m, "tables")? {
             let tname = s(t, "name").unwrap_or_default();
             let tline = cx.line("name", &tname);
+            if tables.iter().any(|x: &SourceTable| x.name == tname) {
+                return Err(cx.problem(
+                    tline,
+                    format!("source `{name}` lists table `{tname}` twice in {path}"),
+                    "keep one entry per table",
+                ));
+            }
             tables.push(SourceTable {
                 identifier: s(t, "identifier"),
                 description: s(t, "description").unwrap_or_default(),
                 loaded_at_field: s(t, "loaded_at_field"),
                 freshness: t.get("freshness").cloned(),
                 columns: cx.columns(t)?,
-                tests: cx.tests(t, tline),
+                tests: cx.tests(t, tline)?,
                 meta: obj(t, "meta"),
                 tags: string_list(t.get("tags")),
                 config: config::from_json(t.get("config")),

@@ -17,6 +17,33 @@ pub fn parse(name: &str, text: &Arc<str>) -> Result<Json, Problem> {
             .unwrap_or(0);
         let msg = e.to_string();
         let short = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        // A duplicate key: the error is placed at its mapping; mark the second key.
+        let duplicate = short
+            .split_once("duplicate key `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(key, _)| key.to_string());
+        if let Some(key) = duplicate {
+            let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+            let second = text[line_start..]
+                .split_inclusive('\n')
+                .scan(line_start, |at, line| {
+                    let here = *at;
+                    *at += line.len();
+                    Some((here, line))
+                })
+                .filter(|(_, line)| value_of(line, &key).is_some())
+                .nth(1)
+                .map_or(offset, |(at, line)| {
+                    at + line.len() - line.trim_start().len()
+                });
+            return Problem::new(
+                "yaml::duplicate_key",
+                format!("`{key}` appears twice in one mapping in {name}"),
+            )
+            .in_file(name, text.clone())
+            .label(second..second + key.len(), "second time")
+            .help("keep one of them: YAML would silently use the last");
+        }
         Problem::new("yaml::syntax", format!("invalid YAML in {name}: {short}"))
             .in_file(name, text.clone())
             .label(offset..offset + 1, short)
@@ -24,8 +51,11 @@ pub fn parse(name: &str, text: &Arc<str>) -> Result<Json, Problem> {
     };
     // Without merge keys, straight to JSON values: one pass instead of two.
     if !text.contains("<<") {
-        return serde_yaml::from_str::<Json>(text).map_err(syntax_error);
+        return serde_yaml::from_str::<Strict>(text)
+            .map(|s| s.0)
+            .map_err(syntax_error);
     }
+    // serde_yaml's own mappings refuse duplicate keys too.
     let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(syntax_error)?;
     value.apply_merge().map_err(|e| {
         Problem::new(
@@ -42,6 +72,76 @@ pub fn parse(name: &str, text: &Arc<str>) -> Result<Json, Problem> {
         .in_file(name, text.clone())
         .help("mapping keys must be strings or numbers")
     })
+}
+
+/// A JSON value read from YAML that refuses a mapping with a key twice (a
+/// plain read keeps the last value, silently).
+struct Strict(Json);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Json::Null, Json::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::String(v.to_string()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Json, E> {
+        Ok(Json::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_none<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Json, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Json::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<Strict>()? {
+            let key = match key.0 {
+                Json::String(s) => s,
+                other => other.to_string(),
+            };
+            let Strict(value) = map.next_value()?;
+            if out.insert(key.clone(), value).is_some() {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key `{key}` (the second would silently replace the first)"
+                )));
+            }
+        }
+        Ok(Json::Object(out))
+    }
 }
 
 /// Finds `key: value` entries line by line, moving forward only: entries of a
