@@ -82,6 +82,9 @@ pub enum Command {
     /// Generate PulseMetrics' synthetic business into the raw schema
     /// (applying warehouse/*.sql first), or as CSV files
     Generate(GenerateArgs),
+    /// Print a report's daily digest (reports.yml) and draw its charts; with
+    /// --to, post it to Slack or Telegram, once per report and day
+    Report(ReportArgs),
     /// Commands about sources: `pm source freshness`
     Source {
         #[command(subcommand)]
@@ -103,6 +106,43 @@ pub struct DocsArgs {
     /// Port for --serve
     #[arg(long, default_value_t = 8080)]
     pub port: u16,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The report (default: every report in reports.yml)
+    pub name: Option<String>,
+    /// The day: YYYY-MM-DD, yesterday or today (in the report's timezone),
+    /// or latest (the model's last day)
+    #[arg(long, default_value = "yesterday")]
+    pub date: String,
+    /// How the digest is printed
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Post the digest and its charts (slack: SLACK_WEBHOOK_URL, or
+    /// SLACK_BOT_TOKEN and SLACK_CHANNEL_ID; telegram: TELEGRAM_BOT_TOKEN and
+    /// TELEGRAM_CHAT_ID)
+    #[arg(long, value_enum)]
+    pub to: Option<ReportChannel>,
+    /// Print the requests that would be sent, and send nothing
+    #[arg(long, requires = "to")]
+    pub dry_run: bool,
+    /// Send even when this report was already sent for this day
+    #[arg(long, requires = "to")]
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportChannel {
+    Slack,
+    Telegram,
 }
 
 #[derive(Debug, Clone, Subcommand)]

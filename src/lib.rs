@@ -17,3 +17,4 @@ pub mod loader;
 pub mod manifest;
 pub mod materialize;
 pub mod output;
+pub mod report;

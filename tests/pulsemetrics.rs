@@ -410,6 +410,29 @@ fn the_warehouse_agrees_with_a_second_computation_from_the_generators_rows() {
             date(day)
         );
     }
+    // The output ends with the digest of the last generated day (the README's first command).
+    assert!(
+        r.stdout
+            .contains("PulseMetrics daily KPIs — Tuesday 2024-08-27 (UTC)"),
+        "{}",
+        r.stdout
+    );
+    let shown = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Signups "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map(|v| v.replace(',', ""));
+    let last = generate::to_day("2024-08-27".parse().unwrap());
+    assert_eq!(
+        shown,
+        Some(signups.get(&last).copied().unwrap_or(0).to_string()),
+        "{}",
+        r.stdout
+    );
+    assert!(r
+        .stdout
+        .contains("target/reports/daily_kpis/2024-08-27/signups.png"));
     let (started, converted) = trials.values().fold((0, 0), |a, t| (a.0 + t.0, a.1 + t.1));
     assert!(
         converted > 0 && converted < started,

@@ -98,10 +98,29 @@ pub fn run(g: &GlobalArgs, args: &GenerateArgs, log: Log) -> Result<i32> {
         ..RunArgs::default()
     };
     let code = super::run::build(g, &build, log)?;
-    if code == 0 {
-        log.info(&next_steps(&session));
+    if code != 0 {
+        return Ok(code);
     }
-    Ok(code)
+    // The digest of the last generated day, for each report the project declares.
+    if session
+        .project
+        .root
+        .join(crate::report::config::REPORTS_FILE)
+        .is_file()
+    {
+        println!();
+        let latest = crate::cli::ReportArgs {
+            name: None,
+            date: "latest".into(),
+            format: crate::cli::ReportFormat::Text,
+            to: None,
+            dry_run: false,
+            force: false,
+        };
+        super::report::run(g, &latest, log)?;
+    }
+    log.info(&next_steps(&session));
+    Ok(0)
 }
 
 /// What to look at once the warehouse is built.

@@ -4,6 +4,18 @@ use crate::error::{offset_of, Problem};
 use serde_json::Value as Json;
 use std::sync::Arc;
 
+/// Where in `text` a YAML error is (a byte offset), and its message without
+/// the position serde_yaml appends.
+pub fn error_at(text: &str, e: &serde_yaml::Error) -> (usize, String) {
+    let offset = e
+        .location()
+        .map(|l| offset_of(text, l.line(), l.column()))
+        .unwrap_or(0);
+    let msg = e.to_string();
+    let short = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+    (offset, short)
+}
+
 /// Parses YAML text into JSON values (anchors and `<<` merge keys applied).
 /// An empty file is an empty mapping.
 pub fn parse(name: &str, text: &Arc<str>) -> Result<Json, Problem> {
@@ -11,12 +23,7 @@ pub fn parse(name: &str, text: &Arc<str>) -> Result<Json, Problem> {
         return Ok(Json::Object(Default::default()));
     }
     let syntax_error = |e: serde_yaml::Error| {
-        let offset = e
-            .location()
-            .map(|l| offset_of(text, l.line(), l.column()))
-            .unwrap_or(0);
-        let msg = e.to_string();
-        let short = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        let (offset, short) = error_at(text, &e);
         // A duplicate key: the error is placed at its mapping; mark the second key.
         let duplicate = short
             .split_once("duplicate key `")

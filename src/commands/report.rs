@@ -1,0 +1,530 @@
+//! `pm report [NAME] [--date D] [--format F] [--to slack|telegram]`: the
+//! daily digest of each report in reports.yml, its charts under
+//! `target/reports/<name>/<date>/`, and its delivery, once per day.
+
+use super::Session;
+use crate::adapter::report::{self as store, DeliveryKey};
+use crate::adapter::Endpoint;
+use crate::cli::{GlobalArgs, ReportArgs, ReportChannel, ReportFormat};
+use crate::error::{Problem, Problems, Result};
+use crate::manifest::{Node, ResourceType};
+use crate::output::Log;
+use crate::report::config::{self, ReportSpec, REPORTS_FILE};
+use crate::report::deliver::{self, Destination, DryRun, Http, Transport};
+use crate::report::digest::{self, DayRows, Digest};
+use crate::report::{chart, render};
+use chrono::NaiveDate;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use tokio::runtime::Runtime;
+use tokio_postgres::Client;
+
+/// Reports whose data is not there yet, or whose delivery failed: exit 1.
+const NOT_DONE: i32 = 1;
+
+pub fn run(g: &GlobalArgs, args: &ReportArgs, log: Log) -> Result<i32> {
+    let s = Session::open(g, "report", log)?;
+    let specs = read_specs(&s)?;
+    let chosen = choose(&specs, args.name.as_deref())?;
+    let destination = match args.to {
+        Some(channel) => Some(destination(channel)?),
+        None => None,
+    };
+    let c = s.compile()?;
+    let endpoint = Endpoint::resolve(&s.project.root, &s.options.target)?;
+    let rt = super::db::runtime()?;
+    let client = rt.block_on(endpoint.connect())?;
+    let mut code = 0;
+    for spec in chosen {
+        let model = find_model(&c.manifest.nodes, spec, &s)?;
+        let outcome = report_one(&s, &rt, &client, spec, model, args, destination.as_ref());
+        match outcome {
+            Ok(c) => code = code.max(c),
+            Err(problems) => {
+                log.problems(problems);
+                code = code.max(NOT_DONE);
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn reports_text(s: &Session) -> Result<Option<Arc<str>>> {
+    let path = s.project.root.join(REPORTS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Ok(Some(t.into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => {
+            Err(Problem::new("report::config", format!("cannot read {REPORTS_FILE}: {e}")).into())
+        }
+    }
+}
+
+fn read_specs(s: &Session) -> Result<Vec<ReportSpec>> {
+    let Some(text) = reports_text(s)? else {
+        return Err(Problem::new(
+            "report::none",
+            format!(
+                "this project declares no reports: {} has no {REPORTS_FILE}",
+                s.project.root.display()
+            ),
+        )
+        .help("declare one in reports.yml (see the README's `pm report` section)")
+        .into());
+    };
+    Ok(config::parse(&text)?)
+}
+
+fn choose<'a>(specs: &'a [ReportSpec], name: Option<&str>) -> Result<Vec<&'a ReportSpec>> {
+    let Some(name) = name else {
+        if specs.is_empty() {
+            return Err(Problem::new(
+                "report::none",
+                format!("{REPORTS_FILE} declares no reports"),
+            )
+            .into());
+        }
+        return Ok(specs.iter().collect());
+    };
+    match specs.iter().find(|r| r.name == name) {
+        Some(r) => Ok(vec![r]),
+        None => {
+            let known = crate::error::closest(name, specs.iter().map(|r| r.name.as_str()));
+            let all: Vec<&str> = specs.iter().map(|r| r.name.as_str()).collect();
+            Err(
+                Problem::new("report::unknown", format!("no report is named `{name}`"))
+                    .help(crate::error::did_you_mean(
+                        &known,
+                        &format!("the reports in {REPORTS_FILE}: {}", all.join(", ")),
+                    ))
+                    .into(),
+            )
+        }
+    }
+}
+
+/// The Slack or Telegram destination from the environment.
+fn destination(channel: ReportChannel) -> Result<Destination> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let base = |k: &str, default: &str| {
+        var(k)
+            .unwrap_or_else(|| default.to_string())
+            .trim_end_matches('/')
+            .to_string()
+    };
+    match channel {
+        ReportChannel::Slack => {
+            if let (Some(token), Some(channel)) = (var("SLACK_BOT_TOKEN"), var("SLACK_CHANNEL_ID"))
+            {
+                return Ok(Destination::SlackBot {
+                    api: base("PM_SLACK_API_URL", "https://slack.com/api"),
+                    token,
+                    channel,
+                });
+            }
+            match var("SLACK_WEBHOOK_URL") {
+                Some(url) => Ok(Destination::SlackWebhook { url }),
+                None => Err(Problem::new("report::no_credentials", "nothing to post to Slack with")
+                    .help("set SLACK_WEBHOOK_URL (an incoming webhook), or SLACK_BOT_TOKEN and SLACK_CHANNEL_ID (a bot, which also uploads the charts)")
+                    .into()),
+            }
+        }
+        ReportChannel::Telegram => match (var("TELEGRAM_BOT_TOKEN"), var("TELEGRAM_CHAT_ID")) {
+            (Some(token), Some(chat)) => Ok(Destination::Telegram {
+                api: base("PM_TELEGRAM_API_URL", "https://api.telegram.org"),
+                token,
+                chat,
+            }),
+            _ => Err(
+                Problem::new("report::no_credentials", "nothing to post to Telegram with")
+                    .help("set TELEGRAM_BOT_TOKEN (from @BotFather) and TELEGRAM_CHAT_ID")
+                    .into(),
+            ),
+        },
+    }
+}
+
+/// A problem pointing at a report's `key: value` line in reports.yml.
+fn at_entry(s: &Session, key: &str, value: &str, problem: Problem) -> Problem {
+    let Ok(Some(text)) = reports_text(s) else {
+        return problem;
+    };
+    let line = config::line_of(&text, key, value).unwrap_or(1);
+    let range = crate::error::line_range(&text, line);
+    problem.in_file(REPORTS_FILE, text).label(range, "here")
+}
+
+fn find_model<'a>(nodes: &'a [Node], spec: &ReportSpec, s: &Session) -> Result<&'a Node> {
+    let models = || {
+        nodes
+            .iter()
+            .filter(|n| n.resource_type == ResourceType::Model)
+    };
+    if let Some(n) = models().find(|n| n.name == spec.model) {
+        return Ok(n);
+    }
+    let known = crate::error::closest(&spec.model, models().map(|n| n.name.as_str()));
+    Err(at_entry(
+        s,
+        "model",
+        &spec.model,
+        Problem::new(
+            "report::model",
+            format!(
+                "report `{}` reads `{}`, which is no model of this project",
+                spec.name, spec.model
+            ),
+        )
+        .help(crate::error::did_you_mean(
+            &known,
+            "name a model of the project",
+        )),
+    )
+    .into())
+}
+
+fn report_one(
+    s: &Session,
+    rt: &Runtime,
+    client: &Client,
+    spec: &ReportSpec,
+    model: &Node,
+    args: &ReportArgs,
+    to: Option<&Destination>,
+) -> Result<i32> {
+    let relation = model.relation_name().unwrap_or_default();
+    check_columns(s, rt, client, spec, model)?;
+    let day = resolve_day(rt, client, spec, &relation, &args.date)?;
+    let rows = read_rows(rt, client, spec, &relation, day)?;
+    if !rows.contains_key(&day) {
+        let last = rt.block_on(store::last_day(client, &relation, &spec.date_column))?;
+        return Err(Problem::new(
+            "report::no_data",
+            format!(
+                "report `{}`: {} has no row for {day}{}",
+                spec.name,
+                model.name,
+                last.map(|d| format!(" (its last day is {d})"))
+                    .unwrap_or_default()
+            ),
+        )
+        .help("build the model first (pm build), or choose another day with --date")
+        .into());
+    }
+    let mut d = digest::digest(spec, &rows, day);
+    let charts = draw_charts(s, spec, &rows, day)?;
+    d.charts = charts.iter().map(|(path, _)| path.clone()).collect();
+    print_digest(&d, args.format);
+    let Some(to) = to else {
+        return Ok(0);
+    };
+    if let Some(problem) = unfinished_build(rt, client, model)? {
+        return Err(problem.into());
+    }
+    let key = DeliveryKey {
+        report: &spec.name,
+        day,
+        channel: to.channel(),
+    };
+    let table = render::text(&d, false);
+    let (title, body) = table.split_once("\n\n").unwrap_or((&table, ""));
+    let chart_files: Vec<deliver::Chart> = charts
+        .into_iter()
+        .zip(spec.charts.iter())
+        .map(|((path, png), c)| deliver::Chart {
+            file_name: std::path::Path::new(&path)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            title: format!("{} ({})", chart_label(spec, &c.metric), day),
+            png,
+        })
+        .collect();
+    send_once(s, rt, client, &key, to, title, body, &chart_files, args)
+}
+
+fn chart_label(spec: &ReportSpec, column: &str) -> String {
+    spec.all_metrics()
+        .find(|m| m.column == column)
+        .map(|m| m.label())
+        .unwrap_or_else(|| column.to_string())
+}
+
+fn check_columns(
+    s: &Session,
+    rt: &Runtime,
+    client: &Client,
+    spec: &ReportSpec,
+    model: &Node,
+) -> Result<()> {
+    let Some(columns) = rt.block_on(store::columns(client, &model.schema, &model.alias))? else {
+        return Err(Problem::new(
+            "report::not_built",
+            format!(
+                "report `{}`: {} has not been built ({}.{} does not exist)",
+                spec.name, model.name, model.schema, model.alias
+            ),
+        )
+        .help("build it first: pm build")
+        .into());
+    };
+    let mut problems = Problems::default();
+    for wanted in std::iter::once(&spec.date_column).chain(spec.all_metrics().map(|m| &m.column)) {
+        if !columns.contains(wanted) {
+            let known = crate::error::closest(wanted, columns.iter().map(String::as_str));
+            let key = if *wanted == spec.date_column {
+                "date_column"
+            } else {
+                "column"
+            };
+            problems.push(at_entry(
+                s,
+                key,
+                wanted,
+                Problem::new(
+                    "report::column",
+                    format!(
+                        "report `{}`: {} has no column `{wanted}`",
+                        spec.name, model.name
+                    ),
+                )
+                .help(crate::error::did_you_mean(
+                    &known,
+                    "name one of the model's columns",
+                )),
+            ));
+        }
+    }
+    problems.into_result()
+}
+
+/// The day asked for: a date, yesterday or today in the report's timezone,
+/// or the model's last day.
+fn resolve_day(
+    rt: &Runtime,
+    client: &Client,
+    spec: &ReportSpec,
+    relation: &str,
+    asked: &str,
+) -> Result<NaiveDate> {
+    let today = chrono::Utc::now().with_timezone(&spec.tz()).date_naive();
+    match asked {
+        "yesterday" => Ok(today.pred_opt().unwrap_or(today)),
+        "today" => Ok(today),
+        "latest" => rt
+            .block_on(store::last_day(client, relation, &spec.date_column))?
+            .ok_or_else(|| {
+                Problem::new(
+                    "report::no_data",
+                    format!("report `{}`: {} has no rows", spec.name, spec.model),
+                )
+                .help("build it with data first: pm generate --build")
+                .into()
+            }),
+        other => NaiveDate::parse_from_str(other, "%Y-%m-%d").map_err(|_| {
+            Problem::new("report::date", format!("`{other}` is not a day"))
+                .help("give --date as YYYY-MM-DD, yesterday, today or latest")
+                .into()
+        }),
+    }
+}
+
+fn read_rows(
+    rt: &Runtime,
+    client: &Client,
+    spec: &ReportSpec,
+    relation: &str,
+    day: NaiveDate,
+) -> Result<DayRows> {
+    let columns: Vec<String> = spec.all_metrics().map(|m| m.column.clone()).collect();
+    let from = digest::first_day_needed(spec, day);
+    let rows = rt.block_on(store::day_rows(
+        client,
+        relation,
+        &spec.date_column,
+        &columns,
+        from,
+        day,
+    ))?;
+    Ok(rows
+        .into_iter()
+        .map(|(d, values)| (d, columns.iter().cloned().zip(values).collect()))
+        .collect())
+}
+
+/// Draws each chart into target/reports/<name>/<date>/<column>.png; returns
+/// (path relative to the project, PNG bytes).
+fn draw_charts(
+    s: &Session,
+    spec: &ReportSpec,
+    rows: &DayRows,
+    day: NaiveDate,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let dir = s
+        .target_dir()
+        .join("reports")
+        .join(&spec.name)
+        .join(day.to_string());
+    if !spec.charts.is_empty() {
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            Problem::new(
+                "report::chart",
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
+    }
+    let mut out = Vec::new();
+    for c in &spec.charts {
+        let Some(metric) = spec.all_metrics().find(|m| m.column == c.metric) else {
+            continue;
+        };
+        let points = digest::series(rows, &c.metric, day, c.days);
+        let label = metric.label();
+        let png = chart::png(&chart::ChartData {
+            label: &label,
+            format: metric.format,
+            currency: metric.currency.as_deref(),
+            points: &points,
+            width: spec.chart_size.width,
+            height: spec.chart_size.height,
+        })?;
+        let path = dir.join(format!("{}.png", c.metric));
+        crate::artifacts::write_atomically(&path, &png).map_err(|e| {
+            Problem::new(
+                "report::chart",
+                format!("cannot write {}: {e}", path.display()),
+            )
+        })?;
+        let shown = path
+            .strip_prefix(&s.project.root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        out.push((shown, png));
+    }
+    Ok(out)
+}
+
+fn print_digest(d: &Digest, format: ReportFormat) {
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    match format {
+        ReportFormat::Text => {
+            print!("{}", render::text(d, color));
+            if !d.charts.is_empty() {
+                println!("\nCharts: {}", d.charts.join(", "));
+            }
+        }
+        ReportFormat::Markdown => print!("{}", render::markdown(d)),
+        ReportFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&render::json(d)).unwrap_or_default()
+        ),
+    }
+}
+
+/// Why the model's data is not ready to send: its last build did not succeed.
+fn unfinished_build(rt: &Runtime, client: &Client, model: &Node) -> Result<Option<Problem>> {
+    let Some(last) = rt.block_on(store::last_result(client, &model.unique_id))? else {
+        return Ok(None);
+    };
+    if last.status == "success" {
+        return Ok(None);
+    }
+    Ok(Some(
+        Problem::new(
+            "report::not_ready",
+            format!(
+                "not sent: the last build of {} ({}) ended `{}`{}",
+                model.name,
+                last.finished_at.format("%Y-%m-%d %H:%M UTC"),
+                last.status,
+                last.error
+                    .map(|e| format!(": {}", e.lines().next().unwrap_or("")))
+                    .unwrap_or_default()
+            ),
+        )
+        .help("fix and rebuild it (pm build), then report again"),
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_once(
+    s: &Session,
+    rt: &Runtime,
+    client: &Client,
+    key: &DeliveryKey,
+    to: &Destination,
+    title: &str,
+    body: &str,
+    charts: &[deliver::Chart],
+    args: &ReportArgs,
+) -> Result<i32> {
+    let log = s.log;
+    let what = format!("report `{}` for {} to {}", key.report, key.day, key.channel);
+    if !rt.block_on(store::lock_delivery(client, key))? {
+        log.warn(&format!(
+            "another pm is sending {what} right now; nothing sent"
+        ));
+        return Ok(0);
+    }
+    if let Some(done) = rt.block_on(store::delivery(client, key))? {
+        if !args.force {
+            if done.status == "sent" {
+                let at = done.finished_at.unwrap_or(done.started_at);
+                log.info(&format!(
+                    "{what} was already sent at {}; nothing sent (--force sends it again)",
+                    at.format("%Y-%m-%d %H:%M:%S UTC")
+                ));
+                return Ok(0);
+            }
+            return Err(Problem::new(
+                "report::unfinished",
+                format!(
+                    "sending {what} began at {} and never finished; it may have been posted",
+                    done.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+            )
+            .help("look in the channel; send it again with --force if it is not there")
+            .into());
+        }
+    }
+    if args.dry_run {
+        let mut dry = DryRun { out: Vec::new() };
+        let result = deliver::deliver(to, title, body, charts, &mut dry);
+        for (k, r) in dry.out.iter().enumerate() {
+            println!("\n--- request {} (not sent) ---\n{r}", k + 1);
+        }
+        return match result {
+            Ok(_) => Ok(0),
+            Err(f) => Err((*f.problem).into()),
+        };
+    }
+    rt.block_on(store::start_delivery(client, key))?;
+    let mut http = Http::new(to, Box::new(move |line: &str| log.warn(line)));
+    match deliver::deliver(to, title, body, charts, &mut http as &mut dyn Transport) {
+        Ok(posted) => {
+            rt.block_on(store::finish_delivery(
+                client,
+                key,
+                posted.charts_left_out.as_deref(),
+            ))?;
+            if let Some(why) = posted.charts_left_out {
+                log.warn(&format!("charts not sent: {why}"));
+            }
+            log.info(&format!("sent {what} ({} requests)", posted.requests));
+            Ok(0)
+        }
+        Err(failed) if failed.posted => {
+            let detail = format!("posted, then: {}", failed.problem.message);
+            rt.block_on(store::finish_delivery(client, key, Some(&detail)))?;
+            log.problems((*failed.problem).into());
+            log.warn(&format!("the message of {what} was posted; it is recorded as sent (--force sends it all again)"));
+            Ok(NOT_DONE)
+        }
+        Err(failed) => {
+            rt.block_on(store::forget_delivery(client, key))?;
+            Err((*failed.problem).into())
+        }
+    }
+}

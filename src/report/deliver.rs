@@ -1,0 +1,710 @@
+//! Posting a digest and its charts to Slack or Telegram.
+//!
+//! The requests are built here as plain values and handed to a
+//! [`Transport`]: [`Http`] sends them (retrying 429s and 5xx), [`DryRun`]
+//! prints them. Secrets (tokens, webhook paths) never appear in what is
+//! printed, logged or returned as an error.
+
+use crate::error::Problem;
+use serde_json::{json, Value as Json};
+use std::time::Duration;
+
+/// Where a digest goes, with the secrets to get it there.
+#[derive(Clone)]
+pub enum Destination {
+    /// An incoming webhook: text only.
+    SlackWebhook { url: String },
+    /// A bot: the text, then the charts uploaded as files.
+    SlackBot {
+        api: String,
+        token: String,
+        channel: String,
+    },
+    /// A Telegram bot: the text, then the charts as photos.
+    Telegram {
+        api: String,
+        token: String,
+        chat: String,
+    },
+}
+
+impl Destination {
+    /// The channel's name in `pm_meta.report_deliveries`.
+    pub fn channel(&self) -> &'static str {
+        match self {
+            Destination::SlackWebhook { .. } | Destination::SlackBot { .. } => "slack",
+            Destination::Telegram { .. } => "telegram",
+        }
+    }
+
+    fn service(&self) -> &'static str {
+        match self {
+            Destination::SlackWebhook { .. } => "the Slack webhook",
+            Destination::SlackBot { .. } => "Slack",
+            Destination::Telegram { .. } => "Telegram",
+        }
+    }
+
+    /// The secrets to mask wherever text is shown.
+    fn secrets(&self) -> Vec<String> {
+        match self {
+            Destination::SlackWebhook { url } => webhook_secret(url).into_iter().collect(),
+            Destination::SlackBot { token, .. } | Destination::Telegram { token, .. } => {
+                vec![token.clone()]
+            }
+        }
+    }
+}
+
+/// The secret part of a webhook URL: everything after its host.
+fn webhook_secret(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.split_once('/').map(|(_, p)| p)?;
+    (!path.is_empty()).then(|| path.to_string())
+}
+
+/// `text` with every secret replaced by `****`.
+pub fn mask(text: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|s| s.len() >= 4)
+        .fold(text.to_string(), |t, s| t.replace(s.as_str(), "****"))
+}
+
+/// A request body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Json(Json),
+    Form(Vec<(String, String)>),
+    Bytes { content_type: String, data: Vec<u8> },
+    Multipart(Vec<Part>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub name: String,
+    pub file: Option<(String, String)>, // file name, content type
+    pub data: Vec<u8>,
+}
+
+impl Part {
+    fn field(name: &str, value: &str) -> Part {
+        Part {
+            name: name.into(),
+            file: None,
+            data: value.as_bytes().to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub url: String,
+    pub bearer: Option<String>,
+    pub body: Body,
+}
+
+/// What an API answered.
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+}
+
+/// Sends requests (or pretends to).
+pub trait Transport {
+    fn send(&mut self, request: &Request, secrets: &[String]) -> Result<Response, Problem>;
+}
+
+/// A multipart body: the boundary, then the bytes.
+pub fn multipart(parts: &[Part]) -> (String, Vec<u8>) {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update(&p.data);
+    }
+    let boundary = format!("pm-{:x}", h.finalize())[..35].to_string();
+    let mut out = Vec::new();
+    for p in parts {
+        out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match &p.file {
+            Some((file, ctype)) => out.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{}\"; filename=\"{file}\"\r\nContent-Type: {ctype}\r\n\r\n",
+                    p.name
+                )
+                .as_bytes(),
+            ),
+            None => out.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{}\"\r\n\r\n", p.name).as_bytes(),
+            ),
+        }
+        out.extend_from_slice(&p.data);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (boundary, out)
+}
+
+fn form_encode(fields: &[(String, String)]) -> String {
+    fn enc(s: &str) -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".into(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    }
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The body's content type and bytes.
+pub fn encode(body: &Body) -> (String, Vec<u8>) {
+    match body {
+        Body::Json(v) => (
+            "application/json; charset=utf-8".into(),
+            v.to_string().into_bytes(),
+        ),
+        Body::Form(f) => (
+            "application/x-www-form-urlencoded".into(),
+            form_encode(f).into_bytes(),
+        ),
+        Body::Bytes { content_type, data } => (content_type.clone(), data.clone()),
+        Body::Multipart(parts) => {
+            let (boundary, bytes) = multipart(parts);
+            (format!("multipart/form-data; boundary={boundary}"), bytes)
+        }
+    }
+}
+
+/// A chart to send: its title and PNG bytes.
+pub struct Chart {
+    pub file_name: String,
+    pub title: String,
+    pub png: Vec<u8>,
+}
+
+/// What was posted.
+pub struct Posted {
+    pub requests: usize,
+    /// Charts that were not sent, and why (a webhook cannot carry files).
+    pub charts_left_out: Option<String>,
+}
+
+/// A failed delivery: the problem, and whether the message had already been
+/// posted (so that sending again would post it twice).
+pub struct Failed {
+    pub problem: Box<Problem>,
+    pub posted: bool,
+}
+
+fn slack_text(title: &str, table: &str) -> String {
+    format!("*{title}*\n```\n{table}```")
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn telegram_text(title: &str, table: &str) -> String {
+    format!(
+        "<b>{}</b>\n<pre>{}</pre>",
+        html_escape(title),
+        html_escape(table)
+    )
+}
+
+/// A response's JSON, when it is JSON.
+fn json_of(r: &Response) -> Json {
+    serde_json::from_str(&r.body).unwrap_or(Json::Null)
+}
+
+/// Slack's Web API answers 200 with `{"ok": false, "error": …}` when it refuses.
+fn slack_ok(r: &Response, what: &str, secrets: &[String]) -> Result<Json, Problem> {
+    let v = json_of(r);
+    if v.get("ok").and_then(Json::as_bool) == Some(true) {
+        return Ok(v);
+    }
+    let reason = v
+        .get("error")
+        .and_then(Json::as_str)
+        .unwrap_or(r.body.as_str());
+    Err(Problem::new(
+        "report::refused",
+        mask(&format!("Slack refused {what}: {reason}"), secrets),
+    )
+    .help(slack_help(reason)))
+}
+
+fn slack_help(reason: &str) -> String {
+    match reason {
+        "invalid_auth" | "not_authed" | "token_revoked" | "account_inactive" | "invalid_token" => {
+            "check SLACK_BOT_TOKEN (a bot token, xoxb-…) or SLACK_WEBHOOK_URL".into()
+        }
+        "channel_not_found" | "not_in_channel" => {
+            "check SLACK_CHANNEL_ID, and invite the bot to the channel (/invite @bot)".into()
+        }
+        "missing_scope" => {
+            "give the bot the chat:write and files:write scopes, then reinstall it".into()
+        }
+        _ => "see Slack's API documentation for this error".into(),
+    }
+}
+
+/// The text in a chat's code block and the charts, to `to`.
+pub fn deliver(
+    to: &Destination,
+    title: &str,
+    table: &str,
+    charts: &[Chart],
+    transport: &mut dyn Transport,
+) -> Result<Posted, Failed> {
+    let secrets = to.secrets();
+    let mut posted = false;
+    let mut requests = 0;
+    let mut send = |req: Request, posted: &mut bool| -> Result<Response, Failed> {
+        requests += 1;
+        transport.send(&req, &secrets).map_err(|problem| Failed {
+            problem: Box::new(problem),
+            posted: *posted,
+        })
+    };
+    let fail = |problem: Problem, posted: bool| Failed {
+        problem: Box::new(problem),
+        posted,
+    };
+    match to {
+        Destination::SlackWebhook { url } => {
+            send(
+                Request {
+                    url: url.clone(),
+                    bearer: None,
+                    body: Body::Json(json!({ "text": slack_text(title, table) })),
+                },
+                &mut posted,
+            )?;
+            Ok(Posted {
+                requests: 1,
+                charts_left_out: (!charts.is_empty()).then(|| {
+                    "a Slack webhook cannot carry files; set SLACK_BOT_TOKEN and SLACK_CHANNEL_ID to upload the charts".to_string()
+                }),
+            })
+        }
+        Destination::SlackBot {
+            api,
+            token,
+            channel,
+        } => {
+            let bearer = Some(token.clone());
+            let r = send(
+                Request {
+                    url: format!("{api}/chat.postMessage"),
+                    bearer: bearer.clone(),
+                    body: Body::Json(json!({
+                        "channel": channel,
+                        "text": slack_text(title, table),
+                        "unfurl_links": false,
+                    })),
+                },
+                &mut posted,
+            )?;
+            slack_ok(&r, "the message", &to.secrets()).map_err(|p| fail(p, false))?;
+            posted = true;
+            let mut files = Vec::new();
+            for c in charts {
+                let r = send(
+                    Request {
+                        url: format!("{api}/files.getUploadURLExternal"),
+                        bearer: bearer.clone(),
+                        body: Body::Form(vec![
+                            ("filename".into(), c.file_name.clone()),
+                            ("length".into(), c.png.len().to_string()),
+                        ]),
+                    },
+                    &mut posted,
+                )?;
+                let v =
+                    slack_ok(&r, "the chart upload", &to.secrets()).map_err(|p| fail(p, true))?;
+                let (Some(upload), Some(id)) = (
+                    v.get("upload_url").and_then(Json::as_str),
+                    v.get("file_id").and_then(Json::as_str),
+                ) else {
+                    return Err(fail(
+                        Problem::new("report::refused", "Slack's files.getUploadURLExternal answered without upload_url and file_id"),
+                        true,
+                    ));
+                };
+                send(
+                    Request {
+                        url: upload.to_string(),
+                        bearer: None,
+                        body: Body::Multipart(vec![Part {
+                            name: "file".into(),
+                            file: Some((c.file_name.clone(), "image/png".into())),
+                            data: c.png.clone(),
+                        }]),
+                    },
+                    &mut posted,
+                )?;
+                files.push(json!({ "id": id, "title": c.title }));
+            }
+            if !files.is_empty() {
+                let r = send(
+                    Request {
+                        url: format!("{api}/files.completeUploadExternal"),
+                        bearer,
+                        body: Body::Json(json!({ "files": files, "channel_id": channel })),
+                    },
+                    &mut posted,
+                )?;
+                slack_ok(&r, "the charts", &to.secrets()).map_err(|p| fail(p, true))?;
+            }
+            Ok(Posted {
+                requests,
+                charts_left_out: None,
+            })
+        }
+        Destination::Telegram { api, token, chat } => {
+            let text = telegram_text(title, table);
+            if text.chars().count() > 4096 {
+                return Err(fail(
+                    Problem::new(
+                        "report::too_long",
+                        format!(
+                            "the digest is {} characters; a Telegram message holds 4096",
+                            text.chars().count()
+                        ),
+                    )
+                    .help("show fewer metrics or comparisons in this report"),
+                    false,
+                ));
+            }
+            send(
+                Request {
+                    url: format!("{api}/bot{token}/sendMessage"),
+                    bearer: None,
+                    body: Body::Json(json!({
+                        "chat_id": chat,
+                        "text": text,
+                        "parse_mode": "HTML",
+                        "disable_web_page_preview": true,
+                    })),
+                },
+                &mut posted,
+            )?;
+            posted = true;
+            for c in charts {
+                send(
+                    Request {
+                        url: format!("{api}/bot{token}/sendPhoto"),
+                        bearer: None,
+                        body: Body::Multipart(vec![
+                            Part::field("chat_id", chat),
+                            Part::field("caption", &c.title),
+                            Part {
+                                name: "photo".into(),
+                                file: Some((c.file_name.clone(), "image/png".into())),
+                                data: c.png.clone(),
+                            },
+                        ]),
+                    },
+                    &mut posted,
+                )?;
+            }
+            Ok(Posted {
+                requests,
+                charts_left_out: None,
+            })
+        }
+    }
+}
+
+/// Sends over HTTP(S), retrying 429 (after its Retry-After) and 5xx and
+/// network errors with a growing pause.
+pub struct Http {
+    agent: ureq::Agent,
+    pub attempts: u32,
+    pub first_pause: Duration,
+    /// The longest Retry-After pm waits for.
+    pub longest_wait: Duration,
+    service: &'static str,
+    pub log: Box<dyn FnMut(&str)>,
+}
+
+impl Http {
+    pub fn new(to: &Destination, log: Box<dyn FnMut(&str)>) -> Http {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        Http {
+            agent,
+            attempts: 5,
+            first_pause: Duration::from_millis(500),
+            longest_wait: Duration::from_secs(120),
+            service: to.service(),
+            log,
+        }
+    }
+
+    fn once(&self, request: &Request) -> Result<Response, ureq::Error> {
+        let (content_type, bytes) = encode(&request.body);
+        let mut req = self
+            .agent
+            .post(&request.url)
+            .header("Content-Type", &content_type);
+        if let Some(t) = &request.bearer {
+            req = req.header("Authorization", &format!("Bearer {t}"));
+        }
+        let mut resp = req.send(&bytes[..])?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut body = resp.body_mut().read_to_string().unwrap_or_default();
+        if let Some(r) = retry_after {
+            // Kept with the body for the retry decision.
+            body = format!("{body}\n\u{0}retry-after:{r}");
+        }
+        Ok(Response { status, body })
+    }
+}
+
+/// The seconds a 429 asks to wait: its Retry-After header, or Telegram's
+/// `parameters.retry_after`.
+fn retry_after(body: &str) -> (String, Option<u64>) {
+    match body.split_once("\n\u{0}retry-after:") {
+        Some((b, r)) => (b.to_string(), r.trim().parse().ok()),
+        None => {
+            let secs = serde_json::from_str::<Json>(body)
+                .ok()
+                .and_then(|v| v.pointer("/parameters/retry_after").and_then(Json::as_u64));
+            (body.to_string(), secs)
+        }
+    }
+}
+
+impl Transport for Http {
+    fn send(&mut self, request: &Request, secrets: &[String]) -> Result<Response, Problem> {
+        let service = self.service;
+        let mut pause = self.first_pause;
+        let mut attempt = 1;
+        loop {
+            let last = attempt >= self.attempts;
+            let wait = match self.once(request) {
+                Ok(r) if r.status < 400 => {
+                    let (body, _) = retry_after(&r.body);
+                    return Ok(Response {
+                        status: r.status,
+                        body,
+                    });
+                }
+                Ok(r) if r.status == 429 => {
+                    let (body, secs) = retry_after(&r.body);
+                    let secs = secs.map(Duration::from_secs).unwrap_or(pause);
+                    if secs > self.longest_wait {
+                        return Err(Problem::new(
+                            "report::rate_limited",
+                            format!(
+                                "{service} asks to wait {} s before sending again (429)",
+                                secs.as_secs()
+                            ),
+                        )
+                        .help("send later; pm waits for at most 120 s"));
+                    }
+                    if last {
+                        return Err(Problem::new(
+                            "report::rate_limited",
+                            mask(&format!("{service} still refused after {attempt} attempts: 429 Too Many Requests {}", body.trim()), secrets),
+                        ));
+                    }
+                    (self.log)(&format!(
+                        "{service} answered 429 Too Many Requests; retrying in {} s as it asks",
+                        secs.as_secs_f64()
+                    ));
+                    secs
+                }
+                Ok(r) if r.status >= 500 => {
+                    let (body, _) = retry_after(&r.body);
+                    if last {
+                        return Err(Problem::new(
+                            "report::server_error",
+                            mask(
+                                &format!(
+                                    "{service} failed {attempt} times: {} {}",
+                                    r.status,
+                                    body.trim()
+                                ),
+                                secrets,
+                            ),
+                        )
+                        .help("the service is having trouble; run the same command later"));
+                    }
+                    (self.log)(&format!(
+                        "{service} answered {}; retrying in {:.1} s",
+                        r.status,
+                        pause.as_secs_f64()
+                    ));
+                    pause
+                }
+                Ok(r) => {
+                    let (body, _) = retry_after(&r.body);
+                    return Err(refused(service, r.status, &body, secrets));
+                }
+                Err(e) => {
+                    let why = mask(&e.to_string(), secrets);
+                    if last {
+                        return Err(Problem::new(
+                            "report::unreachable",
+                            format!("cannot reach {service} after {attempt} attempts: {why}"),
+                        )
+                        .help("check the network, a proxy, or the PM_SLACK_API_URL / PM_TELEGRAM_API_URL you set"));
+                    }
+                    (self.log)(&format!(
+                        "cannot reach {service} ({why}); retrying in {:.1} s",
+                        pause.as_secs_f64()
+                    ));
+                    pause
+                }
+            };
+            std::thread::sleep(wait);
+            pause *= 2;
+            attempt += 1;
+        }
+    }
+}
+
+/// A 4xx: the service's own reason, and what to check.
+fn refused(service: &str, status: u16, body: &str, secrets: &[String]) -> Problem {
+    let v: Json = serde_json::from_str(body).unwrap_or(Json::Null);
+    let reason = v
+        .get("description")
+        .or_else(|| v.get("error"))
+        .and_then(Json::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| body.trim().chars().take(300).collect());
+    let help = match status {
+        401 | 403 => "the token or webhook is wrong, revoked, or lacks the right: check SLACK_WEBHOOK_URL / SLACK_BOT_TOKEN / TELEGRAM_BOT_TOKEN",
+        400 => "the chat or channel id may be wrong (SLACK_CHANNEL_ID, TELEGRAM_CHAT_ID)",
+        404 => "the URL or chat does not exist: check SLACK_WEBHOOK_URL, TELEGRAM_CHAT_ID and PM_*_API_URL",
+        _ => "see the service's API documentation for this status",
+    };
+    Problem::new(
+        "report::refused",
+        mask(
+            &format!("{service} refused the request: {status} {reason}"),
+            secrets,
+        ),
+    )
+    .help(help)
+}
+
+/// Prints each request instead of sending it, answering as the service
+/// would when all goes well.
+pub struct DryRun {
+    pub out: Vec<String>,
+}
+
+impl Transport for DryRun {
+    fn send(&mut self, request: &Request, secrets: &[String]) -> Result<Response, Problem> {
+        let mut shown = format!("POST {}\n", mask(&request.url, secrets));
+        if request.bearer.is_some() {
+            shown.push_str("Authorization: Bearer ****\n");
+        }
+        match &request.body {
+            Body::Json(v) => {
+                shown.push_str("Content-Type: application/json; charset=utf-8\n\n");
+                shown.push_str(&serde_json::to_string_pretty(v).unwrap_or_default());
+            }
+            Body::Form(f) => {
+                shown.push_str("Content-Type: application/x-www-form-urlencoded\n\n");
+                shown.push_str(&form_encode(f));
+            }
+            Body::Bytes { content_type, data } => {
+                shown.push_str(&format!(
+                    "Content-Type: {content_type}\n\n<{} bytes>",
+                    data.len()
+                ));
+            }
+            Body::Multipart(parts) => {
+                shown.push_str("Content-Type: multipart/form-data\n");
+                for p in parts {
+                    match &p.file {
+                        Some((name, ctype)) => shown.push_str(&format!(
+                            "\n[{}] file {name} ({ctype}, {} bytes)",
+                            p.name,
+                            p.data.len()
+                        )),
+                        None => shown.push_str(&format!(
+                            "\n[{}] {}",
+                            p.name,
+                            String::from_utf8_lossy(&p.data)
+                        )),
+                    }
+                }
+            }
+        }
+        self.out.push(mask(&shown, secrets));
+        let body = if request.url.contains("files.getUploadURLExternal") {
+            json!({"ok": true, "upload_url": "<upload_url from files.getUploadURLExternal>", "file_id": "<file_id>"})
+        } else {
+            json!({"ok": true})
+        };
+        Ok(Response {
+            status: 200,
+            body: body.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked() {
+        let to = Destination::SlackWebhook {
+            url: "https://hooks.slack.com/services/T0/B0/XXXX".into(),
+        };
+        assert_eq!(
+            mask(
+                "POST https://hooks.slack.com/services/T0/B0/XXXX",
+                &to.secrets()
+            ),
+            "POST https://hooks.slack.com/****"
+        );
+        let to = Destination::Telegram {
+            api: "https://api.telegram.org".into(),
+            token: "123:abc-secret".into(),
+            chat: "42".into(),
+        };
+        assert_eq!(
+            mask(
+                "https://api.telegram.org/bot123:abc-secret/sendMessage",
+                &to.secrets()
+            ),
+            "https://api.telegram.org/bot****/sendMessage"
+        );
+    }
+
+    #[test]
+    fn a_429_asks_for_its_wait() {
+        assert_eq!(retry_after("{}\n\u{0}retry-after:3").1, Some(3));
+        assert_eq!(
+            retry_after(r#"{"ok":false,"error_code":429,"parameters":{"retry_after":7}}"#).1,
+            Some(7)
+        );
+        assert_eq!(retry_after("busy").1, None);
+    }
+}

@@ -1,0 +1,229 @@
+//! The digest of one day: each metric's value, its change against the
+//! comparison days, month-to-date sums. Pure: day rows in, numbers out.
+
+use super::config::{Comparison, Format, MetricSpec, ReportSpec};
+use chrono::{Datelike, NaiveDate};
+use std::collections::{BTreeMap, HashMap};
+
+/// The model's rows by day: column → value (None for NULL).
+pub type DayRows = BTreeMap<NaiveDate, HashMap<String, Option<f64>>>;
+
+#[derive(Debug, Clone)]
+pub struct Digest {
+    pub report: String,
+    pub title: String,
+    pub model: String,
+    pub day: NaiveDate,
+    pub timezone: String,
+    pub comparisons: Vec<Comparison>,
+    pub metrics: Vec<MetricLine>,
+    pub point_in_time: Vec<MetricLine>,
+    pub month_to_date: Vec<MonthToDate>,
+    /// Comparison days the model has no row for.
+    pub missing_days: Vec<NaiveDate>,
+    /// Chart files, relative to the project root.
+    pub charts: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricLine {
+    pub column: String,
+    pub label: String,
+    pub format: Format,
+    pub currency: Option<String>,
+    pub higher_is_better: bool,
+    pub value: Option<f64>,
+    pub comparisons: Vec<Compared>,
+}
+
+/// A value against the value of an earlier day.
+#[derive(Debug, Clone)]
+pub struct Compared {
+    pub comparison: Comparison,
+    pub day: NaiveDate,
+    pub base: Option<f64>,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change {
+    /// The change in percent of the base (signed).
+    Percent(f64),
+    /// The base is 0 and the value is not: no percentage exists.
+    FromZero,
+    /// 0 then, 0 now.
+    BothZero,
+    /// No row for the comparison day, or a NULL on either side.
+    NoData,
+}
+
+impl Change {
+    /// +1 up, -1 down, 0 flat or unknown.
+    pub fn direction(self, value: Option<f64>) -> i8 {
+        match self {
+            Change::Percent(p) if p > 0.0 => 1,
+            Change::Percent(p) if p < 0.0 => -1,
+            Change::FromZero => {
+                if value.unwrap_or(0.0) > 0.0 {
+                    1
+                } else {
+                    -1
+                }
+            }
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MonthToDate {
+    pub column: String,
+    pub label: String,
+    pub format: Format,
+    pub currency: Option<String>,
+    pub from: NaiveDate,
+    pub sum: f64,
+    /// Days of the month with a row (of `from`..=day).
+    pub days_with_data: u32,
+}
+
+/// The first day whose row the digest of `day` needs.
+pub fn first_day_needed(spec: &ReportSpec, day: NaiveDate) -> NaiveDate {
+    let mut first = day.with_day(1).unwrap_or(day);
+    for c in &spec.comparisons {
+        if let Some(d) = c.day_before(day) {
+            first = first.min(d);
+        }
+    }
+    for chart in &spec.charts {
+        if let Some(d) = day.checked_sub_days(chrono::Days::new(u64::from(chart.days) - 1)) {
+            first = first.min(d);
+        }
+    }
+    first
+}
+
+/// The change from `base` to `value`.
+pub fn change(value: Option<f64>, base: Option<f64>) -> Change {
+    match (value, base) {
+        (Some(v), Some(b)) if b == 0.0 && v == 0.0 => Change::BothZero,
+        (Some(_), Some(0.0)) => Change::FromZero,
+        (Some(v), Some(b)) => Change::Percent((v - b) / b.abs() * 100.0),
+        _ => Change::NoData,
+    }
+}
+
+fn value_on(rows: &DayRows, day: NaiveDate, column: &str) -> Option<f64> {
+    rows.get(&day)
+        .and_then(|r| r.get(column).copied().flatten())
+}
+
+fn line(spec: &ReportSpec, m: &MetricSpec, rows: &DayRows, day: NaiveDate) -> MetricLine {
+    let value = value_on(rows, day, &m.column);
+    let comparisons = spec
+        .comparisons
+        .iter()
+        .filter_map(|&c| {
+            let then = c.day_before(day)?;
+            let base = value_on(rows, then, &m.column);
+            Some(Compared {
+                comparison: c,
+                day: then,
+                base,
+                change: change(value, base),
+            })
+        })
+        .collect();
+    MetricLine {
+        column: m.column.clone(),
+        label: m.label(),
+        format: m.format,
+        currency: m.currency.clone(),
+        higher_is_better: m.higher_is_better,
+        value,
+        comparisons,
+    }
+}
+
+/// The digest of `day` from the model's rows (which must hold `day`).
+pub fn digest(spec: &ReportSpec, rows: &DayRows, day: NaiveDate) -> Digest {
+    let from = day.with_day(1).unwrap_or(day);
+    let month_to_date = spec
+        .metrics
+        .iter()
+        .filter(|m| m.month_to_date)
+        .map(|m| {
+            let values: Vec<f64> = rows
+                .range(from..=day)
+                .filter_map(|(_, r)| r.get(&m.column).copied().flatten())
+                .collect();
+            MonthToDate {
+                column: m.column.clone(),
+                label: m.label(),
+                format: m.format,
+                currency: m.currency.clone(),
+                from,
+                sum: values.iter().sum(),
+                days_with_data: values.len() as u32,
+            }
+        })
+        .collect();
+    Digest {
+        report: spec.name.clone(),
+        title: spec.title(),
+        model: spec.model.clone(),
+        day,
+        timezone: spec.timezone.clone(),
+        comparisons: spec.comparisons.clone(),
+        metrics: spec
+            .metrics
+            .iter()
+            .map(|m| line(spec, m, rows, day))
+            .collect(),
+        point_in_time: spec
+            .point_in_time
+            .iter()
+            .map(|m| line(spec, m, rows, day))
+            .collect(),
+        month_to_date,
+        missing_days: spec
+            .comparisons
+            .iter()
+            .filter_map(|c| c.day_before(day))
+            .filter(|d| !rows.contains_key(d))
+            .collect(),
+        charts: Vec::new(),
+    }
+}
+
+/// The points of a chart: the `days` days ending on `day`, with a value or
+/// a gap (no row, or NULL).
+pub fn series(
+    rows: &DayRows,
+    column: &str,
+    day: NaiveDate,
+    days: u32,
+) -> Vec<(NaiveDate, Option<f64>)> {
+    (0..days)
+        .rev()
+        .filter_map(|back| day.checked_sub_days(chrono::Days::new(u64::from(back))))
+        .map(|d| (d, value_on(rows, d, column)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_are_honest_about_zero_and_missing_bases() {
+        assert_eq!(change(Some(110.0), Some(100.0)), Change::Percent(10.0));
+        assert_eq!(change(Some(90.0), Some(100.0)), Change::Percent(-10.0));
+        assert_eq!(change(Some(5.0), Some(0.0)), Change::FromZero);
+        assert_eq!(change(Some(0.0), Some(0.0)), Change::BothZero);
+        assert_eq!(change(Some(5.0), None), Change::NoData);
+        assert_eq!(change(None, Some(5.0)), Change::NoData);
+        // A negative base (net cash-in after refunds): growth is still up.
+        assert_eq!(change(Some(-50.0), Some(-100.0)), Change::Percent(50.0));
+    }
+}
