@@ -3,6 +3,10 @@
 //! Data flows one way: files → [`loader::Project`] → [`compile::compile`] →
 //! [`manifest::Manifest`] (nodes + DAG) → [`graph::selector::select`] → commands.
 
+/// The dbt release whose project format and Jinja context pm implements:
+/// `dbt_version` in templates.
+pub const DBT_VERSION: &str = "1.11.0";
+
 pub mod adapter;
 pub mod artifacts;
 pub mod cli;

@@ -11,7 +11,45 @@ use pm::output::Log;
 /// same in mimalloc 2 and 3).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
+/// The exit code of a crash (a bug in pm): EX_SOFTWARE of sysexits.h.
+const CRASHED: i32 = 70;
+
+/// A panic is a bug in pm: a short diagnostic saying so, where, and how to
+/// report it, then exit 70, from whichever thread panicked. The backtrace
+/// only with RUST_BACKTRACE set.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_string());
+        let place = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_else(|| "an unknown place".to_string());
+        let args: Vec<String> = std::env::args().collect();
+        eprintln!(
+            "pm crashed: this is a bug in pm {}, not a problem with your project.\n  \
+             what: {message}\n  where: {place}\n  command: {}\n\
+             Please report it with the command and this message (RUST_BACKTRACE=1 adds a backtrace).",
+            env!("CARGO_PKG_VERSION"),
+            args.join(" ")
+        );
+        if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+            eprintln!("{}", std::backtrace::Backtrace::force_capture());
+        }
+        std::process::exit(CRASHED);
+    }));
+}
+
 fn main() {
+    install_panic_hook();
+    // A deliberate crash, for the test of the hook above.
+    if std::env::var_os("PM_TEST_CRASH").is_some() {
+        panic!("PM_TEST_CRASH is set");
+    }
     // By default mimalloc hands freed memory back to the OS after 10 ms, and
     // pm, which frees and allocates in waves, then pays the kernel for zeroing
     // the same pages again: 40,000 page faults and a third of the CPU of a

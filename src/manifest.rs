@@ -271,6 +271,8 @@ pub struct DocBlock {
 pub struct Manifest {
     pub project_name: String,
     pub target: crate::loader::profile::Target,
+    /// The project's `target-path` (where compiled SQL and artifacts go), relative to its root.
+    pub target_path: String,
     /// All enabled nodes, sorted by unique id.
     pub nodes: Vec<Node>,
     /// Index of each unique id in `nodes`.

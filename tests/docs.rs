@@ -331,6 +331,7 @@ fn column_types_come_from_the_warehouse_and_the_site_can_be_served() {
         let mut r = ureq::get(&format!("http://127.0.0.1:{port}{path}"))
             .config()
             .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(5)))
             .build()
             .call()
             .ok()?;
@@ -351,6 +352,14 @@ fn column_types_come_from_the_warehouse_and_the_site_can_be_served() {
     assert_eq!(status, 200);
     assert!(body.starts_with("window.PM_DATA = "));
     assert_eq!(get("/../pm_project.yml").unwrap().0, 404);
+    // An idle connection (a browser's preconnect) keeps nobody waiting.
+    let idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert_eq!(
+        get("/").map(|r| r.0),
+        Some(200),
+        "answered beside an idle connection"
+    );
+    drop(idle);
     let _ = server.kill();
     let _ = server.wait();
 }

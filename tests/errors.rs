@@ -528,3 +528,43 @@ fn broken_files_are_errors_at_their_line() {
         assert!(err.contains(message), "expected `{message}`:\n{err}");
     }
 }
+
+#[test]
+fn hostile_selectors_are_errors_not_panics_or_hangs() {
+    let dir = project(&[
+        ("dbt_project.yml", PROJECT),
+        (
+            "models/a_model_whose_name_goes_on_for_quite_a_while.sql",
+            "select 1 as id\n",
+        ),
+        (
+            "selectors.yml",
+            "selectors:\n  - name: s\n    definition:\n      method: config\n      value: table\n",
+        ),
+    ]);
+    let r = pm(dir.path(), &["ls", "--selector", "s"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let err = unwrapped(&r.stderr);
+    assert!(
+        err.contains("`method: config` needs the config key, as in `method: config.materialized`"),
+        "{err}"
+    );
+    assert!(err.contains("[selectors.yml:"), "{err}");
+    // A glob full of stars against a long name: matched in linear time.
+    let started = std::time::Instant::now();
+    let r = pm(
+        dir.path(),
+        &["ls", "-q", "-s", "*?*?*?*?*?*?*?*?*?*?*?*?*?#"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+    assert!(started.elapsed().as_secs_f64() < 10.0);
+    let r = pm(
+        dir.path(),
+        &["ls", "-q", "-s", "*?*?*?*?*?*?*?*?*?*?*?*?*?e"],
+    );
+    assert_eq!(
+        r.stdout.trim(),
+        "err.a_model_whose_name_goes_on_for_quite_a_while"
+    );
+}

@@ -975,3 +975,67 @@ fn a_refused_statement_says_the_servers_reason() {
     );
     assert!(!err.contains("db error"), "{err}");
 }
+
+#[test]
+fn results_and_the_jinja_context_tell_the_truth() {
+    let p = LocalProject::new(&[
+        ("pm_project.yml", "name: local\ntarget-path: out\n"),
+        (
+            "models/t.sql",
+            "{{ config(materialized='table') }}\nselect generate_series(1, 5) as id\n",
+        ),
+        (
+            "models/inc.sql",
+            "{{ config(materialized='incremental') }}\nselect id from {{ ref('t') }} where id <= 3\n",
+        ),
+        (
+            "models/flags.sql",
+            "select '{{ flags.STORE_FAILURES }}' as store_failures, '{{ dbt_version }}' as dbt_version\n",
+        ),
+    ]);
+    let r = pm(p.path(), &["build", "-q", "--store-failures"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // compiled_path follows target-path.
+    let m: serde_json::Value = serde_json::from_str(&read(p.path(), "out/manifest.json")).unwrap();
+    assert_eq!(
+        m["nodes"]["model.local.t"]["compiled_path"],
+        "out/compiled/local/models/t.sql"
+    );
+    // Rows written, in pm_meta.run_results and run_results.json.
+    assert_eq!(
+        sql(
+            p.path(),
+            "select node, rows_affected from pm_meta.run_results where node in ('model.local.t', 'model.local.inc') order by 1"
+        ),
+        "model.local.inc|3\nmodel.local.t|5"
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&read(p.path(), "out/run_results.json")).unwrap();
+    let t = results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["unique_id"] == "model.local.t")
+        .unwrap();
+    assert_eq!(t["adapter_response"]["rows_affected"], 5);
+    // flags.STORE_FAILURES follows --store-failures; dbt_version is a dbt release.
+    assert_eq!(
+        sql(p.path(), "select store_failures, dbt_version from flags"),
+        "True|1.11.0"
+    );
+    // A crash is a short diagnostic and exit 70, not a backtrace.
+    let r = pm_env(p.path(), &["parse"], &[("PM_TEST_CRASH", "1")]);
+    assert_eq!(r.code, 70, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("pm crashed: this is a bug in pm 0.1.0, not a problem with your project."),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("what: PM_TEST_CRASH is set"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("stack backtrace"), "{}", r.stderr);
+}

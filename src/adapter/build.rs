@@ -13,6 +13,8 @@ pub struct Built {
     pub repointed: Vec<String>,
     /// What else to say (rows merged, schema changes).
     pub note: Option<String>,
+    /// Rows the build wrote (None for a view, or a refreshed materialized view).
+    pub rows: Option<i64>,
 }
 
 /// The problem of a statement that did not fail on its own: the run was
@@ -152,12 +154,24 @@ async fn build_and_swap(
                 kind: "materialized view",
                 repointed: Vec::new(),
                 note: Some("refreshed".into()),
+                rows: None,
             });
         }
     }
-    tx.batch_execute(&build.prepare)
+    // The count of `create table … as` / `create materialized view … as` is the rows written.
+    let written = tx
+        .simple_query(&build.prepare)
         .await
-        .map_err(db("building"))?;
+        .map_err(db("building"))?
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n as i64),
+            _ => None,
+        })
+        .max();
+    let rows = (build.kind != crate::materialize::relation::Kind::View)
+        .then_some(written)
+        .flatten();
     // The new relation is built and committed under its temporary name, so
     // this transaction's locks are gone before the swap waits for its turn.
     tx.commit().await.map_err(db("commit"))?;
@@ -165,7 +179,9 @@ async fn build_and_swap(
     // and re-creates the views that read the old relation, and two swaps
     // touching the same views at once would trip over each other.
     let _swapping = swap_lock.lock().await;
-    let result = swap_in(client, node, build, &target, &temp, compiled_path).await;
+    let result = swap_in(client, node, build, &target, &temp, compiled_path)
+        .await
+        .map(|built| Built { rows, ..built });
     if result.is_err() {
         // The old relation is untouched; the new one is not left lying around.
         let _ = client
@@ -222,6 +238,7 @@ async fn swap_in(
                     kind: "view",
                     repointed: Vec::new(),
                     note: None,
+                    rows: None,
                 });
             }
             // Columns removed, renamed or retyped: swap instead.
@@ -335,6 +352,7 @@ async fn swap_in(
         kind: build.kind.sql(),
         repointed,
         note: None,
+        rows: None,
     })
 }
 

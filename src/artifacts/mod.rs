@@ -201,8 +201,8 @@ pub fn node_json(m: &Manifest, n: &Node, with_compiled: bool) -> Json {
     serde_json::to_value(node_out(m, n, with_compiled)).unwrap_or(Json::Null)
 }
 
-fn m_target(_m: &Manifest) -> &'static str {
-    "target"
+fn m_target(m: &Manifest) -> &str {
+    m.target_path.trim_end_matches('/')
 }
 
 fn refs_json(n: &Node) -> Vec<Json> {

@@ -93,10 +93,12 @@ fn read_catalog(s: &Session, m: &crate::manifest::Manifest, shown: &[usize], log
     }
 }
 
-/// Serves `dir` on 127.0.0.1:`port` until interrupted.
+/// Serves `dir` on 127.0.0.1:`port` until interrupted. tiny_http reads
+/// each connection on its own thread, so an idle one (a browser's
+/// preconnect) keeps nobody else waiting; each answer is written from its
+/// own thread too, so a slow reader does not either.
 fn serve(dir: &std::path::Path, port: u16, log: Log) -> Result<()> {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
+    let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
         Problem::new(
             "docs::serve",
             format!("cannot listen on 127.0.0.1:{port}: {e}"),
@@ -107,45 +109,41 @@ fn serve(dir: &std::path::Path, port: u16, log: Log) -> Result<()> {
         "Serving {} at http://127.0.0.1:{port}/ (Ctrl-C to stop)",
         dir.display()
     ));
-    for stream in listener.incoming() {
-        let Ok(mut stream) = stream else { continue };
-        let mut line = String::new();
-        if BufReader::new(&stream).read_line(&mut line).is_err() {
-            continue;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("/");
-        let path = path.split(['?', '#']).next().unwrap_or("/");
-        let file = match path {
-            "/" | "" => "index.html",
-            p => p.trim_start_matches('/'),
-        };
-        // Only the site's own files: no folders, no way up.
-        let found = (!file.contains("..") && !file.contains('/'))
-            .then(|| std::fs::read(dir.join(file)).ok())
-            .flatten();
-        let response = match found {
-            Some(body) => {
-                let kind = if file.ends_with(".js") {
-                    "text/javascript"
-                } else if file.ends_with(".png") {
-                    "image/png"
-                } else {
-                    "text/html"
-                };
-                let mut r = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: {kind}; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                )
-                .into_bytes();
-                r.extend_from_slice(&body);
-                r
-            }
-            None => {
-                b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found"
-                    .to_vec()
-            }
-        };
-        let _ = stream.write_all(&response);
+    for request in server.incoming_requests() {
+        let dir = dir.to_path_buf();
+        std::thread::spawn(move || answer(&dir, request));
     }
     Ok(())
+}
+
+/// One of the site's files, or 404.
+fn answer(dir: &std::path::Path, request: tiny_http::Request) {
+    let path = request.url().split(['?', '#']).next().unwrap_or("/");
+    let file = match path {
+        "/" | "" => "index.html",
+        p => p.trim_start_matches('/'),
+    };
+    // Only the site's own files: no folders, no way up.
+    let found = (!file.contains("..") && !file.contains('/'))
+        .then(|| std::fs::read(dir.join(file)).ok())
+        .flatten();
+    let _ = match found {
+        Some(body) => {
+            let kind = if file.ends_with(".js") {
+                "text/javascript"
+            } else if file.ends_with(".png") {
+                "image/png"
+            } else {
+                "text/html"
+            };
+            let response = tiny_http::Response::from_data(body);
+            match tiny_http::Header::from_bytes("Content-Type", format!("{kind}; charset=utf-8")) {
+                Ok(header) => request.respond(response.with_header(header)),
+                Err(()) => request.respond(response),
+            }
+        }
+        None => {
+            request.respond(tiny_http::Response::from_string("not found").with_status_code(404))
+        }
+    };
 }

@@ -50,6 +50,7 @@ impl Session {
                 cli_vars,
                 which: which.to_string(),
                 full_refresh: false,
+                store_failures: false,
                 existing_incremental: Default::default(),
             },
             log,

@@ -39,6 +39,7 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
     let started_at = chrono::Utc::now();
     let mut s = Session::open(g, which, log)?;
     s.options.full_refresh = args.full_refresh;
+    s.options.store_failures = args.store_failures;
     let mut c = s.compile()?;
     // Models that become relations; ephemeral ones live in their consumers.
     let pick = |c: &crate::compile::Compiled, s: &Session| -> Result<Vec<usize>> {
@@ -416,7 +417,7 @@ fn write_results(
                 "message": o.message,
                 "thread_id": "Thread-1",
                 "timing": [],
-                "adapter_response": {},
+                "adapter_response": o.rows.map_or(json!({}), |n| json!({"rows_affected": n})),
                 "failures": o.failures,
                 "relation_name": n.relation_name(),
                 "compiled_code": if n.resource_type == ResourceType::Test { n.compiled_code.as_deref() } else { None },

@@ -85,6 +85,7 @@ pub struct Shared {
     pub invocation_id: String,
     pub which: String,
     pub full_refresh: bool,
+    pub store_failures: bool,
     pub existing_incremental: HashSet<String>,
 }
 
@@ -1240,12 +1241,14 @@ pub fn environment(
         to_value(&serde_json::json!({
             "FULL_REFRESH": shared.full_refresh,
             "WHICH": shared.which,
-            "STORE_FAILURES": false,
+            "STORE_FAILURES": shared.store_failures,
         })),
     );
     env.add_global("invocation_id", shared.invocation_id.clone());
     env.add_global("project_name", shared.project_name.clone());
-    env.add_global("dbt_version", env!("CARGO_PKG_VERSION"));
+    // Macros compare it with dbt releases (`dbt_version >= '1.8'`): the dbt
+    // version whose project format pm implements, not pm's own.
+    env.add_global("dbt_version", crate::DBT_VERSION);
     env.add_function(
         "fromjson",
         |s: &str, default: Option<Value>| -> Result<Value, Error> {

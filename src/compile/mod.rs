@@ -39,6 +39,8 @@ pub struct CompileOptions {
     /// The command (`compile`, `run`, …), seen by templates as `flags.WHICH`.
     pub which: String,
     pub full_refresh: bool,
+    /// `--store-failures`, seen by templates as `flags.STORE_FAILURES`.
+    pub store_failures: bool,
     /// Incremental models whose relation exists in the warehouse: for them
     /// `is_incremental()` is true (unless `full_refresh`). Empty when compiling
     /// without a database.
@@ -457,6 +459,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         invocation_id: invocation_id(),
         which: opts.which.clone(),
         full_refresh: opts.full_refresh,
+        store_failures: opts.store_failures,
         existing_incremental: opts.existing_incremental.clone(),
     });
     let env = context::environment(&shared, macro_templates).map_err(|e| {
@@ -808,6 +811,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         manifest: Manifest {
             project_name: project.name.clone(),
             target: opts.target.clone(),
+            target_path: project.target_path.clone(),
             nodes,
             index,
             disabled,

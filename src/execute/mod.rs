@@ -366,7 +366,11 @@ fn label(n: &Node) -> String {
 
 /// Where a node's compiled SQL is, as shown to the user.
 fn compiled_path(m: &Manifest, n: &Node) -> String {
-    format!("target/{}", crate::artifacts::compiled_path(m, n))
+    format!(
+        "{}/{}",
+        m.target_path.trim_end_matches('/'),
+        crate::artifacts::compiled_path(m, n)
+    )
 }
 
 /// Writes the SQL that runs for a node under target/run/.
@@ -411,6 +415,7 @@ async fn run_build(
             kind: "seed",
             repointed: Vec::new(),
             note: Some(format!("{rows} rows, {}", replaced.describe())),
+            rows: i64::try_from(rows).ok(),
         });
     }
     if n.materialized() == "incremental" && settings.existing_incremental.contains(&n.unique_id) {
@@ -425,6 +430,7 @@ async fn run_build(
             } else {
                 format!("{rows} rows written; {}", changes.join(", "))
             }),
+            rows: i64::try_from(rows).ok(),
         });
     }
     let kind = Kind::of(n).unwrap_or(Kind::View);
@@ -677,12 +683,15 @@ async fn run_job(
                     if let Some(note) = &built.note {
                         extra.push_str(&format!(", {note}"));
                     }
-                    Outcome::ran(
-                        Status::Success,
-                        format!("CREATE {}{extra}", built.kind.to_uppercase()),
-                        seconds,
-                        at,
-                    )
+                    Outcome {
+                        rows: built.rows,
+                        ..Outcome::ran(
+                            Status::Success,
+                            format!("CREATE {}{extra}", built.kind.to_uppercase()),
+                            seconds,
+                            at,
+                        )
+                    }
                 }),
             )]
         }

@@ -405,6 +405,12 @@ impl Selectors {
                 }
                 let mut atom = Atom::plain(&mname, &value);
                 atom.args = base.map(str::to_string).collect();
+                if mname == "config" && atom.args.is_empty() {
+                    return Err(self.yml_problem(
+                        line,
+                        format!("`method: config` needs the config key, as in `method: config.materialized` (value `{value}`)"),
+                    ));
+                }
                 let flag = |k: &str| m.get(k).and_then(Json::as_bool).unwrap_or(false);
                 atom.parents = flag("parents");
                 atom.children = flag("children");
@@ -494,47 +500,102 @@ impl PriorState {
     }
 }
 
-/// Shell-style glob match (`*`, `?`, `[abc]`).
+/// One element of a glob pattern.
+enum GlobToken {
+    Char(char),
+    AnyChar,
+    AnyRun,
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+impl GlobToken {
+    fn matches(&self, c: char) -> bool {
+        match self {
+            GlobToken::Char(x) => *x == c,
+            GlobToken::AnyChar => true,
+            GlobToken::AnyRun => false,
+            GlobToken::Class { negated, ranges } => {
+                ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
+            }
+        }
+    }
+}
+
+fn glob_tokens(pattern: &str) -> Vec<GlobToken> {
+    let p: Vec<char> = pattern.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '*' => out.push(GlobToken::AnyRun),
+            '?' => out.push(GlobToken::AnyChar),
+            '[' => match p[i + 1..].iter().position(|&c| c == ']') {
+                // A `[` without its `]` is itself.
+                None => out.push(GlobToken::Char('[')),
+                Some(len) => {
+                    let set = &p[i + 1..i + 1 + len];
+                    let (negated, set) = match set.first() {
+                        Some('!') | Some('^') => (true, &set[1..]),
+                        _ => (false, set),
+                    };
+                    let mut ranges = Vec::new();
+                    let mut k = 0;
+                    while k < set.len() {
+                        if k + 2 < set.len() && set[k + 1] == '-' {
+                            ranges.push((set[k], set[k + 2]));
+                            k += 3;
+                        } else {
+                            ranges.push((set[k], set[k]));
+                            k += 1;
+                        }
+                    }
+                    out.push(GlobToken::Class { negated, ranges });
+                    i += len + 1;
+                }
+            },
+            c => out.push(GlobToken::Char(c)),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Shell-style glob match (`*`, `?`, `[abc]`, `[!a-z]`), `*` matching `/`
+/// too, as dbt's fnmatch does. Linear in the text for each `*` (it retries
+/// from the last `*` only), never exponential.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     if !pattern.contains(['*', '?', '[']) {
         return pattern == text;
     }
-    let p: Vec<char> = pattern.chars().collect();
+    let p = glob_tokens(pattern);
     let t: Vec<char> = text.chars().collect();
-    fn go(p: &[char], t: &[char]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some('*') => (0..=t.len()).any(|i| go(&p[1..], &t[i..])),
-            Some('?') => !t.is_empty() && go(&p[1..], &t[1..]),
-            Some('[') => {
-                let Some(close) = p.iter().position(|&c| c == ']') else {
-                    return !t.is_empty() && t[0] == '[' && go(&p[1..], &t[1..]);
-                };
-                if t.is_empty() {
-                    return false;
-                }
-                let set = &p[1..close];
-                let (neg, set) = match set.first() {
-                    Some('!') | Some('^') => (true, &set[1..]),
-                    _ => (false, set),
-                };
-                let mut hit = false;
-                let mut i = 0;
-                while i < set.len() {
-                    if i + 2 < set.len() && set[i + 1] == '-' {
-                        hit |= set[i] <= t[0] && t[0] <= set[i + 2];
-                        i += 3;
-                    } else {
-                        hit |= set[i] == t[0];
-                        i += 1;
-                    }
-                }
-                hit != neg && go(&p[close + 1..], &t[1..])
+    let (mut pi, mut ti) = (0, 0);
+    // The last `*` seen and the text position it currently stands for.
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(GlobToken::AnyRun) => {
+                star = Some((pi, ti));
+                pi += 1;
             }
-            Some(&c) => !t.is_empty() && t[0] == c && go(&p[1..], &t[1..]),
+            Some(tok) if tok.matches(t[ti]) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
         }
     }
-    go(&p, &t)
+    p[pi..].iter().all(|tok| matches!(tok, GlobToken::AnyRun))
 }
 
 /// dbt's fqn matching: the leaf name, or a dotted prefix of the fqn (with or
@@ -768,8 +829,9 @@ impl Evaluator<'_> {
                     && (glob_match(v, file) || glob_match(v, stem))
             }
             "config" => {
-                let mut cur: Option<&Json> = node.config.get(&a.args[0]);
-                for k in &a.args[1..] {
+                let mut keys = a.args.iter();
+                let mut cur: Option<&Json> = keys.next().and_then(|k| node.config.get(k));
+                for k in keys {
                     cur = cur.and_then(|c| c.get(k));
                 }
                 cur.is_some_and(|c| json_matches(c, v))
@@ -965,6 +1027,29 @@ mod tests {
         assert!(
             matches!(parse("--select", "a b,c").unwrap(), Expr::Union(v) if matches!(&v[1], Expr::Intersection(_)))
         );
+    }
+
+    #[test]
+    fn globs_match_as_fnmatch_does_in_linear_time() {
+        for (p, t, want) in [
+            ("stg_*", "stg_users", true),
+            ("*users", "stg_users", true),
+            ("s?g_*", "stg_users", true),
+            ("stg_[a-m]*", "stg_users", false),
+            ("stg_[!a-m]*", "stg_users", true),
+            ("stg_[^a-m]*", "stg_users", true),
+            ("models/*", "models/staging/a.sql", true),
+            ("a[b", "a[b", true),
+            ("*a*b*c", "xxaxxbxxc", true),
+            ("*a*b*c", "xxaxxbxx", false),
+            ("", "", true),
+            ("*", "", true),
+        ] {
+            assert_eq!(glob_match(p, t), want, "{p} ~ {t}");
+        }
+        let started = std::time::Instant::now();
+        assert!(!glob_match("*?*?*?*?*?*?*?*?*?*?*?*?*?#", &"a".repeat(200)));
+        assert!(started.elapsed().as_secs_f64() < 0.5);
     }
 
     #[test]
