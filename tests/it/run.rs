@@ -1,7 +1,6 @@
 //! `pm run` against a real PostgreSQL (the project's embedded cluster).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn builds_the_shop_project_in_dependency_order() {

@@ -1,8 +1,7 @@
 //! Every class of user error: exit code 2 and a diagnostic that names the
 //! file, marks the span and says what to do. The text is snapshot-tested.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const PROJECT: &str = "name: err\nprofile: err\n";
 

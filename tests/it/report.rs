@@ -1,9 +1,7 @@
 //! `pm report`: the digest's numbers in each format, its charts, and its
 //! delivery to a loopback HTTP server standing in for Slack and Telegram.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};

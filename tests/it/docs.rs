@@ -1,12 +1,11 @@
 //! `pm docs`: the site's content, and the page driven in headless Chromium.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::path::Path;
 
 fn project() -> tempfile::TempDir {
-    common::project(&[
+    crate::common::project(&[
         ("pm_project.yml", "name: metrics\nmodels:\n  metrics:\n    facts:\n      +materialized: table\n"),
         ("models/staging/stg_events.sql", "select 1 as user_id, current_date as day\n"),
         ("models/staging/stg_payments.sql", "select 1 as user_id, 10.0 as amount, current_date as day\n"),

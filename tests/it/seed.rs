@@ -1,7 +1,6 @@
 //! `pm seed` against a real PostgreSQL (the project's embedded cluster).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const TYPES_CSV: &str = "id,big,ratio,active,day,at,name,empty\n\
 1,3000000000,0.5,true,2024-01-31,2024-01-31 10:00:00,\"Smith, Ann\",\n\

@@ -2,8 +2,7 @@
 //! `pm build` turns it into the marts, and the marts' numbers are checked
 //! against a second computation in plain Rust from the generator's own rows.
 
-mod common;
-use common::*;
+use crate::common::*;
 use pm::generate::catalog::PLANS;
 use pm::generate::rng::Uuid;
 use pm::generate::rows::{day_of, Dataset, Day};

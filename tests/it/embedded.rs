@@ -1,7 +1,6 @@
 //! pm's embedded PostgreSQL: a real server per test, in the test's own project.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 #[test]

@@ -1,7 +1,6 @@
 //! `pm test` and tests inside `pm build`, against the embedded cluster.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const USERS: &str = "id,email,status,plan_id

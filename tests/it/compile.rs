@@ -1,7 +1,6 @@
 //! `pm compile`, `pm parse` and `pm ls` on a dbt-shaped fixture project.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn compiles_the_shop_project_unchanged_from_dbt_project_yml() {

@@ -1,0 +1,15 @@
+//! pm's integration tests, one binary (one link, one process start for the
+//! harness) with a module per area. Each test runs the `pm` binary on its
+//! own project folder, with its own embedded PostgreSQL where it needs one.
+
+mod common;
+
+mod compile;
+mod data_tests;
+mod docs;
+mod embedded;
+mod errors;
+mod pulsemetrics;
+mod report;
+mod run;
+mod seed;
