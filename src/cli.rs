@@ -3,6 +3,11 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+// Defined where they are used (the selector, the log), so that those modules
+// never import the command line; the flags below parse into them.
+pub use crate::graph::selector::IndirectSelection;
+pub use crate::output::LogFormat;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "pm",
@@ -43,12 +48,6 @@ pub struct GlobalArgs {
     /// Print only errors and requested output
     #[arg(short = 'q', long, global = true)]
     pub quiet: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -242,19 +241,6 @@ pub struct SelectArgs {
     /// How tests attached to selected nodes are picked up
     #[arg(long, value_enum, default_value_t = IndirectSelection::Eager)]
     pub indirect_selection: IndirectSelection,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum IndirectSelection {
-    /// A test is selected when any of its parents is
-    #[default]
-    Eager,
-    /// A test is selected when all of its parents are
-    Cautious,
-    /// A test is selected when all of its parents are selected or are ancestors of selected nodes
-    Buildable,
-    /// Only tests selected directly
-    Empty,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -2,8 +2,14 @@
 //! Logs go to stderr; what a command is asked to print (ls, a compiled
 //! query) goes to stdout.
 
-use crate::cli::LogFormat;
 use std::io::{IsTerminal, Write};
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Log {

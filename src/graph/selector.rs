@@ -3,12 +3,25 @@
 //! graph operators (`+sel`, `sel+`, `N+sel`, `sel+N`, `@sel`), union by space,
 //! intersection by comma, `--exclude`, and selectors.yml definitions.
 
-use crate::cli::IndirectSelection;
 use crate::error::{closest, did_you_mean, Problem, Problems, Result};
 use crate::manifest::{Manifest, Node, ResourceType};
 use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// How tests attached to selected nodes are picked up (`--indirect-selection`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IndirectSelection {
+    /// A test is selected when any of its parents is
+    #[default]
+    Eager,
+    /// A test is selected when all of its parents are
+    Cautious,
+    /// A test is selected when all of its parents are selected or are ancestors of selected nodes
+    Buildable,
+    /// Only tests selected directly
+    Empty,
+}
 
 const METHODS: &[&str] = &[
     "fqn",

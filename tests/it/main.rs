@@ -4,6 +4,7 @@
 
 mod common;
 
+mod architecture;
 mod compile;
 mod data_tests;
 mod docs;
