@@ -290,6 +290,17 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// Where a node's compiled SQL goes, relative to the target folder
+    /// (`compiled/<project>/<file>`; a generic test next to its YAML file).
+    pub fn compiled_path(&self, n: &Node) -> String {
+        let base = if n.test.as_ref().is_some_and(|t| t.metadata.is_some()) {
+            format!("{}/{}.sql", n.original_file_path, n.name)
+        } else {
+            n.original_file_path.clone()
+        };
+        format!("compiled/{}/{}", self.project_name, base)
+    }
+
     pub fn get(&self, unique_id: &str) -> Option<&Node> {
         self.index.get(unique_id).map(|&i| &self.nodes[i])
     }

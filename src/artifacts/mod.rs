@@ -12,17 +12,6 @@ use std::path::{Path, PathBuf};
 
 pub const MANIFEST_SCHEMA: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
 
-/// Where a node's compiled SQL goes, relative to the target folder.
-pub fn compiled_path(m: &Manifest, n: &Node) -> String {
-    let base = if n.test.as_ref().is_some_and(|t| t.metadata.is_some()) {
-        // Generic tests: next to the YAML that declares them, one file each.
-        format!("{}/{}.sql", n.original_file_path, n.name)
-    } else {
-        n.original_file_path.clone()
-    };
-    format!("compiled/{}/{}", m.project_name, base)
-}
-
 /// A node as the manifest writes it, borrowing from the node: serialised
 /// straight to bytes, with dbt's field names.
 #[derive(Serialize)]
@@ -174,7 +163,7 @@ fn node_out<'a>(m: &Manifest, n: &'a Node, with_compiled: bool) -> NodeOut<'a> {
         depends_on,
         compiled: match (&n.compiled_code, with_compiled && sql_node) {
             (Some(code), true) => Some(CompiledOut {
-                compiled_path: format!("{}/{}", m_target(m), compiled_path(m, n)),
+                compiled_path: format!("{}/{}", m_target(m), m.compiled_path(n)),
                 compiled: true,
                 compiled_code: code,
                 extra_ctes_injected: true,
@@ -482,7 +471,7 @@ pub fn write_compiled(target_dir: &Path, m: &Manifest, nodes: &[usize]) -> Resul
         .filter_map(|&i| {
             let n = &m.nodes[i];
             n.compiled_code.as_deref().map(|sql| {
-                let rel = compiled_path(m, n);
+                let rel = m.compiled_path(n);
                 (target_dir.join(&rel), rel, sql)
             })
         })

@@ -369,7 +369,7 @@ fn test_report(
         r.failures,
         if r.failures == 1 { "" } else { "s" },
         r.condition,
-        crate::artifacts::compiled_path(m, n),
+        m.compiled_path(n),
     );
     if let Some(t) = &r.stored_in {
         out.push_str(&format!("  failing rows stored in {t}\n"));

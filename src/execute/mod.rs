@@ -369,14 +369,13 @@ fn compiled_path(m: &Manifest, n: &Node) -> String {
     format!(
         "{}/{}",
         m.target_path.trim_end_matches('/'),
-        crate::artifacts::compiled_path(m, n)
+        m.compiled_path(n)
     )
 }
 
 /// Writes the SQL that runs for a node under target/run/.
 fn write_run_sql(m: &Manifest, n: &Node, target_dir: &std::path::Path, sql: &str) {
-    let path =
-        target_dir.join(crate::artifacts::compiled_path(m, n).replacen("compiled/", "run/", 1));
+    let path = target_dir.join(m.compiled_path(n).replacen("compiled/", "run/", 1));
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }

@@ -26,7 +26,6 @@ const KNOWN_WRONG_WAY: &[(&str, &str)] = &[
     ("loader", "compile"),
     ("manifest", "compile"),
     ("manifest", "graph"),
-    ("execute", "artifacts"),
 ];
 
 fn layer_of(module: &str) -> Option<usize> {
