@@ -12,6 +12,7 @@ pub mod artifacts;
 pub mod cli;
 pub mod commands;
 pub mod compile;
+pub mod dag;
 pub mod docs;
 pub mod error;
 pub mod execute;

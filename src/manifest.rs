@@ -1,7 +1,7 @@
 //! The compiled project: every node with its resolved config, relation and
-//! compiled SQL, plus the dependency graph. Built by [`crate::compile`].
+//! compiled SQL, plus the dependency graph. The compiler builds it.
 
-use crate::graph::Dag;
+use crate::dag::Dag;
 use crate::loader::config::Config;
 use indexmap::IndexMap;
 use serde::Serialize;

@@ -1,7 +1,7 @@
 //! Placeholder substitution and ephemeral models as CTEs.
 
 use super::context::{Rel, PLACEHOLDER_END, PLACEHOLDER_START};
-use crate::graph::Dag;
+use crate::dag::Dag;
 
 /// Replaces relation placeholders of phase-one output by final names.
 pub fn substitute(out: String, rels: &[Rel]) -> String {

@@ -16,8 +16,8 @@ pub mod ephemeral;
 pub mod errors;
 pub mod generic_tests;
 
+use crate::dag::Dag;
 use crate::error::{Problem, Problems, Result};
-use crate::graph::Dag;
 use crate::loader::config::{self, Config};
 use crate::loader::profile::Target;
 use crate::loader::{FileKind, Project, SourceText};

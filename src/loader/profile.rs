@@ -346,7 +346,18 @@ pub fn redact_secrets(text: &str) -> String {
 /// Renders `{{ env_var('X', 'default') }}` in a profile value.
 pub fn render_env(s: &str) -> std::result::Result<String, String> {
     let mut env = minijinja::Environment::new();
-    env.add_function("env_var", crate::compile::context::env_var);
+    env.add_function(
+        "env_var",
+        |name: &str, default: Option<minijinja::Value>| match std::env::var(name) {
+            Ok(v) => Ok(minijinja::Value::from(v)),
+            Err(_) => default.ok_or_else(|| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("env_var('{name}') is not set and has no default"),
+                )
+            }),
+        },
+    );
     env.render_str(s, ()).map_err(|e| {
         e.detail()
             .map(str::to_string)
