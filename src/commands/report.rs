@@ -24,7 +24,7 @@ const NOT_DONE: i32 = 1;
 
 pub fn run(g: &GlobalArgs, args: &ReportArgs, log: Log) -> Result<i32> {
     let s = Session::open(g, "report", log)?;
-    let specs = read_specs(&s)?;
+    let (text, specs) = read_specs(&s)?;
     let chosen = choose(&specs, args.name.as_deref())?;
     let destination = match args.to {
         Some(channel) => Some(destination(channel)?),
@@ -36,8 +36,17 @@ pub fn run(g: &GlobalArgs, args: &ReportArgs, log: Log) -> Result<i32> {
     let client = rt.block_on(endpoint.connect())?;
     let mut code = 0;
     for spec in chosen {
-        let model = find_model(&c.manifest.nodes, spec, &s)?;
-        let outcome = report_one(&s, &rt, &client, spec, model, args, destination.as_ref());
+        let model = find_model(&c.manifest.nodes, spec, &text)?;
+        let outcome = report_one(
+            &s,
+            &text,
+            &rt,
+            &client,
+            spec,
+            model,
+            args,
+            destination.as_ref(),
+        );
         match outcome {
             Ok(c) => code = code.max(c),
             Err(problems) => {
@@ -49,30 +58,30 @@ pub fn run(g: &GlobalArgs, args: &ReportArgs, log: Log) -> Result<i32> {
     Ok(code)
 }
 
-fn reports_text(s: &Session) -> Result<Option<Arc<str>>> {
+/// `reports.yml`: its text (for errors that point into it) and its reports.
+fn read_specs(s: &Session) -> Result<(Arc<str>, Vec<ReportSpec>)> {
     let path = s.project.root.join(REPORTS_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(t) => Ok(Some(t.into())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => {
-            Err(Problem::new("report::config", format!("cannot read {REPORTS_FILE}: {e}")).into())
+    let text: Arc<str> = match std::fs::read_to_string(&path) {
+        Ok(t) => t.into(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Problem::new(
+                "report::none",
+                format!(
+                    "this project declares no reports: {} has no {REPORTS_FILE}",
+                    s.project.root.display()
+                ),
+            )
+            .help("declare one in reports.yml (see the README's `pm report` section)")
+            .into())
         }
-    }
-}
-
-fn read_specs(s: &Session) -> Result<Vec<ReportSpec>> {
-    let Some(text) = reports_text(s)? else {
-        return Err(Problem::new(
-            "report::none",
-            format!(
-                "this project declares no reports: {} has no {REPORTS_FILE}",
-                s.project.root.display()
-            ),
-        )
-        .help("declare one in reports.yml (see the README's `pm report` section)")
-        .into());
+        Err(e) => {
+            return Err(
+                Problem::new("report::config", format!("cannot read {REPORTS_FILE}: {e}")).into(),
+            )
+        }
     };
-    Ok(config::parse(&text)?)
+    let specs = config::parse(&text)?;
+    Ok((text, specs))
 }
 
 fn choose<'a>(specs: &'a [ReportSpec], name: Option<&str>) -> Result<Vec<&'a ReportSpec>> {
@@ -145,16 +154,15 @@ fn destination(channel: ReportChannel) -> Result<Destination> {
 }
 
 /// A problem pointing at a report's `key: value` line in reports.yml.
-fn at_entry(s: &Session, key: &str, value: &str, problem: Problem) -> Problem {
-    let Ok(Some(text)) = reports_text(s) else {
-        return problem;
-    };
-    let line = config::line_of(&text, key, value).unwrap_or(1);
-    let range = crate::error::line_range(&text, line);
-    problem.in_file(REPORTS_FILE, text).label(range, "here")
+fn at_entry(text: &Arc<str>, key: &str, value: &str, problem: Problem) -> Problem {
+    let line = config::line_of(text, key, value).unwrap_or(1);
+    let range = crate::error::line_range(text, line);
+    problem
+        .in_file(REPORTS_FILE, text.clone())
+        .label(range, "here")
 }
 
-fn find_model<'a>(nodes: &'a [Node], spec: &ReportSpec, s: &Session) -> Result<&'a Node> {
+fn find_model<'a>(nodes: &'a [Node], spec: &ReportSpec, text: &Arc<str>) -> Result<&'a Node> {
     let models = || {
         nodes
             .iter()
@@ -165,7 +173,7 @@ fn find_model<'a>(nodes: &'a [Node], spec: &ReportSpec, s: &Session) -> Result<&
     }
     let known = crate::error::closest(&spec.model, models().map(|n| n.name.as_str()));
     Err(at_entry(
-        s,
+        text,
         "model",
         &spec.model,
         Problem::new(
@@ -183,8 +191,10 @@ fn find_model<'a>(nodes: &'a [Node], spec: &ReportSpec, s: &Session) -> Result<&
     .into())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report_one(
     s: &Session,
+    text: &Arc<str>,
     rt: &Runtime,
     client: &Client,
     spec: &ReportSpec,
@@ -193,7 +203,7 @@ fn report_one(
     to: Option<&Destination>,
 ) -> Result<i32> {
     let relation = model.relation_name().unwrap_or_default();
-    check_columns(s, rt, client, spec, model)?;
+    check_columns(text, rt, client, spec, model)?;
     let day = resolve_day(rt, client, spec, &relation, &args.date)?;
     let rows = read_rows(rt, client, spec, &relation, day)?;
     if !rows.contains_key(&day) {
@@ -213,7 +223,7 @@ fn report_one(
     }
     let mut d = digest::digest(spec, &rows, day);
     let charts = draw_charts(s, spec, &rows, day)?;
-    d.charts = charts.iter().map(|(path, _)| path.clone()).collect();
+    d.charts = charts.iter().map(|c| c.path.clone()).collect();
     print_digest(&d, args.format);
     let Some(to) = to else {
         return Ok(0);
@@ -226,32 +236,20 @@ fn report_one(
         day,
         channel: to.channel(),
     };
-    let table = render::text(&d, false);
-    let (title, body) = table.split_once("\n\n").unwrap_or((&table, ""));
+    let (title, body) = (render::heading(&d), render::tables(&d, false));
     let chart_files: Vec<deliver::Chart> = charts
         .into_iter()
-        .zip(spec.charts.iter())
-        .map(|((path, png), c)| deliver::Chart {
-            file_name: std::path::Path::new(&path)
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            title: format!("{} ({})", chart_label(spec, &c.metric), day),
-            png,
+        .map(|c| deliver::Chart {
+            title: format!("{} ({day})", c.label),
+            file_name: c.file_name,
+            png: c.png,
         })
         .collect();
-    send_once(s, rt, client, &key, to, title, body, &chart_files, args)
-}
-
-fn chart_label(spec: &ReportSpec, column: &str) -> String {
-    spec.all_metrics()
-        .find(|m| m.column == column)
-        .map(|m| m.label())
-        .unwrap_or_else(|| column.to_string())
+    send_once(s, rt, client, &key, to, &title, &body, &chart_files, args)
 }
 
 fn check_columns(
-    s: &Session,
+    text: &Arc<str>,
     rt: &Runtime,
     client: &Client,
     spec: &ReportSpec,
@@ -278,7 +276,7 @@ fn check_columns(
                 "column"
             };
             problems.push(at_entry(
-                s,
+                text,
                 key,
                 wanted,
                 Problem::new(
@@ -352,14 +350,22 @@ fn read_rows(
         .collect())
 }
 
-/// Draws each chart into target/reports/<name>/<date>/<column>.png; returns
-/// (path relative to the project, PNG bytes).
+/// A chart drawn for the report.
+struct Drawn {
+    /// Relative to the project's root.
+    path: String,
+    file_name: String,
+    label: String,
+    png: Vec<u8>,
+}
+
+/// Draws each chart into target/reports/<name>/<date>/<column>.png.
 fn draw_charts(
     s: &Session,
     spec: &ReportSpec,
     rows: &DayRows,
     day: NaiveDate,
-) -> Result<Vec<(String, Vec<u8>)>> {
+) -> Result<Vec<Drawn>> {
     let dir = s
         .target_dir()
         .join("reports")
@@ -374,10 +380,12 @@ fn draw_charts(
         })?;
     }
     let mut out = Vec::new();
-    for c in &spec.charts {
-        let Some(metric) = spec.all_metrics().find(|m| m.column == c.metric) else {
-            continue;
-        };
+    // config::parse made sure that every chart is of one of the report's metrics.
+    for (c, metric) in spec
+        .charts
+        .iter()
+        .filter_map(|c| Some((c, spec.all_metrics().find(|m| m.column == c.metric)?)))
+    {
         let points = digest::series(rows, &c.metric, day, c.days);
         let label = metric.label();
         let png = chart::png(&chart::ChartData {
@@ -388,7 +396,8 @@ fn draw_charts(
             width: spec.chart_size.width,
             height: spec.chart_size.height,
         })?;
-        let path = dir.join(format!("{}.png", c.metric));
+        let file_name = format!("{}.png", c.metric);
+        let path = dir.join(&file_name);
         crate::artifacts::write_atomically(&path, &png).map_err(|e| {
             Problem::new(
                 "report::chart",
@@ -400,7 +409,12 @@ fn draw_charts(
             .unwrap_or(&path)
             .to_string_lossy()
             .into_owned();
-        out.push((shown, png));
+        out.push(Drawn {
+            path: shown,
+            file_name,
+            label,
+            png,
+        });
     }
     Ok(out)
 }

@@ -293,6 +293,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
 
     // ---- docs blocks
     timer.lap("docs blocks");
+    check_snapshot_files(project, &mut problems);
     let docs = collect_docs(project, &mut problems);
     let doc_map: HashMap<String, String> = docs
         .iter()
@@ -1088,10 +1089,9 @@ struct MacroSet {
     defined_at: HashMap<String, (String, usize)>,
 }
 
-/// The docs blocks of the project's .md files; an unclosed block, or a
-/// name defined twice, is a problem. Snapshot files are checked for
-/// unclosed blocks here too, as they are read nowhere else before running.
-fn collect_docs(project: &Project, problems: &mut Problems) -> Vec<DocBlock> {
+/// Snapshot files are read nowhere else before running: an unclosed
+/// `{% snapshot %}` would make the snapshot vanish silently.
+fn check_snapshot_files(project: &Project, problems: &mut Problems) {
     for f in project
         .files
         .iter()
@@ -1099,6 +1099,11 @@ fn collect_docs(project: &Project, problems: &mut Problems) -> Vec<DocBlock> {
     {
         unbalanced_blocks(f, &[("snapshot", "endsnapshot")], problems);
     }
+}
+
+/// The docs blocks of the project's .md files; an unclosed block, or a
+/// name defined twice, is a problem.
+fn collect_docs(project: &Project, problems: &mut Problems) -> Vec<DocBlock> {
     let mut docs: Vec<DocBlock> = Vec::new();
     for f in project.files.iter().filter(|f| f.kind == FileKind::Docs) {
         unbalanced_blocks(f, &[("docs", "enddocs")], problems);

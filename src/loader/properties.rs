@@ -211,18 +211,16 @@ impl Ctx<'_> {
                     ));
                 }
             };
-            {
-                for item in items {
-                    let name = test_name_hint(item);
-                    let line = name
-                        .as_deref()
-                        .and_then(|n| self.find_text(near, n))
-                        .unwrap_or(near);
-                    out.push(TestDef {
-                        value: item.clone(),
-                        line,
-                    });
-                }
+            for item in items {
+                let name = test_name_hint(item);
+                let line = name
+                    .as_deref()
+                    .and_then(|n| self.find_text(near, n))
+                    .unwrap_or(near);
+                out.push(TestDef {
+                    value: item.clone(),
+                    line,
+                });
             }
         }
         Ok(out)

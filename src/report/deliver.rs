@@ -108,6 +108,9 @@ pub struct Request {
 pub struct Response {
     pub status: u16,
     pub body: String,
+    /// The seconds a 429 asks to wait: its Retry-After header, or
+    /// Telegram's `parameters.retry_after`.
+    pub retry_after: Option<u64>,
 }
 
 /// Sends requests (or pretends to).
@@ -270,11 +273,11 @@ pub fn deliver(
     let secrets = to.secrets();
     let mut posted = false;
     let mut requests = 0;
-    let mut send = |req: Request, posted: &mut bool| -> Result<Response, Failed> {
+    let mut send = |req: Request, posted: bool| -> Result<Response, Failed> {
         requests += 1;
         transport.send(&req, &secrets).map_err(|problem| Failed {
             problem: Box::new(problem),
-            posted: *posted,
+            posted,
         })
     };
     let fail = |problem: Problem, posted: bool| Failed {
@@ -289,7 +292,7 @@ pub fn deliver(
                     bearer: None,
                     body: Body::Json(json!({ "text": slack_text(title, table) })),
                 },
-                &mut posted,
+                posted,
             )?;
             Ok(Posted {
                 requests: 1,
@@ -314,9 +317,9 @@ pub fn deliver(
                         "unfurl_links": false,
                     })),
                 },
-                &mut posted,
+                posted,
             )?;
-            slack_ok(&r, "the message", &to.secrets()).map_err(|p| fail(p, false))?;
+            slack_ok(&r, "the message", &secrets).map_err(|p| fail(p, false))?;
             posted = true;
             let mut files = Vec::new();
             for c in charts {
@@ -329,10 +332,9 @@ pub fn deliver(
                             ("length".into(), c.png.len().to_string()),
                         ]),
                     },
-                    &mut posted,
+                    posted,
                 )?;
-                let v =
-                    slack_ok(&r, "the chart upload", &to.secrets()).map_err(|p| fail(p, true))?;
+                let v = slack_ok(&r, "the chart upload", &secrets).map_err(|p| fail(p, true))?;
                 let (Some(upload), Some(id)) = (
                     v.get("upload_url").and_then(Json::as_str),
                     v.get("file_id").and_then(Json::as_str),
@@ -352,7 +354,7 @@ pub fn deliver(
                             data: c.png.clone(),
                         }]),
                     },
-                    &mut posted,
+                    posted,
                 )?;
                 files.push(json!({ "id": id, "title": c.title }));
             }
@@ -363,9 +365,9 @@ pub fn deliver(
                         bearer,
                         body: Body::Json(json!({ "files": files, "channel_id": channel })),
                     },
-                    &mut posted,
+                    posted,
                 )?;
-                slack_ok(&r, "the charts", &to.secrets()).map_err(|p| fail(p, true))?;
+                slack_ok(&r, "the charts", &secrets).map_err(|p| fail(p, true))?;
             }
             Ok(Posted {
                 requests,
@@ -398,7 +400,7 @@ pub fn deliver(
                         "disable_web_page_preview": true,
                     })),
                 },
-                &mut posted,
+                posted,
             )?;
             posted = true;
             for c in charts {
@@ -416,7 +418,7 @@ pub fn deliver(
                             },
                         ]),
                     },
-                    &mut posted,
+                    posted,
                 )?;
             }
             Ok(Posted {
@@ -467,32 +469,27 @@ impl Http {
         }
         let mut resp = req.send(&bytes[..])?;
         let status = resp.status().as_u16();
-        let retry_after = resp
+        let header = resp
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let mut body = resp.body_mut().read_to_string().unwrap_or_default();
-        if let Some(r) = retry_after {
-            // Kept with the body for the retry decision.
-            body = format!("{body}\n\u{0}retry-after:{r}");
-        }
-        Ok(Response { status, body })
+            .and_then(|v| v.trim().parse().ok());
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        let retry_after = header.or_else(|| retry_after_in(&body));
+        Ok(Response {
+            status,
+            body,
+            retry_after,
+        })
     }
 }
 
-/// The seconds a 429 asks to wait: its Retry-After header, or Telegram's
-/// `parameters.retry_after`.
-fn retry_after(body: &str) -> (String, Option<u64>) {
-    match body.split_once("\n\u{0}retry-after:") {
-        Some((b, r)) => (b.to_string(), r.trim().parse().ok()),
-        None => {
-            let secs = serde_json::from_str::<Json>(body)
-                .ok()
-                .and_then(|v| v.pointer("/parameters/retry_after").and_then(Json::as_u64));
-            (body.to_string(), secs)
-        }
-    }
+/// Telegram's `parameters.retry_after` in a JSON answer.
+fn retry_after_in(body: &str) -> Option<u64> {
+    serde_json::from_str::<Json>(body)
+        .ok()?
+        .pointer("/parameters/retry_after")
+        .and_then(Json::as_u64)
 }
 
 impl Transport for Http {
@@ -503,16 +500,9 @@ impl Transport for Http {
         loop {
             let last = attempt >= self.attempts;
             let wait = match self.once(request) {
-                Ok(r) if r.status < 400 => {
-                    let (body, _) = retry_after(&r.body);
-                    return Ok(Response {
-                        status: r.status,
-                        body,
-                    });
-                }
+                Ok(r) if r.status < 400 => return Ok(r),
                 Ok(r) if r.status == 429 => {
-                    let (body, secs) = retry_after(&r.body);
-                    let secs = secs.map(Duration::from_secs).unwrap_or(pause);
+                    let secs = r.retry_after.map(Duration::from_secs).unwrap_or(pause);
                     if secs > self.longest_wait {
                         return Err(Problem::new(
                             "report::rate_limited",
@@ -526,7 +516,7 @@ impl Transport for Http {
                     if last {
                         return Err(Problem::new(
                             "report::rate_limited",
-                            mask(&format!("{service} still refused after {attempt} attempts: 429 Too Many Requests {}", body.trim()), secrets),
+                            mask(&format!("{service} still refused after {attempt} attempts: 429 Too Many Requests {}", r.body.trim()), secrets),
                         ));
                     }
                     (self.log)(&format!(
@@ -536,7 +526,6 @@ impl Transport for Http {
                     secs
                 }
                 Ok(r) if r.status >= 500 => {
-                    let (body, _) = retry_after(&r.body);
                     if last {
                         return Err(Problem::new(
                             "report::server_error",
@@ -544,7 +533,7 @@ impl Transport for Http {
                                 &format!(
                                     "{service} failed {attempt} times: {} {}",
                                     r.status,
-                                    body.trim()
+                                    r.body.trim()
                                 ),
                                 secrets,
                             ),
@@ -558,10 +547,7 @@ impl Transport for Http {
                     ));
                     pause
                 }
-                Ok(r) => {
-                    let (body, _) = retry_after(&r.body);
-                    return Err(refused(service, r.status, &body, secrets));
-                }
+                Ok(r) => return Err(refused(service, r.status, &r.body, secrets)),
                 Err(e) => {
                     let why = mask(&e.to_string(), secrets);
                     if last {
@@ -664,6 +650,7 @@ impl Transport for DryRun {
         Ok(Response {
             status: 200,
             body: body.to_string(),
+            retry_after: None,
         })
     }
 }
@@ -699,12 +686,11 @@ mod tests {
     }
 
     #[test]
-    fn a_429_asks_for_its_wait() {
-        assert_eq!(retry_after("{}\n\u{0}retry-after:3").1, Some(3));
+    fn telegram_says_how_long_to_wait_in_its_answer() {
         assert_eq!(
-            retry_after(r#"{"ok":false,"error_code":429,"parameters":{"retry_after":7}}"#).1,
+            retry_after_in(r#"{"ok":false,"error_code":429,"parameters":{"retry_after":7}}"#),
             Some(7)
         );
-        assert_eq!(retry_after("busy").1, None);
+        assert_eq!(retry_after_in("busy"), None);
     }
 }

@@ -218,7 +218,17 @@ fn missing_notes(d: &Digest) -> Vec<String> {
 
 /// The digest as text; `color` adds green/red for good and bad news.
 pub fn text(d: &Digest, color: bool) -> String {
-    let mut out = format!("{} — {} ({})\n\n", d.title, day_heading(d), d.timezone);
+    format!("{}\n\n{}", heading(d), tables(d, color))
+}
+
+/// The digest's first line: "Daily — Tuesday 2026-03-31 (UTC)".
+pub fn heading(d: &Digest) -> String {
+    format!("{} — {} ({})", d.title, day_heading(d), d.timezone)
+}
+
+/// The digest's tables and notes, under its heading.
+pub fn tables(d: &Digest, color: bool) -> String {
+    let mut out = String::new();
     if !d.metrics.is_empty() {
         out.push_str(&metric_table(d, &d.metrics, "metric").render(color));
     }
