@@ -124,6 +124,73 @@ pub struct ExposureInfo {
     pub owner: Json,
 }
 
+/// How a node becomes a relation: dbt's `materialized` config, parsed once
+/// when the project compiles. The one place that maps it to the job that
+/// builds it is `execute::build_job`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum Materialization {
+    #[default]
+    View,
+    Table,
+    Incremental,
+    MaterializedView,
+    /// Inlined as a CTE into the nodes that use it; never a relation.
+    Ephemeral,
+    Seed,
+    Snapshot,
+    Test,
+    /// Named by a `{% materialization %}` block of the project: the project
+    /// compiles, and a run that would build such a node refuses it by name.
+    Custom(String),
+}
+
+impl Materialization {
+    /// The materializations a model can name in its config.
+    pub const FOR_MODELS: [&'static str; 5] = [
+        "view",
+        "table",
+        "incremental",
+        "materialized_view",
+        "ephemeral",
+    ];
+
+    /// A model's (or analysis') `materialized` value, if it is a built-in one.
+    pub fn for_model(name: &str) -> Option<Materialization> {
+        Some(match name {
+            "view" => Materialization::View,
+            "table" => Materialization::Table,
+            "incremental" => Materialization::Incremental,
+            "materialized_view" => Materialization::MaterializedView,
+            "ephemeral" => Materialization::Ephemeral,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Materialization::View => "view",
+            Materialization::Table => "table",
+            Materialization::Incremental => "incremental",
+            Materialization::MaterializedView => "materialized_view",
+            Materialization::Ephemeral => "ephemeral",
+            Materialization::Seed => "seed",
+            Materialization::Snapshot => "snapshot",
+            Materialization::Test => "test",
+            Materialization::Custom(name) => name,
+        }
+    }
+
+    /// What dbt's relation object calls the relation (`this.type`).
+    pub fn relation_type(&self) -> &'static str {
+        match self {
+            Materialization::View => "view",
+            Materialization::MaterializedView => "materialized_view",
+            Materialization::Ephemeral => "cte",
+            _ => "table",
+        }
+    }
+}
+
 /// Every resource of the project: model, seed, snapshot, analysis, test,
 /// source table or exposure.
 #[derive(Debug, Clone)]
@@ -146,6 +213,8 @@ pub struct Node {
     pub checksum: String,
     /// Shared between nodes until one of them changes it.
     pub config: Arc<Config>,
+    /// None for sources and exposures, which pm never builds.
+    pub materialized: Option<Materialization>,
     pub description: String,
     pub columns: IndexMap<String, Column>,
     pub meta: Map<String, Json>,
@@ -183,18 +252,15 @@ pub struct Hook {
 }
 
 impl Node {
-    pub fn materialized(&self) -> &str {
-        match self.resource_type {
-            ResourceType::Seed => "seed",
-            ResourceType::Test => "test",
-            ResourceType::Snapshot => "snapshot",
-            ResourceType::Source | ResourceType::Exposure => "",
-            _ => self
-                .config
-                .get("materialized")
-                .and_then(Json::as_str)
-                .unwrap_or("view"),
-        }
+    /// The node's materialization, `""` for sources and exposures.
+    pub fn materialized_name(&self) -> &str {
+        self.materialized
+            .as_ref()
+            .map_or("", Materialization::as_str)
+    }
+
+    pub fn is_ephemeral(&self) -> bool {
+        self.materialized == Some(Materialization::Ephemeral)
     }
 
     pub fn tags(&self) -> Vec<String> {
@@ -204,7 +270,7 @@ impl Node {
     /// True when the node is a relation in the warehouse.
     pub fn is_relational(&self) -> bool {
         match self.resource_type {
-            ResourceType::Model => self.materialized() != "ephemeral",
+            ResourceType::Model => !self.is_ephemeral(),
             ResourceType::Seed | ResourceType::Snapshot | ResourceType::Source => true,
             _ => false,
         }

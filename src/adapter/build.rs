@@ -378,11 +378,11 @@ async fn columns_of(
 pub async fn build_incremental(
     client: &mut tokio_postgres::Client,
     node: &Node,
-    plan: &crate::materialize::incremental::Plan,
+    incremental: &crate::materialize::incremental::IncrementalConfig,
     compiled_path: &str,
 ) -> Result<(u64, Vec<String>), Problem> {
     run_hooks(&*client, node, &node.pre_hooks, false, "a pre-hook").await?;
-    let done = add_rows(client, node, plan, compiled_path).await?;
+    let done = add_rows(client, node, incremental, compiled_path).await?;
     run_hooks(&*client, node, &node.post_hooks, false, "a post-hook").await?;
     Ok(done)
 }
@@ -390,7 +390,7 @@ pub async fn build_incremental(
 async fn add_rows(
     client: &mut tokio_postgres::Client,
     node: &Node,
-    plan: &crate::materialize::incremental::Plan,
+    incremental: &crate::materialize::incremental::IncrementalConfig,
     compiled_path: &str,
 ) -> Result<(u64, Vec<String>), Problem> {
     use crate::materialize::incremental::{apply_sql, create_temp_sql, temp_table, OnSchemaChange};
@@ -443,7 +443,7 @@ async fn add_rows(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    match plan.on_schema_change {
+    match incremental.on_schema_change {
         OnSchemaChange::Fail if changed => {
             return Err(Problem::new(
                 "run::schema_change",
@@ -467,7 +467,7 @@ async fn add_rows(
                 .map_err(db("adding a column"))?;
                 changes.push(format!("added {n}"));
             }
-            if plan.on_schema_change == OnSchemaChange::SyncAllColumns {
+            if incremental.on_schema_change == OnSchemaChange::SyncAllColumns {
                 for (n, _) in &removed {
                     tx.batch_execute(&format!(
                         "alter table {target} drop column {}",
@@ -499,7 +499,7 @@ async fn add_rows(
         .map(|(n, _)| n.clone())
         .filter(|n| after.iter().any(|(o, _)| o == n))
         .collect();
-    for k in &plan.unique_key {
+    for k in &incremental.unique_key {
         if !write.contains(k) {
             return Err(Problem::new(
                 "run::unique_key",
@@ -511,7 +511,7 @@ async fn add_rows(
             .help("name a column the model selects in unique_key"));
         }
     }
-    let apply = apply_sql(plan, &target, &temp, &write);
+    let apply = apply_sql(incremental, &target, &temp, &write);
     let mut rows = 0;
     for stmt in apply.split(";\n") {
         rows = tx.execute(stmt, &[]).await.map_err(db("writing rows"))?;

@@ -6,9 +6,7 @@ use crate::adapter::Endpoint;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::error::{Problem, Problems, Result};
 use crate::execute::{self, Status};
-use crate::manifest::{Manifest, ResourceType};
-use crate::materialize::incremental;
-use crate::materialize::relation::Kind;
+use crate::manifest::{Manifest, Materialization, ResourceType};
 use crate::materialize::test::TestConfig;
 use crate::output::Log;
 use serde_json::json;
@@ -49,9 +47,7 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
             .filter(|&i| {
                 let n = &m.nodes[i];
                 match n.resource_type {
-                    ResourceType::Model => {
-                        matches!(which, "run" | "build") && n.materialized() != "ephemeral"
-                    }
+                    ResourceType::Model => matches!(which, "run" | "build") && !n.is_ephemeral(),
                     ResourceType::Seed => matches!(which, "seed" | "build"),
                     ResourceType::Test => matches!(which, "test" | "build"),
                     _ => false,
@@ -63,17 +59,8 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
     let mut unsupported = Problems::default();
     for &i in &selected {
         let n = &c.manifest.nodes[i];
-        if Kind::of(n).is_none() && n.resource_type == ResourceType::Model {
-            unsupported.push(
-                Problem::new(
-                    "run::materialization",
-                    format!("model `{}` is materialized as `{}`, which pm cannot build yet", n.name, n.materialized()),
-                )
-                .help("pm run builds views, tables and incremental models so far; leave this model out with --exclude"),
-            );
-        }
-        if n.materialized() == "incremental" {
-            if let Err(p) = incremental::plan(n) {
+        if n.resource_type != ResourceType::Test {
+            if let Err(p) = crate::execute::build_job(n, true) {
                 unsupported.push(p);
             }
         }
@@ -115,7 +102,7 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
     let incremental_tables: Vec<(String, String, String)> = selected
         .iter()
         .map(|&i| &c.manifest.nodes[i])
-        .filter(|n| n.materialized() == "incremental")
+        .filter(|n| n.materialized == Some(Materialization::Incremental))
         .map(|n| (n.unique_id.clone(), n.schema.clone(), n.alias.clone()))
         .collect();
     if !incremental_tables.is_empty() && !args.full_refresh {

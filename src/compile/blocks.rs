@@ -142,6 +142,18 @@ pub struct MacroDef {
     pub end: usize,
 }
 
+/// The names of a macro file's `{% materialization name, adapter='…' %}` blocks.
+pub fn materialization_names(text: &str) -> Vec<String> {
+    scan_tags(text)
+        .into_iter()
+        .filter(|t| t.keyword == "materialization")
+        .filter_map(|t| {
+            let name = t.rest.split(',').next()?.trim();
+            (!name.is_empty()).then(|| name.to_string())
+        })
+        .collect()
+}
+
 /// Rewrites a macro file for minijinja: `{% test x(…) %}` becomes
 /// `{% macro test_x(…) %}`, `{% materialization %}` blocks are blanked out.
 /// Returns the rewritten text and the macros it defines.

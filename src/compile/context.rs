@@ -9,7 +9,7 @@
 //! called from any template sees the same state.
 
 use crate::loader::config::{self, Config};
-use crate::manifest::{quote_ident, RefCall, ResourceType};
+use crate::manifest::{quote_ident, Materialization, RefCall, ResourceType};
 use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
 use minijinja::{Environment, Error, ErrorKind, State};
 use serde_json::{Map, Value as Json};
@@ -24,14 +24,17 @@ pub struct Rel {
     pub database: String,
     pub schema: String,
     pub identifier: String,
-    pub ephemeral: bool,
-    /// `table`, `view`, `materialized_view`, …
-    pub kind: String,
+    /// A source's relation is read as a table.
+    pub materialized: Materialization,
 }
 
 impl Rel {
+    pub fn ephemeral(&self) -> bool {
+        self.materialized == Materialization::Ephemeral
+    }
+
     pub fn render(&self, parts: u8) -> String {
-        if self.ephemeral {
+        if self.ephemeral() {
             return format!("__dbt__cte__{}", self.identifier);
         }
         let mut out = Vec::with_capacity(3);
@@ -204,15 +207,13 @@ impl Object for Relation {
             "database" => Value::from(rel.database),
             "schema" => Value::from(rel.schema),
             "identifier" | "name" | "table" | "alias" => Value::from(rel.identifier),
-            "type" => Value::from(if rel.ephemeral {
-                "cte".to_string()
-            } else {
-                rel.kind
-            }),
-            "is_table" => Value::from(rel.kind == "table" || rel.kind == "incremental"),
-            "is_view" => Value::from(rel.kind == "view"),
-            "is_cte" => Value::from(rel.ephemeral),
-            "is_materialized_view" => Value::from(rel.kind == "materialized_view"),
+            "type" => Value::from(rel.materialized.relation_type()),
+            "is_table" => Value::from(rel.materialized.relation_type() == "table"),
+            "is_view" => Value::from(rel.materialized == Materialization::View),
+            "is_cte" => Value::from(rel.ephemeral()),
+            "is_materialized_view" => {
+                Value::from(rel.materialized == Materialization::MaterializedView)
+            }
             "unique_id" => Value::from(self.shared.metas[self.target].unique_id.clone()),
             _ => return None,
         })
@@ -1168,7 +1169,10 @@ pub fn environment(
                     && with_state(|st| st.config.get("materialized").cloned())
                         .flatten()
                         .or_else(|| meta.config.get("materialized").cloned())
-                        .is_some_and(|m| m == "incremental")
+                        .is_some_and(|m| {
+                            m.as_str().and_then(Materialization::for_model)
+                                == Some(Materialization::Incremental)
+                        })
             })
     });
     env.add_function("return", |v: Value| {

@@ -114,6 +114,7 @@ fn first_keyword(sql: &str) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::Materialization;
 
     #[test]
     fn substitutes_placeholders() {
@@ -122,12 +123,11 @@ mod tests {
                 database: "db".into(),
                 schema: "s".into(),
                 identifier: "a".into(),
-                ephemeral: false,
-                kind: "view".into(),
+                materialized: Materialization::View,
             },
             Rel {
                 identifier: "e".into(),
-                ephemeral: true,
+                materialized: Materialization::Ephemeral,
                 ..Default::default()
             },
         ];

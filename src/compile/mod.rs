@@ -15,6 +15,7 @@ pub mod context;
 pub mod ephemeral;
 pub mod errors;
 pub mod generic_tests;
+mod materialization;
 
 use crate::dag::Dag;
 use crate::error::{Problem, Problems, Result};
@@ -207,6 +208,7 @@ fn new_node(
         } else {
             sha256_hex(&file.text)
         },
+        materialized: materialization::provisional(rt, &config),
         config,
         description: String::new(),
         columns: IndexMap::new(),
@@ -289,6 +291,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         texts: macro_texts,
         names: macro_names,
         defined_at: project_macro_at,
+        materializations,
     } = collect_macros(project, &mut problems);
 
     // ---- docs blocks
@@ -517,7 +520,8 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             if !st.config.is_empty() {
                 config::merge(Arc::make_mut(&mut d.node.config), &st.config);
             }
-            if d.node.resource_type == ResourceType::Snapshot && d.node.materialized() != "snapshot"
+            if d.node.resource_type == ResourceType::Snapshot
+                && config::get_str(&d.node.config, "materialized") != Some("snapshot")
             {
                 Arc::make_mut(&mut d.node.config)
                     .insert("materialized".into(), Json::from("snapshot"));
@@ -527,6 +531,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             }
         }
     }
+    materialization::settle(project, &mut drafts, &materializations, &mut problems);
     // Nodes that disabled themselves with config(enabled=false) in their file.
     let mut self_disabled: HashSet<usize> = drafts
         .iter()
@@ -705,7 +710,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
 
     // ---- assemble nodes
     timer.lap("assemble nodes");
-    let eph: Vec<bool> = rels.iter().map(|r| r.ephemeral).collect();
+    let eph: Vec<bool> = rels.iter().map(Rel::ephemeral).collect();
     let ctes = ephemeral::collect_ctes(&dag, &eph);
     // Ephemeral bodies are copied into their consumers; everything else moves.
     let bodies: HashMap<usize, String> = ctes
@@ -1087,6 +1092,8 @@ struct MacroSet {
     names: BTreeSet<String>,
     /// Where each project macro is defined (file, line).
     defined_at: HashMap<String, (String, usize)>,
+    /// Names of the project's `{% materialization %}` blocks.
+    materializations: HashSet<String>,
 }
 
 /// Snapshot files are read nowhere else before running: an unclosed
@@ -1181,7 +1188,9 @@ fn collect_macros(project: &Project, problems: &mut Problems) -> MacroSet {
     macro_templates.push((BUILTIN_MACROS_FILE.into(), builtin_src));
     let mut macro_names: BTreeSet<String> = builtin_defs.iter().map(|d| d.name.clone()).collect();
     let mut project_macro_at: HashMap<String, (String, usize)> = HashMap::new();
+    let mut materializations = HashSet::new();
     for f in project.files.iter().filter(|f| f.kind == FileKind::Macro) {
+        materializations.extend(blocks::materialization_names(&f.text));
         unbalanced_blocks(
             f,
             &[
@@ -1243,6 +1252,7 @@ fn collect_macros(project: &Project, problems: &mut Problems) -> MacroSet {
         texts: macro_texts,
         names: macro_names,
         defined_at: project_macro_at,
+        materializations,
     }
 }
 
@@ -1549,26 +1559,10 @@ fn check_relations(
     for (i, d) in drafts.iter().enumerate() {
         let n = &d.node;
         let rel = &resolved[i];
-        if let Some(m) = n.config.get("materialized").filter(|m| !m.is_string()) {
-            problems.push(
-                Problem::new(
-                    "project::materialized",
-                    format!(
-                        "{} `{}` ({}): materialized is `{m}`, not the name of a materialization",
-                        n.resource_type.as_str(),
-                        n.name,
-                        n.original_file_path
-                    ),
-                )
-                .in_file(&n.original_file_path, text_of(&n.original_file_path))
-                .label(0..0, "this node")
-                .help("set materialized to view, table, incremental, materialized_view or ephemeral (in config(), its YAML or the project file)"),
-            );
-        }
         if !matches!(
             n.resource_type,
             ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot
-        ) || rel.ephemeral
+        ) || rel.ephemeral()
             || disabled.contains(&i)
             || !config::enabled(&n.config)
         {
@@ -1682,8 +1676,7 @@ fn default_relation(n: &Node, cfg: &Config, target: &Target) -> Rel {
             database: n.database.clone(),
             schema: n.schema.clone(),
             identifier: n.alias.clone(),
-            ephemeral: false,
-            kind: "table".into(),
+            materialized: Materialization::Table,
         };
     }
     let custom_schema = config::get_str(cfg, "schema");
@@ -1691,10 +1684,12 @@ fn default_relation(n: &Node, cfg: &Config, target: &Target) -> Rel {
         Some(s) => format!("{}_{}", target.schema, s.trim()),
         None => target.schema.clone(),
     };
-    let materialized = match n.resource_type {
-        ResourceType::Seed | ResourceType::Snapshot => "table",
-        _ => config::get_str(cfg, "materialized").unwrap_or("view"),
-    };
+    // An analysis is never inlined: only a model can be ephemeral.
+    let materialized = n
+        .materialized
+        .clone()
+        .filter(|m| n.resource_type == ResourceType::Model || *m != Materialization::Ephemeral)
+        .unwrap_or(Materialization::Table);
     Rel {
         database: config::get_str(cfg, "database")
             .map(str::to_string)
@@ -1703,8 +1698,7 @@ fn default_relation(n: &Node, cfg: &Config, target: &Target) -> Rel {
         identifier: config::get_str(cfg, "alias")
             .map(str::to_string)
             .unwrap_or_else(|| n.name.clone()),
-        ephemeral: n.resource_type == ResourceType::Model && materialized == "ephemeral",
-        kind: materialized.to_string(),
+        materialized,
     }
 }
 

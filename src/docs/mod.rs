@@ -288,7 +288,7 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
                 "id": n.unique_id,
                 "name": n.name,
                 "type": n.resource_type.as_str(),
-                "mat": n.materialized(),
+                "mat": n.materialized_name(),
                 "rel": n.relation_name(),
                 "file": n.original_file_path,
                 "desc": markdown(&desc_text),
@@ -336,7 +336,7 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
                 "(top level)".into()
             };
             *by_layer.entry(layer).or_default() += 1;
-            *by_mat.entry(n.materialized().to_string()).or_default() += 1;
+            *by_mat.entry(n.materialized_name().to_string()).or_default() += 1;
         }
     }
     let last_run = last.doc.as_ref().map(|doc| {

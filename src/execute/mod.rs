@@ -8,7 +8,7 @@
 use crate::adapter::build::{build_incremental, build_relation, Built};
 use crate::adapter::Endpoint;
 use crate::error::Problem;
-use crate::manifest::{Manifest, Node, ResourceType};
+use crate::manifest::{Manifest, Materialization, Node, ResourceType};
 use crate::materialize::incremental;
 use crate::materialize::relation::{self, Kind};
 use crate::materialize::test::{self as tests, Check, TestConfig, Verdict};
@@ -67,7 +67,7 @@ fn run_parents(m: &Manifest, i: usize, in_run: &HashSet<usize>) -> Vec<usize> {
             if !found.contains(&p) {
                 found.push(p);
             }
-        } else if m.nodes[p].materialized() == "ephemeral" {
+        } else if m.nodes[p].is_ephemeral() {
             stack.extend(m.dag.parents[p].iter().copied());
         }
     }
@@ -359,7 +359,7 @@ impl Interrupts {
 /// How a node is named in progress lines: `view model`, `table model`, `seed`.
 fn label(n: &Node) -> String {
     match n.resource_type {
-        ResourceType::Model => format!("{} model", n.materialized().replace('_', " ")),
+        ResourceType::Model => format!("{} model", n.materialized_name().replace('_', " ")),
         other => other.as_str().to_string(),
     }
 }
@@ -384,6 +384,50 @@ fn write_run_sql(m: &Manifest, n: &Node, target_dir: &std::path::Path, sql: &str
 
 type JobResult = Vec<(usize, Result<Outcome, Problem>)>;
 
+/// How a node is built.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildJob {
+    /// Copy the seed's file into a new table and swap it in.
+    LoadSeed,
+    /// Build the whole relation under a temporary name and swap it in.
+    Replace(Kind),
+    /// Add this run's rows to the incremental model's existing table.
+    AddRows(incremental::IncrementalConfig),
+}
+
+/// The one place a materialization maps to the job that builds it.
+/// `table_exists`: an incremental model's table is already there (and no
+/// full refresh was asked for). An error names what pm cannot build.
+pub fn build_job(n: &Node, table_exists: bool) -> Result<BuildJob, Problem> {
+    let cannot = |what: String| {
+        Problem::new(
+            "run::materialization",
+            format!("{} `{}` {what}, which pm cannot build", n.resource_type.as_str(), n.name),
+        )
+        .help("pm builds views, tables, incremental models, materialized views and seeds; leave this node out with --exclude")
+    };
+    match &n.materialized {
+        Some(Materialization::Seed) => Ok(BuildJob::LoadSeed),
+        Some(Materialization::Incremental) => {
+            let config = incremental::config_of(n)?;
+            Ok(if table_exists {
+                BuildJob::AddRows(config)
+            } else {
+                BuildJob::Replace(Kind::Table)
+            })
+        }
+        Some(
+            m
+            @ (Materialization::View | Materialization::Table | Materialization::MaterializedView),
+        ) => Ok(BuildJob::Replace(Kind::of(m).unwrap_or(Kind::Table))),
+        Some(Materialization::Custom(name)) => Err(cannot(format!(
+            "is materialized as `{name}`, the project's own materialization"
+        ))),
+        Some(other) => Err(cannot(format!("is materialized as `{}`", other.as_str()))),
+        None => Err(cannot("is not materialized".into())),
+    }
+}
+
 /// Builds a model or loads a seed.
 async fn run_build(
     client: &mut tokio_postgres::Client,
@@ -394,56 +438,64 @@ async fn run_build(
 ) -> Result<Built, Problem> {
     let n = &m.nodes[i];
     let compiled = compiled_path(m, n);
-    if n.resource_type == ResourceType::Seed {
-        // With every column's type given, the file is checked while it loads.
-        let (table, checked) = crate::materialize::seed::inspect_header(settings.root, n)?;
-        let check = (!checked).then(|| {
-            let (root, node) = (settings.root.to_path_buf(), n.clone());
-            tokio::task::spawn_blocking(move || crate::materialize::seed::inspect(&root, &node))
-        });
-        let (rows, replaced) = crate::adapter::load::load_seed(
-            client,
-            settings.root,
-            n,
-            &table,
-            settings.full_refresh,
-            check,
-        )
-        .await?;
-        return Ok(Built {
-            kind: "seed",
-            repointed: Vec::new(),
-            note: Some(format!("{rows} rows, {}", replaced.describe())),
-            rows: i64::try_from(rows).ok(),
-        });
+    match build_job(n, settings.existing_incremental.contains(&n.unique_id))? {
+        BuildJob::LoadSeed => load_seed(client, n, settings).await,
+        BuildJob::AddRows(config) => {
+            write_run_sql(m, n, settings.target_dir, &incremental::create_temp_sql(n));
+            let (rows, changes) = build_incremental(client, n, &config, &compiled).await?;
+            Ok(Built {
+                kind: "incremental",
+                repointed: Vec::new(),
+                note: Some(if changes.is_empty() {
+                    format!("{rows} rows written")
+                } else {
+                    format!("{rows} rows written; {}", changes.join(", "))
+                }),
+                rows: i64::try_from(rows).ok(),
+            })
+        }
+        BuildJob::Replace(kind) => {
+            let build = relation::build(n, kind);
+            write_run_sql(m, n, settings.target_dir, &build.prepare);
+            build_relation(
+                client,
+                n,
+                &build,
+                &compiled,
+                settings.full_refresh,
+                swap_lock,
+            )
+            .await
+        }
     }
-    if n.materialized() == "incremental" && settings.existing_incremental.contains(&n.unique_id) {
-        write_run_sql(m, n, settings.target_dir, &incremental::create_temp_sql(n));
-        let plan = incremental::plan(n)?;
-        let (rows, changes) = build_incremental(client, n, &plan, &compiled).await?;
-        return Ok(Built {
-            kind: "incremental",
-            repointed: Vec::new(),
-            note: Some(if changes.is_empty() {
-                format!("{rows} rows written")
-            } else {
-                format!("{rows} rows written; {}", changes.join(", "))
-            }),
-            rows: i64::try_from(rows).ok(),
-        });
-    }
-    let kind = Kind::of(n).unwrap_or(Kind::View);
-    let build = relation::build(n, kind);
-    write_run_sql(m, n, settings.target_dir, &build.prepare);
-    build_relation(
+}
+
+async fn load_seed(
+    client: &mut tokio_postgres::Client,
+    n: &Node,
+    settings: &Settings<'_>,
+) -> Result<Built, Problem> {
+    // With every column's type given, the file is checked while it loads.
+    let (table, checked) = crate::materialize::seed::inspect_header(settings.root, n)?;
+    let check = (!checked).then(|| {
+        let (root, node) = (settings.root.to_path_buf(), n.clone());
+        tokio::task::spawn_blocking(move || crate::materialize::seed::inspect(&root, &node))
+    });
+    let (rows, replaced) = crate::adapter::load::load_seed(
         client,
+        settings.root,
         n,
-        &build,
-        &compiled,
+        &table,
         settings.full_refresh,
-        swap_lock,
+        check,
     )
-    .await
+    .await?;
+    Ok(Built {
+        kind: "seed",
+        repointed: Vec::new(),
+        note: Some(format!("{rows} rows, {}", replaced.describe())),
+        rows: i64::try_from(rows).ok(),
+    })
 }
 
 /// A database error in a test, pointing at its compiled SQL.

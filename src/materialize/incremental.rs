@@ -24,7 +24,7 @@ pub enum OnSchemaChange {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub struct IncrementalConfig {
     pub strategy: Strategy,
     pub unique_key: Vec<String>,
     pub on_schema_change: OnSchemaChange,
@@ -39,7 +39,7 @@ fn config_problem(node: &Node, msg: String, help: &str) -> Problem {
 }
 
 /// Reads `incremental_strategy`, `unique_key` and `on_schema_change`.
-pub fn plan(node: &Node) -> Result<Plan, Problem> {
+pub fn config_of(node: &Node) -> Result<IncrementalConfig, Problem> {
     let unique_key = string_list(node.config.get("unique_key"));
     let strategy = match node
         .config
@@ -84,7 +84,7 @@ pub fn plan(node: &Node) -> Result<Plan, Problem> {
             ))
         }
     };
-    Ok(Plan {
+    Ok(IncrementalConfig {
         strategy,
         unique_key,
         on_schema_change,
@@ -110,18 +110,24 @@ pub fn create_temp_sql(node: &Node) -> String {
 }
 
 /// Moves the temporary table's rows into `target`, writing `columns`.
-pub fn apply_sql(plan: &Plan, target: &str, temp: &str, columns: &[String]) -> String {
+pub fn apply_sql(
+    config: &IncrementalConfig,
+    target: &str,
+    temp: &str,
+    columns: &[String],
+) -> String {
     let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
     let list = cols.join(", ");
     let insert = format!("insert into {target} ({list})\nselect {list} from {temp}");
     let key_match = |l: &str, r: &str| {
-        plan.unique_key
+        config
+            .unique_key
             .iter()
             .map(|k| format!("{l}.{k} = {r}.{k}", k = quote_ident(k)))
             .collect::<Vec<_>>()
             .join(" and ")
     };
-    match plan.strategy {
+    match config.strategy {
         Strategy::Append => insert,
         Strategy::DeleteInsert => format!(
             "delete from {target} as t\nusing {temp} as s\nwhere {};\n{insert}",
@@ -130,7 +136,7 @@ pub fn apply_sql(plan: &Plan, target: &str, temp: &str, columns: &[String]) -> S
         Strategy::Merge => {
             let updates: Vec<String> = columns
                 .iter()
-                .filter(|c| !plan.unique_key.contains(c))
+                .filter(|c| !config.unique_key.contains(c))
                 .map(|c| format!("{q} = s.{q}", q = quote_ident(c)))
                 .collect();
             let matched = if updates.is_empty() {
@@ -152,8 +158,8 @@ pub fn apply_sql(plan: &Plan, target: &str, temp: &str, columns: &[String]) -> S
 mod tests {
     use super::*;
 
-    fn p(strategy: Strategy, keys: &[&str]) -> Plan {
-        Plan {
+    fn p(strategy: Strategy, keys: &[&str]) -> IncrementalConfig {
+        IncrementalConfig {
             strategy,
             unique_key: keys.iter().map(|k| k.to_string()).collect(),
             on_schema_change: OnSchemaChange::Ignore,

@@ -2,7 +2,7 @@
 //! put in place of the old relation in one transaction, so a failed build
 //! leaves the previous relation as it was.
 
-use crate::manifest::{quote_ident, Node};
+use crate::manifest::{quote_ident, Materialization, Node};
 
 /// What kind of relation a model becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,12 +13,14 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn of(node: &Node) -> Option<Kind> {
-        match node.materialized() {
-            "view" => Some(Kind::View),
+    /// The relation a materialization builds by creating it whole and
+    /// swapping it in; None for the ones built otherwise.
+    pub fn of(materialized: &Materialization) -> Option<Kind> {
+        match materialized {
+            Materialization::View => Some(Kind::View),
             // An incremental model's first build (and a full refresh) is a table.
-            "table" | "incremental" => Some(Kind::Table),
-            "materialized_view" => Some(Kind::MaterializedView),
+            Materialization::Table | Materialization::Incremental => Some(Kind::Table),
+            Materialization::MaterializedView => Some(Kind::MaterializedView),
             _ => None,
         }
     }
@@ -271,6 +273,7 @@ mod tests {
             raw_code: "".into(),
             checksum: String::new(),
             config: Default::default(),
+            materialized: Some(Materialization::Table),
             description: String::new(),
             columns: Default::default(),
             meta: Default::default(),

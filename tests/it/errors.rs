@@ -45,6 +45,32 @@ fn jinja_syntax_error_points_at_the_tag() {
 }
 
 #[test]
+fn an_unknown_materialization_points_at_where_it_is_set() {
+    let err = fails(
+        &[
+            ("dbt_project.yml", PROJECT),
+            (
+                "models/a.sql",
+                "{{ config(materialized='tabel') }}\nselect 1 as x\n",
+            ),
+        ],
+        &["compile"],
+    );
+    insta::assert_snapshot!(err);
+    let err = fails(
+        &[
+            (
+                "dbt_project.yml",
+                "name: err\nprofile: err\nmodels:\n  err:\n    +materialized: incremantal\n",
+            ),
+            ("models/a.sql", "select 1 as x\n"),
+        ],
+        &["compile"],
+    );
+    insta::assert_snapshot!(err);
+}
+
+#[test]
 fn undefined_name_points_at_the_expression() {
     let err = fails(
         &[
@@ -514,7 +540,7 @@ fn broken_files_are_errors_at_their_line() {
         ),
         (
             "name: err\nprofile: err\nmodels:\n  err:\n    +materialized: 5\n",
-            "model `a` (models/a.sql): materialized is `5`, not the name of a materialization",
+            "model `a` is materialized as `5`, which is not a materialization",
         ),
     ] {
         let err = unwrapped(&fails(

@@ -182,15 +182,23 @@ fn views_on_a_replaced_table_are_re_pointed_or_the_swap_is_refused() {
 
 #[test]
 fn materializations_not_built_yet_are_refused_up_front() {
-    let p = LocalProject::new(&[(
-        "models/mv.sql",
-        "{{ config(materialized='snapshot_like') }}\nselect 1 as id\n",
-    )]);
+    let p = LocalProject::new(&[
+        (
+            "models/mv.sql",
+            "{{ config(materialized='snapshot_like') }}\nselect 1 as id\n",
+        ),
+        (
+            "macros/snapshot_like.sql",
+            "{% materialization snapshot_like, default %}\n{{ return({'relations': []}) }}\n{% endmaterialization %}\n",
+        ),
+    ]);
+    // The project's own materialization compiles; running it is refused by name.
+    assert_eq!(pm(p.path(), &["compile", "-q"]).code, 0);
     let r = pm(p.path(), &["run"]);
     assert_eq!(r.code, 2);
     let err = unwrapped(&r.stderr);
     assert!(
-        err.contains("model `mv` is materialized as `snapshot_like`, which pm cannot build yet"),
+        err.contains("model `mv` is materialized as `snapshot_like`, the project's own materialization, which pm cannot build"),
         "{err}"
     );
     assert_eq!(pm(p.path(), &["run", "-q", "--exclude", "mv"]).code, 0);
