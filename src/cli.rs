@@ -50,6 +50,20 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
+impl GlobalArgs {
+    /// The flags with the environment: what every command runs with.
+    pub fn settings(&self, env: crate::settings::Environment) -> crate::settings::Settings {
+        crate::settings::Settings {
+            project_dir: self.project_dir.clone(),
+            profiles_dir: self.profiles_dir.clone(),
+            target_name: self.target.clone(),
+            threads: self.threads,
+            vars: self.vars.clone(),
+            env,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load and validate the project; write target/manifest.json

@@ -23,3 +23,4 @@ pub mod manifest;
 pub mod materialize;
 pub mod output;
 pub mod report;
+pub mod settings;

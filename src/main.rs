@@ -67,8 +67,10 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let g = &cli.global;
-    let log = Log::new(g.log_format, g.quiet, g.no_color);
+    let log = Log::new(cli.global.log_format, cli.global.quiet, cli.global.no_color);
+    let settings = cli.global.settings(pm::settings::Environment::read());
+    pm::output::PhaseTimer::enable(settings.env.timings);
+    let g = &settings;
     let color = log.color;
     let _ = miette::set_hook(Box::new(move |_| {
         Box::new(

@@ -207,6 +207,8 @@ impl Drop for Progress {
     }
 }
 
+static TIMINGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Phase durations on stderr when `PM_TIMINGS=1`, for finding where time goes.
 pub struct PhaseTimer {
     on: bool,
@@ -216,9 +218,14 @@ pub struct PhaseTimer {
 }
 
 impl PhaseTimer {
+    /// Turns the timings on for the process (main does, from the settings).
+    pub fn enable(on: bool) {
+        TIMINGS.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn new(scope: &'static str) -> PhaseTimer {
         PhaseTimer {
-            on: std::env::var_os("PM_TIMINGS").is_some_and(|v| v == "1"),
+            on: TIMINGS.load(std::sync::atomic::Ordering::Relaxed),
             scope,
             last: std::time::Instant::now(),
             phase: "start",

@@ -121,9 +121,9 @@ fn has_server_binaries(dir: &Path) -> bool {
 
 /// Finds the server binaries: `PM_PG_BIN`, `pg_config --bindir`, `PATH`, then
 /// the newest `/usr/lib/postgresql/*/bin`.
-pub fn find_bin_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("PM_PG_BIN") {
-        let dir = PathBuf::from(dir);
+pub fn find_bin_dir(pg_bin: Option<&Path>) -> Result<PathBuf> {
+    if let Some(dir) = pg_bin {
+        let dir = dir.to_path_buf();
         if has_server_binaries(&dir) {
             return Ok(dir);
         }
@@ -183,10 +183,10 @@ pub fn find_bin_dir() -> Result<PathBuf> {
 
 impl Cluster {
     /// The cluster of the project at `root` (nothing is created yet).
-    pub fn for_project(root: &Path) -> Result<Cluster> {
+    pub fn for_project(root: &Path, pg_bin: Option<&Path>) -> Result<Cluster> {
         let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         let base = root.join(".pm");
-        let bin_dir = find_bin_dir()?;
+        let bin_dir = find_bin_dir(pg_bin)?;
         let run_as = if effective_uid() == Some(0) {
             Some(passwd_user("postgres").ok_or_else(|| {
                 problem(

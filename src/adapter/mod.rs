@@ -26,15 +26,16 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// `PM_DATABASE_URL` wins; then a configured target; else the embedded cluster.
-    pub fn resolve(root: &Path, target: &Target) -> Result<Endpoint> {
-        if let Some(url) = database_url() {
-            return Ok(Endpoint::Url(url));
+    /// `pg_bin`: where the embedded cluster's server binaries are, if not found by looking.
+    pub fn resolve(root: &Path, target: &Target, pg_bin: Option<&Path>) -> Result<Endpoint> {
+        if let Some(url) = &target.database_url {
+            return Ok(Endpoint::Url(url.clone()));
         }
         if target.origin != "embedded" {
             return Ok(Endpoint::Profile(Box::new(target.clone())));
         }
         Ok(Endpoint::Embedded(Box::new(
-            embedded::Cluster::for_project(root)?,
+            embedded::Cluster::for_project(root, pg_bin)?,
         )))
     }
 
@@ -365,13 +366,6 @@ fn is_missing_database(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME)
 }
 
-/// `PM_DATABASE_URL`, unless it is unset or empty.
-fn database_url() -> Option<String> {
-    std::env::var("PM_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.trim().is_empty())
-}
-
 /// Parses a connection string (URL or `key=value` pairs), saying what is
 /// wrong with it when it does not parse.
 fn parse_connection_string(conn: &str) -> Result<tokio_postgres::Config> {
@@ -403,10 +397,11 @@ fn parse_connection_string(conn: &str) -> Result<tokio_postgres::Config> {
 /// With `PM_DATABASE_URL` set, the target that templates see (`target.dbname`,
 /// `target.user`, ...) and that relation names use is the URL's: its
 /// database, user, host and port; schema and threads stay the profile's.
-pub fn apply_database_url(target: &mut Target) {
-    let Some(url) = database_url() else {
+pub fn apply_database_url(target: &mut Target, url: Option<&str>) {
+    let Some(url) = url else {
         return;
     };
+    target.database_url = Some(url.to_string());
     let Ok(c) = split_tls(&url).0.parse::<tokio_postgres::Config>() else {
         // Left for Endpoint::resolve/connect to report with its help line.
         return;

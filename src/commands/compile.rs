@@ -1,12 +1,13 @@
 //! `pm compile`.
 
 use super::Session;
-use crate::cli::{GlobalArgs, SelectArgs};
+use crate::cli::SelectArgs;
 use crate::error::Result;
 use crate::output::Log;
+use crate::settings::Settings;
 use std::io::Write;
 
-pub fn run(g: &GlobalArgs, args: &SelectArgs, log: Log) -> Result<i32> {
+pub fn run(g: &Settings, args: &SelectArgs, log: Log) -> Result<i32> {
     let started = std::time::Instant::now();
     let s = Session::open(g, "compile", log)?;
     let c = s.compile()?;

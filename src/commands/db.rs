@@ -2,10 +2,11 @@
 
 use crate::adapter::embedded::{Cluster, Status};
 use crate::adapter::Endpoint;
-use crate::cli::{DbAction, GlobalArgs};
+use crate::cli::DbAction;
 use crate::error::{Problem, Result};
-use crate::loader::{self, profile};
+use crate::loader;
 use crate::output::Log;
+use crate::settings::Settings;
 use std::io::{IsTerminal, Write};
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -21,9 +22,9 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         })
 }
 
-pub fn run(g: &GlobalArgs, action: &DbAction, log: Log) -> Result<i32> {
+pub fn run(g: &Settings, action: &DbAction, log: Log) -> Result<i32> {
     let root = loader::find_root(g.project_dir.as_deref())?;
-    let cluster = Cluster::for_project(&root)?;
+    let cluster = Cluster::for_project(&root, g.env.pg_bin.as_deref())?;
     let mut out = std::io::stdout().lock();
     match action {
         DbAction::Start => {
@@ -103,7 +104,7 @@ pub fn run(g: &GlobalArgs, action: &DbAction, log: Log) -> Result<i32> {
 }
 
 /// `pm debug`: what pm would use, and whether it can connect.
-pub fn debug(g: &GlobalArgs, log: Log) -> Result<i32> {
+pub fn debug(g: &Settings, log: Log) -> Result<i32> {
     let session = super::Session::open(g, "debug", log)?;
     let (project, target) = (&session.project, &session.options.target);
     let mut out = std::io::stdout().lock();
@@ -114,7 +115,8 @@ pub fn debug(g: &GlobalArgs, log: Log) -> Result<i32> {
         project.name,
         project.root.join(&project.project_file).display()
     );
-    let profiles = profile::candidate_dirs(&project.root, g.profiles_dir.as_deref())
+    let profiles = g
+        .profile_dirs(&project.root)
         .into_iter()
         .map(|d| d.join("profiles.yml"))
         .find(|p| p.is_file());
@@ -130,7 +132,7 @@ pub fn debug(g: &GlobalArgs, log: Log) -> Result<i32> {
         "target:       {} (type {}, schema {}, threads {})",
         target.name, target.kind, target.schema, target.threads
     );
-    let endpoint = Endpoint::resolve(&project.root, target)?;
+    let endpoint = session.endpoint()?;
     let _ = writeln!(out, "connection:   {}", endpoint.describe());
     let rt = runtime()?;
     let version = rt.block_on(async {

@@ -2,13 +2,14 @@
 
 use super::Session;
 use crate::adapter::Endpoint;
-use crate::cli::{DocsArgs, GlobalArgs};
+use crate::cli::DocsArgs;
 use crate::docs::{self, Catalog, LastRun};
 use crate::error::{Problem, Result};
 use crate::output::Log;
+use crate::settings::Settings;
 use std::time::Instant;
 
-pub fn run(g: &GlobalArgs, args: &DocsArgs, log: Log) -> Result<i32> {
+pub fn run(g: &Settings, args: &DocsArgs, log: Log) -> Result<i32> {
     let started = Instant::now();
     let s = Session::open(g, "docs", log)?;
     let c = s.compile()?;
@@ -62,7 +63,7 @@ pub fn run(g: &GlobalArgs, args: &DocsArgs, log: Log) -> Result<i32> {
 /// Column types of the shown relations, when the warehouse can be reached
 /// without starting anything; otherwise none (the site says so).
 fn read_catalog(s: &Session, m: &crate::manifest::Manifest, shown: &[usize], log: Log) -> Catalog {
-    let Ok(endpoint) = Endpoint::resolve(&s.project.root, &s.options.target) else {
+    let Ok(endpoint) = s.endpoint() else {
         return Catalog::default();
     };
     if !endpoint.is_up_without_starting() {

@@ -2,17 +2,17 @@
 //! is, against its `warn_after` / `error_after`.
 
 use super::Session;
-use crate::adapter::Endpoint;
-use crate::cli::{GlobalArgs, SelectArgs};
+use crate::cli::SelectArgs;
 use crate::error::{Problem, Problems, Result};
 use crate::manifest::ResourceType;
 use crate::materialize::freshness::{self, Freshness};
 use crate::output::Log;
+use crate::settings::Settings;
 use serde_json::json;
 use std::time::Instant;
 
 pub fn run(
-    g: &GlobalArgs,
+    g: &Settings,
     select: &SelectArgs,
     output: Option<&std::path::Path>,
     log: Log,
@@ -40,7 +40,7 @@ pub fn run(
         log.warn("no selected source has a freshness check (loaded_at_field with warn_after or error_after)");
         return Ok(0);
     }
-    let endpoint = Endpoint::resolve(&s.project.root, &s.options.target)?;
+    let endpoint = s.endpoint()?;
     let rt = super::db::runtime()?;
     let client = rt.block_on(endpoint.connect())?;
     rt.block_on(client.batch_execute("set time zone 'UTC'"))

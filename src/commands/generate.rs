@@ -6,14 +6,15 @@
 use super::Session;
 use crate::adapter::warehouse::{self, BulkTable, GeneratorState};
 use crate::adapter::Endpoint;
-use crate::cli::{GenerateArgs, GlobalArgs, RunArgs};
+use crate::cli::{GenerateArgs, RunArgs};
 use crate::error::{Problem, Problems, Result};
 use crate::generate::output::{CopyStreams, CsvFiles};
 use crate::generate::{self, Params, Request, Table, Window, WAREHOUSE_SQL};
 use crate::output::{Log, Progress};
+use crate::settings::Settings;
 use std::time::Instant;
 
-pub fn run(g: &GlobalArgs, args: &GenerateArgs, log: Log) -> Result<i32> {
+pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
     let request = Request {
         seed: args.seed,
         scale: args.scale,
@@ -28,7 +29,7 @@ pub fn run(g: &GlobalArgs, args: &GenerateArgs, log: Log) -> Result<i32> {
         return Ok(0);
     }
     let session = Session::open(g, "generate", log)?;
-    let endpoint = Endpoint::resolve(&session.project.root, &session.options.target)?;
+    let endpoint = session.endpoint()?;
     let rt = super::db::runtime()?;
     let control = rt.block_on(endpoint.connect())?;
     for (name, sql) in WAREHOUSE_SQL {

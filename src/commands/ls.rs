@@ -1,14 +1,15 @@
 //! `pm ls`: the selected nodes, one a line.
 
 use super::Session;
-use crate::cli::{GlobalArgs, LsArgs, LsOutput};
+use crate::cli::{LsArgs, LsOutput};
 use crate::error::{Problem, Result};
 use crate::manifest::{Node, ResourceType};
 use crate::output::Log;
+use crate::settings::Settings;
 use serde_json::{json, Value as Json};
 use std::io::Write;
 
-pub fn run(g: &GlobalArgs, args: &LsArgs, log: Log) -> Result<i32> {
+pub fn run(g: &Settings, args: &LsArgs, log: Log) -> Result<i32> {
     let s = Session::open(g, "list", log)?;
     let c = s.compile()?;
     let mut types = Vec::new();

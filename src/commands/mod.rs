@@ -10,40 +10,37 @@ pub mod ls;
 pub mod report;
 pub mod run;
 
-use crate::cli::{GlobalArgs, SelectArgs};
+use crate::cli::SelectArgs;
 use crate::compile::{CompileOptions, Compiled};
 use crate::error::Result;
 use crate::graph::selector::{self, PriorState, Request, Selectors};
 use crate::loader::{self, profile, Project};
 use crate::output::Log;
+use crate::settings::Settings;
 use std::path::PathBuf;
 
 /// A loaded project with its target: what every command starts from.
 pub struct Session {
+    pub settings: Settings,
     pub project: Project,
     pub options: CompileOptions,
     pub log: Log,
 }
 
 impl Session {
-    pub fn open(g: &GlobalArgs, which: &str, log: Log) -> Result<Session> {
+    pub fn open(g: &Settings, which: &str, log: Log) -> Result<Session> {
         let mut timer = crate::output::PhaseTimer::new("load");
         let root = loader::find_root(g.project_dir.as_deref())?;
         let project = loader::load(&root)?;
         timer.lap("profile");
-        let mut target = profile::resolve(
-            &project.root,
-            g.profiles_dir.as_deref(),
-            project.profile.as_deref(),
-            g.target.as_deref(),
-            g.threads,
-        )?;
-        crate::adapter::apply_database_url(&mut target);
+        let mut target = profile::resolve(g, &project.root, project.profile.as_deref())?;
+        crate::adapter::apply_database_url(&mut target, g.env.database_url.as_deref());
         let cli_vars = match &g.vars {
             Some(v) => loader::parse_cli_vars(v)?,
             None => Default::default(),
         };
         Ok(Session {
+            settings: g.clone(),
             project,
             options: CompileOptions {
                 target,
@@ -68,6 +65,15 @@ impl Session {
         Ok(c)
     }
 
+    /// Where this command's connections go.
+    pub fn endpoint(&self) -> Result<crate::adapter::Endpoint> {
+        crate::adapter::Endpoint::resolve(
+            &self.project.root,
+            &self.options.target,
+            self.settings.env.pg_bin.as_deref(),
+        )
+    }
+
     pub fn target_dir(&self) -> PathBuf {
         self.project.root.join(&self.project.target_path)
     }
@@ -90,7 +96,7 @@ impl Session {
 }
 
 /// `pm parse`: load, render and check everything; write the manifest.
-pub fn parse(g: &GlobalArgs, log: Log) -> Result<i32> {
+pub fn parse(g: &Settings, log: Log) -> Result<i32> {
     let started = std::time::Instant::now();
     let s = Session::open(g, "parse", log)?;
     let c = s.compile()?;

@@ -4,8 +4,7 @@
 
 use super::Session;
 use crate::adapter::report::{self as store, DeliveryKey};
-use crate::adapter::Endpoint;
-use crate::cli::{GlobalArgs, ReportArgs, ReportChannel, ReportFormat};
+use crate::cli::{ReportArgs, ReportChannel, ReportFormat};
 use crate::error::{Problem, Problems, Result};
 use crate::manifest::{Node, ResourceType};
 use crate::output::Log;
@@ -13,6 +12,7 @@ use crate::report::config::{self, ReportSpec, REPORTS_FILE};
 use crate::report::deliver::{self, Destination, DryRun, Http, Transport};
 use crate::report::digest::{self, DayRows, Digest};
 use crate::report::{chart, render};
+use crate::settings::Settings;
 use chrono::NaiveDate;
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ use tokio_postgres::Client;
 /// Reports whose data is not there yet, or whose delivery failed: exit 1.
 const NOT_DONE: i32 = 1;
 
-pub fn run(g: &GlobalArgs, args: &ReportArgs, log: Log) -> Result<i32> {
+pub fn run(g: &Settings, args: &ReportArgs, log: Log) -> Result<i32> {
     let s = Session::open(g, "report", log)?;
     let (text, specs) = read_specs(&s)?;
     let chosen = choose(&specs, args.name.as_deref())?;
@@ -31,7 +31,7 @@ pub fn run(g: &GlobalArgs, args: &ReportArgs, log: Log) -> Result<i32> {
         None => None,
     };
     let c = s.compile()?;
-    let endpoint = Endpoint::resolve(&s.project.root, &s.options.target)?;
+    let endpoint = s.endpoint()?;
     let rt = super::db::runtime()?;
     let client = rt.block_on(endpoint.connect())?;
     let mut code = 0;

@@ -2,37 +2,37 @@
 //! hand the work to `execute`; then report and record the outcomes.
 
 use super::Session;
-use crate::adapter::Endpoint;
-use crate::cli::{GlobalArgs, RunArgs};
+use crate::cli::RunArgs;
 use crate::error::{Problem, Problems, Result};
 use crate::execute::{self, Status};
 use crate::manifest::{Manifest, Materialization, ResourceType};
 use crate::materialize::test::TestConfig;
 use crate::output::Log;
+use crate::settings::Settings;
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Instant;
 
-pub fn run(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
+pub fn run(g: &Settings, args: &RunArgs, log: Log) -> Result<i32> {
     execute(g, args, "run", log)
 }
 
 /// `pm seed`: the selected seeds, several at once.
-pub fn seed(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
+pub fn seed(g: &Settings, args: &RunArgs, log: Log) -> Result<i32> {
     execute(g, args, "seed", log)
 }
 
 /// `pm test`: the selected data tests.
-pub fn test(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
+pub fn test(g: &Settings, args: &RunArgs, log: Log) -> Result<i32> {
     execute(g, args, "test", log)
 }
 
 /// `pm build`: seeds, models and tests together, in dependency order.
-pub fn build(g: &GlobalArgs, args: &RunArgs, log: Log) -> Result<i32> {
+pub fn build(g: &Settings, args: &RunArgs, log: Log) -> Result<i32> {
     execute(g, args, "build", log)
 }
 
-fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Result<i32> {
+fn execute(g: &Settings, args: &RunArgs, which: &'static str, log: Log) -> Result<i32> {
     let started = Instant::now();
     let started_at = chrono::Utc::now();
     let mut s = Session::open(g, which, log)?;
@@ -91,7 +91,7 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
         return Ok(0);
     }
     let target_dir = s.target_dir();
-    let endpoint = Endpoint::resolve(&s.project.root, &s.options.target)?;
+    let endpoint = s.endpoint()?;
     let rt = super::db::runtime()?;
     let threads = s.options.target.threads.max(1).min(selected.len());
     // One connection holds the target's lock for the whole run and records
@@ -138,7 +138,7 @@ fn execute(g: &GlobalArgs, args: &RunArgs, which: &'static str, log: Log) -> Res
     compiled?;
     manifest?;
     let existing = s.options.existing_incremental.clone();
-    let merge = std::env::var("PM_TEST_MERGE").map_or(true, |v| v != "0");
+    let merge = s.settings.env.merge_tests;
     let plan = execute::plan(m, &selected, &test_configs, merge);
     log.info(&format!(
         "Running {} nodes with {threads} threads on {}",

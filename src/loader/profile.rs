@@ -4,8 +4,9 @@
 
 use super::yaml;
 use crate::error::{Problem, Result};
+use crate::settings::Settings;
 use serde_json::Value as Json;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// A password: shown as `****` by Debug, never serialised.
@@ -41,6 +42,9 @@ pub struct Target {
     /// The output's other keys, password and secrets left out.
     pub extra: serde_json::Map<String, Json>,
     pub password: Option<Secret>,
+    /// `PM_DATABASE_URL`: the server that replaces the target's (its
+    /// database, user, host and port are copied onto the fields above).
+    pub database_url: Option<String>,
 }
 
 impl Target {
@@ -57,6 +61,7 @@ impl Target {
             host: "localhost".into(),
             port: 5432,
             origin: "embedded".into(),
+            database_url: None,
             extra: Default::default(),
             password: None,
         }
@@ -93,36 +98,22 @@ const SECRET_KEYS: &[&str] = &[
     "secret",
 ];
 
-/// Where profiles.yml is looked for, first match wins: `--profiles-dir`,
-/// `PM_PROFILES_DIR`, the project folder, `~/.pm`, `~/.dbt`.
-pub fn candidate_dirs(project_root: &Path, profiles_dir: Option<&Path>) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    if let Some(d) = profiles_dir {
-        v.push(d.to_path_buf());
-    }
-    if let Ok(d) = std::env::var("PM_PROFILES_DIR") {
-        v.push(PathBuf::from(d));
-    }
-    v.push(project_root.to_path_buf());
-    if let Some(home) = std::env::var_os("HOME") {
-        v.push(PathBuf::from(&home).join(".pm"));
-        v.push(PathBuf::from(home).join(".dbt"));
-    }
-    v
-}
-
 /// Resolves the target for `profile_name` (the project's `profile:`).
 /// With no profiles.yml, or no entry for the profile, and no `--target`
 /// asked for, the embedded default is used.
 pub fn resolve(
+    settings: &Settings,
     project_root: &Path,
-    profiles_dir: Option<&Path>,
     profile_name: Option<&str>,
-    target_name: Option<&str>,
-    threads: Option<usize>,
 ) -> Result<Target> {
+    let (profiles_dir, target_name, threads) = (
+        settings.profiles_dir.as_deref(),
+        settings.target_name.as_deref(),
+        settings.threads,
+    );
     let profile_name = profile_name.unwrap_or("default");
-    let found = candidate_dirs(project_root, profiles_dir)
+    let found = settings
+        .profile_dirs(project_root)
         .into_iter()
         .map(|d| d.join("profiles.yml"))
         .find(|p| p.is_file());
@@ -287,6 +278,7 @@ pub fn resolve(
         host: get("host").unwrap_or_else(|| "localhost".into()),
         port,
         origin: shown,
+        database_url: None,
         extra,
         password: get("password").or_else(|| get("pass")).map(Secret),
     })
