@@ -402,7 +402,7 @@ pub fn apply_database_url(target: &mut Target, url: Option<&str>) {
         return;
     };
     target.database_url = Some(url.to_string());
-    let Ok(c) = split_tls(&url).0.parse::<tokio_postgres::Config>() else {
+    let Ok(c) = split_tls(url).0.parse::<tokio_postgres::Config>() else {
         // Left for Endpoint::resolve/connect to report with its help line.
         return;
     };
