@@ -184,3 +184,91 @@ pub async fn remove_leftovers(
     }
     Ok(done)
 }
+
+/// Which of `relations` (schema, name) exist as tables (plain or partitioned).
+pub async fn existing_tables(
+    client: &tokio_postgres::Client,
+    relations: &[(String, String)],
+) -> Result<std::collections::HashSet<(String, String)>, Problem> {
+    let (schemas, names): (Vec<&str>, Vec<&str>) = relations
+        .iter()
+        .map(|(s, n)| (s.as_str(), n.as_str()))
+        .unzip();
+    let rows = client
+        .query(
+            "select n.nspname::text, c.relname::text
+             from unnest($1::text[], $2::text[]) as wanted(schema_name, relation_name)
+             join pg_namespace n on n.nspname = wanted.schema_name
+             join pg_class c on c.relnamespace = n.oid and c.relname = wanted.relation_name
+             where c.relkind in ('r', 'p')",
+            &[&schemas, &names],
+        )
+        .await
+        .map_err(|e| {
+            Problem::new(
+                "run::catalog",
+                format!("cannot look up existing tables: {}", super::error_text(&e)),
+            )
+        })?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
+
+/// Creates those of `schemas` that are missing, one at a time: concurrent
+/// `create schema if not exists` of one new schema can fail in PostgreSQL,
+/// and it needs the right to create schemas even when the schema is there.
+pub async fn create_missing_schemas(
+    client: &tokio_postgres::Client,
+    schemas: &[&str],
+) -> Result<(), Problem> {
+    let present: Vec<String> = client
+        .query(
+            "select nspname::text from pg_namespace where nspname = any($1)",
+            &[&schemas],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| r.get(0)).collect())
+        .unwrap_or_default();
+    for schema in schemas.iter().filter(|s| !present.iter().any(|p| p == *s)) {
+        let ddl = format!(
+            "create schema if not exists {}",
+            crate::manifest::quote_ident(schema)
+        );
+        client.batch_execute(&ddl).await.map_err(|e| {
+            Problem::new(
+                "run::schema",
+                format!("cannot create schema {schema}: {}", super::error_text(&e)),
+            )
+            .help("check that the target's user may create schemas in the database")
+        })?;
+    }
+    Ok(())
+}
+
+/// The project's `on-run-start` or `on-run-end` statements, in order.
+pub async fn run_hooks(
+    client: &tokio_postgres::Client,
+    hooks: &[String],
+    which: &str,
+) -> Result<(), Problem> {
+    for sql in hooks {
+        client.batch_execute(sql).await.map_err(|e| {
+            Problem::new(
+                "run::on_run_hook",
+                format!("{which} failed: {}", super::error_text(&e)),
+            )
+            .help(format!("the hook was: {sql}"))
+        })?;
+    }
+    Ok(())
+}
+
+/// The newest load time of a source table, the time now and the age in
+/// seconds, by `sql` (materialize::freshness::query), in UTC.
+pub async fn source_freshness(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<(Option<String>, Option<String>, Option<f64>), tokio_postgres::Error> {
+    client.batch_execute("set time zone 'UTC'").await?;
+    let row = client.query_one(sql, &[]).await?;
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+}

@@ -7,6 +7,7 @@ pub mod docs;
 pub mod freshness;
 pub mod generate;
 pub mod ls;
+pub mod pipeline;
 pub mod report;
 pub mod run;
 

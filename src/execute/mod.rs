@@ -255,7 +255,7 @@ pub struct TestReport {
     pub stored_in: Option<String>,
 }
 
-pub struct Outcome {
+pub struct RunResult {
     pub status: Status,
     pub message: String,
     pub seconds: f64,
@@ -266,15 +266,15 @@ pub struct Outcome {
     pub report: Option<TestReport>,
 }
 
-impl Outcome {
+impl RunResult {
     /// A node that ran: built, or a test with its count and report.
     fn ran(
         status: Status,
         message: String,
         seconds: f64,
         started_at: chrono::DateTime<chrono::Utc>,
-    ) -> Outcome {
-        Outcome {
+    ) -> RunResult {
+        RunResult {
             status,
             message,
             seconds,
@@ -292,28 +292,30 @@ impl Outcome {
         report: Option<TestReport>,
         seconds: f64,
         started_at: chrono::DateTime<chrono::Utc>,
-    ) -> Outcome {
-        Outcome {
+    ) -> RunResult {
+        RunResult {
             failures: Some(failures),
             report,
-            ..Outcome::ran(status, test_message(status, failures), seconds, started_at)
+            ..RunResult::ran(status, test_message(status, failures), seconds, started_at)
         }
     }
 
-    fn skipped(message: String) -> Outcome {
-        Outcome::ran(Status::Skipped, message, 0.0, chrono::Utc::now())
+    fn skipped(message: String) -> RunResult {
+        RunResult::ran(Status::Skipped, message, 0.0, chrono::Utc::now())
     }
 
-    fn failed(problem: Problem, seconds: f64) -> Outcome {
-        Outcome {
+    fn failed(problem: Problem, seconds: f64) -> RunResult {
+        RunResult {
             problem: Some(problem.clone()),
-            ..Outcome::ran(Status::Error, problem.message, seconds, chrono::Utc::now())
+            ..RunResult::ran(Status::Error, problem.message, seconds, chrono::Utc::now())
         }
     }
 }
 
 /// How a run goes: fixed for all its jobs.
-pub struct Settings<'a> {
+pub struct RunOptions<'a> {
+    /// The command's name (`run`, `build`, ...), as recorded with the results.
+    pub command: &'static str,
     /// The project folder (seeds are read from it).
     pub root: &'a std::path::Path,
     pub fail_fast: bool,
@@ -382,7 +384,7 @@ fn write_run_sql(m: &Manifest, n: &Node, target_dir: &std::path::Path, sql: &str
     let _ = std::fs::write(&path, format!("{sql};\n"));
 }
 
-type JobResult = Vec<(usize, Result<Outcome, Problem>)>;
+type JobResult = Vec<(usize, Result<RunResult, Problem>)>;
 
 /// How a node is built.
 #[derive(Debug, Clone, PartialEq)]
@@ -433,15 +435,15 @@ async fn run_build(
     client: &mut tokio_postgres::Client,
     m: &Manifest,
     i: usize,
-    settings: &Settings<'_>,
+    options: &RunOptions<'_>,
     swap_lock: &tokio::sync::Mutex<()>,
 ) -> Result<Built, Problem> {
     let n = &m.nodes[i];
     let compiled = compiled_path(m, n);
-    match build_job(n, settings.existing_incremental.contains(&n.unique_id))? {
-        BuildJob::LoadSeed => load_seed(client, n, settings).await,
+    match build_job(n, options.existing_incremental.contains(&n.unique_id))? {
+        BuildJob::LoadSeed => load_seed(client, n, options).await,
         BuildJob::AddRows(config) => {
-            write_run_sql(m, n, settings.target_dir, &incremental::create_temp_sql(n));
+            write_run_sql(m, n, options.target_dir, &incremental::create_temp_sql(n));
             let (rows, changes) = build_incremental(client, n, &config, &compiled).await?;
             Ok(Built {
                 kind: "incremental",
@@ -456,13 +458,13 @@ async fn run_build(
         }
         BuildJob::Replace(kind) => {
             let build = relation::build(n, kind);
-            write_run_sql(m, n, settings.target_dir, &build.prepare);
+            write_run_sql(m, n, options.target_dir, &build.prepare);
             build_relation(
                 client,
                 n,
                 &build,
                 &compiled,
-                settings.full_refresh,
+                options.full_refresh,
                 swap_lock,
             )
             .await
@@ -473,20 +475,20 @@ async fn run_build(
 async fn load_seed(
     client: &mut tokio_postgres::Client,
     n: &Node,
-    settings: &Settings<'_>,
+    options: &RunOptions<'_>,
 ) -> Result<Built, Problem> {
     // With every column's type given, the file is checked while it loads.
-    let (table, checked) = crate::materialize::seed::inspect_header(settings.root, n)?;
+    let (table, checked) = crate::materialize::seed::inspect_header(options.root, n)?;
     let check = (!checked).then(|| {
-        let (root, node) = (settings.root.to_path_buf(), n.clone());
+        let (root, node) = (options.root.to_path_buf(), n.clone());
         tokio::task::spawn_blocking(move || crate::materialize::seed::inspect(&root, &node))
     });
     let (rows, replaced) = crate::adapter::load::load_seed(
         client,
-        settings.root,
+        options.root,
         n,
         &table,
-        settings.full_refresh,
+        options.full_refresh,
         check,
     )
     .await?;
@@ -590,11 +592,11 @@ async fn run_test(
     m: &Manifest,
     i: usize,
     cfg: &TestConfig,
-    settings: &Settings<'_>,
+    options: &RunOptions<'_>,
 ) -> Result<(Status, i64, Option<TestReport>), Problem> {
     let n = &m.nodes[i];
     let sql = tests::test_sql(n, cfg);
-    write_run_sql(m, n, settings.target_dir, &sql);
+    write_run_sql(m, n, options.target_dir, &sql);
     let mut stored_in = None;
     if let Some(store) = &cfg.store {
         let tx = client
@@ -644,14 +646,14 @@ async fn run_merged(
     m: &Manifest,
     from: &str,
     members: &[(usize, String, Check)],
-    settings: &Settings<'_>,
+    options: &RunOptions<'_>,
 ) -> JobResult {
     let t0 = Instant::now();
     let at = chrono::Utc::now();
     let parts: Vec<(&str, &Check)> = members.iter().map(|(_, c, k)| (c.as_str(), k)).collect();
     let sql = tests::merged_sql(from, &parts);
     for (i, _, _) in members {
-        write_run_sql(m, &m.nodes[*i], settings.target_dir, &sql);
+        write_run_sql(m, &m.nodes[*i], options.target_dir, &sql);
     }
     let row = client.query_one(&sql, &[]).await;
     let seconds = t0.elapsed().as_secs_f64();
@@ -661,16 +663,16 @@ async fn run_merged(
         // there, say): each test runs alone and reports its own result.
         Err(e) if e.as_db_error().is_some() => {
             for (i, _, _) in members {
-                let Some(cfg) = settings.test_configs.get(i) else {
+                let Some(cfg) = options.test_configs.get(i) else {
                     continue;
                 };
                 let t0 = Instant::now();
-                let r = run_test(client, m, *i, cfg, settings).await;
+                let r = run_test(client, m, *i, cfg, options).await;
                 let seconds = t0.elapsed().as_secs_f64();
                 out.push((
                     *i,
                     r.map(|(status, failures, report)| {
-                        Outcome::test(status, failures, report, seconds, at)
+                        RunResult::test(status, failures, report, seconds, at)
                     }),
                 ));
             }
@@ -684,13 +686,16 @@ async fn run_merged(
             for (k, (i, _, _)) in members.iter().enumerate() {
                 let n = &m.nodes[*i];
                 let failures: i64 = row.try_get(k).unwrap_or(0);
-                let Some(cfg) = settings.test_configs.get(i) else {
+                let Some(cfg) = options.test_configs.get(i) else {
                     continue;
                 };
                 let warn = cfg.warn_if.holds(failures).unwrap_or(failures != 0);
                 let error = cfg.error_if.holds(failures).unwrap_or(failures != 0);
                 let (status, report) = judge(client, n, cfg, failures, warn, error, None).await;
-                out.push((*i, Ok(Outcome::test(status, failures, report, seconds, at))));
+                out.push((
+                    *i,
+                    Ok(RunResult::test(status, failures, report, seconds, at)),
+                ));
             }
         }
     }
@@ -712,14 +717,14 @@ async fn run_job(
     client: &mut tokio_postgres::Client,
     m: &Manifest,
     job: &Work,
-    settings: &Settings<'_>,
+    options: &RunOptions<'_>,
     swap_lock: &tokio::sync::Mutex<()>,
 ) -> JobResult {
     let t0 = Instant::now();
     let at = chrono::Utc::now();
     match job {
         Work::Build(i) => {
-            let r = run_build(client, m, *i, settings, swap_lock).await;
+            let r = run_build(client, m, *i, options, swap_lock).await;
             let seconds = t0.elapsed().as_secs_f64();
             vec![(
                 *i,
@@ -734,9 +739,9 @@ async fn run_job(
                     if let Some(note) = &built.note {
                         extra.push_str(&format!(", {note}"));
                     }
-                    Outcome {
+                    RunResult {
                         rows: built.rows,
-                        ..Outcome::ran(
+                        ..RunResult::ran(
                             Status::Success,
                             format!("CREATE {}{extra}", built.kind.to_uppercase()),
                             seconds,
@@ -747,24 +752,31 @@ async fn run_job(
             )]
         }
         Work::Test(i) => {
-            let Some(cfg) = settings.test_configs.get(i) else {
+            let Some(cfg) = options.test_configs.get(i) else {
                 return vec![];
             };
-            let r = run_test(client, m, *i, cfg, settings).await;
+            let r = run_test(client, m, *i, cfg, options).await;
             let seconds = t0.elapsed().as_secs_f64();
             vec![(
                 *i,
                 r.map(|(status, failures, report)| {
-                    Outcome::test(status, failures, report, seconds, at)
+                    RunResult::test(status, failures, report, seconds, at)
                 }),
             )]
         }
-        Work::Merged { from, tests } => run_merged(client, m, from, tests, settings).await,
+        Work::Merged { from, tests } => run_merged(client, m, from, tests, options).await,
     }
 }
 
 /// The log line of a finished node.
-fn done_line(m: &Manifest, i: usize, o: &Outcome, k: usize, total: usize, width: usize) -> String {
+fn done_line(
+    m: &Manifest,
+    i: usize,
+    o: &RunResult,
+    k: usize,
+    total: usize,
+    width: usize,
+) -> String {
     let n = &m.nodes[i];
     let secs = o.seconds;
     if n.resource_type == ResourceType::Test {
@@ -805,15 +817,15 @@ pub async fn schedule(
     m: &Manifest,
     plan: &Plan,
     mut clients: Vec<deadpool_postgres::Object>,
-    settings: &Settings<'_>,
-) -> (HashMap<usize, Outcome>, Option<i32>) {
-    let log = settings.log;
+    options: &RunOptions<'_>,
+) -> (HashMap<usize, RunResult>, Option<i32>) {
+    let log = options.log;
     let total: usize = plan.jobs.iter().map(|j| j.nodes().len()).sum();
     let width = total.to_string().len();
     let mut waiting: Vec<usize> = plan.waits_for.iter().map(Vec::len).collect();
     let mut ready: VecDeque<usize> = (0..plan.jobs.len()).filter(|&k| waiting[k] == 0).collect();
     let mut job_done: Vec<bool> = vec![false; plan.jobs.len()];
-    let mut done: HashMap<usize, Outcome> = HashMap::new();
+    let mut done: HashMap<usize, RunResult> = HashMap::new();
     let swap_mutex = tokio::sync::Mutex::new(());
     let swap_lock = &swap_mutex;
     let mut running = FuturesUnordered::new();
@@ -829,7 +841,7 @@ pub async fn schedule(
     let progress = crate::output::Progress::new(&log, total, "running");
     let mut now_running: std::collections::BTreeSet<&str> = Default::default();
     let skip =
-        |k: usize, why: String, done: &mut HashMap<usize, Outcome>, job_done: &mut Vec<bool>| {
+        |k: usize, why: String, done: &mut HashMap<usize, RunResult>, job_done: &mut Vec<bool>| {
             // Everything downstream of job k that has not run is skipped.
             let mut queue: VecDeque<usize> = plan.children[k].iter().copied().collect();
             let mut lines = Vec::new();
@@ -846,7 +858,7 @@ pub async fn schedule(
                         format!("{} {}.{}", label(n), n.schema, n.alias)
                     };
                     lines.push(format!("SKIP   {what} ({why})"));
-                    done.insert(i, Outcome::skipped(format!("skipped: {why}")));
+                    done.insert(i, RunResult::skipped(format!("skipped: {why}")));
                 }
                 queue.extend(plan.children[c].iter().copied());
             }
@@ -884,7 +896,7 @@ pub async fn schedule(
             progress.running(now_running.iter().copied());
             running.push(async move {
                 let t0 = Instant::now();
-                let r = run_job(&mut client, m, job, settings, swap_lock).await;
+                let r = run_job(&mut client, m, job, options, swap_lock).await;
                 (k, client, r, t0.elapsed().as_secs_f64())
             });
         }
@@ -897,7 +909,7 @@ pub async fn schedule(
                 stop = true;
                 log.warn("interrupted: cancelling running statements");
                 for token in &cancel_tokens {
-                    settings.endpoint.cancel(token).await;
+                    options.endpoint.cancel(token).await;
                 }
                 continue;
             }
@@ -916,7 +928,7 @@ pub async fn schedule(
             now_running.remove(n.name.as_str());
             let outcome = match r {
                 Ok(o) => o,
-                Err(p) => Outcome::failed(p, job_seconds),
+                Err(p) => RunResult::failed(p, job_seconds),
             };
             log.info(&done_line(m, i, &outcome, done.len() + 1, total, width));
             let lost = outcome
@@ -955,7 +967,7 @@ pub async fn schedule(
                 for (x, line) in lines.iter().enumerate() {
                     log.info(&format!("{:>width$} of {total} {line}", base + x + 1));
                 }
-                if settings.fail_fast {
+                if options.fail_fast {
                     stop = true;
                 }
             }
@@ -973,7 +985,7 @@ pub async fn schedule(
     for job in &plan.jobs {
         for i in job.nodes() {
             done.entry(i)
-                .or_insert_with(|| Outcome::skipped(why.into()));
+                .or_insert_with(|| RunResult::skipped(why.into()));
         }
     }
     (done, interrupted)

@@ -1,0 +1,342 @@
+//! The run pipeline: the phases `pm seed`, `run`, `test`, `build` and
+//! `source freshness` go through, each a function returning what the next
+//! needs. A command configures it with a [`RunCommand`] (what it selects and
+//! how it says nothing was selected) and runs the phases it needs.
+
+use super::Session;
+use crate::adapter::Endpoint;
+use crate::cli::SelectArgs;
+use crate::compile::Compiled;
+use crate::error::{Problem, Problems, Result};
+use crate::execute::{self, RunResult, Status};
+use crate::manifest::{Manifest, Materialization, Node, ResourceType};
+use crate::materialize::test::TestConfig;
+use std::collections::{HashMap, HashSet};
+
+/// The commands that run selected nodes against the warehouse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunCommand {
+    Seed,
+    Run,
+    Test,
+    Build,
+    Freshness,
+}
+
+impl RunCommand {
+    pub fn name(self) -> &'static str {
+        match self {
+            RunCommand::Seed => "seed",
+            RunCommand::Run => "run",
+            RunCommand::Test => "test",
+            RunCommand::Build => "build",
+            RunCommand::Freshness => "freshness",
+        }
+    }
+
+    /// Whether the command runs node `n` when it is selected. Ephemeral
+    /// models live in their consumers' SQL; snapshots are not built yet.
+    fn runs(self, n: &Node) -> bool {
+        use RunCommand as C;
+        match n.resource_type {
+            ResourceType::Model => matches!(self, C::Run | C::Build) && !n.is_ephemeral(),
+            ResourceType::Seed => matches!(self, C::Seed | C::Build),
+            ResourceType::Test => matches!(self, C::Test | C::Build),
+            ResourceType::Source => self == C::Freshness,
+            _ => false,
+        }
+    }
+
+    pub fn nothing_selected(self) -> &'static str {
+        match self {
+            RunCommand::Seed => "no seeds selected",
+            RunCommand::Test => "no tests selected",
+            RunCommand::Freshness => "no sources selected",
+            _ => "nothing selected to build",
+        }
+    }
+}
+
+/// The selected nodes the command runs, in manifest order.
+pub fn select(
+    s: &Session,
+    c: &Compiled,
+    args: &SelectArgs,
+    command: RunCommand,
+) -> Result<Vec<usize>> {
+    let m = &c.manifest;
+    let chosen = s.select(c, args)?;
+    let snapshots: Vec<&str> = chosen
+        .iter()
+        .map(|&i| &m.nodes[i])
+        .filter(|n| n.resource_type == ResourceType::Snapshot)
+        .map(|n| n.name.as_str())
+        .collect();
+    if command == RunCommand::Build && !snapshots.is_empty() {
+        s.log.warn(&format!(
+            "pm does not build snapshots yet; left out of this run: {}",
+            snapshots.join(", ")
+        ));
+    }
+    Ok(chosen
+        .into_iter()
+        .filter(|&i| command.runs(&m.nodes[i]))
+        .collect())
+}
+
+/// Checks every selected node before anything runs: that pm can build it,
+/// its grants, and each test's config (returned, by node index).
+pub fn check(
+    m: &Manifest,
+    selected: &[usize],
+    store_failures: bool,
+) -> Result<HashMap<usize, TestConfig>> {
+    let mut problems = Problems::default();
+    let mut test_configs = HashMap::new();
+    for &i in selected {
+        let n = &m.nodes[i];
+        if n.resource_type == ResourceType::Test {
+            match TestConfig::of(m, n, store_failures) {
+                Ok(cfg) => {
+                    test_configs.insert(i, cfg);
+                }
+                Err(p) => problems.push(p),
+            }
+            continue;
+        }
+        if let Err(p) = execute::build_job(n, true) {
+            problems.push(p);
+        }
+        if let Err(p) = crate::materialize::relation::grants(n) {
+            problems.push(p);
+        }
+    }
+    problems.into_result()?;
+    Ok(test_configs)
+}
+
+/// The run's connections: one that holds the target's lock and records
+/// results, and `threads` that build.
+pub struct Connections {
+    pub runtime: tokio::runtime::Runtime,
+    pub endpoint: Endpoint,
+    pub control: tokio_postgres::Client,
+    pub pool: Vec<deadpool_postgres::Object>,
+    pub threads: usize,
+}
+
+pub fn connect(s: &Session, jobs: usize) -> Result<Connections> {
+    let endpoint = s.endpoint()?;
+    let runtime = super::db::runtime()?;
+    let threads = s.options.target.threads.max(1).min(jobs.max(1));
+    let control = runtime.block_on(endpoint.connect())?;
+    let pool = runtime.block_on(endpoint.pool(threads))?;
+    Ok(Connections {
+        runtime,
+        endpoint,
+        control,
+        pool,
+        threads,
+    })
+}
+
+/// Incremental models among `selected` whose table exists: they render
+/// again with `is_incremental()` true and add rows instead of rebuilding.
+pub fn existing_incremental(
+    m: &Manifest,
+    selected: &[usize],
+    conn: &Connections,
+) -> Result<HashSet<String>> {
+    let incremental: Vec<&Node> = selected
+        .iter()
+        .map(|&i| &m.nodes[i])
+        .filter(|n| n.materialized == Some(Materialization::Incremental))
+        .collect();
+    if incremental.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let relations: Vec<(String, String)> = incremental
+        .iter()
+        .map(|n| (n.schema.clone(), n.alias.clone()))
+        .collect();
+    let found = conn
+        .runtime
+        .block_on(crate::adapter::meta::existing_tables(
+            &conn.control,
+            &relations,
+        ))?;
+    Ok(incremental
+        .iter()
+        .filter(|n| found.contains(&(n.schema.clone(), n.alias.clone())))
+        .map(|n| n.unique_id.clone())
+        .collect())
+}
+
+/// As `pm compile` would: the SQL of what runs, and the manifest.
+pub fn write_artifacts(s: &Session, m: &Manifest, selected: &[usize]) -> Result<()> {
+    let target_dir = s.target_dir();
+    let (compiled, manifest) = rayon::join(
+        || crate::artifacts::write_compiled(&target_dir, m, selected),
+        || crate::artifacts::write_manifest(&target_dir, m, true),
+    );
+    compiled?;
+    manifest?;
+    Ok(())
+}
+
+/// Takes the target's lock, creates the schemas the run writes to and
+/// removes what an interrupted run left under temporary names there.
+pub fn prepare_target(
+    s: &Session,
+    m: &Manifest,
+    selected: &[usize],
+    test_configs: &HashMap<usize, TestConfig>,
+    conn: &Connections,
+    wait: bool,
+) -> Result<()> {
+    let target = &s.options.target;
+    let rt = &conn.runtime;
+    rt.block_on(crate::adapter::meta::lock_target(
+        &conn.control,
+        &target.database,
+        &target.schema,
+        wait,
+        || {
+            s.log
+                .info("waiting for another pm run on this target to finish")
+        },
+    ))?;
+    let mut schemas: Vec<&str> = selected
+        .iter()
+        .filter(|&&i| m.nodes[i].resource_type != ResourceType::Test)
+        .map(|&i| m.nodes[i].schema.as_str())
+        .collect();
+    // Where tests keep their failing rows, too.
+    schemas.extend(
+        test_configs
+            .values()
+            .filter_map(|cfg| cfg.store.as_ref().map(|st| st.schema.as_str())),
+    );
+    schemas.sort_unstable();
+    schemas.dedup();
+    rt.block_on(crate::adapter::meta::create_missing_schemas(
+        &conn.control,
+        &schemas,
+    ))?;
+    // Also the leftovers of models since removed: every schema written to is swept.
+    let owned: HashSet<(String, String)> = m
+        .nodes
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.resource_type,
+                ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot
+            )
+        })
+        .map(|n| (n.schema.clone(), n.alias.clone()))
+        .collect();
+    let swept: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
+    for line in rt.block_on(crate::adapter::meta::remove_leftovers(
+        &conn.control,
+        &swept,
+        &owned,
+    ))? {
+        s.log.warn(&line);
+    }
+    Ok(())
+}
+
+/// What running the jobs gave: each node's result, a failed on-run-end
+/// hook, and the exit code when the run was interrupted.
+pub struct Ran {
+    pub results: HashMap<usize, RunResult>,
+    pub end_problem: Option<Problem>,
+    pub interrupted: Option<i32>,
+}
+
+/// on-run-start, the jobs in dependency order, then on-run-end (unless interrupted).
+pub fn run_jobs(
+    m: &Manifest,
+    selected: &[usize],
+    plan: &execute::Plan,
+    conn: Connections,
+    options: &execute::RunOptions<'_>,
+) -> Result<Ran> {
+    let Connections {
+        runtime,
+        control,
+        pool,
+        ..
+    } = conn;
+    runtime.block_on(crate::adapter::meta::run_hooks(
+        &control,
+        &m.on_run_start,
+        "on-run-start",
+    ))?;
+    let (results, interrupted) = runtime.block_on(execute::schedule(m, plan, pool, options));
+    let end_problem = if interrupted.is_some() {
+        None
+    } else {
+        runtime
+            .block_on(crate::adapter::meta::run_hooks(
+                &control,
+                &m.on_run_end,
+                "on-run-end",
+            ))
+            .err()
+    };
+    let rows: Vec<crate::adapter::meta::ResultRow> = selected
+        .iter()
+        .filter_map(|&i| results.get(&i).map(|r| (i, r)))
+        .map(|(i, r)| crate::adapter::meta::ResultRow {
+            node: &m.nodes[i].unique_id,
+            status: r.status.as_str(),
+            started_at: r.started_at,
+            seconds: r.seconds,
+            rows: r.rows,
+            failures: r.failures,
+            error: r.problem.as_ref().map(|p| p.message.as_str()),
+        })
+        .collect();
+    if let Err(e) = runtime.block_on(crate::adapter::meta::record_results(
+        &control,
+        &m.invocation_id,
+        options.command,
+        &rows,
+    )) {
+        options.log.warn(&format!(
+            "could not record the results in pm_meta.run_results: {}",
+            crate::adapter::error_text(&e)
+        ));
+    }
+    Ok(Ran {
+        results,
+        end_problem,
+        interrupted,
+    })
+}
+
+/// Counts of a run's results by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub pass: usize,
+    pub warn: usize,
+    pub error: usize,
+    pub skip: usize,
+}
+
+impl Tally {
+    pub fn of(statuses: impl Iterator<Item = Status>) -> Tally {
+        let mut t = Tally::default();
+        for s in statuses {
+            match s {
+                Status::Success | Status::Pass => t.pass += 1,
+                Status::Warn => t.warn += 1,
+                Status::Skipped => t.skip += 1,
+                s if s.is_failure() => t.error += 1,
+                _ => {}
+            }
+        }
+        t
+    }
+}
