@@ -1,0 +1,424 @@
+//! What YAML files add: descriptions and config patched onto nodes,
+//! sources and exposures, and the generic tests declared on them.
+
+use super::*;
+
+/// A resource that YAML tests can be attached to.
+pub(super) struct TestTarget<'a> {
+    name: String,
+    /// `ref('x')` or `source('a', 'b')`.
+    expr: String,
+    attached: String,
+    is_source: bool,
+    tests: &'a [crate::loader::properties::TestDef],
+    columns: &'a [crate::loader::properties::ColumnDef],
+    file_key: String,
+}
+
+/// Test nodes declared in one properties file, with the problems found.
+pub(super) fn yaml_tests(
+    project: &Project,
+    props: &crate::loader::properties::PropertiesFile,
+    attachable: &HashMap<(ResourceType, String), String>,
+    macro_names: &BTreeSet<String>,
+    folder_configs: &FolderConfigs,
+) -> (Vec<Draft>, Vec<Problem>) {
+    let mut test_drafts = Vec::new();
+    let mut problems = Vec::new();
+    let folders = yml_folders(project, &props.path);
+    let mut targets: Vec<TestTarget> = Vec::new();
+    for (rt, key, patches) in [
+        (ResourceType::Model, "models", &props.models),
+        (ResourceType::Seed, "seeds", &props.seeds),
+        (ResourceType::Snapshot, "snapshots", &props.snapshots),
+    ] {
+        for p in patches {
+            let Some(i) = attachable.get(&(rt, p.name.clone())) else {
+                continue;
+            };
+            targets.push(TestTarget {
+                name: p.name.clone(),
+                expr: format!("ref('{}')", p.name),
+                attached: i.clone(),
+                is_source: false,
+                tests: &p.tests,
+                columns: &p.columns,
+                file_key: format!("{key}.{}", p.name),
+            });
+        }
+    }
+    for s in &props.sources {
+        for t in &s.tables {
+            targets.push(TestTarget {
+                name: format!("{}_{}", s.name, t.name),
+                expr: format!("source('{}', '{}')", s.name, t.name),
+                attached: format!("source.{}.{}.{}", project.name, s.name, t.name),
+                is_source: true,
+                tests: &t.tests,
+                columns: &t.columns,
+                file_key: format!("sources.{}", s.name),
+            });
+        }
+    }
+    for TestTarget {
+        name: target_name,
+        expr: target_expr,
+        attached,
+        is_source,
+        tests: model_tests,
+        columns,
+        file_key,
+    } in targets
+    {
+        let attached = Some(attached);
+        // (column, the column as the test's SQL names it, test): `quote: true`
+        // columns are quoted, as dbt does.
+        let mut all: Vec<(
+            Option<&str>,
+            Option<String>,
+            &crate::loader::properties::TestDef,
+        )> = model_tests.iter().map(|t| (None, None, t)).collect();
+        for c in columns {
+            let in_sql = if c.quote == Some(true) {
+                crate::manifest::quote_ident(&c.name)
+            } else {
+                c.name.clone()
+            };
+            all.extend(
+                c.tests
+                    .iter()
+                    .map(|t| (Some(c.name.as_str()), Some(in_sql.clone()), t)),
+            );
+        }
+        for (column, column_sql, def) in all {
+            let parsed = match generic_tests::parse_test(def) {
+                Ok(p) => p,
+                Err(msg) => {
+                    problems.push(
+                        Problem::new(
+                            "yaml::test",
+                            format!("invalid test in {}: {msg}", props.path),
+                        )
+                        .in_file(&props.path, props.text.clone())
+                        .label_line(def.line, "this test")
+                        .help(
+                            "write a test as `- unique`, or `- accepted_values: {values: [a, b]}`",
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let (short, full) =
+                generic_tests::synthesize_name(&parsed, &target_name, is_source, column);
+            let name = parsed.custom_name.clone().unwrap_or(short);
+            let mut fqn = vec![project.name.clone()];
+            fqn.extend(folders.iter().cloned());
+            fqn.push(name.clone());
+            let mut cfg = folder_configs.get(FileKind::Test, &fqn);
+            if !parsed.config.is_empty() {
+                config::merge(Arc::make_mut(&mut cfg), &parsed.config);
+            }
+            let file = SourceText {
+                kind: FileKind::Test,
+                path: props.path.clone(),
+                resource_path: props.path.clone(),
+                text: Arc::from(""),
+            };
+            let mut node = new_node(ResourceType::Test, project, name.clone(), &file, fqn, cfg);
+            let hash =
+                &sha256_hex(&format!("{full}|{}", attached.clone().unwrap_or_default()))[..10];
+            node.unique_id = format!("test.{}.{}.{}", project.name, name, hash);
+            node.line = def.line;
+            node.description = parsed.description.clone();
+            node.patch_path = Some(props.path.clone());
+            let src = generic_tests::template_for(&parsed);
+            node.raw_code = Arc::from(src.as_str());
+            node.checksum = sha256_hex(&src);
+            let mut kwargs = parsed.kwargs.clone();
+            if let Some(c) = &column_sql {
+                kwargs.insert("column_name".into(), Json::from(c.as_str()));
+            }
+            kwargs.insert(
+                "model".into(),
+                Json::from(format!("{{{{ get_where_subquery({target_expr}) }}}}")),
+            );
+            node.test = Some(Box::new(TestInfo {
+                metadata: Some(TestMetadata {
+                    name: parsed.test_name.clone(),
+                    kwargs,
+                    namespace: parsed.namespace.clone(),
+                }),
+                column_name: column.map(str::to_string),
+                attached_node: attached.clone(),
+                file_key_name: Some(file_key.clone()),
+            }));
+            let test_name = format!("test_{}", parsed.test_name);
+            if parsed.namespace.is_some() || !macro_names.contains(&test_name) {
+                let known: Vec<&str> = macro_names
+                    .iter()
+                    .filter_map(|m| m.strip_prefix("test_"))
+                    .collect();
+                let suggestions = crate::error::closest(&parsed.test_name, known.iter().copied());
+                problems.push(
+                    Problem::new(
+                        "compile::unknown_test",
+                        format!(
+                            "unknown generic test `{}{}` on {}{}",
+                            parsed.namespace.as_ref().map(|n| format!("{n}.")).unwrap_or_default(),
+                            parsed.test_name,
+                            file_key,
+                            column.map(|c| format!(".{c}")).unwrap_or_default()
+                        ),
+                    )
+                    .in_file(&props.path, props.text.clone())
+                    .label_line(def.line, "this test")
+                    .help(crate::error::did_you_mean(
+                        &suggestions,
+                        &format!(
+                            "define it with {{% test {}(model, column_name) %}} in a macro file or tests/generic/ (packages are not supported)",
+                            parsed.test_name
+                        ),
+                    )),
+                );
+                continue;
+            }
+            let args = generic_tests::context_args(&parsed, column_sql.as_deref());
+            test_drafts.push(Draft {
+                template: Template::Generated {
+                    source: src,
+                    args,
+                    model: attached.clone(),
+                },
+                node: Box::new(node),
+            });
+        }
+    }
+    (test_drafts, problems)
+}
+
+/// Descriptions, columns and config from YAML onto the nodes they describe.
+pub(super) fn apply_patches(
+    project: &Project,
+    drafts: &mut [Draft],
+    doc_map: &HashMap<String, String>,
+    warnings: &mut Vec<String>,
+    problems: &mut Problems,
+) {
+    let mut by_kind_name: HashMap<(ResourceType, String), usize> = HashMap::new();
+    for (i, d) in drafts.iter().enumerate() {
+        by_kind_name.insert((d.node.resource_type, d.node.name.clone()), i);
+    }
+    let mut patched: HashMap<(ResourceType, String), String> = HashMap::new();
+    for props in &project.properties {
+        let groups = [
+            (ResourceType::Model, &props.models),
+            (ResourceType::Seed, &props.seeds),
+            (ResourceType::Snapshot, &props.snapshots),
+            (ResourceType::Analysis, &props.analyses),
+        ];
+        for (rt, patches) in groups {
+            for p in patches {
+                let key = (rt, p.name.clone());
+                let Some(&i) = by_kind_name.get(&key) else {
+                    warnings.push(format!(
+                        "{}:{}: {} `{}` is described here but no such {} exists",
+                        props.path,
+                        p.line,
+                        rt.as_str(),
+                        p.name,
+                        rt.as_str()
+                    ));
+                    continue;
+                };
+                if let Some(first) = patched.get(&key) {
+                    problems.push(
+                        Problem::new(
+                            "project::duplicate_patch",
+                            format!(
+                                "{} `{}` is described in two YAML files",
+                                rt.as_str(),
+                                p.name
+                            ),
+                        )
+                        .in_file(&props.path, props.text.clone())
+                        .label_line(p.line, "second description")
+                        .help(format!("it is also described in {first}; keep one entry")),
+                    );
+                    continue;
+                }
+                patched.insert(key, props.path.clone());
+                let node = &mut drafts[i].node;
+                node.description = resolve_docs(&p.description, doc_map);
+                node.columns = columns_of(&p.columns);
+                for c in node.columns.values_mut() {
+                    c.description = resolve_docs(&c.description, doc_map);
+                }
+                node.meta = p.meta.clone();
+                node.docs = p.docs.clone();
+                node.patch_path = Some(props.path.clone());
+                node.extra = p.extra.clone();
+                if !p.config.is_empty() {
+                    config::merge(Arc::make_mut(&mut node.config), &p.config);
+                }
+            }
+        }
+    }
+}
+
+/// Source tables and exposures declared in one properties file.
+pub(super) fn yaml_resources(
+    project: &Project,
+    props: &crate::loader::properties::PropertiesFile,
+    target: &Target,
+    doc_map: &HashMap<String, String>,
+) -> Vec<Draft> {
+    let mut drafts = Vec::new();
+    let folders = yml_folders(project, &props.path);
+    for s in &props.sources {
+        for t in &s.tables {
+            let mut fqn = vec![project.name.clone()];
+            fqn.extend(folders.iter().cloned());
+            fqn.push(s.name.clone());
+            fqn.push(t.name.clone());
+            let mut cfg = Config::new();
+            cfg.insert("enabled".into(), Json::Bool(true));
+            config::merge(
+                &mut cfg,
+                &project.sources_config.config_for(&[
+                    project.name.clone(),
+                    s.name.clone(),
+                    t.name.clone(),
+                ]),
+            );
+            config::merge(&mut cfg, &s.config);
+            config::merge(&mut cfg, &t.config);
+            for tag in s.tags.iter().chain(&t.tags) {
+                config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
+            }
+            let file = SourceText {
+                kind: FileKind::Model,
+                path: props.path.clone(),
+                resource_path: props.path.clone(),
+                text: Arc::from(""),
+            };
+            let name = t.name.clone();
+            let mut node = new_node(
+                ResourceType::Source,
+                project,
+                name.clone(),
+                &file,
+                fqn,
+                Arc::new(cfg),
+            );
+            node.unique_id = format!("source.{}.{}.{}", project.name, s.name, t.name);
+            node.checksum = String::new();
+            node.line = t.line;
+            node.description = resolve_docs(&t.description, doc_map);
+            node.columns = columns_of(&t.columns);
+            node.meta = t.meta.clone();
+            node.patch_path = Some(props.path.clone());
+            node.database = s
+                .database
+                .clone()
+                .unwrap_or_else(|| target.database.clone());
+            node.schema = s.schema.clone().unwrap_or_else(|| s.name.clone());
+            node.alias = t.identifier.clone().unwrap_or_else(|| t.name.clone());
+            node.source = Some(Box::new(SourceInfo {
+                source_name: s.name.clone(),
+                source_description: s.description.clone(),
+                loader: s.loader.clone(),
+                identifier: node.alias.clone(),
+                loaded_at_field: t
+                    .loaded_at_field
+                    .clone()
+                    .or_else(|| s.loaded_at_field.clone()),
+                freshness: t.freshness.clone().unwrap_or_else(|| s.freshness.clone()),
+                external: t.external.clone(),
+                source_meta: s.meta.clone(),
+            }));
+            drafts.push(Draft {
+                template: Template::None,
+                node: Box::new(node),
+            });
+        }
+    }
+    for e in &props.exposures {
+        let mut fqn = vec![project.name.clone()];
+        fqn.extend(folders.iter().cloned());
+        fqn.push(e.name.clone());
+        let mut cfg = Config::new();
+        cfg.insert("enabled".into(), Json::Bool(true));
+        config::merge(&mut cfg, &e.config);
+        for tag in &e.tags {
+            config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
+        }
+        let file = SourceText {
+            kind: FileKind::Model,
+            path: props.path.clone(),
+            resource_path: props.path.clone(),
+            text: Arc::from(""),
+        };
+        let mut node = new_node(
+            ResourceType::Exposure,
+            project,
+            e.name.clone(),
+            &file,
+            fqn,
+            Arc::new(cfg),
+        );
+        node.checksum = String::new();
+        node.line = e.line;
+        node.description = resolve_docs(&e.description, doc_map);
+        node.meta = e.meta.clone();
+        node.patch_path = Some(props.path.clone());
+        node.exposure = Some(Box::new(ExposureInfo {
+            kind: e.kind.clone(),
+            label: e.label.clone(),
+            url: e.url.clone(),
+            maturity: e.maturity.clone(),
+            owner: e.owner.clone(),
+        }));
+        // depends_on entries are template expressions: render them like a test's.
+        let src: String = e
+            .depends_on
+            .iter()
+            .map(|d| format!("{{{{ {d} }}}}\n"))
+            .collect();
+        drafts.push(Draft {
+            template: Template::Generated {
+                source: src,
+                args: Map::new(),
+                model: None,
+            },
+            node: Box::new(node),
+        });
+    }
+    drafts
+}
+
+/// Replaces `{{ doc('name') }}` in a description with the docs block.
+pub(super) fn resolve_docs(text: &str, docs: &HashMap<String, String>) -> String {
+    if !text.contains("doc(") {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let Some(end) = rest[start..].find("}}") else {
+            break;
+        };
+        let inner = rest[start + 2..start + end].trim();
+        out.push_str(&rest[..start]);
+        let name = inner
+            .strip_prefix("doc(")
+            .and_then(|s| s.strip_suffix(')'))
+            .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"'));
+        match name.and_then(|n| docs.get(n)) {
+            Some(body) => out.push_str(body),
+            None => out.push_str(&rest[start..start + end + 2]),
+        }
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -1,0 +1,277 @@
+//! Rendering nodes: the shared environment, plus generated templates
+//! (generic tests) compiled once per distinct source.
+
+use super::*;
+
+/// Renders nodes: the shared environment, plus generated templates (generic
+/// tests) compiled once per distinct source.
+pub(super) struct Renderer<'a> {
+    env: &'a minijinja::Environment<'static>,
+    shared: &'a Arc<Shared>,
+    files: &'a errors::FileIndex<'a>,
+    /// unique id → node index, for the relation a generic test checks.
+    index: HashMap<&'a str, usize>,
+    generated: HashMap<&'a str, minijinja::Template<'a, 'a>>,
+}
+
+impl<'a> Renderer<'a> {
+    pub(super) fn new(
+        env: &'a minijinja::Environment<'static>,
+        shared: &'a Arc<Shared>,
+        files: &'a errors::FileIndex<'a>,
+        drafts: &'a [Draft],
+    ) -> Self {
+        let index = drafts
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.node.unique_id.as_str(), i))
+            .collect();
+        let mut generated = HashMap::new();
+        for d in drafts {
+            if let Template::Generated { source, .. } = &d.template {
+                if !generated.contains_key(source.as_str()) {
+                    // A template that does not compile is compiled again per
+                    // node when rendered, so its error names the node.
+                    if let Ok(t) = env.template_from_named_str("<generated>", source) {
+                        generated.insert(source.as_str(), t);
+                    }
+                }
+            }
+        }
+        Renderer {
+            env,
+            shared,
+            files,
+            index,
+            generated,
+        }
+    }
+
+    /// Renders node `i`; None for nodes without SQL (seeds, sources).
+    pub(super) fn render(
+        &self,
+        i: usize,
+        d: &Draft,
+    ) -> std::result::Result<Option<(String, RenderState)>, Problem> {
+        let name = &d.node.original_file_path;
+        let (source, result, state) = match &d.template {
+            Template::None => return Ok(None),
+            Template::File(text) => {
+                let (r, st) = context::with_render_state(i, || {
+                    self.env
+                        .template_from_named_str(name, text)
+                        .and_then(|t| t.render(()))
+                });
+                (&**text, r, st)
+            }
+            Template::Generated {
+                source,
+                args,
+                model,
+            } => {
+                let model_idx = model.as_deref().and_then(|m| self.index.get(m)).copied();
+                let ctx = minijinja::context! {
+                    __pm_test_args => context::to_value(args),
+                    __pm_model => model_idx.map(|m| context::relation_value(self.shared, m)),
+                };
+                let (r, st) = context::with_render_state(i, || {
+                    if let Some(m) = model_idx {
+                        context::record_dependency(m);
+                    }
+                    match self.generated.get(source.as_str()) {
+                        Some(t) => t.render(ctx),
+                        None => self
+                            .env
+                            .template_from_named_str(name, source)
+                            .and_then(|t| t.render(ctx)),
+                    }
+                });
+                (source.as_str(), r, st)
+            }
+        };
+        let files = self.files;
+        match result {
+            Ok(out) => Ok(Some((out, state))),
+            Err(e) => Err(errors::node_problem(
+                &e,
+                state.failure,
+                &d.node,
+                source,
+                files,
+            )),
+        }
+    }
+}
+
+/// The Jinja environment with pm's and the project's macros.
+pub(super) fn environment(
+    shared: &Arc<Shared>,
+    macros: &MacroSet,
+) -> Result<minijinja::Environment<'static>> {
+    context::environment(shared, macros.templates.clone()).map_err(|e| {
+        let file = context::template_file(e.name().unwrap_or("macros")).to_string();
+        let text = macros
+            .texts
+            .get(&file)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""));
+        Problems::from(errors::jinja_problem(
+            &e,
+            None,
+            &file,
+            &text,
+            None,
+            &macros.names,
+        ))
+    })
+}
+
+/// Phase one: every node renders once, in parallel.
+pub(super) fn render_all(renderer: &Renderer, drafts: &[Draft]) -> Result<Vec<Rendered>> {
+    let rendered: Vec<std::result::Result<Rendered, Problem>> = drafts
+        .par_iter()
+        .enumerate()
+        .map(|(i, d)| renderer.render(i, d))
+        .collect();
+    collect_all(rendered)
+}
+
+/// The values, or every problem.
+fn collect_all<T: Default>(results: Vec<std::result::Result<T, Problem>>) -> Result<Vec<T>> {
+    let mut problems = Problems::default();
+    let mut values = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(v) => values.push(v),
+            Err(p) => {
+                problems.push(p);
+                values.push(T::default());
+            }
+        }
+    }
+    problems.into_result()?;
+    Ok(values)
+}
+
+/// Phase two: placeholders become relation names; nodes that read a
+/// relation's attributes while rendering render again instead. Phase one's
+/// output is taken from `states`, so it is not held alongside the final SQL.
+pub(super) fn final_sql(
+    renderer: &Renderer,
+    states: &mut [Rendered],
+    drafts: &[Draft],
+    rels: &[Rel],
+) -> Result<Vec<Option<String>>> {
+    let outputs: Vec<Option<String>> = states
+        .iter_mut()
+        .map(|s| s.as_mut().map(|(o, _)| std::mem::take(o)))
+        .collect();
+    let states: &[Rendered] = states;
+    let finals: Vec<std::result::Result<Option<String>, Problem>> = outputs
+        .into_par_iter()
+        .zip(drafts.par_iter())
+        .enumerate()
+        .map(|(i, (out, d))| match (out, &states[i]) {
+            (Some(_), Some((_, st))) if st.needs_rerender => {
+                renderer.render(i, d).map(|r| r.map(|(o, _)| o))
+            }
+            (Some(out), _) => Ok(Some(ephemeral::substitute(out, rels))),
+            (None, _) => Ok(None),
+        })
+        .collect();
+    collect_all(finals)
+}
+
+/// Rendered hooks: each node's pre- and post-hooks, and the project's
+/// on-run-start and on-run-end.
+pub(super) struct Hooks {
+    pub(super) per_node: Vec<(Vec<Hook>, Vec<Hook>)>,
+    pub(super) on_run_start: Vec<String>,
+    pub(super) on_run_end: Vec<String>,
+}
+
+/// Hooks are Jinja too: `grant select on {{ this }} to reporter`.
+pub(super) fn hooks(
+    env: &minijinja::Environment<'static>,
+    project: &Project,
+    drafts: &[Draft],
+) -> Result<Hooks> {
+    let mut problems = Problems::default();
+    let mut per_node: Vec<(Vec<Hook>, Vec<Hook>)> = Vec::with_capacity(drafts.len());
+    for (i, d) in drafts.iter().enumerate() {
+        let mut pair = (Vec::new(), Vec::new());
+        for (key, out) in [("pre-hook", &mut pair.0), ("post-hook", &mut pair.1)] {
+            if let Some(Json::Array(list)) = d.node.config.get(key) {
+                for (h, transaction) in list.iter().filter_map(hook_sql) {
+                    match render_hook(env, drafts, Some(i), &h) {
+                        Ok(sql) => out.push(Hook { sql, transaction }),
+                        Err(p) => problems.push(p),
+                    }
+                }
+            }
+        }
+        per_node.push(pair);
+    }
+    let mut on_run = (Vec::new(), Vec::new());
+    for (list, out) in [
+        (&project.on_run_start, &mut on_run.0),
+        (&project.on_run_end, &mut on_run.1),
+    ] {
+        for h in list {
+            match render_hook(env, drafts, None, h) {
+                Ok(sql) => out.push(sql),
+                Err(p) => problems.push(p),
+            }
+        }
+    }
+    problems.into_result()?;
+    Ok(Hooks {
+        per_node,
+        on_run_start: on_run.0,
+        on_run_end: on_run.1,
+    })
+}
+
+/// A hook's SQL and whether it runs inside the model's transaction
+/// (dbt's `{"sql": ..., "transaction": false}`).
+fn hook_sql(v: &Json) -> Option<(String, bool)> {
+    match v {
+        Json::String(s) => Some((s.clone(), true)),
+        Json::Object(o) => o.get("sql").and_then(Json::as_str).map(|s| {
+            let transaction = !matches!(o.get("transaction"), Some(Json::Bool(false)));
+            (s.to_string(), transaction)
+        }),
+        _ => None,
+    }
+}
+
+/// Renders one hook; on-run hooks (`node` None) have no `this` or `config`.
+fn render_hook(
+    env: &minijinja::Environment<'static>,
+    drafts: &[Draft],
+    node: Option<usize>,
+    sql: &str,
+) -> std::result::Result<String, Problem> {
+    let (r, st) = match node {
+        Some(i) => context::with_render_state(i, || env.render_named_str("<hook>", sql, ())),
+        None => (
+            env.render_named_str("<hook>", sql, ()),
+            RenderState::default(),
+        ),
+    };
+    r.map_err(|e| {
+        let what = node
+            .map(|i| format!("a hook of {}", drafts[i].node.unique_id))
+            .unwrap_or_else(|| "an on-run hook".into());
+        Problem::new(
+            "compile::hook",
+            format!(
+                "cannot render {what}: {}",
+                st.failure
+                    .map(|f| f.message)
+                    .unwrap_or_else(|| e.to_string())
+            ),
+        )
+        .help(format!("fix the hook `{sql}`"))
+    })
+}
