@@ -295,12 +295,7 @@ pub(super) fn yaml_resources(
             for tag in s.tags.iter().chain(&t.tags) {
                 config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
             }
-            let file = SourceText {
-                kind: FileKind::Model,
-                path: props.path.clone(),
-                resource_path: props.path.clone(),
-                text: Arc::from(""),
-            };
+            let file = yaml_file(props);
             let name = t.name.clone();
             let mut node = new_node(
                 ResourceType::Source,
@@ -352,12 +347,7 @@ pub(super) fn yaml_resources(
         for tag in &e.tags {
             config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
         }
-        let file = SourceText {
-            kind: FileKind::Model,
-            path: props.path.clone(),
-            resource_path: props.path.clone(),
-            text: Arc::from(""),
-        };
+        let file = yaml_file(props);
         let mut node = new_node(
             ResourceType::Exposure,
             project,
@@ -421,4 +411,14 @@ pub(super) fn resolve_docs(text: &str, docs: &HashMap<String, String>) -> String
     }
     out.push_str(rest);
     out
+}
+
+/// The YAML file a source or exposure is declared in, as the file of its node.
+fn yaml_file(props: &crate::loader::properties::PropertiesFile) -> SourceText {
+    SourceText {
+        kind: FileKind::Model,
+        path: props.path.clone(),
+        resource_path: props.path.clone(),
+        text: Arc::from(""),
+    }
 }
