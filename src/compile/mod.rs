@@ -12,6 +12,7 @@
 
 mod assemble;
 pub mod blocks;
+pub mod config_keys;
 pub mod context;
 mod definitions;
 pub mod ephemeral;
@@ -212,6 +213,7 @@ fn draft(
         .collect();
     timer.lap("YAML patches");
     apply_patches(project, &mut drafts, &doc_map, warnings, &mut problems);
+    warnings.extend(config_keys::warnings(project));
     timer.lap("sources and exposures");
     for props in &project.properties {
         drafts.extend(yaml_resources(project, props, &opts.target, &doc_map));

@@ -487,10 +487,21 @@ fn config_precedence_file_over_yaml_over_project() {
         ("models/marts/c.sql", "select 1 as id\n"),
         (
             "models/marts/schema.yml",
-            "models:\n  - name: a\n    config: {schema: from_yaml, tags: [yaml]}\n  - name: b\n    config: {schema: from_yaml, materialized: view}\n",
+            "models:\n  - name: a\n    config: {schema: from_yaml, tags: [yaml]}\n  - name: b\n    config:\n      schema: from_yaml\n      materialized: view\n      materialised: table\n",
         ),
     ]);
-    assert_eq!(pm(dir.path(), &["compile", "-q"]).code, 0);
+    let r = pm(dir.path(), &["compile"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Keys pm does not know are kept, and named at their line.
+    let err = unwrapped(&r.stderr);
+    assert!(
+        err.contains("pm_project.yml:8: `alias_prefix` is not a config key pm or dbt knows;"),
+        "{err}"
+    );
+    assert!(
+        err.contains("models/marts/schema.yml:8: `materialised` is not a config key pm or dbt knows; did you mean `materialized`?"),
+        "{err}"
+    );
     let m = manifest(dir.path());
     let a = &m["nodes"]["model.p.a"];
     assert_eq!(a["schema"], "public_from_file");
