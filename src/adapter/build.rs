@@ -1,8 +1,9 @@
 //! Building view and table models in the warehouse.
 
 use crate::error::Problem;
-use crate::manifest::{quote_ident, Node};
+use crate::manifest::quote_ident;
 use crate::materialize::relation::{query_offset, Build};
+use crate::materialize::BuildSpec;
 use std::sync::Arc;
 
 /// What a build did, for the log line.
@@ -19,17 +20,18 @@ pub struct Built {
 
 /// The problem of a statement that did not fail on its own: the run was
 /// interrupted, or the connection was lost. None for the server's refusal.
-pub(crate) fn interrupted_or_lost(
-    node: &Node,
+/// `kind` and `name` say which node ran it (`model`, `stg_users`).
+pub fn interrupted_or_lost(
+    kind: &str,
+    name: &str,
     what: &str,
     e: &tokio_postgres::Error,
 ) -> Option<Problem> {
-    let kind = node.resource_type.as_str();
     match super::failure_of(e) {
         super::Failure::Cancelled => Some(
             Problem::new(
                 super::INTERRUPTED,
-                format!("{kind} `{}`: interrupted ({what}); the statement was cancelled", node.name),
+                format!("{kind} `{name}`: interrupted ({what}); the statement was cancelled"),
             )
             .help("the run was interrupted; what this node had replaced is unchanged"),
         ),
@@ -37,8 +39,7 @@ pub(crate) fn interrupted_or_lost(
             Problem::new(
                 super::CONNECTION_LOST,
                 format!(
-                    "{kind} `{}`: the connection to the server was lost ({what}): {}",
-                    node.name,
+                    "{kind} `{name}`: the connection to the server was lost ({what}): {}",
                     super::error_text(e)
                 ),
             )
@@ -51,13 +52,13 @@ pub(crate) fn interrupted_or_lost(
 /// A database error in a model: the message, and the compiled SQL with the
 /// position PostgreSQL reported marked.
 fn model_problem(
-    node: &Node,
+    node: &BuildSpec,
     compiled_path: &str,
     build: &Build,
     what: &str,
     e: &tokio_postgres::Error,
 ) -> Problem {
-    if let Some(p) = interrupted_or_lost(node, what, e) {
+    if let Some(p) = interrupted_or_lost(node.resource_type, &node.name, what, e) {
         return p;
     }
     let Some(db) = e.as_db_error() else {
@@ -67,7 +68,7 @@ fn model_problem(
         "run::database",
         format!(
             "{} `{}` ({}): {}",
-            node.resource_type.as_str(),
+            node.resource_type,
             node.name,
             node.original_file_path,
             db.message()
@@ -78,7 +79,7 @@ fn model_problem(
             .map(|h| format!("{h} (the previous relation is unchanged)"))
             .unwrap_or_else(|| "fix the model; the previous relation is unchanged".into()),
     );
-    let sql = node.compiled_code.clone().unwrap_or_default();
+    let sql = node.sql.clone();
     if let Some(tokio_postgres::error::ErrorPosition::Original(pos)) = db.position() {
         // The position counts characters of what was sent; our query starts after `as (\n`.
         let sent = &build.prepare;
@@ -103,7 +104,7 @@ fn model_problem(
 /// `transaction: false` run before and after, outside its transactions.
 pub async fn build_relation(
     client: &mut tokio_postgres::Client,
-    node: &Node,
+    node: &BuildSpec,
     build: &Build,
     compiled_path: &str,
     full_refresh: bool,
@@ -118,7 +119,7 @@ pub async fn build_relation(
 /// Builds under a temporary name in one transaction, swaps in a second.
 async fn build_and_swap(
     client: &mut tokio_postgres::Client,
-    node: &Node,
+    node: &BuildSpec,
     build: &Build,
     compiled_path: &str,
     full_refresh: bool,
@@ -143,7 +144,9 @@ async fn build_and_swap(
             .await
             .map_err(db("looking up the relation"))?
             .and_then(|r| r.get(0));
-        if stamp.as_deref() == Some(crate::materialize::relation::definition_stamp(node).as_str()) {
+        if stamp.as_deref()
+            == Some(crate::materialize::relation::definition_stamp(&node.sql).as_str())
+        {
             tx.batch_execute(&format!("refresh materialized view {target}"))
                 .await
                 .map_err(db("refreshing"))?;
@@ -198,7 +201,7 @@ async fn build_and_swap(
 /// re-creating the views that read the old one, in one transaction.
 async fn swap_in(
     client: &mut tokio_postgres::Client,
-    node: &Node,
+    node: &BuildSpec,
     build: &Build,
     target: &str,
     temp: &str,
@@ -220,7 +223,7 @@ async fn swap_in(
     // A view whose new query keeps the old columns is replaced in place:
     // views on it, its grants and its identity stay as they are.
     if build.kind == crate::materialize::relation::Kind::View && existing.as_deref() == Some("v") {
-        let sql = crate::materialize::relation::query(node);
+        let sql = &node.sql;
         let replaced = tx
             .batch_execute(&format!(
                 "savepoint pm_replace;\ncreate or replace view {target} as (\n{sql}\n)"
@@ -312,7 +315,7 @@ async fn swap_in(
                     "run::dependent",
                     format!(
                         "{} `{}` was not replaced: view {name}, which depends on it, does not work with the new version: {}",
-                        node.resource_type.as_str(),
+                        node.resource_type,
                         node.name,
                         e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
                     ),
@@ -331,7 +334,7 @@ async fn swap_in(
         .map_err(db("naming the relation"))?;
     }
     if build.kind == crate::materialize::relation::Kind::MaterializedView {
-        let stamp = crate::materialize::relation::definition_stamp(node);
+        let stamp = crate::materialize::relation::definition_stamp(&node.sql);
         tx.batch_execute(&format!(
             "comment on materialized view {target} is '{stamp}'"
         ))
@@ -339,8 +342,8 @@ async fn swap_in(
         .map_err(db("marking the materialized view"))?;
     }
     if build.kind != crate::materialize::relation::Kind::View {
-        for ix in crate::materialize::relation::index_sql(node, target) {
-            tx.batch_execute(&ix)
+        for ix in &node.indexes {
+            tx.batch_execute(ix)
                 .await
                 .map_err(db("creating an index"))?;
         }
@@ -377,26 +380,26 @@ async fn columns_of(
 /// Returns the rows written and the schema changes applied.
 pub async fn build_incremental(
     client: &mut tokio_postgres::Client,
-    node: &Node,
-    incremental: &crate::materialize::incremental::IncrementalConfig,
+    node: &BuildSpec,
+    add: &crate::materialize::incremental::AddRows,
     compiled_path: &str,
 ) -> Result<(u64, Vec<String>), Problem> {
     run_hooks(&*client, node, &node.pre_hooks, false, "a pre-hook").await?;
-    let done = add_rows(client, node, incremental, compiled_path).await?;
+    let done = add_rows(client, node, add, compiled_path).await?;
     run_hooks(&*client, node, &node.post_hooks, false, "a post-hook").await?;
     Ok(done)
 }
 
 async fn add_rows(
     client: &mut tokio_postgres::Client,
-    node: &Node,
-    incremental: &crate::materialize::incremental::IncrementalConfig,
+    node: &BuildSpec,
+    add: &crate::materialize::incremental::AddRows,
     compiled_path: &str,
 ) -> Result<(u64, Vec<String>), Problem> {
-    use crate::materialize::incremental::{apply_sql, create_temp_sql, temp_table, OnSchemaChange};
+    use crate::materialize::incremental::{apply_sql, OnSchemaChange};
     let target = format!("{}.{}", quote_ident(&node.schema), quote_ident(&node.alias));
-    let temp = temp_table(node);
-    let create = create_temp_sql(node);
+    let temp = add.temp_table.clone();
+    let create = add.create_temp.clone();
     // For error positions, the build is described like a relation build.
     let as_build = Build {
         kind: crate::materialize::relation::Kind::Table,
@@ -443,7 +446,7 @@ async fn add_rows(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    match incremental.on_schema_change {
+    match add.config.on_schema_change {
         OnSchemaChange::Fail if changed => {
             return Err(Problem::new(
                 "run::schema_change",
@@ -467,7 +470,7 @@ async fn add_rows(
                 .map_err(db("adding a column"))?;
                 changes.push(format!("added {n}"));
             }
-            if incremental.on_schema_change == OnSchemaChange::SyncAllColumns {
+            if add.config.on_schema_change == OnSchemaChange::SyncAllColumns {
                 for (n, _) in &removed {
                     tx.batch_execute(&format!(
                         "alter table {target} drop column {}",
@@ -499,7 +502,7 @@ async fn add_rows(
         .map(|(n, _)| n.clone())
         .filter(|n| after.iter().any(|(o, _)| o == n))
         .collect();
-    for k in &incremental.unique_key {
+    for k in &add.config.unique_key {
         if !write.contains(k) {
             return Err(Problem::new(
                 "run::unique_key",
@@ -511,13 +514,13 @@ async fn add_rows(
             .help("name a column the model selects in unique_key"));
         }
     }
-    let apply = apply_sql(incremental, &target, &temp, &write);
+    let apply = apply_sql(&add.config, &target, &temp, &write);
     let mut rows = 0;
     for stmt in apply.split(";\n") {
         rows = tx.execute(stmt, &[]).await.map_err(db("writing rows"))?;
     }
-    for ix in crate::materialize::relation::index_sql(node, &target) {
-        tx.batch_execute(&ix)
+    for ix in &node.indexes {
+        tx.batch_execute(ix)
             .await
             .map_err(db("creating an index"))?;
     }
@@ -531,7 +534,7 @@ async fn add_rows(
 /// (`inside`) or outside it (`transaction: false`).
 pub(crate) async fn run_hooks(
     on: &impl tokio_postgres::GenericClient,
-    node: &Node,
+    node: &BuildSpec,
     hooks: &[crate::manifest::Hook],
     inside: bool,
     which: &str,
@@ -542,14 +545,14 @@ pub(crate) async fn run_hooks(
         .map(|h| &h.sql)
     {
         on.batch_execute(sql).await.map_err(|e| {
-            if let Some(p) = interrupted_or_lost(node, which, &e) {
+            if let Some(p) = interrupted_or_lost(node.resource_type, &node.name, which, &e) {
                 return p;
             }
             Problem::new(
                 "run::hook",
                 format!(
                     "{which} of {} `{}` failed: {}",
-                    node.resource_type.as_str(),
+                    node.resource_type,
                     node.name,
                     super::error_text(&e)
                 ),
@@ -566,12 +569,14 @@ pub(crate) async fn run_hooks(
 /// what it no longer does (other than the owner's own privileges).
 pub(crate) async fn apply_grants(
     tx: &tokio_postgres::Transaction<'_>,
-    node: &Node,
+    node: &BuildSpec,
     target: &str,
 ) -> Result<(), Problem> {
-    let wanted = crate::materialize::relation::grants(node)?;
+    let wanted = &node.grants;
     let problem = |e: tokio_postgres::Error| {
-        if let Some(p) = interrupted_or_lost(node, "granting privileges", &e) {
+        if let Some(p) =
+            interrupted_or_lost(node.resource_type, &node.name, "granting privileges", &e)
+        {
             return p;
         }
         Problem::new(
@@ -605,7 +610,7 @@ pub(crate) async fn apply_grants(
             .map_err(problem)?;
         }
     }
-    for (privilege, grantee) in &wanted {
+    for (privilege, grantee) in wanted {
         tx.batch_execute(&format!(
             "grant {privilege} on {target} to {}",
             quote_ident(grantee)

@@ -3,8 +3,9 @@
 //! same transaction. Whatever fails, the previous table is left as it was.
 
 use crate::error::Problem;
-use crate::manifest::{quote_ident, Node};
+use crate::manifest::quote_ident;
 use crate::materialize::seed::SeedTable;
+use crate::materialize::BuildSpec;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use std::io::Read;
@@ -36,8 +37,8 @@ impl Replaced {
     }
 }
 
-fn db_problem(node: &Node, what: &str, e: &tokio_postgres::Error) -> Problem {
-    if let Some(p) = super::build::interrupted_or_lost(node, what, e) {
+fn db_problem(node: &BuildSpec, what: &str, e: &tokio_postgres::Error) -> Problem {
+    if let Some(p) = super::build::interrupted_or_lost(node.resource_type, &node.name, what, e) {
         return p;
     }
     let (msg, detail) = match e.as_db_error() {
@@ -54,7 +55,7 @@ fn db_problem(node: &Node, what: &str, e: &tokio_postgres::Error) -> Problem {
     if let Some(w) = detail {
         // COPY errors name the line of the file: "COPY x, line 5, column amount: ..."
         // Name the seed, not the table it was being built in.
-        let temp = crate::materialize::relation::temp_name(node);
+        let temp = node.temp_name.clone();
         text.push_str(&format!(" [{}]", w.replace(&temp, &node.alias)));
     }
     Problem::new("seed::load", text).help(if about_types {
@@ -68,7 +69,7 @@ fn db_problem(node: &Node, what: &str, e: &tokio_postgres::Error) -> Problem {
 /// `seed::inspect_header`): the load commits only when it passes.
 pub type PendingCheck = tokio::task::JoinHandle<Result<SeedTable, Problem>>;
 
-async fn finish_check(node: &Node, check: Option<PendingCheck>) -> Result<(), Problem> {
+async fn finish_check(node: &BuildSpec, check: Option<PendingCheck>) -> Result<(), Problem> {
     match check {
         None => Ok(()),
         Some(h) => match h.await {
@@ -86,7 +87,7 @@ async fn finish_check(node: &Node, check: Option<PendingCheck>) -> Result<(), Pr
 pub async fn load_seed(
     client: &mut tokio_postgres::Client,
     root: &Path,
-    node: &Node,
+    node: &BuildSpec,
     table: &SeedTable,
     full_refresh: bool,
     check: Option<PendingCheck>,
@@ -107,14 +108,14 @@ pub async fn load_seed(
 async fn copy_and_swap(
     client: &mut tokio_postgres::Client,
     root: &Path,
-    node: &Node,
+    node: &BuildSpec,
     table: &SeedTable,
     full_refresh: bool,
     check: &mut Option<PendingCheck>,
 ) -> Result<(u64, Replaced), Problem> {
     let schema = quote_ident(&node.schema);
     let target = format!("{schema}.{}", quote_ident(&node.alias));
-    let tmp = crate::materialize::relation::temp_name(node);
+    let tmp = node.temp_name.clone();
     let tmp_rel = format!("{schema}.{}", quote_ident(&tmp));
     client
         .batch_execute(&format!("create schema if not exists {schema}"))

@@ -6,6 +6,7 @@ pub mod embedded;
 pub mod load;
 pub mod meta;
 pub mod report;
+pub mod test;
 pub mod tls;
 pub mod warehouse;
 
@@ -286,6 +287,23 @@ impl Endpoint {
             })
             .into()
     }
+}
+
+/// The server's `select version()`.
+pub async fn server_version(client: &tokio_postgres::Client) -> Result<String> {
+    let row = client
+        .query_one("select version()", &[])
+        .await
+        .map_err(|e| {
+            crate::error::Problem::new(
+                "connect::query",
+                format!(
+                    "connected, but `select version()` failed: {}",
+                    error_text(&e)
+                ),
+            )
+        })?;
+    Ok(row.get(0))
 }
 
 /// An error from the server or the connection as a sentence: the server's

@@ -137,19 +137,7 @@ pub fn debug(g: &Settings, log: Log) -> Result<i32> {
     let rt = runtime()?;
     let version = rt.block_on(async {
         let client = endpoint.connect().await?;
-        let row = client
-            .query_one("select version()", &[])
-            .await
-            .map_err(|e| {
-                crate::error::Problems::from(Problem::new(
-                    "connect::query",
-                    format!(
-                        "connected, but `select version()` failed: {}",
-                        crate::adapter::error_text(&e)
-                    ),
-                ))
-            })?;
-        Ok::<String, crate::error::Problems>(row.get(0))
+        crate::adapter::server_version(&client).await
     })?;
     let _ = writeln!(out, "server:       {version}");
     let _ = writeln!(out, "connection test: OK");

@@ -12,6 +12,7 @@ use crate::manifest::{Manifest, Materialization, Node, ResourceType};
 use crate::materialize::incremental;
 use crate::materialize::relation::{self, Kind};
 use crate::materialize::test::{self as tests, Check, TestConfig, Verdict};
+use crate::materialize::BuildSpec;
 use crate::output::Log;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -440,11 +441,13 @@ async fn run_build(
 ) -> Result<Built, Problem> {
     let n = &m.nodes[i];
     let compiled = compiled_path(m, n);
+    let spec = BuildSpec::of(n)?;
     match build_job(n, options.existing_incremental.contains(&n.unique_id))? {
-        BuildJob::LoadSeed => load_seed(client, n, options).await,
+        BuildJob::LoadSeed => load_seed(client, n, &spec, options).await,
         BuildJob::AddRows(config) => {
-            write_run_sql(m, n, options.target_dir, &incremental::create_temp_sql(n));
-            let (rows, changes) = build_incremental(client, n, &config, &compiled).await?;
+            let add = incremental::AddRows::of(n, config);
+            write_run_sql(m, n, options.target_dir, &add.create_temp);
+            let (rows, changes) = build_incremental(client, &spec, &add, &compiled).await?;
             Ok(Built {
                 kind: "incremental",
                 repointed: Vec::new(),
@@ -461,7 +464,7 @@ async fn run_build(
             write_run_sql(m, n, options.target_dir, &build.prepare);
             build_relation(
                 client,
-                n,
+                &spec,
                 &build,
                 &compiled,
                 options.full_refresh,
@@ -475,6 +478,7 @@ async fn run_build(
 async fn load_seed(
     client: &mut tokio_postgres::Client,
     n: &Node,
+    spec: &BuildSpec,
     options: &RunOptions<'_>,
 ) -> Result<Built, Problem> {
     // With every column's type given, the file is checked while it loads.
@@ -486,7 +490,7 @@ async fn load_seed(
     let (rows, replaced) = crate::adapter::load::load_seed(
         client,
         options.root,
-        n,
+        spec,
         &table,
         options.full_refresh,
         check,
@@ -502,7 +506,9 @@ async fn load_seed(
 
 /// A database error in a test, pointing at its compiled SQL.
 fn test_problem(m: &Manifest, n: &Node, e: &tokio_postgres::Error) -> Problem {
-    if let Some(p) = crate::adapter::build::interrupted_or_lost(n, "running the test", e) {
+    if let Some(p) =
+        crate::adapter::build::interrupted_or_lost("test", &n.name, "running the test", e)
+    {
         return p;
     }
     let detail = crate::adapter::error_text(e);
@@ -515,35 +521,6 @@ fn test_problem(m: &Manifest, n: &Node, e: &tokio_postgres::Error) -> Problem {
         compiled_path(m, n),
         n.name
     ))
-}
-
-/// The first failing rows of a test, as text.
-async fn sample(
-    client: &tokio_postgres::Client,
-    n: &Node,
-) -> Option<(Vec<String>, Vec<Vec<String>>)> {
-    let msgs = client.simple_query(&tests::sample_sql(n, 5)).await.ok()?;
-    let mut columns = Vec::new();
-    let mut rows = Vec::new();
-    for msg in msgs {
-        match msg {
-            tokio_postgres::SimpleQueryMessage::RowDescription(cols) => {
-                columns = cols.iter().map(|c| c.name().to_string()).collect();
-            }
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                if columns.is_empty() {
-                    columns = r.columns().iter().map(|c| c.name().to_string()).collect();
-                }
-                rows.push(
-                    (0..r.len())
-                        .map(|k| r.get(k).unwrap_or("null").to_string())
-                        .collect(),
-                );
-            }
-            _ => {}
-        }
-    }
-    Some((columns, rows))
 }
 
 /// Finishes a test's outcome from its count and conditions.
@@ -571,7 +548,7 @@ async fn judge(
         format!("warn if {}", cfg.warn_if.sql)
     };
     let sample = if failures > 0 {
-        sample(client, n).await
+        crate::adapter::test::sample(client, &tests::sample_sql(n, 5)).await
     } else {
         None
     };
@@ -599,22 +576,16 @@ async fn run_test(
     write_run_sql(m, n, options.target_dir, &sql);
     let mut stored_in = None;
     if let Some(store) = &cfg.store {
-        let tx = client
-            .transaction()
+        crate::adapter::test::store_failures(client, &tests::store_sql(n, cfg, store))
             .await
             .map_err(|e| test_problem(m, n, &e))?;
-        tx.batch_execute(&tests::store_sql(n, cfg, store))
-            .await
-            .map_err(|e| test_problem(m, n, &e))?;
-        tx.commit().await.map_err(|e| test_problem(m, n, &e))?;
         stored_in = Some(format!(
             "{}.{}",
             crate::manifest::quote_ident(&store.schema),
             crate::manifest::quote_ident(&store.name)
         ));
     }
-    let row = client
-        .query_one(&sql, &[])
+    let row = crate::adapter::test::count(client, &sql)
         .await
         .map_err(|e| test_problem(m, n, &e))?;
     let failures = row
@@ -655,7 +626,7 @@ async fn run_merged(
     for (i, _, _) in members {
         write_run_sql(m, &m.nodes[*i], options.target_dir, &sql);
     }
-    let row = client.query_one(&sql, &[]).await;
+    let row = crate::adapter::test::count(client, &sql).await;
     let seconds = t0.elapsed().as_secs_f64();
     let mut out = Vec::with_capacity(members.len());
     match row {

@@ -91,6 +91,25 @@ pub fn config_of(node: &Node) -> Result<IncrementalConfig, Problem> {
     })
 }
 
+/// What adding this run's rows to an incremental model's table needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddRows {
+    pub config: IncrementalConfig,
+    /// The temporary table holding this run's rows, and its `create`.
+    pub temp_table: String,
+    pub create_temp: String,
+}
+
+impl AddRows {
+    pub fn of(node: &Node, config: IncrementalConfig) -> AddRows {
+        AddRows {
+            config,
+            temp_table: temp_table(node),
+            create_temp: create_temp_sql(node),
+        }
+    }
+}
+
 /// The temporary table holding this run's rows.
 pub fn temp_table(node: &Node) -> String {
     let mut base = format!("pm_incr_{}", node.alias);

@@ -6,3 +6,53 @@ pub mod incremental;
 pub mod relation;
 pub mod seed;
 pub mod test;
+
+use crate::error::Problem;
+use crate::manifest::{Hook, Node};
+
+/// What the adapter needs of a node to build it: names for messages, where
+/// it goes, its SQL, hooks and grants. The adapter never sees a `Node`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildSpec {
+    /// `model`, `seed`, … for messages.
+    pub resource_type: &'static str,
+    pub name: String,
+    pub original_file_path: String,
+    pub schema: String,
+    pub alias: String,
+    /// The name it is built under before it replaces the old relation.
+    pub temp_name: String,
+    /// The compiled SELECT (empty for seeds).
+    pub sql: String,
+    pub pre_hooks: Vec<Hook>,
+    pub post_hooks: Vec<Hook>,
+    /// (privilege, grantee) pairs from `grants:`.
+    pub grants: Vec<(String, String)>,
+    /// `create index` statements from `indexes:`, on the final relation.
+    pub indexes: Vec<String>,
+}
+
+impl BuildSpec {
+    pub fn of(node: &Node) -> Result<BuildSpec, Problem> {
+        Ok(BuildSpec {
+            resource_type: node.resource_type.as_str(),
+            name: node.name.clone(),
+            original_file_path: node.original_file_path.clone(),
+            schema: node.schema.clone(),
+            alias: node.alias.clone(),
+            temp_name: relation::temp_name(node),
+            sql: relation::query(node).to_string(),
+            pre_hooks: node.pre_hooks.clone(),
+            post_hooks: node.post_hooks.clone(),
+            grants: relation::grants(node)?,
+            indexes: relation::index_sql(
+                node,
+                &format!(
+                    "{}.{}",
+                    crate::manifest::quote_ident(&node.schema),
+                    crate::manifest::quote_ident(&node.alias)
+                ),
+            ),
+        })
+    }
+}

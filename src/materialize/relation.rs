@@ -157,9 +157,8 @@ pub fn query_offset(prepare: &str) -> usize {
 
 /// What pm writes in a materialized view's comment: the hash of the query it
 /// was built from, so an unchanged view is refreshed and a changed one rebuilt.
-pub fn definition_stamp(node: &Node) -> String {
+pub fn definition_stamp(sql: &str) -> String {
     use sha2::Digest;
-    let sql = node.compiled_code.as_deref().unwrap_or("");
     format!(
         "pm:{}",
         &crate::compile::context::hex(&sha2::Sha256::digest(sql.as_bytes()))[..16]

@@ -77,18 +77,28 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-#[test]
-fn modules_depend_one_way_along_the_data_flow() {
+/// Every source file under src/: its path there, and its text.
+fn source_files() -> Vec<(String, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&src, &mut files);
+    files
+        .iter()
+        .map(|f| {
+            let rel = f
+                .strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            (rel, std::fs::read_to_string(f).unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn modules_depend_one_way_along_the_data_flow() {
     let mut edges: BTreeMap<(String, String), String> = BTreeMap::new();
-    for f in &files {
-        let rel = f
-            .strip_prefix(&src)
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
+    for (rel, text) in source_files() {
         let module = rel
             .split('/')
             .next()
@@ -98,7 +108,6 @@ fn modules_depend_one_way_along_the_data_flow() {
         if matches!(module.as_str(), "lib" | "main") {
             continue;
         }
-        let text = std::fs::read_to_string(f).unwrap();
         for used in referenced(&text) {
             if used != module {
                 edges.entry((module.clone(), used)).or_insert(rel.clone());
@@ -137,4 +146,49 @@ fn the_import_reader_sees_every_form() {
         .map(|s| s.to_string())
         .collect();
     assert_eq!(found, want);
+}
+
+/// Calls that send SQL (tokio-postgres' client and transaction methods).
+const SENDS_SQL: &[&str] = &[
+    ".query(",
+    ".query_one(",
+    ".query_opt(",
+    ".execute(",
+    ".batch_execute(",
+    ".simple_query(",
+    ".copy_in(",
+    ".prepare(",
+];
+
+#[test]
+fn only_the_adapter_sends_sql_and_it_never_sees_a_node() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut wrong = Vec::new();
+    for f in &files {
+        let rel = f
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let text = std::fs::read_to_string(f).unwrap();
+        if rel.starts_with("adapter/") {
+            if text.contains("manifest::Node")
+                || text.contains("manifest::{") && text.contains(" Node")
+            {
+                wrong.push(format!("{rel}: the adapter uses manifest::Node"));
+            }
+            continue;
+        }
+        for (k, line) in text.lines().enumerate() {
+            if let Some(call) = SENDS_SQL.iter().find(|c| line.contains(*c)) {
+                wrong.push(format!(
+                    "{rel}:{}: sends SQL ({call}) outside the adapter",
+                    k + 1
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
