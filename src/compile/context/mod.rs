@@ -1,0 +1,464 @@
+//! The Jinja context of dbt: `ref`, `source`, `config`, `var`, `env_var`,
+//! `this`, `model`, `target`, `is_incremental`, `return`, `log`,
+//! `exceptions`, `adapter`, `run_started_at`, `modules` and project macros.
+//!
+//! The environment is built once per compilation and shared by all rendering
+//! threads. What belongs to the node being rendered (its recorded refs, its
+//! `config()` calls, the macro return stack) lives in a thread-local
+//! [`RenderState`]: a render runs on one thread from start to end, and a macro
+//! called from any template sees the same state.
+
+mod objects;
+mod relation;
+mod values;
+pub use objects::*;
+pub use relation::*;
+pub use values::*;
+
+use crate::loader::config::{self, Config};
+use crate::manifest::{quote_ident, Materialization, RefCall, ResourceType};
+use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
+use minijinja::{Environment, Error, ErrorKind, State};
+use serde_json::{Map, Value as Json};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
+/// Where a node's relation lives once its config is known.
+#[derive(Debug, Clone, Default)]
+pub struct Rel {
+    pub database: String,
+    pub schema: String,
+    pub identifier: String,
+    /// A source's relation is read as a table.
+    pub materialized: Materialization,
+}
+
+impl Rel {
+    pub fn ephemeral(&self) -> bool {
+        self.materialized == Materialization::Ephemeral
+    }
+
+    pub fn render(&self, parts: u8) -> String {
+        if self.ephemeral() {
+            return format!("__dbt__cte__{}", self.identifier);
+        }
+        let mut out = Vec::with_capacity(3);
+        if parts & 4 != 0 && !self.database.is_empty() {
+            out.push(quote_ident(&self.database));
+        }
+        if parts & 2 != 0 && !self.schema.is_empty() {
+            out.push(quote_ident(&self.schema));
+        }
+        if parts & 1 != 0 {
+            out.push(quote_ident(&self.identifier));
+        }
+        out.join(".")
+    }
+}
+
+/// What the renderer knows of every node before rendering any.
+#[derive(Debug, Clone)]
+pub struct NodeMeta {
+    pub unique_id: String,
+    pub name: String,
+    pub resource_type: ResourceType,
+    pub fqn: Vec<String>,
+    pub original_file_path: String,
+    pub path: String,
+    /// Project + YAML config (before the file's own `config()`).
+    pub config: Arc<Config>,
+    /// The relation computed from `config` (may change once `config()` calls are applied).
+    pub provisional: Rel,
+    pub description: String,
+    pub source_name: Option<String>,
+}
+
+/// Read-only data shared by all renders of one compilation.
+#[derive(Debug)]
+pub struct Shared {
+    pub project_name: String,
+    pub target: Json,
+    pub vars: Map<String, Json>,
+    pub metas: Vec<NodeMeta>,
+    /// `ref()` names → node indexes (models, seeds, snapshots).
+    pub by_name: HashMap<String, Vec<usize>>,
+    pub by_source: HashMap<(String, String), usize>,
+    /// Names of disabled nodes that `ref()` might point at.
+    pub disabled: HashSet<String>,
+    /// Final relations, set once every node's config is known.
+    pub resolved: OnceLock<Vec<Rel>>,
+    /// Project and built-in macro names (for `adapter.dispatch` and "did you mean").
+    pub macro_names: BTreeSet<String>,
+    pub run_started_at: chrono::DateTime<chrono::Utc>,
+    pub invocation_id: String,
+    pub which: String,
+    pub full_refresh: bool,
+    pub store_failures: bool,
+    pub existing_incremental: HashSet<String>,
+}
+
+/// Why a render failed, in terms a user can act on.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: &'static str,
+    pub message: String,
+    pub help: String,
+}
+
+/// The per-render mutable state of the node being rendered.
+#[derive(Debug, Default)]
+pub struct RenderState {
+    pub node: usize,
+    pub config: Config,
+    pub refs: Vec<RefCall>,
+    pub sources: Vec<[String; 2]>,
+    pub depends: Vec<usize>,
+    pub macros: BTreeSet<String>,
+    /// A relation's attributes were read before relations were final.
+    pub needs_rerender: bool,
+    pub returns: Vec<Option<Value>>,
+    pub failure: Option<Failure>,
+    pub logs: Vec<String>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<RenderState>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with a fresh render state for node `node`, returning the state.
+pub fn with_render_state<R>(node: usize, f: impl FnOnce() -> R) -> (R, RenderState) {
+    CURRENT.with(|c| {
+        *c.borrow_mut() = Some(RenderState {
+            node,
+            ..Default::default()
+        })
+    });
+    let r = f();
+    let st = CURRENT.with(|c| c.borrow_mut().take()).unwrap_or_default();
+    (r, st)
+}
+
+fn with_state<R>(f: impl FnOnce(&mut RenderState) -> R) -> Option<R> {
+    CURRENT.with(|c| c.borrow_mut().as_mut().map(f))
+}
+
+fn current_node() -> Option<usize> {
+    with_state(|s| s.node)
+}
+
+fn fail(code: &'static str, message: String, help: impl Into<String>) -> Error {
+    let help = help.into();
+    with_state(|s| {
+        if s.failure.is_none() {
+            s.failure = Some(Failure {
+                code,
+                message: message.clone(),
+                help,
+            })
+        }
+    });
+    Error::new(ErrorKind::InvalidOperation, message)
+}
+
+/// A serde value as a template value.
+pub fn to_value<T: serde::Serialize>(x: &T) -> Value {
+    Value::from(minijinja::value::Serde(x))
+}
+
+fn json_to_value(j: &Json) -> Value {
+    to_value(j)
+}
+
+fn value_to_json(v: &Value) -> Json {
+    serde_json::to_value(v).unwrap_or(Json::Null)
+}
+
+// ---------------------------------------------------------------- relations
+
+/// Marks a relation in phase-one output; replaced once relations are final.
+pub const PLACEHOLDER_START: char = '\u{1}';
+pub const PLACEHOLDER_END: char = '\u{2}';
+
+// ---------------------------------------------------------------- config
+
+// ---------------------------------------------------------------- var
+
+// ---------------------------------------------------------------- model
+
+// ---------------------------------------------------------------- dates
+
+// ---------------------------------------------------------------- adapter, exceptions
+
+// ---------------------------------------------------------------- macros
+
+// ---------------------------------------------------------------- mutable containers
+
+// ---------------------------------------------------------------- environment
+
+/// Names every template can use without defining them (for "did you mean").
+pub const BUILTIN_NAMES: &[&str] = &[
+    "ref",
+    "source",
+    "config",
+    "var",
+    "env_var",
+    "this",
+    "model",
+    "target",
+    "is_incremental",
+    "return",
+    "log",
+    "print",
+    "exceptions",
+    "adapter",
+    "run_started_at",
+    "modules",
+    "execute",
+    "flags",
+    "invocation_id",
+    "project_name",
+    "dbt_version",
+    "fromjson",
+    "tojson",
+    "fromyaml",
+    "toyaml",
+    "set",
+    "zip",
+    "local_md5",
+    "run_query",
+    "statement",
+    "load_result",
+    "builtins",
+    "graph",
+    "doc",
+    "api",
+];
+
+/// The template of one macro: `<file>::<macro>`.
+pub fn macro_template_name(file: &str, name: &str) -> String {
+    format!("{file}::{name}")
+}
+
+/// The file a template name stands for (`macros/x.sql::m` → `macros/x.sql`).
+pub fn template_file(template: &str) -> &str {
+    template
+        .split_once("::")
+        .map(|(f, _)| f)
+        .unwrap_or(template)
+}
+
+/// Builds the environment: globals bound to `shared`, and one template per
+/// macro, given as `(file, prepared file text)`.
+pub fn environment(
+    shared: &Arc<Shared>,
+    macro_files: Vec<(String, String)>,
+) -> Result<Environment<'static>, Error> {
+    let mut env = Environment::new();
+    env.set_debug(true);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+    env.set_recursion_limit(200);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    minijinja_contrib::add_to_environment(&mut env);
+
+    let s = shared.clone();
+    env.add_function("ref", move |args: minijinja::value::Rest<Value>| {
+        ref_fn(&s, &args.0)
+    });
+    let s = shared.clone();
+    env.add_function("source", move |a: &str, b: &str| source_fn(&s, a, b));
+    env.add_global("config", Value::from_object(ConfigObj(shared.clone())));
+    env.add_global("var", Value::from_object(VarObj(shared.clone())));
+    env.add_function("env_var", env_var);
+    env.add_global("this", Value::from_object(This(shared.clone())));
+    env.add_global("model", Value::from_object(ModelObj(shared.clone())));
+    env.add_global("target", json_to_value(&shared.target));
+    let s = shared.clone();
+    env.add_function("is_incremental", move || {
+        // dbt: the model is incremental, its relation exists, and no full refresh.
+        !s.full_refresh
+            && current_node().is_some_and(|n| {
+                let meta = &s.metas[n];
+                s.existing_incremental.contains(&meta.unique_id)
+                    && with_state(|st| st.config.get("materialized").cloned())
+                        .flatten()
+                        .or_else(|| meta.config.get("materialized").cloned())
+                        .is_some_and(|m| {
+                            m.as_str().and_then(Materialization::for_model)
+                                == Some(Materialization::Incremental)
+                        })
+            })
+    });
+    env.add_function("return", |v: Value| {
+        with_state(|s| {
+            if let Some(top) = s.returns.last_mut() {
+                if top.is_none() {
+                    *top = Some(v);
+                }
+            }
+        });
+        Value::from("")
+    });
+    env.add_function(
+        "log",
+        |msg: Value, kwargs: Kwargs| -> Result<Value, Error> {
+            let info: Option<bool> = kwargs.get("info")?;
+            if info.unwrap_or(false) {
+                with_state(|s| s.logs.push(msg.to_string()));
+            }
+            Ok(Value::from(""))
+        },
+    );
+    env.add_function("print", |msg: Value| {
+        with_state(|s| s.logs.push(msg.to_string()));
+        Value::from("")
+    });
+    env.add_function("__pm_list", |v: Value| -> Result<Value, Error> {
+        Ok(Value::from_object(MutList(std::sync::Mutex::new(
+            v.try_iter()?.collect(),
+        ))))
+    });
+    env.add_function("__pm_dict", |v: Value| -> Result<Value, Error> {
+        let mut m = indexmap::IndexMap::new();
+        for k in v.try_iter()? {
+            let val = v.get_item(&k)?;
+            m.insert(k, val);
+        }
+        Ok(Value::from_object(MutDict(std::sync::Mutex::new(m))))
+    });
+    let s = shared.clone();
+    env.add_function(
+        "get_where_subquery",
+        move |relation: Value| match ConfigObj(s.clone()).lookup("where") {
+            Some(Json::String(w)) if !w.trim().is_empty() => {
+                Value::from(format!("(select * from {relation} where {w}) dbt_subquery"))
+            }
+            _ => relation,
+        },
+    );
+    env.add_global("exceptions", Value::from_object(ExceptionsObj));
+    env.add_global("adapter", Value::from_object(AdapterObj));
+    env.add_global(
+        "run_started_at",
+        Value::from_object(DateTimeObj(shared.run_started_at.fixed_offset())),
+    );
+    env.add_global(
+        "modules",
+        Value::from_iter(
+            [(
+                "datetime".to_string(),
+                Value::from_object(DatetimeModule("module")),
+            )]
+            .into_iter()
+            .collect::<std::collections::BTreeMap<String, Value>>(),
+        ),
+    );
+    env.add_global("execute", false);
+    env.add_global(
+        "flags",
+        to_value(&serde_json::json!({
+            "FULL_REFRESH": shared.full_refresh,
+            "WHICH": shared.which,
+            "STORE_FAILURES": shared.store_failures,
+        })),
+    );
+    env.add_global("invocation_id", shared.invocation_id.clone());
+    env.add_global("project_name", shared.project_name.clone());
+    // Macros compare it with dbt releases (`dbt_version >= '1.8'`): the dbt
+    // version whose project format pm implements, not pm's own.
+    env.add_global("dbt_version", crate::DBT_VERSION);
+    env.add_function(
+        "fromjson",
+        |s: &str, default: Option<Value>| -> Result<Value, Error> {
+            match serde_json::from_str::<Json>(s) {
+                Ok(j) => Ok(json_to_value(&j)),
+                Err(e) => default.ok_or_else(|| {
+                    Error::new(ErrorKind::InvalidOperation, format!("fromjson: {e}"))
+                }),
+            }
+        },
+    );
+    env.add_function("tojson", |v: Value| -> Result<Value, Error> {
+        serde_json::to_string(&v)
+            .map(Value::from)
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("tojson: {e}")))
+    });
+    env.add_function("fromyaml", |s: &str| -> Result<Value, Error> {
+        serde_yaml::from_str::<Json>(s)
+            .map(|j| json_to_value(&j))
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("fromyaml: {e}")))
+    });
+    env.add_function("toyaml", |v: Value| -> Result<Value, Error> {
+        serde_yaml::to_string(&value_to_json(&v))
+            .map(Value::from)
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("toyaml: {e}")))
+    });
+    env.add_function("set", |v: Value| -> Result<Value, Error> {
+        let mut seen = Vec::new();
+        for item in v.try_iter()? {
+            if !seen.contains(&item) {
+                seen.push(item);
+            }
+        }
+        Ok(Value::from(seen))
+    });
+    env.add_function("zip", |a: Value, b: Value| -> Result<Value, Error> {
+        Ok(Value::from(
+            a.try_iter()?
+                .zip(b.try_iter()?)
+                .map(|(x, y)| Value::from(vec![x, y]))
+                .collect::<Vec<_>>(),
+        ))
+    });
+    env.add_function("local_md5", |s: &str| {
+        use md5::Digest;
+        Value::from(hex(&md5::Md5::digest(s.as_bytes())))
+    });
+    // Warehouse calls need a database; while compiling they return nothing, as
+    // dbt's do while `execute` is false.
+    env.add_function("run_query", |_sql: Value| Value::from(()));
+    env.add_function("load_result", |_name: Value| Value::from(()));
+    env.add_function("statement", |_args: minijinja::value::Rest<Value>| {
+        Value::from("")
+    });
+    env.add_function("doc", |name: &str| {
+        Value::from(format!("{{{{ doc('{name}') }}}}"))
+    });
+    // Project and built-in macros last: a project macro named like a
+    // built-in function (get_where_subquery, say) replaces it, as in dbt.
+    let project = shared.project_name.clone();
+    for (file, prepared) in macro_files {
+        let package = if file.starts_with("pm/") {
+            "pm".to_string()
+        } else {
+            project.clone()
+        };
+        for (name, source) in super::blocks::split_macros(&prepared) {
+            let template = macro_template_name(&file, &name);
+            env.add_global(
+                name.clone(),
+                Value::from_object(MacroFn {
+                    template: template.clone(),
+                    unique_id: format!("macro.{package}.{name}"),
+                    name,
+                }),
+            );
+            env.add_template_owned(template, source)?;
+        }
+    }
+
+    Ok(env)
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}

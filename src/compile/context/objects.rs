@@ -1,0 +1,360 @@
+//! The rest of dbt's context: `config`, `var`, `env_var`, `model`, datetimes, `modules.datetime`, `adapter`, `exceptions`.
+
+use super::*;
+
+/// `config(...)`, `config.get()`, `config.require()`.
+#[derive(Debug)]
+pub(super) struct ConfigObj(pub(super) Arc<Shared>);
+
+impl ConfigObj {
+    pub(super) fn lookup(&self, key: &str) -> Option<Json> {
+        let key = config::canonical_key(key);
+        let node = current_node()?;
+        if let Some(v) = with_state(|s| s.config.get(&key).cloned()).flatten() {
+            return Some(v);
+        }
+        self.0.metas.get(node)?.config.get(&key).cloned()
+    }
+}
+
+impl Object for ConfigObj {
+    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let (pos, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
+        let mut items: Vec<(String, Json)> = Vec::new();
+        for p in pos {
+            match value_to_json(p) {
+                Json::Object(m) => items.extend(m),
+                _ => {
+                    return Err(fail(
+                        "compile::config_args",
+                        "config() takes keyword arguments".into(),
+                        "write config(materialized='table', tags=['daily'])",
+                    ))
+                }
+            }
+        }
+        for k in kwargs.args() {
+            let v: Value = kwargs.get(k)?;
+            items.push((k.to_string(), value_to_json(&v)));
+        }
+        with_state(|s| {
+            for (k, v) in &items {
+                config::merge_key(&mut s.config, k, v);
+            }
+        });
+        Ok(Value::from(""))
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "get" => {
+                let (key, default): (&str, Option<Value>) = minijinja::value::from_args(args)?;
+                Ok(self
+                    .lookup(key)
+                    .map(|j| json_to_value(&j))
+                    .or(default)
+                    .unwrap_or(Value::from(())))
+            }
+            "require" => {
+                let (key,): (&str,) = minijinja::value::from_args(args)?;
+                self.lookup(key).map(|j| json_to_value(&j)).ok_or_else(|| {
+                    fail(
+                        "compile::config_required",
+                        format!("config `{key}` is required here but not set"),
+                        format!("set it with {{{{ config({key}=...) }}}} in the model or under `config:` in its YAML"),
+                    )
+                })
+            }
+            "set" => {
+                let (key, value): (&str, Value) = minijinja::value::from_args(args)?;
+                let j = value_to_json(&value);
+                with_state(|s| config::merge_key(&mut s.config, key, &j));
+                Ok(Value::from(""))
+            }
+            "persist_relation_docs" | "persist_column_docs" => Ok(Value::from(false)),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("config has no method `{method}`"),
+            )),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("")
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct VarObj(pub(super) Arc<Shared>);
+
+impl Object for VarObj {
+    fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+        let (name, _): (&str, Option<Value>) = minijinja::value::from_args(args)?;
+        // A default of `none` is a default (dbt: `var('x', none)` is None).
+        let default = args.get(1).cloned();
+        match self.0.vars.get(name) {
+            Some(v) => Ok(json_to_value(v)),
+            None => default.ok_or_else(|| {
+                let suggestions = crate::error::closest(name, self.0.vars.keys().map(String::as_str));
+                fail(
+                    "compile::missing_var",
+                    format!("var('{name}') is not set and has no default"),
+                    if suggestions.is_empty() {
+                        format!("set it under `vars:` in the project file, pass --vars '{{{name}: ...}}', or give a default: var('{name}', ...)")
+                    } else {
+                        crate::error::did_you_mean(&suggestions, "")
+                    },
+                )
+            }),
+        }
+    }
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "has_var" => {
+                let (name,): (&str,) = minijinja::value::from_args(args)?;
+                Ok(Value::from(self.0.vars.contains_key(name)))
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("var has no method `{method}`"),
+            )),
+        }
+    }
+}
+
+/// `env_var('X', default)`.
+pub fn env_var(name: &str, default: Option<Value>) -> Result<Value, Error> {
+    match std::env::var(name) {
+        Ok(v) => Ok(Value::from(v)),
+        Err(_) => default.ok_or_else(|| {
+            fail(
+                "compile::missing_env_var",
+                format!("env_var('{name}') is not set and has no default"),
+                format!(
+                    "export {name}=… before running pm, or give a default: env_var('{name}', '…')"
+                ),
+            )
+        }),
+    }
+}
+
+/// `model`: the node being rendered (name, unique_id, config, …).
+#[derive(Debug)]
+pub(super) struct ModelObj(pub(super) Arc<Shared>);
+
+impl Object for ModelObj {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let n = current_node()?;
+        let m = self.0.metas.get(n)?;
+        let key = key.as_str()?;
+        Some(match key {
+            "name" => Value::from(m.name.clone()),
+            "unique_id" => Value::from(m.unique_id.clone()),
+            "resource_type" => Value::from(m.resource_type.as_str()),
+            "package_name" => Value::from(self.0.project_name.clone()),
+            "original_file_path" => Value::from(m.original_file_path.clone()),
+            "path" => Value::from(m.path.clone()),
+            "fqn" => to_value(&m.fqn),
+            "description" => Value::from(m.description.clone()),
+            "alias" | "identifier" => {
+                Value::from(This(self.0.clone()).relation()?.rel().identifier)
+            }
+            "schema" => Value::from(This(self.0.clone()).relation()?.rel().schema),
+            "database" => Value::from(This(self.0.clone()).relation()?.rel().database),
+            "config" => {
+                let mut c = (*m.config).clone();
+                if let Some(extra) = with_state(|s| s.config.clone()) {
+                    config::merge(&mut c, &extra);
+                }
+                to_value(&c)
+            }
+            "tags" => {
+                let mut c = (*m.config).clone();
+                if let Some(extra) = with_state(|s| s.config.clone()) {
+                    config::merge(&mut c, &extra);
+                }
+                to_value(&config::tags(&c))
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// A timestamp with Python's datetime methods that dbt projects use.
+#[derive(Debug)]
+pub(super) struct DateTimeObj(pub(super) chrono::DateTime<chrono::FixedOffset>);
+
+impl Object for DateTimeObj {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        use chrono::{Datelike, Timelike};
+        let d = &self.0;
+        Some(Value::from(match key.as_str()? {
+            "year" => d.year() as i64,
+            "month" => d.month() as i64,
+            "day" => d.day() as i64,
+            "hour" => d.hour() as i64,
+            "minute" => d.minute() as i64,
+            "second" => d.second() as i64,
+            "microsecond" => (d.nanosecond() / 1000) as i64,
+            _ => return None,
+        }))
+    }
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "strftime" => {
+                let (fmt,): (&str,) = minijinja::value::from_args(args)?;
+                let mut out = String::new();
+                use std::fmt::Write;
+                write!(out, "{}", self.0.format(fmt)).map_err(|_| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("bad strftime format `{fmt}`"),
+                    )
+                })?;
+                Ok(Value::from(out))
+            }
+            "isoformat" => Ok(Value::from(
+                self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
+            )),
+            "date" => Ok(Value::from(self.0.format("%Y-%m-%d").to_string())),
+            "timestamp" => Ok(Value::from(self.0.timestamp() as f64)),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("datetime has no method `{method}`"),
+            )),
+        }
+    }
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f%:z"))
+    }
+}
+
+/// `modules.datetime`: `datetime.now()`, `datetime.utcnow()`, `date.today()`.
+#[derive(Debug)]
+pub(super) struct DatetimeModule(pub(super) &'static str);
+
+impl Object for DatetimeModule {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if self.0 == "module" {
+            return match key.as_str()? {
+                "datetime" => Some(Value::from_object(DatetimeModule("datetime"))),
+                "date" => Some(Value::from_object(DatetimeModule("date"))),
+                _ => None,
+            };
+        }
+        None
+    }
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        _args: &[Value],
+    ) -> Result<Value, Error> {
+        let now = chrono::Utc::now();
+        match (self.0, method) {
+            ("datetime", "now") => Ok(Value::from_object(DateTimeObj(
+                chrono::Local::now().fixed_offset(),
+            ))),
+            ("datetime", "utcnow") => Ok(Value::from_object(DateTimeObj(now.fixed_offset()))),
+            ("date", "today") => Ok(Value::from(
+                chrono::Local::now().format("%Y-%m-%d").to_string(),
+            )),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("modules.datetime.{} has no `{method}`", self.0),
+            )),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct AdapterObj;
+
+impl Object for AdapterObj {
+    fn call_method(
+        self: &Arc<Self>,
+        state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "quote" => {
+                let (s,): (&str,) = minijinja::value::from_args(args)?;
+                Ok(Value::from(quote_ident(s)))
+            }
+            "dispatch" => {
+                let (name, _kwargs): (&str, Kwargs) = minijinja::value::from_args(args)?;
+                let (_, name) = name.rsplit_once('.').unwrap_or(("", name));
+                for candidate in [
+                    format!("postgres__{name}"),
+                    format!("default__{name}"),
+                    name.to_string(),
+                ] {
+                    if let Some(v) = state.lookup(&candidate) {
+                        return Ok(v);
+                    }
+                }
+                Err(fail(
+                    "compile::dispatch",
+                    format!("adapter.dispatch('{name}') found no macro postgres__{name}, default__{name} or {name}"),
+                    format!("define a macro named default__{name}"),
+                ))
+            }
+            "type" => Ok(Value::from("postgres")),
+            // Catalog lookups need the database; at compile time nothing exists yet.
+            "get_relation" | "load_relation" => Ok(Value::from(())),
+            "get_columns_in_relation" | "list_relations_without_caching" => {
+                Ok(Value::from(Vec::<Value>::new()))
+            }
+            "already_exists" => Ok(Value::from(false)),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("adapter has no method `{method}`"),
+            )),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct ExceptionsObj;
+
+impl Object for ExceptionsObj {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        let msg = args.first().map(|v| v.to_string()).unwrap_or_default();
+        match method {
+            "raise_compiler_error" | "raise_not_implemented" => Err(fail(
+                "compile::raised",
+                msg,
+                "the project's own code raised this error; read the message and the marked call",
+            )),
+            "warn" => {
+                with_state(|s| s.logs.push(format!("warning: {msg}")));
+                Ok(Value::from(""))
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("exceptions has no `{method}`"),
+            )),
+        }
+    }
+}

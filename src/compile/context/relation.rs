@@ -1,0 +1,283 @@
+//! Relations in templates: `ref()`, `source()`, `this`, and the relation objects they return (placeholders until every relation is resolved).
+
+use super::*;
+
+/// A relation as templates see it (`ref()`, `source()`, `this`).
+#[derive(Debug)]
+pub struct Relation {
+    pub(super) shared: Arc<Shared>,
+    pub(super) target: usize,
+    /// Which parts to render: 4 database, 2 schema, 1 identifier.
+    pub(super) parts: u8,
+}
+
+impl Relation {
+    pub(super) fn rel(&self) -> Rel {
+        match self.shared.resolved.get() {
+            Some(r) => r[self.target].clone(),
+            None => {
+                with_state(|s| s.needs_rerender = true);
+                self.shared.metas[self.target].provisional.clone()
+            }
+        }
+    }
+}
+
+impl Object for Relation {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let key = key.as_str()?;
+        let rel = self.rel();
+        Some(match key {
+            "database" => Value::from(rel.database),
+            "schema" => Value::from(rel.schema),
+            "identifier" | "name" | "table" | "alias" => Value::from(rel.identifier),
+            "type" => Value::from(rel.materialized.relation_type()),
+            "is_table" => Value::from(rel.materialized.relation_type() == "table"),
+            "is_view" => Value::from(rel.materialized == Materialization::View),
+            "is_cte" => Value::from(rel.ephemeral()),
+            "is_materialized_view" => {
+                Value::from(rel.materialized == Materialization::MaterializedView)
+            }
+            "unique_id" => Value::from(self.shared.metas[self.target].unique_id.clone()),
+            _ => return None,
+        })
+    }
+
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "render" => Ok(Value::from(
+                Value::from_dyn_object(self.clone()).to_string(),
+            )),
+            "include" => {
+                let (_, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
+                let mut parts = self.parts;
+                for (bit, key) in [(4u8, "database"), (2, "schema"), (1, "identifier")] {
+                    if let Some(on) = kwargs.get::<Option<bool>>(key)? {
+                        if on {
+                            parts |= bit
+                        } else {
+                            parts &= !bit
+                        }
+                    }
+                }
+                Ok(Value::from_object(Relation {
+                    shared: self.shared.clone(),
+                    target: self.target,
+                    parts,
+                }))
+            }
+            "quote" | "incorporate" | "without_identifier" => {
+                Ok(Value::from_dyn_object(self.clone()))
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("relations have no method `{method}`"),
+            )),
+        }
+    }
+
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.shared.resolved.get() {
+            Some(r) => f.write_str(&r[self.target].render(self.parts)),
+            None => write!(
+                f,
+                "{PLACEHOLDER_START}{}:{}{PLACEHOLDER_END}",
+                self.target, self.parts
+            ),
+        }
+    }
+}
+
+/// The relation of node `target`, as `ref()` would return it.
+pub fn relation_value(shared: &Arc<Shared>, target: usize) -> Value {
+    Value::from_object(Relation {
+        shared: shared.clone(),
+        target,
+        parts: 7,
+    })
+}
+
+/// Records that the node being rendered depends on node `target`.
+pub fn record_dependency(target: usize) {
+    with_state(|s| s.depends.push(target));
+}
+
+/// `this`: the relation of the node being rendered.
+#[derive(Debug)]
+pub(super) struct This(pub(super) Arc<Shared>);
+
+impl This {
+    pub(super) fn relation(&self) -> Option<Arc<Relation>> {
+        current_node().map(|n| {
+            Arc::new(Relation {
+                shared: self.0.clone(),
+                target: n,
+                parts: 7,
+            })
+        })
+    }
+}
+
+impl Object for This {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        self.relation()?.get_value(key)
+    }
+    fn call_method(
+        self: &Arc<Self>,
+        state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match self.relation() {
+            Some(r) => r.call_method(state, method, args),
+            None => Err(Error::new(
+                ErrorKind::InvalidOperation,
+                "`this` outside a node",
+            )),
+        }
+    }
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.relation() {
+            Some(r) => Object::render(&r, f),
+            None => Ok(()),
+        }
+    }
+}
+
+pub(super) fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Error> {
+    let (pos, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
+    let version = kwargs
+        .get::<Option<Value>>("version")?
+        .or(kwargs.get::<Option<Value>>("v")?)
+        .map(|v| v.to_string());
+    let strs: Vec<String> = pos
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .collect();
+    let (package, name) = match strs.as_slice() {
+        [name] => (None, name.clone()),
+        [pkg, name] => (Some(pkg.clone()), name.clone()),
+        _ => {
+            return Err(fail(
+                "compile::ref_args",
+                format!(
+                    "ref() takes a model name, or a package and a model name; got {} arguments",
+                    strs.len()
+                ),
+                "write ref('model_name') or ref('package', 'model_name')",
+            ))
+        }
+    };
+    if let Some(p) = &package {
+        if p != &shared.project_name {
+            return Err(fail(
+                "compile::unknown_package",
+                format!(
+                    "ref('{p}', '{name}') names package `{p}`, which is not part of this project"
+                ),
+                format!(
+                    "pm compiles a single project; use ref('{name}') or ref('{}', '{name}')",
+                    shared.project_name
+                ),
+            ));
+        }
+    }
+    let target = match shared.by_name.get(&name).and_then(|v| v.first()) {
+        Some(&i) => i,
+        None => {
+            if shared.disabled.contains(&name) {
+                return Err(fail(
+                    "compile::disabled_ref",
+                    format!("ref('{name}') points at a disabled node"),
+                    format!("enable `{name}` (enabled: true) or remove this ref"),
+                ));
+            }
+            let suggestions =
+                crate::error::closest(&name, shared.by_name.keys().map(String::as_str));
+            return Err(fail(
+                "compile::unknown_ref",
+                format!("ref('{name}') names no model, seed or snapshot"),
+                crate::error::did_you_mean(
+                    &suggestions,
+                    "check the spelling, or add the model under a model path",
+                ),
+            ));
+        }
+    };
+    with_state(|s| {
+        let call = RefCall {
+            name,
+            package,
+            version,
+        };
+        if !s.refs.contains(&call) {
+            s.refs.push(call);
+        }
+        s.depends.push(target);
+    });
+    Ok(Value::from_object(Relation {
+        shared: shared.clone(),
+        target,
+        parts: 7,
+    }))
+}
+
+pub(super) fn source_fn(shared: &Arc<Shared>, source: &str, table: &str) -> Result<Value, Error> {
+    let Some(&target) = shared
+        .by_source
+        .get(&(source.to_string(), table.to_string()))
+    else {
+        let want = format!("{source}.{table}");
+        let names: Vec<String> = shared
+            .by_source
+            .keys()
+            .map(|(s, t)| format!("{s}.{t}"))
+            .collect();
+        let suggestions = crate::error::closest(&want, names.iter().map(String::as_str));
+        let help = if suggestions.is_empty() {
+            "declare it in a YAML file under `sources:` with its `tables:`".to_string()
+        } else {
+            let s: Vec<String> = suggestions
+                .iter()
+                .map(|x| {
+                    let (a, b) = x.split_once('.').unwrap_or((x, ""));
+                    format!("source('{a}', '{b}')")
+                })
+                .collect();
+            format!("did you mean {}?", s.join(", "))
+        };
+        return Err(fail(
+            "compile::unknown_source",
+            format!("source('{source}', '{table}') is not declared"),
+            help,
+        ));
+    };
+    with_state(|s| {
+        let pair = [source.to_string(), table.to_string()];
+        if !s.sources.contains(&pair) {
+            s.sources.push(pair);
+        }
+        s.depends.push(target);
+    });
+    Ok(Value::from_object(Relation {
+        shared: shared.clone(),
+        target,
+        parts: 7,
+    }))
+}

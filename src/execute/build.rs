@@ -1,0 +1,120 @@
+//! Building a node: the one place a materialization maps to its job, and the jobs themselves.
+
+use super::*;
+
+/// How a node is built.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildJob {
+    /// Copy the seed's file into a new table and swap it in.
+    LoadSeed,
+    /// Build the whole relation under a temporary name and swap it in.
+    Replace(Kind),
+    /// Add this run's rows to the incremental model's existing table.
+    AddRows(incremental::IncrementalConfig),
+}
+
+/// The one place a materialization maps to the job that builds it.
+/// `table_exists`: an incremental model's table is already there (and no
+/// full refresh was asked for). An error names what pm cannot build.
+pub fn build_job(n: &Node, table_exists: bool) -> Result<BuildJob, Problem> {
+    let cannot = |what: String| {
+        Problem::new(
+            "run::materialization",
+            format!("{} `{}` {what}, which pm cannot build", n.resource_type.as_str(), n.name),
+        )
+        .help("pm builds views, tables, incremental models, materialized views and seeds; leave this node out with --exclude")
+    };
+    match &n.materialized {
+        Some(Materialization::Seed) => Ok(BuildJob::LoadSeed),
+        Some(Materialization::Incremental) => {
+            let config = incremental::config_of(n)?;
+            Ok(if table_exists {
+                BuildJob::AddRows(config)
+            } else {
+                BuildJob::Replace(Kind::Table)
+            })
+        }
+        Some(
+            m
+            @ (Materialization::View | Materialization::Table | Materialization::MaterializedView),
+        ) => Ok(BuildJob::Replace(Kind::of(m).unwrap_or(Kind::Table))),
+        Some(Materialization::Custom(name)) => Err(cannot(format!(
+            "is materialized as `{name}`, the project's own materialization"
+        ))),
+        Some(other) => Err(cannot(format!("is materialized as `{}`", other.as_str()))),
+        None => Err(cannot("is not materialized".into())),
+    }
+}
+
+/// Builds a model or loads a seed.
+pub(super) async fn run_build(
+    client: &mut tokio_postgres::Client,
+    m: &Manifest,
+    i: usize,
+    options: &RunOptions<'_>,
+    swap_lock: &tokio::sync::Mutex<()>,
+) -> Result<Built, Problem> {
+    let n = &m.nodes[i];
+    let compiled = compiled_path(m, n);
+    let spec = BuildSpec::of(n)?;
+    match build_job(n, options.existing_incremental.contains(&n.unique_id))? {
+        BuildJob::LoadSeed => load_seed(client, n, &spec, options).await,
+        BuildJob::AddRows(config) => {
+            let add = incremental::AddRows::of(n, config);
+            write_run_sql(m, n, options.target_dir, &add.create_temp);
+            let (rows, changes) = build_incremental(client, &spec, &add, &compiled).await?;
+            Ok(Built {
+                kind: "incremental",
+                repointed: Vec::new(),
+                note: Some(if changes.is_empty() {
+                    format!("{rows} rows written")
+                } else {
+                    format!("{rows} rows written; {}", changes.join(", "))
+                }),
+                rows: i64::try_from(rows).ok(),
+            })
+        }
+        BuildJob::Replace(kind) => {
+            let build = relation::build(n, kind);
+            write_run_sql(m, n, options.target_dir, &build.prepare);
+            build_relation(
+                client,
+                &spec,
+                &build,
+                &compiled,
+                options.full_refresh,
+                swap_lock,
+            )
+            .await
+        }
+    }
+}
+
+pub(super) async fn load_seed(
+    client: &mut tokio_postgres::Client,
+    n: &Node,
+    spec: &BuildSpec,
+    options: &RunOptions<'_>,
+) -> Result<Built, Problem> {
+    // With every column's type given, the file is checked while it loads.
+    let (table, checked) = crate::materialize::seed::inspect_header(options.root, n)?;
+    let check = (!checked).then(|| {
+        let (root, node) = (options.root.to_path_buf(), n.clone());
+        tokio::task::spawn_blocking(move || crate::materialize::seed::inspect(&root, &node))
+    });
+    let (rows, replaced) = crate::adapter::load::load_seed(
+        client,
+        options.root,
+        spec,
+        &table,
+        options.full_refresh,
+        check,
+    )
+    .await?;
+    Ok(Built {
+        kind: "seed",
+        repointed: Vec::new(),
+        note: Some(format!("{rows} rows, {}", replaced.describe())),
+        rows: i64::try_from(rows).ok(),
+    })
+}

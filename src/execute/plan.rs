@@ -1,0 +1,201 @@
+//! Which jobs a run has and what each waits for: pure, tested without a database.
+
+use super::*;
+
+/// One unit of work.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// A model or seed.
+    Build(usize),
+    /// A data test, on its own query.
+    Test(usize),
+    /// Tests of one relation counted by one scan (each reports its own result).
+    Merged {
+        from: String,
+        tests: Vec<(usize, String, Check)>,
+    },
+}
+
+impl Work {
+    pub fn nodes(&self) -> Vec<usize> {
+        match self {
+            Work::Build(i) | Work::Test(i) => vec![*i],
+            Work::Merged { tests, .. } => tests.iter().map(|t| t.0).collect(),
+        }
+    }
+
+    pub(super) fn is_test(&self) -> bool {
+        !matches!(self, Work::Build(_))
+    }
+}
+
+/// The jobs of a run and the order among them.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub jobs: Vec<Work>,
+    /// The jobs each job waits for.
+    pub waits_for: Vec<Vec<usize>>,
+    pub children: Vec<Vec<usize>>,
+}
+
+/// Parents of `i` that are in the run, also those reached through ephemeral
+/// models (their SQL is inlined into the node's).
+pub(super) fn run_parents(m: &Manifest, i: usize, in_run: &HashSet<usize>) -> Vec<usize> {
+    let mut found: Vec<usize> = Vec::new();
+    let mut stack: Vec<usize> = m.dag.parents[i].clone();
+    let mut seen = HashSet::new();
+    while let Some(p) = stack.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        if in_run.contains(&p) {
+            if !found.contains(&p) {
+                found.push(p);
+            }
+        } else if m.nodes[p].is_ephemeral() {
+            stack.extend(m.dag.parents[p].iter().copied());
+        }
+    }
+    found
+}
+
+/// Orders `selected` into jobs. Tests wait for the nodes they test; with
+/// `merge`, mergeable tests of one relation share a job. When the run also
+/// builds (dbt's `build`), the children of a tested node wait for its tests,
+/// so that a failing test keeps bad rows from flowing downstream.
+pub fn plan(
+    m: &Manifest,
+    selected: &[usize],
+    configs: &HashMap<usize, TestConfig>,
+    merge: bool,
+) -> Plan {
+    let in_run: HashSet<usize> = selected.iter().copied().collect();
+    let mut jobs: Vec<Work> = Vec::new();
+    let mut job_of: HashMap<usize, usize> = HashMap::new();
+    // Merge groups keyed by the scan they share, in first-seen order.
+    let mut groups: BTreeMap<String, Vec<(usize, String, Check)>> = BTreeMap::new();
+    let mut group_order: Vec<String> = Vec::new();
+    for &i in selected {
+        let n = &m.nodes[i];
+        if n.resource_type != ResourceType::Test {
+            job_of.insert(i, jobs.len());
+            jobs.push(Work::Build(i));
+            continue;
+        }
+        let merged = merge
+            .then(|| {
+                let parents = &m.dag.parents[i];
+                let cfg = configs.get(&i)?;
+                if parents.len() != 1
+                    || cfg.warn_if.holds(0).is_none()
+                    || cfg.error_if.holds(0).is_none()
+                {
+                    return None;
+                }
+                tests::mergeable(m, n, cfg, &m.nodes[parents[0]])
+            })
+            .flatten();
+        match merged {
+            Some(mg) => {
+                if !groups.contains_key(&mg.from) {
+                    group_order.push(mg.from.clone());
+                }
+                groups
+                    .entry(mg.from)
+                    .or_default()
+                    .push((i, mg.column, mg.check));
+            }
+            None => {
+                job_of.insert(i, jobs.len());
+                jobs.push(Work::Test(i));
+            }
+        }
+    }
+    for from in group_order {
+        let Some(members) = groups.remove(&from) else {
+            continue;
+        };
+        let work = if members.len() == 1 {
+            Work::Test(members[0].0)
+        } else {
+            Work::Merged {
+                from,
+                tests: members,
+            }
+        };
+        let k = jobs.len();
+        for i in work.nodes() {
+            job_of.insert(i, k);
+        }
+        jobs.push(work);
+    }
+
+    let mut waits: Vec<HashSet<usize>> = vec![HashSet::new(); jobs.len()];
+    let mut node_children: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (k, job) in jobs.iter().enumerate() {
+        for i in job.nodes() {
+            for p in run_parents(m, i, &in_run) {
+                node_children.entry(p).or_default().push(i);
+                if let Some(&pj) = job_of.get(&p) {
+                    if pj != k {
+                        waits[k].insert(pj);
+                    }
+                }
+            }
+        }
+    }
+    // dbt build: a tested node's children also wait for its tests, unless
+    // that would close a cycle (a child that is an ancestor of another
+    // tested parent, as with a relationships test).
+    let builds = jobs.iter().any(|j| !j.is_test());
+    if builds {
+        for (k, job) in jobs.iter().enumerate() {
+            if !job.is_test() {
+                continue;
+            }
+            let mut tested: Vec<usize> = Vec::new();
+            for i in job.nodes() {
+                for p in run_parents(m, i, &in_run) {
+                    if !tested.contains(&p) {
+                        tested.push(p);
+                    }
+                }
+            }
+            for &p in &tested {
+                for &c in node_children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+                    let Some(&cj) = job_of.get(&c) else { continue };
+                    if jobs[cj].is_test() || cj == k {
+                        continue;
+                    }
+                    let cycle = tested.contains(&c)
+                        || (tested.len() > 1 && {
+                            let below = m.dag.reach(&[c], false, None);
+                            tested.iter().any(|&t| below[t])
+                        });
+                    if !cycle {
+                        waits[cj].insert(k);
+                    }
+                }
+            }
+        }
+    }
+    let waits_for: Vec<Vec<usize>> = waits
+        .into_iter()
+        .map(|s| {
+            let mut v: Vec<usize> = s.into_iter().collect();
+            v.sort_unstable();
+            v
+        })
+        .collect();
+    let mut children = vec![Vec::new(); jobs.len()];
+    for (k, w) in waits_for.iter().enumerate() {
+        for &p in w {
+            children[p].push(k);
+        }
+    }
+    Plan {
+        jobs,
+        waits_for,
+        children,
+    }
+}
