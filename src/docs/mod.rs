@@ -180,37 +180,7 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
         .map(|d| (d.name.as_str(), d.block_contents.as_str()))
         .collect();
     let pos_of: HashMap<usize, usize> = shown.iter().enumerate().map(|(k, &i)| (i, k)).collect();
-    // Tests by the node and column they are attached to.
-    let mut tests_of: HashMap<(&str, Option<&str>), Vec<Json>> = HashMap::new();
-    let mut tested_models: std::collections::HashSet<&str> = Default::default();
-    for n in m
-        .nodes
-        .iter()
-        .filter(|n| n.resource_type == ResourceType::Test)
-    {
-        let Some(t) = &n.test else { continue };
-        let kind = t
-            .metadata
-            .as_ref()
-            .map(|md| md.name.clone())
-            .unwrap_or_else(|| "singular".into());
-        let entry = json!({
-            "name": n.name,
-            "kind": kind,
-            "status": last.status.get(&n.unique_id),
-        });
-        let attached: Vec<&str> = match &t.attached_node {
-            Some(a) => vec![a.as_str()],
-            None => n.depends_on.iter().map(String::as_str).collect(),
-        };
-        for a in attached {
-            tested_models.insert(a);
-            tests_of
-                .entry((a, t.column_name.as_deref()))
-                .or_default()
-                .push(entry.clone());
-        }
-    }
+    let (tests_of, tested_models) = tests_by_attachment(m, last);
     let edges: Vec<(usize, usize)> = shown
         .iter()
         .enumerate()
@@ -263,19 +233,7 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
                     }
                 }
             }
-            let owner = n
-                .meta
-                .get("owner")
-                .or_else(|| n.config.get("meta").and_then(|mt| mt.get("owner")))
-                .and_then(Json::as_str)
-                .map(str::to_string)
-                .or_else(|| {
-                    n.exposure
-                        .as_ref()
-                        .and_then(|e| e.owner.get("name").or_else(|| e.owner.get("email")))
-                        .and_then(Json::as_str)
-                        .map(str::to_string)
-                });
+            let owner = owner_of(n);
             let parents: Vec<usize> = m.dag.parents[i]
                 .iter()
                 .filter_map(|p| pos_of.get(p).copied())
@@ -339,26 +297,7 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
             *by_mat.entry(n.materialized_name().to_string()).or_default() += 1;
         }
     }
-    let last_run = last.doc.as_ref().map(|doc| {
-        let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
-        let mut slow: Vec<(String, f64)> = Vec::new();
-        for r in doc["results"].as_array().into_iter().flatten() {
-            if let Some(s) = r["status"].as_str() {
-                *statuses.entry(s.to_string()).or_default() += 1;
-            }
-            if let (Some(id), Some(t)) = (r["unique_id"].as_str(), r["execution_time"].as_f64()) {
-                slow.push((id.to_string(), t));
-            }
-        }
-        slow.sort_by(|a, b| b.1.total_cmp(&a.1));
-        slow.truncate(5);
-        json!({
-            "generated_at": doc["metadata"]["generated_at"],
-            "elapsed": doc["elapsed_time"].as_f64().unwrap_or(0.0),
-            "statuses": statuses,
-            "slowest": slow,
-        })
-    });
+    let last_run = last.doc.as_ref().map(last_run_summary);
     json!({
         "project": m.project_name,
         "generated_at": m.generated_at,
@@ -379,6 +318,85 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
             "columns_tested": columns_tested,
             "last_run": last_run,
         },
+    })
+}
+
+/// Tests by the node and column they are attached to, with their last
+/// status; and the nodes that have any test.
+type TestsOf<'m> = HashMap<(&'m str, Option<&'m str>), Vec<Json>>;
+
+fn tests_by_attachment<'m>(
+    m: &'m Manifest,
+    last: &LastRun,
+) -> (TestsOf<'m>, std::collections::HashSet<&'m str>) {
+    let mut tests_of: HashMap<(&str, Option<&str>), Vec<Json>> = HashMap::new();
+    let mut tested_models: std::collections::HashSet<&str> = Default::default();
+    for n in m
+        .nodes
+        .iter()
+        .filter(|n| n.resource_type == ResourceType::Test)
+    {
+        let Some(t) = &n.test else { continue };
+        let kind = t
+            .metadata
+            .as_ref()
+            .map(|md| md.name.clone())
+            .unwrap_or_else(|| "singular".into());
+        let entry = json!({
+            "name": n.name,
+            "kind": kind,
+            "status": last.status.get(&n.unique_id),
+        });
+        let attached: Vec<&str> = match &t.attached_node {
+            Some(a) => vec![a.as_str()],
+            None => n.depends_on.iter().map(String::as_str).collect(),
+        };
+        for a in attached {
+            tested_models.insert(a);
+            tests_of
+                .entry((a, t.column_name.as_deref()))
+                .or_default()
+                .push(entry.clone());
+        }
+    }
+    (tests_of, tested_models)
+}
+
+/// A node's owner: `meta.owner`, or an exposure's owner's name or email.
+fn owner_of(n: &crate::manifest::Node) -> Option<String> {
+    n.meta
+        .get("owner")
+        .or_else(|| n.config.get("meta").and_then(|mt| mt.get("owner")))
+        .and_then(Json::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            n.exposure
+                .as_ref()
+                .and_then(|e| e.owner.get("name").or_else(|| e.owner.get("email")))
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        })
+}
+
+/// The last run's statuses and slowest nodes, from run_results.json.
+fn last_run_summary(doc: &Json) -> Json {
+    let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
+    let mut slow: Vec<(String, f64)> = Vec::new();
+    for r in doc["results"].as_array().into_iter().flatten() {
+        if let Some(s) = r["status"].as_str() {
+            *statuses.entry(s.to_string()).or_default() += 1;
+        }
+        if let (Some(id), Some(t)) = (r["unique_id"].as_str(), r["execution_time"].as_f64()) {
+            slow.push((id.to_string(), t));
+        }
+    }
+    slow.sort_by(|a, b| b.1.total_cmp(&a.1));
+    slow.truncate(5);
+    json!({
+        "generated_at": doc["metadata"]["generated_at"],
+        "elapsed": doc["elapsed_time"].as_f64().unwrap_or(0.0),
+        "statuses": statuses,
+        "slowest": slow,
     })
 }
 

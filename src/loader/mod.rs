@@ -171,22 +171,7 @@ fn hooks(v: Option<&Json>) -> Vec<String> {
 
 /// Loads the project at `root`.
 pub fn load(root: &Path) -> Result<Project> {
-    let (project_file, project_text) = PROJECT_FILES
-        .iter()
-        .find_map(|f| {
-            std::fs::read_to_string(root.join(f))
-                .ok()
-                .map(|t| (f.to_string(), Arc::<str>::from(t)))
-        })
-        .ok_or_else(|| {
-            Problems::from(
-                Problem::new(
-                    "project::not_found",
-                    format!("cannot read a project file in {}", root.display()),
-                )
-                .help("create pm_project.yml (or dbt_project.yml) with at least `name:`"),
-            )
-        })?;
+    let (project_file, project_text) = read_project_file(root)?;
     let doc = yaml::parse(&project_file, &project_text)?;
     let name = match doc.get("name").and_then(yaml::as_string) {
         Some(n) if !n.is_empty() => n,
@@ -213,21 +198,7 @@ pub fn load(root: &Path) -> Result<Project> {
         .and_then(yaml::as_string)
         .unwrap_or_else(|| "target".into());
 
-    let mut vars = serde_json::Map::new();
-    if let Some(Json::Object(v)) = doc.get("vars") {
-        for (k, val) in v {
-            // `vars: {project_name: {...}}` scopes vars to a package: ours apply.
-            if k == &name {
-                if let Json::Object(inner) = val {
-                    for (ik, iv) in inner {
-                        vars.insert(ik.clone(), iv.clone());
-                    }
-                    continue;
-                }
-            }
-            vars.insert(k.clone(), val.clone());
-        }
-    }
+    let vars = project_vars(&doc, &name);
 
     let mut timer = crate::output::PhaseTimer::new("load");
     timer.lap("walk, read files and parse yaml");
@@ -293,33 +264,17 @@ pub fn load(root: &Path) -> Result<Project> {
                     if entry.file_name().to_string_lossy().starts_with('.') {
                         continue;
                     }
-                    let ext = path
-                        .extension()
-                        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-                        .unwrap_or_default();
-                    let file_kind = if ext == "yml" || ext == "yaml" {
-                        if seen_yml.insert(path.to_path_buf()) {
-                            let (i, abs) = (n_yml, path.to_path_buf());
-                            n_yml += 1;
-                            scope.spawn(move |_| read_props(i, abs));
+                    let file_kind = match found_file(path, &base, kind, exts) {
+                        Found::Properties => {
+                            if seen_yml.insert(path.to_path_buf()) {
+                                let (i, abs) = (n_yml, path.to_path_buf());
+                                n_yml += 1;
+                                scope.spawn(move |_| read_props(i, abs));
+                            }
+                            continue;
                         }
-                        continue;
-                    } else if exts.contains(&ext.as_str()) {
-                        // A macro in tests/generic/ is a macro, as in dbt.
-                        if kind == FileKind::Test && rel(path, &base).starts_with("generic/") {
-                            FileKind::Macro
-                        } else {
-                            kind
-                        }
-                    } else if ext == "md"
-                        && matches!(
-                            kind,
-                            FileKind::Model | FileKind::Macro | FileKind::Seed | FileKind::Snapshot
-                        )
-                    {
-                        FileKind::Docs
-                    } else {
-                        continue;
+                        Found::Resource(k) => k,
+                        Found::Other => continue,
                     };
                     batch.push((n_files, file_kind, rel(path, &base), path.to_path_buf()));
                     n_files += 1;
@@ -345,31 +300,11 @@ pub fn load(root: &Path) -> Result<Project> {
 
     timer.lap("collect");
     let mut problems = Problems::default();
-    let mut ok_files = Vec::with_capacity(files.len());
-    for f in files {
-        match f {
-            Ok(f) => ok_files.push(f),
-            Err(p) => problems.push(p),
-        }
-    }
-    let mut ok_props = Vec::with_capacity(props.len());
-    for p in props {
-        match p {
-            Ok(p) => ok_props.push(p),
-            Err(p) => problems.push(p),
-        }
-    }
+    let ok_files = successes(files, &mut problems);
+    let ok_props = successes(props, &mut problems);
     problems.into_result()?;
-
     timer.lap("selectors");
-    let selectors = match std::fs::read_to_string(root.join("selectors.yml")) {
-        Ok(t) => {
-            let t: Arc<str> = t.into();
-            let d = yaml::parse("selectors.yml", &t)?;
-            Some((t, d))
-        }
-        Err(_) => None,
-    };
+    let selectors = read_selectors(root)?;
 
     Ok(Project {
         root: root.to_path_buf(),
@@ -398,6 +333,105 @@ pub fn load(root: &Path) -> Result<Project> {
         selectors,
         document: doc,
     })
+}
+
+/// The project file (`pm_project.yml` or `dbt_project.yml`) and its text.
+fn read_project_file(root: &Path) -> Result<(String, Arc<str>)> {
+    PROJECT_FILES
+        .iter()
+        .find_map(|f| {
+            std::fs::read_to_string(root.join(f))
+                .ok()
+                .map(|t| (f.to_string(), Arc::<str>::from(t)))
+        })
+        .ok_or_else(|| {
+            Problems::from(
+                Problem::new(
+                    "project::not_found",
+                    format!("cannot read a project file in {}", root.display()),
+                )
+                .help("create pm_project.yml (or dbt_project.yml) with at least `name:`"),
+            )
+        })
+}
+
+/// The project's `vars:`; `vars: {project_name: {...}}` scopes vars to a
+/// package, and ours apply.
+fn project_vars(doc: &Json, name: &str) -> serde_json::Map<String, Json> {
+    let mut vars = serde_json::Map::new();
+    if let Some(Json::Object(v)) = doc.get("vars") {
+        for (k, val) in v {
+            if k == name {
+                if let Json::Object(inner) = val {
+                    for (ik, iv) in inner {
+                        vars.insert(ik.clone(), iv.clone());
+                    }
+                    continue;
+                }
+            }
+            vars.insert(k.clone(), val.clone());
+        }
+    }
+    vars
+}
+
+/// What a file found under a resource path is.
+enum Found {
+    /// A YAML properties file.
+    Properties,
+    Resource(FileKind),
+    Other,
+}
+
+/// `path` found under `base`, a folder of `kind` resources with extensions `exts`.
+fn found_file(path: &Path, base: &Path, kind: FileKind, exts: &[&str]) -> Found {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if ext == "yml" || ext == "yaml" {
+        Found::Properties
+    } else if exts.contains(&ext.as_str()) {
+        // A macro in tests/generic/ is a macro, as in dbt.
+        if kind == FileKind::Test && rel(path, base).starts_with("generic/") {
+            Found::Resource(FileKind::Macro)
+        } else {
+            Found::Resource(kind)
+        }
+    } else if ext == "md"
+        && matches!(
+            kind,
+            FileKind::Model | FileKind::Macro | FileKind::Seed | FileKind::Snapshot
+        )
+    {
+        Found::Resource(FileKind::Docs)
+    } else {
+        Found::Other
+    }
+}
+
+/// The values, the problems pushed to `problems`.
+fn successes<T>(results: Vec<std::result::Result<T, Problem>>, problems: &mut Problems) -> Vec<T> {
+    let mut ok = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(p) => problems.push(p),
+        }
+    }
+    ok
+}
+
+/// `selectors.yml` next to the project file, if there is one.
+fn read_selectors(root: &Path) -> Result<Option<(Arc<str>, Json)>> {
+    match std::fs::read_to_string(root.join("selectors.yml")) {
+        Ok(t) => {
+            let t: Arc<str> = t.into();
+            let d = yaml::parse("selectors.yml", &t)?;
+            Ok(Some((t, d)))
+        }
+        Err(_) => Ok(None),
+    }
 }
 
 /// Reads one file under a resource path.

@@ -263,6 +263,16 @@ pub fn environment(
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     minijinja_contrib::add_to_environment(&mut env);
 
+    add_node_context(&mut env, shared);
+    add_render_state_functions(&mut env);
+    add_run_context(&mut env, shared);
+    add_value_functions(&mut env);
+    add_macros(&mut env, shared, macro_files)?;
+    Ok(env)
+}
+
+/// `ref`, `source`, `config`, `var`, `env_var`, `this`, `model`, `target`, `is_incremental`.
+fn add_node_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
     let s = shared.clone();
     env.add_function("ref", move |args: minijinja::value::Rest<Value>| {
         ref_fn(&s, &args.0)
@@ -291,6 +301,11 @@ pub fn environment(
                         })
             })
     });
+}
+
+/// Functions that write to the node's render state: `return`, `log`,
+/// `print`, and the mutable list and dict literals.
+fn add_render_state_functions(env: &mut Environment<'static>) {
     env.add_function("return", |v: Value| {
         with_state(|s| {
             if let Some(top) = s.returns.last_mut() {
@@ -328,6 +343,12 @@ pub fn environment(
         }
         Ok(Value::from_object(MutDict(std::sync::Mutex::new(m))))
     });
+}
+
+/// What dbt's context says of the run: `flags`, `run_started_at`,
+/// `invocation_id`, `exceptions`, `adapter`, `modules`, …; and the
+/// warehouse calls, which return nothing while compiling.
+fn add_run_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
     let s = shared.clone();
     env.add_function(
         "get_where_subquery",
@@ -369,6 +390,20 @@ pub fn environment(
     // Macros compare it with dbt releases (`dbt_version >= '1.8'`): the dbt
     // version whose project format pm implements, not pm's own.
     env.add_global("dbt_version", crate::DBT_VERSION);
+    // Warehouse calls need a database; while compiling they return nothing, as
+    // dbt's do while `execute` is false.
+    env.add_function("run_query", |_sql: Value| Value::from(()));
+    env.add_function("load_result", |_name: Value| Value::from(()));
+    env.add_function("statement", |_args: minijinja::value::Rest<Value>| {
+        Value::from("")
+    });
+    env.add_function("doc", |name: &str| {
+        Value::from(format!("{{{{ doc('{name}') }}}}"))
+    });
+}
+
+/// JSON, YAML, sets, zip and hashing.
+fn add_value_functions(env: &mut Environment<'static>) {
     env.add_function(
         "fromjson",
         |s: &str, default: Option<Value>| -> Result<Value, Error> {
@@ -416,18 +451,15 @@ pub fn environment(
         use md5::Digest;
         Value::from(hex(&md5::Md5::digest(s.as_bytes())))
     });
-    // Warehouse calls need a database; while compiling they return nothing, as
-    // dbt's do while `execute` is false.
-    env.add_function("run_query", |_sql: Value| Value::from(()));
-    env.add_function("load_result", |_name: Value| Value::from(()));
-    env.add_function("statement", |_args: minijinja::value::Rest<Value>| {
-        Value::from("")
-    });
-    env.add_function("doc", |name: &str| {
-        Value::from(format!("{{{{ doc('{name}') }}}}"))
-    });
-    // Project and built-in macros last: a project macro named like a
-    // built-in function (get_where_subquery, say) replaces it, as in dbt.
+}
+
+/// Project and built-in macros last: a project macro named like a built-in
+/// function (get_where_subquery, say) replaces it, as in dbt.
+fn add_macros(
+    env: &mut Environment<'static>,
+    shared: &Arc<Shared>,
+    macro_files: Vec<(String, String)>,
+) -> Result<(), Error> {
     let project = shared.project_name.clone();
     for (file, prepared) in macro_files {
         let package = if file.starts_with("pm/") {
@@ -449,7 +481,7 @@ pub fn environment(
         }
     }
 
-    Ok(env)
+    Ok(())
 }
 
 /// Lower-case hex of bytes.
