@@ -324,30 +324,6 @@ pub async fn schedule(
     // On a terminal a bar shows what runs; start lines are left out there.
     let progress = crate::output::Progress::new(&log, total, "running");
     let mut now_running: std::collections::BTreeSet<&str> = Default::default();
-    let skip =
-        |k: usize, why: String, done: &mut HashMap<usize, RunResult>, job_done: &mut Vec<bool>| {
-            // Everything downstream of job k that has not run is skipped.
-            let mut queue: VecDeque<usize> = plan.children[k].iter().copied().collect();
-            let mut lines = Vec::new();
-            while let Some(c) = queue.pop_front() {
-                if job_done[c] {
-                    continue;
-                }
-                job_done[c] = true;
-                for i in plan.jobs[c].nodes() {
-                    let n = &m.nodes[i];
-                    let what = if n.resource_type == ResourceType::Test {
-                        format!("test {}", n.name)
-                    } else {
-                        format!("{} {}.{}", label(n), n.schema, n.alias)
-                    };
-                    lines.push(format!("SKIP   {what} ({why})"));
-                    done.insert(i, RunResult::skipped(format!("skipped: {why}")));
-                }
-                queue.extend(plan.children[c].iter().copied());
-            }
-            lines
-        };
     loop {
         while !stop && !clients.is_empty() {
             let Some(k) = ready.pop_front() else { break };
@@ -363,18 +339,8 @@ pub async fn schedule(
                 let n = &m.nodes[i];
                 if progress.is_live() {
                     now_running.insert(&n.name);
-                } else if n.resource_type == ResourceType::Test {
-                    log.info(&format!(
-                        "{started:>width$} of {total} START  test {}",
-                        n.name
-                    ));
                 } else {
-                    log.info(&format!(
-                        "{started:>width$} of {total} START  {} {}.{}",
-                        label(n),
-                        n.schema,
-                        n.alias
-                    ));
+                    log.info(&format!("{started:>width$} of {total} START  {}", what(n)));
                 }
             }
             progress.running(now_running.iter().copied());
@@ -446,7 +412,7 @@ pub async fn schedule(
                 }
             }
             Some(why) => {
-                let lines = skip(k, why, &mut done, &mut job_done);
+                let lines = skip_downstream(m, plan, k, &why, &mut done, &mut job_done);
                 let base = done.len() - lines.len();
                 for (x, line) in lines.iter().enumerate() {
                     log.info(&format!("{:>width$} of {total} {line}", base + x + 1));
@@ -473,4 +439,39 @@ pub async fn schedule(
         }
     }
     (done, interrupted)
+}
+
+/// How a log line names a node: `test not_null_x`, `table model s.x`.
+fn what(n: &Node) -> String {
+    if n.resource_type == ResourceType::Test {
+        format!("test {}", n.name)
+    } else {
+        format!("{} {}.{}", label(n), n.schema, n.alias)
+    }
+}
+
+/// Marks everything downstream of job `k` that has not run as skipped;
+/// returns their log lines.
+fn skip_downstream(
+    m: &Manifest,
+    plan: &Plan,
+    k: usize,
+    why: &str,
+    done: &mut HashMap<usize, RunResult>,
+    job_done: &mut [bool],
+) -> Vec<String> {
+    let mut queue: VecDeque<usize> = plan.children[k].iter().copied().collect();
+    let mut lines = Vec::new();
+    while let Some(c) = queue.pop_front() {
+        if job_done[c] {
+            continue;
+        }
+        job_done[c] = true;
+        for i in plan.jobs[c].nodes() {
+            lines.push(format!("SKIP   {} ({why})", what(&m.nodes[i])));
+            done.insert(i, RunResult::skipped(format!("skipped: {why}")));
+        }
+        queue.extend(plan.children[c].iter().copied());
+    }
+    lines
 }

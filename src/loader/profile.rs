@@ -200,27 +200,50 @@ pub fn resolve(
         })
         .into());
     };
+    let vals = render_output(out, &shown, &text, &chosen)?;
+    target_of_output(&vals, &shown, &text, chosen, profile_name, threads)
+}
+
+/// An output's values with `{{ env_var(...) }}` rendered.
+fn render_output(
+    out: &serde_json::Map<String, Json>,
+    shown: &str,
+    text: &Arc<str>,
+    chosen: &str,
+) -> Result<serde_json::Map<String, Json>> {
     let mut vals = serde_json::Map::new();
     for (k, v) in out {
         let v = match v {
             Json::String(s) if s.contains("{{") => Json::String(render_env(s).map_err(|m| {
                 Problem::new("profile::render", format!("in {shown}, `{k}`: {m}"))
-                    .in_file(&shown, text.clone())
-                    .label_line(line_in_output(&text, &chosen, k), "here")
+                    .in_file(shown, text.clone())
+                    .label_line(line_in_output(text, chosen, k), "here")
                     .help("set the environment variable, or give env_var() a default: {{ env_var('X', 'default') }}")
             })?),
             other => other.clone(),
         };
         vals.insert(k.clone(), v);
     }
+    Ok(vals)
+}
+
+/// The target an output describes, its values checked.
+fn target_of_output(
+    vals: &serde_json::Map<String, Json>,
+    shown: &str,
+    text: &Arc<str>,
+    chosen: String,
+    profile_name: &str,
+    threads: Option<usize>,
+) -> Result<Target> {
     let get = |k: &str| vals.get(k).and_then(yaml::as_string);
-    let at = |key: &str| line_in_output(&text, &chosen, key);
+    let at = |key: &str| line_in_output(text, &chosen, key);
     let wrong = |key: &str, msg: String, help: &str| -> crate::error::Problems {
         Problem::new(
             "profile::value",
             format!("{shown}, target `{chosen}`: {msg}"),
         )
-        .in_file(&shown, text.clone())
+        .in_file(shown, text.clone())
         .label_line(at(key), msg)
         .help(help.to_string())
         .into()
@@ -260,7 +283,7 @@ pub fn resolve(
     number("connect_timeout", 0..=86_400)?;
     number("keepalives_idle", 0..=86_400)?;
     let mut extra = serde_json::Map::new();
-    for (k, v) in &vals {
+    for (k, v) in vals {
         if !SECRET_KEYS.contains(&k.as_str()) {
             extra.insert(k.clone(), v.clone());
         }
@@ -277,7 +300,7 @@ pub fn resolve(
         user: get("user").unwrap_or_default(),
         host: get("host").unwrap_or_else(|| "localhost".into()),
         port,
-        origin: shown,
+        origin: shown.to_string(),
         database_url: None,
         extra,
         password: get("password").or_else(|| get("pass")).map(Secret),
