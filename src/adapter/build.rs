@@ -126,7 +126,7 @@ async fn build_and_swap(
     swap_lock: &tokio::sync::Mutex<()>,
 ) -> Result<Built, Problem> {
     let schema = quote_ident(&build.schema);
-    let target = format!("{schema}.{}", quote_ident(&build.name));
+    let relation = format!("{schema}.{}", quote_ident(&build.name));
     let temp = format!("{schema}.{}", quote_ident(&build.temp_name));
     let db = |what: &'static str| {
         move |e: tokio_postgres::Error| model_problem(node, compiled_path, build, what, &e)
@@ -147,11 +147,11 @@ async fn build_and_swap(
         if stamp.as_deref()
             == Some(crate::materialize::relation::definition_stamp(&node.sql).as_str())
         {
-            tx.batch_execute(&format!("refresh materialized view {target}"))
+            tx.batch_execute(&format!("refresh materialized view {relation}"))
                 .await
                 .map_err(db("refreshing"))?;
             run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
-            apply_grants(&tx, node, &target).await?;
+            apply_grants(&tx, node, &relation).await?;
             tx.commit().await.map_err(db("commit"))?;
             return Ok(Built {
                 kind: "materialized view",
@@ -182,7 +182,7 @@ async fn build_and_swap(
     // and re-creates the views that read the old relation, and two swaps
     // touching the same views at once would trip over each other.
     let _swapping = swap_lock.lock().await;
-    let result = swap_in(client, node, build, &target, &temp, compiled_path)
+    let result = swap_in(client, node, build, &relation, &temp, compiled_path)
         .await
         .map(|built| Built { rows, ..built });
     if result.is_err() {
@@ -203,7 +203,7 @@ async fn swap_in(
     client: &mut tokio_postgres::Client,
     node: &BuildSpec,
     build: &Build,
-    target: &str,
+    relation: &str,
     temp: &str,
     compiled_path: &str,
 ) -> Result<Built, Problem> {
@@ -226,7 +226,7 @@ async fn swap_in(
         let sql = &node.sql;
         let replaced = tx
             .batch_execute(&format!(
-                "savepoint pm_replace;\ncreate or replace view {target} as (\n{sql}\n)"
+                "savepoint pm_replace;\ncreate or replace view {relation} as (\n{sql}\n)"
             ))
             .await;
         match replaced {
@@ -235,7 +235,7 @@ async fn swap_in(
                     .await
                     .map_err(db("replacing the view"))?;
                 run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
-                apply_grants(&tx, node, target).await?;
+                apply_grants(&tx, node, relation).await?;
                 tx.commit().await.map_err(db("commit"))?;
                 return Ok(Built {
                     kind: "view",
@@ -278,12 +278,12 @@ async fn swap_in(
                  from deps join pg_class c on c.oid = deps.oid
                  group by c.oid, c.relkind
                  order by max(deps.depth), 1",
-                &[&target],
+                &[&relation],
             )
             .await
             .map_err(db("looking up dependent views"))?;
         tx.batch_execute(&format!(
-            "drop {} {target} cascade",
+            "drop {} {relation} cascade",
             crate::materialize::relation::relkind_sql(&kind)
         ))
         .await
@@ -336,7 +336,7 @@ async fn swap_in(
     if build.kind == crate::materialize::relation::Kind::MaterializedView {
         let stamp = crate::materialize::relation::definition_stamp(&node.sql);
         tx.batch_execute(&format!(
-            "comment on materialized view {target} is '{stamp}'"
+            "comment on materialized view {relation} is '{stamp}'"
         ))
         .await
         .map_err(db("marking the materialized view"))?;
@@ -349,7 +349,7 @@ async fn swap_in(
         }
     }
     run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
-    apply_grants(&tx, node, target).await?;
+    apply_grants(&tx, node, relation).await?;
     tx.commit().await.map_err(db("commit"))?;
     Ok(Built {
         kind: build.kind.sql(),
@@ -397,7 +397,7 @@ async fn add_rows(
     compiled_path: &str,
 ) -> Result<(u64, Vec<String>), Problem> {
     use crate::materialize::incremental::{apply_sql, OnSchemaChange};
-    let target = format!("{}.{}", quote_ident(&node.schema), quote_ident(&node.alias));
+    let relation = format!("{}.{}", quote_ident(&node.schema), quote_ident(&node.alias));
     let temp = add.temp_table.clone();
     let create = add.create_temp.clone();
     // For error positions, the build is described like a relation build.
@@ -418,7 +418,7 @@ async fn add_rows(
     let new_cols = columns_of(&tx, &format!("pg_temp.{temp}"))
         .await
         .map_err(db("reading columns"))?;
-    let old_cols = columns_of(&tx, &target)
+    let old_cols = columns_of(&tx, &relation)
         .await
         .map_err(db("reading columns"))?;
     let added: Vec<&(String, String)> = new_cols
@@ -463,7 +463,7 @@ async fn add_rows(
         OnSchemaChange::AppendNewColumns | OnSchemaChange::SyncAllColumns => {
             for (n, t) in &added {
                 tx.batch_execute(&format!(
-                    "alter table {target} add column {} {t}",
+                    "alter table {relation} add column {} {t}",
                     quote_ident(n)
                 ))
                 .await
@@ -473,7 +473,7 @@ async fn add_rows(
             if add.config.on_schema_change == OnSchemaChange::SyncAllColumns {
                 for (n, _) in &removed {
                     tx.batch_execute(&format!(
-                        "alter table {target} drop column {}",
+                        "alter table {relation} drop column {}",
                         quote_ident(n)
                     ))
                     .await
@@ -483,7 +483,7 @@ async fn add_rows(
                 for (n, t) in &retyped {
                     let q = quote_ident(n);
                     tx.batch_execute(&format!(
-                        "alter table {target} alter column {q} type {t} using {q}::{t}"
+                        "alter table {relation} alter column {q} type {t} using {q}::{t}"
                     ))
                     .await
                     .map_err(db("changing a column type"))?;
@@ -494,7 +494,7 @@ async fn add_rows(
         _ => {}
     }
     // Write the columns both sides have now (ignore: new columns are not added).
-    let after = columns_of(&tx, &target)
+    let after = columns_of(&tx, &relation)
         .await
         .map_err(db("reading columns"))?;
     let write: Vec<String> = new_cols
@@ -514,7 +514,7 @@ async fn add_rows(
             .help("name a column the model selects in unique_key"));
         }
     }
-    let apply = apply_sql(&add.config, &target, &temp, &write);
+    let apply = apply_sql(&add.config, &relation, &temp, &write);
     let mut rows = 0;
     for stmt in apply.split(";\n") {
         rows = tx.execute(stmt, &[]).await.map_err(db("writing rows"))?;
@@ -525,7 +525,7 @@ async fn add_rows(
             .map_err(db("creating an index"))?;
     }
     run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
-    apply_grants(&tx, node, &target).await?;
+    apply_grants(&tx, node, &relation).await?;
     tx.commit().await.map_err(db("commit"))?;
     Ok((rows, changes))
 }
@@ -570,7 +570,7 @@ pub(crate) async fn run_hooks(
 pub(crate) async fn apply_grants(
     tx: &tokio_postgres::Transaction<'_>,
     node: &BuildSpec,
-    target: &str,
+    relation: &str,
 ) -> Result<(), Problem> {
     let wanted = &node.grants;
     let problem = |e: tokio_postgres::Error| {
@@ -603,7 +603,7 @@ pub(crate) async fn apply_grants(
     for (privilege, grantee) in &current {
         if !wanted.iter().any(|(p, g)| p == privilege && g == grantee) {
             tx.batch_execute(&format!(
-                "revoke {privilege} on {target} from {}",
+                "revoke {privilege} on {relation} from {}",
                 quote_ident(grantee)
             ))
             .await
@@ -612,7 +612,7 @@ pub(crate) async fn apply_grants(
     }
     for (privilege, grantee) in wanted {
         tx.batch_execute(&format!(
-            "grant {privilege} on {target} to {}",
+            "grant {privilege} on {relation} to {}",
             quote_ident(grantee)
         ))
         .await

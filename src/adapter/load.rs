@@ -114,7 +114,7 @@ async fn copy_and_swap(
     check: &mut Option<PendingCheck>,
 ) -> Result<(u64, Replaced), Problem> {
     let schema = quote_ident(&node.schema);
-    let target = format!("{schema}.{}", quote_ident(&node.alias));
+    let relation = format!("{schema}.{}", quote_ident(&node.alias));
     let tmp = node.temp_name.clone();
     let tmp_rel = format!("{schema}.{}", quote_ident(&tmp));
     client
@@ -174,7 +174,7 @@ async fn copy_and_swap(
 
     // Put the new table in place.
     let exists = tx
-        .query_one("select to_regclass($1) is not null", &[&target])
+        .query_one("select to_regclass($1) is not null", &[&relation])
         .await
         .map_err(|e| db_problem(node, "looking up the table", &e))?
         .get::<_, bool>(0);
@@ -195,7 +195,7 @@ async fn copy_and_swap(
                  join pg_class dv on dv.oid = r.ev_class
                  where d.refobjid = to_regclass($1) and dv.oid <> d.refobjid
                  order by 1",
-                &[&target],
+                &[&relation],
             )
             .await
             .map_err(|e| db_problem(node, "looking up dependent views", &e))?
@@ -205,7 +205,7 @@ async fn copy_and_swap(
         let columns = "select string_agg(attname || ' ' || format_type(atttypid, atttypmod), ',' order by attnum)
                        from pg_attribute where attrelid = to_regclass($1) and attnum > 0 and not attisdropped";
         let old_cols: Option<String> = tx
-            .query_one(columns, &[&target])
+            .query_one(columns, &[&relation])
             .await
             .map_err(|e| db_problem(node, "comparing columns", &e))?
             .get(0);
@@ -216,20 +216,20 @@ async fn copy_and_swap(
             .get(0);
         if dependents.is_empty() {
             tx.batch_execute(&format!(
-                "drop table {target};\nalter table {tmp_rel} rename to {}",
+                "drop table {relation};\nalter table {tmp_rel} rename to {}",
                 quote_ident(&node.alias)
             ))
             .await
             .map_err(|e| db_problem(node, "replacing the table", &e))?;
             Replaced::Swapped
         } else if old_cols == new_cols && !full_refresh {
-            tx.batch_execute(&format!("truncate {target};\ninsert into {target} select * from {tmp_rel};\ndrop table {tmp_rel}"))
+            tx.batch_execute(&format!("truncate {relation};\ninsert into {relation} select * from {tmp_rel};\ndrop table {tmp_rel}"))
                 .await
                 .map_err(|e| db_problem(node, "refilling the table", &e))?;
             Replaced::Refilled
         } else if full_refresh {
             tx.batch_execute(&format!(
-                "drop table {target} cascade;\nalter table {tmp_rel} rename to {}",
+                "drop table {relation} cascade;\nalter table {tmp_rel} rename to {}",
                 quote_ident(&node.alias)
             ))
             .await
@@ -248,7 +248,7 @@ async fn copy_and_swap(
         }
     };
     run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
-    apply_grants(&tx, node, &target).await?;
+    apply_grants(&tx, node, &relation).await?;
     tx.commit()
         .await
         .map_err(|e| db_problem(node, "commit", &e))?;

@@ -9,11 +9,11 @@ pub(super) fn nodes(
     compiled: Vec<Option<String>>,
     states: &[Rendered],
     hooks: &[(Vec<Hook>, Vec<Hook>)],
-    rels: &[Rel],
+    rels: &[ResolvedRelation],
     dag: &Dag,
     shared: &Shared,
 ) -> Vec<Node> {
-    let eph: Vec<bool> = rels.iter().map(Rel::ephemeral).collect();
+    let eph: Vec<bool> = rels.iter().map(ResolvedRelation::ephemeral).collect();
     let ctes = ephemeral::collect_ctes(dag, &eph);
     // Ephemeral bodies are copied into their consumers; everything else moves.
     let bodies: HashMap<usize, String> = ctes
@@ -59,7 +59,7 @@ fn set_compiled_code(
     sql: String,
     ctes: &[usize],
     bodies: &HashMap<usize, String>,
-    rels: &[Rel],
+    rels: &[ResolvedRelation],
     shared: &Shared,
 ) {
     let sql = if node.resource_type == ResourceType::Snapshot {

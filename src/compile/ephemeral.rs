@@ -1,10 +1,10 @@
 //! Placeholder substitution and ephemeral models as CTEs.
 
-use super::context::{Rel, PLACEHOLDER_END, PLACEHOLDER_START};
+use super::context::{ResolvedRelation, PLACEHOLDER_END, PLACEHOLDER_START};
 use crate::dag::Dag;
 
 /// Replaces relation placeholders of phase-one output by final names.
-pub fn substitute(out: String, rels: &[Rel]) -> String {
+pub fn substitute(out: String, rels: &[ResolvedRelation]) -> String {
     if !out.contains(PLACEHOLDER_START) {
         return out;
     }
@@ -119,13 +119,13 @@ mod tests {
     #[test]
     fn substitutes_placeholders() {
         let rels = vec![
-            Rel {
+            ResolvedRelation {
                 database: "db".into(),
                 schema: "s".into(),
                 identifier: "a".into(),
                 materialized: Materialization::View,
             },
-            Rel {
+            ResolvedRelation {
                 identifier: "e".into(),
                 materialized: Materialization::Ephemeral,
                 ..Default::default()

@@ -35,7 +35,7 @@ use crate::loader::config::{self, Config};
 use crate::loader::profile::Target;
 use crate::loader::{FileKind, Project, SourceText};
 use crate::manifest::*;
-use context::{NodeMeta, Rel, RenderState, Shared};
+use context::{NodeMeta, RenderState, ResolvedRelation, Shared};
 use indexmap::IndexMap;
 use rayon::prelude::*;
 use serde_json::{Map, Value as Json};

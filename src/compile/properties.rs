@@ -4,7 +4,7 @@
 use super::*;
 
 /// A resource that YAML tests can be attached to.
-pub(super) struct TestTarget<'a> {
+pub(super) struct Testable<'a> {
     name: String,
     /// `ref('x')` or `source('a', 'b')`.
     expr: String,
@@ -26,7 +26,7 @@ pub(super) fn yaml_tests(
     let mut test_drafts = Vec::new();
     let mut problems = Vec::new();
     let folders = yml_folders(project, &props.path);
-    let mut targets: Vec<TestTarget> = Vec::new();
+    let mut targets: Vec<Testable> = Vec::new();
     for (rt, key, patches) in [
         (ResourceType::Model, "models", &props.models),
         (ResourceType::Seed, "seeds", &props.seeds),
@@ -36,7 +36,7 @@ pub(super) fn yaml_tests(
             let Some(i) = attachable.get(&(rt, p.name.clone())) else {
                 continue;
             };
-            targets.push(TestTarget {
+            targets.push(Testable {
                 name: p.name.clone(),
                 expr: format!("ref('{}')", p.name),
                 attached: i.clone(),
@@ -49,7 +49,7 @@ pub(super) fn yaml_tests(
     }
     for s in &props.sources {
         for t in &s.tables {
-            targets.push(TestTarget {
+            targets.push(Testable {
                 name: format!("{}_{}", s.name, t.name),
                 expr: format!("source('{}', '{}')", s.name, t.name),
                 attached: format!("source.{}.{}.{}", project.name, s.name, t.name),
@@ -60,7 +60,7 @@ pub(super) fn yaml_tests(
             });
         }
     }
-    for TestTarget {
+    for Testable {
         name: target_name,
         expr: target_expr,
         attached,

@@ -79,7 +79,7 @@ pub(super) const MAX_IDENTIFIER: usize = 63;
 pub(super) fn check_relations(
     project: &Project,
     drafts: &[Draft],
-    resolved: &[Rel],
+    resolved: &[ResolvedRelation],
     disabled: &HashSet<usize>,
     problems: &mut Problems,
 ) {
@@ -162,9 +162,9 @@ pub(super) fn check_relations(
 }
 
 /// The relation a node gets with the built-in naming rules.
-pub(super) fn default_relation(n: &Node, cfg: &Config, target: &Target) -> Rel {
+pub(super) fn default_relation(n: &Node, cfg: &Config, target: &Target) -> ResolvedRelation {
     if n.resource_type == ResourceType::Source {
-        return Rel {
+        return ResolvedRelation {
             database: n.database.clone(),
             schema: n.schema.clone(),
             identifier: n.alias.clone(),
@@ -182,7 +182,7 @@ pub(super) fn default_relation(n: &Node, cfg: &Config, target: &Target) -> Rel {
         .clone()
         .filter(|m| n.resource_type == ResourceType::Model || *m != Materialization::Ephemeral)
         .unwrap_or(Materialization::Table);
-    Rel {
+    ResolvedRelation {
         database: config::get_str(cfg, "database")
             .map(str::to_string)
             .unwrap_or_else(|| target.database.clone()),
@@ -201,7 +201,7 @@ pub(super) fn resolve_relations(
     drafts: &[Draft],
     target: &Target,
     overrides: &HashSet<&str>,
-) -> std::result::Result<Vec<Rel>, Problem> {
+) -> std::result::Result<Vec<ResolvedRelation>, Problem> {
     drafts
         .par_iter()
         .enumerate()

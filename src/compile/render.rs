@@ -160,7 +160,7 @@ pub(super) fn final_sql(
     renderer: &Renderer,
     states: &mut [Rendered],
     drafts: &[Draft],
-    rels: &[Rel],
+    rels: &[ResolvedRelation],
 ) -> Result<Vec<Option<String>>> {
     let outputs: Vec<Option<String>> = states
         .iter_mut()

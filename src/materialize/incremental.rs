@@ -128,16 +128,16 @@ pub fn create_temp_sql(node: &Node) -> String {
     )
 }
 
-/// Moves the temporary table's rows into `target`, writing `columns`.
+/// Moves the temporary table's rows into `relation`, writing `columns`.
 pub fn apply_sql(
     config: &IncrementalConfig,
-    target: &str,
+    relation: &str,
     temp: &str,
     columns: &[String],
 ) -> String {
     let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
     let list = cols.join(", ");
-    let insert = format!("insert into {target} ({list})\nselect {list} from {temp}");
+    let insert = format!("insert into {relation} ({list})\nselect {list} from {temp}");
     let key_match = |l: &str, r: &str| {
         config
             .unique_key
@@ -149,7 +149,7 @@ pub fn apply_sql(
     match config.strategy {
         Strategy::Append => insert,
         Strategy::DeleteInsert => format!(
-            "delete from {target} as t\nusing {temp} as s\nwhere {};\n{insert}",
+            "delete from {relation} as t\nusing {temp} as s\nwhere {};\n{insert}",
             key_match("t", "s")
         ),
         Strategy::Merge => {
@@ -165,7 +165,7 @@ pub fn apply_sql(
             };
             let values: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
             format!(
-                "merge into {target} as t\nusing {temp} as s\non {}\n{matched}\nwhen not matched then insert ({list}) values ({})",
+                "merge into {relation} as t\nusing {temp} as s\non {}\n{matched}\nwhen not matched then insert ({list}) values ({})",
                 key_match("t", "s"),
                 values.join(", ")
             )

@@ -222,9 +222,9 @@ pub fn grants(node: &Node) -> Result<Vec<(String, String)>, crate::error::Proble
 }
 
 /// `indexes: [{columns: [a, b], unique: true, type: btree}]` as statements
-/// for `target`. Names are derived from the definition, so re-running them
+/// on `relation`. Names are derived from the definition, so re-running them
 /// on a table that has the index (`if not exists`) does nothing.
-pub fn index_sql(node: &Node, target: &str) -> Vec<String> {
+pub fn index_sql(node: &Node, relation: &str) -> Vec<String> {
     use serde_json::Value as Json;
     let Some(Json::Array(list)) = node.config.get("indexes") else {
         return Vec::new();
@@ -245,7 +245,7 @@ pub fn index_sql(node: &Node, target: &str) -> Vec<String> {
             );
             let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
             Some(format!(
-                "create {}index if not exists {} on {target} using {method} ({})",
+                "create {}index if not exists {} on {relation} using {method} ({})",
                 if unique { "unique " } else { "" },
                 quote_ident(&name),
                 cols.join(", ")

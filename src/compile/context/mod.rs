@@ -27,7 +27,7 @@ use std::sync::{Arc, OnceLock};
 
 /// Where a node's relation lives once its config is known.
 #[derive(Debug, Clone, Default)]
-pub struct Rel {
+pub struct ResolvedRelation {
     pub database: String,
     pub schema: String,
     pub identifier: String,
@@ -35,7 +35,7 @@ pub struct Rel {
     pub materialized: Materialization,
 }
 
-impl Rel {
+impl ResolvedRelation {
     pub fn ephemeral(&self) -> bool {
         self.materialized == Materialization::Ephemeral
     }
@@ -70,7 +70,7 @@ pub struct NodeMeta {
     /// Project + YAML config (before the file's own `config()`).
     pub config: Arc<Config>,
     /// The relation computed from `config` (may change once `config()` calls are applied).
-    pub provisional: Rel,
+    pub provisional: ResolvedRelation,
     pub description: String,
     pub source_name: Option<String>,
 }
@@ -88,7 +88,7 @@ pub struct Shared {
     /// Names of disabled nodes that `ref()` might point at.
     pub disabled: HashSet<String>,
     /// Final relations, set once every node's config is known.
-    pub resolved: OnceLock<Vec<Rel>>,
+    pub resolved: OnceLock<Vec<ResolvedRelation>>,
     /// Project and built-in macro names (for `adapter.dispatch` and "did you mean").
     pub macro_names: BTreeSet<String>,
     pub run_started_at: chrono::DateTime<chrono::Utc>,

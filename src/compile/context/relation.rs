@@ -12,7 +12,7 @@ pub struct Relation {
 }
 
 impl Relation {
-    pub(super) fn rel(&self) -> Rel {
+    pub(super) fn rel(&self) -> ResolvedRelation {
         match self.shared.resolved.get() {
             Some(r) => r[self.target].clone(),
             None => {
