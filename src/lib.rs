@@ -24,3 +24,4 @@ pub mod materialize;
 pub mod output;
 pub mod report;
 pub mod settings;
+pub mod text;

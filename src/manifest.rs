@@ -3,6 +3,7 @@
 
 use crate::dag::Dag;
 use crate::loader::config::Config;
+use crate::text::quote_ident;
 use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
@@ -303,11 +304,6 @@ impl Node {
             _ => self.fqn.join("."),
         }
     }
-}
-
-/// PostgreSQL identifier quoting.
-pub fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,9 +1,9 @@
 //! Building view and table models in the warehouse.
 
 use crate::error::Problem;
-use crate::manifest::quote_ident;
 use crate::materialize::relation::{query_offset, Build};
 use crate::materialize::BuildSpec;
+use crate::text::quote_ident;
 use std::sync::Arc;
 
 /// What a build did, for the log line.

@@ -206,10 +206,7 @@ impl Cluster {
         let mut socket_dir = base.join("run");
         if socket_dir.join(".s.PGSQL.5432").as_os_str().len() > MAX_SOCKET_PATH {
             // Too long for a socket address: a short, stable folder per project.
-            use sha2::Digest;
-            let h = crate::compile::context::hex(&sha2::Sha256::digest(
-                root.to_string_lossy().as_bytes(),
-            ));
+            let h = crate::text::sha256_hex(&root.to_string_lossy());
             socket_dir = std::env::temp_dir().join(format!("pm-{}", &h[..16]));
         }
         Ok(Cluster {

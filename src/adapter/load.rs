@@ -3,9 +3,9 @@
 //! same transaction. Whatever fails, the previous table is left as it was.
 
 use crate::error::Problem;
-use crate::manifest::quote_ident;
 use crate::materialize::seed::SeedTable;
 use crate::materialize::BuildSpec;
+use crate::text::quote_ident;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use std::io::Read;

@@ -162,8 +162,8 @@ pub async fn remove_leftovers(
         let what = relkind_sql(&kind);
         let relation = format!(
             "{}.{}",
-            crate::manifest::quote_ident(&schema),
-            crate::manifest::quote_ident(&name)
+            crate::text::quote_ident(&schema),
+            crate::text::quote_ident(&name)
         );
         done.push(
             match client
@@ -231,7 +231,7 @@ pub async fn create_missing_schemas(
     for schema in schemas.iter().filter(|s| !present.iter().any(|p| p == *s)) {
         let ddl = format!(
             "create schema if not exists {}",
-            crate::manifest::quote_ident(schema)
+            crate::text::quote_ident(schema)
         );
         client.batch_execute(&ddl).await.map_err(|e| {
             Problem::new(

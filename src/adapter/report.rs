@@ -3,7 +3,7 @@
 //! happen once per report, day and channel.
 
 use crate::error::Problem;
-use crate::manifest::quote_ident;
+use crate::text::quote_ident;
 use chrono::{DateTime, NaiveDate, Utc};
 use tokio_postgres::Client;
 

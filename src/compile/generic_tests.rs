@@ -232,7 +232,7 @@ pub fn synthesize_name(
     };
     if full.len() >= 64 {
         use md5::Digest;
-        let digest = super::context::hex(&md5::Md5::digest(full.as_bytes()));
+        let digest = crate::text::hex(&md5::Md5::digest(full.as_bytes()));
         let trunc: String = identifier.chars().take(30).collect();
         (format!("{trunc}_{digest}"), full)
     } else {

@@ -35,11 +35,11 @@ use crate::loader::config::{self, Config};
 use crate::loader::profile::Target;
 use crate::loader::{FileKind, Project, SourceText};
 use crate::manifest::*;
+use crate::text::sha256_hex;
 use context::{NodeMeta, RenderState, ResolvedRelation, Shared};
 use indexmap::IndexMap;
 use rayon::prelude::*;
 use serde_json::{Map, Value as Json};
-use sha2::Digest;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 

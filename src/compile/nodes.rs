@@ -9,10 +9,6 @@ pub(super) fn file_template(text: &str) -> Template {
     ))
 }
 
-pub(super) fn sha256_hex(text: &str) -> String {
-    context::hex(&sha2::Sha256::digest(text.as_bytes()))
-}
-
 pub(super) fn model_defaults() -> Config {
     let mut c = Config::new();
     c.insert("enabled".into(), Json::Bool(true));

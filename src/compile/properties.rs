@@ -80,7 +80,7 @@ pub(super) fn yaml_tests(
         )> = model_tests.iter().map(|t| (None, None, t)).collect();
         for c in columns {
             let in_sql = if c.quote == Some(true) {
-                crate::manifest::quote_ident(&c.name)
+                crate::text::quote_ident(&c.name)
             } else {
                 c.name.clone()
             };

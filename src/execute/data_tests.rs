@@ -79,8 +79,8 @@ pub(super) async fn run_test(
             .map_err(|e| test_problem(m, n, &e))?;
         stored_in = Some(format!(
             "{}.{}",
-            crate::manifest::quote_ident(&store.schema),
-            crate::manifest::quote_ident(&store.name)
+            crate::text::quote_ident(&store.schema),
+            crate::text::quote_ident(&store.name)
         ));
     }
     let row = crate::adapter::test::count(client, &sql)

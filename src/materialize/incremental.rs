@@ -5,7 +5,8 @@
 
 use crate::error::Problem;
 use crate::loader::yaml::string_list;
-use crate::manifest::{quote_ident, Node};
+use crate::manifest::Node;
+use crate::text::quote_ident;
 use serde_json::Value as Json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,8 +49,8 @@ impl BuildSpec {
                 node,
                 &format!(
                     "{}.{}",
-                    crate::manifest::quote_ident(&node.schema),
-                    crate::manifest::quote_ident(&node.alias)
+                    crate::text::quote_ident(&node.schema),
+                    crate::text::quote_ident(&node.alias)
                 ),
             ),
         })

@@ -2,7 +2,8 @@
 //! put in place of the old relation in one transaction, so a failed build
 //! leaves the previous relation as it was.
 
-use crate::manifest::{quote_ident, Materialization, Node};
+use crate::manifest::{Materialization, Node};
+use crate::text::quote_ident;
 
 /// What kind of relation a model becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +64,7 @@ const TEMP_MARK: &str = "__pm_new_";
 /// hex digits of a hash of the node's unique id. Two nodes never share it,
 /// however long their common prefix, and [`is_temp_name`] recognises it.
 pub fn temp_name(node: &Node) -> String {
-    use sha2::Digest;
-    let hash = crate::compile::context::hex(&sha2::Sha256::digest(node.unique_id.as_bytes()));
+    let hash = crate::text::sha256_hex(&node.unique_id);
     let mut base = node.alias.as_str();
     while base.len() > 63 - TEMP_MARK.len() - 8 {
         let mut end = base.len() - 1;
@@ -158,11 +158,7 @@ pub fn query_offset(prepare: &str) -> usize {
 /// What pm writes in a materialized view's comment: the hash of the query it
 /// was built from, so an unchanged view is refreshed and a changed one rebuilt.
 pub fn definition_stamp(sql: &str) -> String {
-    use sha2::Digest;
-    format!(
-        "pm:{}",
-        &crate::compile::context::hex(&sha2::Sha256::digest(sql.as_bytes()))[..16]
-    )
+    format!("pm:{}", &crate::text::sha256_hex(sql)[..16])
 }
 
 /// The privileges PostgreSQL grants on tables and views.
@@ -238,11 +234,7 @@ pub fn index_sql(node: &Node, relation: &str) -> Vec<String> {
             let unique = ix.get("unique").and_then(Json::as_bool).unwrap_or(false);
             let method = ix.get("type").and_then(Json::as_str).unwrap_or("btree");
             let key = format!("{}|{}|{unique}|{method}", node.alias, columns.join(","));
-            use sha2::Digest;
-            let name = format!(
-                "pm_ix_{}",
-                &crate::compile::context::hex(&sha2::Sha256::digest(key.as_bytes()))[..20]
-            );
+            let name = format!("pm_ix_{}", &crate::text::sha256_hex(&key)[..20]);
             let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
             Some(format!(
                 "create {}index if not exists {} on {relation} using {method} ({})",

@@ -3,7 +3,8 @@
 //! adapter streams the file's bytes through `COPY … FROM STDIN`.
 
 use crate::error::Problem;
-use crate::manifest::{quote_ident, Node};
+use crate::manifest::Node;
+use crate::text::quote_ident;
 use serde_json::Value as Json;
 use std::path::Path;
 

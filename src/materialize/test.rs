@@ -5,7 +5,8 @@
 //! each test keeping its own failure count. Pure; the adapter runs them.
 
 use crate::error::Problem;
-use crate::manifest::{quote_ident, Manifest, Node};
+use crate::manifest::{Manifest, Node};
+use crate::text::quote_ident;
 use serde_json::Value as Json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// The layers, in the order data flows through them.
 const LAYERS: &[&[&str]] = &[
-    &["error", "output", "dag", "settings"],
+    &["error", "output", "dag", "settings", "text"],
     &["loader"],
     &["manifest"],
     &["graph"],

@@ -16,7 +16,8 @@ pub use relation::*;
 pub use values::*;
 
 use crate::loader::config::{self, Config};
-use crate::manifest::{quote_ident, Materialization, RefCall, ResourceType};
+use crate::manifest::{Materialization, RefCall, ResourceType};
+use crate::text::quote_ident;
 use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
 use minijinja::{Environment, Error, ErrorKind, State};
 use serde_json::{Map, Value as Json};
@@ -449,7 +450,7 @@ fn add_value_functions(env: &mut Environment<'static>) {
     });
     env.add_function("local_md5", |s: &str| {
         use md5::Digest;
-        Value::from(hex(&md5::Md5::digest(s.as_bytes())))
+        Value::from(crate::text::hex(&md5::Md5::digest(s.as_bytes())))
     });
 }
 
@@ -482,15 +483,4 @@ fn add_macros(
     }
 
     Ok(())
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
 }
