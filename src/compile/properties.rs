@@ -26,40 +26,7 @@ pub(super) fn yaml_tests(
     let mut test_drafts = Vec::new();
     let mut problems = Vec::new();
     let folders = yml_folders(project, &props.path);
-    let mut targets: Vec<Testable> = Vec::new();
-    for (rt, key, patches) in [
-        (ResourceType::Model, "models", &props.models),
-        (ResourceType::Seed, "seeds", &props.seeds),
-        (ResourceType::Snapshot, "snapshots", &props.snapshots),
-    ] {
-        for p in patches {
-            let Some(i) = attachable.get(&(rt, p.name.clone())) else {
-                continue;
-            };
-            targets.push(Testable {
-                name: p.name.clone(),
-                expr: format!("ref('{}')", p.name),
-                attached: i.clone(),
-                is_source: false,
-                tests: &p.tests,
-                columns: &p.columns,
-                file_key: format!("{key}.{}", p.name),
-            });
-        }
-    }
-    for s in &props.sources {
-        for t in &s.tables {
-            targets.push(Testable {
-                name: format!("{}_{}", s.name, t.name),
-                expr: format!("source('{}', '{}')", s.name, t.name),
-                attached: format!("source.{}.{}.{}", project.name, s.name, t.name),
-                is_source: true,
-                tests: &t.tests,
-                columns: &t.columns,
-                file_key: format!("sources.{}", s.name),
-            });
-        }
-    }
+    let targets = testables(project, props, attachable);
     for Testable {
         name: target_name,
         expr: target_expr,
@@ -154,32 +121,14 @@ pub(super) fn yaml_tests(
             }));
             let test_name = format!("test_{}", parsed.test_name);
             if parsed.namespace.is_some() || !macro_names.contains(&test_name) {
-                let known: Vec<&str> = macro_names
-                    .iter()
-                    .filter_map(|m| m.strip_prefix("test_"))
-                    .collect();
-                let suggestions = crate::error::closest(&parsed.test_name, known.iter().copied());
-                problems.push(
-                    Problem::new(
-                        "compile::unknown_test",
-                        format!(
-                            "unknown generic test `{}{}` on {}{}",
-                            parsed.namespace.as_ref().map(|n| format!("{n}.")).unwrap_or_default(),
-                            parsed.test_name,
-                            file_key,
-                            column.map(|c| format!(".{c}")).unwrap_or_default()
-                        ),
-                    )
-                    .in_file(&props.path, props.text.clone())
-                    .label_line(def.line, "this test")
-                    .help(crate::error::did_you_mean(
-                        &suggestions,
-                        &format!(
-                            "define it with {{% test {}(model, column_name) %}} in a macro file or tests/generic/ (packages are not supported)",
-                            parsed.test_name
-                        ),
-                    )),
-                );
+                problems.push(unknown_test(
+                    props,
+                    &parsed,
+                    def,
+                    &file_key,
+                    column,
+                    macro_names,
+                ));
                 continue;
             }
             let args = generic_tests::context_args(&parsed, column_sql.as_deref());
@@ -194,6 +143,84 @@ pub(super) fn yaml_tests(
         }
     }
     (test_drafts, problems)
+}
+
+/// The resources of a YAML file that tests can be attached to.
+fn testables<'p>(
+    project: &Project,
+    props: &'p crate::loader::properties::PropertiesFile,
+    attachable: &HashMap<(ResourceType, String), String>,
+) -> Vec<Testable<'p>> {
+    let mut targets: Vec<Testable> = Vec::new();
+    for (rt, key, patches) in [
+        (ResourceType::Model, "models", &props.models),
+        (ResourceType::Seed, "seeds", &props.seeds),
+        (ResourceType::Snapshot, "snapshots", &props.snapshots),
+    ] {
+        for p in patches {
+            let Some(i) = attachable.get(&(rt, p.name.clone())) else {
+                continue;
+            };
+            targets.push(Testable {
+                name: p.name.clone(),
+                expr: format!("ref('{}')", p.name),
+                attached: i.clone(),
+                is_source: false,
+                tests: &p.tests,
+                columns: &p.columns,
+                file_key: format!("{key}.{}", p.name),
+            });
+        }
+    }
+    for s in &props.sources {
+        for t in &s.tables {
+            targets.push(Testable {
+                name: format!("{}_{}", s.name, t.name),
+                expr: format!("source('{}', '{}')", s.name, t.name),
+                attached: format!("source.{}.{}.{}", project.name, s.name, t.name),
+                is_source: true,
+                tests: &t.tests,
+                columns: &t.columns,
+                file_key: format!("sources.{}", s.name),
+            });
+        }
+    }
+    targets
+}
+
+/// A test whose generic test is not defined, with the closest names.
+fn unknown_test(
+    props: &crate::loader::properties::PropertiesFile,
+    parsed: &generic_tests::ParsedTest,
+    def: &crate::loader::properties::TestDef,
+    file_key: &str,
+    column: Option<&str>,
+    macro_names: &BTreeSet<String>,
+) -> Problem {
+    let known: Vec<&str> = macro_names
+        .iter()
+        .filter_map(|m| m.strip_prefix("test_"))
+        .collect();
+    let suggestions = crate::error::closest(&parsed.test_name, known.iter().copied());
+    Problem::new(
+            "compile::unknown_test",
+            format!(
+                "unknown generic test `{}{}` on {}{}",
+                parsed.namespace.as_ref().map(|n| format!("{n}.")).unwrap_or_default(),
+                parsed.test_name,
+                file_key,
+                column.map(|c| format!(".{c}")).unwrap_or_default()
+            ),
+        )
+        .in_file(&props.path, props.text.clone())
+        .label_line(def.line, "this test")
+        .help(crate::error::did_you_mean(
+            &suggestions,
+            &format!(
+                "define it with {{% test {}(model, column_name) %}} in a macro file or tests/generic/ (packages are not supported)",
+                parsed.test_name
+            ),
+        ))
 }
 
 /// Descriptions, columns and config from YAML onto the nodes they describe.
