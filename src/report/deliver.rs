@@ -270,30 +270,19 @@ pub fn deliver(
     charts: &[Chart],
     transport: &mut dyn Transport,
 ) -> Result<Posted, Failed> {
-    let secrets = to.secrets();
-    let mut posted = false;
-    let mut requests = 0;
-    let mut send = |req: Request, posted: bool| -> Result<Response, Failed> {
-        requests += 1;
-        transport.send(&req, &secrets).map_err(|problem| Failed {
-            problem: Box::new(problem),
-            posted,
-        })
-    };
-    let fail = |problem: Problem, posted: bool| Failed {
-        problem: Box::new(problem),
-        posted,
+    let mut sender = Sender {
+        transport,
+        secrets: to.secrets(),
+        requests: 0,
+        posted: false,
     };
     match to {
         Destination::SlackWebhook { url } => {
-            send(
-                Request {
-                    url: url.clone(),
-                    bearer: None,
-                    body: Body::Json(json!({ "text": slack_text(title, table) })),
-                },
-                posted,
-            )?;
+            sender.send(Request {
+                url: url.clone(),
+                bearer: None,
+                body: Body::Json(json!({ "text": slack_text(title, table) })),
+            })?;
             Ok(Posted {
                 requests: 1,
                 charts_left_out: (!charts.is_empty()).then(|| {
@@ -305,128 +294,165 @@ pub fn deliver(
             api,
             token,
             channel,
-        } => {
-            let bearer = Some(token.clone());
-            let r = send(
-                Request {
-                    url: format!("{api}/chat.postMessage"),
-                    bearer: bearer.clone(),
-                    body: Body::Json(json!({
-                        "channel": channel,
-                        "text": slack_text(title, table),
-                        "unfurl_links": false,
-                    })),
-                },
-                posted,
-            )?;
-            slack_ok(&r, "the message", &secrets).map_err(|p| fail(p, false))?;
-            posted = true;
-            let mut files = Vec::new();
-            for c in charts {
-                let r = send(
-                    Request {
-                        url: format!("{api}/files.getUploadURLExternal"),
-                        bearer: bearer.clone(),
-                        body: Body::Form(vec![
-                            ("filename".into(), c.file_name.clone()),
-                            ("length".into(), c.png.len().to_string()),
-                        ]),
-                    },
-                    posted,
-                )?;
-                let v = slack_ok(&r, "the chart upload", &secrets).map_err(|p| fail(p, true))?;
-                let (Some(upload), Some(id)) = (
-                    v.get("upload_url").and_then(Json::as_str),
-                    v.get("file_id").and_then(Json::as_str),
-                ) else {
-                    return Err(fail(
-                        Problem::new("report::refused", "Slack's files.getUploadURLExternal answered without upload_url and file_id"),
-                        true,
-                    ));
-                };
-                send(
-                    Request {
-                        url: upload.to_string(),
-                        bearer: None,
-                        body: Body::Multipart(vec![Part {
-                            name: "file".into(),
-                            file: Some((c.file_name.clone(), "image/png".into())),
-                            data: c.png.clone(),
-                        }]),
-                    },
-                    posted,
-                )?;
-                files.push(json!({ "id": id, "title": c.title }));
-            }
-            if !files.is_empty() {
-                let r = send(
-                    Request {
-                        url: format!("{api}/files.completeUploadExternal"),
-                        bearer,
-                        body: Body::Json(json!({ "files": files, "channel_id": channel })),
-                    },
-                    posted,
-                )?;
-                slack_ok(&r, "the charts", &secrets).map_err(|p| fail(p, true))?;
-            }
-            Ok(Posted {
-                requests,
-                charts_left_out: None,
-            })
-        }
+        } => slack_bot(&mut sender, api, token, channel, title, table, charts),
         Destination::Telegram { api, token, chat } => {
-            let text = telegram_text(title, table);
-            if text.chars().count() > 4096 {
-                return Err(fail(
-                    Problem::new(
-                        "report::too_long",
-                        format!(
-                            "the digest is {} characters; a Telegram message holds 4096",
-                            text.chars().count()
-                        ),
-                    )
-                    .help("show fewer metrics or comparisons in this report"),
-                    false,
-                ));
-            }
-            send(
-                Request {
-                    url: format!("{api}/bot{token}/sendMessage"),
-                    bearer: None,
-                    body: Body::Json(json!({
-                        "chat_id": chat,
-                        "text": text,
-                        "parse_mode": "HTML",
-                        "disable_web_page_preview": true,
-                    })),
-                },
-                posted,
-            )?;
-            posted = true;
-            for c in charts {
-                send(
-                    Request {
-                        url: format!("{api}/bot{token}/sendPhoto"),
-                        bearer: None,
-                        body: Body::Multipart(vec![
-                            Part::field("chat_id", chat),
-                            Part::field("caption", &c.title),
-                            Part {
-                                name: "photo".into(),
-                                file: Some((c.file_name.clone(), "image/png".into())),
-                                data: c.png.clone(),
-                            },
-                        ]),
-                    },
-                    posted,
-                )?;
-            }
-            Ok(Posted {
-                requests,
-                charts_left_out: None,
-            })
+            telegram(&mut sender, api, token, chat, title, table, charts)
         }
     }
+}
+
+/// Sends a delivery's requests, counting them and remembering whether the
+/// message itself went out (a later failure then does not unsay it).
+struct Sender<'t> {
+    transport: &'t mut dyn Transport,
+    secrets: Vec<String>,
+    requests: usize,
+    posted: bool,
+}
+
+impl Sender<'_> {
+    fn send(&mut self, req: Request) -> Result<Response, Failed> {
+        self.requests += 1;
+        let posted = self.posted;
+        self.transport
+            .send(&req, &self.secrets)
+            .map_err(|problem| self.fail(problem, posted))
+    }
+
+    fn fail(&self, problem: Problem, posted: bool) -> Failed {
+        Failed {
+            problem: Box::new(problem),
+            posted,
+        }
+    }
+
+    fn done(&self) -> Posted {
+        Posted {
+            requests: self.requests,
+            charts_left_out: None,
+        }
+    }
+}
+
+/// chat.postMessage, then each chart through Slack's external upload.
+fn slack_bot(
+    sender: &mut Sender,
+    api: &str,
+    token: &str,
+    channel: &str,
+    title: &str,
+    table: &str,
+    charts: &[Chart],
+) -> Result<Posted, Failed> {
+    let bearer = Some(token.to_string());
+    let r = sender.send(Request {
+        url: format!("{api}/chat.postMessage"),
+        bearer: bearer.clone(),
+        body: Body::Json(json!({
+            "channel": channel,
+            "text": slack_text(title, table),
+            "unfurl_links": false,
+        })),
+    })?;
+    slack_ok(&r, "the message", &sender.secrets).map_err(|p| sender.fail(p, false))?;
+    sender.posted = true;
+    let mut files = Vec::new();
+    for c in charts {
+        let r = sender.send(Request {
+            url: format!("{api}/files.getUploadURLExternal"),
+            bearer: bearer.clone(),
+            body: Body::Form(vec![
+                ("filename".into(), c.file_name.clone()),
+                ("length".into(), c.png.len().to_string()),
+            ]),
+        })?;
+        let v =
+            slack_ok(&r, "the chart upload", &sender.secrets).map_err(|p| sender.fail(p, true))?;
+        let (Some(upload), Some(id)) = (
+            v.get("upload_url").and_then(Json::as_str),
+            v.get("file_id").and_then(Json::as_str),
+        ) else {
+            return Err(sender.fail(
+                Problem::new(
+                    "report::refused",
+                    "Slack's files.getUploadURLExternal answered without upload_url and file_id",
+                ),
+                true,
+            ));
+        };
+        sender.send(Request {
+            url: upload.to_string(),
+            bearer: None,
+            body: Body::Multipart(vec![Part {
+                name: "file".into(),
+                file: Some((c.file_name.clone(), "image/png".into())),
+                data: c.png.clone(),
+            }]),
+        })?;
+        files.push(json!({ "id": id, "title": c.title }));
+    }
+    if !files.is_empty() {
+        let r = sender.send(Request {
+            url: format!("{api}/files.completeUploadExternal"),
+            bearer,
+            body: Body::Json(json!({ "files": files, "channel_id": channel })),
+        })?;
+        slack_ok(&r, "the charts", &sender.secrets).map_err(|p| sender.fail(p, true))?;
+    }
+    Ok(sender.done())
+}
+
+/// sendMessage (HTML), then each chart with sendPhoto.
+fn telegram(
+    sender: &mut Sender,
+    api: &str,
+    token: &str,
+    chat: &str,
+    title: &str,
+    table: &str,
+    charts: &[Chart],
+) -> Result<Posted, Failed> {
+    let text = telegram_text(title, table);
+    if text.chars().count() > 4096 {
+        return Err(sender.fail(
+            Problem::new(
+                "report::too_long",
+                format!(
+                    "the digest is {} characters; a Telegram message holds 4096",
+                    text.chars().count()
+                ),
+            )
+            .help("show fewer metrics or comparisons in this report"),
+            false,
+        ));
+    }
+    sender.send(Request {
+        url: format!("{api}/bot{token}/sendMessage"),
+        bearer: None,
+        body: Body::Json(json!({
+            "chat_id": chat,
+            "text": text,
+            "parse_mode": "HTML",
+            "disable_web_page_preview": true,
+        })),
+    })?;
+    sender.posted = true;
+    for c in charts {
+        sender.send(Request {
+            url: format!("{api}/bot{token}/sendPhoto"),
+            bearer: None,
+            body: Body::Multipart(vec![
+                Part::field("chat_id", chat),
+                Part::field("caption", &c.title),
+                Part {
+                    name: "photo".into(),
+                    file: Some((c.file_name.clone(), "image/png".into())),
+                    data: c.png.clone(),
+                },
+            ]),
+        })?;
+    }
+    Ok(sender.done())
 }
 
 /// Sends over HTTP(S), retrying 429 (after its Retry-After) and 5xx and
