@@ -31,7 +31,53 @@ pub struct Layout {
 /// Lays out `n` nodes with `edges` (parent → child, a DAG; edges closing a
 /// cycle are ignored).
 pub fn layout(n: usize, edges: &[(usize, usize)], sweeps: usize) -> Layout {
-    // Layers: longest path from the roots, in topological order (Kahn).
+    let layer = assign_layers(n, edges);
+    let layers = layer.iter().copied().max().map_or(0, |m| m + 1);
+    let Spanned {
+        vlayer,
+        up,
+        down,
+        chains,
+    } = spanned(n, edges, &layer);
+    let rows = order_rows(n, layers, &vlayer, &up, &down, sweeps);
+
+    // Coordinates: each layer centred on the tallest.
+    let tallest = rows.iter().map(Vec::len).max().unwrap_or(0) as f64;
+    let mut xy = vec![(0f64, 0f64); vlayer.len()];
+    for (l, row) in rows.iter().enumerate() {
+        let offset = (tallest - row.len() as f64) / 2.0;
+        for (k, &v) in row.iter().enumerate() {
+            xy[v] = (
+                l as f64 * (NODE_W + GAP_X),
+                (offset + k as f64) * (NODE_H + GAP_Y),
+            );
+        }
+    }
+    let edges_out = chains
+        .into_iter()
+        .map(|(p, c, chain)| {
+            let mut pts = Vec::with_capacity(chain.len() + 2);
+            pts.push((xy[p].0 + NODE_W, xy[p].1 + NODE_H / 2.0));
+            for v in chain {
+                pts.push((xy[v].0 + NODE_W / 2.0, xy[v].1 + NODE_H / 2.0));
+            }
+            pts.push((xy[c].0, xy[c].1 + NODE_H / 2.0));
+            (p, c, pts)
+        })
+        .collect();
+    Layout {
+        pos: xy[..n].to_vec(),
+        layer: layer.clone(),
+        edges: edges_out,
+        width: (layers as f64 * (NODE_W + GAP_X) - GAP_X).max(0.0),
+        height: tallest * (NODE_H + GAP_Y),
+    }
+}
+
+/// Each node's layer: the longest path from the roots, in topological order
+/// (Kahn); roots are pulled right, next to their first child, so sources sit
+/// by their users. Nodes on a cycle keep the layer reached so far.
+fn assign_layers(n: usize, edges: &[(usize, usize)]) -> Vec<usize> {
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut indegree = vec![0usize; n];
     for &(p, c) in edges {
@@ -43,10 +89,8 @@ pub fn layout(n: usize, edges: &[(usize, usize)], sweeps: usize) -> Layout {
     let mut layer = vec![0usize; n];
     let mut queue: std::collections::VecDeque<usize> =
         (0..n).filter(|&i| indegree[i] == 0).collect();
-    let mut seen = 0;
     let mut deg = indegree.clone();
     while let Some(i) = queue.pop_front() {
-        seen += 1;
         for &c in &children[i] {
             layer[c] = layer[c].max(layer[i] + 1);
             deg[c] -= 1;
@@ -55,8 +99,6 @@ pub fn layout(n: usize, edges: &[(usize, usize)], sweeps: usize) -> Layout {
             }
         }
     }
-    let _ = seen; // nodes on a cycle keep the layer reached so far
-                  // Pull roots right, next to their first child, so sources sit by their users.
     for i in 0..n {
         if indegree[i] == 0 {
             if let Some(min_child) = children[i].iter().map(|&c| layer[c]).min() {
@@ -66,11 +108,21 @@ pub fn layout(n: usize, edges: &[(usize, usize)], sweeps: usize) -> Layout {
             }
         }
     }
-    let layers = layer.iter().copied().max().map_or(0, |m| m + 1);
+    layer
+}
 
-    // Chains of virtual points for edges spanning several layers.
-    // Vertex ids: 0..n real, n.. virtual.
-    let mut vlayer: Vec<usize> = layer.clone();
+/// The graph with virtual points on edges spanning several layers.
+/// Vertex ids: 0..n real, n.. virtual.
+struct Spanned {
+    vlayer: Vec<usize>,
+    up: Vec<Vec<usize>>,
+    down: Vec<Vec<usize>>,
+    /// (parent, child, the virtual points between them).
+    chains: Vec<(usize, usize, Vec<usize>)>,
+}
+
+fn spanned(n: usize, edges: &[(usize, usize)], layer: &[usize]) -> Spanned {
+    let mut vlayer: Vec<usize> = layer.to_vec();
     let mut up: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut down: Vec<Vec<usize>> = vec![Vec::new(); n];
     let mut chains: Vec<(usize, usize, Vec<usize>)> = Vec::new();
@@ -93,9 +145,26 @@ pub fn layout(n: usize, edges: &[(usize, usize)], sweeps: usize) -> Layout {
         up[c].push(prev);
         chains.push((p, c, chain));
     }
-    let total = vlayer.len();
 
-    // Initial order: by first appearance in a depth-first walk from the roots.
+    Spanned {
+        vlayer,
+        up,
+        down,
+        chains,
+    }
+}
+
+/// Each layer's vertices in order: first appearance in a depth-first walk
+/// from the roots, then barycenter sweeps, left to right then right to left.
+fn order_rows(
+    n: usize,
+    layers: usize,
+    vlayer: &[usize],
+    up: &[Vec<usize>],
+    down: &[Vec<usize>],
+    sweeps: usize,
+) -> Vec<Vec<usize>> {
+    let total = vlayer.len();
     let mut rows: Vec<Vec<usize>> = vec![Vec::new(); layers];
     let mut placed = vec![false; total];
     let mut stack: Vec<usize> = (0..n).filter(|&i| up[i].is_empty()).rev().collect();
@@ -126,7 +195,6 @@ pub fn layout(n: usize, edges: &[(usize, usize)], sweeps: usize) -> Layout {
     };
     set_ranks(&rows, &mut rank);
 
-    // Barycenter sweeps, left to right then right to left.
     for sweep in 0..sweeps {
         let forward = sweep % 2 == 0;
         let order: Vec<usize> = if forward {
@@ -156,37 +224,7 @@ pub fn layout(n: usize, edges: &[(usize, usize)], sweeps: usize) -> Layout {
         }
     }
 
-    // Coordinates: each layer centred on the tallest.
-    let tallest = rows.iter().map(Vec::len).max().unwrap_or(0) as f64;
-    let mut xy = vec![(0f64, 0f64); total];
-    for (l, row) in rows.iter().enumerate() {
-        let offset = (tallest - row.len() as f64) / 2.0;
-        for (k, &v) in row.iter().enumerate() {
-            xy[v] = (
-                l as f64 * (NODE_W + GAP_X),
-                (offset + k as f64) * (NODE_H + GAP_Y),
-            );
-        }
-    }
-    let edges_out = chains
-        .into_iter()
-        .map(|(p, c, chain)| {
-            let mut pts = Vec::with_capacity(chain.len() + 2);
-            pts.push((xy[p].0 + NODE_W, xy[p].1 + NODE_H / 2.0));
-            for v in chain {
-                pts.push((xy[v].0 + NODE_W / 2.0, xy[v].1 + NODE_H / 2.0));
-            }
-            pts.push((xy[c].0, xy[c].1 + NODE_H / 2.0));
-            (p, c, pts)
-        })
-        .collect();
-    Layout {
-        pos: xy[..n].to_vec(),
-        layer: layer.clone(),
-        edges: edges_out,
-        width: (layers as f64 * (NODE_W + GAP_X) - GAP_X).max(0.0),
-        height: tallest * (NODE_H + GAP_Y),
-    }
+    rows
 }
 
 /// Pairs of edges between adjacent layers that cross (for tests and tuning).
