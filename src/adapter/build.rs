@@ -255,31 +255,7 @@ async fn swap_in(
     if let Some(kind) = existing {
         // Views that read the old relation, directly or through each other,
         // with their definitions, shallowest first: re-created after the swap.
-        let dependents = tx
-            .query(
-                "with recursive deps(oid, depth) as (
-                     select r.ev_class, 1 from pg_depend d join pg_rewrite r on r.oid = d.objid
-                     where d.refobjid = to_regclass($1) and r.ev_class <> d.refobjid
-                   union
-                     select r.ev_class, deps.depth + 1 from deps
-                     join pg_depend d on d.refobjid = deps.oid
-                     join pg_rewrite r on r.oid = d.objid
-                     where r.ev_class <> deps.oid and deps.depth < 50
-                 )
-                 select c.oid::regclass::text, c.relkind::text, pg_get_viewdef(c.oid),
-                        (select string_agg(format('grant %s on %s to %s', a.privilege_type, c.oid::regclass,
-                                  case when a.grantee = 0 then 'public' else quote_ident(pg_get_userbyid(a.grantee)) end), ';
-')
-                         from aclexplode(c.relacl) a where a.grantee <> c.relowner),
-                        (select format('comment on %s %s is %L',
-                                  case c.relkind when 'm' then 'materialized view' else 'view' end,
-                                  c.oid::regclass, d.description)
-                         from pg_description d where d.objoid = c.oid and d.classoid = 'pg_class'::regclass and d.objsubid = 0)
-                 from deps join pg_class c on c.oid = deps.oid
-                 group by c.oid, c.relkind
-                 order by max(deps.depth), 1",
-                &[&relation],
-            )
+        let dependents = dependent_views(&tx, relation)
             .await
             .map_err(db("looking up dependent views"))?;
         tx.batch_execute(&format!(
@@ -296,33 +272,7 @@ async fn swap_in(
         .await
         .map_err(db("replacing the relation"))?;
         for row in &dependents {
-            let (name, kind, def): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-            // Its grants and comment come back with it.
-            let (grants, comment): (Option<String>, Option<String>) = (row.get(3), row.get(4));
-            let mut create = format!(
-                "create {} {name} as {def}",
-                crate::materialize::relation::relkind_sql(&kind)
-            );
-            for extra in [grants, comment].into_iter().flatten() {
-                create.push_str(
-                    ";
-",
-                );
-                create.push_str(&extra);
-            }
-            tx.batch_execute(&create).await.map_err(|e| {
-                Problem::new(
-                    "run::dependent",
-                    format!(
-                        "{} `{}` was not replaced: view {name}, which depends on it, does not work with the new version: {}",
-                        node.resource_type,
-                        node.name,
-                        e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
-                    ),
-                )
-                .help(format!("change or drop {name} first; the previous {} `{}` is unchanged", crate::materialize::relation::relkind_sql(&kind), node.name))
-            })?;
-            repointed.push(name);
+            repointed.push(recreate_dependent(&tx, node, row).await?);
         }
     } else {
         tx.batch_execute(&format!(
@@ -357,6 +307,72 @@ async fn swap_in(
         note: None,
         rows: None,
     })
+}
+
+/// Views that read `relation`, directly or through each other, with their
+/// definitions, grants and comments, shallowest first: re-created after a swap.
+async fn dependent_views(
+    tx: &tokio_postgres::Transaction<'_>,
+    relation: &str,
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    tx.query(
+        "with recursive deps(oid, depth) as (
+                     select r.ev_class, 1 from pg_depend d join pg_rewrite r on r.oid = d.objid
+                     where d.refobjid = to_regclass($1) and r.ev_class <> d.refobjid
+                   union
+                     select r.ev_class, deps.depth + 1 from deps
+                     join pg_depend d on d.refobjid = deps.oid
+                     join pg_rewrite r on r.oid = d.objid
+                     where r.ev_class <> deps.oid and deps.depth < 50
+                 )
+                 select c.oid::regclass::text, c.relkind::text, pg_get_viewdef(c.oid),
+                        (select string_agg(format('grant %s on %s to %s', a.privilege_type, c.oid::regclass,
+                                  case when a.grantee = 0 then 'public' else quote_ident(pg_get_userbyid(a.grantee)) end), ';
+')
+                         from aclexplode(c.relacl) a where a.grantee <> c.relowner),
+                        (select format('comment on %s %s is %L',
+                                  case c.relkind when 'm' then 'materialized view' else 'view' end,
+                                  c.oid::regclass, d.description)
+                         from pg_description d where d.objoid = c.oid and d.classoid = 'pg_class'::regclass and d.objsubid = 0)
+                 from deps join pg_class c on c.oid = deps.oid
+                 group by c.oid, c.relkind
+                 order by max(deps.depth), 1",
+        &[&relation],
+    )
+    .await
+}
+
+/// Re-creates a dependent view (a row of `dependent_views`) on the new
+/// relation, with its grants and comment; returns its name.
+async fn recreate_dependent(
+    tx: &tokio_postgres::Transaction<'_>,
+    node: &BuildSpec,
+    row: &tokio_postgres::Row,
+) -> Result<String, Problem> {
+    let (name, kind, def): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    // Its grants and comment come back with it.
+    let (grants, comment): (Option<String>, Option<String>) = (row.get(3), row.get(4));
+    let mut create = format!(
+        "create {} {name} as {def}",
+        crate::materialize::relation::relkind_sql(&kind)
+    );
+    for extra in [grants, comment].into_iter().flatten() {
+        create.push_str(";\n");
+        create.push_str(&extra);
+    }
+    tx.batch_execute(&create).await.map_err(|e| {
+        Problem::new(
+            "run::dependent",
+            format!(
+                "{} `{}` was not replaced: view {name}, which depends on it, does not work with the new version: {}",
+                node.resource_type,
+                node.name,
+                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
+            ),
+        )
+        .help(format!("change or drop {name} first; the previous {} `{}` is unchanged", crate::materialize::relation::relkind_sql(&kind), node.name))
+    })?;
+    Ok(name)
 }
 
 /// Columns (name, type) of a relation, in order.
