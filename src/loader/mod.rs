@@ -173,18 +173,7 @@ fn hooks(v: Option<&Json>) -> Vec<String> {
 pub fn load(root: &Path) -> Result<Project> {
     let (project_file, project_text) = read_project_file(root)?;
     let doc = yaml::parse(&project_file, &project_text)?;
-    let name = match doc.get("name").and_then(yaml::as_string) {
-        Some(n) if !n.is_empty() => n,
-        _ => {
-            return Err(
-                Problem::new("project::name", format!("{project_file} has no `name:`"))
-                    .in_file(&project_file, project_text.clone())
-                    .label(0..0, "the project needs a name")
-                    .help("add `name: my_project` at the top of the file")
-                    .into(),
-            )
-        }
-    };
+    let name = project_name(&doc, &project_file, &project_text)?;
     let paths =
         |keys: &[&str], default: &str| path_list(&doc, keys, default, &project_file, &project_text);
     let model_paths = paths(&["model-paths", "source-paths"], "models")?;
@@ -217,14 +206,7 @@ pub fn load(root: &Path) -> Result<Project> {
         }
     };
     let read_props = |i: usize, abs: PathBuf| {
-        let path = rel(&abs, root);
-        let result = std::fs::read_to_string(&abs)
-            .map_err(|e| Problem::new("project::read", format!("cannot read {path}: {e}")))
-            .and_then(|t| {
-                let text: Arc<str> = t.into();
-                let doc = yaml::parse(&path, &text)?;
-                properties::parse(&path, &text, &doc)
-            });
+        let result = read_properties(root, &abs);
         if let Ok(mut p) = props.lock() {
             p.push((i, result));
         }
@@ -333,6 +315,30 @@ pub fn load(root: &Path) -> Result<Project> {
         selectors,
         document: doc,
     })
+}
+
+/// The project's `name:`, which it must have.
+fn project_name(doc: &Json, project_file: &str, project_text: &Arc<str>) -> Result<String> {
+    match doc.get("name").and_then(yaml::as_string) {
+        Some(n) if !n.is_empty() => Ok(n),
+        _ => Err(
+            Problem::new("project::name", format!("{project_file} has no `name:`"))
+                .in_file(project_file, project_text.clone())
+                .label(0..0, "the project needs a name")
+                .help("add `name: my_project` at the top of the file")
+                .into(),
+        ),
+    }
+}
+
+/// Reads and parses one YAML properties file.
+fn read_properties(root: &Path, abs: &Path) -> std::result::Result<PropertiesFile, Problem> {
+    let path = rel(abs, root);
+    let text: Arc<str> = std::fs::read_to_string(abs)
+        .map_err(|e| Problem::new("project::read", format!("cannot read {path}: {e}")))?
+        .into();
+    let doc = yaml::parse(&path, &text)?;
+    properties::parse(&path, &text, &doc)
 }
 
 /// The project file (`pm_project.yml` or `dbt_project.yml`) and its text.
