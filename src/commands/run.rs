@@ -42,14 +42,14 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
     s.options.store_failures = args.store_failures;
     let c = s.compile()?;
     let selected = pipeline::select(&s, &c, &args.select, command)?;
-    pipeline::check(&c.manifest, &selected, args.store_failures)?;
+    let test_configs = pipeline::check(&c.manifest, &selected, args.store_failures)?;
     if selected.is_empty() {
         log.warn(command.nothing_selected());
         return Ok(0);
     }
     let conn = pipeline::connect(&s, selected.len())?;
     let (c, selected, test_configs) =
-        recompile_for_incremental(&mut s, c, selected, &conn, command, args)?;
+        recompile_for_incremental(&mut s, (c, selected, test_configs), &conn, command, args)?;
     let m = &c.manifest;
     pipeline::write_artifacts(&s, m, &selected)?;
     let plan = execute::plan(m, &selected, &test_configs, s.settings.env.merge_tests);
@@ -90,30 +90,31 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
     Ok(code)
 }
 
+/// A compile, its selection and the selected tests' configs.
+type Checked = (Compiled, Vec<usize>, HashMap<usize, TestConfig>);
+
 /// With incremental models whose table exists, the project compiles again
 /// with `is_incremental()` true for them; the selection and test configs
 /// are taken again from that compile (node indexes are a compile's own).
 fn recompile_for_incremental(
     s: &mut Session,
-    c: Compiled,
-    selected: Vec<usize>,
+    checked: Checked,
     conn: &pipeline::Connections,
     command: RunCommand,
     args: &RunArgs,
-) -> Result<(Compiled, Vec<usize>, HashMap<usize, TestConfig>)> {
+) -> Result<Checked> {
+    let (c, selected, _) = &checked;
     let existing = if args.full_refresh {
         Default::default()
     } else {
-        pipeline::existing_incremental(&c.manifest, &selected, conn)?
+        pipeline::existing_incremental(&c.manifest, selected, conn)?
     };
-    let (c, selected) = if existing.is_empty() {
-        (c, selected)
-    } else {
-        s.options.existing_incremental = existing;
-        let c = s.compile()?;
-        let selected = pipeline::select(s, &c, &args.select, command)?;
-        (c, selected)
-    };
+    if existing.is_empty() {
+        return Ok(checked);
+    }
+    s.options.existing_incremental = existing;
+    let c = s.compile()?;
+    let selected = pipeline::select(s, &c, &args.select, command)?;
     let test_configs = pipeline::check(&c.manifest, &selected, args.store_failures)?;
     Ok((c, selected, test_configs))
 }
