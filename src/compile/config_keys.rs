@@ -1,11 +1,18 @@
-//! Config keys pm does not know: kept (templates read them with
-//! `config.get()`), and reported once per place they are set, as dbt 1.10+
-//! warns of custom keys under `config:`.
+//! Config keys: the known ones typed into each node's `NodeConfig` (a value
+//! of the wrong type is an error where it is set); the ones pm does not know
+//! kept (templates read them with `config.get()`) and reported once per place
+//! they are set, as dbt 1.10+ warns of custom keys under `config:`.
 
-use crate::error::closest;
-use crate::loader::config::{Config, ConfigTree};
+use super::Draft;
+use crate::error::{closest, Problem, Problems};
+use crate::loader::config::{self, Config, ConfigTree};
 use crate::loader::properties::PropertiesFile;
 use crate::loader::Project;
+use crate::manifest::node_config::WrongType;
+use crate::manifest::{Node, NodeConfig};
+use serde_json::Value as Json;
+use std::ops::Range;
+use std::sync::Arc;
 
 /// Every config key dbt 1.11 and dbt-postgres define, for any resource.
 #[rustfmt::skip]
@@ -119,9 +126,126 @@ fn warning(file: &str, line: usize, key: &str) -> String {
     )
 }
 
+/// The file and the span `find` picks out where a node's config key is set:
+/// its own file first, then its YAML, then the project file (as dbt's
+/// precedence).
+pub(super) fn where_set(
+    project: &Project,
+    n: &Node,
+    find: impl Fn(&str) -> Option<Range<usize>>,
+) -> Option<(String, Arc<str>, Range<usize>)> {
+    let own = std::iter::once((n.original_file_path.clone(), n.raw_code.clone()));
+    let yaml = n.patch_path.iter().filter_map(|p| {
+        project
+            .properties
+            .iter()
+            .find(|f| &f.path == p)
+            .map(|f| (f.path.clone(), f.text.clone()))
+    });
+    let project_file =
+        std::iter::once((project.project_file.clone(), project.project_text.clone()));
+    own.chain(yaml)
+        .chain(project_file)
+        .find_map(|(file, text)| find(&text).map(|s| (file, text, s)))
+}
+
+/// The span of `value` given to `key` in a config call (`key='value'`) or
+/// YAML (`key: value`, `+key: "value"`).
+pub(super) fn value_span(text: &str, key: &str, value: &str) -> Option<Range<usize>> {
+    text.match_indices(key).find_map(|(at, _)| {
+        let after = &text[at + key.len()..];
+        let rest = after.trim_start_matches([' ', '\t']);
+        let rest = rest.strip_prefix(['=', ':'])?;
+        let rest = rest.trim_start_matches([' ', '\t']);
+        let quoted = rest.starts_with(['\'', '"']);
+        let body = if quoted { &rest[1..] } else { rest };
+        let end_ok = body
+            .strip_prefix(value)?
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        end_ok.then(|| {
+            let start = text.len() - body.len();
+            start..start + value.len()
+        })
+    })
+}
+
+/// The span of `key` itself where it is given a value (`key=`, `key:`).
+fn key_span(text: &str, key: &str) -> Option<Range<usize>> {
+    text.match_indices(key).find_map(|(at, _)| {
+        let before_ok = text[..at]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        let rest = text[at + key.len()..].trim_start_matches([' ', '\t']);
+        (before_ok && rest.starts_with(['=', ':'])).then(|| at..at + key.len())
+    })
+}
+
+/// Each node's known config keys, typed. A value of the wrong type is a
+/// compile error where it is set, for an enabled node; a disabled node's
+/// config is never used, so it keeps the defaults.
+pub(super) fn type_check(project: &Project, drafts: &mut [Draft], problems: &mut Problems) {
+    for d in drafts.iter_mut() {
+        match NodeConfig::parse(&d.node.config) {
+            Ok(typed) => d.node.typed_config = Arc::new(typed),
+            Err(wrong) if config::enabled(&d.node.config) => {
+                problems.push(wrong_type(project, &d.node, &wrong))
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn wrong_type(project: &Project, n: &Node, wrong: &WrongType) -> Problem {
+    let key = wrong.key.as_str();
+    let value = n.config.get(key).and_then(|v| match v {
+        Json::String(s) => Some(s.clone()),
+        Json::Number(_) | Json::Bool(_) => Some(v.to_string()),
+        _ => None,
+    });
+    let find = |text: &str| {
+        value
+            .as_deref()
+            .and_then(|v| value_span(text, key, v))
+            .or_else(|| key_span(text, key))
+    };
+    let problem = Problem::new(
+        "compile::config_type",
+        format!(
+            "{} `{}`: config `{key}`: {}",
+            n.resource_type.as_str(),
+            n.name,
+            wrong.message
+        ),
+    )
+    .help(format!(
+        "give `{key}` a value of the type dbt documents for it (in config(), its YAML or the project file)"
+    ));
+    match where_set(project, n, find) {
+        Some((file, text, span)) => problem.in_file(&file, text).label(span, "set here"),
+        None => problem,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_value_in_config_calls_and_yaml() {
+        let sql = "{{ config(materialized = 'tabel') }}\nselect 1";
+        let s = value_span(sql, "materialized", "tabel").unwrap();
+        assert_eq!(&sql[s], "tabel");
+        let yaml = "models:\n  p:\n    +materialized: tabel\n";
+        let s = value_span(yaml, "materialized", "tabel").unwrap();
+        assert_eq!(&yaml[s.clone()], "tabel");
+        assert_eq!(s.start, yaml.rfind("tabel").unwrap());
+        assert!(value_span("materialized='table_x'", "materialized", "table").is_none());
+        let s = key_span("x_limit: 1\nlimit: [1]", "limit").unwrap();
+        assert_eq!(s.start, 11);
+    }
 
     #[test]
     fn finds_the_line_of_a_key() {

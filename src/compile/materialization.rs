@@ -1,6 +1,7 @@
 //! Each node's materialization, parsed once: the enum every later module
 //! matches on. An unknown name is a compile error pointing at where it is set.
 
+use super::config_keys::{value_span, where_set};
 use super::Draft;
 use crate::error::{closest, did_you_mean, Problem, Problems};
 use crate::loader::config::{self, Config};
@@ -8,7 +9,6 @@ use crate::loader::Project;
 use crate::manifest::{Materialization, ResourceType};
 use serde_json::Value as Json;
 use std::collections::HashSet;
-use std::ops::Range;
 use std::sync::Arc;
 
 /// The materialization a node has before its own `config()` call is seen.
@@ -93,7 +93,7 @@ fn unknown(
             known.join(", ")
         ),
     ));
-    match where_set(project, n, &shown) {
+    match where_set(project, n, |text| value_span(text, "materialized", &shown)) {
         Some((file, text, span)) => problem.in_file(&file, text).label(span, "set here"),
         None => problem
             .in_file(
@@ -105,66 +105,5 @@ fn unknown(
                     .map_or_else(|| Arc::from(""), |f| f.text.clone()),
             )
             .label(0..0, format!("this {}", n.resource_type.as_str())),
-    }
-}
-
-/// The file and span where a node's `materialized` gets `value`: its own
-/// file first, then its YAML, then the project file (as dbt's precedence).
-fn where_set(
-    project: &Project,
-    n: &crate::manifest::Node,
-    value: &str,
-) -> Option<(String, Arc<str>, Range<usize>)> {
-    let own = std::iter::once((n.original_file_path.clone(), n.raw_code.clone()));
-    let yaml = n.patch_path.iter().filter_map(|p| {
-        project
-            .properties
-            .iter()
-            .find(|f| &f.path == p)
-            .map(|f| (f.path.clone(), f.text.clone()))
-    });
-    let project_file =
-        std::iter::once((project.project_file.clone(), project.project_text.clone()));
-    own.chain(yaml)
-        .chain(project_file)
-        .find_map(|(file, text)| value_span(&text, "materialized", value).map(|s| (file, text, s)))
-}
-
-/// The span of `value` given to `key` in a config call (`key='value'`) or
-/// YAML (`key: value`, `+key: "value"`).
-pub(super) fn value_span(text: &str, key: &str, value: &str) -> Option<Range<usize>> {
-    text.match_indices(key).find_map(|(at, _)| {
-        let after = &text[at + key.len()..];
-        let rest = after.trim_start_matches([' ', '\t']);
-        let rest = rest.strip_prefix(['=', ':'])?;
-        let rest = rest.trim_start_matches([' ', '\t']);
-        let quoted = rest.starts_with(['\'', '"']);
-        let body = if quoted { &rest[1..] } else { rest };
-        let end_ok = body
-            .strip_prefix(value)?
-            .chars()
-            .next()
-            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
-        end_ok.then(|| {
-            let start = text.len() - body.len();
-            start..start + value.len()
-        })
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::value_span;
-
-    #[test]
-    fn finds_the_value_in_config_calls_and_yaml() {
-        let sql = "{{ config(materialized = 'tabel') }}\nselect 1";
-        let s = value_span(sql, "materialized", "tabel").unwrap();
-        assert_eq!(&sql[s], "tabel");
-        let yaml = "models:\n  p:\n    +materialized: tabel\n";
-        let s = value_span(yaml, "materialized", "tabel").unwrap();
-        assert_eq!(&yaml[s.clone()], "tabel");
-        assert_eq!(s.start, yaml.rfind("tabel").unwrap());
-        assert!(value_span("materialized='table_x'", "materialized", "table").is_none());
     }
 }

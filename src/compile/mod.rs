@@ -298,7 +298,7 @@ fn split_disabled(drafts: Vec<Draft>) -> (Vec<Draft>, Vec<Node>) {
         if config::enabled(&d.node.config) {
             enabled.push(d);
         } else {
-            disabled.push(*d.node);
+            disabled.push(with_typed_config(*d.node));
         }
     }
     let disabled_ids: HashSet<String> = disabled.iter().map(|n| n.unique_id.clone()).collect();
@@ -310,9 +310,22 @@ fn split_disabled(drafts: Vec<Draft>) -> (Vec<Draft>, Vec<Node>) {
                 .and_then(|t| t.attached_node.as_ref())
                 .is_none_or(|a| !disabled_ids.contains(a))
         });
-    disabled.extend(more_disabled.into_iter().map(|d| *d.node));
+    disabled.extend(
+        more_disabled
+            .into_iter()
+            .map(|d| with_typed_config(*d.node)),
+    );
     drafts.sort_by(|a, b| a.node.unique_id.cmp(&b.node.unique_id));
     (drafts, disabled)
+}
+
+/// A disabled node's typed config, for manifest.json and selection by tag;
+/// its config is never used to build, so a wrong type keeps the defaults.
+fn with_typed_config(mut node: Node) -> Node {
+    if let Ok(typed) = NodeConfig::parse(&node.config) {
+        node.typed_config = Arc::new(typed);
+    }
+    node
 }
 
 /// The project's own `generate_*_name` macros.
@@ -420,6 +433,7 @@ fn apply_rendered_configs(
         }
     }
     materialization::settle(project, drafts, &macros.materializations, problems);
+    config_keys::type_check(project, drafts, problems);
     let mut self_disabled: HashSet<usize> = drafts
         .iter()
         .enumerate()

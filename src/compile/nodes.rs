@@ -113,6 +113,7 @@ pub(super) fn new_node(
         } else {
             sha256_hex(&file.text)
         },
+        typed_config: Default::default(),
         materialized: materialization::provisional(rt, &config),
         config,
         description: String::new(),

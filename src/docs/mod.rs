@@ -366,7 +366,7 @@ fn tests_by_attachment<'m>(
 fn owner_of(n: &crate::manifest::Node) -> Option<String> {
     n.meta
         .get("owner")
-        .or_else(|| n.config.get("meta").and_then(|mt| mt.get("owner")))
+        .or_else(|| n.typed_config.meta.get("owner"))
         .and_then(Json::as_str)
         .map(str::to_string)
         .or_else(|| {

@@ -163,10 +163,21 @@ pub fn get_str<'a>(c: &'a Config, key: &str) -> Option<&'a str> {
 }
 
 pub fn enabled(c: &Config) -> bool {
-    match c.get("enabled") {
-        Some(Json::Bool(b)) => *b,
-        Some(Json::String(s)) => !matches!(s.to_ascii_lowercase().as_str(), "false" | "no" | "0"),
-        _ => true,
+    c.get("enabled").and_then(enabled_value).unwrap_or(true)
+}
+
+/// `enabled` as dbt reads it: `true`/`false`, or a string other than
+/// false/no/0 (a rendered `"{{ var('x') }}"` arrives as text). None for a
+/// value of another type.
+pub fn enabled_value(v: &Json) -> Option<bool> {
+    match v {
+        Json::Bool(b) => Some(*b),
+        Json::Null => Some(true),
+        Json::String(s) => Some(!matches!(
+            s.trim().to_ascii_lowercase().as_str(),
+            "false" | "no" | "0"
+        )),
+        _ => None,
     }
 }
 

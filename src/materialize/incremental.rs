@@ -4,10 +4,8 @@
 //! `append`, `delete+insert` or `merge` (PostgreSQL 15 MERGE).
 
 use crate::error::Problem;
-use crate::loader::yaml::string_list;
 use crate::manifest::Node;
 use crate::text::quote_ident;
-use serde_json::Value as Json;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
@@ -41,12 +39,9 @@ fn config_problem(node: &Node, msg: String, help: &str) -> Problem {
 
 /// Reads `incremental_strategy`, `unique_key` and `on_schema_change`.
 pub fn config_of(node: &Node) -> Result<IncrementalConfig, Problem> {
-    let unique_key = string_list(node.config.get("unique_key"));
-    let strategy = match node
-        .config
-        .get("incremental_strategy")
-        .and_then(Json::as_str)
-    {
+    let config = &node.typed_config;
+    let unique_key = config.unique_key.clone();
+    let strategy = match config.incremental_strategy.as_deref() {
         None if unique_key.is_empty() => Strategy::Append,
         None => Strategy::DeleteInsert,
         Some("append") => Strategy::Append,
@@ -67,12 +62,7 @@ pub fn config_of(node: &Node) -> Result<IncrementalConfig, Problem> {
             "set unique_key='id' (or a list of columns), or use incremental_strategy='append'",
         ));
     }
-    let on_schema_change = match node
-        .config
-        .get("on_schema_change")
-        .and_then(Json::as_str)
-        .unwrap_or("ignore")
-    {
+    let on_schema_change = match config.on_schema_change.as_deref().unwrap_or("ignore") {
         "ignore" => OnSchemaChange::Ignore,
         "fail" => OnSchemaChange::Fail,
         "append_new_columns" => OnSchemaChange::AppendNewColumns,

@@ -119,12 +119,7 @@ pub fn build(node: &Node, kind: Kind) -> Build {
     let temp_name = temp_name(node);
     let temp = format!("{schema}.{}", quote_ident(&temp_name));
     let sql = query(node);
-    let unlogged = kind == Kind::Table
-        && node
-            .config
-            .get("unlogged")
-            .and_then(serde_json::Value::as_bool)
-            == Some(true);
+    let unlogged = kind == Kind::Table && node.typed_config.unlogged;
     let create = if unlogged {
         "unlogged table"
     } else {
@@ -178,15 +173,8 @@ const PRIVILEGES: [&str; 9] = [
 /// is not one of PostgreSQL's table privileges is refused (it would be
 /// pasted into SQL).
 pub fn grants(node: &Node) -> Result<Vec<(String, String)>, crate::error::Problem> {
-    let Some(map) = node
-        .config
-        .get("grants")
-        .and_then(serde_json::Value::as_object)
-    else {
-        return Ok(Vec::new());
-    };
     let mut out = Vec::new();
-    for (key, who) in map {
+    for (key, who) in &node.typed_config.grants {
         let privilege = key
             .trim_start_matches('+')
             .split_whitespace()
@@ -210,8 +198,8 @@ pub fn grants(node: &Node) -> Result<Vec<(String, String)>, crate::error::Proble
             )
             .help("use PostgreSQL's table privileges: select, insert, update, delete, truncate, references, trigger, maintain or all"));
         }
-        for grantee in crate::loader::yaml::string_list(Some(who)) {
-            out.push((privilege.clone(), grantee));
+        for grantee in who {
+            out.push((privilege.clone(), grantee.clone()));
         }
     }
     Ok(out)
@@ -221,18 +209,16 @@ pub fn grants(node: &Node) -> Result<Vec<(String, String)>, crate::error::Proble
 /// on `relation`. Names are derived from the definition, so re-running them
 /// on a table that has the index (`if not exists`) does nothing.
 pub fn index_sql(node: &Node, relation: &str) -> Vec<String> {
-    use serde_json::Value as Json;
-    let Some(Json::Array(list)) = node.config.get("indexes") else {
-        return Vec::new();
-    };
-    list.iter()
+    node.typed_config
+        .indexes
+        .iter()
         .filter_map(|ix| {
-            let columns = crate::loader::yaml::string_list(ix.get("columns"));
+            let columns = &ix.columns;
             if columns.is_empty() {
                 return None;
             }
-            let unique = ix.get("unique").and_then(Json::as_bool).unwrap_or(false);
-            let method = ix.get("type").and_then(Json::as_str).unwrap_or("btree");
+            let unique = ix.unique;
+            let method = ix.method.as_deref().unwrap_or("btree");
             let key = format!("{}|{}|{unique}|{method}", node.alias, columns.join(","));
             let name = format!("pm_ix_{}", &crate::text::sha256_hex(&key)[..20]);
             let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
@@ -264,6 +250,7 @@ mod tests {
             raw_code: "".into(),
             checksum: String::new(),
             config: Default::default(),
+            typed_config: Default::default(),
             materialized: Some(Materialization::Table),
             description: String::new(),
             columns: Default::default(),

@@ -5,7 +5,6 @@
 use crate::error::Problem;
 use crate::manifest::Node;
 use crate::text::quote_ident;
-use serde_json::Value as Json;
 use std::path::Path;
 
 /// A column type pm infers, narrowest first.
@@ -188,25 +187,18 @@ fn csv_problem(
 }
 
 /// The seed's config: `delimiter`, `quote_columns`, `column_types`.
-fn seed_config(node: &Node) -> (u8, bool, serde_json::Map<String, Json>) {
-    let delimiter = node
-        .config
-        .get("delimiter")
-        .and_then(Json::as_str)
+fn seed_config(node: &Node) -> (u8, bool, &indexmap::IndexMap<String, String>) {
+    let config = &node.typed_config;
+    let delimiter = config
+        .delimiter
+        .as_deref()
         .and_then(|d| d.bytes().next())
         .unwrap_or(b',');
-    let quote = node
-        .config
-        .get("quote_columns")
-        .and_then(Json::as_bool)
-        .unwrap_or(true);
-    let types = node
-        .config
-        .get("column_types")
-        .and_then(Json::as_object)
-        .cloned()
-        .unwrap_or_default();
-    (delimiter, quote, types)
+    (
+        delimiter,
+        config.quote_columns.unwrap_or(true),
+        &config.column_types,
+    )
 }
 
 /// Reads the whole CSV once to check it and infer each column's type.
@@ -343,8 +335,7 @@ fn inspect_as(root: &Path, node: &Node, header_only: bool) -> Result<(SeedTable,
         .map(|(h, t)| {
             let ty = column_types
                 .get(&h)
-                .and_then(Json::as_str)
-                .map(str::to_string)
+                .cloned()
                 .unwrap_or_else(|| t.sql().to_string());
             (h, ty)
         })

@@ -112,22 +112,18 @@ pub struct TestConfig {
 
 /// Whether stored failures are asked for, by config or by `--store-failures`.
 fn wants_store(node: &Node, flag: bool) -> Option<bool> {
-    let as_ = node.config.get("store_failures_as").and_then(Json::as_str);
-    match as_ {
+    match node.typed_config.store_failures_as.as_deref() {
         Some("ephemeral") => return Some(false),
         Some("table") | Some("view") => return Some(true),
         _ => {}
     }
-    match node.config.get("store_failures") {
-        Some(Json::Bool(b)) => Some(*b),
-        _ => Some(flag),
-    }
+    Some(node.typed_config.store_failures.unwrap_or(flag))
 }
 
 /// The schema of stored failures: the test's own `schema` config through
 /// the naming rules, else `<target schema>_pm_test_failures`.
 pub fn failures_schema(m: &Manifest, node: &Node) -> String {
-    match node.config.get("schema").and_then(Json::as_str) {
+    match node.typed_config.schema {
         Some(_) => node.schema.clone(),
         None => format!("{}_pm_test_failures", m.target.schema),
     }
@@ -135,14 +131,8 @@ pub fn failures_schema(m: &Manifest, node: &Node) -> String {
 
 impl TestConfig {
     pub fn of(m: &Manifest, node: &Node, store_failures_flag: bool) -> Result<TestConfig, Problem> {
-        let text = |k: &str| -> Option<String> {
-            match node.config.get(k)? {
-                Json::String(s) => Some(s.clone()),
-                Json::Number(n) => Some(n.to_string()),
-                _ => None,
-            }
-        };
-        let severity = match text("severity").map(|s| s.to_lowercase()).as_deref() {
+        let config = &node.typed_config;
+        let severity = match config.severity.as_deref().map(str::to_lowercase).as_deref() {
             None | Some("error") => Severity::Error,
             Some("warn") => Severity::Warn,
             Some(other) => {
@@ -153,35 +143,23 @@ impl TestConfig {
                 .help("severity is `error` or `warn`"))
             }
         };
-        let limit = match node.config.get("limit") {
-            None | Some(Json::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                    .ok_or_else(|| {
-                        Problem::new(
-                            "test::limit",
-                            format!("test `{}` has limit {v}, not a whole number", node.name),
-                        )
-                        .help("limit is the most failing rows a test reads, e.g. `limit: 100`")
-                    })?,
-            ),
-        };
         let store = match wants_store(node, store_failures_flag) {
             Some(true) => Some(Store {
                 schema: failures_schema(m, node),
                 name: node.alias.clone(),
-                as_view: node.config.get("store_failures_as").and_then(Json::as_str)
-                    == Some("view"),
+                as_view: config.store_failures_as.as_deref() == Some("view"),
             }),
             _ => None,
         };
         Ok(TestConfig {
             severity,
-            warn_if: Condition::new(&text("warn_if").unwrap_or_else(|| "!= 0".into())),
-            error_if: Condition::new(&text("error_if").unwrap_or_else(|| "!= 0".into())),
-            fail_calc: text("fail_calc").unwrap_or_else(|| "count(*)".into()),
-            limit,
+            warn_if: Condition::new(config.warn_if.as_deref().unwrap_or("!= 0")),
+            error_if: Condition::new(config.error_if.as_deref().unwrap_or("!= 0")),
+            fail_calc: config
+                .fail_calc
+                .clone()
+                .unwrap_or_else(|| "count(*)".into()),
+            limit: config.limit,
             store,
         })
     }
@@ -297,7 +275,7 @@ pub fn mergeable(m: &Manifest, node: &Node, cfg: &TestConfig, parent: &Node) -> 
         return None;
     }
     let relation = parent.relation_name()?;
-    let from = match node.config.get("where").and_then(Json::as_str) {
+    let from = match node.typed_config.where_.as_deref() {
         Some(w) if w.contains("{{") || w.contains("{%") => return None,
         Some(w) if !w.trim().is_empty() => format!("(select * from {relation} where {w}) pm_where"),
         _ => relation,

@@ -71,6 +71,33 @@ fn an_unknown_materialization_points_at_where_it_is_set() {
 }
 
 #[test]
+fn a_config_value_of_the_wrong_type_points_at_where_it_is_set() {
+    let err = fails(
+        &[
+            ("dbt_project.yml", PROJECT),
+            (
+                "models/a.sql",
+                "{{ config(materialized='table', full_refresh='yes') }}\nselect 1 as x\n",
+            ),
+        ],
+        &["compile"],
+    );
+    insta::assert_snapshot!(err);
+    let err = fails(
+        &[
+            ("dbt_project.yml", PROJECT),
+            ("models/a.sql", "select 1 as x\n"),
+            (
+                "models/a.yml",
+                "models:\n  - name: a\n    columns:\n      - name: x\n        data_tests:\n          - not_null:\n              config:\n                limit: lots\n",
+            ),
+        ],
+        &["compile"],
+    );
+    insta::assert_snapshot!(err);
+}
+
+#[test]
 fn undefined_name_points_at_the_expression() {
     let err = fails(
         &[

@@ -9,6 +9,9 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 
+pub mod node_config;
+pub use node_config::NodeConfig;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ResourceType {
@@ -214,6 +217,9 @@ pub struct Node {
     pub checksum: String,
     /// Shared between nodes until one of them changes it.
     pub config: Arc<Config>,
+    /// The known keys of `config`, typed; set when the node's own `config()`
+    /// calls have been applied.
+    pub typed_config: Arc<NodeConfig>,
     /// None for sources and exposures, which pm never builds.
     pub materialized: Option<Materialization>,
     pub description: String,
@@ -265,7 +271,7 @@ impl Node {
     }
 
     pub fn tags(&self) -> Vec<String> {
-        crate::loader::config::tags(&self.config)
+        self.typed_config.tags.clone()
     }
 
     /// True when the node is a relation in the warehouse.
