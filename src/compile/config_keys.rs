@@ -135,15 +135,12 @@ pub(super) fn where_set(
     find: impl Fn(&str) -> Option<Range<usize>>,
 ) -> Option<(String, Arc<str>, Range<usize>)> {
     let own = std::iter::once((n.original_file_path.clone(), n.raw_code.clone()));
-    let yaml = n.patch_path.iter().filter_map(|p| {
-        project
-            .properties
-            .iter()
-            .find(|f| &f.path == p)
-            .map(|f| (f.path.clone(), f.text.clone()))
-    });
-    let project_file =
-        std::iter::once((project.project_file.clone(), project.project_text.clone()));
+    let yaml = n.patch_path.iter().map(|p| (p.clone(), project.text_of(p)));
+    // The root's project file goes over a package's own.
+    let project_file = project
+        .all()
+        .filter(|p| p.is_root() || p.name == n.package_name)
+        .map(|p| (p.project_file.clone(), p.project_text.clone()));
     own.chain(yaml)
         .chain(project_file)
         .find_map(|(file, text)| find(&text).map(|s| (file, text, s)))

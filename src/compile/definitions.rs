@@ -3,19 +3,49 @@
 
 use super::*;
 
-/// The project's macros and pm's built-in ones.
+/// The project's macros, its packages' and pm's built-in ones.
 pub(super) struct MacroSet {
-    /// (file, prepared text) for the Jinja environment.
-    pub(super) templates: Vec<(String, String)>,
+    /// The macro files for the Jinja environment.
+    pub(super) templates: Vec<MacroFile>,
     pub(super) infos: Vec<MacroInfo>,
     /// Original text of each macro file, for errors.
     pub(super) texts: HashMap<String, Arc<str>>,
-    /// Every macro name, built-in or the project's.
+    /// The macro names every template sees unqualified: the root project's
+    /// and the built-ins.
     pub(super) names: BTreeSet<String>,
-    /// Where each project macro is defined (file, line).
+    /// Each package's macro names (the root project's under its name too, and
+    /// the built-ins under `dbt`), as `package.macro()` reaches them.
+    pub(super) by_package: HashMap<String, BTreeSet<String>>,
+    /// Where each root project macro is defined (file, line).
     pub(super) defined_at: HashMap<String, (String, usize)>,
-    /// Names of the project's `{% materialization %}` blocks.
+    /// Names of the `{% materialization %}` blocks of the project and its packages.
     pub(super) materializations: HashSet<String>,
+}
+
+/// A macro file, prepared for the Jinja environment.
+#[derive(Debug, Clone)]
+pub struct MacroFile {
+    /// The package the file belongs to (`pm` for the built-ins).
+    pub package: String,
+    pub path: String,
+    pub prepared: String,
+}
+
+/// The package name pm's built-in macros go by, and the namespace they are
+/// reached through (`dbt.current_timestamp()`), as dbt's own are.
+pub const BUILTIN_PACKAGE: &str = "pm";
+pub const BUILTIN_NAMESPACE: &str = "dbt";
+
+impl MacroSet {
+    /// Whether a template of `package` reaches macro `name` in `namespace`
+    /// (or unqualified: the package's own, the root's and the built-ins).
+    pub(super) fn reaches(&self, package: &str, namespace: Option<&str>, name: &str) -> bool {
+        let has = |p: &str| self.by_package.get(p).is_some_and(|m| m.contains(name));
+        match namespace {
+            Some(ns) => has(ns),
+            None => has(package) || self.names.contains(name),
+        }
+    }
 }
 
 /// Snapshot files are read nowhere else before running: an unclosed
@@ -32,8 +62,15 @@ pub(super) fn check_snapshot_files(project: &Project, problems: &mut Problems) {
 
 /// The docs blocks of the project's .md files; an unclosed block, or a
 /// name defined twice, is a problem.
-pub(super) fn collect_docs(project: &Project, problems: &mut Problems) -> Vec<DocBlock> {
+pub(super) fn collect_docs(root: &Project, problems: &mut Problems) -> Vec<DocBlock> {
     let mut docs: Vec<DocBlock> = Vec::new();
+    for project in root.all() {
+        collect_package_docs(project, &mut docs, problems);
+    }
+    docs
+}
+
+fn collect_package_docs(project: &Project, docs: &mut Vec<DocBlock>, problems: &mut Problems) {
     for f in project.files.iter().filter(|f| f.kind == FileKind::Docs) {
         unbalanced_blocks(f, &[("docs", "enddocs")], problems);
         let mut openings = blocks::scan_tags(&f.text)
@@ -42,7 +79,10 @@ pub(super) fn collect_docs(project: &Project, problems: &mut Problems) -> Vec<Do
             .map(|t| (t.rest.trim().to_string(), t.start));
         for (name, body) in blocks::docs_blocks(&f.text) {
             let at = openings.find(|(n, _)| *n == name).map_or(0, |(_, at)| at);
-            if let Some(first) = docs.iter().find(|d| d.name == name) {
+            if let Some(first) = docs
+                .iter()
+                .find(|d| d.name == name && d.package_name == project.name)
+            {
                 problems.push(
                     Problem::new(
                         "project::duplicate_docs",
@@ -66,7 +106,6 @@ pub(super) fn collect_docs(project: &Project, problems: &mut Problems) -> Vec<Do
             });
         }
     }
-    docs
 }
 
 /// Every `doc('name')` in a properties file must name a docs block.
@@ -96,86 +135,119 @@ pub(super) fn check_doc_references(
     }
 }
 
-/// Reads the macro files: `{% test %}` blocks become `test_` macros, a
-/// second definition of a name is an error.
+/// Reads the macro files of the project and its packages: `{% test %}`
+/// blocks become `test_` macros, a second definition of a name in one
+/// package is an error.
 pub(super) fn collect_macros(project: &Project, problems: &mut Problems) -> MacroSet {
-    let mut macro_templates: Vec<(String, String)> = Vec::new();
-    let mut macros: Vec<MacroInfo> = Vec::new();
-    let mut macro_texts: HashMap<String, Arc<str>> = HashMap::new();
-    let (builtin_src, builtin_defs) = blocks::prepare_macro_file(generic_tests::BUILTIN_MACROS);
-    macro_texts.insert(
-        BUILTIN_MACROS_FILE.into(),
-        Arc::from(generic_tests::BUILTIN_MACROS),
-    );
-    macro_templates.push((BUILTIN_MACROS_FILE.into(), builtin_src));
-    let mut macro_names: BTreeSet<String> = builtin_defs.iter().map(|d| d.name.clone()).collect();
-    let mut project_macro_at: HashMap<String, (String, usize)> = HashMap::new();
-    let mut materializations = HashSet::new();
-    for f in project.files.iter().filter(|f| f.kind == FileKind::Macro) {
-        materializations.extend(blocks::materialization_names(&f.text));
-        unbalanced_blocks(
-            f,
-            &[
-                ("macro", "endmacro"),
-                ("test", "endtest"),
-                ("materialization", "endmaterialization"),
-            ],
-            problems,
-        );
-        let (src, defs) = blocks::prepare_macro_file(&f.text);
-        let src = blocks::mutable_literals(&src).unwrap_or(src);
-        for d in &defs {
-            if let Some((other, line)) = project_macro_at.get(&d.name) {
-                problems.push(
-                    Problem::new(
-                        "project::duplicate_macro",
-                        format!("macro `{}` is defined twice", d.name),
-                    )
-                    .in_file(&f.path, f.text.clone())
-                    .label_line(d.line, "second definition")
-                    .help(format!(
-                        "the first is in {other} line {line}; rename or remove one of them"
-                    )),
-                );
-                continue;
-            }
-            project_macro_at.insert(d.name.clone(), (f.path.clone(), d.line));
-            macro_names.insert(d.name.clone());
-            macros.push(MacroInfo {
-                unique_id: format!("macro.{}.{}", project.name, d.name),
-                name: d.name.clone(),
-                package_name: project.name.clone(),
-                original_file_path: f.path.clone(),
-                path: f.resource_path.clone(),
-                line: d.line,
-                arguments: d.arguments.clone(),
-                macro_sql: f.text[d.start..d.end].to_string(),
-            });
+    let mut set = builtin_macros();
+    for unit in project.all() {
+        let mut defined_at: HashMap<String, (String, usize)> = HashMap::new();
+        let mut names = BTreeSet::new();
+        for f in unit.files.iter().filter(|f| f.kind == FileKind::Macro) {
+            add_macro_file(&mut set, unit, f, &mut defined_at, &mut names, problems);
         }
-        macro_texts.insert(f.path.clone(), f.text.clone());
-        macro_templates.push((f.path.clone(), src));
+        if unit.is_root() {
+            set.names.extend(names.iter().cloned());
+            set.defined_at = defined_at;
+        }
+        set.by_package.insert(unit.name.clone(), names);
     }
-    for d in &builtin_defs {
-        macros.push(MacroInfo {
-            unique_id: format!("macro.pm.{}", d.name),
+    set.infos.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    set
+}
+
+/// pm's built-in macros, unqualified and in the `dbt` namespace.
+fn builtin_macros() -> MacroSet {
+    let (builtin_src, builtin_defs) = blocks::prepare_macro_file(generic_tests::BUILTIN_MACROS);
+    let names: BTreeSet<String> = builtin_defs.iter().map(|d| d.name.clone()).collect();
+    let infos = builtin_defs
+        .iter()
+        .map(|d| MacroInfo {
+            unique_id: format!("macro.{BUILTIN_PACKAGE}.{}", d.name),
             name: d.name.clone(),
-            package_name: "pm".into(),
+            package_name: BUILTIN_PACKAGE.into(),
             original_file_path: BUILTIN_MACROS_FILE.into(),
             path: "builtins.sql".into(),
             line: d.line,
             arguments: d.arguments.clone(),
             macro_sql: generic_tests::BUILTIN_MACROS[d.start..d.end].to_string(),
+        })
+        .collect();
+    MacroSet {
+        templates: vec![MacroFile {
+            package: BUILTIN_PACKAGE.into(),
+            path: BUILTIN_MACROS_FILE.into(),
+            prepared: builtin_src,
+        }],
+        infos,
+        texts: HashMap::from([(
+            BUILTIN_MACROS_FILE.to_string(),
+            Arc::from(generic_tests::BUILTIN_MACROS),
+        )]),
+        by_package: HashMap::from([(BUILTIN_NAMESPACE.to_string(), names.clone())]),
+        names,
+        defined_at: HashMap::new(),
+        materializations: HashSet::new(),
+    }
+}
+
+/// One macro file of `unit`: its macros, checked for balance and for names
+/// defined twice in the package.
+fn add_macro_file(
+    set: &mut MacroSet,
+    unit: &Project,
+    f: &SourceText,
+    defined_at: &mut HashMap<String, (String, usize)>,
+    names: &mut BTreeSet<String>,
+    problems: &mut Problems,
+) {
+    set.materializations
+        .extend(blocks::materialization_names(&f.text));
+    unbalanced_blocks(
+        f,
+        &[
+            ("macro", "endmacro"),
+            ("test", "endtest"),
+            ("materialization", "endmaterialization"),
+        ],
+        problems,
+    );
+    let (src, defs) = blocks::prepare_macro_file(&f.text);
+    let src = blocks::mutable_literals(&src).unwrap_or(src);
+    for d in &defs {
+        if let Some((other, line)) = defined_at.get(&d.name) {
+            problems.push(
+                Problem::new(
+                    "project::duplicate_macro",
+                    format!("macro `{}` is defined twice", d.name),
+                )
+                .in_file(&f.path, f.text.clone())
+                .label_line(d.line, "second definition")
+                .help(format!(
+                    "the first is in {other} line {line}; rename or remove one of them"
+                )),
+            );
+            continue;
+        }
+        defined_at.insert(d.name.clone(), (f.path.clone(), d.line));
+        names.insert(d.name.clone());
+        set.infos.push(MacroInfo {
+            unique_id: format!("macro.{}.{}", unit.name, d.name),
+            name: d.name.clone(),
+            package_name: unit.name.clone(),
+            original_file_path: f.path.clone(),
+            path: f.resource_path.clone(),
+            line: d.line,
+            arguments: d.arguments.clone(),
+            macro_sql: f.text[d.start..d.end].to_string(),
         });
     }
-    macros.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
-    MacroSet {
-        templates: macro_templates,
-        infos: macros,
-        texts: macro_texts,
-        names: macro_names,
-        defined_at: project_macro_at,
-        materializations,
-    }
+    set.texts.insert(f.path.clone(), f.text.clone());
+    set.templates.push(MacroFile {
+        package: unit.name.clone(),
+        path: f.path.clone(),
+        prepared: src,
+    });
 }
 
 /// A block left open (or a stray end tag) in a file, as an error at the tag.

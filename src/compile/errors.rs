@@ -205,14 +205,7 @@ pub fn cycle_problem(cycle: &[usize], nodes: &[&Node], project: &Project) -> Pro
     let names: Vec<&str> = cycle.iter().map(|&i| nodes[i].name.as_str()).collect();
     let mut ring = names.join(" → ");
     ring.push_str(&format!(" → {}", names[0]));
-    let text_of = |n: &Node| {
-        project
-            .files
-            .iter()
-            .find(|f| f.path == n.original_file_path)
-            .map(|f| f.text.clone())
-            .unwrap_or_else(|| Arc::from(""))
-    };
+    let text_of = |n: &Node| project.text_of(&n.original_file_path);
     let mut p = Problem::new("graph::cycle", format!("dependency cycle: {ring}"))
         .help("a model cannot depend on itself, directly or through others: remove one of these ref() calls");
     for (k, &i) in cycle.iter().enumerate() {

@@ -264,8 +264,13 @@ pub fn template_for(test: &ParsedTest) -> String {
             explicit.push_str(&format!(", {k}={expr}"));
         }
     }
+    let namespace = test
+        .namespace
+        .as_ref()
+        .map(|n| format!("{n}."))
+        .unwrap_or_default();
     format!(
-        "{{{{ test_{}(model=get_where_subquery(__pm_model){explicit}, **__pm_test_args) }}}}",
+        "{{{{ {namespace}test_{}(model=get_where_subquery(__pm_model){explicit}, **__pm_test_args) }}}}",
         test.test_name
     )
 }

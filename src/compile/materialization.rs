@@ -9,7 +9,6 @@ use crate::loader::Project;
 use crate::manifest::{Materialization, ResourceType};
 use serde_json::Value as Json;
 use std::collections::HashSet;
-use std::sync::Arc;
 
 /// The materialization a node has before its own `config()` call is seen.
 pub(super) fn provisional(rt: ResourceType, cfg: &Config) -> Option<Materialization> {
@@ -98,11 +97,7 @@ fn unknown(
         None => problem
             .in_file(
                 &n.original_file_path,
-                project
-                    .files
-                    .iter()
-                    .find(|f| f.path == n.original_file_path)
-                    .map_or_else(|| Arc::from(""), |f| f.text.clone()),
+                project.text_of(&n.original_file_path),
             )
             .label(0..0, format!("this {}", n.resource_type.as_str())),
     }

@@ -171,6 +171,11 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             invocation_id: shared.invocation_id.clone(),
             on_run_start: hooks.on_run_start,
             on_run_end: hooks.on_run_end,
+            package_dirs: project
+                .packages
+                .iter()
+                .map(|p| (p.name.clone(), p.dir.clone()))
+                .collect(),
             generated_at: shared
                 .run_started_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
@@ -197,38 +202,89 @@ fn draft(
     let mut problems = Problems::default();
     let macros = collect_macros(project, &mut problems);
     timer.lap("docs blocks");
-    check_snapshot_files(project, &mut problems);
     let docs = collect_docs(project, &mut problems);
     let doc_map: HashMap<String, String> = docs
         .iter()
         .map(|d| (d.name.clone(), d.block_contents.clone()))
         .collect();
-    check_doc_references(project, &doc_map, &mut problems);
-    timer.lap("nodes from files");
-    let folder_configs = FolderConfigs::new(project);
-    let mut drafts: Vec<Draft> = project
-        .files
-        .par_iter()
-        .flat_map_iter(|f| file_drafts(project, &folder_configs, f))
-        .collect();
-    timer.lap("YAML patches");
-    apply_patches(project, &mut drafts, &doc_map, warnings, &mut problems);
-    warnings.extend(config_keys::warnings(project));
-    timer.lap("sources and exposures");
-    for props in &project.properties {
-        drafts.extend(yaml_resources(project, props, &opts.target, &doc_map));
+    let mut drafts = Vec::new();
+    for unit in project.all() {
+        check_snapshot_files(unit, &mut problems);
+        check_doc_references(unit, &doc_map, &mut problems);
+        let inputs = DraftInputs {
+            root: project,
+            opts,
+            macros: &macros,
+            doc_map: &doc_map,
+        };
+        drafts.extend(package_drafts(
+            &inputs,
+            unit,
+            warnings,
+            timer,
+            &mut problems,
+        ));
     }
-    timer.lap("generic tests");
-    let tests = generic_test_drafts(project, &drafts, &macros, &folder_configs, &mut problems);
-    drafts.extend(tests);
-    timer.lap("duplicates among ref-able names");
-    check_unique_names(project, &drafts, &mut problems);
     problems.into_result()?;
     Ok(Drafted {
         macros,
         docs,
         drafts,
     })
+}
+
+/// What drafting each project reads.
+#[derive(Clone, Copy)]
+struct DraftInputs<'a> {
+    root: &'a Project,
+    opts: &'a CompileOptions,
+    macros: &'a MacroSet,
+    doc_map: &'a HashMap<String, String>,
+}
+
+/// The nodes one project (the root or a package) declares: from its files,
+/// patched by its YAML, its sources and exposures, and its YAML tests.
+fn package_drafts(
+    inputs: &DraftInputs,
+    unit: &Project,
+    warnings: &mut Vec<String>,
+    timer: &mut crate::output::PhaseTimer,
+    problems: &mut Problems,
+) -> Vec<Draft> {
+    let DraftInputs {
+        root,
+        opts,
+        macros,
+        doc_map,
+    } = *inputs;
+    timer.lap("nodes from files");
+    let folder_configs = FolderConfigs::new(unit, root);
+    let mut drafts: Vec<Draft> = unit
+        .files
+        .par_iter()
+        .flat_map_iter(|f| file_drafts(unit, &folder_configs, f))
+        .collect();
+    timer.lap("YAML patches");
+    apply_patches(unit, &mut drafts, doc_map, warnings, problems);
+    if unit.is_root() {
+        warnings.extend(config_keys::warnings(unit));
+    }
+    timer.lap("sources and exposures");
+    for props in &unit.properties {
+        drafts.extend(yaml_resources(
+            unit,
+            props,
+            &opts.target,
+            doc_map,
+            &folder_configs,
+        ));
+    }
+    timer.lap("generic tests");
+    let tests = generic_test_drafts(unit, &drafts, macros, &folder_configs, problems);
+    drafts.extend(tests);
+    timer.lap("duplicates among ref-able names");
+    check_unique_names(unit, &drafts, problems);
+    drafts
 }
 
 /// The tests declared in YAML files, each once.
@@ -252,7 +308,7 @@ fn generic_test_drafts(
     let per_file: Vec<(Vec<Draft>, Vec<Problem>)> = project
         .properties
         .par_iter()
-        .map(|props| yaml_tests(project, props, &attachable, &macros.names, folder_configs))
+        .map(|props| yaml_tests(project, props, &attachable, macros, folder_configs))
         .collect();
     let mut test_ids: HashMap<String, (String, usize)> = HashMap::new();
     let mut test_drafts = Vec::new();
@@ -263,12 +319,7 @@ fn generic_test_drafts(
         for d in tests {
             let path = d.node.original_file_path.clone();
             if let Some((other, line)) = test_ids.get(&d.node.unique_id) {
-                let text = project
-                    .properties
-                    .iter()
-                    .find(|p| p.path == path)
-                    .map(|p| p.text.clone())
-                    .unwrap_or_else(|| Arc::from(""));
+                let text = project.text_of(&path);
                 problems.push(
                     Problem::new(
                         "project::duplicate_test",
@@ -328,6 +379,21 @@ fn with_typed_config(mut node: Node) -> Node {
     node
 }
 
+/// The root project's `dispatch:` list: macro namespace → packages to search.
+fn dispatch_orders(project: &Project) -> HashMap<String, Vec<String>> {
+    let Some(Json::Array(entries)) = project.document.get("dispatch") else {
+        return HashMap::new();
+    };
+    entries
+        .iter()
+        .filter_map(|e| {
+            let namespace = e.get("macro_namespace")?.as_str()?.to_string();
+            let order = crate::loader::yaml::string_list(e.get("search_order"));
+            Some((namespace, order))
+        })
+        .collect()
+}
+
 /// The project's own `generate_*_name` macros.
 fn naming_overrides(macros: &MacroSet) -> HashSet<&'static str> {
     [
@@ -362,6 +428,7 @@ fn shared_render_data(
                 fqn: n.fqn.clone(),
                 original_file_path: n.original_file_path.clone(),
                 path: n.path.clone(),
+                package_name: n.package_name.clone(),
                 config: n.config.clone(),
                 provisional: default_relation(n, &n.config, &opts.target),
                 description: n.description.clone(),
@@ -370,19 +437,34 @@ fn shared_render_data(
         })
         .collect();
     let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
-    let mut by_source = HashMap::new();
+    let mut by_source: HashMap<(String, String), Vec<usize>> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {
         if d.node.resource_type.is_refable() {
             by_name.entry(d.node.name.clone()).or_default().push(i);
         }
         if let Some(s) = &d.node.source {
-            by_source.insert((s.source_name.clone(), d.node.name.clone()), i);
+            by_source
+                .entry((s.source_name.clone(), d.node.name.clone()))
+                .or_default()
+                .push(i);
         }
     }
+    let package_vars = project
+        .packages
+        .iter()
+        .map(|p| {
+            let mut v = crate::loader::packages::vars_for(project, p);
+            v.extend(opts.cli_vars.clone());
+            (p.name.clone(), v)
+        })
+        .collect();
     Arc::new(Shared {
         project_name: project.name.clone(),
         target: opts.target.to_json(),
         vars,
+        package_vars,
+        namespaces: context::namespaces(&macros.templates),
+        dispatch: dispatch_orders(project),
         metas,
         by_name,
         by_source,

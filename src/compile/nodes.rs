@@ -37,26 +37,47 @@ pub(super) fn seed_defaults() -> Config {
 pub(super) type FolderKey = (FileKind, String);
 
 /// Folder-level configs, computed once per folder and shared by its nodes.
+/// A package's nodes get its own project file's configs, then the root
+/// project's (`models: {package_name: ...}`), as in dbt.
 pub(super) struct FolderConfigs<'a> {
     project: &'a Project,
+    root: Option<&'a Project>,
     cache: std::sync::Mutex<HashMap<FolderKey, Arc<Config>>>,
 }
 
+fn tree_of(project: &Project, kind: FileKind) -> &config::ConfigTree {
+    match kind {
+        FileKind::Seed => &project.seeds_config,
+        FileKind::Test => &project.tests_config,
+        FileKind::Snapshot => &project.snapshots_config,
+        _ => &project.models_config,
+    }
+}
+
 impl<'a> FolderConfigs<'a> {
-    pub(super) fn new(project: &'a Project) -> Self {
+    /// The folder configs of `project`, one of `root`'s projects.
+    pub(super) fn new(project: &'a Project, root: &'a Project) -> Self {
         FolderConfigs {
             project,
+            root: (!project.is_root()).then_some(root),
             cache: Default::default(),
         }
     }
 
-    fn tree(&self, kind: FileKind) -> &'a config::ConfigTree {
-        match kind {
-            FileKind::Seed => &self.project.seeds_config,
-            FileKind::Test => &self.project.tests_config,
-            FileKind::Snapshot => &self.project.snapshots_config,
-            _ => &self.project.models_config,
+    fn trees(&self, kind: FileKind) -> impl Iterator<Item = &'a config::ConfigTree> {
+        std::iter::once(self.project)
+            .chain(self.root)
+            .map(move |p| tree_of(p, kind))
+    }
+
+    /// The sources config for a source table's fqn, with the root's over a
+    /// package's.
+    pub(super) fn sources(&self, fqn: &[String]) -> Config {
+        let mut c = Config::new();
+        for p in std::iter::once(self.project).chain(self.root) {
+            config::merge(&mut c, &p.sources_config.config_for(fqn));
         }
+        c
     }
 
     fn compute(&self, kind: FileKind, fqn: &[String]) -> Config {
@@ -65,7 +86,9 @@ impl<'a> FolderConfigs<'a> {
             FileKind::Test => generic_tests::default_config(),
             _ => model_defaults(),
         };
-        config::merge(&mut c, &self.tree(kind).config_for(fqn));
+        for tree in self.trees(kind) {
+            config::merge(&mut c, &tree.config_for(fqn));
+        }
         if kind == FileKind::Snapshot {
             c.insert("materialized".into(), Json::from("snapshot"));
         }
@@ -74,7 +97,7 @@ impl<'a> FolderConfigs<'a> {
 
     /// The config a node with this fqn gets from defaults and the project file.
     pub(super) fn get(&self, kind: FileKind, fqn: &[String]) -> Arc<Config> {
-        if self.tree(kind).has_leaf(fqn) {
+        if self.trees(kind).any(|t| t.has_leaf(fqn)) {
             return Arc::new(self.compute(kind, fqn));
         }
         let key = (kind, fqn[..fqn.len().saturating_sub(1)].join("/"));
@@ -168,6 +191,7 @@ pub(super) fn columns_of(
 
 /// Folders of a YAML file relative to the resource path it sits under.
 pub(super) fn yml_folders(project: &Project, path: &str) -> Vec<String> {
+    let path = path.strip_prefix(&project.dir).unwrap_or(path);
     let all_paths = project
         .model_paths
         .iter()

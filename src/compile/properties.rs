@@ -20,7 +20,7 @@ pub(super) fn yaml_tests(
     project: &Project,
     props: &crate::loader::properties::PropertiesFile,
     attachable: &HashMap<(ResourceType, String), String>,
-    macro_names: &BTreeSet<String>,
+    macros: &MacroSet,
     folder_configs: &FolderConfigs,
 ) -> (Vec<Draft>, Vec<Problem>) {
     let mut test_drafts = Vec::new();
@@ -120,15 +120,8 @@ pub(super) fn yaml_tests(
                 file_key_name: Some(file_key.clone()),
             }));
             let test_name = format!("test_{}", parsed.test_name);
-            if parsed.namespace.is_some() || !macro_names.contains(&test_name) {
-                problems.push(unknown_test(
-                    props,
-                    &parsed,
-                    def,
-                    &file_key,
-                    column,
-                    macro_names,
-                ));
+            if !macros.reaches(&project.name, parsed.namespace.as_deref(), &test_name) {
+                problems.push(unknown_test(props, &parsed, def, &file_key, column, macros));
                 continue;
             }
             let args = generic_tests::context_args(&parsed, column_sql.as_deref());
@@ -195,9 +188,13 @@ fn unknown_test(
     def: &crate::loader::properties::TestDef,
     file_key: &str,
     column: Option<&str>,
-    macro_names: &BTreeSet<String>,
+    macros: &MacroSet,
 ) -> Problem {
-    let known: Vec<&str> = macro_names
+    let names = match &parsed.namespace {
+        Some(ns) => macros.by_package.get(ns).unwrap_or(&macros.names),
+        None => &macros.names,
+    };
+    let known: Vec<&str> = names
         .iter()
         .filter_map(|m| m.strip_prefix("test_"))
         .collect();
@@ -217,7 +214,7 @@ fn unknown_test(
         .help(crate::error::did_you_mean(
             &suggestions,
             &format!(
-                "define it with {{% test {}(model, column_name) %}} in a macro file or tests/generic/ (packages are not supported)",
+                "define it with {{% test {}(model, column_name) %}} in a macro file or tests/generic/, or install the package that has it (pm deps)",
                 parsed.test_name
             ),
         ))
@@ -298,6 +295,7 @@ pub(super) fn yaml_resources(
     props: &crate::loader::properties::PropertiesFile,
     target: &Target,
     doc_map: &HashMap<String, String>,
+    folder_configs: &FolderConfigs,
 ) -> Vec<Draft> {
     let mut drafts = Vec::new();
     let folders = yml_folders(project, &props.path);
@@ -311,11 +309,7 @@ pub(super) fn yaml_resources(
             cfg.insert("enabled".into(), Json::Bool(true));
             config::merge(
                 &mut cfg,
-                &project.sources_config.config_for(&[
-                    project.name.clone(),
-                    s.name.clone(),
-                    t.name.clone(),
-                ]),
+                &folder_configs.sources(&[project.name.clone(), s.name.clone(), t.name.clone()]),
             );
             config::merge(&mut cfg, &s.config);
             config::merge(&mut cfg, &t.config);

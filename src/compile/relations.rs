@@ -19,12 +19,7 @@ pub(super) fn check_unique_names(project: &Project, drafts: &[Draft], problems: 
                 sources.insert(&n.unique_id, n);
             }
             Some(first) => {
-                let text = project
-                    .properties
-                    .iter()
-                    .find(|p| p.path == n.original_file_path)
-                    .map(|p| p.text.clone())
-                    .unwrap_or_else(|| Arc::from(""));
+                let text = project.text_of(&n.original_file_path);
                 let source = n.source.as_ref().map_or("", |s| s.source_name.as_str());
                 problems.push(
                     Problem::new(
@@ -47,12 +42,7 @@ pub(super) fn check_unique_names(project: &Project, drafts: &[Draft], problems: 
             continue;
         }
         if let Some(first) = first_by_name.get(d.node.name.as_str()) {
-            let text = project
-                .files
-                .iter()
-                .find(|f| f.path == d.node.original_file_path)
-                .map(|f| f.text.clone())
-                .unwrap_or_else(|| Arc::from(""));
+            let text = project.text_of(&d.node.original_file_path);
             problems.push(
                 Problem::new(
                     "project::duplicate_name",
@@ -83,14 +73,7 @@ pub(super) fn check_relations(
     disabled: &HashSet<usize>,
     problems: &mut Problems,
 ) {
-    let text_of = |path: &str| {
-        project
-            .files
-            .iter()
-            .find(|f| f.path == path)
-            .map(|f| f.text.clone())
-            .unwrap_or_else(|| Arc::from(""))
-    };
+    let text_of = |path: &str| project.text_of(path);
     let mut first: HashMap<(&str, &str, &str), usize> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {
         let n = &d.node;

@@ -54,13 +54,18 @@ impl<'a> Renderer<'a> {
         d: &Draft,
     ) -> std::result::Result<Option<(String, RenderState)>, Problem> {
         let name = &d.node.original_file_path;
+        let locals = context::locals_of(self.shared, &d.node.package_name);
         let (source, result, state) = match &d.template {
             Template::None => return Ok(None),
             Template::File(text) => {
                 let (r, st) = context::with_render_state(i, || {
+                    context::set_locals(locals.clone());
                     self.env
                         .template_from_named_str(name, text)
-                        .and_then(|t| t.render(()))
+                        .and_then(|t| match &locals {
+                            Some(l) => t.render(l),
+                            None => t.render(()),
+                        })
                 });
                 (&**text, r, st)
             }
@@ -73,8 +78,10 @@ impl<'a> Renderer<'a> {
                 let ctx = minijinja::context! {
                     __pm_test_args => context::to_value(args),
                     __pm_model => model_idx.map(|m| context::relation_value(self.shared, m)),
+                    ..locals.clone().unwrap_or_default()
                 };
                 let (r, st) = context::with_render_state(i, || {
+                    context::set_locals(locals.clone());
                     if let Some(m) = model_idx {
                         context::record_dependency(m);
                     }

@@ -3,6 +3,7 @@
 //! Nothing here renders Jinja in models or touches a database.
 
 pub mod config;
+pub mod packages;
 pub mod profile;
 pub mod properties;
 pub mod yaml;
@@ -62,10 +63,16 @@ impl SourceText {
     }
 }
 
-/// A loaded project: plain data, source locations kept for errors.
+/// A loaded project: plain data, source locations kept for errors. The
+/// project pm runs in is the root; each installed package is a `Project` of
+/// its own in the root's `packages`, with every path still relative to the
+/// root (`dbt_packages/dbt_utils/macros/x.sql`), so a path names one file.
 #[derive(Debug, Clone)]
 pub struct Project {
     pub root: PathBuf,
+    /// Where this project's files are, relative to the root, with a trailing
+    /// `/` (`dbt_packages/dbt_utils/`); empty for the root project.
+    pub dir: String,
     pub name: String,
     pub profile: Option<String>,
     /// `pm_project.yml` or `dbt_project.yml`.
@@ -93,6 +100,41 @@ pub struct Project {
     pub selectors: Option<(Arc<str>, Json)>,
     /// The raw project document (kept for unknown keys).
     pub document: Json,
+    /// The installed packages (root project only), sorted by name.
+    pub packages: Vec<Project>,
+}
+
+impl Project {
+    /// The root project, then its packages.
+    pub fn all(&self) -> impl Iterator<Item = &Project> {
+        std::iter::once(self).chain(&self.packages)
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.dir.is_empty()
+    }
+
+    /// The text of a file of this project or its packages (SQL, CSV kept in
+    /// memory, YAML or a project file), by its path; empty when not kept.
+    pub fn text_of(&self, path: &str) -> Arc<str> {
+        self.all()
+            .find_map(|p| {
+                if p.project_file == path {
+                    return Some(p.project_text.clone());
+                }
+                p.files
+                    .iter()
+                    .find(|f| f.path == path)
+                    .map(|f| f.text.clone())
+                    .or_else(|| {
+                        p.properties
+                            .iter()
+                            .find(|f| f.path == path)
+                            .map(|f| f.text.clone())
+                    })
+            })
+            .unwrap_or_else(|| Arc::from(""))
+    }
 }
 
 /// The folder holding the project file: `dir` itself when given, else the
@@ -169,9 +211,25 @@ fn hooks(v: Option<&Json>) -> Vec<String> {
     yaml::string_list(v)
 }
 
-/// Loads the project at `root`.
+/// Loads the project at `root`, with the packages installed under its
+/// `packages-install-path`.
 pub fn load(root: &Path) -> Result<Project> {
-    let (project_file, project_text) = read_project_file(root)?;
+    let mut project = load_project(root, root)?;
+    project.packages = packages::load_installed(&project)?;
+    Ok(project)
+}
+
+/// Loads the project whose files are in `dir` (the root, or a package
+/// installed under it), with paths relative to `root`.
+pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {
+    let (project_file, project_text) = read_project_file(dir)?;
+    let prefix = rel(dir, root);
+    let prefix = if prefix.is_empty() {
+        prefix
+    } else {
+        format!("{prefix}/")
+    };
+    let project_file = format!("{prefix}{project_file}");
     let doc = yaml::parse(&project_file, &project_text)?;
     let name = project_name(&doc, &project_file, &project_text)?;
     let paths =
@@ -225,7 +283,7 @@ pub fn load(root: &Path) -> Result<Project> {
         let mut batch = Vec::new();
         for (paths, kind, exts) in groups {
             for p in paths {
-                let base = root.join(p);
+                let base = dir.join(p);
                 if !base.is_dir() {
                     continue;
                 }
@@ -286,10 +344,15 @@ pub fn load(root: &Path) -> Result<Project> {
     let ok_props = successes(props, &mut problems);
     problems.into_result()?;
     timer.lap("selectors");
-    let selectors = read_selectors(root)?;
+    let selectors = if prefix.is_empty() {
+        read_selectors(root)?
+    } else {
+        None
+    };
 
     Ok(Project {
         root: root.to_path_buf(),
+        dir: prefix,
         profile: doc.get("profile").and_then(yaml::as_string),
         models_config: ConfigTree::from_json(doc.get("models")),
         seeds_config: ConfigTree::from_json(doc.get("seeds")),
@@ -314,6 +377,7 @@ pub fn load(root: &Path) -> Result<Project> {
         properties: ok_props,
         selectors,
         document: doc,
+        packages: Vec::new(),
     })
 }
 

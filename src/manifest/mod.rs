@@ -7,6 +7,7 @@ use crate::text::quote_ident;
 use indexmap::IndexMap;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub mod node_config;
@@ -355,18 +356,27 @@ pub struct Manifest {
     /// The project's `on-run-start` / `on-run-end` SQL, rendered.
     pub on_run_start: Vec<String>,
     pub on_run_end: Vec<String>,
+    /// Each installed package's folder, relative to the root project
+    /// (`dbt_packages/dbt_utils/`).
+    pub package_dirs: BTreeMap<String, String>,
 }
 
 impl Manifest {
     /// Where a node's compiled SQL goes, relative to the target folder
     /// (`compiled/<project>/<file>`; a generic test next to its YAML file).
     pub fn compiled_path(&self, n: &Node) -> String {
+        let file = self
+            .package_dirs
+            .get(&n.package_name)
+            .and_then(|dir| n.original_file_path.strip_prefix(dir.as_str()))
+            .unwrap_or(&n.original_file_path);
         let base = if n.test.as_ref().is_some_and(|t| t.metadata.is_some()) {
-            format!("{}/{}.sql", n.original_file_path, n.name)
+            format!("{file}/{}.sql", n.name)
         } else {
-            n.original_file_path.clone()
+            file.to_string()
         };
-        format!("compiled/{}/{}", self.project_name, base)
+        // As dbt: under the node's package (`compiled/dbt_utils/models/x.sql`).
+        format!("compiled/{}/{}", n.package_name, base)
     }
 
     pub fn get(&self, unique_id: &str) -> Option<&Node> {

@@ -10,6 +10,7 @@ mod data_tests;
 mod docs;
 mod embedded;
 mod errors;
+mod packages;
 mod pulsemetrics;
 mod report;
 mod run;

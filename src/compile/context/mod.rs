@@ -15,6 +15,7 @@ pub use objects::*;
 pub use relation::*;
 pub use values::*;
 
+use super::definitions::{MacroFile, BUILTIN_NAMESPACE, BUILTIN_PACKAGE};
 use crate::loader::config::{self, Config};
 use crate::manifest::{Materialization, RefCall, ResourceType};
 use crate::text::quote_ident;
@@ -22,7 +23,7 @@ use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
 use minijinja::{Environment, Error, ErrorKind, State};
 use serde_json::{Map, Value as Json};
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -68,6 +69,8 @@ pub struct NodeMeta {
     pub fqn: Vec<String>,
     pub original_file_path: String,
     pub path: String,
+    /// The project (root or package) that declares the node.
+    pub package_name: String,
     /// Project + YAML config (before the file's own `config()`).
     pub config: Arc<Config>,
     /// The relation computed from `config` (may change once `config()` calls are applied).
@@ -79,13 +82,23 @@ pub struct NodeMeta {
 /// Read-only data shared by all renders of one compilation.
 #[derive(Debug)]
 pub struct Shared {
+    /// The root project's name.
     pub project_name: String,
     pub target: Json,
+    /// The root project's vars (with `--vars`).
     pub vars: Map<String, Json>,
+    /// Each package's vars (with the root's and `--vars` over its own).
+    pub package_vars: HashMap<String, Map<String, Json>>,
+    /// Each package's macros by name, as `package.macro()` reaches them (the
+    /// root project's under its name, the built-ins under `dbt`).
+    pub namespaces: BTreeMap<String, Value>,
+    /// The root project's `dispatch:` search orders, by macro namespace.
+    pub dispatch: HashMap<String, Vec<String>>,
     pub metas: Vec<NodeMeta>,
     /// `ref()` names → node indexes (models, seeds, snapshots).
     pub by_name: HashMap<String, Vec<usize>>,
-    pub by_source: HashMap<(String, String), usize>,
+    /// (source, table) → node indexes (one per package that declares it).
+    pub by_source: HashMap<(String, String), Vec<usize>>,
     /// Names of disabled nodes that `ref()` might point at.
     pub disabled: HashSet<String>,
     /// Final relations, set once every node's config is known.
@@ -120,12 +133,20 @@ pub struct RenderState {
     /// A relation's attributes were read before relations were final.
     pub needs_rerender: bool,
     pub returns: Vec<Option<Value>>,
+    /// A package node's own macros, which its templates and the macros they
+    /// call reach unqualified (dbt's local namespace).
+    pub locals: Option<Value>,
     pub failure: Option<Failure>,
     pub logs: Vec<String>,
 }
 
 thread_local! {
     static CURRENT: RefCell<Option<RenderState>> = const { RefCell::new(None) };
+}
+
+/// The current package node's own macros, for the macros it calls.
+pub fn locals() -> Option<Value> {
+    with_state(|s| s.locals.clone()).flatten()
 }
 
 /// Runs `f` with a fresh render state for node `node`, returning the state.
@@ -254,7 +275,7 @@ pub fn template_file(template: &str) -> &str {
 /// macro, given as `(file, prepared file text)`.
 pub fn environment(
     shared: &Arc<Shared>,
-    macro_files: Vec<(String, String)>,
+    macro_files: Vec<MacroFile>,
 ) -> Result<Environment<'static>, Error> {
     let mut env = Environment::new();
     env.set_debug(true);
@@ -361,7 +382,7 @@ fn add_run_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
         },
     );
     env.add_global("exceptions", Value::from_object(ExceptionsObj));
-    env.add_global("adapter", Value::from_object(AdapterObj));
+    env.add_global("adapter", Value::from_object(AdapterObj(shared.clone())));
     env.add_global(
         "run_started_at",
         Value::from_object(DateTimeObj(shared.run_started_at.fixed_offset())),
@@ -455,32 +476,63 @@ fn add_value_functions(env: &mut Environment<'static>) {
 }
 
 /// Project and built-in macros last: a project macro named like a built-in
-/// function (get_where_subquery, say) replaces it, as in dbt.
+/// function (get_where_subquery, say) replaces it, as in dbt. Packages'
+/// macros are reached through their namespace (`dbt_utils.star()`).
 fn add_macros(
     env: &mut Environment<'static>,
     shared: &Arc<Shared>,
-    macro_files: Vec<(String, String)>,
+    macro_files: Vec<MacroFile>,
 ) -> Result<(), Error> {
-    let project = shared.project_name.clone();
-    for (file, prepared) in macro_files {
-        let package = if file.starts_with("pm/") {
-            "pm".to_string()
-        } else {
-            project.clone()
-        };
-        for (name, source) in super::blocks::split_macros(&prepared) {
-            let template = macro_template_name(&file, &name);
-            env.add_global(
-                name.clone(),
-                Value::from_object(MacroFn {
-                    template: template.clone(),
-                    unique_id: format!("macro.{package}.{name}"),
-                    name,
-                }),
-            );
+    for file in macro_files {
+        let unqualified = file.package == BUILTIN_PACKAGE || file.package == shared.project_name;
+        for (name, source) in super::blocks::split_macros(&file.prepared) {
+            let template = macro_template_name(&file.path, &name);
+            if unqualified {
+                env.add_global(name.clone(), macro_value(&file, &name));
+            }
             env.add_template_owned(template, source)?;
         }
     }
-
+    for (package, macros) in &shared.namespaces {
+        env.add_global(package.clone(), macros.clone());
+    }
     Ok(())
+}
+
+fn macro_value(file: &MacroFile, name: &str) -> Value {
+    Value::from_object(MacroFn {
+        template: macro_template_name(&file.path, name),
+        unique_id: format!("macro.{}.{name}", file.package),
+        name: name.to_string(),
+    })
+}
+
+/// Each package's macros by name (the built-ins under `dbt`).
+pub fn namespaces(macro_files: &[MacroFile]) -> BTreeMap<String, Value> {
+    let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    for file in macro_files {
+        let namespace = if file.package == BUILTIN_PACKAGE {
+            BUILTIN_NAMESPACE
+        } else {
+            file.package.as_str()
+        };
+        let macros = out.entry(namespace.to_string()).or_default();
+        for (name, _) in super::blocks::split_macros(&file.prepared) {
+            macros.insert(name.clone(), macro_value(file, &name));
+        }
+    }
+    out.into_iter().map(|(k, v)| (k, Value::from(v))).collect()
+}
+
+/// What a node of `package` reaches unqualified besides the root's and the
+/// built-in macros: its own package's (None for the root project).
+pub fn locals_of(shared: &Shared, package: &str) -> Option<Value> {
+    (package != shared.project_name)
+        .then(|| shared.namespaces.get(package).cloned())
+        .flatten()
+}
+
+/// Sets the render state's locals (see [`locals_of`]).
+pub fn set_locals(locals: Option<Value>) {
+    with_state(|s| s.locals = locals);
 }

@@ -92,15 +92,23 @@ impl Object for ConfigObj {
 #[derive(Debug)]
 pub(super) struct VarObj(pub(super) Arc<Shared>);
 
+/// The vars the node being rendered sees: its package's, or the root's.
+fn current_vars(shared: &Shared) -> &Map<String, Json> {
+    current_node()
+        .and_then(|n| shared.package_vars.get(&shared.metas[n].package_name))
+        .unwrap_or(&shared.vars)
+}
+
 impl Object for VarObj {
     fn call(self: &Arc<Self>, _state: &mut State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
         let (name, _): (&str, Option<Value>) = minijinja::value::from_args(args)?;
         // A default of `none` is a default (dbt: `var('x', none)` is None).
         let default = args.get(1).cloned();
-        match self.0.vars.get(name) {
+        let vars = current_vars(&self.0);
+        match vars.get(name) {
             Some(v) => Ok(json_to_value(v)),
             None => default.ok_or_else(|| {
-                let suggestions = crate::error::closest(name, self.0.vars.keys().map(String::as_str));
+                let suggestions = crate::error::closest(name, vars.keys().map(String::as_str));
                 fail(
                     "compile::missing_var",
                     format!("var('{name}') is not set and has no default"),
@@ -122,7 +130,7 @@ impl Object for VarObj {
         match method {
             "has_var" => {
                 let (name,): (&str,) = minijinja::value::from_args(args)?;
-                Ok(Value::from(self.0.vars.contains_key(name)))
+                Ok(Value::from(current_vars(&self.0).contains_key(name)))
             }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
@@ -283,7 +291,7 @@ impl Object for DatetimeModule {
 }
 
 #[derive(Debug)]
-pub(super) struct AdapterObj;
+pub(super) struct AdapterObj(pub(super) Arc<Shared>);
 
 impl Object for AdapterObj {
     fn call_method(
@@ -297,24 +305,7 @@ impl Object for AdapterObj {
                 let (s,): (&str,) = minijinja::value::from_args(args)?;
                 Ok(Value::from(quote_ident(s)))
             }
-            "dispatch" => {
-                let (name, _kwargs): (&str, Kwargs) = minijinja::value::from_args(args)?;
-                let (_, name) = name.rsplit_once('.').unwrap_or(("", name));
-                for candidate in [
-                    format!("postgres__{name}"),
-                    format!("default__{name}"),
-                    name.to_string(),
-                ] {
-                    if let Some(v) = state.lookup(&candidate) {
-                        return Ok(v);
-                    }
-                }
-                Err(fail(
-                    "compile::dispatch",
-                    format!("adapter.dispatch('{name}') found no macro postgres__{name}, default__{name} or {name}"),
-                    format!("define a macro named default__{name}"),
-                ))
-            }
+            "dispatch" => dispatch(&self.0, state, args),
             "type" => Ok(Value::from("postgres")),
             // Catalog lookups need the database; at compile time nothing exists yet.
             "get_relation" | "load_relation" => Ok(Value::from(())),
@@ -328,6 +319,78 @@ impl Object for AdapterObj {
             )),
         }
     }
+}
+
+/// `adapter.dispatch(name, macro_namespace)`: the first of `postgres__name`
+/// and `default__name` in each package of the search order: the root
+/// project's `dispatch:` entry for the namespace, else the root project then
+/// the namespace's package, else (no namespace) what the template reaches.
+fn dispatch(shared: &Shared, state: &State<'_, '_>, args: &[Value]) -> Result<Value, Error> {
+    let (positional, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
+    let name = positional.first().and_then(Value::as_str).ok_or_else(|| {
+        Error::new(
+            ErrorKind::MissingArgument,
+            "adapter.dispatch() needs the macro name",
+        )
+    })?;
+    let namespace: Option<String> = match positional.get(1) {
+        Some(v) if !v.is_none() && !v.is_undefined() => Some(v.to_string()),
+        _ => kwargs
+            .get::<Option<String>>("macro_namespace")?
+            .or(kwargs.get::<Option<String>>("packages").ok().flatten()),
+    };
+    let (_, name) = name.rsplit_once('.').unwrap_or(("", name));
+    let search: Vec<Option<&str>> = match namespace.as_deref() {
+        None => vec![None],
+        Some(ns) => match shared.dispatch.get(ns) {
+            Some(order) => order.iter().map(|p| Some(p.as_str())).collect(),
+            None if shared.namespaces.contains_key(ns) && ns != shared.project_name => {
+                vec![Some(shared.project_name.as_str()), Some(ns)]
+            }
+            None => vec![None],
+        },
+    };
+    let candidates = [format!("postgres__{name}"), format!("default__{name}")];
+    for package in &search {
+        for candidate in &candidates {
+            let found = match package {
+                None => state.lookup(candidate),
+                Some(p) => shared
+                    .namespaces
+                    .get(*p)
+                    .and_then(|m| m.get_attr(candidate).ok())
+                    .filter(|v| !v.is_undefined()),
+            };
+            if let Some(v) = found {
+                return Ok(v);
+            }
+        }
+    }
+    // pm's built-ins answer for dbt's namespace, and a macro named plainly
+    // answers last (lenient where dbt would fail).
+    let builtins = shared.namespaces.get(super::BUILTIN_NAMESPACE);
+    for candidate in candidates.iter().chain([&name.to_string()]) {
+        let found = builtins
+            .and_then(|m| m.get_attr(candidate).ok())
+            .filter(|v| !v.is_undefined())
+            .or_else(|| state.lookup(candidate));
+        if let Some(v) = found {
+            return Ok(v);
+        }
+    }
+    let searched: Vec<&str> = search
+        .iter()
+        .map(|p| p.unwrap_or("(unqualified)"))
+        .collect();
+    Err(fail(
+        "compile::dispatch",
+        format!(
+            "adapter.dispatch('{name}'{}) found no macro postgres__{name} or default__{name} in {}",
+            namespace.as_deref().map(|n| format!(", '{n}'")).unwrap_or_default(),
+            searched.join(", ")
+        ),
+        format!("define a macro named default__{name}, or set the search order under `dispatch:` in the project file"),
+    ))
 }
 
 #[derive(Debug)]

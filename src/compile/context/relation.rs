@@ -185,21 +185,38 @@ pub(super) fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Erro
         }
     };
     if let Some(p) = &package {
-        if p != &shared.project_name {
+        if !shared.namespaces.contains_key(p) || p == BUILTIN_NAMESPACE {
+            let known: Vec<&str> = shared
+                .metas
+                .iter()
+                .map(|m| m.package_name.as_str())
+                .collect();
             return Err(fail(
                 "compile::unknown_package",
                 format!(
-                    "ref('{p}', '{name}') names package `{p}`, which is not part of this project"
+                    "ref('{p}', '{name}') names package `{p}`, which is neither this project nor an installed package"
                 ),
-                format!(
-                    "pm compiles a single project; use ref('{name}') or ref('{}', '{name}')",
-                    shared.project_name
+                crate::error::did_you_mean(
+                    &crate::error::closest(p, known.iter().copied()),
+                    "declare the package in packages.yml and run `pm deps`",
                 ),
             ));
         }
     }
-    let target = match shared.by_name.get(&name).and_then(|v| v.first()) {
-        Some(&i) => i,
+    let candidates = shared.by_name.get(&name).map_or(&[][..], Vec::as_slice);
+    let target = match pick(shared, candidates, package.as_deref()) {
+        Some(i) => i,
+        None if candidates.len() > 1 && package.is_none() => {
+            let packages: Vec<String> = candidates
+                .iter()
+                .map(|&i| format!("ref('{}', '{name}')", shared.metas[i].package_name))
+                .collect();
+            return Err(fail(
+                "compile::ambiguous_ref",
+                format!("ref('{name}') could mean nodes of several packages"),
+                format!("name the package: {}", packages.join(" or ")),
+            ));
+        }
         None => {
             if shared.disabled.contains(&name) {
                 return Err(fail(
@@ -238,11 +255,31 @@ pub(super) fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Erro
     }))
 }
 
+/// Of the nodes with one name, the one a reference from the node being
+/// rendered means: in the named package; else in the node's own package,
+/// then in the root project, then the only one (dbt's lookup).
+pub(super) fn pick(shared: &Shared, candidates: &[usize], package: Option<&str>) -> Option<usize> {
+    let in_package = |p: &str| {
+        candidates
+            .iter()
+            .copied()
+            .find(|&i| shared.metas[i].package_name == p)
+    };
+    if let Some(p) = package {
+        return in_package(p);
+    }
+    let own = current_node().map(|n| shared.metas[n].package_name.as_str());
+    own.and_then(in_package)
+        .or_else(|| in_package(&shared.project_name))
+        .or_else(|| (candidates.len() == 1).then(|| candidates[0]))
+}
+
 pub(super) fn source_fn(shared: &Arc<Shared>, source: &str, table: &str) -> Result<Value, Error> {
-    let Some(&target) = shared
+    let candidates = shared
         .by_source
         .get(&(source.to_string(), table.to_string()))
-    else {
+        .map_or(&[][..], Vec::as_slice);
+    let Some(target) = pick(shared, candidates, None) else {
         let want = format!("{source}.{table}");
         let names: Vec<String> = shared
             .by_source

@@ -61,7 +61,10 @@ impl Object for MacroFn {
         });
         let result = (|| {
             let tmpl = state.env().get_template(&self.template)?;
-            let mut module = tmpl.render_captured(())?;
+            let mut module = match super::locals() {
+                Some(locals) => tmpl.render_captured(locals)?,
+                None => tmpl.render_captured(())?,
+            };
             let m = module.state().lookup(&self.name).ok_or_else(|| {
                 Error::new(
                     ErrorKind::UnknownFunction,
