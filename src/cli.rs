@@ -98,11 +98,24 @@ pub enum Command {
     /// Print a report's daily digest (reports.yml) and draw its charts; with
     /// --to, post it to Slack or Telegram, once per report and day
     Report(ReportArgs),
+    /// Install the packages packages.yml (or dependencies.yml) declares into
+    /// dbt_packages/ and pin them in package-lock.yml
+    Deps(DepsArgs),
     /// Commands about sources: `pm source freshness`
     Source {
         #[command(subcommand)]
         action: SourceAction,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DepsArgs {
+    /// Resolve the versions again, even when package-lock.yml matches packages.yml
+    #[arg(long)]
+    pub upgrade: bool,
+    /// Only resolve and write package-lock.yml; install nothing
+    #[arg(long)]
+    pub lock: bool,
 }
 
 #[derive(Debug, Clone, Args)]

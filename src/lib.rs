@@ -13,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod compile;
 pub mod dag;
+pub mod deps;
 pub mod docs;
 pub mod error;
 pub mod execute;

@@ -23,6 +23,10 @@ pub struct Environment {
     pub merge_tests: bool,
     /// `PM_TIMINGS=1` prints how long each phase of loading and compiling took.
     pub timings: bool,
+    /// `DBT_PACKAGE_HUB_URL`: the package hub `pm deps` asks (dbt's by default).
+    pub package_hub_url: String,
+    /// `DBT_PROFILES_DIR`: looked at after `--profiles-dir` and `PM_PROFILES_DIR`.
+    pub dbt_profiles_dir: Option<PathBuf>,
 }
 
 impl Environment {
@@ -41,6 +45,9 @@ impl Environment {
             home: set("HOME").map(PathBuf::from),
             merge_tests: lookup("PM_TEST_MERGE").is_none_or(|v| v != "0"),
             timings: lookup("PM_TIMINGS").is_some_and(|v| v == "1"),
+            package_hub_url: set("DBT_PACKAGE_HUB_URL")
+                .unwrap_or_else(|| "https://hub.getdbt.com/".into()),
+            dbt_profiles_dir: set("DBT_PROFILES_DIR").map(PathBuf::from),
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod compile;
 pub mod db;
+pub mod deps;
 pub mod docs;
 pub mod freshness;
 pub mod generate;

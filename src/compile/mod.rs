@@ -464,6 +464,7 @@ fn shared_render_data(
         vars,
         package_vars,
         namespaces: context::namespaces(&macros.templates),
+        package_names: project.all().map(|p| p.name.clone()).collect(),
         dispatch: dispatch_orders(project),
         metas,
         by_name,

@@ -219,6 +219,12 @@ pub fn load(root: &Path) -> Result<Project> {
     Ok(project)
 }
 
+/// Loads the root project alone, without its packages (for `pm deps`,
+/// which installs them).
+pub fn load_without_packages(root: &Path) -> Result<Project> {
+    load_project(root, root)
+}
+
 /// Loads the project whose files are in `dir` (the root, or a package
 /// installed under it), with paths relative to `root`.
 pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {

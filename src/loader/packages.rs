@@ -6,6 +6,7 @@
 use super::{load_project, yaml, Project};
 use crate::error::{Problem, Result};
 use serde_json::{Map, Value as Json};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Where packages are installed, relative to the root.
@@ -21,8 +22,12 @@ pub fn install_path(project: &Project) -> String {
 /// The file that declares the project's packages (`packages.yml`, else
 /// `dependencies.yml`), with its text, when there is one.
 pub fn declaration_file(project: &Project) -> Option<(String, Arc<str>)> {
+    declaration_file_in(&project.root)
+}
+
+fn declaration_file_in(dir: &Path) -> Option<(String, Arc<str>)> {
     ["packages.yml", "dependencies.yml"].iter().find_map(|f| {
-        std::fs::read_to_string(project.root.join(f))
+        std::fs::read_to_string(dir.join(f))
             .ok()
             .map(|t| (f.to_string(), Arc::from(t)))
     })
@@ -30,7 +35,12 @@ pub fn declaration_file(project: &Project) -> Option<(String, Arc<str>)> {
 
 /// The entries under `packages:` of the declaration file.
 pub fn declared(project: &Project) -> Result<Vec<Json>> {
-    let Some((file, text)) = declaration_file(project) else {
+    declared_in(&project.root)
+}
+
+/// The entries under `packages:` of the declaration file in `dir`.
+pub fn declared_in(dir: &Path) -> Result<Vec<Json>> {
+    let Some((file, text)) = declaration_file_in(dir) else {
         return Ok(Vec::new());
     };
     let doc = yaml::parse(&file, &text)?;

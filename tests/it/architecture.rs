@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["materialize"],
     &["adapter"],
     &["execute"],
-    &["artifacts", "docs", "report", "generate"],
+    &["artifacts", "docs", "report", "generate", "deps"],
     &["cli"],
     &["commands"],
 ];

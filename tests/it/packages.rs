@@ -182,3 +182,257 @@ fn package_problems_are_errors_that_say_what_to_do() {
         "{err}"
     );
 }
+
+/// Writes `files` under `dir`.
+fn write_all(dir: &std::path::Path, files: &[(&str, &str)]) {
+    for (path, text) in files {
+        write(dir, path, text);
+    }
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A package as a gzipped tarball with one top folder, as the hub serves it.
+fn tarball(name: &str, version: &str, files: &[(&str, &str)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (path, text) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(
+                &mut header,
+                format!("{name}-{version}/{path}"),
+                text.as_bytes(),
+            )
+            .unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+/// A loopback stand-in for the package hub: `acme/hub_pkg` in versions
+/// 1.0.0, 1.2.0 and 2.0.0. Returns its URL and the paths it was asked for.
+fn hub() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let asked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (log, base) = (asked.clone(), url.clone());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut first = String::new();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut first).is_err() {
+                continue;
+            }
+            loop {
+                let mut l = String::new();
+                if reader.read_line(&mut l).is_err() || l.trim().is_empty() {
+                    break;
+                }
+            }
+            let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
+            log.lock().unwrap().push(path.clone());
+            let versions = ["1.0.0", "1.2.0", "2.0.0"];
+            let body: Vec<u8> = if path == "/api/v1/acme/hub_pkg.json" {
+                let v: serde_json::Map<String, serde_json::Value> = versions
+                    .iter()
+                    .map(|v| {
+                        (
+                            v.to_string(),
+                            serde_json::json!({"name": "hub_pkg", "version": v,
+                                "downloads": {"tarball": format!("{base}/tarballs/hub_pkg-{v}.tar.gz")}}),
+                        )
+                    })
+                    .collect();
+                serde_json::json!({"name": "hub_pkg", "namespace": "acme", "latest": "2.0.0", "versions": v})
+                    .to_string()
+                    .into_bytes()
+            } else if let Some(v) = versions
+                .iter()
+                .find(|v| path == format!("/tarballs/hub_pkg-{v}.tar.gz"))
+            {
+                let model = format!("select '{v}' as hub_version\n");
+                tarball(
+                    "hub-pkg",
+                    v,
+                    &[
+                        ("dbt_project.yml", "name: hub_pkg\n"),
+                        ("models/hub_model.sql", &model),
+                    ],
+                )
+            } else {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                continue;
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (url, asked)
+}
+
+#[test]
+fn pm_deps_installs_local_git_and_hub_packages_and_pins_them() {
+    let sources = tempfile::tempdir().unwrap();
+    // A local package.
+    let local: Vec<(String, String)> = FIXTURE_PACKAGE
+        .iter()
+        .map(|(p, t)| (format!("fixture_pkg/{p}"), t.to_string()))
+        .collect();
+    let local: Vec<(&str, &str)> = local
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    write_all(sources.path(), &local);
+    // A package in a subfolder of a git repository, asking for the hub one.
+    let work = sources.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    write_all(
+        &work,
+        &[
+            ("pkgs/git_pkg/dbt_project.yml", "name: git_pkg\n"),
+            (
+                "pkgs/git_pkg/models/git_model.sql",
+                "select 'v1' as git_version\n",
+            ),
+            (
+                "pkgs/git_pkg/packages.yml",
+                "packages:\n  - package: acme/hub_pkg\n    version: \"<2.0.0\"\n",
+            ),
+        ],
+    );
+    git(&work, &["init", "-q", "-b", "main"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "v1"]);
+    git(&work, &["tag", "v1"]);
+    write(
+        &work,
+        "pkgs/git_pkg/models/git_model.sql",
+        "select 'v2' as git_version\n",
+    );
+    git(&work, &["commit", "-qam", "v2"]);
+    let bare = sources.path().join("git_pkg.git");
+    git(
+        sources.path(),
+        &["clone", "-q", "--bare", "work", "git_pkg.git"],
+    );
+    let (hub_url, asked) = hub();
+
+    let local_path = sources.path().join("fixture_pkg");
+    let packages = format!(
+        "packages:\n  - local: {}\n  - git: {}\n    revision: v1\n    subdirectory: pkgs/git_pkg\n  - package: acme/hub_pkg\n    version: \">=1.0.0\"\n",
+        local_path.display(),
+        bare.display()
+    );
+    let p = LocalProject::new(&[
+        ("packages.yml", &packages),
+        (
+            "models/all_versions.sql",
+            "select * from {{ ref('git_model') }} cross join {{ ref('hub_pkg', 'hub_model') }}\n",
+        ),
+    ]);
+    let env = [("DBT_PACKAGE_HUB_URL", hub_url.as_str())];
+    let r = pm_env(p.path(), &["deps"], &env);
+    let out = unwrapped(&r.stderr);
+    assert_eq!(r.code, 0, "{out}");
+    // The root alone would take 2.0.0; the git package's own `<2.0.0` makes it 1.2.0.
+    assert!(
+        out.contains("Installing acme/hub_pkg\n  Installed from version 1.2.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Installed 3 package(s) into dbt_packages/"),
+        "{out}"
+    );
+    // The local package is a link; the others are in place.
+    let installed = p.path().join("dbt_packages");
+    assert!(std::fs::symlink_metadata(installed.join("fixture_pkg"))
+        .unwrap()
+        .is_symlink());
+    assert!(installed.join("git_pkg/models/git_model.sql").is_file());
+    assert!(installed.join("hub_pkg/models/hub_model.sql").is_file());
+    // The lock pins the commit and the version.
+    let lock = read(p.path(), "package-lock.yml");
+    let tag_commit = String::from_utf8(
+        std::process::Command::new("git")
+            .args(["-C", bare.to_str().unwrap(), "rev-parse", "v1^{commit}"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        lock.contains(&format!("revision: {}", tag_commit.trim())),
+        "{lock}"
+    );
+    assert!(lock.contains("version: 1.2.0"), "{lock}");
+    assert!(lock.contains("sha1_hash: "), "{lock}");
+
+    // The installed packages build.
+    let r = pm(p.path(), &["build"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(
+        sql(
+            p.path(),
+            "select git_version, hub_version from all_versions"
+        ),
+        "v1|1.2.0"
+    );
+
+    // Again, with the lock: the same versions, without asking the hub to choose.
+    asked.lock().unwrap().clear();
+    std::fs::remove_dir_all(&installed).unwrap();
+    let r = pm_env(p.path(), &["deps"], &env);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(read(p.path(), "package-lock.yml"), lock);
+    assert!(installed.join("hub_pkg/models/hub_model.sql").is_file());
+    let tarballs: Vec<String> = asked
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.starts_with("/tarballs/"))
+        .cloned()
+        .collect();
+    assert_eq!(tarballs, ["/tarballs/hub_pkg-1.2.0.tar.gz"]);
+
+    // A range nothing meets: an error, and the installed packages stay.
+    write(
+        p.path(),
+        "packages.yml",
+        "packages:\n  - package: acme/hub_pkg\n    version: \">=3.0.0\"\n",
+    );
+    let r = pm_env(p.path(), &["deps"], &env);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 2, "{err}");
+    assert!(
+        err.contains("no version of `acme/hub_pkg` meets >=3.0.0; the hub has 1.0.0, 1.2.0, 2.0.0"),
+        "{err}"
+    );
+    assert!(installed.join("git_pkg/models/git_model.sql").is_file());
+}

@@ -92,6 +92,8 @@ pub struct Shared {
     /// Each package's macros by name, as `package.macro()` reaches them (the
     /// root project's under its name, the built-ins under `dbt`).
     pub namespaces: BTreeMap<String, Value>,
+    /// The root project's name and its installed packages'.
+    pub package_names: BTreeSet<String>,
     /// The root project's `dispatch:` search orders, by macro namespace.
     pub dispatch: HashMap<String, Vec<String>>,
     pub metas: Vec<NodeMeta>,

@@ -185,12 +185,8 @@ pub(super) fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Erro
         }
     };
     if let Some(p) = &package {
-        if !shared.namespaces.contains_key(p) || p == BUILTIN_NAMESPACE {
-            let known: Vec<&str> = shared
-                .metas
-                .iter()
-                .map(|m| m.package_name.as_str())
-                .collect();
+        if !shared.package_names.contains(p) {
+            let known: Vec<&str> = shared.package_names.iter().map(String::as_str).collect();
             return Err(fail(
                 "compile::unknown_package",
                 format!(
