@@ -70,12 +70,14 @@ pub struct Settings {
 
 impl Settings {
     /// Where profiles.yml is looked for, first match wins: `--profiles-dir`,
-    /// `PM_PROFILES_DIR`, the project folder, `~/.pm`, `~/.dbt`.
+    /// `PM_PROFILES_DIR`, `DBT_PROFILES_DIR`, the project folder, `~/.pm`,
+    /// `~/.dbt`.
     pub fn profile_dirs(&self, project_root: &std::path::Path) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = self
             .profiles_dir
             .iter()
             .chain(&self.env.profiles_dir)
+            .chain(&self.env.dbt_profiles_dir)
             .cloned()
             .collect();
         v.push(project_root.to_path_buf());

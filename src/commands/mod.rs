@@ -37,6 +37,9 @@ impl Session {
         timer.lap("profile");
         let mut target = profile::resolve(g, &project.root, project.profile.as_deref())?;
         crate::adapter::apply_database_url(&mut target, g.env.database_url.as_deref());
+        if let (Some(line), None) = (&target.fallback, &target.database_url) {
+            log.warn(line);
+        }
         let cli_vars = match &g.vars {
             Some(v) => loader::parse_cli_vars(v)?,
             None => Default::default(),

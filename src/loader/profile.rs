@@ -45,6 +45,9 @@ pub struct Target {
     /// `PM_DATABASE_URL`: the server that replaces the target's (its
     /// database, user, host and port are copied onto the fields above).
     pub database_url: Option<String>,
+    /// Why the embedded database stands in for a profile the project names
+    /// (one line, said once per command).
+    pub fallback: Option<String>,
 }
 
 impl Target {
@@ -62,6 +65,7 @@ impl Target {
             port: 5432,
             origin: "embedded".into(),
             database_url: None,
+            fallback: None,
             extra: Default::default(),
             password: None,
         }
@@ -111,10 +115,11 @@ pub fn resolve(
         settings.target_name.as_deref(),
         settings.threads,
     );
+    let named = profile_name.is_some();
     let profile_name = profile_name.unwrap_or("default");
-    let found = settings
-        .profile_dirs(project_root)
-        .into_iter()
+    let dirs = settings.profile_dirs(project_root);
+    let found = dirs
+        .iter()
         .map(|d| d.join("profiles.yml"))
         .find(|p| p.is_file());
     let Some(path) = found else {
@@ -132,6 +137,13 @@ pub fn resolve(
         }
         if let Some(n) = threads {
             t.threads = n;
+        }
+        if named {
+            let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            t.fallback = Some(format!(
+                "profile `{profile_name}` is in no profiles.yml (looked in {}); using pm's embedded local PostgreSQL",
+                looked.join(", ")
+            ));
         }
         return Ok(t);
     };
@@ -160,6 +172,11 @@ pub fn resolve(
             let mut t = Target::embedded(profile_name);
             if let Some(n) = threads {
                 t.threads = n;
+            }
+            if named {
+                t.fallback = Some(format!(
+                    "profile `{profile_name}` is not in {shown}; using pm's embedded local PostgreSQL"
+                ));
             }
             return Ok(t);
         }
@@ -214,12 +231,15 @@ fn render_output(
     let mut vals = serde_json::Map::new();
     for (k, v) in out {
         let v = match v {
-            Json::String(s) if s.contains("{{") => Json::String(render_env(s).map_err(|m| {
-                Problem::new("profile::render", format!("in {shown}, `{k}`: {m}"))
-                    .in_file(shown, text.clone())
-                    .label_line(line_in_output(text, chosen, k), "here")
-                    .help("set the environment variable, or give env_var() a default: {{ env_var('X', 'default') }}")
-            })?),
+            Json::String(s) if s.contains("{{") => {
+                let rendered = render_env(s).map_err(|m| {
+                    Problem::new("profile::render", format!("in {shown}, `{k}`: {m}"))
+                        .in_file(shown, text.clone())
+                        .label_line(line_in_output(text, chosen, k), "here")
+                        .help("set the environment variable, or give env_var() a default: {{ env_var('X', 'default') }}")
+                })?;
+                native_value(s, rendered)
+            }
             other => other.clone(),
         };
         vals.insert(k.clone(), v);
@@ -302,6 +322,7 @@ fn target_of_output(
         port,
         origin: shown.to_string(),
         database_url: None,
+        fallback: None,
         extra,
         password: get("password").or_else(|| get("pass")).map(Secret),
     })
@@ -358,9 +379,30 @@ pub fn redact_secrets(text: &str) -> String {
     out
 }
 
-/// Renders `{{ env_var('X', 'default') }}` in a profile value.
+/// A rendered profile value as dbt keeps it: text, unless the template ends
+/// in `as_number`, `as_bool` or `as_native`, which make it the number, the
+/// boolean or the YAML value the text spells.
+fn native_value(template: &str, rendered: String) -> Json {
+    let native = ["as_number", "as_bool", "as_native"]
+        .iter()
+        .any(|f| template.contains(f));
+    if !native {
+        return Json::String(rendered);
+    }
+    let text: Arc<str> = Arc::from(rendered.as_str());
+    match yaml::parse("profiles.yml", &text) {
+        Ok(v @ (Json::Number(_) | Json::Bool(_) | Json::Array(_) | Json::Object(_))) => v,
+        _ => Json::String(rendered),
+    }
+}
+
+/// Renders `{{ env_var('X', 'default') }}` in a profile value, with dbt's
+/// `as_number`, `as_bool`, `as_native` and `as_text` filters.
 pub fn render_env(s: &str) -> std::result::Result<String, String> {
     let mut env = minijinja::Environment::new();
+    for filter in ["as_number", "as_bool", "as_native", "as_text"] {
+        env.add_filter(filter, |v: minijinja::Value| v);
+    }
     env.add_function(
         "env_var",
         |name: &str, default: Option<minijinja::Value>| match std::env::var(name) {

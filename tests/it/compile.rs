@@ -372,6 +372,59 @@ fn profile_target_and_env_var_reach_templates() {
 }
 
 #[test]
+fn profiles_yml_as_dbt_reads_it_filters_dbt_profiles_dir_and_a_missing_profile() {
+    let dir = fixture("shop");
+    write(dir.path(), "models/whoami.sql", "select '{{ target.schema }}' as s, {{ target.threads }} as n, {{ target.port }} + 1 as p\n");
+    // No profiles.yml anywhere: one line says so, and the embedded database is used.
+    let home = tempfile::tempdir().unwrap();
+    let home_env = home.path().to_str().unwrap();
+    let r = pm_env(
+        dir.path(),
+        &["compile", "-s", "whoami"],
+        &[("HOME", home_env)],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let err = unwrapped(&r.stderr);
+    assert!(
+        err.contains(&format!("profile `shop` is in no profiles.yml (looked in {}, {home_env}/.pm, {home_env}/.dbt); using pm's embedded local PostgreSQL", dir.path().display())),
+        "{err}"
+    );
+    // DBT_PROFILES_DIR is read, and its values go through dbt's filters.
+    let profiles = tempfile::tempdir().unwrap();
+    write(
+        profiles.path(),
+        "profiles.yml",
+        "shop:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      host: localhost\n      dbname: analytics\n      schema: \"{{ env_var('SHOP_SCHEMA') | as_text }}\"\n      port: \"{{ env_var('SHOP_PORT') | as_number }}\"\n      threads: \"{{ env_var('SHOP_THREADS', '3') | as_number }}\"\n",
+    );
+    let env = [
+        ("HOME", home_env),
+        ("DBT_PROFILES_DIR", profiles.path().to_str().unwrap()),
+        ("SHOP_SCHEMA", "1234"),
+        ("SHOP_PORT", "6543"),
+    ];
+    let r = pm_env(dir.path(), &["compile", "-s", "whoami"], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "select '1234' as s, 3 as n, 6543 + 1 as p");
+    assert!(!r.stderr.contains("embedded"), "{}", r.stderr);
+    // A profiles.yml without the project's profile: said in one line.
+    write(
+        profiles.path(),
+        "profiles.yml",
+        "other:\n  target: dev\n  outputs:\n    dev: {type: postgres}\n",
+    );
+    let r = pm_env(dir.path(), &["compile", "-s", "whoami"], &env);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        unwrapped(&r.stderr).contains(&format!(
+            "profile `shop` is not in {}/profiles.yml; using pm's embedded local PostgreSQL",
+            profiles.path().display()
+        )),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn project_macros_override_schema_naming() {
     let dir = fixture("shop");
     write(

@@ -5,8 +5,20 @@ use crate::common::*;
 
 const PROJECT: &str = "name: err\nprofile: err\n";
 
-fn fails(files: &[(&str, &str)], args: &[&str]) -> String {
+/// The profile `err` the projects name, as the embedded database would be.
+const PROFILES: &str = "err:\n  target: dev\n  outputs:\n    dev: {type: postgres, host: localhost, user: postgres, dbname: pm, schema: public}\n";
+
+/// A project with the profile it names.
+fn err_project(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = project(files);
+    if !dir.path().join("profiles.yml").exists() {
+        write(dir.path(), "profiles.yml", PROFILES);
+    }
+    dir
+}
+
+fn fails(files: &[(&str, &str)], args: &[&str]) -> String {
+    let dir = err_project(files);
     let r = pm(dir.path(), args);
     assert_eq!(
         r.code, 2,
@@ -239,7 +251,7 @@ fn no_project_and_json_errors() {
         "{}",
         r.stderr
     );
-    let dir = project(&[
+    let dir = err_project(&[
         ("pm_project.yml", PROJECT),
         ("models/a.sql", "select {{ ref('zzz') }}\n"),
     ]);
@@ -269,7 +281,7 @@ fn many_errors_are_reported_together_in_file_order() {
 
 #[test]
 fn errors_in_yaml_declared_nodes_point_at_the_yaml_entry() {
-    let dir = project(&[
+    let dir = err_project(&[
         ("dbt_project.yml", PROJECT),
         ("models/orders.sql", "select 1 as customer_id\n"),
         (
@@ -285,7 +297,7 @@ fn errors_in_yaml_declared_nodes_point_at_the_yaml_entry() {
 
 /// A project whose profile points at `output`, and `pm debug`'s stderr.
 fn debug_with_profile(profiles: &str) -> String {
-    let dir = project(&[
+    let dir = err_project(&[
         ("dbt_project.yml", PROJECT),
         ("models/a.sql", "select 1\n"),
         ("profiles.yml", profiles),
@@ -353,7 +365,7 @@ fn error_snippets_of_profiles_yml_never_show_a_secret() {
 
 #[test]
 fn database_urls_that_do_not_parse_say_why() {
-    let dir = project(&[("dbt_project.yml", PROJECT), ("models/a.sql", "select 1\n")]);
+    let dir = err_project(&[("dbt_project.yml", PROJECT), ("models/a.sql", "select 1\n")]);
     for (url, why) in [
         (
             "postgresql://u:pw@db:99999/x",
@@ -385,7 +397,7 @@ fn a_server_that_never_answers_times_out_naming_it() {
             held.push(s);
         }
     });
-    let dir = project(&[("dbt_project.yml", PROJECT), ("models/a.sql", "select 1\n")]);
+    let dir = err_project(&[("dbt_project.yml", PROJECT), ("models/a.sql", "select 1\n")]);
     let started = std::time::Instant::now();
     let r = pm_env(
         dir.path(),
@@ -583,7 +595,7 @@ fn broken_files_are_errors_at_their_line() {
 
 #[test]
 fn hostile_selectors_are_errors_not_panics_or_hangs() {
-    let dir = project(&[
+    let dir = err_project(&[
         ("dbt_project.yml", PROJECT),
         (
             "models/a_model_whose_name_goes_on_for_quite_a_while.sql",
