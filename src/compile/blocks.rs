@@ -64,22 +64,15 @@ fn blank(text: &mut String, range: std::ops::Range<usize>) {
 }
 
 /// dbt code mutates lists and dicts (`{% do cols.append(c) %}`,
-/// `{% do d.update({...}) %}`); minijinja's literals are immutable. When a
-/// template calls such a method, `{% set x = [...] %}` and `{% set x = {...} %}`
-/// become `{% set x = __pm_list([...]) %}` / `__pm_dict({...})`, objects with
+/// `{% do d.update({...}) %}`), also ones it was given by another template
+/// (a macro that appends to its argument); minijinja's literals are
+/// immutable. `{% set x = [...] %}` and `{% set x = {...} %}` become
+/// `{% set x = __pm_list([...]) %}` / `__pm_dict({...})`, objects with
 /// Python's list and dict methods. Lines stay where they were.
 pub fn mutable_literals(text: &str) -> Option<String> {
-    const MUTATORS: [&str; 8] = [
-        ".append(",
-        ".extend(",
-        ".insert(",
-        ".pop(",
-        ".remove(",
-        ".update(",
-        ".setdefault(",
-        ".clear(",
-    ];
-    if !MUTATORS.iter().any(|m| text.contains(m)) {
+    let has_literal =
+        text.contains("{%") && ["= [", "=[", "= {", "={"].iter().any(|l| text.contains(l));
+    if !has_literal {
         return None;
     }
     let mut out = text.to_string();
@@ -164,7 +157,7 @@ pub fn prepare_macro_file(text: &str) -> (String, Vec<MacroDef>) {
     let mut edits: Vec<(std::ops::Range<usize>, Option<String>)> = Vec::new();
     let mut materialization_start: Option<usize> = None;
     let mut defs = Vec::new();
-    let mut open: Option<(String, Vec<String>, usize, usize)> = None;
+    let mut open: Option<(String, Vec<String>, usize, &Tag)> = None;
     for t in &tags {
         match t.keyword.as_str() {
             "macro" | "test" => {
@@ -174,20 +167,8 @@ pub fn prepare_macro_file(text: &str) -> (String, Vec<MacroDef>) {
                 } else {
                     name
                 };
-                if t.keyword == "test" {
-                    let raw = &text[t.start..t.end];
-                    let open_delim = if raw.starts_with("{%-") { "{%-" } else { "{%" };
-                    let close_delim = if raw.ends_with("-%}") { "-%}" } else { "%}" };
-                    let sig_rest = t.rest.split_once('(').map(|(_, r)| r).unwrap_or(")");
-                    edits.push((
-                        t.start..t.end,
-                        Some(format!(
-                            "{open_delim} macro {name}({sig_rest} {close_delim}"
-                        )),
-                    ));
-                }
                 let line = text[..t.start].matches('\n').count() + 1;
-                open = Some((name, args, line, t.start));
+                open = Some((name, args, line, t));
             }
             "endmacro" | "endtest" => {
                 if t.keyword == "endtest" {
@@ -199,12 +180,20 @@ pub fn prepare_macro_file(text: &str) -> (String, Vec<MacroDef>) {
                         Some(format!("{open_delim} endmacro {close_delim}")),
                     ));
                 }
-                if let Some((name, arguments, line, start)) = open.take() {
+                if let Some((name, arguments, line, header)) = open.take() {
+                    let body = &text[header.end..t.start];
+                    let catch_all = uses_name(body, "varargs") || uses_name(body, "kwargs");
+                    if header.keyword == "test" || catch_all {
+                        edits.push((
+                            header.start..header.end,
+                            Some(macro_header(text, header, &name, catch_all)),
+                        ));
+                    }
                     defs.push(MacroDef {
                         name,
                         arguments,
                         line,
-                        start,
+                        start: header.start,
                         end: t.end,
                     });
                 }
@@ -226,6 +215,37 @@ pub fn prepare_macro_file(text: &str) -> (String, Vec<MacroDef>) {
         }
     }
     (out, defs)
+}
+
+/// A macro's opening tag for minijinja: `{% test x(…) %}` as
+/// `{% macro test_x(…) %}`, and with `varargs` and `kwargs` parameters when
+/// its body uses them (Jinja gives every macro those two; minijinja does
+/// not, and the macro's caller packs extra arguments into them).
+fn macro_header(text: &str, tag: &Tag, name: &str, catch_all: bool) -> String {
+    let raw = &text[tag.start..tag.end];
+    let open_delim = if raw.starts_with("{%-") { "{%-" } else { "{%" };
+    let close_delim = if raw.ends_with("-%}") { "-%}" } else { "%}" };
+    let inner = tag
+        .rest
+        .split_once('(')
+        .and_then(|(_, r)| r.rsplit_once(')'))
+        .map_or("", |(a, _)| a);
+    let extra = match (catch_all, inner.trim().is_empty()) {
+        (false, _) => "",
+        (true, true) => "varargs=none, kwargs=none",
+        (true, false) => ", varargs=none, kwargs=none",
+    };
+    format!("{open_delim} macro {name}({inner}{extra}) {close_delim}")
+}
+
+/// Whether `text` uses `name` as a whole identifier.
+fn uses_name(text: &str, name: &str) -> bool {
+    text.match_indices(name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + name.len()..].chars().next();
+        let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !ident(before) && !ident(after)
+    })
 }
 
 /// `name(a, b=1)` → ("name", ["a", "b"]).
@@ -457,7 +477,12 @@ mod tests {
         assert!(out.starts_with(
             "{%- set cols = __pm_list([]) -%}\n{% set d = __pm_dict({'a': 1}) %}{% set n = 1 %}"
         ));
-        assert!(mutable_literals("{% set x = [] %}").is_none());
+        // Also when another template mutates it (a macro given it as an argument).
+        assert_eq!(
+            mutable_literals("{% set x = [] %}").as_deref(),
+            Some("{% set x = __pm_list([]) %}")
+        );
+        assert!(mutable_literals("select 1").is_none());
     }
 
     #[test]

@@ -39,6 +39,9 @@ group by {{ column_name }}
 having count(*) > 1
 {%- endmacro %}
 {% macro test_accepted_values(model, column_name, values, quote=True) -%}
+{%- if values is undefined or values is none -%}
+{{ exceptions.raise_compiler_error("accepted_values needs values:") }}
+{%- endif -%}
 with all_values as (
     select
         {{ column_name }} as value_field,
@@ -55,6 +58,9 @@ where value_field not in (
 )
 {%- endmacro %}
 {% macro test_relationships(model, column_name, to, field) -%}
+{%- if to is undefined or field is undefined or to is none or field is none -%}
+{{ exceptions.raise_compiler_error("relationships needs to: and field:") }}
+{%- endif -%}
 with child as (
     select {{ column_name }} as from_field
     from {{ model }}

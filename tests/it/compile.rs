@@ -677,3 +677,34 @@ fn concurrent_commands_in_one_project_do_not_trip_over_each_other() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn jinja_semantics_as_dbt_renders_them() {
+    let dir = project(&[
+        ("pm_project.yml", "name: jp\n"),
+        (
+            "macros/m.sql",
+            "{% macro early(x) %}{% if x %}{{ return('early') }}{% endif %}{{ exceptions.raise_compiler_error('ran past return') }}{% endmacro %}\n\
+             {% macro opt(a, b) %}[{{ a }}|{{ b }}]{% endmacro %}\n\
+             {% macro va(first) %}{{ first }}:{{ varargs | length }}-{{ kwargs.get('k', 'none') }}{% endmacro %}\n\
+             {% macro add_to(l, d) %}{% do l.append(3) %}{% do d.update({'z': 1}) %}{% endmacro %}\n",
+        ),
+        ("models/b.sql", "select 1 as x\n"),
+        (
+            "models/a.sql",
+            "select '{{ early(true) }}' as e, '{{ opt(1) }}' as o, '{{ va(0, 1, 2, k='v') }}' as v,\n\
+             {% set l = [1, 2] %}{% set d = {'a': 1} %}{% do add_to(l, d) %}'{{ l }}{{ d }}' as m,\n\
+             '{{ ref('b') is mapping }}' as ism, '{{ ref('b').get('metadata', {}).get('type', '') }}' as meta,\n\
+             '{{ ref('b').identifier }}' as ident, '{{ ref('b').include(database=false) }}' as inc, '{{ this is mapping }}' as tm\n",
+        ),
+    ]);
+    let r = pm(dir.path(), &["compile", "-s", "a"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        "select 'early' as e, '[1|]' as o, '0:2-v' as v,\n\
+         '[1, 2, 3]{'a': 1, 'z': 1}' as m,\n\
+         'True' as ism, 'PostgresRelation' as meta,\n\
+         'b' as ident, '\"public\".\"b\"' as inc, 'True' as tm"
+    );
+}

@@ -110,11 +110,31 @@ fn a_config_value_of_the_wrong_type_points_at_where_it_is_set() {
 }
 
 #[test]
-fn undefined_name_points_at_the_expression() {
+fn an_undefined_name_prints_as_nothing_and_its_attributes_fail() {
+    // As in dbt: an undefined name prints as nothing and is false.
+    let dir = err_project(&[
+        ("dbt_project.yml", PROJECT),
+        (
+            "macros/m.sql",
+            "{% macro opt(a, b) %}[{{ a }}|{{ b }}]{% endmacro %}\n",
+        ),
+        (
+            "models/a.sql",
+            "select\n    '{{ start_dat }}' as d, '{{ opt(1) }}' as o{% if not missing %}, 1 as n{% endif %}\n",
+        ),
+    ]);
+    let r = pm(dir.path(), &["compile", "-s", "a"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "select\n    '' as d, '[1|]' as o, 1 as n");
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    // Its attributes and calls are errors, pointing at the expression.
     let err = fails(
         &[
             ("dbt_project.yml", PROJECT),
-            ("models/a.sql", "select\n    {{ start_dat }} as d\nfrom t\n"),
+            (
+                "models/a.sql",
+                "select\n    {{ start_dat.day }} as d\nfrom t\n",
+            ),
         ],
         &["compile"],
     );
@@ -161,7 +181,7 @@ fn unknown_macro_and_error_inside_a_macro() {
             ("dbt_project.yml", PROJECT),
             (
                 "macros/m.sql",
-                "{% macro money(col) %}\n  ({{ col }} / {{ divisor }})\n{% endmacro %}\n",
+                "{% macro money(col) %}\n  ({{ col }} / {{ divisor.rate }})\n{% endmacro %}\n",
             ),
             ("models/a.sql", "select {{ mony('x') }}\n"),
             ("models/b.sql", "select {{ money('x') }}\n"),

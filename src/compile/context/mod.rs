@@ -281,7 +281,10 @@ pub fn environment(
 ) -> Result<Environment<'static>, Error> {
     let mut env = Environment::new();
     env.set_debug(true);
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+    // As dbt (Jinja's default): an undefined name prints as nothing and is
+    // false; its attributes and calls are errors. (No warning for printing
+    // one: `{{ ',' if not loop.last }}` prints an undefined on purpose.)
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
     env.set_recursion_limit(200);
     env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
@@ -327,18 +330,28 @@ fn add_node_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
     });
 }
 
+/// The error `return()` unwinds a macro with.
+pub(super) const RETURNED: &str = "pm: return() ended the macro";
+
 /// Functions that write to the node's render state: `return`, `log`,
 /// `print`, and the mutable list and dict literals.
 fn add_render_state_functions(env: &mut Environment<'static>) {
-    env.add_function("return", |v: Value| {
-        with_state(|s| {
-            if let Some(top) = s.returns.last_mut() {
-                if top.is_none() {
-                    *top = Some(v);
-                }
+    // `{{ return(x) }}` ends the macro there, as in dbt: the value is kept
+    // and an error unwinds to the macro's call, which answers with it.
+    env.add_function("return", |v: Value| -> Result<Value, Error> {
+        let in_macro = with_state(|s| match s.returns.last_mut() {
+            Some(top) => {
+                *top = Some(v);
+                true
             }
-        });
-        Value::from("")
+            None => false,
+        })
+        .unwrap_or(false);
+        if in_macro {
+            Err(Error::new(ErrorKind::InvalidOperation, RETURNED))
+        } else {
+            Ok(Value::from(""))
+        }
     });
     env.add_function(
         "log",

@@ -23,15 +23,61 @@ impl Relation {
     }
 }
 
+/// The keys a relation has as a mapping (dbt's relations are mappings:
+/// packages test `obj is mapping and obj.get('metadata')...`).
+const RELATION_KEYS: &[&str] = &[
+    "path",
+    "type",
+    "quote_policy",
+    "include_policy",
+    "quote_character",
+    "metadata",
+];
+
 impl Object for Relation {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
+        ObjectRepr::Map
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(RELATION_KEYS)
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let key = key.as_str()?;
         let rel = self.rel();
+        let map = |items: [(&str, Value); 3]| {
+            Value::from(
+                items
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect::<std::collections::BTreeMap<String, Value>>(),
+            )
+        };
+        let flags = |d: bool, s: bool, i: bool| {
+            map([
+                ("database", Value::from(d)),
+                ("schema", Value::from(s)),
+                ("identifier", Value::from(i)),
+            ])
+        };
         Some(match key {
+            "path" => map([
+                ("database", Value::from(rel.database.clone())),
+                ("schema", Value::from(rel.schema.clone())),
+                ("identifier", Value::from(rel.identifier.clone())),
+            ]),
+            "metadata" => Value::from(std::collections::BTreeMap::from([(
+                "type".to_string(),
+                Value::from("PostgresRelation"),
+            )])),
+            "quote_policy" => flags(true, true, true),
+            "include_policy" => flags(
+                self.parts & 4 != 0,
+                self.parts & 2 != 0,
+                self.parts & 1 != 0,
+            ),
+            "quote_character" => Value::from("\""),
             "database" => Value::from(rel.database),
             "schema" => Value::from(rel.schema),
             "identifier" | "name" | "table" | "alias" => Value::from(rel.identifier),
@@ -77,6 +123,10 @@ impl Object for Relation {
             }
             "quote" | "incorporate" | "without_identifier" => {
                 Ok(Value::from_dyn_object(self.clone()))
+            }
+            "get" => {
+                let (key, default): (Value, Option<Value>) = minijinja::value::from_args(args)?;
+                Ok(self.get_value(&key).or(default).unwrap_or(Value::from(())))
             }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
@@ -129,7 +179,10 @@ impl This {
 
 impl Object for This {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Plain
+        ObjectRepr::Map
+    }
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(RELATION_KEYS)
     }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         self.relation()?.get_value(key)

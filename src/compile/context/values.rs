@@ -71,12 +71,64 @@ impl Object for MacroFn {
                     format!("macro `{}` went missing", self.name),
                 )
             })?;
+            let args = pack_extra_arguments(&m, args)?;
             module.with_state_mut(|st| m.call(st, &args))
         })();
         let returned = with_state(|s| s.returns.pop()).flatten().flatten();
-        let out = result?;
-        Ok(returned.unwrap_or(out))
+        match (result, returned) {
+            (_, Some(v)) => Ok(v),
+            (Ok(out), None) => Ok(out),
+            (Err(e), None) => Err(e),
+        }
     }
+}
+
+/// For a macro that takes `varargs` and `kwargs` (see
+/// `blocks::macro_header`): positional arguments past its own go into
+/// `varargs`, keyword arguments it does not name into `kwargs`, as Jinja does.
+fn pack_extra_arguments(m: &Value, args: Vec<Value>) -> Result<Vec<Value>, Error> {
+    let names: Vec<String> = match m.get_attr("arguments") {
+        Ok(v) if !v.is_undefined() => v
+            .try_iter()?
+            .map(|n| n.as_str().unwrap_or_default().to_string())
+            .collect(),
+        _ => return Ok(args),
+    };
+    if !names.iter().any(|n| n == "varargs") {
+        return Ok(args);
+    }
+    let own: Vec<&String> = names
+        .iter()
+        .filter(|n| *n != "varargs" && *n != "kwargs")
+        .collect();
+    let (mut positional, kwargs) = match args.last() {
+        Some(last) if last.is_kwargs() => {
+            let kw = Kwargs::try_from(last.clone())?;
+            (args[..args.len() - 1].to_vec(), Some(kw))
+        }
+        _ => (args, None),
+    };
+    let varargs: Vec<Value> = if positional.len() > own.len() {
+        positional.split_off(own.len())
+    } else {
+        Vec::new()
+    };
+    let mut named: Vec<(String, Value)> = Vec::new();
+    let mut extra: std::collections::BTreeMap<String, Value> = Default::default();
+    if let Some(kw) = kwargs {
+        for k in kw.args() {
+            let v = kw.peek::<Value>(k).unwrap_or_default();
+            if k == "caller" || own.iter().any(|n| *n == k) {
+                named.push((k.to_string(), v));
+            } else {
+                extra.insert(k.to_string(), v);
+            }
+        }
+    }
+    named.push(("varargs".into(), Value::from(varargs)));
+    named.push(("kwargs".into(), Value::from(extra)));
+    positional.push(Value::from(named.into_iter().collect::<Kwargs>()));
+    Ok(positional)
 }
 
 /// A list with Python's mutating methods (see `blocks::mutable_literals`).
