@@ -156,39 +156,50 @@ pub(super) fn collect_macros(project: &Project, problems: &mut Problems) -> Macr
     set
 }
 
+/// dbt's cross-database macros and helpers, written for pm.
+pub const DBT_MACROS: &str = include_str!("dbt_macros.sql");
+/// The file name they go by in errors.
+pub const DBT_MACROS_FILE: &str = "pm/dbt_macros.sql";
+
 /// pm's built-in macros, unqualified and in the `dbt` namespace.
 fn builtin_macros() -> MacroSet {
-    let (builtin_src, builtin_defs) = blocks::prepare_macro_file(generic_tests::BUILTIN_MACROS);
-    let names: BTreeSet<String> = builtin_defs.iter().map(|d| d.name.clone()).collect();
-    let infos = builtin_defs
-        .iter()
-        .map(|d| MacroInfo {
-            unique_id: format!("macro.{BUILTIN_PACKAGE}.{}", d.name),
-            name: d.name.clone(),
-            package_name: BUILTIN_PACKAGE.into(),
-            original_file_path: BUILTIN_MACROS_FILE.into(),
-            path: "builtins.sql".into(),
-            line: d.line,
-            arguments: d.arguments.clone(),
-            macro_sql: generic_tests::BUILTIN_MACROS[d.start..d.end].to_string(),
-        })
-        .collect();
-    MacroSet {
-        templates: vec![MacroFile {
-            package: BUILTIN_PACKAGE.into(),
-            path: BUILTIN_MACROS_FILE.into(),
-            prepared: builtin_src,
-        }],
-        infos,
-        texts: HashMap::from([(
-            BUILTIN_MACROS_FILE.to_string(),
-            Arc::from(generic_tests::BUILTIN_MACROS),
-        )]),
-        by_package: HashMap::from([(BUILTIN_NAMESPACE.to_string(), names.clone())]),
-        names,
+    let mut set = MacroSet {
+        templates: Vec::new(),
+        infos: Vec::new(),
+        texts: HashMap::new(),
+        by_package: HashMap::new(),
+        names: BTreeSet::new(),
         defined_at: HashMap::new(),
         materializations: HashSet::new(),
+    };
+    for (path, text) in [
+        (BUILTIN_MACROS_FILE, generic_tests::BUILTIN_MACROS),
+        (DBT_MACROS_FILE, DBT_MACROS),
+    ] {
+        let (prepared, defs) = blocks::prepare_macro_file(text);
+        for d in &defs {
+            set.names.insert(d.name.clone());
+            set.infos.push(MacroInfo {
+                unique_id: format!("macro.{BUILTIN_PACKAGE}.{}", d.name),
+                name: d.name.clone(),
+                package_name: BUILTIN_PACKAGE.into(),
+                original_file_path: path.into(),
+                path: path.trim_start_matches("pm/").into(),
+                line: d.line,
+                arguments: d.arguments.clone(),
+                macro_sql: text[d.start..d.end].to_string(),
+            });
+        }
+        set.texts.insert(path.to_string(), Arc::from(text));
+        set.templates.push(MacroFile {
+            package: BUILTIN_PACKAGE.into(),
+            path: path.into(),
+            prepared,
+        });
     }
+    set.by_package
+        .insert(BUILTIN_NAMESPACE.to_string(), set.names.clone());
+    set
 }
 
 /// One macro file of `unit`: its macros, checked for balance and for names

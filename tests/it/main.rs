@@ -7,6 +7,7 @@ mod common;
 mod architecture;
 mod compile;
 mod data_tests;
+mod dbt_macros;
 mod docs;
 mod embedded;
 mod errors;

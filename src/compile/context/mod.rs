@@ -397,6 +397,8 @@ fn add_run_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
         },
     );
     env.add_global("exceptions", Value::from_object(ExceptionsObj));
+    env.add_global("api", Value::from_object(ApiObj));
+    env.add_function("load_relation", |_relation: Value| Value::from(()));
     env.add_global("adapter", Value::from_object(AdapterObj(shared.clone())));
     env.add_global(
         "run_started_at",

@@ -421,3 +421,100 @@ impl Object for ExceptionsObj {
         }
     }
 }
+
+/// `api`: `api.Column` and `api.Relation`, as dbt's macros use them.
+#[derive(Debug)]
+pub(super) struct ApiObj;
+
+impl Object for ApiObj {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            "Column" => Some(Value::from_object(ColumnApi)),
+            "Relation" => Some(Value::from_object(RelationApi)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ColumnApi;
+
+/// dbt's portable type names as PostgreSQL spells them (dbt's Column.TYPE_LABELS).
+fn translate_type(dtype: &str) -> String {
+    match dtype.to_ascii_lowercase().as_str() {
+        "string" => "TEXT".into(),
+        "timestamp" => "TIMESTAMP".into(),
+        "float" => "FLOAT".into(),
+        "integer" => "INT".into(),
+        "boolean" => "BOOLEAN".into(),
+        _ => dtype.to_string(),
+    }
+}
+
+impl Object for ColumnApi {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "translate_type" => {
+                let (dtype,): (&str,) = minijinja::value::from_args(args)?;
+                Ok(Value::from(translate_type(dtype)))
+            }
+            "create" => {
+                let (name, dtype): (&str, &str) = minijinja::value::from_args(args)?;
+                let data_type = translate_type(dtype);
+                Ok(Value::from(
+                    [
+                        ("name", Value::from(name)),
+                        ("column", Value::from(name)),
+                        ("quoted", Value::from(quote_ident(name))),
+                        ("dtype", Value::from(data_type.clone())),
+                        ("data_type", Value::from(data_type)),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect::<std::collections::BTreeMap<String, Value>>(),
+                ))
+            }
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("api.Column has no `{method}`"),
+            )),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct RelationApi;
+
+impl Object for RelationApi {
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        if method != "create" {
+            return Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("api.Relation has no `{method}`"),
+            ));
+        }
+        let (_, kwargs): (&[Value], Kwargs) = minijinja::value::from_args(args)?;
+        let part = |k: &str| -> Result<Option<String>, Error> {
+            Ok(kwargs
+                .get::<Option<Value>>(k)?
+                .filter(|v| !v.is_none())
+                .map(|v| v.to_string()))
+        };
+        Ok(Value::from_object(super::relation::NamedRelation {
+            database: part("database")?,
+            schema: part("schema")?,
+            identifier: part("identifier")?,
+            kind: part("type")?.unwrap_or_else(|| "table".into()),
+        }))
+    }
+}

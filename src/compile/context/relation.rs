@@ -147,6 +147,67 @@ impl Object for Relation {
     }
 }
 
+/// A relation named by its parts (`api.Relation.create(...)`), not a node's.
+#[derive(Debug)]
+pub struct NamedRelation {
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub identifier: Option<String>,
+    pub kind: String,
+}
+
+impl Object for NamedRelation {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(RELATION_KEYS)
+    }
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let text = |v: &Option<String>| v.clone().map_or(Value::from(()), Value::from);
+        Some(match key.as_str()? {
+            "database" => text(&self.database),
+            "schema" => text(&self.schema),
+            "identifier" | "name" | "table" => text(&self.identifier),
+            "type" => Value::from(self.kind.clone()),
+            "metadata" => Value::from(std::collections::BTreeMap::from([(
+                "type".to_string(),
+                Value::from("PostgresRelation"),
+            )])),
+            _ => return None,
+        })
+    }
+    fn call_method(
+        self: &Arc<Self>,
+        _state: &mut State<'_, '_>,
+        method: &str,
+        args: &[Value],
+    ) -> Result<Value, Error> {
+        match method {
+            "render" => Ok(Value::from(
+                Value::from_dyn_object(self.clone()).to_string(),
+            )),
+            "get" => {
+                let (key, default): (Value, Option<Value>) = minijinja::value::from_args(args)?;
+                Ok(self.get_value(&key).or(default).unwrap_or(Value::from(())))
+            }
+            "quote" | "include" | "incorporate" => Ok(Value::from_dyn_object(self.clone())),
+            _ => Err(Error::new(
+                ErrorKind::UnknownMethod,
+                format!("relations have no method `{method}`"),
+            )),
+        }
+    }
+    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = [&self.database, &self.schema, &self.identifier]
+            .into_iter()
+            .flatten()
+            .map(|p| quote_ident(p))
+            .collect();
+        f.write_str(&parts.join("."))
+    }
+}
+
 /// The relation of node `target`, as `ref()` would return it.
 pub fn relation_value(shared: &Arc<Shared>, target: usize) -> Value {
     Value::from_object(Relation {

@@ -1,0 +1,84 @@
+//! dbt's built-in cross-database macros, as pm writes them for PostgreSQL:
+//! each gives the value computed by hand, and a project macro overrides one.
+
+use crate::common::*;
+
+#[test]
+fn cross_database_macros_give_the_values_computed_by_hand() {
+    let p = LocalProject::new(&[
+        (
+            "models/dates.sql",
+            "select\n\
+             ({{ dbt.dateadd('day', 3, \"date '2024-01-30'\") }})::date as plus3,\n\
+             ({{ dateadd('month', -1, \"date '2024-03-31'\") }})::date as minus_month,\n\
+             {{ dbt.datediff(\"date '2024-01-01'\", \"date '2024-03-15'\", 'day') }} as days,\n\
+             {{ datediff(\"date '2023-11-20'\", \"date '2024-02-01'\", 'month') }} as months,\n\
+             {{ dbt.datediff(\"date '2024-01-01'\", \"date '2025-06-01'\", 'quarter') }} as quarters,\n\
+             {{ dbt.datediff(\"timestamp '2024-01-01 10:00'\", \"timestamp '2024-01-02 08:30'\", 'hour') }} as hours,\n\
+             {{ dbt.datediff(\"date '2024-01-01'\", \"date '2024-01-15'\", 'week') }} as weeks,\n\
+             {{ dbt.last_day(\"date '2024-02-10'\", 'month') }} as end_of_month,\n\
+             {{ dbt.last_day(\"date '2024-05-10'\", 'quarter') }} as end_of_quarter,\n\
+             {{ dbt.date_trunc('month', \"date '2024-02-10'\") }}::date as start_of_month,\n\
+             {{ dbt.date(2024, 2, 29) }} as leap_day\n",
+        ),
+        (
+            "models/strings.sql",
+            "select\n\
+             {{ dbt.safe_cast(\"'42'\", dbt.type_int()) }} + 1 as n,\n\
+             {{ dbt.hash(\"'abc'\") }} as h,\n\
+             {{ dbt.concat([\"'a'\", \"'b'\", \"'c'\"]) }} as abc,\n\
+             {{ dbt.split_part(\"'a,b,c'\", \"','\", 2) }} as second_part,\n\
+             {{ dbt.split_part(\"'a,b,c'\", \"','\", -1) }} as last_part,\n\
+             {{ dbt.right(\"'abcdef'\", 2) }} as right_two,\n\
+             {{ dbt.length(\"'abcdef'\") }} as len,\n\
+             {{ dbt.position(\"'c'\", \"'abcdef'\") }} as pos,\n\
+             {{ dbt.replace(\"'aXbX'\", \"'X'\", \"'-'\") }} as replaced,\n\
+             {{ dbt.string_literal(dbt.escape_single_quotes(\"it's\")) }} as literal,\n\
+             {{ dbt.cast_bool_to_text('true') }} as bool_text,\n\
+             {{ dbt.array_append(dbt.array_construct([1, 2]), 5) }} as arr,\n\
+             '{{ dbt.type_string() }}|{{ type_timestamp() }}|{{ dbt.type_numeric() }}|{{ dbt.type_bigint() }}|{{ dbt.type_boolean() }}|{{ dbt.type_float() }}' as types\n",
+        ),
+        (
+            "models/aggregates.sql",
+            "select {{ dbt.listagg('x::text', \"','\", 'order by x') }} as listed,\n\
+             {{ dbt.listagg('x::text', \"'-'\", 'order by x desc', 2) }} as first_two,\n\
+             {{ dbt.any_value('x') }} as any_x, {{ dbt.bool_or('x > 2') }} as some_big\n\
+             from (values (3), (1), (2)) t(x)\n",
+        ),
+        (
+            "models/spine.sql",
+            "select count(*) as days, min(date_day)::date as first_day, max(date_day)::date as last_day\n\
+             from ({{ dbt.date_spine('day', \"date '2024-01-01'\", \"date '2024-01-05'\") }}) s\n",
+        ),
+        (
+            "models/sets.sql",
+            "select 1 as x {{ dbt.except() }} select 2 {{ dbt.intersect() }} select 2\n",
+        ),
+    ]);
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(
+        sql(p.path(), "select * from dates"),
+        "2024-02-02|2024-02-29|74|3|5|22|2|2024-02-29|2024-06-30|2024-02-01|2024-02-29"
+    );
+    assert_eq!(
+        sql(p.path(), "select * from strings"),
+        "43|900150983cd24fb0d6963f7d28e17f72|abc|b|c|ef|6|3|a-b-|it's|true|{1,2,5}|TEXT|TIMESTAMP|numeric(28,6)|bigint|BOOLEAN|FLOAT"
+    );
+    assert_eq!(sql(p.path(), "select * from aggregates"), "1,2,3|3-2|1|t");
+    assert_eq!(
+        sql(p.path(), "select * from spine"),
+        "4|2024-01-01|2024-01-04"
+    );
+    assert_eq!(sql(p.path(), "select * from sets"), "1");
+
+    // A project's postgres__any_value goes before pm's, as dbt's dispatch does.
+    write(
+        p.path(),
+        "macros/any.sql",
+        "{% macro postgres__any_value(expression) %}max({{ expression }}){% endmacro %}\n",
+    );
+    let r = pm(p.path(), &["run", "-s", "aggregates"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(sql(p.path(), "select any_x from aggregates"), "3");
+}
