@@ -13,6 +13,7 @@
 mod assemble;
 pub mod blocks;
 pub mod config_keys;
+mod config_values;
 pub mod context;
 mod definitions;
 pub mod ephemeral;
@@ -101,8 +102,12 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let Drafted {
         macros,
         docs,
-        drafts,
+        mut drafts,
     } = draft(project, opts, &mut warnings, &mut timer)?;
+    timer.lap("templated config values");
+    let mut problems = Problems::default();
+    config_values::render(project, opts, &mut drafts, &mut problems);
+    problems.into_result()?;
     timer.lap("disabled (by project/YAML config) and ordering");
     let (mut drafts, mut disabled) = split_disabled(drafts);
     timer.lap("shared render data");

@@ -708,3 +708,32 @@ fn jinja_semantics_as_dbt_renders_them() {
          'b' as ident, '\"public\".\"b\"' as inc, 'True' as tm"
     );
 }
+
+#[test]
+fn jinja_in_config_values_is_rendered_before_it_is_used() {
+    let dir = project(&[
+        (
+            "pm_project.yml",
+            "name: cv\nvars:\n  load_extra: false\nmodels:\n  cv:\n    +materialized: \"{{ 'table' if target.name == 'dev' else 'view' }}\"\n    extra:\n      +enabled: \"{{ var('load_extra', false) }}\"\n",
+        ),
+        ("models/extra/x.sql", "select 1 as id\n"),
+        ("models/y.sql", "select 1 as id\n"),
+        (
+            "models/schema.yml",
+            "models:\n  - name: y\n    columns:\n      - name: id\n        data_tests:\n          - not_null:\n              config:\n                enabled: \"{{ target.type == 'postgres' }}\"\n          - unique:\n              config:\n                enabled: \"{{ target.type == 'snowflake' }}\"\n",
+        ),
+    ]);
+    let r = pm(dir.path(), &["ls", "--output", "name"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "not_null_y_id\ny");
+    let r = pm(
+        dir.path(),
+        &["ls", "--output", "name", "--vars", "{load_extra: true}"],
+    );
+    assert_eq!(r.stdout.trim(), "not_null_y_id\nx\ny", "{}", r.stderr);
+    let r = pm(dir.path(), &["parse", "--vars", "{load_extra: true}"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = manifest(dir.path());
+    assert_eq!(m["nodes"]["model.cv.y"]["config"]["materialized"], "table");
+    assert_eq!(m["nodes"]["model.cv.x"]["config"]["enabled"], true);
+}

@@ -298,6 +298,33 @@ pub fn environment(
     Ok(env)
 }
 
+/// The environment config values are rendered in (`+enabled: "{{ var('x') }}"`
+/// in the project file or YAML): `var`, `env_var` and `target`, as dbt's
+/// project and properties renderers have.
+pub fn config_value_environment(vars: Map<String, Json>, target: Json) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Lenient);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    minijinja_contrib::add_to_environment(&mut env);
+    env.add_function(
+        "var",
+        move |name: &str, default: Option<Value>| -> Result<Value, Error> {
+            match vars.get(name) {
+                Some(v) => Ok(json_to_value(v)),
+                None => default.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidOperation,
+                        format!("var('{name}') is not set and has no default"),
+                    )
+                }),
+            }
+        },
+    );
+    env.add_function("env_var", env_var);
+    env.add_global("target", json_to_value(&target));
+    env
+}
+
 /// `ref`, `source`, `config`, `var`, `env_var`, `this`, `model`, `target`, `is_incremental`.
 fn add_node_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
     let s = shared.clone();
