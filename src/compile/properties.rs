@@ -77,13 +77,20 @@ pub(super) fn yaml_tests(
             };
             let (short, full) =
                 generic_tests::synthesize_name(&parsed, &target_name, is_source, column);
-            let name = parsed.custom_name.clone().unwrap_or(short);
+            // As dbt: the node is named by its full name (what `-s` matches);
+            // a name of 64 characters or more keeps its shortened form as
+            // the alias (stored failures' table, the compiled file).
+            let shortened = parsed.custom_name.is_none() && short != full;
+            let name = parsed.custom_name.clone().unwrap_or_else(|| full.clone());
             let mut fqn = vec![project.name.clone()];
             fqn.extend(folders.iter().cloned());
             fqn.push(name.clone());
             let mut cfg = folder_configs.get(FileKind::Test, &fqn);
             if !parsed.config.is_empty() {
                 config::merge(Arc::make_mut(&mut cfg), &parsed.config);
+            }
+            if shortened && !cfg.contains_key("alias") {
+                Arc::make_mut(&mut cfg).insert("alias".into(), Json::from(short.clone()));
             }
             let file = SourceText {
                 kind: FileKind::Test,
@@ -92,8 +99,14 @@ pub(super) fn yaml_tests(
                 text: Arc::from(""),
             };
             let mut node = new_node(ResourceType::Test, project, name.clone(), &file, fqn, cfg);
-            let hash =
-                &sha256_hex(&format!("{full}|{}", attached.clone().unwrap_or_default()))[..10];
+            // Two tests whose names collide (same name, other arguments or
+            // config) get distinct ids, as in dbt.
+            let hash = &sha256_hex(&format!(
+                "{full}|{}|{}|{}",
+                attached.clone().unwrap_or_default(),
+                serde_json::to_string(&parsed.kwargs).unwrap_or_default(),
+                serde_json::to_string(&parsed.config).unwrap_or_default()
+            ))[..10];
             node.unique_id = format!("test.{}.{}.{}", project.name, name, hash);
             node.line = def.line;
             node.description = parsed.description.clone();

@@ -371,7 +371,8 @@ impl Manifest {
             .and_then(|dir| n.original_file_path.strip_prefix(dir.as_str()))
             .unwrap_or(&n.original_file_path);
         let base = if n.test.as_ref().is_some_and(|t| t.metadata.is_some()) {
-            format!("{file}/{}.sql", n.name)
+            // The alias: a long name's shortened form, as dbt names the file.
+            format!("{file}/{}.sql", n.alias)
         } else {
             file.to_string()
         };

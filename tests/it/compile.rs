@@ -83,9 +83,14 @@ fn manifest_has_dbt_fields_and_edges() {
         .as_object()
         .unwrap()
         .values()
-        .find(|n| n["name"] == "accepted_values_stg_payments_787d970bebfe4c4d43afd58438d554ea")
+        .find(|n| n["name"] == "accepted_values_stg_payments_payment_method___var_payment_methods_")
         .expect("accepted_values test with a var() argument");
     assert_eq!(test["config"]["severity"], "warn");
+    // Its full name is 64 characters or more: the shortened form is its alias.
+    assert_eq!(
+        test["alias"],
+        "accepted_values_stg_payments_787d970bebfe4c4d43afd58438d554ea"
+    );
     assert_eq!(test["attached_node"], "model.shop.stg_payments");
     assert_eq!(
         m["macros"]["macro.shop.test_is_positive"]["name"],
@@ -736,4 +741,37 @@ fn jinja_in_config_values_is_rendered_before_it_is_used() {
     let m = manifest(dir.path());
     assert_eq!(m["nodes"]["model.cv.y"]["config"]["materialized"], "table");
     assert_eq!(m["nodes"]["model.cv.x"]["config"]["enabled"], true);
+}
+
+#[test]
+fn colliding_test_names_are_accepted_and_long_names_select_by_their_full_name() {
+    let long_value = "a_value_long_enough_to_push_the_name_past_sixty_four_characters";
+    let yml = format!(
+        "models:\n  - name: y\n    columns:\n      - name: id\n        data_tests:\n          - not_null\n          - not_null:\n              config:\n                where: \"id > 0\"\n          - accepted_values:\n              values: ['{long_value}']\n"
+    );
+    let dir = project(&[
+        ("pm_project.yml", "name: tn\n"),
+        ("models/y.sql", "select 1 as id\n"),
+        ("models/schema.yml", &yml),
+    ]);
+    let r = pm(
+        dir.path(),
+        &["ls", "--resource-type", "test", "--output", "name"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let full = format!("accepted_values_y_id__{long_value}");
+    // (ls prints each name once, as dbt's.)
+    assert_eq!(r.stdout.trim(), format!("{full}\nnot_null_y_id"));
+    let r = pm(dir.path(), &["ls", "-s", &full, "--output", "name"]);
+    assert_eq!(r.stdout.trim(), full, "{}", r.stderr);
+    let r = pm(dir.path(), &["parse"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = manifest(dir.path());
+    let ids: Vec<&String> = m["nodes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("test.tn.not_null_y_id."))
+        .collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
 }
