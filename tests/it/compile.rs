@@ -775,3 +775,52 @@ fn colliding_test_names_are_accepted_and_long_names_select_by_their_full_name() 
         .collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
 }
+
+#[test]
+fn python_modules_dbt_projects_call() {
+    let dir = project(&[
+        ("pm_project.yml", "name: mods\n"),
+        (
+            "models/m.sql",
+            "{% set m = modules.re.match('(?P<k>[a-z]+)_(\\d+)', 'orders_42') %}\
+             select '{{ m.group('k') }}|{{ m.group(2) }}|{{ m.groups() | join(',') }}' as groups,\n\
+             '{{ modules.re.sub('_(\\d+)', '-\\\\1', 'a_1 b_22') }}' as replaced,\n\
+             '{{ modules.re.findall('[0-9]+', 'a1b22c333') | join(',') }}' as found,\n\
+             '{{ modules.re.search('X', 'abc', flags=modules.re.IGNORECASE) is none }}|{{ modules.re.search('B', 'abc', flags=modules.re.I) is none }}' as flags,\n\
+             '{{ modules.re.compile('\\s+').split('a  b c') | join('|') }}' as split,\n\
+             '{{ modules.itertools.chain([1, 2], [3]) | join(',') }}' as chained,\n\
+             '{{ modules.itertools.product(['a', 'b'], [1, 2]) | map('join', '') | join(',') }}' as product,\n\
+             '{{ modules.itertools.combinations([1, 2, 3], 2) | length }}|{{ modules.itertools.permutations([1, 2, 3], 2) | length }}' as counts,\n\
+             '{{ modules.pytz.timezone('Asia/Tokyo') }}|{{ modules.pytz.utc }}' as zones,\n\
+             '{{ run_started_at.astimezone(modules.pytz.timezone('Asia/Tokyo')).strftime('%z') }}|{{ modules.datetime.date.today() | length }}' as datetimes\n",
+        ),
+    ]);
+    let r = pm(dir.path(), &["compile", "-s", "m"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        "select 'orders|42|orders,42' as groups,\n\
+         'a-1 b-22' as replaced,\n\
+         '1,22,333' as found,\n\
+         'True|False' as flags,\n\
+         'a|b|c' as split,\n\
+         '1,2,3' as chained,\n\
+         'a1,a2,b1,b2' as product,\n\
+         '3|6' as counts,\n\
+         'Asia/Tokyo|UTC' as zones,\n\
+         '+0900|10' as datetimes"
+    );
+    // An unknown zone name is an error that says what a zone name looks like.
+    write(
+        dir.path(),
+        "models/m.sql",
+        "select '{{ modules.pytz.timezone('Mars/Base') }}'\n",
+    );
+    let r = pm(dir.path(), &["compile", "-s", "m"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        unwrapped(&r.stderr).contains("`Mars/Base` is not a time zone name"),
+        "{}",
+        r.stderr
+    );
+}

@@ -8,6 +8,7 @@
 //! [`RenderState`]: a render runs on one thread from start to end, and a macro
 //! called from any template sees the same state.
 
+mod modules;
 mod objects;
 mod relation;
 mod values;
@@ -433,11 +434,19 @@ fn add_run_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
     );
     env.add_global(
         "modules",
-        Value::from_iter(
-            [(
-                "datetime".to_string(),
-                Value::from_object(DatetimeModule("module")),
-            )]
+        Value::from(
+            [
+                (
+                    "datetime".to_string(),
+                    Value::from_object(DatetimeModule("module")),
+                ),
+                ("re".to_string(), Value::from_object(modules::ReModule)),
+                (
+                    "itertools".to_string(),
+                    Value::from_object(modules::ItertoolsModule),
+                ),
+                ("pytz".to_string(), Value::from_object(modules::PytzModule)),
+            ]
             .into_iter()
             .collect::<std::collections::BTreeMap<String, Value>>(),
         ),

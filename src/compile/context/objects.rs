@@ -241,6 +241,18 @@ impl Object for DateTimeObj {
             )),
             "date" => Ok(Value::from(self.0.format("%Y-%m-%d").to_string())),
             "timestamp" => Ok(Value::from(self.0.timestamp() as f64)),
+            "astimezone" => {
+                let (zone,): (Value,) = minijinja::value::from_args(args)?;
+                let Some(zone) = zone.downcast_object_ref::<super::modules::TimeZoneObj>() else {
+                    return Err(Error::new(
+                        ErrorKind::InvalidOperation,
+                        "astimezone() takes a time zone: modules.pytz.timezone('Europe/Paris')",
+                    ));
+                };
+                Ok(Value::from_object(DateTimeObj(super::modules::in_zone(
+                    &self.0, zone.0,
+                ))))
+            }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("datetime has no method `{method}`"),
