@@ -37,8 +37,13 @@ impl Session {
         timer.lap("profile");
         let mut target = profile::resolve(g, &project.root, project.profile.as_deref())?;
         crate::adapter::apply_database_url(&mut target, g.env.database_url.as_deref());
+        // Said once per command, also when a command opens several sessions
+        // (`pm generate --build`).
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if let (Some(line), None) = (&target.fallback, &target.database_url) {
-            log.warn(line);
+            if !SAID.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                log.warn(line);
+            }
         }
         let cli_vars = match &g.vars {
             Some(v) => loader::parse_cli_vars(v)?,

@@ -536,16 +536,26 @@ fn add_macros(
     shared: &Arc<Shared>,
     macro_files: Vec<MacroFile>,
 ) -> Result<(), Error> {
+    // pm's own macros (a hundred, known to parse) are parsed when first
+    // called; the project's and packages' now, so that a broken macro file is
+    // an error even when nothing calls it.
+    let mut builtins: HashMap<String, String> = HashMap::new();
     for file in macro_files {
-        let unqualified = file.package == BUILTIN_PACKAGE || file.package == shared.project_name;
+        let builtin = file.package == BUILTIN_PACKAGE;
+        let unqualified = builtin || file.package == shared.project_name;
         for (name, source) in super::blocks::split_macros(&file.prepared) {
             let template = macro_template_name(&file.path, &name);
             if unqualified {
                 env.add_global(name.clone(), macro_value(&file, &name));
             }
-            env.add_template_owned(template, source)?;
+            if builtin {
+                builtins.insert(template, source);
+            } else {
+                env.add_template_owned(template, source)?;
+            }
         }
     }
+    env.set_loader(move |name| Ok(builtins.get(name).cloned()));
     for (package, macros) in &shared.namespaces {
         env.add_global(package.clone(), macros.clone());
     }
