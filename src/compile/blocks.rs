@@ -125,6 +125,23 @@ pub fn split_macros(prepared: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// One macro's template of a prepared macro file (see [`split_macros`]).
+pub fn macro_source(prepared: &str, name: &str) -> Option<String> {
+    let (_, defs) = prepare_macro_file(prepared);
+    defs.iter().position(|d| d.name == name)?;
+    let mut t = prepared.to_string();
+    for other in defs.iter().rev().filter(|d| d.name != name) {
+        blank(&mut t, other.start..other.end);
+    }
+    Some(t)
+}
+
+/// Whether a macro's text uses `varargs` or `kwargs` (Jinja's catch-all
+/// parameters; see `macro_header`).
+pub fn catches_all(macro_text: &str) -> bool {
+    uses_name(macro_text, "varargs") || uses_name(macro_text, "kwargs")
+}
+
 /// A macro found in a macro file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MacroDef {

@@ -184,9 +184,22 @@ fn key_span(text: &str, key: &str) -> Option<Range<usize>> {
 /// compile error where it is set, for an enabled node; a disabled node's
 /// config is never used, so it keeps the defaults.
 pub(super) fn type_check(project: &Project, drafts: &mut [Draft], problems: &mut Problems) {
+    // Nodes of one folder share their config until one changes it: parse
+    // each shared config once.
+    let mut parsed: std::collections::HashMap<*const Config, Arc<NodeConfig>> =
+        std::collections::HashMap::new();
     for d in drafts.iter_mut() {
+        let key = Arc::as_ptr(&d.node.config);
+        if let Some(typed) = parsed.get(&key) {
+            d.node.typed_config = typed.clone();
+            continue;
+        }
         match NodeConfig::parse(&d.node.config) {
-            Ok(typed) => d.node.typed_config = Arc::new(typed),
+            Ok(typed) => {
+                let typed = Arc::new(typed);
+                parsed.insert(key, typed.clone());
+                d.node.typed_config = typed;
+            }
             Err(wrong) if config::enabled(&d.node.config) => {
                 problems.push(wrong_type(project, &d.node, &wrong))
             }

@@ -29,6 +29,8 @@ pub struct MacroFile {
     pub package: String,
     pub path: String,
     pub prepared: String,
+    /// Its macros in file order, and whether each takes `varargs`/`kwargs`.
+    pub macros: Vec<(String, bool)>,
 }
 
 /// The package name pm's built-in macros go by, and the namespace they are
@@ -195,6 +197,10 @@ fn builtin_macros() -> MacroSet {
             package: BUILTIN_PACKAGE.into(),
             path: path.into(),
             prepared,
+            macros: defs
+                .iter()
+                .map(|d| (d.name.clone(), blocks::catches_all(&text[d.start..d.end])))
+                .collect(),
         });
     }
     set.by_package
@@ -258,6 +264,10 @@ fn add_macro_file(
         package: unit.name.clone(),
         path: f.path.clone(),
         prepared: src,
+        macros: defs
+            .iter()
+            .map(|d| (d.name.clone(), blocks::catches_all(&f.text[d.start..d.end])))
+            .collect(),
     });
 }
 

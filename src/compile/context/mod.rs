@@ -539,34 +539,42 @@ fn add_macros(
     // pm's own macros (a hundred, known to parse) are parsed when first
     // called; the project's and packages' now, so that a broken macro file is
     // an error even when nothing calls it.
-    let mut builtins: HashMap<String, String> = HashMap::new();
+    let mut builtins: HashMap<String, Arc<str>> = HashMap::new();
     for file in macro_files {
         let builtin = file.package == BUILTIN_PACKAGE;
-        let unqualified = builtin || file.package == shared.project_name;
-        for (name, source) in super::blocks::split_macros(&file.prepared) {
-            let template = macro_template_name(&file.path, &name);
-            if unqualified {
-                env.add_global(name.clone(), macro_value(&file, &name));
-            }
-            if builtin {
-                builtins.insert(template, source);
-            } else {
-                env.add_template_owned(template, source)?;
+        if builtin || file.package == shared.project_name {
+            for (name, catch_all) in &file.macros {
+                env.add_global(name.clone(), macro_value(&file, name, *catch_all));
             }
         }
+        if builtin {
+            builtins.insert(file.path.clone(), Arc::from(file.prepared.as_str()));
+            continue;
+        }
+        for (name, source) in super::blocks::split_macros(&file.prepared) {
+            env.add_template_owned(macro_template_name(&file.path, &name), source)?;
+        }
     }
-    env.set_loader(move |name| Ok(builtins.get(name).cloned()));
+    env.set_loader(move |template| {
+        let Some((file, name)) = template.split_once("::") else {
+            return Ok(None);
+        };
+        Ok(builtins
+            .get(file)
+            .and_then(|prepared| super::blocks::macro_source(prepared, name)))
+    });
     for (package, macros) in &shared.namespaces {
         env.add_global(package.clone(), macros.clone());
     }
     Ok(())
 }
 
-fn macro_value(file: &MacroFile, name: &str) -> Value {
+fn macro_value(file: &MacroFile, name: &str, catch_all: bool) -> Value {
     Value::from_object(MacroFn {
         template: macro_template_name(&file.path, name),
         unique_id: format!("macro.{}.{name}", file.package),
         name: name.to_string(),
+        catch_all,
     })
 }
 
@@ -580,8 +588,8 @@ pub fn namespaces(macro_files: &[MacroFile]) -> BTreeMap<String, Value> {
             file.package.as_str()
         };
         let macros = out.entry(namespace.to_string()).or_default();
-        for (name, _) in super::blocks::split_macros(&file.prepared) {
-            macros.insert(name.clone(), macro_value(file, &name));
+        for (name, catch_all) in &file.macros {
+            macros.insert(name.clone(), macro_value(file, name, *catch_all));
         }
     }
     out.into_iter().map(|(k, v)| (k, Value::from(v))).collect()

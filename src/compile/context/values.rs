@@ -8,6 +8,8 @@ pub struct MacroFn {
     pub template: String,
     pub name: String,
     pub unique_id: String,
+    /// It takes `varargs`/`kwargs` (extra arguments are packed into them).
+    pub catch_all: bool,
 }
 
 /// Stands in for `caller` when a `{% call %}` block calls a project macro:
@@ -71,7 +73,11 @@ impl Object for MacroFn {
                     format!("macro `{}` went missing", self.name),
                 )
             })?;
-            let args = pack_extra_arguments(&m, args)?;
+            let args = if self.catch_all {
+                pack_extra_arguments(&m, args)?
+            } else {
+                args
+            };
             module.with_state_mut(|st| m.call(st, &args))
         })();
         let returned = with_state(|s| s.returns.pop()).flatten().flatten();
