@@ -91,7 +91,7 @@ pub fn install(
         .collect();
     let lock_written = locked.is_none();
     if lock_written {
-        write_file(&lock_path, &spec::lock_text(&packages, &hash))?;
+        write_file(&lock_path, &spec::lock_text(&packages, &hash)?)?;
     }
     if options.lock_only {
         remove_any(&staging)?;

@@ -205,10 +205,11 @@ fn python_json(v: &Json) -> String {
 }
 
 /// The text of `package-lock.yml`.
-pub fn lock_text(installed: &[(String, Pinned)], hash: &str) -> String {
+pub fn lock_text(installed: &[(String, Pinned)], hash: &str) -> Result<String, Problem> {
     let packages: Vec<Json> = installed.iter().map(|(n, p)| p.to_json(n)).collect();
     let doc = serde_json::json!({ "packages": packages, "sha1_hash": hash });
-    serde_yaml::to_string(&doc).unwrap_or_default()
+    serde_yaml::to_string(&doc)
+        .map_err(|e| Problem::new("deps::lock", format!("cannot write package-lock.yml: {e}")))
 }
 
 #[cfg(test)]

@@ -478,18 +478,13 @@ impl Object for ColumnApi {
             "create" => {
                 let (name, dtype): (&str, &str) = minijinja::value::from_args(args)?;
                 let data_type = translate_type(dtype);
-                Ok(Value::from(
-                    [
-                        ("name", Value::from(name)),
-                        ("column", Value::from(name)),
-                        ("quoted", Value::from(quote_ident(name))),
-                        ("dtype", Value::from(data_type.clone())),
-                        ("data_type", Value::from(data_type)),
-                    ]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect::<std::collections::BTreeMap<String, Value>>(),
-                ))
+                Ok(super::relation::mapping([
+                    ("name", Value::from(name)),
+                    ("column", Value::from(name)),
+                    ("quoted", Value::from(quote_ident(name))),
+                    ("dtype", Value::from(data_type.clone())),
+                    ("data_type", Value::from(data_type)),
+                ]))
             }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,

@@ -23,6 +23,27 @@ impl Relation {
     }
 }
 
+/// `{key: value, …}` as a template mapping.
+pub(super) fn mapping<const N: usize>(items: [(&str, Value); N]) -> Value {
+    Value::from(
+        items
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<std::collections::BTreeMap<String, Value>>(),
+    )
+}
+
+/// What dbt's relations say they are (`_is_relation` in dbt_utils checks it).
+fn metadata() -> Value {
+    mapping([("type", Value::from("PostgresRelation"))])
+}
+
+/// Python's `mapping.get(key, default)` over an object's values.
+fn mapping_get(value_of: impl Fn(&Value) -> Option<Value>, args: &[Value]) -> Result<Value, Error> {
+    let (key, default): (Value, Option<Value>) = minijinja::value::from_args(args)?;
+    Ok(value_of(&key).or(default).unwrap_or(Value::from(())))
+}
+
 /// The keys a relation has as a mapping (dbt's relations are mappings:
 /// packages test `obj is mapping and obj.get('metadata')...`).
 const RELATION_KEYS: &[&str] = &[
@@ -46,31 +67,20 @@ impl Object for Relation {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let key = key.as_str()?;
         let rel = self.rel();
-        let map = |items: [(&str, Value); 3]| {
-            Value::from(
-                items
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect::<std::collections::BTreeMap<String, Value>>(),
-            )
-        };
         let flags = |d: bool, s: bool, i: bool| {
-            map([
+            mapping([
                 ("database", Value::from(d)),
                 ("schema", Value::from(s)),
                 ("identifier", Value::from(i)),
             ])
         };
         Some(match key {
-            "path" => map([
+            "path" => mapping([
                 ("database", Value::from(rel.database.clone())),
                 ("schema", Value::from(rel.schema.clone())),
                 ("identifier", Value::from(rel.identifier.clone())),
             ]),
-            "metadata" => Value::from(std::collections::BTreeMap::from([(
-                "type".to_string(),
-                Value::from("PostgresRelation"),
-            )])),
+            "metadata" => metadata(),
             "quote_policy" => flags(true, true, true),
             "include_policy" => flags(
                 self.parts & 4 != 0,
@@ -124,10 +134,7 @@ impl Object for Relation {
             "quote" | "incorporate" | "without_identifier" => {
                 Ok(Value::from_dyn_object(self.clone()))
             }
-            "get" => {
-                let (key, default): (Value, Option<Value>) = minijinja::value::from_args(args)?;
-                Ok(self.get_value(&key).or(default).unwrap_or(Value::from(())))
-            }
+            "get" => mapping_get(|k| self.get_value(k), args),
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("relations have no method `{method}`"),
@@ -170,10 +177,7 @@ impl Object for NamedRelation {
             "schema" => text(&self.schema),
             "identifier" | "name" | "table" => text(&self.identifier),
             "type" => Value::from(self.kind.clone()),
-            "metadata" => Value::from(std::collections::BTreeMap::from([(
-                "type".to_string(),
-                Value::from("PostgresRelation"),
-            )])),
+            "metadata" => metadata(),
             _ => return None,
         })
     }
@@ -187,10 +191,7 @@ impl Object for NamedRelation {
             "render" => Ok(Value::from(
                 Value::from_dyn_object(self.clone()).to_string(),
             )),
-            "get" => {
-                let (key, default): (Value, Option<Value>) = minijinja::value::from_args(args)?;
-                Ok(self.get_value(&key).or(default).unwrap_or(Value::from(())))
-            }
+            "get" => mapping_get(|k| self.get_value(k), args),
             "quote" | "include" | "incorporate" => Ok(Value::from_dyn_object(self.clone())),
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
