@@ -157,6 +157,11 @@ fn describe(
             "see the filters minijinja and pm provide in the README".into(),
         ),
         K::UnknownMethod => ("jinja::unknown_method", format!("unknown method: {detail}"), "check the method name and the type of the value it is called on".into()),
+        K::InvalidOperation if detail.contains("operator on unsupported types") => (
+            "jinja::operator",
+            detail,
+            "`+`, `-`, `*` and `/` take numbers (and `+` strings and lists); pm's Jinja has no arithmetic on dates, datetimes or timedeltas (they can be compared and `.replace()`d): do the date arithmetic in SQL, e.g. {{ dbt.dateadd('day', -7, \"'\" ~ run_started_at.date() ~ \"'\") }}".into(),
+        ),
         _ => (
             "jinja::render",
             if detail.is_empty() { e.to_string() } else { detail },

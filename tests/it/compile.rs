@@ -792,7 +792,7 @@ fn python_modules_dbt_projects_call() {
              '{{ modules.itertools.product(['a', 'b'], [1, 2]) | map('join', '') | join(',') }}' as product,\n\
              '{{ modules.itertools.combinations([1, 2, 3], 2) | length }}|{{ modules.itertools.permutations([1, 2, 3], 2) | length }}' as counts,\n\
              '{{ modules.pytz.timezone('Asia/Tokyo') }}|{{ modules.pytz.utc }}' as zones,\n\
-             '{{ run_started_at.astimezone(modules.pytz.timezone('Asia/Tokyo')).strftime('%z') }}|{{ modules.datetime.date.today() | length }}' as datetimes\n",
+             '{{ run_started_at.astimezone(modules.pytz.timezone('Asia/Tokyo')).strftime('%z') }}|{{ modules.datetime.date.today().isoformat() | length }}' as datetimes\n",
         ),
     ]);
     let r = pm(dir.path(), &["compile", "-s", "m"]);
@@ -823,4 +823,47 @@ fn python_modules_dbt_projects_call() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn datetime_module_as_python_has_it() {
+    let dir = project(&[
+        ("pm_project.yml", "name: dates\n"),
+        (
+            "models/m.sql",
+            "{% set dt = modules.datetime %}\
+             {% set d = dt.datetime(2024, 3, 10, 1, 30, tzinfo=dt.timezone.utc) %}\
+             {% set paris = modules.pytz.timezone('Europe/Paris') %}\
+             select '{{ dt.date(2024, 2, 29) }}|{{ dt.date(2024, 2, 29).replace(year=2025, day=28).isoformat() }}|{{ dt.date(2024, 1, 1).weekday() }}' as dates,\n\
+             '{{ d }}|{{ d.isoformat() }}|{{ d.astimezone(paris) }}|{{ d.replace(tzinfo=none) }}|{{ d.date() }}|{{ d.hour }}' as datetimes,\n\
+             '{{ paris.localize(dt.datetime(2024, 7, 1, 12)).isoformat() }}|{{ dt.datetime(2024, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5))) }}' as zones,\n\
+             '{{ dt.timedelta(days=1, hours=2, minutes=3, seconds=4) }}|{{ dt.timedelta(hours=-1) }}|{{ dt.timedelta(weeks=1).total_seconds() }}|{{ dt.timedelta(hours=36).days }}' as deltas,\n\
+             '{{ dt.datetime.strptime('2024-05-06 07:08', '%Y-%m-%d %H:%M') }}|{{ dt.datetime.fromisoformat('2024-05-06T07:08:09+02:00').strftime('%H:%M %z') }}|{{ dt.date.fromisoformat('2024-05-06').day }}' as parsed,\n\
+             '{{ dt.date(2024, 1, 2) > dt.date(2024, 1, 1) }}|{{ dt.datetime(2024, 1, 1, 12) < dt.datetime(2024, 1, 1, 9) }}|{{ dt.timedelta(days=1) > dt.timedelta(hours=23) }}' as compared,\n\
+             '{{ dt.datetime.now(dt.timezone.utc).tzinfo }}|{{ dt.datetime.utcnow().tzinfo is none }}' as now\n",
+        ),
+    ]);
+    let r = pm(dir.path(), &["compile", "-s", "m"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout.trim(),
+        "select '2024-02-29|2025-02-28|0' as dates,\n\
+         '2024-03-10 01:30:00+00:00|2024-03-10T01:30:00+00:00|2024-03-10 02:30:00+01:00|2024-03-10 01:30:00|2024-03-10|1' as datetimes,\n\
+         '2024-07-01T12:00:00+02:00|2024-01-01 00:00:00-05:00' as zones,\n\
+         '1 day, 2:03:04|-1 day, 23:00:00|604800.0|1' as deltas,\n\
+         '2024-05-06 07:08:00|07:08 +0200|6' as parsed,\n\
+         'True|False|True' as compared,\n\
+         'UTC|True' as now"
+    );
+    // Jinja cannot subtract objects in pm: the error says so and what to use instead.
+    write(
+        dir.path(),
+        "models/m.sql",
+        "select '{{ modules.datetime.date(2024, 1, 2) - modules.datetime.timedelta(days=1) }}'\n",
+    );
+    let r = pm(dir.path(), &["compile", "-s", "m"]);
+    assert_eq!(r.code, 2);
+    let err = unwrapped(&r.stderr);
+    assert!(err.contains("arithmetic on dates"), "{err}");
+    assert!(err.contains("models/m.sql:1"), "{err}");
 }

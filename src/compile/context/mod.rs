@@ -8,6 +8,7 @@
 //! [`RenderState`]: a render runs on one thread from start to end, and a macro
 //! called from any template sees the same state.
 
+mod datetime;
 mod modules;
 mod objects;
 mod relation;
@@ -430,7 +431,7 @@ fn add_run_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
     env.add_global("adapter", Value::from_object(AdapterObj(shared.clone())));
     env.add_global(
         "run_started_at",
-        Value::from_object(DateTimeObj(shared.run_started_at.fixed_offset())),
+        datetime::DateTimeObj::instant(shared.run_started_at.fixed_offset()),
     );
     env.add_global(
         "modules",
@@ -438,14 +439,14 @@ fn add_run_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
             [
                 (
                     "datetime".to_string(),
-                    Value::from_object(DatetimeModule("module")),
+                    Value::from_object(datetime::DatetimeModule::Module),
                 ),
                 ("re".to_string(), Value::from_object(modules::ReModule)),
                 (
                     "itertools".to_string(),
                     Value::from_object(modules::ItertoolsModule),
                 ),
-                ("pytz".to_string(), Value::from_object(modules::PytzModule)),
+                ("pytz".to_string(), Value::from_object(datetime::PytzModule)),
             ]
             .into_iter()
             .collect::<std::collections::BTreeMap<String, Value>>(),

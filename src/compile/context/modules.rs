@@ -1,7 +1,6 @@
-//! `modules.re`, `modules.itertools` and `modules.pytz`: the parts of
+//! `modules.re` and `modules.itertools`: the parts of
 //! Python's modules that dbt projects and packages call.
 
-use super::objects::DateTimeObj;
 use minijinja::value::{Kwargs, Object, Value};
 use minijinja::{Error, ErrorKind, State};
 use std::sync::Arc;
@@ -404,81 +403,6 @@ impl Object for ItertoolsModule {
                 Ok(Value::from(out))
             }
             _ => Err(unknown("itertools", method)),
-        }
-    }
-}
-
-// ---- pytz ---------------------------------------------------------------------
-
-#[derive(Debug)]
-pub(super) struct PytzModule;
-
-/// A time zone by its IANA name (`modules.pytz.timezone('Europe/Paris')`).
-#[derive(Debug)]
-pub(super) struct TimeZoneObj(pub(super) chrono_tz::Tz);
-
-impl Object for TimeZoneObj {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        (key.as_str()? == "zone").then(|| Value::from(self.0.name()))
-    }
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "localize" => {
-                let (dt,): (Value,) = minijinja::value::from_args(args)?;
-                let Some(d) = dt.downcast_object_ref::<DateTimeObj>() else {
-                    return Err(Error::new(
-                        ErrorKind::InvalidOperation,
-                        "localize() takes a datetime",
-                    ));
-                };
-                Ok(Value::from_object(DateTimeObj(in_zone(&d.0, self.0))))
-            }
-            _ => Err(unknown("pytz", method)),
-        }
-    }
-    fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0.name())
-    }
-}
-
-/// `dt` as the same instant in `zone`.
-pub(super) fn in_zone(
-    dt: &chrono::DateTime<chrono::FixedOffset>,
-    zone: chrono_tz::Tz,
-) -> chrono::DateTime<chrono::FixedOffset> {
-    dt.with_timezone(&zone).fixed_offset()
-}
-
-impl Object for PytzModule {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str()? {
-            "utc" | "UTC" => Some(Value::from_object(TimeZoneObj(chrono_tz::UTC))),
-            _ => None,
-        }
-    }
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "timezone" => {
-                let (name,): (&str,) = minijinja::value::from_args(args)?;
-                let zone: chrono_tz::Tz = name.parse().map_err(|_| {
-                    Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!("modules.pytz.timezone: `{name}` is not a time zone name (e.g. Europe/Paris)"),
-                    )
-                })?;
-                Ok(Value::from_object(TimeZoneObj(zone)))
-            }
-            _ => Err(unknown("pytz", method)),
         }
     }
 }

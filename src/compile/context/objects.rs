@@ -1,4 +1,4 @@
-//! The rest of dbt's context: `config`, `var`, `env_var`, `model`, datetimes, `modules.datetime`, `adapter`, `exceptions`.
+//! The rest of dbt's context: `config`, `var`, `env_var`, `model`, `adapter`, `exceptions`.
 
 use super::*;
 
@@ -198,110 +198,6 @@ impl Object for ModelObj {
     }
 }
 
-/// A timestamp with Python's datetime methods that dbt projects use.
-#[derive(Debug)]
-pub(super) struct DateTimeObj(pub(super) chrono::DateTime<chrono::FixedOffset>);
-
-impl Object for DateTimeObj {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        use chrono::{Datelike, Timelike};
-        let d = &self.0;
-        Some(Value::from(match key.as_str()? {
-            "year" => d.year() as i64,
-            "month" => d.month() as i64,
-            "day" => d.day() as i64,
-            "hour" => d.hour() as i64,
-            "minute" => d.minute() as i64,
-            "second" => d.second() as i64,
-            "microsecond" => (d.nanosecond() / 1000) as i64,
-            _ => return None,
-        }))
-    }
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "strftime" => {
-                let (fmt,): (&str,) = minijinja::value::from_args(args)?;
-                let mut out = String::new();
-                use std::fmt::Write;
-                write!(out, "{}", self.0.format(fmt)).map_err(|_| {
-                    Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!("bad strftime format `{fmt}`"),
-                    )
-                })?;
-                Ok(Value::from(out))
-            }
-            "isoformat" => Ok(Value::from(
-                self.0.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
-            )),
-            "date" => Ok(Value::from(self.0.format("%Y-%m-%d").to_string())),
-            "timestamp" => Ok(Value::from(self.0.timestamp() as f64)),
-            "astimezone" => {
-                let (zone,): (Value,) = minijinja::value::from_args(args)?;
-                let Some(zone) = zone.downcast_object_ref::<super::modules::TimeZoneObj>() else {
-                    return Err(Error::new(
-                        ErrorKind::InvalidOperation,
-                        "astimezone() takes a time zone: modules.pytz.timezone('Europe/Paris')",
-                    ));
-                };
-                Ok(Value::from_object(DateTimeObj(super::modules::in_zone(
-                    &self.0, zone.0,
-                ))))
-            }
-            _ => Err(Error::new(
-                ErrorKind::UnknownMethod,
-                format!("datetime has no method `{method}`"),
-            )),
-        }
-    }
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d %H:%M:%S%.6f%:z"))
-    }
-}
-
-/// `modules.datetime`: `datetime.now()`, `datetime.utcnow()`, `date.today()`.
-#[derive(Debug)]
-pub(super) struct DatetimeModule(pub(super) &'static str);
-
-impl Object for DatetimeModule {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        if self.0 == "module" {
-            return match key.as_str()? {
-                "datetime" => Some(Value::from_object(DatetimeModule("datetime"))),
-                "date" => Some(Value::from_object(DatetimeModule("date"))),
-                _ => None,
-            };
-        }
-        None
-    }
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
-        method: &str,
-        _args: &[Value],
-    ) -> Result<Value, Error> {
-        let now = chrono::Utc::now();
-        match (self.0, method) {
-            ("datetime", "now") => Ok(Value::from_object(DateTimeObj(
-                chrono::Local::now().fixed_offset(),
-            ))),
-            ("datetime", "utcnow") => Ok(Value::from_object(DateTimeObj(now.fixed_offset()))),
-            ("date", "today") => Ok(Value::from(
-                chrono::Local::now().format("%Y-%m-%d").to_string(),
-            )),
-            _ => Err(Error::new(
-                ErrorKind::UnknownMethod,
-                format!("modules.datetime.{} has no `{method}`", self.0),
-            )),
-        }
-    }
-}
-
 #[derive(Debug)]
 pub(super) struct AdapterObj(pub(super) Arc<Shared>);
 
@@ -451,14 +347,12 @@ impl Object for ApiObj {
 #[derive(Debug)]
 struct ColumnApi;
 
-/// dbt's portable type names as PostgreSQL spells them (dbt's Column.TYPE_LABELS).
+/// dbt's portable type names as dbt-postgres spells them: its column class
+/// maps only `string` (to `TEXT`) and passes every other name through, as
+/// measured side by side with dbt-postgres 1.11.
 fn translate_type(dtype: &str) -> String {
     match dtype.to_ascii_lowercase().as_str() {
         "string" => "TEXT".into(),
-        "timestamp" => "TIMESTAMP".into(),
-        "float" => "FLOAT".into(),
-        "integer" => "INT".into(),
-        "boolean" => "BOOLEAN".into(),
         _ => dtype.to_string(),
     }
 }
