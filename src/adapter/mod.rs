@@ -5,6 +5,7 @@ pub mod build;
 pub mod embedded;
 pub mod load;
 pub mod meta;
+pub mod render;
 pub mod report;
 pub mod test;
 pub mod tls;

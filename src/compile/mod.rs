@@ -24,6 +24,7 @@ mod nodes;
 mod properties;
 mod relations;
 mod render;
+pub mod run_render;
 use definitions::*;
 use nodes::*;
 use properties::*;
@@ -68,6 +69,8 @@ pub struct Compiled {
     pub warnings: Vec<String>,
     /// Lines from `log(..., info=True)` and `print()`, by node.
     pub logs: Vec<(String, String)>,
+    /// The nodes that render again at run time, and what that needs.
+    pub run_renderer: Option<Arc<run_render::RunRenderer>>,
 }
 
 /// How a node's SQL template is made.
@@ -87,6 +90,7 @@ enum Template {
 
 /// A node being built, with how its SQL renders. The node is boxed so that
 /// sorting and partitioning drafts moves pointers, not kilobyte structs.
+#[derive(Clone)]
 struct Draft {
     node: Box<Node>,
     template: Template,
@@ -140,6 +144,8 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let renderer = Renderer::new(&env, &shared, &files, &drafts);
     let compiled = render::final_sql(&renderer, &mut states, &drafts, &rels)?;
     let hooks = render::hooks(&env, project, &drafts)?;
+    let flagged = run_render::uses_warehouse(&drafts, &states);
+    drop(renderer);
     timer.lap("assemble nodes");
     let nodes = assemble::nodes(
         drafts,
@@ -152,6 +158,8 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     );
     let (nodes, dag) = assemble::without_self_disabled(nodes, dag, &self_disabled, &mut disabled);
     disabled.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
+    let run_renderer =
+        run_render::run_renderer(env, &shared, &macros, project, flagged, &nodes).map(Arc::new);
     timer.lap("done");
     Ok(Compiled {
         manifest: Manifest {
@@ -187,6 +195,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
         },
         warnings,
         logs,
+        run_renderer,
     })
 }
 

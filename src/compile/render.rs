@@ -6,12 +6,14 @@ use super::*;
 /// Renders nodes: the shared environment, plus generated templates (generic
 /// tests) compiled once per distinct source.
 pub(super) struct Renderer<'a> {
-    env: &'a minijinja::Environment<'static>,
-    shared: &'a Arc<Shared>,
-    files: &'a errors::FileIndex<'a>,
+    pub(super) env: &'a minijinja::Environment<'static>,
+    pub(super) shared: &'a Arc<Shared>,
+    pub(super) files: &'a errors::FileIndex<'a>,
     /// unique id → node index, for the relation a generic test checks.
-    index: HashMap<&'a str, usize>,
-    generated: HashMap<&'a str, minijinja::Template<'a, 'a>>,
+    pub(super) index: HashMap<&'a str, usize>,
+    pub(super) generated: HashMap<&'a str, minijinja::Template<'a, 'a>>,
+    /// The database, when rendering at run time.
+    pub(super) warehouse: Option<Arc<dyn context::Warehouse>>,
 }
 
 impl<'a> Renderer<'a> {
@@ -44,6 +46,7 @@ impl<'a> Renderer<'a> {
             files,
             index,
             generated,
+            warehouse: None,
         }
     }
 
@@ -60,6 +63,7 @@ impl<'a> Renderer<'a> {
             Template::File(text) => {
                 let (r, st) = context::with_render_state(i, || {
                     context::set_locals(locals.clone());
+                    context::set_warehouse(self.warehouse.clone());
                     self.env
                         .template_from_named_str(name, text)
                         .and_then(|t| match &locals {
@@ -82,6 +86,7 @@ impl<'a> Renderer<'a> {
                 };
                 let (r, st) = context::with_render_state(i, || {
                     context::set_locals(locals.clone());
+                    context::set_warehouse(self.warehouse.clone());
                     if let Some(m) = model_idx {
                         context::record_dependency(m);
                     }

@@ -54,7 +54,7 @@ pub(super) async fn run_build(
     options: &RunOptions<'_>,
     swap_lock: &tokio::sync::Mutex<()>,
 ) -> Result<Built, Problem> {
-    let n = &m.nodes[i];
+    let n = &*as_run(m, &m.nodes[i], options).await?;
     let compiled = compiled_path(m, n);
     let spec = BuildSpec::of(n)?;
     match build_job(n, options.existing_incremental.contains(&n.unique_id))? {

@@ -69,7 +69,7 @@ pub(super) async fn run_test(
     cfg: &TestConfig,
     options: &RunOptions<'_>,
 ) -> Result<(Status, i64, Option<TestReport>), Problem> {
-    let n = &m.nodes[i];
+    let n = &*as_run(m, &m.nodes[i], options).await?;
     let sql = tests::test_sql(n, cfg);
     write_run_sql(m, n, options.target_dir, &sql);
     let mut stored_in = None;

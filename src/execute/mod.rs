@@ -135,6 +135,9 @@ pub struct RunOptions<'a> {
     pub existing_incremental: &'a HashSet<String>,
     pub test_configs: &'a HashMap<usize, TestConfig>,
     pub endpoint: &'a Endpoint,
+    /// The nodes whose templates use the warehouse, rendered again right
+    /// before they run.
+    pub run_renderer: Option<std::sync::Arc<crate::compile::run_render::RunRenderer>>,
     pub log: Log,
 }
 
@@ -183,6 +186,47 @@ fn compiled_path(m: &Manifest, n: &Node) -> String {
         m.target_path.trim_end_matches('/'),
         m.compiled_path(n)
     )
+}
+
+/// Node `n` as it runs: rendered again, with the warehouse at hand, when its
+/// template uses it (its compiled SQL under target/compiled/ is replaced by
+/// what runs); otherwise as compiled.
+async fn as_run<'n>(
+    m: &Manifest,
+    n: &'n Node,
+    options: &RunOptions<'_>,
+) -> Result<std::borrow::Cow<'n, Node>, Problem> {
+    let Some(renderer) = options
+        .run_renderer
+        .as_ref()
+        .filter(|r| r.renders(&n.unique_id))
+    else {
+        return Ok(std::borrow::Cow::Borrowed(n));
+    };
+    let connection = crate::adapter::render::RenderConnection::open(options.endpoint)
+        .await
+        .map_err(|p| {
+            p.0.into_iter().next().unwrap_or_else(|| {
+                Problem::new("run::render", "cannot connect to render at run time")
+            })
+        })?;
+    let (renderer, id) = (renderer.clone(), n.unique_id.clone());
+    let rendered =
+        tokio::task::spawn_blocking(move || renderer.render(&id, std::sync::Arc::new(connection)))
+            .await
+            .map_err(|e| {
+                Problem::new(
+                    "run::render",
+                    format!("rendering {} stopped: {e}", n.unique_id),
+                )
+            })?;
+    let mut node = n.clone();
+    if let Some(sql) = rendered.transpose()? {
+        let path = options.target_dir.join(m.compiled_path(n));
+        let _ = std::fs::write(&path, &sql);
+        node.compiled_code = Some(sql);
+    }
+    Ok(std::borrow::Cow::Owned(node))
 }
 
 /// Writes the SQL that runs for a node under target/run/.

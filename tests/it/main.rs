@@ -15,4 +15,5 @@ mod packages;
 mod pulsemetrics;
 mod report;
 mod run;
+mod run_render;
 mod seed;

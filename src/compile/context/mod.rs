@@ -13,9 +13,11 @@ mod modules;
 mod objects;
 mod relation;
 mod values;
+mod warehouse;
 pub use objects::*;
 pub use relation::*;
 pub use values::*;
+pub use warehouse::{QueryResult, Warehouse};
 
 use super::definitions::{MacroFile, BUILTIN_NAMESPACE, BUILTIN_PACKAGE};
 use crate::loader::config::{self, Config};
@@ -142,6 +144,13 @@ pub struct RenderState {
     pub locals: Option<Value>,
     pub failure: Option<Failure>,
     pub logs: Vec<String>,
+    /// The template tested `execute` or called the warehouse (`run_query`,
+    /// `statement`, the adapter's catalog methods): it renders again at run time.
+    pub uses_warehouse: bool,
+    /// The database of a render at run time (none while compiling).
+    pub warehouse: Option<Arc<dyn Warehouse>>,
+    /// `statement` results by name, for `load_result`.
+    pub statements: HashMap<String, Value>,
 }
 
 thread_local! {
@@ -151,6 +160,13 @@ thread_local! {
 /// The current package node's own macros, for the macros it calls.
 pub fn locals() -> Option<Value> {
     with_state(|s| s.locals.clone()).flatten()
+}
+
+/// Gives the current render a warehouse (a render at run time).
+pub fn set_warehouse(warehouse: Option<Arc<dyn Warehouse>>) {
+    if warehouse.is_some() {
+        with_state(|s| s.warehouse = warehouse);
+    }
 }
 
 /// Runs `f` with a fresh render state for node `node`, returning the state.
@@ -427,7 +443,6 @@ fn add_run_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
     );
     env.add_global("exceptions", Value::from_object(ExceptionsObj));
     env.add_global("api", Value::from_object(ApiObj));
-    env.add_function("load_relation", |_relation: Value| Value::from(()));
     env.add_global("adapter", Value::from_object(AdapterObj(shared.clone())));
     env.add_global(
         "run_started_at",
@@ -452,7 +467,6 @@ fn add_run_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
             .collect::<std::collections::BTreeMap<String, Value>>(),
         ),
     );
-    env.add_global("execute", false);
     env.add_global(
         "flags",
         to_value(&serde_json::json!({
@@ -466,13 +480,7 @@ fn add_run_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
     // Macros compare it with dbt releases (`dbt_version >= '1.8'`): the dbt
     // version whose project format pm implements, not pm's own.
     env.add_global("dbt_version", crate::DBT_VERSION);
-    // Warehouse calls need a database; while compiling they return nothing, as
-    // dbt's do while `execute` is false.
-    env.add_function("run_query", |_sql: Value| Value::from(()));
-    env.add_function("load_result", |_name: Value| Value::from(()));
-    env.add_function("statement", |_args: minijinja::value::Rest<Value>| {
-        Value::from("")
-    });
+    warehouse::add_warehouse_functions(env);
     env.add_function("doc", |name: &str| {
         Value::from(format!("{{{{ doc('{name}') }}}}"))
     });

@@ -215,12 +215,32 @@ impl Object for AdapterObj {
             }
             "dispatch" => dispatch(&self.0, state, args),
             "type" => Ok(Value::from("postgres")),
-            // Catalog lookups need the database; at compile time nothing exists yet.
-            "get_relation" | "load_relation" => Ok(Value::from(())),
-            "get_columns_in_relation" | "list_relations_without_caching" => {
-                Ok(Value::from(Vec::<Value>::new()))
+            // The catalog: answered by the warehouse at run time; while
+            // compiling (no warehouse) nothing exists yet, as in dbt's parse.
+            "get_relation" => super::warehouse::get_relation(args),
+            "load_relation" => {
+                let (relation,): (Value,) = minijinja::value::from_args(args)?;
+                super::warehouse::get_relation_of(&relation)
             }
-            "already_exists" => Ok(Value::from(false)),
+            "get_columns_in_relation" => {
+                let (relation,): (Value,) = minijinja::value::from_args(args)?;
+                super::warehouse::get_columns_in_relation(&relation)
+            }
+            "list_relations_without_caching" => {
+                let (relation,): (Value,) = minijinja::value::from_args(args)?;
+                super::warehouse::list_relations(&relation)
+            }
+            "already_exists" => {
+                let (schema, name): (String, String) = minijinja::value::from_args(args)?;
+                let found = super::warehouse::get_relation(&[
+                    Value::from(()),
+                    Value::from(schema),
+                    Value::from(name),
+                ])?;
+                Ok(Value::from(!found.is_none()))
+            }
+            "drop_relation" | "rename_relation" | "truncate_relation" | "create_schema"
+            | "drop_schema" => super::warehouse::change(method, args),
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("adapter has no method `{method}`"),
@@ -371,14 +391,7 @@ impl Object for ColumnApi {
             }
             "create" => {
                 let (name, dtype): (&str, &str) = minijinja::value::from_args(args)?;
-                let data_type = translate_type(dtype);
-                Ok(super::relation::mapping([
-                    ("name", Value::from(name)),
-                    ("column", Value::from(name)),
-                    ("quoted", Value::from(quote_ident(name))),
-                    ("dtype", Value::from(data_type.clone())),
-                    ("data_type", Value::from(data_type)),
-                ]))
+                Ok(super::warehouse::column_value(name, &translate_type(dtype)))
             }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,

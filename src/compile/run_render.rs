@@ -1,0 +1,245 @@
+//! Rendering at run time: the nodes whose templates use the warehouse
+//! (`execute`, `run_query`, `statement`, the adapter's catalog methods) are
+//! rendered again right before they run, with `execute` true and a
+//! [`Warehouse`] answering, as dbt renders every node again at run time.
+//! Every other node keeps the one render of `pm compile`.
+
+use super::context::Warehouse;
+use super::*;
+
+/// One node to render at run time.
+struct RunNode {
+    /// Its index among the compile's drafts (what the render context knows it by).
+    draft_index: usize,
+    draft: Draft,
+    /// The draft index of the relation a generic test checks.
+    model: Option<usize>,
+    /// The ephemeral models it reads, as (CTE name, body), as compiled.
+    ctes: Vec<(String, String)>,
+    /// The draft indexes it depends on, as compiling found them.
+    depends: HashSet<usize>,
+}
+
+/// What rendering at run time needs of the compile.
+pub struct RunRenderer {
+    env: minijinja::Environment<'static>,
+    shared: Arc<Shared>,
+    macro_texts: HashMap<String, Arc<str>>,
+    macro_names: BTreeSet<String>,
+    yaml_texts: HashMap<String, Arc<str>>,
+    nodes: HashMap<String, RunNode>,
+}
+
+impl std::fmt::Debug for RunRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunRenderer")
+            .field("nodes", &self.nodes.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl RunRenderer {
+    /// Whether node `unique_id` renders again at run time.
+    pub fn renders(&self, unique_id: &str) -> bool {
+        self.nodes.contains_key(unique_id)
+    }
+
+    /// The unique ids of the nodes that render at run time.
+    pub fn unique_ids(&self) -> impl Iterator<Item = &str> {
+        self.nodes.keys().map(String::as_str)
+    }
+
+    /// Node `unique_id`'s SQL rendered with `warehouse`; None when the node
+    /// does not render at run time.
+    pub fn render(
+        &self,
+        unique_id: &str,
+        warehouse: Arc<dyn Warehouse>,
+    ) -> Option<std::result::Result<String, Problem>> {
+        let run = self.nodes.get(unique_id)?;
+        let files = errors::FileIndex {
+            macro_texts: &self.macro_texts,
+            macro_names: &self.macro_names,
+            yaml_texts: self
+                .yaml_texts
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect(),
+        };
+        let mut index = HashMap::new();
+        if let (Template::Generated { model: Some(m), .. }, Some(i)) =
+            (&run.draft.template, run.model)
+        {
+            index.insert(m.as_str(), i);
+        }
+        let renderer = Renderer {
+            env: &self.env,
+            shared: &self.shared,
+            files: &files,
+            index,
+            generated: HashMap::new(),
+            warehouse: Some(warehouse),
+        };
+        Some(
+            renderer
+                .render(run.draft_index, &run.draft)
+                .and_then(|out| {
+                    let Some((sql, state)) = out else {
+                        return Ok(String::new());
+                    };
+                    self.check_dependencies(run, &state)?;
+                    Ok(if run.ctes.is_empty() {
+                        sql
+                    } else {
+                        ephemeral::inject(&sql, &run.ctes)
+                    })
+                }),
+        )
+    }
+
+    /// A `ref()` made only at run time (inside `{% if execute %}` or a
+    /// `statement` block) names a node compiling did not see, so nothing made
+    /// it wait for that node: refused as dbt refuses it.
+    fn check_dependencies(
+        &self,
+        run: &RunNode,
+        state: &RenderState,
+    ) -> std::result::Result<(), Problem> {
+        let unseen: Vec<&str> = state
+            .depends
+            .iter()
+            .filter(|d| !run.depends.contains(d))
+            .map(|&d| self.shared.metas[d].name.as_str())
+            .collect();
+        if unseen.is_empty() {
+            return Ok(());
+        }
+        let node = &run.draft.node;
+        let mut problem =
+            Problem::new(
+                "run::unseen_dependency",
+                format!(
+                "{} `{}` refers to {} only while rendering at run time, so it was not built first",
+                node.resource_type.as_str(),
+                node.name,
+                unseen.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ),
+            )
+            .help(format!(
+                "declare it where compiling sees it: add `-- depends_on: {}` to {}",
+                unseen
+                    .iter()
+                    .map(|n| format!("{{{{ ref('{n}') }}}}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                node.original_file_path
+            ));
+        if let Template::File(text) = &run.draft.template {
+            problem = problem.in_file(node.original_file_path.clone(), text.clone());
+        }
+        Err(problem)
+    }
+}
+
+/// The drafts of the nodes whose templates used the warehouse, taken before
+/// assembly consumes the drafts.
+pub(super) fn uses_warehouse(drafts: &[Draft], states: &[Rendered]) -> Vec<Flagged> {
+    let flagged: Vec<usize> = states
+        .iter()
+        .enumerate()
+        .filter(|(_, st)| st.as_ref().is_some_and(|(_, s)| s.uses_warehouse))
+        .map(|(i, _)| i)
+        .collect();
+    if flagged.is_empty() {
+        return Vec::new();
+    }
+    let draft_index: HashMap<&str, usize> = drafts
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.node.unique_id.as_str(), i))
+        .collect();
+    flagged
+        .into_iter()
+        .map(|i| {
+            let d = &drafts[i];
+            let model = match &d.template {
+                Template::Generated { model: Some(m), .. } => draft_index.get(m.as_str()).copied(),
+                _ => None,
+            };
+            let draft = Draft {
+                node: d.node.clone(),
+                template: d.template.clone(),
+            };
+            let depends = states[i]
+                .as_ref()
+                .map(|(_, st)| st.depends.iter().copied().collect())
+                .unwrap_or_default();
+            Flagged {
+                draft_index: i,
+                draft,
+                model,
+                depends,
+            }
+        })
+        .collect()
+}
+
+/// A node whose template used the warehouse, as compiling left it.
+pub(super) struct Flagged {
+    draft_index: usize,
+    draft: Draft,
+    model: Option<usize>,
+    depends: HashSet<usize>,
+}
+
+/// The run renderer, when any node uses the warehouse while rendering.
+pub(super) fn run_renderer(
+    env: minijinja::Environment<'static>,
+    shared: &Arc<Shared>,
+    macros: &MacroSet,
+    project: &Project,
+    flagged: Vec<Flagged>,
+    nodes: &[Node],
+) -> Option<RunRenderer> {
+    if flagged.is_empty() {
+        return None;
+    }
+    let by_id: HashMap<&str, &Node> = nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect();
+    let run_nodes = flagged
+        .into_iter()
+        .filter_map(|f| {
+            // A node that disabled itself is not run.
+            let node = by_id.get(f.draft.node.unique_id.as_str())?;
+            let ctes = node
+                .extra_ctes
+                .iter()
+                .map(|(id, body)| {
+                    let alias = by_id.get(id.as_str()).map_or("", |n| n.alias.as_str());
+                    (format!("__dbt__cte__{alias}"), body.clone())
+                })
+                .collect();
+            Some((
+                f.draft.node.unique_id.clone(),
+                RunNode {
+                    draft_index: f.draft_index,
+                    draft: f.draft,
+                    model: f.model,
+                    ctes,
+                    depends: f.depends,
+                },
+            ))
+        })
+        .collect();
+    Some(RunRenderer {
+        env,
+        shared: shared.clone(),
+        macro_texts: macros.texts.clone(),
+        macro_names: macros.names.clone(),
+        yaml_texts: project
+            .properties
+            .iter()
+            .map(|p| (p.path.clone(), p.text.clone()))
+            .collect(),
+        nodes: run_nodes,
+    })
+}

@@ -1,0 +1,100 @@
+//! Rendering with the warehouse at hand: a node whose template uses it
+//! (`execute`, `run_query`, `statement`, the adapter's catalog methods) is
+//! rendered again right before it runs, with its parents built.
+
+use crate::common::*;
+
+const METHODS_MACRO: &str = "{% macro payment_methods() %}\
+{% set q %}select distinct method from {{ ref('payments') }} order by 1{% endset %}\
+{% set found = run_query(q) %}\
+{% if execute %}{{ return(found.columns[0].values()) }}{% else %}{{ return([]) }}{% endif %}\
+{% endmacro %}\n";
+
+#[test]
+fn templates_that_query_the_warehouse_render_with_it_at_run_time() {
+    let p = LocalProject::new(&[
+        ("macros/methods.sql", METHODS_MACRO),
+        (
+            "models/payments.sql",
+            "{{ config(materialized='table') }}\
+             select * from (values (1, 'card', 10), (2, 'bank', 20), (3, 'card', 5)) t(id, method, amount)\n",
+        ),
+        (
+            "models/pivot.sql",
+            "select {% for m in payment_methods() %}sum(case when method = '{{ m }}' then amount else 0 end) as {{ m }}_amount{{ ',' if not loop.last }}\n{% endfor %}\
+             from {{ ref('payments') }}\n",
+        ),
+        (
+            "models/described.sql",
+            "select '{% for c in adapter.get_columns_in_relation(ref('payments')) %}{{ c.name }}:{{ c.data_type }}{{ ',' if not loop.last }}{% endfor %}' as columns\n",
+        ),
+        (
+            "models/totals.sql",
+            "-- depends_on: {{ ref('payments') }}\n{% call statement('total', fetch_result=True) %}select sum(amount) as s, count(*) as n from {{ ref('payments') }}{% endcall %}\
+             {% set res = load_result('total') %}\
+             select {{ res['data'][0][0] if execute else 0 }} as total, {{ res.table.rows[0]['n'] if execute else 0 }} as n, '{{ execute }}' as executed\n",
+        ),
+        (
+            "models/found.sql",
+            "{% set rel = adapter.get_relation(database=this.database, schema=this.schema, identifier='payments') %}\
+             select '{{ rel.type if rel else 'none' }}' as kind, '{{ load_relation(ref('payments')) is not none }}' as loaded, \
+             '{{ adapter.get_relation(this.database, this.schema, 'nothing_here') is none }}' as missing\n",
+        ),
+    ]);
+    // Compiling needs no server: those templates see `execute` false.
+    let r = pm(p.path(), &["compile", "-s", "totals"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert!(
+        r.stdout
+            .contains("\nselect 0 as total, 0 as n, 'False' as executed"),
+        "{}",
+        r.stdout
+    );
+
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(
+        sql(p.path(), "select bank_amount, card_amount from pivot"),
+        "20|15"
+    );
+    assert_eq!(
+        sql(p.path(), "select * from described"),
+        "id:integer,method:text,amount:integer"
+    );
+    assert_eq!(sql(p.path(), "select * from totals"), "35|3|True");
+    assert_eq!(sql(p.path(), "select * from found"), "table|True|True");
+    // What ran is what target/compiled/ holds.
+    let compiled = read(p.path(), "target/compiled/local/models/pivot.sql");
+    assert!(compiled.contains("as bank_amount"), "{compiled}");
+}
+
+#[test]
+fn a_failing_query_while_rendering_names_the_query_and_the_model() {
+    let p = LocalProject::new(&[(
+        "models/bad.sql",
+        "{% set r = run_query('select nope from nowhere') %}select 1 as x\n",
+    )]);
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 1, "{}", unwrapped(&r.stderr));
+    let out = unwrapped(&format!("{}{}", r.stdout, r.stderr));
+    assert!(out.contains("a query run while rendering failed"), "{out}");
+    assert!(out.contains("relation \"nowhere\" does not exist"), "{out}");
+    assert!(out.contains("models/bad.sql"), "{out}");
+
+    // A ref() seen only at run time is refused, with the line that declares it.
+    write(
+        p.path(),
+        "models/bad.sql",
+        "{% if execute %}{% set r = run_query('select 1 from ' ~ ref('a')) %}{% endif %}select 1 as x\n",
+    );
+    let r = pm(p.path(), &["run", "-s", "bad"]);
+    assert_eq!(r.code, 1, "{}", unwrapped(&r.stderr));
+    let out = unwrapped(&format!("{}{}", r.stdout, r.stderr));
+    assert!(
+        out.contains("refers to `a` only while rendering at run time"),
+        "{out}"
+    );
+    assert!(out.contains("-- depends_on: {{ ref('a') }}"), "{out}");
+    // The model a.sql, which does not depend on it, was built.
+    assert_eq!(sql(p.path(), "select id from a"), "1");
+}
