@@ -40,6 +40,15 @@ fn templates_that_query_the_warehouse_render_with_it_at_run_time() {
              select '{{ rel.type if rel else 'none' }}' as kind, '{{ load_relation(ref('payments')) is not none }}' as loaded, \
              '{{ adapter.get_relation(this.database, this.schema, 'nothing_here') is none }}' as missing\n",
         ),
+        (
+            "models/housekeeping.sql",
+            "{% if execute %}\
+             {% do adapter.create_schema(api.Relation.create(database=target.database, schema='side')) %}\
+             {% do run_query('create table side.old_stuff as select 1 as x; create table side.gone as select 2 as y') %}\
+             {% do adapter.rename_relation(api.Relation.create(schema='side', identifier='old_stuff', type='table'), api.Relation.create(schema='side', identifier='renamed_stuff')) %}\
+             {% do adapter.drop_relation(adapter.get_relation(target.database, 'side', 'gone')) %}\
+             {% endif %}select 1 as done\n",
+        ),
     ]);
     // Compiling needs no server: those templates see `execute` false.
     let r = pm(p.path(), &["compile", "-s", "totals"]);
@@ -63,6 +72,13 @@ fn templates_that_query_the_warehouse_render_with_it_at_run_time() {
     );
     assert_eq!(sql(p.path(), "select * from totals"), "35|3|True");
     assert_eq!(sql(p.path(), "select * from found"), "table|True|True");
+    assert_eq!(
+        sql(
+            p.path(),
+            "select (select x from side.renamed_stuff), to_regclass('side.old_stuff') is null, to_regclass('side.gone') is null"
+        ),
+        "1|t|t"
+    );
     // What ran is what target/compiled/ holds.
     let compiled = read(p.path(), "target/compiled/local/models/pivot.sql");
     assert!(compiled.contains("as bank_amount"), "{compiled}");

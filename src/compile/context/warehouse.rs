@@ -395,16 +395,38 @@ impl Object for Row {
 
 // ---- the adapter's catalog methods --------------------------------------------------
 
+/// A relation's attribute as text, when it has one.
+fn attr_text(relation: &Value, key: &str) -> Option<String> {
+    relation
+        .get_attr(key)
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_none())
+        .map(|v| v.to_string())
+}
+
+/// A relation's schema, or an error naming what needed it.
+fn schema_of(relation: &Value, what: &str) -> Result<String, Error> {
+    attr_text(relation, "schema").ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{what} needs a relation with a schema"),
+        )
+    })
+}
+
+/// The SQL word for a relation's kind (`drop view`, `alter materialized view`).
+fn kind_word(relation: &Value) -> &'static str {
+    match attr_text(relation, "type").as_deref() {
+        Some("view") => "view",
+        Some("materialized_view") => "materialized view",
+        _ => "table",
+    }
+}
+
 /// A relation's (schema, identifier) as templates pass it: a relation
 /// object (ref, source, this, api.Relation.create) or a mapping.
 fn schema_and_name(relation: &Value) -> Result<(String, String), Error> {
-    let part = |k: &str| {
-        relation
-            .get_attr(k)
-            .ok()
-            .filter(|v| !v.is_undefined() && !v.is_none())
-            .map(|v| v.to_string())
-    };
+    let part = |k: &str| attr_text(relation, k);
     match (part("schema"), part("identifier").or_else(|| part("name"))) {
         (Some(s), Some(n)) => Ok((s, n)),
         _ => Err(Error::new(
@@ -436,11 +458,7 @@ fn text_literal(s: &str) -> String {
 }
 
 fn database_of(relation: &Value) -> Option<String> {
-    relation
-        .get_attr("database")
-        .ok()
-        .filter(|v| !v.is_undefined() && !v.is_none())
-        .map(|v| v.to_string())
+    attr_text(relation, "database")
 }
 
 /// `adapter.get_relation(database, schema, identifier)` / `load_relation(r)`:
@@ -529,17 +547,7 @@ pub(super) fn list_relations(relation: &Value) -> Result<Value, Error> {
     let Some(wh) = warehouse() else {
         return Ok(Value::from(Vec::<Value>::new()));
     };
-    let schema = relation
-        .get_attr("schema")
-        .ok()
-        .filter(|v| !v.is_undefined() && !v.is_none())
-        .map(|v| v.to_string())
-        .ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidOperation,
-                "list_relations_without_caching() needs a relation with a schema",
-            )
-        })?;
+    let schema = schema_of(relation, "list_relations_without_caching()")?;
     let sql = format!(
         "select c.relname::text, c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
          where n.nspname = {} and c.relkind in ('r', 'p', 'v', 'm', 'f') order by 1",
@@ -583,51 +591,21 @@ pub(super) fn change(method: &str, args: &[Value]) -> Result<Value, Error> {
     let sql = match method {
         "drop_relation" => {
             let r = arg(0)?;
-            let kind = r
-                .get_attr("type")
-                .ok()
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            let word = match kind.as_str() {
-                "view" => "view",
-                "materialized_view" => "materialized view",
-                _ => "table",
-            };
-            format!("drop {word} if exists {} cascade", qualified(r)?)
+            format!("drop {} if exists {} cascade", kind_word(r), qualified(r)?)
         }
         "truncate_relation" => format!("truncate table {}", qualified(arg(0)?)?),
         "rename_relation" => {
             let (from, to) = (arg(0)?, arg(1)?);
             let (_, new_name) = schema_and_name(to)?;
-            let kind = from
-                .get_attr("type")
-                .ok()
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            let word = match kind.as_str() {
-                "view" => "view",
-                "materialized_view" => "materialized view",
-                _ => "table",
-            };
             format!(
-                "alter {word} {} rename to {}",
+                "alter {} {} rename to {}",
+                kind_word(from),
                 qualified(from)?,
                 quote_ident(&new_name)
             )
         }
         "create_schema" | "drop_schema" => {
-            let r = arg(0)?;
-            let schema = r
-                .get_attr("schema")
-                .ok()
-                .filter(|v| !v.is_undefined() && !v.is_none())
-                .map(|v| v.to_string())
-                .ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::InvalidOperation,
-                        format!("adapter.{method}() needs a relation with a schema"),
-                    )
-                })?;
+            let schema = schema_of(arg(0)?, &format!("adapter.{method}()"))?;
             if method == "create_schema" {
                 format!("create schema if not exists {}", quote_ident(&schema))
             } else {
