@@ -101,11 +101,24 @@ pub enum Command {
     /// Install the packages packages.yml (or dependencies.yml) declares into
     /// dbt_packages/ and pin them in package-lock.yml
     Deps(DepsArgs),
+    /// Call a macro with the warehouse at hand: `pm run-operation grant_all
+    /// --args '{role: reporter}'` (dbt's run-operation)
+    #[command(name = "run-operation")]
+    RunOperation(RunOperationArgs),
     /// Commands about sources: `pm source freshness`
     Source {
         #[command(subcommand)]
         action: SourceAction,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunOperationArgs {
+    /// The macro: `name`, or `package.name` for a package's
+    pub macro_name: String,
+    /// Its keyword arguments, as a YAML mapping: --args '{days: 7, dry_run: true}'
+    #[arg(long)]
+    pub args: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

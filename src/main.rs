@@ -96,6 +96,7 @@ fn main() {
         Command::Generate(args) => pm::commands::generate::run(g, args, log),
         Command::Report(args) => pm::commands::report::run(g, args, log),
         Command::Deps(args) => pm::commands::deps::run(g, args, log),
+        Command::RunOperation(args) => pm::commands::operation::run(g, args, log),
         Command::Source {
             action: pm::cli::SourceAction::Freshness { select, output },
         } => pm::commands::freshness::run(g, select, output.as_deref(), log),

@@ -8,6 +8,7 @@ pub mod docs;
 pub mod freshness;
 pub mod generate;
 pub mod ls;
+pub mod operation;
 pub mod pipeline;
 pub mod report;
 pub mod run;

@@ -71,7 +71,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         existing_incremental: &s.options.existing_incremental,
         test_configs: &test_configs,
         endpoint: &endpoint,
-        run_renderer: c.run_renderer.clone(),
+        run_renderer: Some(c.run_renderer.clone()),
         log,
     };
     let ran = pipeline::run_jobs(m, &selected, &plan, conn, &options)?;

@@ -69,8 +69,8 @@ pub struct Compiled {
     pub warnings: Vec<String>,
     /// Lines from `log(..., info=True)` and `print()`, by node.
     pub logs: Vec<(String, String)>,
-    /// The nodes that render again at run time, and what that needs.
-    pub run_renderer: Option<Arc<run_render::RunRenderer>>,
+    /// The nodes that render again at run time, and what rendering then needs.
+    pub run_renderer: Arc<run_render::RunRenderer>,
 }
 
 /// How a node's SQL template is made.
@@ -158,8 +158,9 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     );
     let (nodes, dag) = assemble::without_self_disabled(nodes, dag, &self_disabled, &mut disabled);
     disabled.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
-    let run_renderer =
-        run_render::run_renderer(env, &shared, &macros, project, flagged, &nodes).map(Arc::new);
+    let run_renderer = Arc::new(run_render::run_renderer(
+        env, &shared, &macros, project, flagged, &nodes,
+    ));
     timer.lap("done");
     Ok(Compiled {
         manifest: Manifest {

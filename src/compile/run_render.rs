@@ -97,6 +97,79 @@ impl RunRenderer {
         )
     }
 
+    /// Calls macro `name` (`macro` or `package.macro`) with `args` as keyword
+    /// arguments, the warehouse at hand (`pm run-operation`). Returns the
+    /// lines it logged.
+    pub fn operation(
+        &self,
+        name: &str,
+        args: &Map<String, Json>,
+        warehouse: Arc<dyn Warehouse>,
+    ) -> std::result::Result<Vec<String>, Problem> {
+        self.check_macro_name(name)?;
+        let source = format!("{{{{ {name}(**__pm_args) }}}}");
+        let (result, state) = context::with_render_state(context::NO_NODE, || {
+            context::set_warehouse(Some(warehouse));
+            self.env.render_named_str(
+                "<run-operation>",
+                &source,
+                minijinja::context! { __pm_args => context::to_value(args) },
+            )
+        });
+        match result {
+            Ok(_) => Ok(state.logs),
+            Err(e) => {
+                let file = context::template_file(e.name().unwrap_or("<run-operation>"));
+                let text = self
+                    .macro_texts
+                    .get(file)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(source.as_str()));
+                Err(errors::jinja_problem(
+                    &e,
+                    state.failure.as_ref(),
+                    file,
+                    &text,
+                    None,
+                    &self.macro_names,
+                ))
+            }
+        }
+    }
+
+    /// `name` is a macro of the project, a package (`package.macro`) or pm's.
+    fn check_macro_name(&self, name: &str) -> std::result::Result<(), Problem> {
+        let (namespace, bare) = match name.split_once('.') {
+            Some((ns, m)) => (Some(ns), m),
+            None => (None, name),
+        };
+        let well_formed = !bare.is_empty()
+            && bare.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && namespace.is_none_or(|ns| ns.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+        let exists = well_formed
+            && match namespace {
+                None => self.macro_names.contains(bare),
+                Some(ns) => self
+                    .shared
+                    .namespaces
+                    .get(ns)
+                    .and_then(|v| v.get_attr(bare).ok())
+                    .is_some_and(|v| !v.is_undefined()),
+            };
+        if exists {
+            return Ok(());
+        }
+        let suggestions = crate::error::closest(name, self.macro_names.iter().map(String::as_str));
+        Err(Problem::new(
+            "run_operation::unknown_macro",
+            format!("there is no macro named `{name}`"),
+        )
+        .help(crate::error::did_you_mean(
+            &suggestions,
+            "define it in a file under macro-paths (macros/ by default), or name a package's as package.macro",
+        )))
+    }
+
     /// A `ref()` made only at run time (inside `{% if execute %}` or a
     /// `statement` block) names a node compiling did not see, so nothing made
     /// it wait for that node: refused as dbt refuses it.
@@ -192,7 +265,8 @@ pub(super) struct Flagged {
     depends: HashSet<usize>,
 }
 
-/// The run renderer, when any node uses the warehouse while rendering.
+/// The run renderer: the compile's environment, kept for the nodes that
+/// render at run time and for `pm run-operation`.
 pub(super) fn run_renderer(
     env: minijinja::Environment<'static>,
     shared: &Arc<Shared>,
@@ -200,11 +274,12 @@ pub(super) fn run_renderer(
     project: &Project,
     flagged: Vec<Flagged>,
     nodes: &[Node],
-) -> Option<RunRenderer> {
-    if flagged.is_empty() {
-        return None;
-    }
-    let by_id: HashMap<&str, &Node> = nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect();
+) -> RunRenderer {
+    let by_id: HashMap<&str, &Node> = if flagged.is_empty() {
+        HashMap::new()
+    } else {
+        nodes.iter().map(|n| (n.unique_id.as_str(), n)).collect()
+    };
     let run_nodes = flagged
         .into_iter()
         .filter_map(|f| {
@@ -230,7 +305,7 @@ pub(super) fn run_renderer(
             ))
         })
         .collect();
-    Some(RunRenderer {
+    RunRenderer {
         env,
         shared: shared.clone(),
         macro_texts: macros.texts.clone(),
@@ -241,5 +316,5 @@ pub(super) fn run_renderer(
             .map(|p| (p.path.clone(), p.text.clone()))
             .collect(),
         nodes: run_nodes,
-    })
+    }
 }

@@ -114,3 +114,50 @@ fn a_failing_query_while_rendering_names_the_query_and_the_model() {
     // The model a.sql, which does not depend on it, was built.
     assert_eq!(sql(p.path(), "select id from a"), "1");
 }
+
+#[test]
+fn run_operation_calls_a_macro_with_the_warehouse() {
+    let p = LocalProject::new(&[(
+        "macros/ops.sql",
+        "{% macro make_log(label, times=1) %}\
+         {% do run_query(\"create table ops_log as select '\" ~ label ~ \"'::text as label, \" ~ times ~ \" as times\") %}\
+         {% do log('made ' ~ label, info=True) %}\
+         {% endmacro %}\
+         {% macro refuse() %}{{ exceptions.raise_compiler_error('not today') }}{% endmacro %}\n",
+    )]);
+    let r = pm(
+        p.path(),
+        &[
+            "run-operation",
+            "make_log",
+            "--args",
+            "{label: hello, times: 3}",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert!(r.stderr.contains("made hello"), "{}", r.stderr);
+    assert_eq!(sql(p.path(), "select label, times from ops_log"), "hello|3");
+    // A package's (here pm's own dbt namespace) macro by its qualified name.
+    let r = pm(p.path(), &["run-operation", "dbt.type_int"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+
+    let r = pm(p.path(), &["run-operation", "make_lg"]);
+    assert_eq!(r.code, 2);
+    let err = unwrapped(&r.stderr);
+    assert!(err.contains("there is no macro named `make_lg`"), "{err}");
+    assert!(err.contains("make_log"), "{err}");
+
+    let r = pm(p.path(), &["run-operation", "refuse"]);
+    assert_eq!(r.code, 1);
+    let err = unwrapped(&r.stderr);
+    assert!(err.contains("not today"), "{err}");
+    assert!(err.contains("macros/ops.sql"), "{err}");
+
+    let r = pm(p.path(), &["run-operation", "make_log", "--args", "[1, 2]"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        unwrapped(&r.stderr).contains("--args must be a YAML mapping"),
+        "{}",
+        r.stderr
+    );
+}

@@ -186,8 +186,11 @@ fn with_state<R>(f: impl FnOnce(&mut RenderState) -> R) -> Option<R> {
     CURRENT.with(|c| c.borrow_mut().as_mut().map(f))
 }
 
+/// The node index of a render that is not a node's (`pm run-operation`).
+pub const NO_NODE: usize = usize::MAX;
+
 fn current_node() -> Option<usize> {
-    with_state(|s| s.node)
+    with_state(|s| s.node).filter(|&n| n != NO_NODE)
 }
 
 fn fail(code: &'static str, message: String, help: impl Into<String>) -> Error {

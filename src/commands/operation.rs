@@ -1,0 +1,76 @@
+//! `pm run-operation MACRO --args '{...}'`: calls a macro with the warehouse
+//! at hand, as dbt's run-operation does.
+
+use super::Session;
+use crate::cli::RunOperationArgs;
+use crate::error::{Problem, Result};
+use crate::output::Log;
+use crate::settings::Settings;
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+
+/// `--args` as a mapping of keyword arguments.
+fn arguments(text: Option<&str>) -> Result<Map<String, Json>> {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+        return Ok(Map::new());
+    };
+    match serde_yaml::from_str::<Json>(text) {
+        Ok(Json::Object(m)) => Ok(m),
+        Ok(Json::Null) => Ok(Map::new()),
+        Ok(other) => Err(Problem::new(
+            "run_operation::args",
+            format!("--args must be a YAML mapping of keyword arguments, not `{other}`"),
+        )
+        .help("write them as --args '{name: value, other: 2}'")
+        .into()),
+        Err(e) => Err(Problem::new(
+            "run_operation::args",
+            format!("--args is not valid YAML: {e}"),
+        )
+        .help("write them as --args '{name: value, other: 2}'")
+        .into()),
+    }
+}
+
+pub fn run(g: &Settings, args: &RunOperationArgs, log: Log) -> Result<i32> {
+    let started = std::time::Instant::now();
+    let arguments = arguments(args.args.as_deref())?;
+    let s = Session::open(g, "run-operation", log)?;
+    let c = s.compile()?;
+    let endpoint = s.endpoint()?;
+    let runtime = super::db::runtime()?;
+    let renderer = c.run_renderer.clone();
+    let name = args.macro_name.clone();
+    let outcome = runtime.block_on(async {
+        let connection = crate::adapter::render::RenderConnection::open(&endpoint).await?;
+        tokio::task::spawn_blocking(move || {
+            renderer.operation(&name, &arguments, Arc::new(connection))
+        })
+        .await
+        .map_err(|e| {
+            crate::error::Problems::from(Problem::new(
+                "run_operation::stopped",
+                format!("the operation stopped: {e}"),
+            ))
+        })
+    })?;
+    match outcome {
+        Ok(lines) => {
+            for line in lines {
+                log.info(&line);
+            }
+            log.info(&format!(
+                "Ran {} in {:.2}s",
+                args.macro_name,
+                started.elapsed().as_secs_f64()
+            ));
+            Ok(0)
+        }
+        // An unknown macro is a mistake in the command: nothing ran.
+        Err(p) if p.code == "run_operation::unknown_macro" => Err(p.into()),
+        Err(p) => {
+            log.problems(p.into());
+            Ok(1)
+        }
+    }
+}
