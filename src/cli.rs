@@ -105,11 +105,38 @@ pub enum Command {
     /// --args '{role: reporter}'` (dbt's run-operation)
     #[command(name = "run-operation")]
     RunOperation(RunOperationArgs),
+    /// Run a model's SQL (or --inline SQL) and print the first rows, without
+    /// building anything (dbt's show)
+    Show(ShowArgs),
+    /// Delete the folders clean-targets names (default: the target folder)
+    Clean,
     /// Commands about sources: `pm source freshness`
     Source {
         #[command(subcommand)]
         action: SourceAction,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ShowArgs {
+    /// The node whose SQL runs (one model, seed, snapshot or analysis)
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// SQL to run instead, Jinja included: --inline "select * from {{ ref('orders') }}"
+    #[arg(long, conflicts_with = "select")]
+    pub inline: Option<String>,
+    /// How many rows to print (-1: all)
+    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
+    pub limit: i64,
+    /// A text table, or JSON
+    #[arg(long, value_enum, default_value_t = ShowOutput::Text)]
+    pub output: ShowOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShowOutput {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Args)]

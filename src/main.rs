@@ -97,6 +97,8 @@ fn main() {
         Command::Report(args) => pm::commands::report::run(g, args, log),
         Command::Deps(args) => pm::commands::deps::run(g, args, log),
         Command::RunOperation(args) => pm::commands::operation::run(g, args, log),
+        Command::Show(args) => pm::commands::show::run(g, args, log),
+        Command::Clean => pm::commands::clean::run(g, log),
         Command::Source {
             action: pm::cli::SourceAction::Freshness { select, output },
         } => pm::commands::freshness::run(g, select, output.as_deref(), log),

@@ -1,6 +1,7 @@
 //! One function per command. Each receives plain structs from the CLI and
 //! returns an exit code, or the problems that stopped it.
 
+pub mod clean;
 pub mod compile;
 pub mod db;
 pub mod deps;
@@ -12,6 +13,7 @@ pub mod operation;
 pub mod pipeline;
 pub mod report;
 pub mod run;
+pub mod show;
 
 use crate::cli::SelectArgs;
 use crate::compile::{CompileOptions, Compiled};

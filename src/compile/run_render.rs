@@ -137,6 +137,35 @@ impl RunRenderer {
         }
     }
 
+    /// Renders `source` (`pm show --inline`) as a node of the root project
+    /// would render, `ref()` and `source()` naming built relations.
+    pub fn render_inline(
+        &self,
+        source: &str,
+        warehouse: Arc<dyn Warehouse>,
+    ) -> std::result::Result<String, Problem> {
+        let (result, state) = context::with_render_state(context::NO_NODE, || {
+            context::set_warehouse(Some(warehouse));
+            self.env.render_named_str("<inline>", source, ())
+        });
+        result.map_err(|e| {
+            let file = context::template_file(e.name().unwrap_or("<inline>"));
+            let text = self
+                .macro_texts
+                .get(file)
+                .cloned()
+                .unwrap_or_else(|| Arc::from(source));
+            errors::jinja_problem(
+                &e,
+                state.failure.as_ref(),
+                file,
+                &text,
+                None,
+                &self.macro_names,
+            )
+        })
+    }
+
     /// `name` is a macro of the project, a package (`package.macro`) or pm's.
     fn check_macro_name(&self, name: &str) -> std::result::Result<(), Problem> {
         let (namespace, bare) = match name.split_once('.') {

@@ -412,6 +412,19 @@ fn read_properties(root: &Path, abs: &Path) -> std::result::Result<PropertiesFil
 }
 
 /// The project file (`pm_project.yml` or `dbt_project.yml`) and its text.
+/// The folders `clean-targets:` names (default: the target path), read from
+/// the project file alone, so that cleaning works on a project that does
+/// not load (packages not installed, a broken model).
+pub fn clean_targets(root: &Path) -> Result<Vec<String>> {
+    let (file, text) = read_project_file(root)?;
+    let doc = yaml::parse(&file, &text)?;
+    let target_path = doc
+        .get("target-path")
+        .and_then(yaml::as_string)
+        .unwrap_or_else(|| "target".into());
+    path_list(&doc, &["clean-targets"], &target_path, &file, &text)
+}
+
 fn read_project_file(root: &Path) -> Result<(String, Arc<str>)> {
     PROJECT_FILES
         .iter()

@@ -5,6 +5,7 @@
 mod common;
 
 mod architecture;
+mod commands;
 mod compile;
 mod data_tests;
 mod dbt_macros;

@@ -1,0 +1,91 @@
+//! dbt's smaller commands: `pm show`, `pm clean`.
+
+use crate::common::*;
+
+#[test]
+fn show_runs_a_node_or_inline_sql_and_prints_its_first_rows() {
+    let p = LocalProject::new(&[
+        (
+            "models/people.sql",
+            "select * from (values (1, 'ann'), (2, 'bob'), (3, 'cy')) t(id, name)\n",
+        ),
+        (
+            "models/adults.sql",
+            "select * from {{ ref('people') }} where id > 1\n",
+        ),
+    ]);
+    // A node's SQL runs without building it (people is built first, as a parent).
+    let r = pm(p.path(), &["run", "-s", "people"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    let r = pm(p.path(), &["show", "-s", "adults", "--limit", "1"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(
+        r.stdout.trim(),
+        "| id | name |\n|----|------|\n|  2 | bob  |"
+    );
+    assert_eq!(sql(p.path(), "select to_regclass('adults') is null"), "t");
+
+    let r = pm(
+        p.path(),
+        &[
+            "show",
+            "--inline",
+            "select count(*) as n from {{ ref('people') }}",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    let rows: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(rows, serde_json::json!([{"n": 3}]));
+
+    // Several nodes, or a query that fails, are said so.
+    let r = pm(p.path(), &["show", "-s", "people", "adults"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        unwrapped(&r.stderr).contains("names 2 nodes"),
+        "{}",
+        r.stderr
+    );
+    let r = pm(
+        p.path(),
+        &["show", "--inline", "select nope from {{ ref('people') }}"],
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        unwrapped(&r.stderr).contains("column \"nope\" does not exist"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn clean_deletes_the_clean_targets_inside_the_project_only() {
+    let dir = project(&[
+        (
+            "pm_project.yml",
+            "name: tidy\nclean-targets: [target, dbt_packages]\n",
+        ),
+        ("target/manifest.json", "{}"),
+        ("dbt_packages/x/pm_project.yml", "name: x\n"),
+        ("models/a.sql", "select 1\n"),
+    ]);
+    let r = pm(dir.path(), &["clean"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!dir.path().join("target").exists());
+    assert!(!dir.path().join("dbt_packages").exists());
+    assert!(dir.path().join("models/a.sql").exists());
+
+    write(
+        dir.path(),
+        "pm_project.yml",
+        "name: tidy\nclean-targets: [target, ../elsewhere]\n",
+    );
+    let r = pm(dir.path(), &["clean"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        unwrapped(&r.stderr).contains("`../elsewhere`, which is not a folder inside the project"),
+        "{}",
+        r.stderr
+    );
+}
