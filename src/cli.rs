@@ -271,6 +271,10 @@ pub struct RunArgs {
     /// Keep every test's failing rows in a table in <schema>_pm_test_failures
     #[arg(long)]
     pub store_failures: bool,
+    /// Read no rows: every ref() and source() reads `limit 0`, so the whole
+    /// DAG is built and checked by the real planner on empty inputs
+    #[arg(long)]
+    pub empty: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]

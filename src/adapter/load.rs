@@ -121,7 +121,7 @@ async fn copy_and_swap(
         .batch_execute(&format!("create schema if not exists {schema}"))
         .await
         .map_err(|e| db_problem(node, "creating the schema", &e))?;
-    use super::build::{apply_grants, run_hooks};
+    use super::build::run_hooks;
     run_hooks(&*client, node, &node.pre_hooks, false, "a pre-hook").await?;
     let tx = client
         .transaction()
@@ -135,7 +135,26 @@ async fn copy_and_swap(
     .await
     .map_err(|e| db_problem(node, "creating the table", &e))?;
 
-    // Stream the file in large chunks; the server parses the CSV.
+    let rows = if table.no_rows {
+        0
+    } else {
+        copy_file(&tx, root, node, table, &tmp_rel).await?
+    };
+    // Nothing is put in place before the rows passed the check.
+    finish_check(node, check.take()).await?;
+    let replaced = put_in_place(tx, node, &relation, &tmp_rel, full_refresh).await?;
+    run_hooks(&*client, node, &node.post_hooks, false, "a post-hook").await?;
+    Ok((rows, replaced))
+}
+
+/// Streams the seed's file into `tmp_rel` in large chunks; the server parses the CSV.
+async fn copy_file(
+    tx: &tokio_postgres::Transaction<'_>,
+    root: &Path,
+    node: &BuildSpec,
+    table: &SeedTable,
+    tmp_rel: &str,
+) -> Result<u64, Problem> {
     let sink = tx
         .copy_in::<_, Bytes>(&table.copy_sql(&tmp_rel))
         .await
@@ -164,14 +183,22 @@ async fn copy_and_swap(
             .await
             .map_err(|e| db_problem(node, "COPY", &e))?;
     }
-    let rows = sink
-        .as_mut()
+    sink.as_mut()
         .finish()
         .await
-        .map_err(|e| db_problem(node, "COPY", &e))?;
-    // Nothing is put in place before the rows passed the check.
-    finish_check(node, check.take()).await?;
+        .map_err(|e| db_problem(node, "COPY", &e))
+}
 
+/// Puts the loaded table in place of the old one (or creates it), runs the
+/// post-hooks and grants, and commits.
+async fn put_in_place(
+    tx: tokio_postgres::Transaction<'_>,
+    node: &BuildSpec,
+    relation: &str,
+    tmp_rel: &str,
+    full_refresh: bool,
+) -> Result<Replaced, Problem> {
+    use super::build::{apply_grants, run_hooks};
     // Put the new table in place.
     let exists = tx
         .query_one("select to_regclass($1) is not null", &[&relation])
@@ -252,6 +279,5 @@ async fn copy_and_swap(
     tx.commit()
         .await
         .map_err(|e| db_problem(node, "commit", &e))?;
-    run_hooks(&*client, node, &node.post_hooks, false, "a post-hook").await?;
-    Ok((rows, replaced))
+    Ok(replaced)
 }

@@ -61,6 +61,7 @@ impl Session {
                 which: which.to_string(),
                 full_refresh: false,
                 store_failures: false,
+                empty: false,
                 existing_incremental: Default::default(),
             },
             log,

@@ -39,6 +39,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
     let started_at = chrono::Utc::now();
     let mut s = Session::open(g, command.name(), log)?;
     s.options.full_refresh = args.full_refresh;
+    s.options.empty = args.empty;
     s.options.store_failures = args.store_failures;
     let c = s.compile()?;
     let selected = pipeline::select(&s, &c, &args.select, command)?;
@@ -67,6 +68,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         root: &s.project.root,
         fail_fast: args.fail_fast,
         full_refresh: args.full_refresh,
+        empty: args.empty,
         target_dir: &target_dir,
         existing_incremental: &s.options.existing_incremental,
         test_configs: &test_configs,

@@ -56,6 +56,8 @@ pub struct CompileOptions {
     pub full_refresh: bool,
     /// `--store-failures`, seen by templates as `flags.STORE_FAILURES`.
     pub store_failures: bool,
+    /// `--empty`: `ref()` and `source()` read no rows (`flags.EMPTY`).
+    pub empty: bool,
     /// Incremental models whose relation exists in the warehouse: for them
     /// `is_incremental()` is true (unless `full_refresh`). Empty when compiling
     /// without a database.
@@ -496,6 +498,7 @@ fn shared_render_data(
         which: opts.which.clone(),
         full_refresh: opts.full_refresh,
         store_failures: opts.store_failures,
+        empty: opts.empty,
         existing_incremental: opts.existing_incremental.clone(),
     })
 }

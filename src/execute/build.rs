@@ -97,7 +97,8 @@ pub(super) async fn load_seed(
     options: &RunOptions<'_>,
 ) -> Result<Built, Problem> {
     // With every column's type given, the file is checked while it loads.
-    let (table, checked) = crate::materialize::seed::inspect_header(options.root, n)?;
+    let (mut table, checked) = crate::materialize::seed::inspect_header(options.root, n)?;
+    table.no_rows = options.empty;
     let check = (!checked).then(|| {
         let (root, node) = (options.root.to_path_buf(), n.clone());
         tokio::task::spawn_blocking(move || crate::materialize::seed::inspect(&root, &node))

@@ -130,6 +130,8 @@ pub struct RunOptions<'a> {
     pub root: &'a std::path::Path,
     pub fail_fast: bool,
     pub full_refresh: bool,
+    /// `--empty`: seeds are created without their rows.
+    pub empty: bool,
     pub target_dir: &'a std::path::Path,
     /// Incremental models whose table exists (rows are added, not rebuilt).
     pub existing_incremental: &'a HashSet<String>,

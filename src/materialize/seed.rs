@@ -161,6 +161,8 @@ pub struct SeedTable {
     pub rows: u64,
     pub delimiter: u8,
     pub quote_columns: bool,
+    /// Create the table and load none of the file's rows (`--empty`).
+    pub no_rows: bool,
 }
 
 /// A CSV problem with its 1-based line and column.
@@ -346,6 +348,7 @@ fn inspect_as(root: &Path, node: &Node, header_only: bool) -> Result<(SeedTable,
             rows,
             delimiter,
             quote_columns,
+            no_rows: false,
         },
         complete,
     ))
@@ -436,6 +439,7 @@ mod tests {
             rows: 2,
             delimiter: b';',
             quote_columns: true,
+            no_rows: false,
         };
         assert_eq!(
             t.create_sql("\"s\".\"x\""),

@@ -1053,3 +1053,40 @@ fn results_and_the_jinja_context_tell_the_truth() {
     );
     assert!(!r.stderr.contains("stack backtrace"), "{}", r.stderr);
 }
+
+#[test]
+fn build_empty_creates_every_relation_with_no_rows() {
+    let p = LocalProject::fixture("shop");
+    std::fs::remove_file(p.path().join("models/staging/stg_page_views.sql")).unwrap();
+    std::fs::remove_file(p.path().join("models/staging/sources.yml")).unwrap();
+    let r = pm(p.path(), &["build", "--empty"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("ERROR=0 SKIP=0"), "{}", r.stderr);
+    // Every relation pm built exists, and none has a row.
+    let counts = sql(
+        p.path(),
+        "select string_agg(table_name || '=' || (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.%I', table_schema, table_name), false, true, '')))[1]::text, ',' order by table_name) \
+         from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema') and table_schema not like 'pm%'",
+    );
+    for name in [
+        "raw_customers",
+        "raw_orders",
+        "stg_orders",
+        "customers",
+        "orders",
+    ] {
+        assert!(counts.contains(&format!("{name}=0")), "{name}: {counts}");
+    }
+    assert!(!counts.split(',').any(|c| !c.ends_with("=0")), "{counts}");
+    // A normal build afterwards fills them.
+    let r = pm(p.path(), &["build"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_ne!(
+        sql(
+            p.path(),
+            "select (xpath('/row/c/text()', query_to_xml(format('select count(*) as c from %I.orders', table_schema), false, true, '')))[1]::text \
+             from information_schema.tables where table_name = 'orders'"
+        ),
+        "0"
+    );
+}

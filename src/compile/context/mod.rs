@@ -31,6 +31,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
+/// A relation's render bit (beside 4 database, 2 schema, 1 identifier) for
+/// `ref()` and `source()` under `--empty`: read as a subquery of no rows.
+pub const READS_NO_ROWS: u8 = 8;
+
 /// Where a node's relation lives once its config is known.
 #[derive(Debug, Clone, Default)]
 pub struct ResolvedRelation {
@@ -49,6 +53,14 @@ impl ResolvedRelation {
     pub fn render(&self, parts: u8) -> String {
         if self.ephemeral() {
             return format!("__dbt__cte__{}", self.identifier);
+        }
+        if parts & READS_NO_ROWS != 0 {
+            // dbt's --empty: the same relation, read as a subquery of no rows.
+            return format!(
+                "(select * from {} where false limit 0) _dbt_limit_subq_{}",
+                self.render(parts & !READS_NO_ROWS),
+                self.identifier
+            );
         }
         let mut out = Vec::with_capacity(3);
         if parts & 4 != 0 && !self.database.is_empty() {
@@ -116,6 +128,8 @@ pub struct Shared {
     pub which: String,
     pub full_refresh: bool,
     pub store_failures: bool,
+    /// `--empty`: relations from `ref()` and `source()` read no rows.
+    pub empty: bool,
     pub existing_incremental: HashSet<String>,
 }
 
@@ -476,6 +490,7 @@ fn add_run_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
             "FULL_REFRESH": shared.full_refresh,
             "WHICH": shared.which,
             "STORE_FAILURES": shared.store_failures,
+            "EMPTY": shared.empty,
         })),
     );
     env.add_global("invocation_id", shared.invocation_id.clone());

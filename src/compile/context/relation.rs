@@ -218,6 +218,15 @@ pub fn relation_value(shared: &Arc<Shared>, target: usize) -> Value {
     })
 }
 
+/// The parts a `ref()` or `source()` renders: all three, read as no rows under `--empty`.
+fn read_parts(shared: &Shared) -> u8 {
+    if shared.empty {
+        7 | READS_NO_ROWS
+    } else {
+        7
+    }
+}
+
 /// Records that the node being rendered depends on node `target`.
 pub fn record_dependency(target: usize) {
     with_state(|s| s.depends.push(target));
@@ -362,7 +371,7 @@ pub(super) fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Erro
     Ok(Value::from_object(Relation {
         shared: shared.clone(),
         target,
-        parts: 7,
+        parts: read_parts(shared),
     }))
 }
 
@@ -426,6 +435,6 @@ pub(super) fn source_fn(shared: &Arc<Shared>, source: &str, table: &str) -> Resu
     Ok(Value::from_object(Relation {
         shared: shared.clone(),
         target,
-        parts: 7,
+        parts: read_parts(shared),
     }))
 }
