@@ -156,7 +156,7 @@ async fn copy_file(
     tmp_rel: &str,
 ) -> Result<u64, Problem> {
     let sink = tx
-        .copy_in::<_, Bytes>(&table.copy_sql(&tmp_rel))
+        .copy_in::<_, Bytes>(&table.copy_sql(tmp_rel))
         .await
         .map_err(|e| db_problem(node, "COPY", &e))?;
     futures_util::pin_mut!(sink);
@@ -275,7 +275,7 @@ async fn put_in_place(
         }
     };
     run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
-    apply_grants(&tx, node, &relation).await?;
+    apply_grants(&tx, node, relation).await?;
     tx.commit()
         .await
         .map_err(|e| db_problem(node, "commit", &e))?;
