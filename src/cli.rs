@@ -110,6 +110,9 @@ pub enum Command {
     Show(ShowArgs),
     /// Delete the folders clean-targets names (default: the target folder)
     Clean,
+    /// Run again what failed or was skipped in the last run, seed, test or
+    /// build (target/run_results.json), with that command's flags
+    Retry,
     /// Commands about sources: `pm source freshness`
     Source {
         #[command(subcommand)]
@@ -312,6 +315,9 @@ pub struct SelectArgs {
     /// How tests attached to selected nodes are picked up
     #[arg(long, value_enum, default_value_t = IndirectSelection::Eager)]
     pub indirect_selection: IndirectSelection,
+    /// Exactly these nodes, by unique id, instead of a selection (`pm retry`)
+    #[arg(skip)]
+    pub unique_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]

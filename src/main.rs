@@ -99,6 +99,7 @@ fn main() {
         Command::RunOperation(args) => pm::commands::operation::run(g, args, log),
         Command::Show(args) => pm::commands::show::run(g, args, log),
         Command::Clean => pm::commands::clean::run(g, log),
+        Command::Retry => pm::commands::run::retry(g, log),
         Command::Source {
             action: pm::cli::SourceAction::Freshness { select, output },
         } => pm::commands::freshness::run(g, select, output.as_deref(), log),

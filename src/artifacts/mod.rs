@@ -512,3 +512,54 @@ pub fn write_compiled(target_dir: &Path, m: &Manifest, nodes: &[usize]) -> Resul
     write_atomically(&index_path, text.as_bytes()).map_err(|e| io_problem(&index_path, e))?;
     Ok(files.len())
 }
+
+/// What `pm retry` needs of the last run_results.json.
+#[derive(Debug)]
+pub struct LastRun {
+    /// The command (`run`, `seed`, `test`, `build`).
+    pub which: String,
+    /// The nodes that ended in error, fail or skipped, by unique id.
+    pub unfinished: Vec<String>,
+    args: Json,
+}
+
+impl LastRun {
+    /// A boolean flag of the last command (false when absent).
+    pub fn flag(&self, key: &str) -> bool {
+        self.args.get(key).and_then(Json::as_bool).unwrap_or(false)
+    }
+}
+
+/// Reads run_results.json; the error says what is wrong with it.
+pub fn read_run_results(path: &Path) -> std::result::Result<LastRun, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let doc: Json = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let args = doc.get("args").cloned().unwrap_or(Json::Null);
+    let which = args
+        .get("which")
+        .and_then(Json::as_str)
+        .ok_or("it does not say which command wrote it (args.which)")?
+        .to_string();
+    let unfinished = doc
+        .get("results")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| {
+            matches!(
+                r.get("status").and_then(Json::as_str),
+                Some("error" | "fail" | "skipped")
+            )
+        })
+        .filter_map(|r| {
+            r.get("unique_id")
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        })
+        .collect();
+    Ok(LastRun {
+        which,
+        unfinished,
+        args,
+    })
+}

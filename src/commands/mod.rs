@@ -94,6 +94,15 @@ impl Session {
 
     /// Indexes of the nodes the selection flags pick.
     pub fn select(&self, c: &Compiled, args: &SelectArgs) -> Result<Vec<usize>> {
+        if !args.unique_ids.is_empty() {
+            let mut chosen: Vec<usize> = args
+                .unique_ids
+                .iter()
+                .filter_map(|id| c.manifest.index.get(id).copied())
+                .collect();
+            chosen.sort_unstable();
+            return Ok(chosen);
+        }
         let selectors = Selectors::from_json(self.project.selectors.as_ref())?;
         let state = match &args.state {
             Some(dir) => Some(PriorState::load(dir)?),

@@ -5,7 +5,7 @@ use super::pipeline::{self, RunCommand, Tally};
 use super::Session;
 use crate::cli::RunArgs;
 use crate::compile::Compiled;
-use crate::error::{Problems, Result};
+use crate::error::{Problem, Problems, Result};
 use crate::execute::{self, Status};
 use crate::manifest::{Manifest, ResourceType};
 use crate::materialize::test::TestConfig;
@@ -32,6 +32,56 @@ pub fn test(g: &Settings, args: &RunArgs, log: Log) -> Result<i32> {
 /// `pm build`: seeds, models and tests together, in dependency order.
 pub fn build(g: &Settings, args: &RunArgs, log: Log) -> Result<i32> {
     execute(g, args, RunCommand::Build, log)
+}
+
+/// `pm retry`: the nodes that failed or were skipped in the last run, seed,
+/// test or build, run again by the same command with its flags.
+pub fn retry(g: &Settings, log: Log) -> Result<i32> {
+    let s = Session::open(g, "retry", log)?;
+    let path = s.target_dir().join("run_results.json");
+    let last = crate::artifacts::read_run_results(&path).map_err(|e| {
+        Problem::new("retry::no_results", format!("cannot read {}: {e}", path.display()))
+            .help("pm retry runs again what the last pm run, seed, test or build left failed or skipped; run one first")
+    })?;
+    drop(s);
+    let command = match last.which.as_str() {
+        "run" => RunCommand::Run,
+        "seed" => RunCommand::Seed,
+        "test" => RunCommand::Test,
+        "build" => RunCommand::Build,
+        other => {
+            return Err(Problem::new(
+                "retry::command",
+                format!("the last results are of `pm {other}`, which pm retry does not repeat"),
+            )
+            .help("pm retry repeats run, seed, test and build")
+            .into())
+        }
+    };
+    if last.unfinished.is_empty() {
+        log.info(&format!(
+            "Nothing to retry: every node of the last `pm {}` succeeded",
+            last.which
+        ));
+        return Ok(0);
+    }
+    log.info(&format!(
+        "Retrying {} node(s) of the last `pm {}`",
+        last.unfinished.len(),
+        last.which
+    ));
+    let args = RunArgs {
+        full_refresh: last.flag("full_refresh"),
+        store_failures: last.flag("store_failures"),
+        empty: last.flag("empty"),
+        fail_fast: last.flag("fail_fast"),
+        select: crate::cli::SelectArgs {
+            unique_ids: last.unfinished,
+            ..Default::default()
+        },
+        ..RunArgs::default()
+    };
+    execute(g, &args, command, log)
 }
 
 fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Result<i32> {
@@ -262,7 +312,15 @@ fn write_results(
         },
         "results": results,
         "elapsed_time": elapsed,
-        "args": {"which": command.name(), "select": args.select.select, "exclude": args.select.exclude},
+        "args": {
+            "which": command.name(),
+            "select": args.select.select,
+            "exclude": args.select.exclude,
+            "full_refresh": args.full_refresh,
+            "store_failures": args.store_failures,
+            "empty": args.empty,
+            "fail_fast": args.fail_fast,
+        },
     });
     crate::artifacts::write_json(&target_dir.join("run_results.json"), &doc)
 }

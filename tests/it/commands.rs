@@ -1,4 +1,4 @@
-//! dbt's smaller commands: `pm show`, `pm clean`.
+//! dbt's smaller commands: `pm show`, `pm clean`, `pm retry`.
 
 use crate::common::*;
 
@@ -88,4 +88,46 @@ fn clean_deletes_the_clean_targets_inside_the_project_only() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn retry_runs_again_what_failed_or_was_skipped_with_the_same_flags() {
+    let p = LocalProject::new(&[
+        (
+            "models/bad.sql",
+            "{{ config(materialized='table') }}select 1 / 0 as x\n",
+        ),
+        ("models/child.sql", "select x from {{ ref('bad') }}\n"),
+    ]);
+    let r = pm(p.path(), &["run", "--empty"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    // The fix, and the retry.
+    write(
+        p.path(),
+        "models/bad.sql",
+        "{{ config(materialized='table') }}select 2 as x\n",
+    );
+    let r = pm(p.path(), &["retry"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert!(
+        r.stderr.contains("Retrying 2 node(s) of the last `pm run`"),
+        "{}",
+        r.stderr
+    );
+    let results = read(p.path(), "target/run_results.json");
+    let doc: serde_json::Value = serde_json::from_str(&results).unwrap();
+    let ids: Vec<&str> = doc["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["unique_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["model.local.bad", "model.local.child"]);
+    // The retried run kept --empty: child read no rows from bad.
+    assert_eq!(doc["args"]["empty"], true);
+    assert_eq!(sql(p.path(), "select count(*) from child"), "0");
+
+    let r = pm(p.path(), &["retry"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stderr.contains("Nothing to retry"), "{}", r.stderr);
 }
