@@ -16,6 +16,7 @@ pub mod config_keys;
 mod config_values;
 pub mod context;
 mod definitions;
+pub mod empty;
 pub mod ephemeral;
 pub mod errors;
 pub mod generic_tests;

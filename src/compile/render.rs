@@ -184,10 +184,12 @@ pub(super) fn final_sql(
         .zip(drafts.par_iter())
         .enumerate()
         .map(|(i, (out, d))| match (out, &states[i]) {
-            (Some(_), Some((_, st))) if st.needs_rerender => {
-                renderer.render(i, d).map(|r| r.map(|(o, _)| o))
-            }
-            (Some(out), _) => Ok(Some(ephemeral::substitute(out, rels))),
+            (Some(_), Some((_, st))) if st.needs_rerender => renderer
+                .render(i, d)
+                .map(|r| r.map(|(o, _)| empty::settle_aliases(o))),
+            (Some(out), _) => Ok(Some(empty::settle_aliases(ephemeral::substitute(
+                out, rels,
+            )))),
             (None, _) => Ok(None),
         })
         .collect();

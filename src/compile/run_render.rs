@@ -88,6 +88,7 @@ impl RunRenderer {
                         return Ok(String::new());
                     };
                     self.check_dependencies(run, &state)?;
+                    let sql = empty::settle_aliases(sql);
                     Ok(if run.ctes.is_empty() {
                         sql
                     } else {
@@ -148,7 +149,7 @@ impl RunRenderer {
             context::set_warehouse(Some(warehouse));
             self.env.render_named_str("<inline>", source, ())
         });
-        result.map_err(|e| {
+        result.map(empty::settle_aliases).map_err(|e| {
             let file = context::template_file(e.name().unwrap_or("<inline>"));
             let text = self
                 .macro_texts

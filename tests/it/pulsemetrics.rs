@@ -828,4 +828,27 @@ fn roles_see_exactly_their_marts_and_recent_data_is_fresh() {
             "{table}.csv"
         );
     }
+
+    // --empty builds the whole DAG on no rows: every model and seed is there
+    // and empty, every test passes, and raw is untouched.
+    let r = pm(
+        p.path(),
+        &["build", "--empty", "--full-refresh", "--project-dir", dir],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("ERROR=0 SKIP=0"), "{}", r.stderr);
+    for table in [
+        "staging.stg_users",
+        "analytics.fct_daily_metrics",
+        "analytics.mrr_monthly",
+        "analytics.cohort_retention_monthly",
+        "reference.plan_tiers",
+    ] {
+        assert_eq!(
+            sql(p.path(), &format!("select count(*) from {table}")),
+            "0",
+            "{table}"
+        );
+    }
+    assert_ne!(sql(p.path(), "select count(*) from raw.users"), "0");
 }

@@ -56,10 +56,9 @@ impl ResolvedRelation {
         }
         if parts & READS_NO_ROWS != 0 {
             // dbt's --empty: the same relation, read as a subquery of no rows.
-            return format!(
-                "(select * from {} where false limit 0) _dbt_limit_subq_{}",
-                self.render(parts & !READS_NO_ROWS),
-                self.identifier
+            return crate::compile::empty::subquery(
+                &self.render(parts & !READS_NO_ROWS),
+                &self.identifier,
             );
         }
         let mut out = Vec::with_capacity(3);
