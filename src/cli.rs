@@ -110,6 +110,12 @@ pub enum Command {
     Show(ShowArgs),
     /// Delete the folders clean-targets names (default: the target folder)
     Clean,
+    /// Start a new project in folder NAME: project file, a profile for pm's
+    /// embedded PostgreSQL, an example model with tests
+    Init {
+        /// The project's name (letters, digits and underscores), also its folder
+        name: String,
+    },
     /// Run again what failed or was skipped in the last run, seed, test or
     /// build (target/run_results.json), with that command's flags
     Retry,

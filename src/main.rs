@@ -100,6 +100,7 @@ fn main() {
         Command::Show(args) => pm::commands::show::run(g, args, log),
         Command::Clean => pm::commands::clean::run(g, log),
         Command::Retry => pm::commands::run::retry(g, log),
+        Command::Init { name } => pm::commands::init::run(name, log),
         Command::Source {
             action: pm::cli::SourceAction::Freshness { select, output },
         } => pm::commands::freshness::run(g, select, output.as_deref(), log),

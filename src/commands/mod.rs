@@ -8,6 +8,7 @@ pub mod deps;
 pub mod docs;
 pub mod freshness;
 pub mod generate;
+pub mod init;
 pub mod ls;
 pub mod operation;
 pub mod pipeline;

@@ -269,11 +269,11 @@ fn target_of_output(
         .into()
     };
     let kind = get("type").unwrap_or_else(|| "postgres".into());
-    if kind != "postgres" {
+    if kind != "postgres" && kind != "embedded" {
         return Err(wrong(
             "type",
             format!("type `{kind}` is not supported"),
-            "pm builds on PostgreSQL: use type: postgres",
+            "pm builds on PostgreSQL: use type: postgres, or type: embedded for pm's own local PostgreSQL",
         ));
     }
     let number = |key: &str, range: std::ops::RangeInclusive<u64>| -> Result<Option<u64>> {
@@ -300,6 +300,16 @@ fn target_of_output(
     };
     let port = number("port", 1..=65535)?.unwrap_or(5432) as u16;
     let file_threads = number("threads", 1..=1024)?;
+    if kind == "embedded" {
+        // pm's own cluster under .pm/, named explicitly (what `pm init` writes).
+        let mut t = Target::embedded(profile_name);
+        t.name = chosen;
+        if let Some(schema) = get("schema") {
+            t.schema = schema;
+        }
+        t.threads = threads.or(file_threads.map(|t| t as usize)).unwrap_or(4);
+        return Ok(t);
+    }
     number("connect_timeout", 0..=86_400)?;
     number("keepalives_idle", 0..=86_400)?;
     let mut extra = serde_json::Map::new();

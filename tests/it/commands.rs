@@ -1,4 +1,4 @@
-//! dbt's smaller commands: `pm show`, `pm clean`, `pm retry`.
+//! dbt's smaller commands: `pm show`, `pm clean`, `pm retry`, `pm init`.
 
 use crate::common::*;
 
@@ -130,4 +130,41 @@ fn retry_runs_again_what_failed_or_was_skipped_with_the_same_flags() {
     let r = pm(p.path(), &["retry"]);
     assert_eq!(r.code, 0);
     assert!(r.stderr.contains("Nothing to retry"), "{}", r.stderr);
+}
+
+#[test]
+fn init_makes_a_project_that_builds_on_the_embedded_database() {
+    let p = LocalProject::new(&[]);
+    let r = pm(p.path(), &["init", "my_shop"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let shop = p.path().join("my_shop");
+    let r = pm(&shop, &["build"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert!(
+        r.stderr.contains("PASS=6 WARN=0 ERROR=0 SKIP=0 TOTAL=6"),
+        "{}",
+        r.stderr
+    );
+    // The profile names the embedded database: no "profile not found" line.
+    assert!(!r.stderr.contains("is in no profiles.yml"), "{}", r.stderr);
+    assert!(!r.stderr.contains("is not in"), "{}", r.stderr);
+    assert_eq!(sql(&shop, "select * from my_second_model"), "1|FIRST");
+    let r = pm(&shop, &["db", "stop"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // Not over an existing project, not with a name that is not one.
+    let r = pm(p.path(), &["init", "my_shop"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        unwrapped(&r.stderr).contains("already exists and is not empty"),
+        "{}",
+        r.stderr
+    );
+    let r = pm(p.path(), &["init", "my-shop"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        unwrapped(&r.stderr).contains("`my-shop` is not a project name"),
+        "{}",
+        r.stderr
+    );
 }
