@@ -284,6 +284,14 @@ pub struct RunArgs {
     /// DAG is built and checked by the real planner on empty inputs
     #[arg(long)]
     pub empty: bool,
+    /// A ref() to a node not selected, whose relation is not in this target,
+    /// reads the relation of the --state manifest's environment instead
+    #[arg(long, requires = "state")]
+    pub defer: bool,
+    /// With --defer: read the --state environment's relation for every node
+    /// not selected, even when this target has one
+    #[arg(long, requires = "defer")]
+    pub favor_state: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -190,17 +190,35 @@ pub async fn existing_tables(
     client: &tokio_postgres::Client,
     relations: &[(String, String)],
 ) -> Result<std::collections::HashSet<(String, String)>, Problem> {
+    existing(client, relations, "('r', 'p')").await
+}
+
+/// Which of `relations` (schema, name) exist, as tables, views or materialized views.
+pub async fn existing_relations(
+    client: &tokio_postgres::Client,
+    relations: &[(String, String)],
+) -> Result<std::collections::HashSet<(String, String)>, Problem> {
+    existing(client, relations, "('r', 'p', 'v', 'm', 'f')").await
+}
+
+async fn existing(
+    client: &tokio_postgres::Client,
+    relations: &[(String, String)],
+    kinds: &str,
+) -> Result<std::collections::HashSet<(String, String)>, Problem> {
     let (schemas, names): (Vec<&str>, Vec<&str>) = relations
         .iter()
         .map(|(s, n)| (s.as_str(), n.as_str()))
         .unzip();
     let rows = client
         .query(
-            "select n.nspname::text, c.relname::text
-             from unnest($1::text[], $2::text[]) as wanted(schema_name, relation_name)
-             join pg_namespace n on n.nspname = wanted.schema_name
-             join pg_class c on c.relnamespace = n.oid and c.relname = wanted.relation_name
-             where c.relkind in ('r', 'p')",
+            &format!(
+                "select n.nspname::text, c.relname::text
+                 from unnest($1::text[], $2::text[]) as wanted(schema_name, relation_name)
+                 join pg_namespace n on n.nspname = wanted.schema_name
+                 join pg_class c on c.relnamespace = n.oid and c.relname = wanted.relation_name
+                 where c.relkind in {kinds}"
+            ),
             &[&schemas, &names],
         )
         .await

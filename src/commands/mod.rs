@@ -63,6 +63,7 @@ impl Session {
                 full_refresh: false,
                 store_failures: false,
                 empty: false,
+                deferred: Default::default(),
                 existing_incremental: Default::default(),
             },
             log,

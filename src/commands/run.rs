@@ -162,14 +162,71 @@ fn recompile_for_incremental(
     } else {
         pipeline::existing_incremental(&c.manifest, selected, conn)?
     };
-    if existing.is_empty() {
+    let deferred = deferred_relations(&c.manifest, selected, conn, args)?;
+    if existing.is_empty() && deferred.is_empty() {
         return Ok(checked);
     }
+    if !deferred.is_empty() {
+        s.log.info(&format!(
+            "Deferring {} node(s) not selected to the relations of {}",
+            deferred.len(),
+            args.select
+                .state
+                .as_deref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default()
+        ));
+    }
     s.options.existing_incremental = existing;
+    s.options.deferred = deferred;
     let c = s.compile()?;
     let selected = pipeline::select(s, &c, &args.select, command)?;
     let test_configs = pipeline::check(&c.manifest, &selected, args.store_failures)?;
     Ok((c, selected, test_configs))
+}
+
+/// `--defer`: the nodes not selected whose `ref()` reads the `--state`
+/// environment's relation: those this target lacks (all of them with
+/// `--favor-state`), by unique id.
+fn deferred_relations(
+    m: &Manifest,
+    selected: &[usize],
+    conn: &pipeline::Connections,
+    args: &RunArgs,
+) -> Result<HashMap<String, [String; 3]>> {
+    let (true, Some(dir)) = (args.defer, args.select.state.as_deref()) else {
+        return Ok(HashMap::new());
+    };
+    let state = crate::graph::selector::PriorState::load(dir)?;
+    let chosen: std::collections::HashSet<usize> = selected.iter().copied().collect();
+    let candidates: Vec<(&crate::manifest::Node, &[String; 3])> = m
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| !chosen.contains(i) && n.resource_type.is_refable())
+        .filter(|(_, n)| n.materialized != Some(crate::manifest::Materialization::Ephemeral))
+        .filter_map(|(_, n)| state.relations.get(&n.unique_id).map(|r| (n, r)))
+        .filter(|(n, [_, schema, alias])| (&n.schema, &n.alias) != (schema, alias))
+        .collect();
+    let here: std::collections::HashSet<(String, String)> =
+        if args.favor_state || candidates.is_empty() {
+            Default::default()
+        } else {
+            let wanted: Vec<(String, String)> = candidates
+                .iter()
+                .map(|(n, _)| (n.schema.clone(), n.alias.clone()))
+                .collect();
+            conn.runtime
+                .block_on(crate::adapter::meta::existing_relations(
+                    &conn.control,
+                    &wanted,
+                ))?
+        };
+    Ok(candidates
+        .into_iter()
+        .filter(|(n, _)| !here.contains(&(n.schema.clone(), n.alias.clone())))
+        .map(|(n, r)| (n.unique_id.clone(), r.clone()))
+        .collect())
 }
 
 /// The summary: counts, the slowest nodes, then each failure in full.

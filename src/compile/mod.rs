@@ -59,6 +59,9 @@ pub struct CompileOptions {
     pub store_failures: bool,
     /// `--empty`: `ref()` and `source()` read no rows (`flags.EMPTY`).
     pub empty: bool,
+    /// `--defer`: nodes (by unique id) whose `ref()` reads another
+    /// environment's relation (database, schema, identifier).
+    pub deferred: HashMap<String, [String; 3]>,
     /// Incremental models whose relation exists in the warehouse: for them
     /// `is_incremental()` is true (unless `full_refresh`). Empty when compiling
     /// without a database.
@@ -136,8 +139,9 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let (self_disabled, logs) =
         apply_rendered_configs(project, &mut drafts, &states, &macros, &mut problems);
     let overrides = naming_overrides(&macros);
-    let resolved =
+    let mut resolved =
         resolve_relations(&env, &drafts, &opts.target, &overrides).map_err(Problems::from)?;
+    defer_relations(&drafts, &mut resolved, &opts.deferred);
     check_relations(project, &drafts, &resolved, &self_disabled, &mut problems);
     let _ = shared.resolved.set(resolved);
     timer.lap("edges");
@@ -395,6 +399,24 @@ fn with_typed_config(mut node: Node) -> Node {
         node.typed_config = Arc::new(typed);
     }
     node
+}
+
+/// `--defer`: the deferred nodes' relations are the other environment's.
+fn defer_relations(
+    drafts: &[Draft],
+    resolved: &mut [ResolvedRelation],
+    deferred: &HashMap<String, [String; 3]>,
+) {
+    if deferred.is_empty() {
+        return;
+    }
+    for (d, rel) in drafts.iter().zip(resolved.iter_mut()) {
+        if let Some([database, schema, identifier]) = deferred.get(&d.node.unique_id) {
+            rel.database = database.clone();
+            rel.schema = schema.clone();
+            rel.identifier = identifier.clone();
+        }
+    }
 }
 
 /// The root project's `dispatch:` list: macro namespace → packages to search.

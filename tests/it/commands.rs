@@ -168,3 +168,62 @@ fn init_makes_a_project_that_builds_on_the_embedded_database() {
         r.stderr
     );
 }
+
+#[test]
+fn defer_reads_the_state_environments_relation_for_nodes_not_selected() {
+    let p = LocalProject::new(&[
+        (
+            "pm_project.yml",
+            "name: local\nprofile: local\n",
+        ),
+        (
+            "profiles.yml",
+            "local:\n  target: dev\n  outputs:\n    dev: {type: embedded, schema: dev}\n    prod: {type: embedded, schema: prod}\n",
+        ),
+        ("models/base.sql", "{{ config(materialized='table') }}select '{{ target.name }}' as env\n"),
+        ("models/top.sql", "select env from {{ ref('base') }}\n"),
+    ]);
+    let r = pm(p.path(), &["build", "--target", "prod"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    std::fs::rename(p.path().join("target"), p.path().join("prod_state")).unwrap();
+
+    // Without --defer, dev has no base to read.
+    let r = pm(p.path(), &["run", "-s", "top"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let r = pm(
+        p.path(),
+        &["run", "-s", "top", "--defer", "--state", "prod_state"],
+    );
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert!(r.stderr.contains("Deferring 2 node(s)"), "{}", r.stderr);
+    assert_eq!(sql(p.path(), "select env from dev.top"), "prod");
+    assert!(read(p.path(), "target/compiled/local/models/top.sql").contains("\"prod\".\"base\""));
+
+    // Once dev has its own base, --defer reads it; --favor-state still reads prod's.
+    let r = pm(p.path(), &["run", "-s", "base"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    let r = pm(
+        p.path(),
+        &["run", "-s", "top", "--defer", "--state", "prod_state"],
+    );
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(sql(p.path(), "select env from dev.top"), "dev");
+    let r = pm(
+        p.path(),
+        &[
+            "run",
+            "-s",
+            "top",
+            "--defer",
+            "--favor-state",
+            "--state",
+            "prod_state",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(sql(p.path(), "select env from dev.top"), "prod");
+
+    let r = pm(p.path(), &["run", "-s", "top", "--defer"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--state"), "{}", r.stderr);
+}

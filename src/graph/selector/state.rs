@@ -7,6 +7,9 @@ use super::*;
 pub struct PriorState {
     /// unique id → (checksum, config)
     pub nodes: HashMap<String, (String, Json)>,
+    /// unique id → (database, schema, alias) of the nodes built as relations
+    /// (models, seeds, snapshots; not ephemeral models), for `--defer`.
+    pub relations: HashMap<String, [String; 3]>,
 }
 
 impl PriorState {
@@ -23,9 +26,13 @@ impl PriorState {
             )
         })?;
         let mut nodes = HashMap::new();
+        let mut relations = HashMap::new();
         for key in ["nodes", "sources", "exposures"] {
             if let Some(m) = doc.get(key).and_then(Json::as_object) {
                 for (id, n) in m {
+                    if let Some(rel) = built_relation(n) {
+                        relations.insert(id.clone(), rel);
+                    }
                     let checksum = n
                         .pointer("/checksum/checksum")
                         .and_then(Json::as_str)
@@ -36,8 +43,23 @@ impl PriorState {
                 }
             }
         }
-        Ok(PriorState { nodes })
+        Ok(PriorState { nodes, relations })
     }
+}
+
+/// A manifest node's relation, when it is built as one.
+fn built_relation(n: &Json) -> Option<[String; 3]> {
+    let kind = n.get("resource_type").and_then(Json::as_str)?;
+    let materialized = n.pointer("/config/materialized").and_then(Json::as_str);
+    if !matches!(kind, "model" | "seed" | "snapshot") || materialized == Some("ephemeral") {
+        return None;
+    }
+    let part = |k: &str| n.get(k).and_then(Json::as_str).map(str::to_string);
+    Some([
+        part("database").unwrap_or_default(),
+        part("schema")?,
+        part("alias")?,
+    ])
 }
 
 pub(super) fn config_equal(old: &Json, new: &crate::loader::config::Config) -> bool {
