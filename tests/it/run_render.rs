@@ -54,6 +54,12 @@ fn templates_that_query_the_warehouse_render_with_it_at_run_time() {
     let r = pm(p.path(), &["compile", "-s", "totals"]);
     assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
     assert!(
+        r.stderr
+            .contains("use the warehouse while rendering; compiled without it"),
+        "{}",
+        r.stderr
+    );
+    assert!(
         r.stdout
             .contains("\nselect 0 as total, 0 as n, 'False' as executed"),
         "{}",
@@ -82,6 +88,10 @@ fn templates_that_query_the_warehouse_render_with_it_at_run_time() {
     // What ran is what target/compiled/ holds.
     let compiled = read(p.path(), "target/compiled/local/models/pivot.sql");
     assert!(compiled.contains("as bank_amount"), "{compiled}");
+    // With the database running, pm compile renders those nodes with it too.
+    let r = pm(p.path(), &["compile", "-s", "pivot"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert!(r.stdout.contains("as bank_amount"), "{}", r.stdout);
 }
 
 #[test]
