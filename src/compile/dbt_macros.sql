@@ -159,3 +159,32 @@ string_agg({{ measure }}, {{ delimiter_text }}{% if order_by_clause %} {{ order_
 {%- if config_store_failures is none -%}{%- set config_store_failures = flags.STORE_FAILURES -%}{%- endif -%}
 {{ return(config_store_failures) }}
 {%- endmacro %}
+
+{#- The materialization-support macros packages call (dbt-postgres' forms). -#}
+{% macro drop_relation_if_exists(relation) %}{% if relation is not none %}{% do adapter.drop_relation(relation) %}{% endif %}{% endmacro %}
+{% macro drop_relation(relation) %}{% do adapter.drop_relation(relation) %}{% endmacro %}
+{% macro truncate_relation(relation) %}{% do adapter.truncate_relation(relation) %}{% endmacro %}
+{% macro rename_relation(from_relation, to_relation) %}{% do adapter.rename_relation(from_relation, to_relation) %}{% endmacro %}
+{% macro create_schema(relation) %}{% do adapter.create_schema(relation) %}{% endmacro %}
+{% macro drop_schema(relation) %}{% do adapter.drop_schema(relation) %}{% endmacro %}
+{% macro get_columns_in_relation(relation) %}{{ return(adapter.get_columns_in_relation(relation)) }}{% endmacro %}
+{% macro load_cached_relation(relation) %}{{ return(load_relation(relation)) }}{% endmacro %}
+{% macro get_columns_in_query(select_sql) -%}
+{%- set found = run_query('select * from (' ~ select_sql ~ ') as __dbt_sbq where false limit 0') -%}
+{{ return(found.column_names if found is not none else []) }}
+{%- endmacro %}
+{% macro make_temp_relation(base_relation, suffix='__dbt_tmp') %}{{ return(api.Relation.create(identifier=base_relation.identifier ~ suffix, type='table')) }}{% endmacro %}
+{% macro make_intermediate_relation(base_relation, suffix='__dbt_tmp') %}{{ return(api.Relation.create(database=base_relation.database, schema=base_relation.schema, identifier=base_relation.identifier ~ suffix, type=base_relation.type)) }}{% endmacro %}
+{% macro make_backup_relation(base_relation, backup_relation_type, suffix='__dbt_backup') %}{{ return(api.Relation.create(database=base_relation.database, schema=base_relation.schema, identifier=base_relation.identifier ~ suffix, type=backup_relation_type)) }}{% endmacro %}
+{% macro get_create_table_as_sql(temporary, relation, sql) %}{{ return(create_table_as(temporary, relation, sql)) }}{% endmacro %}
+{% macro create_table_as(temporary, relation, compiled_code, language='sql') -%}
+create {% if temporary %}temporary {% endif %}table {{ relation }} as (
+{{ compiled_code }}
+);
+{%- endmacro %}
+{% macro get_create_view_as_sql(relation, sql) %}{{ return(create_view_as(relation, sql)) }}{% endmacro %}
+{% macro create_view_as(relation, sql) -%}
+create view {{ relation }} as (
+{{ sql }}
+);
+{%- endmacro %}

@@ -104,3 +104,37 @@ fn cross_database_macros_give_the_values_computed_by_hand() {
     assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
     assert_eq!(sql(p.path(), "select any_x from aggregates"), "3");
 }
+
+#[test]
+fn materialization_support_macros_write_dbt_postgres_sql() {
+    let p = LocalProject::new(&[
+        (
+            "models/support.sql",
+            "{% set base = api.Relation.create(database='pm', schema='s', identifier='orders', type='table') %}\
+             select '{{ make_temp_relation(base) }}' as temp_rel,\n\
+             '{{ make_intermediate_relation(base) }}' as intermediate,\n\
+             '{{ make_backup_relation(base, 'view') }}' as backup,\n\
+             '{{ create_table_as(true, make_temp_relation(base), 'select 1') | replace('\\n', ' ') }}' as ctas,\n\
+             '{{ get_create_view_as_sql(base, 'select 2') | replace('\\n', ' ') }}' as view_sql\n",
+        ),
+        (
+            "models/query_columns.sql",
+            "{% do drop_relation_if_exists(none) %}\
+             select '{{ get_columns_in_query('select 1 as a, 2 as b') | join(',') }}' as cols\n",
+        ),
+    ]);
+    let r = pm(p.path(), &["compile", "-s", "support"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(
+        r.stdout.trim(),
+        "select '\"orders__dbt_tmp\"' as temp_rel,\n\
+         '\"pm\".\"s\".\"orders__dbt_tmp\"' as intermediate,\n\
+         '\"pm\".\"s\".\"orders__dbt_backup\"' as backup,\n\
+         'create temporary table \"orders__dbt_tmp\" as ( select 1 );' as ctas,\n\
+         'create view \"pm\".\"s\".\"orders\" as ( select 2 );' as view_sql"
+    );
+    // get_columns_in_query asks the warehouse, so it answers at run time.
+    let r = pm(p.path(), &["run", "-s", "query_columns"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(sql(p.path(), "select cols from query_columns"), "a,b");
+}

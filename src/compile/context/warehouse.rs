@@ -186,6 +186,10 @@ impl Table {
 }
 
 impl Object for Table {
+    /// A table is true, also with no rows (it is a result, not a list).
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match key.as_str()? {
             "columns" => Some(Value::from_object(Columns(self.clone()))),
