@@ -95,6 +95,26 @@ fn templates_that_query_the_warehouse_render_with_it_at_run_time() {
 }
 
 #[test]
+fn tests_that_query_the_warehouse_render_with_it_too() {
+    let p = LocalProject::new(&[
+        (
+            "tests/one_row.sql",
+            "{% set found = run_query('select count(*) from ' ~ ref('a')) %}\
+             select * from {{ ref('a') }} where {{ found.columns[0].values()[0] if execute else -1 }} <> 1\n",
+        ),
+        (
+            "tests/two_rows.sql",
+            "{% set found = run_query('select count(*) from ' ~ ref('a')) %}\
+             select * from {{ ref('a') }} where {{ found.columns[0].values()[0] if execute else -1 }} <> 2\n",
+        ),
+    ]);
+    let r = pm(p.path(), &["build"]);
+    assert_eq!(r.code, 1, "{}", unwrapped(&r.stderr));
+    assert!(r.stderr.contains("PASS=2 WARN=0 ERROR=1"), "{}", r.stderr);
+    assert!(r.stderr.contains("FAIL 1 two_rows"), "{}", r.stderr);
+}
+
+#[test]
 fn a_failing_query_while_rendering_names_the_query_and_the_model() {
     let p = LocalProject::new(&[(
         "models/bad.sql",
