@@ -151,7 +151,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let renderer = Renderer::new(&env, &shared, &files, &drafts);
     let compiled = render::final_sql(&renderer, &mut states, &drafts, &rels)?;
     let hooks = render::hooks(&env, project, &drafts)?;
-    let flagged = run_render::uses_warehouse(&drafts, &states);
+    let flagged = run_render::uses_warehouse(&drafts, &states, &hooks.use_warehouse);
     drop(renderer);
     timer.lap("assemble nodes");
     let nodes = assemble::nodes(

@@ -200,6 +200,8 @@ pub(super) fn final_sql(
 /// on-run-start and on-run-end.
 pub(super) struct Hooks {
     pub(super) per_node: Vec<(Vec<Hook>, Vec<Hook>)>,
+    /// Nodes (draft indexes) whose hooks use the warehouse: rendered again at run time.
+    pub(super) use_warehouse: HashSet<usize>,
     pub(super) on_run_start: Vec<String>,
     pub(super) on_run_end: Vec<String>,
 }
@@ -212,19 +214,22 @@ pub(super) fn hooks(
 ) -> Result<Hooks> {
     let mut problems = Problems::default();
     let mut per_node: Vec<(Vec<Hook>, Vec<Hook>)> = Vec::with_capacity(drafts.len());
+    let mut use_warehouse = HashSet::new();
     for (i, d) in drafts.iter().enumerate() {
-        let mut pair = (Vec::new(), Vec::new());
-        for (key, out) in [("pre-hook", &mut pair.0), ("post-hook", &mut pair.1)] {
-            if let Some(Json::Array(list)) = d.node.config.get(key) {
-                for (h, transaction) in list.iter().filter_map(hook_sql) {
-                    match render_hook(env, drafts, Some(i), &h) {
-                        Ok(sql) => out.push(Hook { sql, transaction }),
-                        Err(p) => problems.push(p),
-                    }
+        match node_hooks(env, d, i, None) {
+            Ok((pair, uses)) => {
+                if uses {
+                    use_warehouse.insert(i);
                 }
+                per_node.push(pair);
+            }
+            Err(ps) => {
+                for p in ps {
+                    problems.push(p);
+                }
+                per_node.push(Default::default());
             }
         }
-        per_node.push(pair);
     }
     let mut on_run = (Vec::new(), Vec::new());
     for (list, out) in [
@@ -232,8 +237,8 @@ pub(super) fn hooks(
         (&project.on_run_end, &mut on_run.1),
     ] {
         for h in list {
-            match render_hook(env, drafts, None, h) {
-                Ok(sql) => out.push(sql),
+            match render_hook(env, None, h, None) {
+                Ok((sql, _)) => out.push(sql),
                 Err(p) => problems.push(p),
             }
         }
@@ -241,9 +246,42 @@ pub(super) fn hooks(
     problems.into_result()?;
     Ok(Hooks {
         per_node,
+        use_warehouse,
         on_run_start: on_run.0,
         on_run_end: on_run.1,
     })
+}
+
+/// Node `i`'s pre- and post-hooks, rendered (with `warehouse` at run time),
+/// and whether any used the warehouse.
+pub(super) fn node_hooks(
+    env: &minijinja::Environment<'static>,
+    draft: &Draft,
+    i: usize,
+    warehouse: Option<Arc<dyn context::Warehouse>>,
+) -> std::result::Result<((Vec<Hook>, Vec<Hook>), bool), Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut pair = (Vec::new(), Vec::new());
+    let mut uses = false;
+    let node = Some((i, draft.node.unique_id.as_str()));
+    for (key, out) in [("pre-hook", &mut pair.0), ("post-hook", &mut pair.1)] {
+        if let Some(Json::Array(list)) = draft.node.config.get(key) {
+            for (h, transaction) in list.iter().filter_map(hook_sql) {
+                match render_hook(env, node, &h, warehouse.clone()) {
+                    Ok((sql, used)) => {
+                        uses |= used;
+                        out.push(Hook { sql, transaction })
+                    }
+                    Err(p) => problems.push(p),
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok((pair, uses))
+    } else {
+        Err(problems)
+    }
 }
 
 /// A hook's SQL and whether it runs inside the model's transaction
@@ -259,23 +297,28 @@ fn hook_sql(v: &Json) -> Option<(String, bool)> {
     }
 }
 
-/// Renders one hook; on-run hooks (`node` None) have no `this` or `config`.
+/// Renders one hook, and says whether it used the warehouse; on-run hooks
+/// (`node` None) have no `this` or `config`.
 fn render_hook(
     env: &minijinja::Environment<'static>,
-    drafts: &[Draft],
-    node: Option<usize>,
+    node: Option<(usize, &str)>,
     sql: &str,
-) -> std::result::Result<String, Problem> {
+    warehouse: Option<Arc<dyn context::Warehouse>>,
+) -> std::result::Result<(String, bool), Problem> {
     let (r, st) = match node {
-        Some(i) => context::with_render_state(i, || env.render_named_str("<hook>", sql, ())),
+        Some((i, _)) => context::with_render_state(i, || {
+            context::set_warehouse(warehouse);
+            env.render_named_str("<hook>", sql, ())
+        }),
         None => (
             env.render_named_str("<hook>", sql, ()),
             RenderState::default(),
         ),
     };
-    r.map_err(|e| {
+    let uses = st.uses_warehouse;
+    r.map(|sql| (sql, uses)).map_err(|e| {
         let what = node
-            .map(|i| format!("a hook of {}", drafts[i].node.unique_id))
+            .map(|(_, id)| format!("a hook of {id}"))
             .unwrap_or_else(|| "an on-run hook".into());
         Problem::new(
             "compile::hook",

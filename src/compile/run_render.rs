@@ -98,6 +98,25 @@ impl RunRenderer {
         )
     }
 
+    /// Node `unique_id`'s pre- and post-hooks rendered with `warehouse`; None
+    /// when the node does not render at run time.
+    pub fn render_hooks(
+        &self,
+        unique_id: &str,
+        warehouse: Arc<dyn Warehouse>,
+    ) -> Option<std::result::Result<(Vec<Hook>, Vec<Hook>), Problem>> {
+        let run = self.nodes.get(unique_id)?;
+        Some(
+            render::node_hooks(&self.env, &run.draft, run.draft_index, Some(warehouse))
+                .map(|(pair, _)| pair)
+                .map_err(|ps| {
+                    ps.into_iter().next().unwrap_or_else(|| {
+                        Problem::new("run::hook", format!("the hooks of {unique_id} failed"))
+                    })
+                }),
+        )
+    }
+
     /// Calls macro `name` (`macro` or `package.macro`) with `args` as keyword
     /// arguments, the warehouse at hand (`pm run-operation`). Returns the
     /// lines it logged.
@@ -246,11 +265,17 @@ impl RunRenderer {
 
 /// The drafts of the nodes whose templates used the warehouse, taken before
 /// assembly consumes the drafts.
-pub(super) fn uses_warehouse(drafts: &[Draft], states: &[Rendered]) -> Vec<Flagged> {
+pub(super) fn uses_warehouse(
+    drafts: &[Draft],
+    states: &[Rendered],
+    hooks_use_it: &HashSet<usize>,
+) -> Vec<Flagged> {
     let flagged: Vec<usize> = states
         .iter()
         .enumerate()
-        .filter(|(_, st)| st.as_ref().is_some_and(|(_, s)| s.uses_warehouse))
+        .filter(|(i, st)| {
+            hooks_use_it.contains(i) || st.as_ref().is_some_and(|(_, s)| s.uses_warehouse)
+        })
         .map(|(i, _)| i)
         .collect();
     if flagged.is_empty() {

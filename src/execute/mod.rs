@@ -213,16 +213,24 @@ async fn as_run<'n>(
             })
         })?;
     let (renderer, id) = (renderer.clone(), n.unique_id.clone());
-    let rendered =
-        tokio::task::spawn_blocking(move || renderer.render(&id, std::sync::Arc::new(connection)))
-            .await
-            .map_err(|e| {
-                Problem::new(
-                    "run::render",
-                    format!("rendering {} stopped: {e}", n.unique_id),
-                )
-            })?;
+    let (rendered, hooks) = tokio::task::spawn_blocking(move || {
+        let warehouse = std::sync::Arc::new(connection);
+        (
+            renderer.render(&id, warehouse.clone()),
+            renderer.render_hooks(&id, warehouse),
+        )
+    })
+    .await
+    .map_err(|e| {
+        Problem::new(
+            "run::render",
+            format!("rendering {} stopped: {e}", n.unique_id),
+        )
+    })?;
     let mut node = n.clone();
+    if let Some((pre, post)) = hooks.transpose()? {
+        (node.pre_hooks, node.post_hooks) = (pre, post);
+    }
     if let Some(sql) = rendered.transpose()? {
         let path = options.target_dir.join(m.compiled_path(n));
         let _ = std::fs::write(&path, &sql);

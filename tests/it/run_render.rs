@@ -191,3 +191,24 @@ fn run_operation_calls_a_macro_with_the_warehouse() {
         r.stderr
     );
 }
+
+#[test]
+fn hooks_that_test_execute_render_with_the_warehouse() {
+    let p = LocalProject::new(&[
+        (
+            "pm_project.yml",
+            "name: local\non-run-start: [\"create table if not exists hook_log (name text)\"]\n",
+        ),
+        (
+            "macros/mark.sql",
+            "{% macro mark_built(rel) %}{% if execute %}insert into hook_log values ('{{ rel.identifier }}'){% else %}select 1{% endif %}{% endmacro %}\n",
+        ),
+        (
+            "models/hooked.sql",
+            "{{ config(materialized='table', post_hook=\"{{ mark_built(this) }}\") }}select 1 as x\n",
+        ),
+    ]);
+    let r = pm(p.path(), &["run", "-s", "hooked"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(sql(p.path(), "select name from hook_log"), "hooked");
+}
