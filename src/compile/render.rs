@@ -259,7 +259,7 @@ pub(super) fn node_hooks(
     draft: &Draft,
     i: usize,
     warehouse: Option<Arc<dyn context::Warehouse>>,
-) -> std::result::Result<((Vec<Hook>, Vec<Hook>), bool), Vec<Problem>> {
+) -> std::result::Result<(crate::manifest::PrePostHooks, bool), Vec<Problem>> {
     let mut problems = Vec::new();
     let mut pair = (Vec::new(), Vec::new());
     let mut uses = false;

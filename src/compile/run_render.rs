@@ -104,7 +104,7 @@ impl RunRenderer {
         &self,
         unique_id: &str,
         warehouse: Arc<dyn Warehouse>,
-    ) -> Option<std::result::Result<(Vec<Hook>, Vec<Hook>), Problem>> {
+    ) -> Option<std::result::Result<crate::manifest::PrePostHooks, Problem>> {
         let run = self.nodes.get(unique_id)?;
         Some(
             render::node_hooks(&self.env, &run.draft, run.draft_index, Some(warehouse))

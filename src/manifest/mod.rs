@@ -259,6 +259,9 @@ pub struct Hook {
     pub transaction: bool,
 }
 
+/// A node's pre-hooks and post-hooks.
+pub type PrePostHooks = (Vec<Hook>, Vec<Hook>);
+
 impl Node {
     /// The node's materialization, `""` for sources and exposures.
     pub fn materialized_name(&self) -> &str {
