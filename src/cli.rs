@@ -79,6 +79,8 @@ pub enum Command {
     Run(RunArgs),
     /// Run the selected data tests (generic and singular)
     Test(RunArgs),
+    /// Record the selected snapshots' changes (type-2 history), in dependency order
+    Snapshot(RunArgs),
     /// Seeds, models and their tests together, in dependency order; a failing
     /// test skips what is downstream of the node it tests
     Build(RunArgs),

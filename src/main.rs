@@ -90,6 +90,7 @@ fn main() {
         Command::Run(args) => pm::commands::run::run(g, args, log),
         Command::Test(args) => pm::commands::run::test(g, args, log),
         Command::Build(args) => pm::commands::run::build(g, args, log),
+        Command::Snapshot(args) => pm::commands::run::snapshot(g, args, log),
         Command::Db { action } => pm::commands::db::run(g, action, log),
         Command::Debug => pm::commands::db::debug(g, log),
         Command::Docs(args) => pm::commands::docs::run(g, args, log),

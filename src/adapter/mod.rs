@@ -7,6 +7,7 @@ pub mod load;
 pub mod meta;
 pub mod render;
 pub mod report;
+pub mod snapshot;
 pub mod test;
 pub mod tls;
 pub mod warehouse;

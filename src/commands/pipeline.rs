@@ -20,6 +20,7 @@ pub enum RunCommand {
     Run,
     Test,
     Build,
+    Snapshot,
     Freshness,
 }
 
@@ -30,6 +31,7 @@ impl RunCommand {
             RunCommand::Run => "run",
             RunCommand::Test => "test",
             RunCommand::Build => "build",
+            RunCommand::Snapshot => "snapshot",
             RunCommand::Freshness => "freshness",
         }
     }
@@ -43,6 +45,7 @@ impl RunCommand {
             ResourceType::Seed => matches!(self, C::Seed | C::Build),
             ResourceType::Test => matches!(self, C::Test | C::Build),
             ResourceType::Source => self == C::Freshness,
+            ResourceType::Snapshot => matches!(self, C::Snapshot | C::Build),
             _ => false,
         }
     }
@@ -52,6 +55,7 @@ impl RunCommand {
             RunCommand::Seed => "no seeds selected",
             RunCommand::Test => "no tests selected",
             RunCommand::Freshness => "no sources selected",
+            RunCommand::Snapshot => "no snapshots selected",
             _ => "nothing selected to build",
         }
     }
@@ -66,18 +70,6 @@ pub fn select(
 ) -> Result<Vec<usize>> {
     let m = &c.manifest;
     let chosen = s.select(c, args)?;
-    let snapshots: Vec<&str> = chosen
-        .iter()
-        .map(|&i| &m.nodes[i])
-        .filter(|n| n.resource_type == ResourceType::Snapshot)
-        .map(|n| n.name.as_str())
-        .collect();
-    if command == RunCommand::Build && !snapshots.is_empty() {
-        s.log.warn(&format!(
-            "pm does not build snapshots yet; left out of this run: {}",
-            snapshots.join(", ")
-        ));
-    }
     Ok(chosen
         .into_iter()
         .filter(|&i| command.runs(&m.nodes[i]))

@@ -29,6 +29,11 @@ pub fn test(g: &Settings, args: &RunArgs, log: Log) -> Result<i32> {
     execute(g, args, RunCommand::Test, log)
 }
 
+/// `pm snapshot`: the selected snapshots.
+pub fn snapshot(g: &Settings, args: &RunArgs, log: Log) -> Result<i32> {
+    execute(g, args, RunCommand::Snapshot, log)
+}
+
 /// `pm build`: seeds, models and tests together, in dependency order.
 pub fn build(g: &Settings, args: &RunArgs, log: Log) -> Result<i32> {
     execute(g, args, RunCommand::Build, log)
@@ -46,6 +51,7 @@ pub fn retry(g: &Settings, log: Log) -> Result<i32> {
     drop(s);
     let command = match last.which.as_str() {
         "run" => RunCommand::Run,
+        "snapshot" => RunCommand::Snapshot,
         "seed" => RunCommand::Seed,
         "test" => RunCommand::Test,
         "build" => RunCommand::Build,

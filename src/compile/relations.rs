@@ -155,9 +155,16 @@ pub(super) fn default_relation(n: &Node, cfg: &Config, target: &Target) -> Resol
         };
     }
     let custom_schema = config::get_str(cfg, "schema");
-    let schema = match custom_schema {
-        Some(s) => format!("{}_{}", target.schema, s.trim()),
-        None => target.schema.clone(),
+    // A snapshot's legacy target_schema / target_database are used as given.
+    let snapshot_target = |key: &str| {
+        (n.resource_type == ResourceType::Snapshot)
+            .then(|| config::get_str(cfg, key))
+            .flatten()
+    };
+    let schema = match (snapshot_target("target_schema"), custom_schema) {
+        (Some(s), _) => s.trim().to_string(),
+        (None, Some(s)) => format!("{}_{}", target.schema, s.trim()),
+        (None, None) => target.schema.clone(),
     };
     // An analysis is never inlined: only a model can be ephemeral.
     let materialized = n
@@ -166,7 +173,8 @@ pub(super) fn default_relation(n: &Node, cfg: &Config, target: &Target) -> Resol
         .filter(|m| n.resource_type == ResourceType::Model || *m != Materialization::Ephemeral)
         .unwrap_or(Materialization::Table);
     ResolvedRelation {
-        database: config::get_str(cfg, "database")
+        database: snapshot_target("target_database")
+            .or_else(|| config::get_str(cfg, "database"))
             .map(str::to_string)
             .unwrap_or_else(|| target.database.clone()),
         schema,

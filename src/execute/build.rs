@@ -11,6 +11,8 @@ pub enum BuildJob {
     Replace(Kind),
     /// Add this run's rows to the incremental model's existing table.
     AddRows(incremental::IncrementalConfig),
+    /// Record the source query's changes in the snapshot's history.
+    Snapshot(Box<crate::materialize::snapshot::SnapshotPlan>),
 }
 
 /// The one place a materialization maps to the job that builds it.
@@ -26,6 +28,9 @@ pub fn build_job(n: &Node, table_exists: bool) -> Result<BuildJob, Problem> {
     };
     match &n.materialized {
         Some(Materialization::Seed) => Ok(BuildJob::LoadSeed),
+        Some(Materialization::Snapshot) => Ok(BuildJob::Snapshot(Box::new(
+            crate::materialize::snapshot::SnapshotPlan::of(n)?,
+        ))),
         Some(Materialization::Incremental) => {
             let config = incremental::config_of(n)?;
             Ok(if table_exists {
@@ -59,6 +64,19 @@ pub(super) async fn run_build(
     let spec = BuildSpec::of(n)?;
     match build_job(n, options.existing_incremental.contains(&n.unique_id))? {
         BuildJob::LoadSeed => load_seed(client, n, &spec, options).await,
+        BuildJob::Snapshot(plan) => {
+            let done = crate::adapter::snapshot::run_snapshot(client, &spec, &plan).await?;
+            Ok(Built {
+                kind: "snapshot",
+                repointed: Vec::new(),
+                note: Some(if done.created {
+                    format!("history created with {} rows", done.rows)
+                } else {
+                    format!("{} new versions", done.rows)
+                }),
+                rows: i64::try_from(done.rows).ok(),
+            })
+        }
         BuildJob::AddRows(config) => {
             let add = incremental::AddRows::of(n, config);
             write_run_sql(m, n, options.target_dir, &add.create_temp);

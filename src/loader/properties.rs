@@ -274,6 +274,13 @@ impl Ctx<'_> {
         for m in self.entries(doc, key)? {
             let name = s(m, "name").unwrap_or_default();
             let line = self.line("name", &name);
+            if key == "snapshots" && m.contains_key("relation") {
+                return Err(self.problem(
+                    line,
+                    format!("snapshot `{name}` is defined in YAML (`relation:`), which pm does not build yet"),
+                    "write it as a block under snapshot-paths: {% snapshot name %}{{ config(...) }}select * from {{ ref('...') }}{% endsnapshot %}",
+                ));
+            }
             let mut cfg = config::from_json(m.get("config"));
             // Top-level `tags:` and `meta:` on a resource act like config.
             for k in ["tags", "meta", "docs"] {

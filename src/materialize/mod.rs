@@ -5,6 +5,7 @@ pub mod freshness;
 pub mod incremental;
 pub mod relation;
 pub mod seed;
+pub mod snapshot;
 pub mod test;
 
 use crate::error::Problem;

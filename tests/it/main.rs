@@ -18,3 +18,4 @@ mod report;
 mod run;
 mod run_render;
 mod seed;
+mod snapshot;
