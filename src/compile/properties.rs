@@ -371,6 +371,13 @@ pub(super) fn yaml_resources(
             });
         }
     }
+    for p in &props.snapshots {
+        if let Some(Json::String(relation)) = p.extra.get("relation") {
+            let mut draft = yaml_snapshot(project, props, &folders, folder_configs, p, relation);
+            draft.node.description = resolve_docs(&p.description, doc_map);
+            drafts.push(draft);
+        }
+    }
     for e in &props.exposures {
         let mut fqn = vec![project.name.clone()];
         fqn.extend(folders.iter().cloned());
@@ -418,6 +425,44 @@ pub(super) fn yaml_resources(
         });
     }
     drafts
+}
+
+/// A snapshot defined in YAML (dbt 1.9's `relation:`): its query is
+/// `select * from` that relation.
+fn yaml_snapshot(
+    project: &Project,
+    props: &crate::loader::properties::PropertiesFile,
+    folders: &[String],
+    folder_configs: &FolderConfigs,
+    p: &crate::loader::properties::ResourcePatch,
+    relation: &str,
+) -> Draft {
+    let mut fqn = vec![project.name.clone()];
+    fqn.extend(folders.iter().cloned());
+    fqn.push(p.name.clone());
+    let mut cfg = Config::new();
+    cfg.insert("enabled".into(), Json::Bool(true));
+    config::merge(&mut cfg, &folder_configs.get(FileKind::Snapshot, &fqn));
+    config::merge(&mut cfg, &p.config);
+    let file = yaml_file(props);
+    let mut node = new_node(
+        ResourceType::Snapshot,
+        project,
+        p.name.clone(),
+        &file,
+        fqn,
+        Arc::new(cfg),
+    );
+    node.line = p.line;
+    node.patch_path = Some(props.path.clone());
+    Draft {
+        template: Template::Generated {
+            source: format!("select * from {{{{ {relation} }}}}"),
+            args: Map::new(),
+            model: None,
+        },
+        node: Box::new(node),
+    }
 }
 
 /// Replaces `{{ doc('name') }}` in a description with the docs block.

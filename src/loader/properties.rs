@@ -274,11 +274,11 @@ impl Ctx<'_> {
         for m in self.entries(doc, key)? {
             let name = s(m, "name").unwrap_or_default();
             let line = self.line("name", &name);
-            if key == "snapshots" && m.contains_key("relation") {
+            if key == "snapshots" && m.get("relation").is_some_and(|r| !r.is_string()) {
                 return Err(self.problem(
                     line,
-                    format!("snapshot `{name}` is defined in YAML (`relation:`), which pm does not build yet"),
-                    "write it as a block under snapshot-paths: {% snapshot name %}{{ config(...) }}select * from {{ ref('...') }}{% endsnapshot %}",
+                    format!("snapshot `{name}`: `relation:` must be ref('model') or source('source', 'table')"),
+                    "write relation: ref('orders') or relation: source('shop', 'orders')",
                 ));
             }
             let mut cfg = config::from_json(m.get("config"));

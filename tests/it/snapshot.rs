@@ -105,14 +105,44 @@ fn a_snapshot_without_its_strategy_config_is_refused_before_anything_runs() {
 }
 
 #[test]
-fn a_yaml_defined_snapshot_is_refused_by_name() {
+fn a_yaml_defined_snapshot_keeps_the_history_of_its_relation() {
     let p = LocalProject::new(&[(
         "snapshots/snaps.yml",
-        "snapshots:\n  - name: orders_history\n    relation: ref('a')\n    config: {unique_key: id, strategy: check, check_cols: all}\n",
+        "snapshots:\n  - name: a_history\n    relation: ref('a')\n    description: every id a has held\n    config: {unique_key: id, strategy: check, check_cols: all, hard_deletes: invalidate}\n",
     )]);
+    let r = pm(p.path(), &["build"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert!(
+        r.stderr.contains("OK     snapshot public.a_history ["),
+        "{}",
+        r.stderr
+    );
+    write(p.path(), "models/a.sql", "select 2 as id\n");
+    let r = pm(p.path(), &["build"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(
+        sql(
+            p.path(),
+            "select id, dbt_valid_to is null from a_history order by 1"
+        ),
+        "1|f\n2|t"
+    );
+    let m = manifest(p.path());
+    let node = &m["nodes"]["snapshot.local.a_history"];
+    assert_eq!(node["depends_on"]["nodes"][0], "model.local.a");
+    assert_eq!(node["description"], "every id a has held");
+
+    // A relation that is not ref() or source() text is said so at its line.
+    write(
+        p.path(),
+        "snapshots/snaps.yml",
+        "snapshots:\n  - name: a_history\n    relation: [a]\n",
+    );
     let r = pm(p.path(), &["compile"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     let err = unwrapped(&r.stderr);
-    assert!(err.contains("snapshot `orders_history` is defined in YAML (`relation:`), which pm does not build yet"), "{err}");
-    assert!(err.contains("snapshots/snaps.yml:2"), "{err}");
+    assert!(
+        err.contains("`relation:` must be ref('model') or source('source', 'table')"),
+        "{err}"
+    );
 }
