@@ -257,6 +257,10 @@ pub(super) fn apply_patches(
             for p in patches {
                 let key = (rt, p.name.clone());
                 let Some(&i) = by_kind_name.get(&key) else {
+                    // A YAML-defined snapshot is its own node (yaml_resources).
+                    if p.extra.contains_key("relation") {
+                        continue;
+                    }
                     warnings.push(format!(
                         "{}:{}: {} `{}` is described here but no such {} exists",
                         props.path,

@@ -373,7 +373,10 @@ impl Manifest {
             .get(&n.package_name)
             .and_then(|dir| n.original_file_path.strip_prefix(dir.as_str()))
             .unwrap_or(&n.original_file_path);
-        let base = if n.test.as_ref().is_some_and(|t| t.metadata.is_some()) {
+        // Nodes declared in YAML (generic tests, YAML snapshots) are files
+        // under a folder named after the YAML file.
+        let from_yaml = file.ends_with(".yml") || file.ends_with(".yaml");
+        let base = if from_yaml || n.test.as_ref().is_some_and(|t| t.metadata.is_some()) {
             // The alias: a long name's shortened form, as dbt names the file.
             format!("{file}/{}.sql", n.alias)
         } else {
