@@ -20,12 +20,7 @@ fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, message.into())
 }
 
-fn unknown(what: &str, method: &str) -> Error {
-    Error::new(
-        ErrorKind::UnknownMethod,
-        format!("{what} has no `{method}` in pm"),
-    )
-}
+use super::no_method as unknown;
 
 // ---- time zones ---------------------------------------------------------------
 

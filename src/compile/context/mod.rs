@@ -206,6 +206,14 @@ fn current_node() -> Option<usize> {
     with_state(|s| s.node).filter(|&n| n != NO_NODE)
 }
 
+/// `what` has no method `method` (pm's Python objects: datetimes, modules, tables).
+fn no_method(what: &str, method: &str) -> Error {
+    Error::new(
+        ErrorKind::UnknownMethod,
+        format!("{what} has no `{method}` in pm"),
+    )
+}
+
 fn fail(code: &'static str, message: String, help: impl Into<String>) -> Error {
     let help = help.into();
     with_state(|s| {

@@ -6,10 +6,7 @@ use minijinja::{Error, ErrorKind, State};
 use std::sync::Arc;
 
 fn unknown(module: &str, method: &str) -> Error {
-    Error::new(
-        ErrorKind::UnknownMethod,
-        format!("modules.{module} has no `{method}` in pm"),
-    )
+    super::no_method(&format!("modules.{module}"), method)
 }
 
 // ---- re ---------------------------------------------------------------------

@@ -238,10 +238,7 @@ impl Object for Table {
                 with_state(|s| s.logs.extend(lines));
                 Ok(Value::from(()))
             }
-            _ => Err(Error::new(
-                ErrorKind::UnknownMethod,
-                format!("a run_query() table has no `{method}` in pm"),
-            )),
+            _ => Err(no_method("a run_query() table", method)),
         }
     }
 }
@@ -278,10 +275,7 @@ impl Object for Columns {
                     .map(|(n, _)| n.clone())
                     .collect::<Vec<_>>(),
             )),
-            _ => Err(Error::new(
-                ErrorKind::UnknownMethod,
-                format!("table.columns has no `{method}` in pm"),
-            )),
+            _ => Err(no_method("table.columns", method)),
         }
     }
 }
@@ -340,10 +334,7 @@ impl Object for Column {
                     .filter(|v| !v.is_none())
                     .collect::<Vec<_>>(),
             )),
-            _ => Err(Error::new(
-                ErrorKind::UnknownMethod,
-                format!("a table column has no `{method}` in pm"),
-            )),
+            _ => Err(no_method("a table column", method)),
         }
     }
 }
@@ -389,10 +380,7 @@ impl Object for Row {
                     .map(|((n, _), v)| Value::from(vec![Value::from(n.clone()), v.clone()]))
                     .collect::<Vec<_>>(),
             )),
-            _ => Err(Error::new(
-                ErrorKind::UnknownMethod,
-                format!("a table row has no `{method}` in pm"),
-            )),
+            _ => Err(no_method("a table row", method)),
         }
     }
 }
