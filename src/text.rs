@@ -19,6 +19,11 @@ pub fn sha256_hex(text: &str) -> String {
     hex(&sha2::Sha256::digest(text.as_bytes()))
 }
 
+/// A PostgreSQL string literal.
+pub fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 /// PostgreSQL identifier quoting.
 pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))

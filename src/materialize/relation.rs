@@ -100,13 +100,13 @@ pub fn relkind_sql(relkind: &str) -> &'static str {
 /// materialized view), and does nothing when there is none. (`drop view if
 /// exists` fails on a table.)
 pub fn drop_any_sql(schema: &str, name: &str) -> String {
-    let lit = |s: &str| s.replace('\'', "''");
+    let lit = crate::text::quote_literal;
     format!(
         "do $pm$\ndeclare\n    stmt text;\nbegin\n    \
          select format('drop %s %s cascade', case c.relkind when 'v' then 'view' when 'm' then 'materialized view' \
          when 'f' then 'foreign table' else 'table' end, c.oid::regclass)\n    into stmt\n    \
          from pg_class c join pg_namespace n on n.oid = c.relnamespace\n    \
-         where n.nspname = '{}' and c.relname = '{}';\n    \
+         where n.nspname = {} and c.relname = {};\n    \
          if stmt is not null then\n        execute stmt;\n    end if;\nend\n$pm$",
         lit(schema),
         lit(name)

@@ -297,7 +297,7 @@ pub fn mergeable(m: &Manifest, node: &Node, cfg: &TestConfig, parent: &Node) -> 
                     _ => return None,
                 };
                 out.push(if quote {
-                    format!("'{}'", text.replace('\'', "''"))
+                    crate::text::quote_literal(&text)
                 } else {
                     text
                 });

@@ -445,10 +445,6 @@ fn relation_object(database: Option<String>, schema: &str, name: &str, kind: &st
     })
 }
 
-fn text_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 fn database_of(relation: &Value) -> Option<String> {
     attr_text(relation, "database")
 }
@@ -462,8 +458,8 @@ fn find_relation(database: Option<String>, schema: &str, name: &str) -> Result<V
     let sql = format!(
         "select c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
          where n.nspname = {} and c.relname = {} and c.relkind in ('r', 'p', 'v', 'm', 'f')",
-        text_literal(schema),
-        text_literal(name)
+        crate::text::quote_literal(schema),
+        crate::text::quote_literal(name)
     );
     let r = query(&*wh, &sql)?;
     Ok(match r.rows.first().and_then(|row| row.first()) {
@@ -508,8 +504,8 @@ pub(super) fn get_columns_in_relation(relation: &Value) -> Result<Value, Error> 
          join pg_namespace n on n.oid = c.relnamespace \
          where n.nspname = {} and c.relname = {} and a.attnum > 0 and not a.attisdropped \
          order by a.attnum",
-        text_literal(&schema),
-        text_literal(&name)
+        crate::text::quote_literal(&schema),
+        crate::text::quote_literal(&name)
     );
     let r = query(&*wh, &sql)?;
     Ok(Value::from(
@@ -543,7 +539,7 @@ pub(super) fn list_relations(relation: &Value) -> Result<Value, Error> {
     let sql = format!(
         "select c.relname::text, c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
          where n.nspname = {} and c.relkind in ('r', 'p', 'v', 'm', 'f') order by 1",
-        text_literal(&schema)
+        crate::text::quote_literal(&schema)
     );
     let r = query(&*wh, &sql)?;
     let database = database_of(relation);
