@@ -375,23 +375,6 @@ async fn recreate_dependent(
     Ok(name)
 }
 
-/// Columns (name, type) of a relation, in order.
-async fn columns_of(
-    tx: &tokio_postgres::Transaction<'_>,
-    relation: &str,
-) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
-    Ok(tx
-        .query(
-            "select attname::text, format_type(atttypid, atttypmod) from pg_attribute
-             where attrelid = to_regclass($1) and attnum > 0 and not attisdropped order by attnum",
-            &[&relation],
-        )
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
-}
-
 /// Adds this run's rows of an incremental model to its existing table.
 /// Returns the rows written and the schema changes applied.
 pub async fn build_incremental(
@@ -431,10 +414,10 @@ async fn add_rows(
     let tx = client.transaction().await.map_err(db("begin"))?;
     run_hooks(&tx, node, &node.pre_hooks, true, "a pre-hook").await?;
     tx.batch_execute(&create).await.map_err(db("building"))?;
-    let new_cols = columns_of(&tx, &format!("pg_temp.{temp}"))
+    let new_cols = super::columns_of(&tx, &format!("pg_temp.{temp}"))
         .await
         .map_err(db("reading columns"))?;
-    let old_cols = columns_of(&tx, &relation)
+    let old_cols = super::columns_of(&tx, &relation)
         .await
         .map_err(db("reading columns"))?;
     let added: Vec<&(String, String)> = new_cols
@@ -510,7 +493,7 @@ async fn add_rows(
         _ => {}
     }
     // Write the columns both sides have now (ignore: new columns are not added).
-    let after = columns_of(&tx, &relation)
+    let after = super::columns_of(&tx, &relation)
         .await
         .map_err(db("reading columns"))?;
     let write: Vec<String> = new_cols

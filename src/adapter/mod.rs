@@ -10,6 +10,7 @@ pub mod report;
 pub mod snapshot;
 pub mod test;
 pub mod tls;
+pub mod unit_test;
 pub mod warehouse;
 
 use crate::error::{Problem, Result};
@@ -311,6 +312,25 @@ pub async fn server_version(client: &tokio_postgres::Client) -> Result<String> {
 /// An error from the server or the connection as a sentence: the server's
 /// own message when it sent one (tokio-postgres' text is just "db error"),
 /// else the client's error with its causes.
+/// Columns (name, `format_type` type) of a relation named as SQL writes it
+/// (`"schema"."name"`, or a temporary table's name), in order; none when
+/// there is no such relation.
+pub async fn columns_of(
+    client: &impl tokio_postgres::GenericClient,
+    relation: &str,
+) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
+    Ok(client
+        .query(
+            "select attname::text, format_type(atttypid, atttypmod) from pg_attribute
+             where attrelid = to_regclass($1) and attnum > 0 and not attisdropped order by attnum",
+            &[&relation],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}
+
 pub fn error_text(e: &tokio_postgres::Error) -> String {
     if let Some(d) = e.as_db_error() {
         return d.message().to_string();

@@ -23,9 +23,6 @@ fn problem(spec: &BuildSpec, what: &str, e: &tokio_postgres::Error) -> Problem {
     .help("fix the snapshot; its history is unchanged")
 }
 
-const COLUMNS: &str = "select attname::text, format_type(atttypid, atttypmod) from pg_attribute \
-                       where attrelid = to_regclass($1) and attnum > 0 and not attisdropped order by attnum";
-
 /// What a snapshot run did.
 pub struct Snapshotted {
     /// The history was created by this run.
@@ -58,20 +55,10 @@ pub async fn run_snapshot(
     ))
     .await
     .map_err(|e| problem(spec, "running its query", &e))?;
-    let columns = |relation: String| {
-        let tx = &tx;
-        async move {
-            tx.query(COLUMNS, &[&relation]).await.map(|rows| {
-                rows.iter()
-                    .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-                    .collect::<Vec<_>>()
-            })
-        }
-    };
-    let source = columns(SOURCE_TABLE.to_string())
+    let source = super::columns_of(&tx, SOURCE_TABLE)
         .await
         .map_err(|e| problem(spec, "reading its columns", &e))?;
-    let existing = columns(plan.relation.clone())
+    let existing = super::columns_of(&tx, &plan.relation)
         .await
         .map_err(|e| problem(spec, "reading the history's columns", &e))?;
     let done = if existing.is_empty() {

@@ -341,8 +341,46 @@ pub fn write_manifest_json<W: Write>(
         .unwrap_or_default();
     w.write_all(b",\"selectors\":")?;
     serde_json::to_writer(&mut *w, &selectors)?;
-    w.write_all(b",\"metrics\":{},\"groups\":{},\"group_map\":{},\"semantic_models\":{},\"saved_queries\":{},\"unit_tests\":{}}")?;
+    w.write_all(b",\"metrics\":{},\"groups\":{},\"group_map\":{},\"semantic_models\":{},\"saved_queries\":{}")?;
+    let unit_tests: Map<String, Json> = m
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.unique_id.clone(), unit_test_json(n)?)))
+        .collect();
+    w.write_all(b",\"unit_tests\":")?;
+    serde_json::to_writer(&mut *w, &unit_tests)?;
+    w.write_all(b"}")?;
     w.flush()
+}
+
+/// A unit test as dbt's manifest.json has it.
+fn unit_test_json(n: &Node) -> Option<Json> {
+    let u = n.unit_test.as_deref()?;
+    let model_name = u.model.rsplit('.').next().unwrap_or(&u.model);
+    Some(json!({
+        "name": n.name,
+        "resource_type": "unit_test",
+        "package_name": n.package_name,
+        "path": n.path,
+        "original_file_path": n.original_file_path,
+        "unique_id": n.unique_id,
+        "fqn": n.fqn,
+        "model": model_name,
+        "given": u.given.iter().map(|g| json!({
+            "input": g.input,
+            "rows": g.rows,
+            "format": g.format,
+        })).collect::<Vec<_>>(),
+        "expect": {"rows": u.expect, "format": u.expect_format},
+        "description": n.description,
+        "overrides": u.overrides,
+        "depends_on": {"macros": n.depends_on_macros, "nodes": n.depends_on},
+        "config": {"tags": n.tags(), "meta": n.meta, "enabled": true},
+        "checksum": n.checksum,
+        "schema": n.schema,
+        "versions": null,
+        "version": null,
+    }))
 }
 
 /// Writes a JSON artifact (run_results.json, sources.json), making its folder.

@@ -43,7 +43,7 @@ impl RunCommand {
         match n.resource_type {
             ResourceType::Model => matches!(self, C::Run | C::Build) && !n.is_ephemeral(),
             ResourceType::Seed => matches!(self, C::Seed | C::Build),
-            ResourceType::Test => matches!(self, C::Test | C::Build),
+            ResourceType::Test | ResourceType::UnitTest => matches!(self, C::Test | C::Build),
             ResourceType::Source => self == C::Freshness,
             ResourceType::Snapshot => matches!(self, C::Snapshot | C::Build),
             _ => false,
@@ -94,6 +94,9 @@ pub fn check(
                 }
                 Err(p) => problems.push(p),
             }
+            continue;
+        }
+        if n.resource_type == ResourceType::UnitTest {
             continue;
         }
         if let Err(p) = execute::build_job(n, true) {
@@ -200,7 +203,12 @@ pub fn prepare_target(
     ))?;
     let mut schemas: Vec<&str> = selected
         .iter()
-        .filter(|&&i| m.nodes[i].resource_type != ResourceType::Test)
+        .filter(|&&i| {
+            !matches!(
+                m.nodes[i].resource_type,
+                ResourceType::Test | ResourceType::UnitTest
+            )
+        })
         .map(|&i| m.nodes[i].schema.as_str())
         .collect();
     // Where tests keep their failing rows, too.

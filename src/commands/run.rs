@@ -298,6 +298,9 @@ fn test_report(
     short: bool,
 ) -> String {
     let n = &m.nodes[i];
+    if n.resource_type == ResourceType::UnitTest {
+        return unit_test_report(m, n, r);
+    }
     let word = if status == Status::Fail {
         "Failure"
     } else {
@@ -331,6 +334,29 @@ fn test_report(
         }
     }
     out.push_str(&format!("  rerun: pm test --select {}", n.name));
+    out
+}
+
+/// A failing unit test: the rows that differ, marked as dbt (daff) marks them.
+fn unit_test_report(m: &Manifest, n: &crate::manifest::Node, r: &execute::TestReport) -> String {
+    let mut out = format!(
+        "\nFailure in unit test {} ({})\n  actual differs from expected ({} row{}):\n",
+        n.name,
+        n.original_file_path,
+        r.failures,
+        if r.failures == 1 { "" } else { "s" },
+    );
+    if let Some((cols, rows)) = &r.sample {
+        for line in crate::output::table(cols, rows).lines() {
+            out.push_str(&format!("    {line}\n"));
+        }
+    }
+    out.push_str("  (+++ a row only in actual, --- a row only in expected, → a changed row: expected→actual)\n");
+    out.push_str(&format!(
+        "  SQL: target/{} (the model on the given rows), target/run/ (the comparison)\n  rerun: pm test --select {}",
+        m.compiled_path(n),
+        n.name
+    ));
     out
 }
 

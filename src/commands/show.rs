@@ -37,7 +37,8 @@ fn node_to_show(s: &Session, c: &crate::compile::Compiled, args: &ShowArgs) -> R
         .into_iter()
         .filter(|&i| {
             let n = &c.manifest.nodes[i];
-            n.resource_type != ResourceType::Test && n.compiled_code.is_some()
+            !matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest)
+                && n.compiled_code.is_some()
         })
         .collect();
     match chosen.as_slice() {

@@ -47,6 +47,7 @@ pub fn warnings(project: &Project) -> Vec<String> {
         &project.tests_config,
         &project.snapshots_config,
         &project.sources_config,
+        &project.unit_tests_config,
     ] {
         tree_warnings(project, tree, &mut out);
     }

@@ -107,6 +107,49 @@ pub fn node_problem(
     p
 }
 
+/// A unit test's render of its model failed: the error in the model (or
+/// the macro it called), with the test's YAML entry beside it.
+pub fn unit_test_problem(
+    e: &minijinja::Error,
+    failure: Option<Failure>,
+    unit_test: &Node,
+    model_path: &str,
+    model_source: &str,
+    files: &FileIndex,
+) -> Problem {
+    let template = super::context::template_file(e.name().unwrap_or(model_path)).to_string();
+    let text: Arc<str> = if template == model_path {
+        Arc::from(model_source)
+    } else {
+        files
+            .macro_texts
+            .get(&template)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(""))
+    };
+    let mut context = Problem::new(
+        "compile::while",
+        format!(
+            "while rendering {model_path} for unit test `{}`",
+            unit_test.name
+        ),
+    );
+    if let Some(t) = files.yaml_texts.get(unit_test.original_file_path.as_str()) {
+        context = context
+            .in_file(&unit_test.original_file_path, t.clone())
+            .label_line(unit_test.line, "declared here");
+    }
+    jinja_problem(
+        e,
+        failure.as_ref(),
+        &template,
+        &text,
+        Some(model_source),
+        files.macro_names,
+    )
+    .related(context)
+}
+
 fn describe(
     e: &minijinja::Error,
     failure: Option<&Failure>,

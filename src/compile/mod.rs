@@ -26,6 +26,7 @@ mod properties;
 mod relations;
 mod render;
 pub mod run_render;
+mod unit_tests;
 use definitions::*;
 use nodes::*;
 use properties::*;
@@ -92,6 +93,8 @@ enum Template {
         args: Map<String, Json>,
         model: Option<String>,
     },
+    /// A unit test: the tested model's template with its inputs as CTEs.
+    UnitTest(Arc<unit_tests::UnitTestTemplate>),
 }
 
 /// A node being built, with how its SQL renders. The node is boxed so that
@@ -247,6 +250,16 @@ fn draft(
             &mut problems,
         ));
     }
+    let mut tests = Vec::new();
+    for unit in project.all() {
+        tests.extend(unit_tests::unit_test_drafts(
+            project,
+            unit,
+            &drafts,
+            &mut problems,
+        ));
+    }
+    drafts.extend(tests);
     problems.into_result()?;
     Ok(Drafted {
         macros,
@@ -541,6 +554,11 @@ fn apply_rendered_configs(
 ) -> (HashSet<usize>, Vec<(String, String)>) {
     let mut logs = Vec::new();
     for (d, st) in drafts.iter_mut().zip(states) {
+        // A unit test renders its model's template: the model's config()
+        // calls and logs are the model's, not its own.
+        if d.node.resource_type == ResourceType::UnitTest {
+            continue;
+        }
         if let Some((_, st)) = st {
             if !st.config.is_empty() {
                 config::merge(Arc::make_mut(&mut d.node.config), &st.config);
@@ -558,6 +576,7 @@ fn apply_rendered_configs(
     }
     materialization::settle(project, drafts, &macros.materializations, problems);
     config_keys::type_check(project, drafts, problems);
+    unit_tests::check(project, drafts, problems);
     let mut self_disabled: HashSet<usize> = drafts
         .iter()
         .enumerate()

@@ -50,6 +50,7 @@ fn tree_of(project: &Project, kind: FileKind) -> &config::ConfigTree {
         FileKind::Seed => &project.seeds_config,
         FileKind::Test => &project.tests_config,
         FileKind::Snapshot => &project.snapshots_config,
+        FileKind::UnitTest => &project.unit_tests_config,
         _ => &project.models_config,
     }
 }
@@ -84,6 +85,7 @@ impl<'a> FolderConfigs<'a> {
         let mut c = match kind {
             FileKind::Seed => seed_defaults(),
             FileKind::Test => generic_tests::default_config(),
+            FileKind::UnitTest => Config::new(),
             _ => model_defaults(),
         };
         for tree in self.trees(kind) {
@@ -155,6 +157,7 @@ pub(super) fn new_node(
         test: None,
         source: None,
         exposure: None,
+        unit_test: None,
         extra: Map::new(),
         pre_hooks: Vec::new(),
         post_hooks: Vec::new(),
@@ -272,7 +275,7 @@ pub(super) fn file_drafts(
                 });
             }
         }
-        FileKind::Macro | FileKind::Docs => {}
+        FileKind::Macro | FileKind::Docs | FileKind::Fixture | FileKind::UnitTest => {}
     }
     drafts
 }

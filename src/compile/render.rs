@@ -100,8 +100,25 @@ impl<'a> Renderer<'a> {
                 });
                 (source.as_str(), r, st)
             }
+            Template::UnitTest(t) => {
+                let (r, st) = self.render_unit_test(t, &d.node.name, locals);
+                (&*t.text, r, st)
+            }
         };
         let files = self.files;
+        if let Template::UnitTest(t) = &d.template {
+            return match result {
+                Ok(out) => Ok(Some((out, state))),
+                Err(e) => Err(errors::unit_test_problem(
+                    &e,
+                    state.failure,
+                    &d.node,
+                    &t.model_path,
+                    source,
+                    files,
+                )),
+            };
+        }
         match result {
             Ok(out) => Ok(Some((out, state))),
             Err(e) => Err(errors::node_problem(
@@ -112,6 +129,53 @@ impl<'a> Renderer<'a> {
                 files,
             )),
         }
+    }
+}
+
+impl Renderer<'_> {
+    /// A unit test's render of its model: the model's own render (its
+    /// `this`, config and package), reading the test's fixtures.
+    fn render_unit_test(
+        &self,
+        t: &unit_tests::UnitTestTemplate,
+        name: &str,
+        locals: Option<minijinja::Value>,
+    ) -> (std::result::Result<String, minijinja::Error>, RenderState) {
+        let Some(&model) = self.index.get(t.model.as_str()) else {
+            let e = minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("the model of unit test `{name}` is not in this compile"),
+            );
+            return (Err(e), RenderState::default());
+        };
+        let fixtures = Arc::new(context::Fixtures {
+            by_node: t
+                .inputs
+                .iter()
+                .filter_map(|(id, cte)| self.index.get(id.as_str()).map(|&i| (i, cte.clone())))
+                .collect(),
+            unit_test: name.to_string(),
+        });
+        let mut ctx =
+            context::overrides_context(self.env, self.shared, &t.overrides, t.this_cte.as_deref());
+        if let Some(l) = &locals {
+            for key in l.try_iter().into_iter().flatten() {
+                if let (Some(k), Ok(v)) = (key.as_str(), l.get_item(&key)) {
+                    ctx.entry(k.to_string()).or_insert(v);
+                }
+            }
+        }
+        let (r, mut st) = context::with_render_state(model, || {
+            context::set_locals(locals.clone());
+            context::set_warehouse(self.warehouse.clone());
+            context::set_fixtures(fixtures);
+            self.env
+                .template_from_named_str(&t.model_path, &t.text)
+                .and_then(|tpl| tpl.render(ctx))
+        });
+        // The test's one parent is its model (its inputs are fixtures).
+        st.depends = vec![model];
+        (r, st)
     }
 }
 

@@ -12,8 +12,9 @@ struct RunNode {
     /// Its index among the compile's drafts (what the render context knows it by).
     draft_index: usize,
     draft: Draft,
-    /// The draft index of the relation a generic test checks.
-    model: Option<usize>,
+    /// The unique ids its template names, with their draft indexes (the
+    /// relation a generic test checks; a unit test's model and inputs).
+    lookups: Vec<(String, usize)>,
     /// The ephemeral models it reads, as (CTE name, body), as compiled.
     ctes: Vec<(String, String)>,
     /// The draft indexes it depends on, as compiling found them.
@@ -66,12 +67,11 @@ impl RunRenderer {
                 .map(|(k, v)| (k.as_str(), v.clone()))
                 .collect(),
         };
-        let mut index = HashMap::new();
-        if let (Template::Generated { model: Some(m), .. }, Some(i)) =
-            (&run.draft.template, run.model)
-        {
-            index.insert(m.as_str(), i);
-        }
+        let index = run
+            .lookups
+            .iter()
+            .map(|(id, i)| (id.as_str(), *i))
+            .collect();
         let renderer = Renderer {
             env: &self.env,
             shared: &self.shared,
@@ -290,10 +290,17 @@ pub(super) fn uses_warehouse(
         .into_iter()
         .map(|i| {
             let d = &drafts[i];
-            let model = match &d.template {
-                Template::Generated { model: Some(m), .. } => draft_index.get(m.as_str()).copied(),
-                _ => None,
+            let named: Vec<&str> = match &d.template {
+                Template::Generated { model: Some(m), .. } => vec![m.as_str()],
+                Template::UnitTest(t) => std::iter::once(t.model.as_str())
+                    .chain(t.inputs.iter().map(|(id, _)| id.as_str()))
+                    .collect(),
+                _ => Vec::new(),
             };
+            let lookups = named
+                .into_iter()
+                .filter_map(|id| draft_index.get(id).map(|&i| (id.to_string(), i)))
+                .collect();
             let draft = Draft {
                 node: d.node.clone(),
                 template: d.template.clone(),
@@ -305,7 +312,7 @@ pub(super) fn uses_warehouse(
             Flagged {
                 draft_index: i,
                 draft,
-                model,
+                lookups,
                 depends,
             }
         })
@@ -316,7 +323,7 @@ pub(super) fn uses_warehouse(
 pub(super) struct Flagged {
     draft_index: usize,
     draft: Draft,
-    model: Option<usize>,
+    lookups: Vec<(String, usize)>,
     depends: HashSet<usize>,
 }
 
@@ -353,7 +360,7 @@ pub(super) fn run_renderer(
                 RunNode {
                     draft_index: f.draft_index,
                     draft: f.draft,
-                    model: f.model,
+                    lookups: f.lookups,
                     ctes,
                     depends: f.depends,
                 },

@@ -8,6 +8,7 @@
 mod build;
 mod data_tests;
 mod plan;
+mod unit_tests;
 pub use build::*;
 use data_tests::*;
 pub use plan::*;
@@ -303,6 +304,16 @@ async fn run_job(
             )]
         }
         Work::Merged { from, tests } => run_merged(client, m, from, tests, options).await,
+        Work::UnitTest(i) => {
+            let r = unit_tests::run_unit_test(client, m, *i, options).await;
+            let seconds = t0.elapsed().as_secs_f64();
+            vec![(
+                *i,
+                r.map(|(status, failures, report)| {
+                    RunResult::test(status, failures, report, seconds, at)
+                }),
+            )]
+        }
     }
 }
 
@@ -317,7 +328,7 @@ fn done_line(
 ) -> String {
     let n = &m.nodes[i];
     let secs = o.seconds;
-    if n.resource_type == ResourceType::Test {
+    if is_test(n) {
         let word = match o.status {
             Status::Pass => "PASS  ".to_string(),
             Status::Warn => format!("WARN {}", o.failures.unwrap_or(0)),
@@ -325,7 +336,12 @@ fn done_line(
             Status::Error => "ERROR ".to_string(),
             _ => o.status.as_str().to_uppercase(),
         };
-        return format!("{k:>width$} of {total} {word:<6} {} [{secs:.2}s]", n.name);
+        let name = if n.resource_type == ResourceType::UnitTest {
+            what(n)
+        } else {
+            n.name.clone()
+        };
+        return format!("{k:>width$} of {total} {word:<6} {name} [{secs:.2}s]");
     }
     match o.status {
         Status::Success => {
@@ -447,8 +463,8 @@ pub async fn schedule(
                 log.warn("the connection to the server was lost: nothing more is started");
             }
             if outcome.status.is_failure() && blocking.is_none() {
-                blocking = Some(if n.resource_type == ResourceType::Test {
-                    format!("test {} failed", n.name)
+                blocking = Some(if is_test(n) {
+                    format!("{} failed", what(n))
                 } else {
                     format!("depends on {}, which failed", n.name)
                 });
@@ -495,10 +511,17 @@ pub async fn schedule(
     (done, interrupted)
 }
 
+/// Data tests and unit tests: they pass, warn or fail.
+fn is_test(n: &Node) -> bool {
+    matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest)
+}
+
 /// How a log line names a node: `test not_null_x`, `table model s.x`.
 fn what(n: &Node) -> String {
     if n.resource_type == ResourceType::Test {
         format!("test {}", n.name)
+    } else if n.resource_type == ResourceType::UnitTest {
+        format!("unit test {}", n.name)
     } else {
         format!("{} {}.{}", label(n), n.schema, n.alias)
     }

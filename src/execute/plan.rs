@@ -9,6 +9,8 @@ pub enum Work {
     Build(usize),
     /// A data test, on its own query.
     Test(usize),
+    /// A unit test: its model's SQL on fixture rows.
+    UnitTest(usize),
     /// Tests of one relation counted by one scan (each reports its own result).
     Merged {
         from: String,
@@ -19,13 +21,17 @@ pub enum Work {
 impl Work {
     pub fn nodes(&self) -> Vec<usize> {
         match self {
-            Work::Build(i) | Work::Test(i) => vec![*i],
+            Work::Build(i) | Work::Test(i) | Work::UnitTest(i) => vec![*i],
             Work::Merged { tests, .. } => tests.iter().map(|t| t.0).collect(),
         }
     }
 
     pub(super) fn is_test(&self) -> bool {
         !matches!(self, Work::Build(_))
+    }
+
+    fn is_data_test(&self) -> bool {
+        matches!(self, Work::Test(_) | Work::Merged { .. })
     }
 }
 
@@ -59,6 +65,34 @@ pub(super) fn run_parents(m: &Manifest, i: usize, in_run: &HashSet<usize>) -> Ve
     found
 }
 
+/// A unit test runs once its model's parents are built (it reads their
+/// column types), and, when the run builds its model, before it: a failing
+/// unit test keeps the model from being built.
+fn unit_test_waits(
+    m: &Manifest,
+    i: usize,
+    k: usize,
+    in_run: &HashSet<usize>,
+    job_of: &HashMap<usize, usize>,
+    waits: &mut [HashSet<usize>],
+) {
+    let Some(model) = m.nodes[i]
+        .unit_test
+        .as_ref()
+        .and_then(|u| m.index.get(&u.model).copied())
+    else {
+        return;
+    };
+    for p in run_parents(m, model, in_run) {
+        if let Some(&pj) = job_of.get(&p) {
+            waits[k].insert(pj);
+        }
+    }
+    if let Some(&mj) = job_of.get(&model) {
+        waits[mj].insert(k);
+    }
+}
+
 /// Orders `selected` into jobs. Tests wait for the nodes they test; with
 /// `merge`, mergeable tests of one relation share a job. When the run also
 /// builds (dbt's `build`), the children of a tested node wait for its tests,
@@ -77,6 +111,11 @@ pub fn plan(
     let mut group_order: Vec<String> = Vec::new();
     for &i in selected {
         let n = &m.nodes[i];
+        if n.resource_type == ResourceType::UnitTest {
+            job_of.insert(i, jobs.len());
+            jobs.push(Work::UnitTest(i));
+            continue;
+        }
         if n.resource_type != ResourceType::Test {
             job_of.insert(i, jobs.len());
             jobs.push(Work::Build(i));
@@ -133,6 +172,10 @@ pub fn plan(
     let mut waits: Vec<HashSet<usize>> = vec![HashSet::new(); jobs.len()];
     let mut node_children: HashMap<usize, Vec<usize>> = HashMap::new();
     for (k, job) in jobs.iter().enumerate() {
+        if let Work::UnitTest(i) = job {
+            unit_test_waits(m, *i, k, &in_run, &job_of, &mut waits);
+            continue;
+        }
         for i in job.nodes() {
             for p in run_parents(m, i, &in_run) {
                 node_children.entry(p).or_default().push(i);
@@ -150,7 +193,7 @@ pub fn plan(
     let builds = jobs.iter().any(|j| !j.is_test());
     if builds {
         for (k, job) in jobs.iter().enumerate() {
-            if !job.is_test() {
+            if !job.is_data_test() {
                 continue;
             }
             let mut tested: Vec<usize> = Vec::new();

@@ -6,6 +6,7 @@ pub mod config;
 pub mod packages;
 pub mod profile;
 pub mod properties;
+pub mod unit_tests;
 pub mod yaml;
 
 use crate::error::{Problem, Problems, Result};
@@ -32,6 +33,10 @@ pub enum FileKind {
     Analysis,
     /// Markdown with `{% docs %}` blocks.
     Docs,
+    /// A unit test's rows: `fixtures/**/*.csv` or `*.sql` under a test path.
+    Fixture,
+    /// A unit test (declared in YAML; its config comes from `unit_tests:`).
+    UnitTest,
 }
 
 /// A file's text with where it came from.
@@ -90,6 +95,7 @@ pub struct Project {
     pub seeds_config: ConfigTree,
     pub tests_config: ConfigTree,
     pub snapshots_config: ConfigTree,
+    pub unit_tests_config: ConfigTree,
     pub sources_config: ConfigTree,
     pub on_run_start: Vec<String>,
     pub on_run_end: Vec<String>,
@@ -278,7 +284,7 @@ pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {
     let groups: [(&[String], FileKind, &[&str]); 6] = [
         (&model_paths, FileKind::Model, &["sql"]),
         (&seed_paths, FileKind::Seed, &["csv"]),
-        (&test_paths, FileKind::Test, &["sql"]),
+        (&test_paths, FileKind::Test, &["sql", "csv"]),
         (&macro_paths, FileKind::Macro, &["sql"]),
         (&snapshot_paths, FileKind::Snapshot, &["sql"]),
         (&analysis_paths, FileKind::Analysis, &["sql"]),
@@ -364,6 +370,7 @@ pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {
         seeds_config: ConfigTree::from_json(doc.get("seeds")),
         tests_config: ConfigTree::from_json(doc.get("data_tests").or_else(|| doc.get("tests"))),
         snapshots_config: ConfigTree::from_json(doc.get("snapshots")),
+        unit_tests_config: ConfigTree::from_json(doc.get("unit_tests")),
         sources_config: ConfigTree::from_json(doc.get("sources")),
         on_run_start: hooks(doc.get("on-run-start")),
         on_run_end: hooks(doc.get("on-run-end")),
@@ -481,8 +488,14 @@ fn found_file(path: &Path, base: &Path, kind: FileKind, exts: &[&str]) -> Found 
     if ext == "yml" || ext == "yaml" {
         Found::Properties
     } else if exts.contains(&ext.as_str()) {
-        // A macro in tests/generic/ is a macro, as in dbt.
-        if kind == FileKind::Test && rel(path, base).starts_with("generic/") {
+        // A macro in tests/generic/ is a macro, and files in tests/fixtures/
+        // are unit tests' rows, as in dbt.
+        let in_tests = |folder: &str| kind == FileKind::Test && rel(path, base).starts_with(folder);
+        if in_tests("fixtures/") {
+            Found::Resource(FileKind::Fixture)
+        } else if kind == FileKind::Test && ext == "csv" {
+            Found::Other
+        } else if in_tests("generic/") {
             Found::Resource(FileKind::Macro)
         } else {
             Found::Resource(kind)

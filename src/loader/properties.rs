@@ -1,5 +1,5 @@
 //! YAML properties files (`schema.yml` and friends): models, seeds, snapshots,
-//! analyses, sources, exposures. Unknown keys are kept in `extra`.
+//! analyses, sources, exposures, unit tests. Unknown keys are kept in `extra`.
 
 use super::config::{self, Config};
 use super::yaml::{as_string, string_list, EntryFinder};
@@ -19,6 +19,7 @@ pub struct PropertiesFile {
     pub analyses: Vec<ResourcePatch>,
     pub sources: Vec<SourceDef>,
     pub exposures: Vec<ExposureDef>,
+    pub unit_tests: Vec<super::unit_tests::UnitTestDef>,
 }
 
 /// The YAML entry for a model, seed, snapshot or analysis.
@@ -421,6 +422,7 @@ pub fn parse(path: &str, text: &Arc<str>, doc: &Json) -> Result<PropertiesFile, 
         analyses: cx.patches(doc, "analyses")?,
         sources,
         exposures,
+        unit_tests: super::unit_tests::parse(path, text, doc)?,
     })
 }
 

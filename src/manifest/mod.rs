@@ -23,6 +23,9 @@ pub enum ResourceType {
     Test,
     Source,
     Exposure,
+    /// A unit test: the model's SQL run on fixture rows, compared with the
+    /// expected rows.
+    UnitTest,
 }
 
 impl ResourceType {
@@ -35,6 +38,7 @@ impl ResourceType {
             ResourceType::Test => "test",
             ResourceType::Source => "source",
             ResourceType::Exposure => "exposure",
+            ResourceType::UnitTest => "unit_test",
         }
     }
 
@@ -47,11 +51,12 @@ impl ResourceType {
             "test" | "tests" | "data_test" => ResourceType::Test,
             "source" | "sources" => ResourceType::Source,
             "exposure" | "exposures" => ResourceType::Exposure,
+            "unit_test" | "unit_tests" => ResourceType::UnitTest,
             _ => return None,
         })
     }
 
-    pub const ALL: [ResourceType; 7] = [
+    pub const ALL: [ResourceType; 8] = [
         ResourceType::Model,
         ResourceType::Seed,
         ResourceType::Snapshot,
@@ -59,6 +64,7 @@ impl ResourceType {
         ResourceType::Test,
         ResourceType::Source,
         ResourceType::Exposure,
+        ResourceType::UnitTest,
     ];
 
     /// Nodes that `ref()` can point at.
@@ -106,6 +112,42 @@ pub struct TestInfo {
     pub attached_node: Option<String>,
     /// e.g. `models.stg_users` or `sources.raw`.
     pub file_key_name: Option<String>,
+}
+
+/// Rows standing in for a relation, or expected of a model.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum FixtureData {
+    /// One mapping per row (from YAML, CSV or a seed file): column → value.
+    Rows(Vec<Map<String, Json>>),
+    /// A `select` giving the rows.
+    Sql(String),
+}
+
+/// One input of a unit test: the rows a `ref()`, `source()` or `this` reads.
+#[derive(Debug, Clone)]
+pub struct UnitTestInput {
+    /// As written: `ref('stg_users')`, `source('raw', 'users')`, `this`.
+    pub input: String,
+    /// The unique id of the node whose relation the rows stand in for.
+    pub node: String,
+    /// The CTE the tested model reads instead (`__dbt__cte__stg_users`).
+    pub cte: String,
+    pub rows: FixtureData,
+    /// `dict`, `csv` or `sql`, as written.
+    pub format: &'static str,
+}
+
+/// What a unit test checks.
+#[derive(Debug, Clone)]
+pub struct UnitTestInfo {
+    /// The tested model's unique id.
+    pub model: String,
+    pub given: Vec<UnitTestInput>,
+    pub expect: FixtureData,
+    pub expect_format: &'static str,
+    /// `overrides:` as written (macros, vars, env_vars).
+    pub overrides: Json,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +284,7 @@ pub struct Node {
     pub test: Option<Box<TestInfo>>,
     pub source: Option<Box<SourceInfo>>,
     pub exposure: Option<Box<ExposureInfo>>,
+    pub unit_test: Option<Box<UnitTestInfo>>,
     /// Unknown YAML keys of the node's entry.
     pub extra: Map<String, Json>,
     /// `pre-hook` / `post-hook` SQL, rendered.
@@ -311,6 +354,7 @@ impl Node {
                 None => format!("source:{}", self.fqn.join(".")),
             },
             ResourceType::Exposure => format!("exposure:{}", self.fqn.join(".")),
+            ResourceType::UnitTest => format!("unit_test:{}", self.fqn.join(".")),
             _ => self.fqn.join("."),
         }
     }

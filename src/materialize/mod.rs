@@ -7,6 +7,7 @@ pub mod relation;
 pub mod seed;
 pub mod snapshot;
 pub mod test;
+pub mod unit_test;
 
 use crate::error::Problem;
 use crate::manifest::{Hook, Node};

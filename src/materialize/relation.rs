@@ -268,6 +268,7 @@ mod tests {
             test: None,
             source: None,
             exposure: None,
+            unit_test: None,
             extra: Default::default(),
             pre_hooks: Vec::new(),
             post_hooks: Vec::new(),

@@ -12,10 +12,12 @@ mod datetime;
 mod modules;
 mod objects;
 mod relation;
+mod unit_test;
 mod values;
 mod warehouse;
 pub use objects::*;
 pub use relation::*;
+pub use unit_test::{overrides_context, set_fixtures, Fixtures};
 pub use values::*;
 pub use warehouse::{QueryResult, Warehouse};
 
@@ -164,6 +166,8 @@ pub struct RenderState {
     pub warehouse: Option<Arc<dyn Warehouse>>,
     /// `statement` results by name, for `load_result`.
     pub statements: HashMap<String, Value>,
+    /// A unit test's render: the CTEs that `ref()` and `source()` read.
+    pub fixtures: Option<Arc<Fixtures>>,
 }
 
 thread_local! {

@@ -357,6 +357,13 @@ pub(super) fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Erro
             ));
         }
     };
+    let call = match &package {
+        Some(p) => format!("ref('{p}', '{name}')"),
+        None => format!("ref('{name}')"),
+    };
+    if let Some(fixture) = unit_test::fixture_for(target, &call) {
+        return fixture;
+    }
     with_state(|s| {
         let call = RefCall {
             name,
@@ -425,6 +432,10 @@ pub(super) fn source_fn(shared: &Arc<Shared>, source: &str, table: &str) -> Resu
             help,
         ));
     };
+    if let Some(fixture) = unit_test::fixture_for(target, &format!("source('{source}', '{table}')"))
+    {
+        return fixture;
+    }
     with_state(|s| {
         let pair = [source.to_string(), table.to_string()];
         if !s.sources.contains(&pair) {

@@ -86,7 +86,11 @@ impl Evaluator<'_> {
         let buildable = (mode == IndirectSelection::Buildable)
             .then(|| or(&selected, &self.m.dag.reach(&start, true, None)));
         for (i, node) in self.m.nodes.iter().enumerate() {
-            if node.resource_type != ResourceType::Test || selected[i] {
+            if !matches!(
+                node.resource_type,
+                ResourceType::Test | ResourceType::UnitTest
+            ) || selected[i]
+            {
                 continue;
             }
             let parents = &self.m.dag.parents[i];
@@ -239,14 +243,17 @@ impl Evaluator<'_> {
                 let generic = node.test.as_ref().is_some_and(|t| t.metadata.is_some());
                 match v {
                     "generic" | "schema" => node.resource_type == ResourceType::Test && generic,
-                    "singular" | "data" => node.resource_type == ResourceType::Test && !generic,
-                    "unit" => false,
+                    "singular" => node.resource_type == ResourceType::Test && !generic,
+                    // dbt 1.8: data tests are generic and singular ones.
+                    "data" => node.resource_type == ResourceType::Test,
+                    "unit" => node.resource_type == ResourceType::UnitTest,
                     _ => {
                         return Err(a.problem(
                             "selector::value",
                             format!("unknown test type `{v}`"),
                             "unknown test type",
-                            "test types: generic, singular".into(),
+                            "test types: data (generic and singular), generic, singular, unit"
+                                .into(),
                         ))
                     }
                 }
