@@ -282,6 +282,16 @@ impl Ctx<'_> {
                     "write relation: ref('orders') or relation: source('shop', 'orders')",
                 ));
             }
+            if let Some(key) = ["versions", "latest_version"]
+                .into_iter()
+                .find(|k| m.contains_key(*k))
+            {
+                return Err(self.problem(
+                    self.find_text(line, &format!("{key}:")).unwrap_or(line),
+                    format!("`{name}` has `{key}:`, but pm does not support model versions"),
+                    "keep one version of the model, without `versions:` and `latest_version:`",
+                ));
+            }
             let mut cfg = config::from_json(m.get("config"));
             // Top-level `tags:` and `meta:` on a resource act like config.
             for k in ["tags", "meta", "docs"] {

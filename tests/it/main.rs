@@ -19,3 +19,4 @@ mod run;
 mod run_render;
 mod seed;
 mod snapshot;
+mod unit_tests;
