@@ -105,7 +105,10 @@ pub fn run(g: &Settings, args: &SelectArgs, log: Log) -> Result<i32> {
         .copied()
         .filter(|&i| {
             c.manifest.nodes[i].compiled_code.is_some()
-                && c.manifest.nodes[i].resource_type != crate::manifest::ResourceType::Test
+                && !matches!(
+                    c.manifest.nodes[i].resource_type,
+                    crate::manifest::ResourceType::Test | crate::manifest::ResourceType::UnitTest
+                )
         })
         .collect();
     if !args.select.is_empty() && with_sql.len() == 1 {

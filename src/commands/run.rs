@@ -387,7 +387,7 @@ fn write_results(
                 "adapter_response": o.rows.map_or(json!({}), |n| json!({"rows_affected": n})),
                 "failures": o.failures,
                 "relation_name": n.relation_name(),
-                "compiled_code": if n.resource_type == ResourceType::Test { n.compiled_code.as_deref() } else { None },
+                "compiled_code": if matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest) { n.compiled_code.as_deref() } else { None },
             })
         })
         .collect();

@@ -204,6 +204,15 @@ fn unit_tests_run_before_their_model_and_report_the_diff() {
         r.stdout,
         r.stderr
     );
+    // `pm compile -s model` still prints the model's SQL, not its unit tests'.
+    let compiled = pm(p.path(), &["compile", "-s", "order_totals"]);
+    assert!(
+        compiled
+            .stdout
+            .contains("from \"pm\".\"public\".\"stg_orders\" o"),
+        "{}",
+        compiled.stdout
+    );
     let listed = pm(
         p.path(),
         &["ls", "-s", "order_totals", "--resource-type", "unit_test"],
