@@ -67,15 +67,7 @@ pub fn node_problem(
         }
         return p;
     }
-    let text: Arc<str> = if in_node {
-        Arc::from(node_source)
-    } else {
-        files
-            .macro_texts
-            .get(&template)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(""))
-    };
+    let text = template_text(&template, in_node.then_some(node_source), files);
     let mut p = jinja_problem(
         e,
         failure.as_ref(),
@@ -107,6 +99,19 @@ pub fn node_problem(
     p
 }
 
+/// The text an error's template stands for: the node's own source (`own`,
+/// when the error is in it) or a macro file's.
+fn template_text(template: &str, own: Option<&str>, files: &FileIndex) -> Arc<str> {
+    match own {
+        Some(source) => Arc::from(source),
+        None => files
+            .macro_texts
+            .get(template)
+            .cloned()
+            .unwrap_or_else(|| Arc::from("")),
+    }
+}
+
 /// A unit test's render of its model failed: the error in the model (or
 /// the macro it called), with the test's YAML entry beside it.
 pub fn unit_test_problem(
@@ -118,15 +123,11 @@ pub fn unit_test_problem(
     files: &FileIndex,
 ) -> Problem {
     let template = super::context::template_file(e.name().unwrap_or(model_path)).to_string();
-    let text: Arc<str> = if template == model_path {
-        Arc::from(model_source)
-    } else {
-        files
-            .macro_texts
-            .get(&template)
-            .cloned()
-            .unwrap_or_else(|| Arc::from(""))
-    };
+    let text = template_text(
+        &template,
+        (template == model_path).then_some(model_source),
+        files,
+    );
     let mut context = Problem::new(
         "compile::while",
         format!(

@@ -95,6 +95,17 @@ pub fn manifest(root: &Path) -> serde_json::Value {
     serde_json::from_str(&read(root, "target/manifest.json")).expect("manifest is JSON")
 }
 
+/// A node's `status` in the last run's target/run_results.json.
+pub fn run_status(root: &Path, unique_id: &str) -> Option<String> {
+    let results: serde_json::Value =
+        serde_json::from_str(&read(root, "target/run_results.json")).expect("run_results is JSON");
+    results["results"]
+        .as_array()?
+        .iter()
+        .find(|r| r["unique_id"] == unique_id)
+        .and_then(|r| r["status"].as_str().map(str::to_string))
+}
+
 /// A project folder whose local server is stopped when the test ends, even on panic.
 pub struct LocalProject {
     dir: tempfile::TempDir,

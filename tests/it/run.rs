@@ -120,17 +120,7 @@ fn a_failing_model_keeps_its_old_table_and_skips_only_its_descendants() {
         ),
         "0"
     );
-    let results: serde_json::Value =
-        serde_json::from_str(&read(p.path(), "target/run_results.json")).unwrap();
-    let status = |id: &str| {
-        results["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["unique_id"] == id)
-            .unwrap()["status"]
-            .clone()
-    };
+    let status = |id: &str| run_status(p.path(), id).unwrap_or_default();
     assert_eq!(status("model.local.totals"), "error");
     assert_eq!(status("model.local.report"), "skipped");
     assert_eq!(status("model.local.sibling"), "success");

@@ -163,16 +163,7 @@ fn unit_tests_run_before_their_model_and_report_the_diff() {
             && compiled.contains("(select max(order_id) from __dbt__cte__new_orders)"),
         "{compiled}"
     );
-    let results: serde_json::Value =
-        serde_json::from_str(&read(p.path(), "target/run_results.json")).unwrap();
-    let status = |id: &str| {
-        results["results"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["unique_id"] == id)
-            .map(|r| r["status"].as_str().unwrap().to_string())
-    };
+    let status = |id: &str| run_status(p.path(), id);
     assert_eq!(
         status("unit_test.local.order_totals.totals_in_the_us").as_deref(),
         Some("fail")
