@@ -140,15 +140,25 @@ pub fn unit_test_problem(
             .in_file(&unit_test.original_file_path, t.clone())
             .label_line(unit_test.line, "declared here");
     }
-    jinja_problem(
+    let queried = failure
+        .as_ref()
+        .is_some_and(|f| f.code == "run::render_query");
+    let mut p = jinja_problem(
         e,
         failure.as_ref(),
         &template,
         &text,
         Some(model_source),
         files.macro_names,
-    )
-    .related(context)
+    );
+    if queried {
+        // As in dbt: the fixtures are CTEs of the test's query, not relations.
+        p.help = Some(format!(
+            "{}; in a unit test, ref() and source() name the given rows' CTEs, which a query run while rendering cannot read: override the macro that runs it (`overrides: {{macros: {{name: value}}}}`)",
+            p.help.unwrap_or_default()
+        ));
+    }
+    p.related(context)
 }
 
 fn describe(

@@ -295,6 +295,17 @@ fn unit_test_mistakes_are_errors_naming_them() {
         ]
         .concat(),
     );
+    write(
+        p.path(),
+        "models/pivot.sql",
+        "{% set statuses = [] %}{% if execute %}{% set statuses = run_query('select distinct status from ' ~ ref('stg_orders')).columns[0].values() %}{% endif %}\n\
+         select {% for s in statuses %}count(*) filter (where status = '{{ s }}') as {{ s }}, {% endfor %}count(*) as orders from {{ ref('stg_orders') }}\n",
+    );
+    write(
+        p.path(),
+        "models/pivot_tests.yml",
+        "unit_tests:\n  - name: pivots\n    model: pivot\n    given:\n      - input: ref('stg_orders')\n        rows: [{status: paid}]\n    expect:\n      rows: [{orders: 1}]\n",
+    );
     let r = pm(p.path(), &["test"]);
     assert_eq!(r.code, 1);
     let e = unwrapped(&r.stderr);
@@ -309,5 +320,14 @@ fn unit_test_mistakes_are_errors_naming_them() {
     assert!(
         e.contains("the rows for ref('stg_orders') name column `qty`, which ref('stg_orders') does not have (its columns: order_id, plan_id, quantity, status)"),
         "{e}"
+    );
+    assert!(
+        e.contains("relation \"__dbt__cte__stg_orders\" does not exist")
+            && e.contains("override the macro that runs it"),
+        "{e}"
+    );
+    assert_eq!(
+        run_status(p.path(), "model.local.pivot").as_deref(),
+        Some("skipped")
     );
 }
