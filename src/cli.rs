@@ -299,7 +299,12 @@ pub struct RunArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum DbAction {
     /// Create (initdb) and start the server; leave it running
-    Start,
+    Start {
+        /// Start a local Citus cluster: the server as coordinator and N
+        /// workers (needs the Citus extension installed)
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
+    },
     /// Stop the server
     Stop,
     /// Say whether it exists and runs, where its data and socket are

@@ -39,6 +39,12 @@ pub struct Cluster {
     pub run_as: Option<OsUser>,
     /// The database superuser initdb creates (the OS user the server runs as).
     pub superuser: String,
+    /// The port naming its socket file (`.s.PGSQL.<port>`): 5432, and 5432 + k
+    /// for worker k of a local Citus cluster (same socket folder).
+    pub port: u16,
+    /// Worker k (1, 2, …) of a local Citus cluster; None for the coordinator
+    /// (or the single server).
+    pub worker: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -217,7 +223,107 @@ impl Cluster {
             run_as,
             superuser,
             root,
+            port: PORT,
+            worker: None,
         })
+    }
+
+    /// Worker `k` (1, 2, …) of the project's local Citus cluster: its own
+    /// data folder (`.pm/worker<k>`) and log, the coordinator's socket folder.
+    pub fn worker(&self, k: usize) -> Cluster {
+        let base = self.root.join(".pm");
+        Cluster {
+            data_dir: base.join(format!("worker{k}")),
+            log_file: base.join("log").join(format!("worker{k}.log")),
+            port: PORT + k as u16,
+            worker: Some(k),
+            ..self.clone()
+        }
+    }
+
+    /// The file recording how many workers the local cluster has.
+    fn workers_file(&self) -> PathBuf {
+        self.root.join(".pm").join("workers")
+    }
+
+    /// The workers of the project's local Citus cluster (none for a single server).
+    pub fn workers(&self) -> Vec<Cluster> {
+        if self.worker.is_some() {
+            return Vec::new();
+        }
+        let n = std::fs::read_to_string(self.workers_file())
+            .ok()
+            .and_then(|t| t.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        (1..=n).map(|k| self.worker(k)).collect()
+    }
+
+    /// Records that the local cluster has `n` workers.
+    pub fn set_worker_count(&self, n: usize) -> Result<()> {
+        std::fs::write(self.workers_file(), format!("{n}\n")).map_err(|e| {
+            problem(
+                "embedded::workers",
+                format!("cannot write {}: {e}", self.workers_file().display()),
+                "check that the project folder is writable",
+            )
+            .into()
+        })
+    }
+
+    /// Whether the Citus extension is installed for these server binaries.
+    pub fn citus_installed(&self) -> bool {
+        let from_pg_config = Command::new(self.bin_dir.join("pg_config"))
+            .arg("--pkglibdir")
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+        let beside = self.bin_dir.parent().map(|p| p.join("lib"));
+        from_pg_config
+            .into_iter()
+            .chain(beside)
+            .any(|dir| dir.join("citus.so").is_file())
+    }
+
+    /// Loads Citus when the server starts (`shared_preload_libraries`).
+    /// Returns true when the setting was added (a running server must restart).
+    pub fn preload_citus(&self) -> Result<bool> {
+        let conf_path = self.data_dir.join("postgresql.conf");
+        let text = std::fs::read_to_string(&conf_path).unwrap_or_default();
+        if text.contains("shared_preload_libraries = 'citus'") {
+            return Ok(false);
+        }
+        std::fs::write(
+            &conf_path,
+            format!("{text}\n# pm: a node of a local Citus cluster\nshared_preload_libraries = 'citus'\n"),
+        )
+        .map_err(|e| {
+            problem(
+                "embedded::config",
+                format!("cannot write {}: {e}", conf_path.display()),
+                "check the data directory's permissions",
+            )
+        })?;
+        Ok(true)
+    }
+
+    /// Starts the server and, for a local Citus cluster, its workers first.
+    /// Returns whether the coordinator (or single server) was started.
+    pub fn start_all(&self) -> Result<bool> {
+        for w in self.workers() {
+            w.start()?;
+        }
+        self.start()
+    }
+
+    /// Stops the server and its workers; false when none was running.
+    pub fn stop_all(&self) -> Result<bool> {
+        let mut stopped = self.stop()?;
+        for w in self.workers() {
+            stopped |= w.stop()?;
+        }
+        Ok(stopped)
     }
 
     fn command(&self, program: &str) -> Command {
@@ -372,8 +478,9 @@ impl Cluster {
         // compiling a model's query took longer than running it (2.8 s of
         // PulseMetrics' fct_daily_metrics, which then ran in 1.5 s).
         let conf = format!(
-            "\n# pm: local-only server\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {PORT}\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nwal_level = minimal\nmax_wal_senders = 0\nmax_connections = 100\njit = off\nwork_mem = '64MB'\n",
-            self.socket_dir.display()
+            "\n# pm: local-only server\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {}\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nwal_level = minimal\nmax_wal_senders = 0\nmax_connections = 100\njit = off\nwork_mem = '64MB'\n",
+            self.socket_dir.display(),
+            self.port
         );
         let conf_path = self.data_dir.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf_path).unwrap_or_default();
@@ -491,27 +598,32 @@ impl Cluster {
         Ok(true)
     }
 
-    /// Stops the server and deletes its data directory.
+    /// Stops the server (and its workers) and deletes their data directories.
     pub fn reset(&self) -> Result<()> {
-        self.stop()?;
-        if self.data_dir.exists() {
-            std::fs::remove_dir_all(&self.data_dir).map_err(|e| {
-                problem(
-                    "embedded::reset",
-                    format!("cannot remove {}: {e}", self.data_dir.display()),
-                    "remove it by hand",
-                )
-            })?;
+        let workers = self.workers();
+        self.stop_all()?;
+        for c in std::iter::once(self).chain(&workers) {
+            if c.data_dir.exists() {
+                std::fs::remove_dir_all(&c.data_dir).map_err(|e| {
+                    problem(
+                        "embedded::reset",
+                        format!("cannot remove {}: {e}", c.data_dir.display()),
+                        "remove it by hand",
+                    )
+                })?;
+            }
         }
+        let _ = std::fs::remove_file(self.workers_file());
         Ok(())
     }
 
     /// A libpq connection URL (`psql "$(pm db url)"` works).
     pub fn url(&self) -> String {
         format!(
-            "postgresql://{}@/{DATABASE}?host={}&port={PORT}",
+            "postgresql://{}@/{DATABASE}?host={}&port={}",
             self.superuser,
-            self.socket_dir.display()
+            self.socket_dir.display(),
+            self.port
         )
     }
 
@@ -519,7 +631,7 @@ impl Cluster {
     pub fn config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
         c.host_path(&self.socket_dir)
-            .port(PORT)
+            .port(self.port)
             .user(&self.superuser)
             .dbname(dbname)
             .application_name("pm");

@@ -2,6 +2,7 @@
 //! local cluster. The only module that sends SQL.
 
 pub mod build;
+pub mod citus;
 pub mod embedded;
 pub mod load;
 pub mod meta;
@@ -114,7 +115,7 @@ impl Endpoint {
                 Ok((c, settings.connector()?))
             }
             Endpoint::Embedded(cluster) => {
-                cluster.start()?;
+                cluster.start_all()?;
                 Ok((
                     cluster.config(embedded::DATABASE),
                     tls::TlsSettings::default().connector()?,

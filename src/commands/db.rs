@@ -27,22 +27,9 @@ pub fn run(g: &Settings, action: &DbAction, log: Log) -> Result<i32> {
     let cluster = Cluster::for_project(&root, g.env.pg_bin.as_deref())?;
     let mut out = std::io::stdout().lock();
     match action {
-        DbAction::Start => {
-            let started = cluster.start()?;
-            // Connecting creates the `pm` database on first start.
-            let rt = runtime()?;
-            rt.block_on(Endpoint::Embedded(Box::new(cluster.clone())).connect())?;
-            log.info(&if started {
-                format!("started the local PostgreSQL ({})", cluster.url())
-            } else {
-                format!(
-                    "the local PostgreSQL is already running ({})",
-                    cluster.url()
-                )
-            });
-        }
+        DbAction::Start { workers } => start(&cluster, *workers, log)?,
         DbAction::Stop => {
-            if cluster.stop()? {
+            if cluster.stop_all()? {
                 log.info("stopped the local PostgreSQL");
             } else {
                 log.info("the local PostgreSQL is not running");
@@ -71,6 +58,20 @@ pub fn run(g: &Settings, action: &DbAction, log: Log) -> Result<i32> {
                     .unwrap_or_else(|| "the current user".into())
             );
             let _ = writeln!(out, "url:       {}", cluster.url());
+            for w in cluster.workers() {
+                let state = match w.status() {
+                    Status::Running { pid } => format!("running (pid {pid})"),
+                    Status::Stopped => "stopped".into(),
+                    Status::Absent => "not created".into(),
+                };
+                let _ = writeln!(
+                    out,
+                    "worker {}:  {state}, data {}, port {}",
+                    w.worker.unwrap_or_default(),
+                    w.data_dir.display(),
+                    w.port
+                );
+            }
         }
         DbAction::Url => {
             let _ = writeln!(out, "{}", cluster.url());
@@ -101,6 +102,63 @@ pub fn run(g: &Settings, action: &DbAction, log: Log) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// `pm db start [--workers N]`: the server, or a local Citus cluster of a
+/// coordinator and N workers (each worker's data under `.pm/worker<k>`).
+fn start(cluster: &Cluster, workers: Option<usize>, log: Log) -> Result<()> {
+    let existing = cluster.workers().len();
+    let wanted = workers.unwrap_or(existing);
+    if existing > 0 && wanted != existing {
+        return Err(Problem::new(
+            "db::workers",
+            format!("the local cluster has {existing} workers, not {wanted}"),
+        )
+        .help("`pm db reset --yes` deletes it; then `pm db start --workers N` makes a new one")
+        .into());
+    }
+    if wanted > 0 {
+        prepare_citus(cluster, wanted)?;
+    }
+    let started = cluster.start_all()?;
+    // Connecting creates the `pm` database on first start.
+    let rt = runtime()?;
+    rt.block_on(Endpoint::Embedded(Box::new(cluster.clone())).connect())?;
+    let what = if wanted > 0 {
+        rt.block_on(crate::adapter::citus::join(cluster, &cluster.workers()))?;
+        format!("the local Citus cluster: a coordinator and {wanted} workers")
+    } else {
+        "the local PostgreSQL".to_string()
+    };
+    log.info(&if started {
+        format!("started {what} ({})", cluster.url())
+    } else {
+        format!("{what} is already running ({})", cluster.url())
+    });
+    Ok(())
+}
+
+/// Every node of a local Citus cluster created and set to load Citus (a
+/// running coordinator that did not is stopped, to start again with it).
+fn prepare_citus(cluster: &Cluster, workers: usize) -> Result<()> {
+    if !cluster.citus_installed() {
+        return Err(Problem::new(
+            "db::citus_missing",
+            format!(
+                "a local Citus cluster needs the Citus extension, which is not installed for the PostgreSQL in {}",
+                cluster.bin_dir.display()
+            ),
+        )
+        .help("install it: `../shared/citus/install.sh` builds it from source (5-10 minutes), or install your distribution's citus package for this PostgreSQL")
+        .into());
+    }
+    for node in std::iter::once(cluster.clone()).chain((1..=workers).map(|k| cluster.worker(k))) {
+        node.init()?;
+        if node.preload_citus()? && matches!(node.status(), Status::Running { .. }) {
+            node.stop()?;
+        }
+    }
+    cluster.set_worker_count(workers)
 }
 
 /// `pm debug`: what pm would use, and whether it can connect.

@@ -5,6 +5,7 @@
 mod common;
 
 mod architecture;
+mod citus;
 mod commands;
 mod compile;
 mod data_tests;
