@@ -30,7 +30,7 @@ pub async fn is_coordinator(client: &tokio_postgres::Client) -> Result<bool> {
 fn join_problem(what: &str, e: &tokio_postgres::Error) -> Problem {
     Problem::new(
         "citus::join",
-        format!("{what} failed: {}", super::error_text(&e)),
+        format!("{what} failed: {}", super::error_text(e)),
     )
     .help("see the servers' logs under .pm/log/; `pm db reset --yes` starts from scratch")
 }
