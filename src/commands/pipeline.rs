@@ -102,12 +102,40 @@ pub fn check(
         if let Err(p) = execute::build_job(n, true) {
             problems.push(p);
         }
+        if let Err(p) =
+            crate::materialize::citus::distribution_of(n, |model| execute::model_relation(m, model))
+        {
+            problems.push(p);
+        }
         if let Err(p) = crate::materialize::relation::grants(n) {
             problems.push(p);
         }
     }
     problems.into_result()?;
     Ok(test_configs)
+}
+
+/// Whether the target is a Citus coordinator. On plain PostgreSQL the
+/// distribution configs of the selected nodes are ignored, with one warning.
+pub fn citus_target(
+    m: &Manifest,
+    selected: &[usize],
+    conn: &Connections,
+    log: crate::output::Log,
+) -> Result<bool> {
+    let citus = conn
+        .runtime
+        .block_on(crate::adapter::citus::is_coordinator(&conn.control))?;
+    let configured = selected
+        .iter()
+        .filter(|&&i| crate::materialize::citus::configured(&m.nodes[i]))
+        .count();
+    if !citus && configured > 0 {
+        log.warn(&format!(
+            "{configured} selected node(s) set a Citus layout (distributed_by, reference); the target is not a Citus coordinator, so they are built as plain tables"
+        ));
+    }
+    Ok(citus)
 }
 
 /// The run's connections: one that holds the target's lock and records

@@ -130,6 +130,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         test_configs: &test_configs,
         endpoint: &endpoint,
         run_renderer: Some(c.run_renderer.clone()),
+        citus: pipeline::citus_target(m, &selected, &conn, log)?,
         log,
     };
     let ran = pipeline::run_jobs(m, &selected, &plan, conn, &options)?;

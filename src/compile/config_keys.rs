@@ -36,6 +36,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "snapshot_meta_column_names",
     // sources
     "loaded_at_field", "loaded_at_query", "freshness",
+    // Citus (pm's; dbt-citus' names where it has them)
+    "distributed_by", "colocate_with", "shard_count", "reference",
 ];
 
 /// One warning line per unknown key and place: `file:line: ...`.

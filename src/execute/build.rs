@@ -93,7 +93,12 @@ pub(super) async fn run_build(
             })
         }
         BuildJob::Replace(kind) => {
-            let build = relation::build(n, kind);
+            let distribution = if options.citus {
+                crate::materialize::citus::distribution_of(n, |model| model_relation(m, model))?
+            } else {
+                None
+            };
+            let build = relation::build(n, kind, distribution.as_ref());
             write_run_sql(m, n, options.target_dir, &build.prepare);
             build_relation(
                 client,
@@ -106,6 +111,20 @@ pub(super) async fn run_build(
             .await
         }
     }
+}
+
+/// The relation (`"schema"."alias"`) of the model named `name`.
+pub fn model_relation(m: &Manifest, name: &str) -> Option<String> {
+    m.nodes
+        .iter()
+        .find(|x| x.resource_type == ResourceType::Model && x.name == name)
+        .map(|x| {
+            format!(
+                "{}.{}",
+                crate::text::quote_ident(&x.schema),
+                crate::text::quote_ident(&x.alias)
+            )
+        })
 }
 
 pub(super) async fn load_seed(

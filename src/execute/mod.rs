@@ -141,6 +141,8 @@ pub struct RunOptions<'a> {
     /// The nodes whose templates use the warehouse, rendered again right
     /// before they run.
     pub run_renderer: Option<std::sync::Arc<crate::compile::run_render::RunRenderer>>,
+    /// The target is a Citus coordinator: tables are distributed as configured.
+    pub citus: bool,
     pub log: Log,
 }
 

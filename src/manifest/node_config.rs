@@ -46,6 +46,19 @@ pub struct NodeConfig {
     #[serde(deserialize_with = "flag")]
     pub unlogged: bool,
 
+    // Citus (tables, incremental models, seeds)
+    /// The column a table is hash-distributed by.
+    #[serde(deserialize_with = "text")]
+    pub distributed_by: Option<String>,
+    /// A model (or `none`, `default`) whose shards this table's share nodes.
+    #[serde(deserialize_with = "text")]
+    pub colocate_with: Option<String>,
+    #[serde(deserialize_with = "count")]
+    pub shard_count: Option<u64>,
+    /// A reference table: a copy on every node.
+    #[serde(deserialize_with = "flag")]
+    pub reference: bool,
+
     // seeds
     #[serde(deserialize_with = "column_types")]
     pub column_types: IndexMap<String, String>,
@@ -89,6 +102,10 @@ impl Default for NodeConfig {
             on_schema_change: None,
             indexes: Vec::new(),
             unlogged: false,
+            distributed_by: None,
+            colocate_with: None,
+            shard_count: None,
+            reference: false,
             column_types: IndexMap::new(),
             delimiter: None,
             quote_columns: None,

@@ -1,6 +1,7 @@
 //! Turning nodes into the statements that build them. Pure: statements are
 //! plain strings, tested without a database; the adapter runs them.
 
+pub mod citus;
 pub mod freshness;
 pub mod incremental;
 pub mod relation;

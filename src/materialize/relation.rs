@@ -2,6 +2,7 @@
 //! put in place of the old relation in one transaction, so a failed build
 //! leaves the previous relation as it was.
 
+use super::citus::Distribution;
 use crate::manifest::{Materialization, Node};
 use crate::text::quote_ident;
 
@@ -113,8 +114,9 @@ pub fn drop_any_sql(schema: &str, name: &str) -> String {
     )
 }
 
-/// The statements for a view or table model.
-pub fn build(node: &Node, kind: Kind) -> Build {
+/// The statements for a view or table model; a table with a Citus
+/// `distribution` is created empty, distributed, then filled.
+pub fn build(node: &Node, kind: Kind, distribution: Option<&Distribution>) -> Build {
     let schema = quote_ident(&node.schema);
     let temp_name = temp_name(node);
     let temp = format!("{schema}.{}", quote_ident(&temp_name));
@@ -127,11 +129,17 @@ pub fn build(node: &Node, kind: Kind) -> Build {
     };
     // A relation under the temporary name is a leftover of an interrupted
     // build of this node (the name is the node's own): whatever it is, it goes.
-    let prepare = format!(
+    let mut prepare = format!(
         "create schema if not exists {schema};\n{};\n\
          create {create} {temp} as (\n{sql}\n)",
         drop_any_sql(&node.schema, &temp_name)
     );
+    if let (Some(d), Kind::Table) = (distribution, kind) {
+        prepare.push_str(&format!(
+            " with no data;\n{};\ninsert into {temp} (\n{sql}\n)",
+            super::citus::distribute_sql(&temp, d)
+        ));
+    }
     Build {
         kind,
         schema: node.schema.clone(),
