@@ -303,11 +303,25 @@ mod tests {
 
     #[test]
     fn a_leftover_of_any_kind_is_dropped_before_the_build() {
-        let b = build(&node("model.p.t", "t"), Kind::Table);
+        let b = build(&node("model.p.t", "t"), Kind::Table, None);
         assert!(b
             .prepare
             .contains("when 'v' then 'view' when 'm' then 'materialized view'"));
         assert!(!b.prepare.contains("drop view if exists"));
         assert_eq!(&b.prepare[query_offset(&b.prepare)..], "select 1\n)");
+    }
+
+    #[test]
+    fn a_distributed_table_is_created_empty_distributed_then_filled() {
+        let d = Distribution::Reference;
+        let b = build(&node("model.p.t", "t"), Kind::Table, Some(&d));
+        let tail = &b.prepare[query_offset(&b.prepare)..];
+        let temp = format!("\"s\".\"{}\"", b.temp_name);
+        assert_eq!(
+            tail,
+            format!(
+                "select 1\n) with no data;\nselect create_reference_table('{temp}');\ninsert into {temp} (\nselect 1\n)"
+            )
+        );
     }
 }
