@@ -147,6 +147,18 @@ async fn copy_and_swap(
     Ok((rows, replaced))
 }
 
+/// Runs statements one by one: Citus sends a DDL statement's text to its
+/// workers, which refuse a text holding several.
+async fn each(
+    tx: &tokio_postgres::Transaction<'_>,
+    statements: &[&str],
+) -> Result<(), tokio_postgres::Error> {
+    for statement in statements {
+        tx.batch_execute(statement).await?;
+    }
+    Ok(())
+}
+
 /// Streams the seed's file into `tmp_rel` in large chunks; the server parses the CSV.
 async fn copy_file(
     tx: &tokio_postgres::Transaction<'_>,
@@ -242,25 +254,34 @@ async fn put_in_place(
             .map_err(|e| db_problem(node, "comparing columns", &e))?
             .get(0);
         if dependents.is_empty() {
-            tx.batch_execute(&format!(
-                "drop table {relation};\nalter table {tmp_rel} rename to {}",
+            let rename = format!(
+                "alter table {tmp_rel} rename to {}",
                 quote_ident(&node.alias)
-            ))
-            .await
-            .map_err(|e| db_problem(node, "replacing the table", &e))?;
+            );
+            each(&tx, &[&format!("drop table {relation}"), &rename])
+                .await
+                .map_err(|e| db_problem(node, "replacing the table", &e))?;
             Replaced::Swapped
         } else if old_cols == new_cols && !full_refresh {
-            tx.batch_execute(&format!("truncate {relation};\ninsert into {relation} select * from {tmp_rel};\ndrop table {tmp_rel}"))
-                .await
-                .map_err(|e| db_problem(node, "refilling the table", &e))?;
+            each(
+                &tx,
+                &[
+                    &format!("truncate {relation}"),
+                    &format!("insert into {relation} select * from {tmp_rel}"),
+                    &format!("drop table {tmp_rel}"),
+                ],
+            )
+            .await
+            .map_err(|e| db_problem(node, "refilling the table", &e))?;
             Replaced::Refilled
         } else if full_refresh {
-            tx.batch_execute(&format!(
-                "drop table {relation} cascade;\nalter table {tmp_rel} rename to {}",
+            let rename = format!(
+                "alter table {tmp_rel} rename to {}",
                 quote_ident(&node.alias)
-            ))
-            .await
-            .map_err(|e| db_problem(node, "replacing the table", &e))?;
+            );
+            each(&tx, &[&format!("drop table {relation} cascade"), &rename])
+                .await
+                .map_err(|e| db_problem(node, "replacing the table", &e))?;
             Replaced::DroppedDependents(dependents)
         } else {
             return Err(Problem::new(

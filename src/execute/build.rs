@@ -62,8 +62,14 @@ pub(super) async fn run_build(
     let n = &*as_run(m, &m.nodes[i], options).await?;
     let compiled = compiled_path(m, n);
     let spec = BuildSpec::of(n)?;
+    // On a Citus coordinator, tables and seeds are laid out as configured.
+    let distribution = if options.citus {
+        crate::materialize::citus::distribution_of(n, |model| model_relation(m, model))?
+    } else {
+        None
+    };
     match build_job(n, options.existing_incremental.contains(&n.unique_id))? {
-        BuildJob::LoadSeed => load_seed(client, n, &spec, options).await,
+        BuildJob::LoadSeed => load_seed(client, n, &spec, distribution, options).await,
         BuildJob::Snapshot(plan) => {
             let done = crate::adapter::snapshot::run_snapshot(client, &spec, &plan).await?;
             Ok(Built {
@@ -78,6 +84,9 @@ pub(super) async fn run_build(
             })
         }
         BuildJob::AddRows(config) => {
+            if distribution.is_some() {
+                crate::materialize::citus::check_incremental(n, config.strategy)?;
+            }
             let add = incremental::AddRows::of(n, config);
             write_run_sql(m, n, options.target_dir, &add.create_temp);
             let (rows, changes) = build_incremental(client, &spec, &add, &compiled).await?;
@@ -93,11 +102,6 @@ pub(super) async fn run_build(
             })
         }
         BuildJob::Replace(kind) => {
-            let distribution = if options.citus {
-                crate::materialize::citus::distribution_of(n, |model| model_relation(m, model))?
-            } else {
-                None
-            };
             let build = relation::build(n, kind, distribution.as_ref());
             write_run_sql(m, n, options.target_dir, &build.prepare);
             build_relation(
@@ -131,11 +135,13 @@ pub(super) async fn load_seed(
     client: &mut tokio_postgres::Client,
     n: &Node,
     spec: &BuildSpec,
+    distribution: Option<crate::materialize::citus::Distribution>,
     options: &RunOptions<'_>,
 ) -> Result<Built, Problem> {
     // With every column's type given, the file is checked while it loads.
     let (mut table, checked) = crate::materialize::seed::inspect_header(options.root, n)?;
     table.no_rows = options.empty;
+    table.distribution = distribution;
     let check = (!checked).then(|| {
         let (root, node) = (options.root.to_path_buf(), n.clone());
         tokio::task::spawn_blocking(move || crate::materialize::seed::inspect(&root, &node))

@@ -121,6 +121,21 @@ pub fn distribution_of(
     }))
 }
 
+/// Refuses the incremental strategies Citus cannot run the way pm adds rows:
+/// this run's rows are kept in a temporary table on the coordinator, and
+/// Citus merges into a distributed or reference table only from a colocated
+/// distributed one; `delete+insert` and `append` work.
+pub fn check_incremental(n: &Node, strategy: super::incremental::Strategy) -> Result<(), Problem> {
+    if strategy == super::incremental::Strategy::Merge {
+        return Err(refused(
+            n,
+            "on Citus, `incremental_strategy: merge` would merge from this run's rows in a temporary table on the coordinator, which Citus refuses for a distributed or reference table".into(),
+            "use incremental_strategy: delete+insert (with the unique_key) or append, which Citus runs on distributed tables",
+        ));
+    }
+    Ok(())
+}
+
 /// The statement that distributes table `relation` (`"schema"."name"`).
 pub fn distribute_sql(relation: &str, d: &Distribution) -> String {
     match d {

@@ -163,6 +163,8 @@ pub struct SeedTable {
     pub quote_columns: bool,
     /// Create the table and load none of the file's rows (`--empty`).
     pub no_rows: bool,
+    /// On a Citus coordinator: how the table is distributed before it is filled.
+    pub distribution: Option<super::citus::Distribution>,
 }
 
 /// A CSV problem with its 1-based line and column.
@@ -349,6 +351,7 @@ fn inspect_as(root: &Path, node: &Node, header_only: bool) -> Result<(SeedTable,
             delimiter,
             quote_columns,
             no_rows: false,
+            distribution: None,
         },
         complete,
     ))
@@ -370,7 +373,11 @@ impl SeedTable {
             .iter()
             .map(|(n, t)| format!("    {} {t}", self.column(n)))
             .collect();
-        format!("create table {relation} (\n{}\n)", cols.join(",\n"))
+        let create = format!("create table {relation} (\n{}\n)", cols.join(",\n"));
+        match &self.distribution {
+            Some(d) => format!("{create};\n{}", super::citus::distribute_sql(relation, d)),
+            None => create,
+        }
     }
 
     /// The `COPY` that reads the file's bytes.
@@ -440,6 +447,7 @@ mod tests {
             delimiter: b';',
             quote_columns: true,
             no_rows: false,
+            distribution: None,
         };
         assert_eq!(
             t.create_sql("\"s\".\"x\""),

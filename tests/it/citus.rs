@@ -112,3 +112,177 @@ fn without_citus_a_local_cluster_is_refused_with_how_to_install_it() {
     );
     assert!(!Path::new(&p.path().join(".pm/postgres")).exists());
 }
+
+const LAYOUT: &[(&str, &str)] = &[
+    ("seeds/plans.csv", "plan_id,name\n1,basic\n2,pro\n"),
+    (
+        "seeds/seeds.yml",
+        "seeds:\n  - name: plans\n    config: {reference: true}\n",
+    ),
+    (
+        "models/users.sql",
+        "{{ config(materialized='table', distributed_by='user_id') }}\n\
+         select g as user_id, 1 + g % 2 as plan_id from generate_series(1, 5000) g\n",
+    ),
+    (
+        "models/dim_plan.sql",
+        "{{ config(materialized='table', reference=true) }}\nselect * from {{ ref('plans') }}\n",
+    ),
+    (
+        "models/fct_usage.sql",
+        "{{ config(materialized='table', distributed_by='user_id', colocate_with='users') }}\n\
+         select u.user_id, p.name as plan, u.user_id % 7 as n\n\
+         from {{ ref('users') }} u join {{ ref('dim_plan') }} p using (plan_id)\n",
+    ),
+    (
+        "models/usage_log.sql",
+        "{{ config(materialized='incremental', distributed_by='user_id', unique_key='user_id', incremental_strategy='delete+insert') }}\n\
+         select user_id, plan from {{ ref('fct_usage') }}\n\
+         {% if is_incremental() %}where user_id > 4990{% endif %}\n",
+    ),
+];
+
+#[test]
+fn distributed_and_reference_tables_are_built_on_the_workers() {
+    if !citus_or_skip() {
+        return;
+    }
+    let p = LocalProject::new(LAYOUT);
+    assert_eq!(pm(p.path(), &["db", "start", "--workers", "2"]).code, 0);
+    for round in 1..=2 {
+        // The second build replaces every table: the layout is kept.
+        let r = pm(p.path(), &["build"]);
+        assert_eq!(r.code, 0, "round {round}: {}", r.stderr);
+        assert_eq!(
+            sql(
+                p.path(),
+                "select string_agg(logicalrelid::text || ':' || partmethod::text, ',' order by logicalrelid::text) \
+                 from pg_dist_partition"
+            ),
+            "dim_plan:n,fct_usage:h,plans:n,usage_log:h,users:h"
+        );
+        assert_eq!(
+            sql(
+                p.path(),
+                "select count(distinct colocationid) from pg_dist_partition \
+                 where logicalrelid in ('users'::regclass, 'fct_usage'::regclass)"
+            ),
+            "1"
+        );
+        assert_eq!(
+            sql(
+                p.path(),
+                "select count(distinct nodeport) from citus_shards where table_name = 'fct_usage'::regclass"
+            ),
+            "2"
+        );
+        assert_eq!(
+            sql(
+                p.path(),
+                "select count(*), sum(n), count(*) filter (where plan = 'pro') from fct_usage"
+            ),
+            "5000|14997|2500"
+        );
+        // The incremental model's second build adds its rows to the distributed table.
+        assert!(
+            r.stderr.contains(if round == 1 {
+                "OK     incremental model public.usage_log"
+            } else {
+                "usage_log ["
+            }) && (round == 1 || r.stderr.contains("10 rows written")),
+            "{}",
+            r.stderr
+        );
+        assert_eq!(
+            sql(
+                p.path(),
+                "select count(*), count(distinct user_id) from usage_log"
+            ),
+            "5000|5000"
+        );
+    }
+    // The fill is pushed down to the workers: no rows through the coordinator.
+    let model = read(p.path(), "target/compiled/local/models/fct_usage.sql");
+    let plan = sql(p.path(), &format!("explain insert into fct_usage {model}"));
+    assert!(
+        plan.contains("Task Count: 32") && !plan.contains("pull to coordinator"),
+        "{plan}"
+    );
+    // A merge from the coordinator's temporary table is refused, by name.
+    write(
+        p.path(),
+        "models/usage_log.sql",
+        "{{ config(materialized='incremental', distributed_by='user_id', unique_key='user_id', incremental_strategy='merge') }}\n\
+         select user_id, plan from {{ ref('fct_usage') }}\n",
+    );
+    let r = pm(p.path(), &["run", "-s", "usage_log"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        unwrapped(&r.stderr).contains("on Citus, `incremental_strategy: merge`"),
+        "{}",
+        r.stderr
+    );
+    let built = read(p.path(), "target/run/local/models/fct_usage.sql");
+    assert!(
+        built.contains(") with no data;\nselect create_distributed_table(")
+            && built.contains("colocate_with => '\"public\".\"users\"'"),
+        "{built}"
+    );
+}
+
+#[test]
+fn on_plain_postgresql_the_layout_is_ignored_with_one_warning_and_wrong_layouts_are_refused() {
+    let p = LocalProject::new(LAYOUT);
+    let r = pm(p.path(), &["build"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "5 selected node(s) set a Citus layout (distributed_by, reference); the target is not a Citus coordinator, so they are built as plain tables"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(sql(p.path(), "select count(*) from fct_usage"), "5000");
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pg_extension where extname = 'citus'"
+        ),
+        "0"
+    );
+    for (config, says) in [
+        (
+            "materialized='view', distributed_by='user_id'",
+            "Citus distributes tables, and this node is materialized as `view`",
+        ),
+        (
+            "materialized='table', reference=true, distributed_by='user_id'",
+            "a reference table is copied to every node",
+        ),
+        (
+            "materialized='table', colocate_with='users'",
+            "colocate_with and shard_count need a distribution column",
+        ),
+        (
+            "materialized='table', distributed_by='user_id', colocate_with='nobody'",
+            "colocate_with names `nobody`, which is not a model",
+        ),
+        (
+            "materialized='table', distributed_by='user_id', colocate_with='users', shard_count=4",
+            "a table colocated with another has that table's shard count",
+        ),
+    ] {
+        write(
+            p.path(),
+            "models/fct_usage.sql",
+            &format!("{{{{ config({config}) }}}}\nselect user_id from {{{{ ref('users') }}}}\n"),
+        );
+        let r = pm(p.path(), &["build"]);
+        assert_eq!(r.code, 2, "{config}: {}", r.stderr);
+        assert!(
+            unwrapped(&r.stderr).contains(says),
+            "{config}: {}",
+            r.stderr
+        );
+    }
+}
