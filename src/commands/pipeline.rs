@@ -107,12 +107,44 @@ pub fn check(
         {
             problems.push(p);
         }
+        if let Some(p) = colocated_with_a_later_model(m, i) {
+            problems.push(p);
+        }
         if let Err(p) = crate::materialize::relation::grants(n) {
             problems.push(p);
         }
     }
     problems.into_result()?;
     Ok(test_configs)
+}
+
+/// `colocate_with` a model that is not upstream of the node: its table may
+/// not exist yet when the node's is distributed.
+fn colocated_with_a_later_model(m: &Manifest, i: usize) -> Option<Problem> {
+    let n = &m.nodes[i];
+    let other = n.typed_config.colocate_with.as_deref()?;
+    if matches!(other, "none" | "default") {
+        return None;
+    }
+    let k = m
+        .nodes
+        .iter()
+        .position(|x| x.resource_type == ResourceType::Model && x.name == other)?;
+    if m.dag.reach(&[i], true, None)[k] {
+        return None;
+    }
+    Some(
+        Problem::new(
+            "citus::config",
+            format!(
+                "{} `{}` ({}): colocate_with names `{other}`, which is not upstream of it, so its table may not exist when this one is distributed",
+                n.resource_type.as_str(),
+                n.name,
+                n.original_file_path
+            ),
+        )
+        .help("colocate with a model it reads (ref), or leave colocate_with out: Citus colocates tables distributed by the same column type and shard count"),
+    )
 }
 
 /// Whether the target is a Citus coordinator. On plain PostgreSQL the

@@ -271,6 +271,10 @@ fn on_plain_postgresql_the_layout_is_ignored_with_one_warning_and_wrong_layouts_
             "materialized='table', distributed_by='user_id', colocate_with='users', shard_count=4",
             "a table colocated with another has that table's shard count",
         ),
+        (
+            "materialized='table', distributed_by='user_id', colocate_with='usage_log'",
+            "colocate_with names `usage_log`, which is not upstream of it",
+        ),
     ] {
         write(
             p.path(),
@@ -285,4 +289,84 @@ fn on_plain_postgresql_the_layout_is_ignored_with_one_warning_and_wrong_layouts_
             r.stderr
         );
     }
+}
+
+#[test]
+fn pulsemetrics_on_a_coordinator_and_two_workers_has_the_single_node_rows() {
+    if !citus_or_skip() {
+        return;
+    }
+    let single = LocalProject::pulsemetrics();
+    let cluster = LocalProject::pulsemetrics();
+    let r = pm(cluster.path(), &["db", "start", "--workers", "2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let generate = [
+        "generate",
+        "--seed",
+        "7",
+        "--scale",
+        "0.2",
+        "--start",
+        "2024-01-01",
+        "--days",
+        "120",
+        "--build",
+    ];
+    for p in [&single, &cluster] {
+        let r = pm(p.path(), &generate);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stderr.contains("ERROR=0 SKIP=0"), "{}", r.stderr);
+    }
+    // Plain PostgreSQL ignored the layout, with one warning.
+    let r = pm(single.path(), &["run", "-s", "fct_events"]);
+    assert!(
+        r.stderr.contains("1 selected node(s) set a Citus layout"),
+        "{}",
+        r.stderr
+    );
+    // Every table the build made has the same rows on both.
+    let tables = sql(
+        single.path(),
+        "select table_schema || '.' || table_name from information_schema.tables \
+         where table_schema in ('intermediate', 'analytics', 'reference') and table_type = 'BASE TABLE' order by 1",
+    );
+    assert!(tables.lines().count() >= 20, "{tables}");
+    let fingerprint = |p: &LocalProject, table: &str| {
+        sql(
+            p.path(),
+            &format!("select count(*), md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {table} t"),
+        )
+    };
+    for table in tables.lines() {
+        assert_eq!(
+            fingerprint(&single, table),
+            fingerprint(&cluster, table),
+            "{table}"
+        );
+    }
+    // Laid out as the project says: users and facts distributed by user and
+    // colocated, small dimensions and seeds on every node.
+    assert_eq!(
+        sql(
+            cluster.path(),
+            "select string_agg(logicalrelid::text || ':' || partmethod::text, ',' order by logicalrelid::text) \
+             from pg_dist_partition where logicalrelid::text in \
+             ('analytics.fct_events', 'analytics.dim_users', 'analytics.dim_plan', 'reference.channels')"
+        ),
+        "analytics.dim_plan:n,analytics.dim_users:h,analytics.fct_events:h,reference.channels:n"
+    );
+    assert_eq!(
+        sql(
+            cluster.path(),
+            "select count(distinct colocationid) from pg_dist_partition where partmethod = 'h'"
+        ),
+        "1"
+    );
+    assert_eq!(
+        sql(
+            cluster.path(),
+            "select count(distinct nodeport) from citus_shards where table_name = 'analytics.fct_events'::regclass"
+        ),
+        "2"
+    );
 }
