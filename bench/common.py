@@ -2,6 +2,8 @@
 project's embedded PostgreSQL (its URL and psql)."""
 import os
 import subprocess
+import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -28,3 +30,13 @@ def local_server(pm, proj):
     status = sh([pm, "db", "status"], cwd=proj).stdout
     bindir = [l.split(":", 1)[1].strip() for l in status.splitlines() if l.startswith("binaries:")][0]
     return url, os.path.join(bindir, "psql")
+
+
+def timed(cmd, cwd):
+    """Runs a command, failing loudly; returns (wall seconds, its output)."""
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t0
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
+    return elapsed, p.stdout + p.stderr

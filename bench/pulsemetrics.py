@@ -22,20 +22,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
-from common import HERE, ROOT, local_server, pm_binary, sh
+from common import HERE, ROOT, local_server, pm_binary, sh, timed
 
 SCHEMAS = ["reference", "staging", "intermediate", "analytics"]
-
-
-def timed(cmd, cwd):
-    t0 = time.perf_counter()
-    p = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - t0
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
-    return elapsed, p.stdout + p.stderr
 
 
 def contents(psql, url):

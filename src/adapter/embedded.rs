@@ -294,18 +294,25 @@ impl Cluster {
         if text.contains("shared_preload_libraries = 'citus'") {
             return Ok(false);
         }
-        std::fs::write(
-            &conf_path,
-            format!("{text}\n# pm: a node of a local Citus cluster\nshared_preload_libraries = 'citus'\n"),
-        )
-        .map_err(|e| {
+        self.append_config(
+            "\n# pm: a node of a local Citus cluster\nshared_preload_libraries = 'citus'\n",
+        )?;
+        Ok(true)
+    }
+
+    /// Adds settings at the end of the server's postgresql.conf.
+    fn append_config(&self, settings: &str) -> Result<()> {
+        let conf_path = self.data_dir.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf_path).unwrap_or_default();
+        text.push_str(settings);
+        std::fs::write(&conf_path, text).map_err(|e| {
             problem(
                 "embedded::config",
                 format!("cannot write {}: {e}", conf_path.display()),
                 "check the data directory's permissions",
             )
-        })?;
-        Ok(true)
+            .into()
+        })
     }
 
     /// Starts the server and, for a local Citus cluster, its workers first.
@@ -482,16 +489,7 @@ impl Cluster {
             self.socket_dir.display(),
             self.port
         );
-        let conf_path = self.data_dir.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&conf_path).unwrap_or_default();
-        text.push_str(&conf);
-        std::fs::write(&conf_path, text).map_err(|e| {
-            problem(
-                "embedded::config",
-                format!("cannot write {}: {e}", conf_path.display()),
-                "check the data directory's permissions",
-            )
-        })?;
+        self.append_config(&conf)?;
         Ok(true)
     }
 
