@@ -110,12 +110,7 @@ impl Reader<'_> {
         let start = from.saturating_sub(1).min(lines.len());
         lines[start..]
             .iter()
-            .position(|l| {
-                let t = l.trim_start();
-                let t = t.strip_prefix("- ").map(str::trim_start).unwrap_or(t);
-                t.strip_prefix(key)
-                    .is_some_and(|r| r.trim_start().starts_with(':'))
-            })
+            .position(|l| super::yaml::is_key_line(l, key))
             .map_or(from, |i| start + i + 1)
     }
 

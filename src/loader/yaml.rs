@@ -188,6 +188,11 @@ fn value_of<'l>(line: &'l str, key: &str) -> Option<&'l str> {
     Some(rest.trim_matches(|c| c == '"' || c == '\''))
 }
 
+/// Whether a line's key is `key` (any value, a list item's too).
+pub fn is_key_line(line: &str, key: &str) -> bool {
+    value_of(line, key).is_some()
+}
+
 fn is_entry(line: &str, key: &str, value: &str) -> bool {
     value_of(line, key) == Some(value)
 }
@@ -215,7 +220,7 @@ pub fn line_of_entry(text: &str, key: &str, value: &str) -> Option<usize> {
 /// The 1-based line of the first line whose key is `key:` (any value).
 pub fn line_of_key(text: &str, key: &str) -> Option<usize> {
     text.lines()
-        .position(|line| value_of(line, key).is_some())
+        .position(|line| is_key_line(line, key))
         .map(|i| i + 1)
 }
 

@@ -163,6 +163,19 @@ pub struct NamedRelation {
     pub kind: String,
 }
 
+impl NamedRelation {
+    /// A CTE of the query being rendered (a unit test's fixture): named by
+    /// its bare name, as dbt names ephemeral models' CTEs.
+    pub fn cte(name: &str) -> Value {
+        Value::from_object(NamedRelation {
+            database: None,
+            schema: None,
+            identifier: Some(name.to_string()),
+            kind: "cte".into(),
+        })
+    }
+}
+
 impl Object for NamedRelation {
     fn repr(self: &Arc<Self>) -> ObjectRepr {
         ObjectRepr::Map
@@ -177,6 +190,7 @@ impl Object for NamedRelation {
             "schema" => text(&self.schema),
             "identifier" | "name" | "table" => text(&self.identifier),
             "type" => Value::from(self.kind.clone()),
+            "is_cte" => Value::from(self.kind == "cte"),
             "metadata" => metadata(),
             _ => return None,
         })
@@ -200,6 +214,9 @@ impl Object for NamedRelation {
         }
     }
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind == "cte" {
+            return f.write_str(self.identifier.as_deref().unwrap_or_default());
+        }
         let parts: Vec<String> = [&self.database, &self.schema, &self.identifier]
             .into_iter()
             .flatten()

@@ -26,7 +26,7 @@ pub fn set_fixtures(fixtures: Arc<Fixtures>) {
 pub(super) fn fixture_for(target: usize, call: &str) -> Option<Result<Value, Error>> {
     let fixtures = with_state(|s| s.fixtures.clone()).flatten()?;
     Some(match fixtures.by_node.get(&target) {
-        Some(cte) => Ok(Value::from_object(FixtureRelation { cte: cte.clone() })),
+        Some(cte) => Ok(NamedRelation::cte(cte)),
         None => Err(fail(
             "unit_test::missing_input",
             format!(
@@ -36,48 +36,6 @@ pub(super) fn fixture_for(target: usize, call: &str) -> Option<Result<Value, Err
             format!("add `- input: {call}` with its `rows:` under the test's `given:` (`rows: []` for none)"),
         )),
     })
-}
-
-/// A fixture as the tested model sees it: a CTE.
-#[derive(Debug)]
-pub struct FixtureRelation {
-    pub cte: String,
-}
-
-impl Object for FixtureRelation {
-    fn repr(self: &Arc<Self>) -> ObjectRepr {
-        ObjectRepr::Map
-    }
-
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        Some(match key.as_str()? {
-            "identifier" | "name" | "table" | "alias" => Value::from(self.cte.clone()),
-            "database" | "schema" => Value::from(()),
-            "type" => Value::from("cte"),
-            "is_cte" => Value::from(true),
-            "is_table" | "is_view" | "is_materialized_view" => Value::from(false),
-            _ => return None,
-        })
-    }
-
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
-        method: &str,
-        _args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "render" => Ok(Value::from(self.cte.clone())),
-            "quote" | "include" | "incorporate" | "without_identifier" => {
-                Ok(Value::from_dyn_object(self.clone()))
-            }
-            _ => Err(no_method("a unit test's fixture relation", method)),
-        }
-    }
-
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.cte)
-    }
 }
 
 /// The names a unit test's `overrides:` and `this` input put over the
@@ -148,12 +106,7 @@ pub fn overrides_context(
         );
     }
     if let Some(cte) = this_cte {
-        ctx.insert(
-            "this".into(),
-            Value::from_object(FixtureRelation {
-                cte: cte.to_string(),
-            }),
-        );
+        ctx.insert("this".into(), NamedRelation::cte(cte));
     }
     ctx
 }
