@@ -92,12 +92,17 @@ create table if not exists raw.subscriptions (
 create table if not exists raw.subscription_changes (
     change_id       uuid primary key,
     subscription_id uuid not null,
+    user_id         uuid not null,
     change_type     text not null,
     from_plan_id    text,
     to_plan_id      text,
     changed_at      timestamptz not null,
     _loaded_at      timestamptz not null
 );
+-- The subscription's user, as billing systems send it with every event (and
+-- Citus needs it to keep a change on its user's node). Warehouses created
+-- before it was added get it here; `pm generate` fills it.
+alter table raw.subscription_changes add column if not exists user_id uuid;
 
 -- Every payment attempt (captured or failed; retries point at the attempt
 -- they repeat) and every refund (status refunded, pointing at the payment).

@@ -397,14 +397,14 @@ async fn add_rows(
 ) -> Result<(u64, Vec<String>), Problem> {
     use crate::materialize::incremental::{apply_sql, OnSchemaChange};
     let relation = format!("{}.{}", quote_ident(&node.schema), quote_ident(&node.alias));
-    let temp = add.temp_table.clone();
-    let create = add.create_temp.clone();
+    let staging = add.staging_table.clone();
+    let create = add.create_staging.clone();
     // For error positions, the build is described like a relation build.
     let as_build = Build {
         kind: crate::materialize::relation::Kind::Table,
         schema: node.schema.clone(),
         name: node.alias.clone(),
-        temp_name: temp.clone(),
+        temp_name: staging.clone(),
         prepare: create.clone(),
     };
     let db = |what: &'static str| {
@@ -414,7 +414,7 @@ async fn add_rows(
     let tx = client.transaction().await.map_err(db("begin"))?;
     run_hooks(&tx, node, &node.pre_hooks, true, "a pre-hook").await?;
     tx.batch_execute(&create).await.map_err(db("building"))?;
-    let new_cols = super::columns_of(&tx, &format!("pg_temp.{temp}"))
+    let new_cols = super::columns_of(&tx, &staging)
         .await
         .map_err(db("reading columns"))?;
     let old_cols = super::columns_of(&tx, &relation)
@@ -513,10 +513,15 @@ async fn add_rows(
             .help("name a column the model selects in unique_key"));
         }
     }
-    let apply = apply_sql(&add.config, &relation, &temp, &write);
+    let apply = apply_sql(&add.config, &relation, &staging, &write);
     let mut rows = 0;
     for stmt in apply.split(";\n") {
         rows = tx.execute(stmt, &[]).await.map_err(db("writing rows"))?;
+    }
+    if let Some(drop) = &add.drop_staging {
+        tx.batch_execute(drop)
+            .await
+            .map_err(db("dropping this run's rows"))?;
     }
     for ix in &node.indexes {
         tx.batch_execute(ix)

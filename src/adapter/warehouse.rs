@@ -141,7 +141,7 @@ impl Loaded {
         &self.client
     }
 
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(&self) -> Result<()> {
         self.client.batch_execute("commit").await.map_err(|e| {
             Problem::new(
                 "generate::commit",
@@ -150,11 +150,28 @@ impl Loaded {
             .into()
         })
     }
+
+    /// Analyses the committed table, so the models that read it get good
+    /// plans. After the commit: on Citus, a reference table's COPY writes
+    /// the coordinator's copy locally, and the transaction cannot analyse
+    /// the table after that.
+    pub async fn analyze(&self) -> Result<()> {
+        self.client
+            .batch_execute(&format!("analyze {}", self.table))
+            .await
+            .map_err(|e| {
+                Problem::new(
+                    "generate::load",
+                    format!("analyzing {} failed: {}", self.table, db_message(&e)),
+                )
+                .help("the rows are loaded; `analyze` the table by hand")
+                .into()
+            })
+    }
 }
 
 /// Streams binary COPY data (`chunks`, header to trailer) into a table on a
-/// connection of its own, in a transaction left open; the table is analysed
-/// so the models that read it get good plans.
+/// connection of its own, in a transaction left open.
 pub async fn bulk_load(
     endpoint: Endpoint,
     table: BulkTable,
@@ -191,10 +208,6 @@ pub async fn bulk_load(
         sink.send(chunk).await.map_err(|e| fail("COPY", e))?;
     }
     let rows = sink.finish().await.map_err(|e| fail("COPY", e))?;
-    client
-        .batch_execute(&format!("analyze {}", table.name))
-        .await
-        .map_err(|e| fail("analyze", e))?;
     Ok(Loaded {
         client,
         table: table.name,

@@ -167,7 +167,34 @@ pub fn citus_target(
             "{configured} selected node(s) set a Citus layout (distributed_by, reference); the target is not a Citus coordinator, so they are built as plain tables"
         ));
     }
+    if citus {
+        check_incremental_layouts(m, selected)?;
+    }
     Ok(citus)
+}
+
+/// Refuses, before anything runs, the incremental models whose strategy
+/// Citus cannot run on their layout.
+fn check_incremental_layouts(m: &Manifest, selected: &[usize]) -> Result<()> {
+    use crate::materialize::{citus, incremental};
+    let mut problems = Problems::default();
+    for &i in selected {
+        let n = &m.nodes[i];
+        if n.materialized != Some(Materialization::Incremental) {
+            continue;
+        }
+        let checked = citus::distribution_of(n, |model| execute::model_relation(m, model))
+            .and_then(|d| Ok((d, incremental::config_of(n)?)))
+            .and_then(|(d, config)| match d {
+                Some(d) => citus::incremental_staging(n, &config, &d, &execute::node_relation(n))
+                    .map(|_| ()),
+                None => Ok(()),
+            });
+        if let Err(p) = checked {
+            problems.push(p);
+        }
+    }
+    problems.into_result()
 }
 
 /// The run's connections: one that holds the target's lock and records

@@ -110,6 +110,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
     let m = &c.manifest;
     pipeline::write_artifacts(&s, m, &selected)?;
     let plan = execute::plan(m, &selected, &test_configs, s.settings.env.merge_tests);
+    let citus = pipeline::citus_target(m, &selected, &conn, log)?;
     log.info(&format!(
         "Running {} nodes with {} threads on {}",
         selected.len(),
@@ -130,7 +131,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         test_configs: &test_configs,
         endpoint: &endpoint,
         run_renderer: Some(c.run_renderer.clone()),
-        citus: pipeline::citus_target(m, &selected, &conn, log)?,
+        citus,
         log,
     };
     let ran = pipeline::run_jobs(m, &selected, &plan, conn, &options)?;

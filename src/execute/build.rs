@@ -84,11 +84,17 @@ pub(super) async fn run_build(
             })
         }
         BuildJob::AddRows(config) => {
-            if distribution.is_some() {
-                crate::materialize::citus::check_incremental(n, config.strategy)?;
-            }
-            let add = incremental::AddRows::of(n, config);
-            write_run_sql(m, n, options.target_dir, &add.create_temp);
+            let staging = match &distribution {
+                Some(d) => crate::materialize::citus::incremental_staging(
+                    n,
+                    &config,
+                    d,
+                    &node_relation(n),
+                )?,
+                None => None,
+            };
+            let add = incremental::AddRows::of(n, config, staging.as_ref());
+            write_run_sql(m, n, options.target_dir, &add.create_staging);
             let (rows, changes) = build_incremental(client, &spec, &add, &compiled).await?;
             Ok(Built {
                 kind: "incremental",
@@ -122,13 +128,16 @@ pub fn model_relation(m: &Manifest, name: &str) -> Option<String> {
     m.nodes
         .iter()
         .find(|x| x.resource_type == ResourceType::Model && x.name == name)
-        .map(|x| {
-            format!(
-                "{}.{}",
-                crate::text::quote_ident(&x.schema),
-                crate::text::quote_ident(&x.alias)
-            )
-        })
+        .map(node_relation)
+}
+
+/// The node's relation, `"schema"."alias"`.
+pub fn node_relation(n: &Node) -> String {
+    format!(
+        "{}.{}",
+        crate::text::quote_ident(&n.schema),
+        crate::text::quote_ident(&n.alias)
+    )
 }
 
 pub(super) async fn load_seed(

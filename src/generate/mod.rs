@@ -14,7 +14,7 @@ pub use sim::{simulate, Params, Window};
 
 /// The raw warehouse's DDL (`warehouse/*.sql`), applied in this order. It is
 /// built into pm because the generator writes exactly these tables.
-pub const WAREHOUSE_SQL: [(&str, &str); 3] = [
+pub const WAREHOUSE_SQL: [(&str, &str); 4] = [
     (
         "warehouse/01_schemas_and_roles.sql",
         include_str!("../../warehouse/01_schemas_and_roles.sql"),
@@ -26,6 +26,10 @@ pub const WAREHOUSE_SQL: [(&str, &str); 3] = [
     (
         "warehouse/03_partitions.sql",
         include_str!("../../warehouse/03_partitions.sql"),
+    ),
+    (
+        "warehouse/04_citus.sql",
+        include_str!("../../warehouse/04_citus.sql"),
     ),
 ];
 

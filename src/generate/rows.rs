@@ -142,6 +142,7 @@ impl Table {
             Table::SubscriptionChanges => &[
                 "change_id",
                 "subscription_id",
+                "user_id",
                 "change_type",
                 "from_plan_id",
                 "to_plan_id",
@@ -413,6 +414,7 @@ impl Row for Subscription {
 pub struct SubscriptionChange {
     pub change_id: Uuid,
     pub subscription_id: Uuid,
+    pub user_id: Uuid,
     pub change_type: &'static str,
     pub from_plan_id: Option<&'static str>,
     pub to_plan_id: Option<&'static str>,
@@ -425,6 +427,7 @@ impl Row for SubscriptionChange {
     fn write(&self, w: &mut impl FieldWriter) {
         w.uuid(&self.change_id);
         w.uuid(&self.subscription_id);
+        w.uuid(&self.user_id);
         w.text(self.change_type);
         w.opt_text(self.from_plan_id);
         w.opt_text(self.to_plan_id);

@@ -5,6 +5,7 @@
 //! (or repartitions between them) instead of pulling every row through the
 //! coordinator, as `create table … as` followed by distributing does.
 
+use super::incremental::{IncrementalConfig, Strategy};
 use crate::error::Problem;
 use crate::manifest::{Materialization, Node};
 use crate::text::quote_literal;
@@ -121,19 +122,48 @@ pub fn distribution_of(
     }))
 }
 
-/// Refuses the incremental strategies Citus cannot run the way pm adds rows:
-/// this run's rows are kept in a temporary table on the coordinator, and
-/// Citus merges into a distributed or reference table only from a colocated
-/// distributed one; `delete+insert` and `append` work.
-pub fn check_incremental(n: &Node, strategy: super::incremental::Strategy) -> Result<(), Problem> {
-    if strategy == super::incremental::Strategy::Merge {
-        return Err(refused(
+/// Where an incremental model laid out as `target` keeps this run's rows
+/// before adding them to its table (`relation`): Some(a distribution) for a
+/// distributed table colocated with it, so that the rows are written on the
+/// workers and added shard by shard; None for a temporary table on the
+/// coordinator, which Citus sends to the workers when it adds the rows.
+/// Refuses what Citus cannot run: MERGE into a reference table, and MERGE
+/// whose `unique_key` leaves out the distribution column.
+pub fn incremental_staging(
+    n: &Node,
+    config: &IncrementalConfig,
+    target: &Distribution,
+    relation: &str,
+) -> Result<Option<Distribution>, Problem> {
+    let colocated = |column: &str| Distribution::Hash {
+        column: column.to_string(),
+        colocate_with: Colocation::With(relation.to_string()),
+        shard_count: None,
+    };
+    match target {
+        Distribution::Reference if config.strategy == Strategy::Merge => Err(refused(
             n,
-            "on Citus, `incremental_strategy: merge` would merge from this run's rows in a temporary table on the coordinator, which Citus refuses for a distributed or reference table".into(),
-            "use incremental_strategy: delete+insert (with the unique_key) or append, which Citus runs on distributed tables",
-        ));
+            "on Citus, `incremental_strategy: merge` cannot write into a reference table: Citus refuses a reference table as MERGE's target".into(),
+            "use incremental_strategy: delete+insert (with the same unique_key) or append",
+        )),
+        Distribution::Reference => Ok(None),
+        Distribution::Hash { column, .. } => {
+            let keyed = config.unique_key.iter().any(|k| k == column);
+            match config.strategy {
+                Strategy::Append => Ok(Some(colocated(column))),
+                _ if keyed => Ok(Some(colocated(column))),
+                Strategy::DeleteInsert => Ok(None),
+                Strategy::Merge => Err(refused(
+                    n,
+                    format!(
+                        "on Citus, `incremental_strategy: merge` matches rows on each worker, so its unique_key must hold the distribution column `{column}` (unique_key: [{}])",
+                        config.unique_key.join(", ")
+                    ),
+                    &format!("add `{column}` to unique_key, or use incremental_strategy: delete+insert"),
+                )),
+            }
+        }
     }
-    Ok(())
 }
 
 /// The statement that distributes table `relation` (`"schema"."name"`).
@@ -164,6 +194,64 @@ pub fn distribute_sql(relation: &str, d: &Distribution) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::materialize::incremental::OnSchemaChange;
+    use crate::materialize::relation::tests::node;
+
+    #[test]
+    fn incremental_rows_are_staged_colocated_when_citus_can_add_them_shard_by_shard() {
+        let n = node("model.p.log", "log");
+        let config = |strategy, keys: &[&str]| IncrementalConfig {
+            strategy,
+            unique_key: keys.iter().map(|k| k.to_string()).collect(),
+            on_schema_change: OnSchemaChange::Ignore,
+        };
+        let hash = Distribution::Hash {
+            column: "user_id".into(),
+            colocate_with: Colocation::Default,
+            shard_count: Some(8),
+        };
+        let colocated = Some(Distribution::Hash {
+            column: "user_id".into(),
+            colocate_with: Colocation::With("\"s\".\"log\"".into()),
+            shard_count: None,
+        });
+        let staging = |c: &IncrementalConfig, d: &Distribution| {
+            incremental_staging(&n, c, d, "\"s\".\"log\"").map_err(|p| p.to_string())
+        };
+        assert_eq!(
+            staging(&config(Strategy::Append, &[]), &hash),
+            Ok(colocated.clone())
+        );
+        for strategy in [Strategy::DeleteInsert, Strategy::Merge] {
+            assert_eq!(
+                staging(&config(strategy, &["day", "user_id"]), &hash),
+                Ok(colocated.clone())
+            );
+        }
+        // Keyed on another column: Citus sends a temporary table's rows to
+        // every worker for delete+insert, and refuses such a MERGE.
+        assert_eq!(
+            staging(&config(Strategy::DeleteInsert, &["day"]), &hash),
+            Ok(None)
+        );
+        let merge = staging(&config(Strategy::Merge, &["day"]), &hash).unwrap_err();
+        assert!(
+            merge.contains("must hold the distribution column `user_id` (unique_key: [day])"),
+            "{merge}"
+        );
+        // A reference table adds rows from a temporary table; MERGE into it is refused.
+        let r = Distribution::Reference;
+        assert_eq!(
+            staging(&config(Strategy::DeleteInsert, &["id"]), &r),
+            Ok(None)
+        );
+        assert_eq!(staging(&config(Strategy::Append, &[]), &r), Ok(None));
+        let merge = staging(&config(Strategy::Merge, &["id"]), &r).unwrap_err();
+        assert!(
+            merge.contains("a reference table as MERGE's target"),
+            "{merge}"
+        );
+    }
 
     #[test]
     fn distribution_statements() {

@@ -1,8 +1,10 @@
 //! Incremental models: on the first run (or `--full-refresh`) a table like
 //! any other; afterwards the model's query, with `is_incremental()` true,
 //! goes into a temporary table whose rows are added to the existing one by
-//! `append`, `delete+insert` or `merge` (PostgreSQL 15 MERGE).
+//! `append`, `delete+insert` or `merge` (PostgreSQL 15 MERGE). On Citus the
+//! rows can be staged in a distributed table instead (see `citus`).
 
+use super::citus::Distribution;
 use crate::error::Problem;
 use crate::manifest::Node;
 use crate::text::quote_ident;
@@ -86,17 +88,41 @@ pub fn config_of(node: &Node) -> Result<IncrementalConfig, Problem> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddRows {
     pub config: IncrementalConfig,
-    /// The temporary table holding this run's rows, and its `create`.
-    pub temp_table: String,
-    pub create_temp: String,
+    /// The table holding this run's rows (qualified), the statements that
+    /// create and fill it, and the one that drops it (a temporary table
+    /// goes at commit).
+    pub staging_table: String,
+    pub create_staging: String,
+    pub drop_staging: Option<String>,
 }
 
 impl AddRows {
-    pub fn of(node: &Node, config: IncrementalConfig) -> AddRows {
-        AddRows {
-            config,
-            temp_table: temp_table(node),
-            create_temp: create_temp_sql(node),
+    /// `staging`: None keeps this run's rows in a temporary table, dropped
+    /// at commit. On Citus, a distribution lays them out in a table of the
+    /// model's schema (under its temporary name), distributed colocated
+    /// with the model's table, so that adding them runs on the workers.
+    pub fn of(node: &Node, config: IncrementalConfig, staging: Option<&Distribution>) -> AddRows {
+        match staging {
+            None => AddRows {
+                config,
+                staging_table: format!("pg_temp.{}", temp_table(node)),
+                create_staging: create_temp_sql(node),
+                drop_staging: None,
+            },
+            Some(d) => {
+                let build = super::relation::build(node, super::relation::Kind::Table, Some(d));
+                let table = format!(
+                    "{}.{}",
+                    quote_ident(&build.schema),
+                    quote_ident(&build.temp_name)
+                );
+                AddRows {
+                    config,
+                    drop_staging: Some(format!("drop table {table}")),
+                    staging_table: table,
+                    create_staging: build.prepare,
+                }
+            }
         }
     }
 }
@@ -119,7 +145,7 @@ pub fn create_temp_sql(node: &Node) -> String {
     )
 }
 
-/// Moves the temporary table's rows into `relation`, writing `columns`.
+/// Moves the staging table's rows into `relation`, writing `columns`.
 pub fn apply_sql(
     config: &IncrementalConfig,
     relation: &str,

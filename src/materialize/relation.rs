@@ -241,10 +241,11 @@ pub fn index_sql(node: &Node, relation: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn node(id: &str, alias: &str) -> Node {
+    /// A table model `alias` in schema `s`, compiled to `select 1`.
+    pub(crate) fn node(id: &str, alias: &str) -> Node {
         Node {
             unique_id: id.into(),
             resource_type: crate::manifest::ResourceType::Model,

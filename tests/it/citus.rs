@@ -208,20 +208,64 @@ fn distributed_and_reference_tables_are_built_on_the_workers() {
         plan.contains("Task Count: 32") && !plan.contains("pull to coordinator"),
         "{plan}"
     );
-    // A merge from the coordinator's temporary table is refused, by name.
+    // This run's rows of a distributed incremental model are staged in a
+    // table colocated with it, and dropped.
+    let staged = read(p.path(), "target/run/local/models/usage_log.sql");
+    assert!(
+        staged.contains(") with no data;\nselect create_distributed_table(")
+            && staged.contains("'user_id', colocate_with => '\"public\".\"usage_log\"')"),
+        "{staged}"
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pg_class where relname like 'usage\\_log\\_\\_pm%'"
+        ),
+        "0"
+    );
+    // MERGE on the distribution column runs shard by shard from that table.
     write(
         p.path(),
         "models/usage_log.sql",
         "{{ config(materialized='incremental', distributed_by='user_id', unique_key='user_id', incremental_strategy='merge') }}\n\
-         select user_id, plan from {{ ref('fct_usage') }}\n",
+         select user_id, plan || '+' as plan from {{ ref('fct_usage') }}\n\
+         {% if is_incremental() %}where user_id > 4990{% endif %}\n",
     );
     let r = pm(p.path(), &["run", "-s", "usage_log"]);
-    assert_eq!(r.code, 1);
-    assert!(
-        unwrapped(&r.stderr).contains("on Citus, `incremental_strategy: merge`"),
-        "{}",
-        r.stderr
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*), count(*) filter (where plan like '%+') from usage_log"
+        ),
+        "5000|10"
     );
+    // What Citus cannot merge is refused before anything runs, naming the rule.
+    for (config, says) in [
+        (
+            "distributed_by='user_id', unique_key='plan', incremental_strategy='merge'",
+            "its unique_key must hold the distribution column `user_id` (unique_key: [plan])",
+        ),
+        (
+            "reference=true, unique_key='user_id', incremental_strategy='merge'",
+            "Citus refuses a reference table as MERGE's target",
+        ),
+    ] {
+        write(
+            p.path(),
+            "models/usage_log.sql",
+            &format!(
+                "{{{{ config(materialized='incremental', {config}) }}}}\nselect user_id, plan from {{{{ ref('fct_usage') }}}}\n"
+            ),
+        );
+        let r = pm(p.path(), &["run", "-s", "usage_log"]);
+        assert_eq!(r.code, 2, "{config}: {}", r.stderr);
+        assert!(
+            unwrapped(&r.stderr).contains(says) && !r.stderr.contains("Running 1 nodes"),
+            "{config}: {}",
+            r.stderr
+        );
+    }
     let built = read(p.path(), "target/run/local/models/fct_usage.sql");
     assert!(
         built.contains(") with no data;\nselect create_distributed_table(")
@@ -351,9 +395,14 @@ fn pulsemetrics_on_a_coordinator_and_two_workers_has_the_single_node_rows() {
             cluster.path(),
             "select string_agg(logicalrelid::text || ':' || partmethod::text, ',' order by logicalrelid::text) \
              from pg_dist_partition where logicalrelid::text in \
-             ('analytics.fct_events', 'analytics.dim_users', 'analytics.dim_plan', 'reference.channels')"
+             ('analytics.fct_events', 'analytics.dim_users', 'analytics.dim_plan', 'reference.channels', \
+              'raw.events', 'raw.events_2024_03', 'raw.sessions', 'raw.subscription_changes', 'raw.plans', \
+              'intermediate.int_subscription_plan_periods', 'intermediate.int_cohort_months')"
         ),
-        "analytics.dim_plan:n,analytics.dim_users:h,analytics.fct_events:h,reference.channels:n"
+        "analytics.dim_plan:n,analytics.dim_users:h,analytics.fct_events:h,\
+         intermediate.int_cohort_months:n,intermediate.int_subscription_plan_periods:h,\
+         raw.events:h,raw.events_2024_03:h,raw.plans:n,raw.sessions:h,raw.subscription_changes:h,\
+         reference.channels:n"
     );
     assert_eq!(
         sql(
@@ -369,4 +418,31 @@ fn pulsemetrics_on_a_coordinator_and_two_workers_has_the_single_node_rows() {
         ),
         "2"
     );
+    // The raw tables are distributed as the facts are, so each fact's build
+    // runs on the workers: one task per shard, each reading and writing its
+    // own shards, nothing pulled through the coordinator or repartitioned.
+    for fact in [
+        "fct_events",
+        "fct_sessions",
+        "fct_payments",
+        "fct_subscriptions",
+    ] {
+        let model = read(
+            cluster.path(),
+            &format!("target/compiled/pulsemetrics/models/facts/{fact}.sql"),
+        );
+        let plan = sql(
+            cluster.path(),
+            &format!("explain insert into analytics.{fact} {model}"),
+        );
+        assert!(
+            plan.starts_with("Custom Scan (Citus Adaptive)")
+                && plan.contains("Task Count: 32")
+                && plan.contains(&format!("Insert on {fact}_"))
+                && !plan.contains("pull to coordinator")
+                && !plan.contains("repartition")
+                && !plan.contains("Distributed Subplan"),
+            "{fact}: {plan}"
+        );
+    }
 }

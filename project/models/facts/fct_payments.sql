@@ -24,4 +24,5 @@ select
     p.refund_of_payment_id,
     p.failure_reason
 from {{ ref('stg_payments') }} as p
-join {{ ref('stg_subscriptions') }} as s on s.subscription_id = p.subscription_id
+join {{ ref('stg_subscriptions') }} as s
+    on s.user_id = p.user_id and s.subscription_id = p.subscription_id

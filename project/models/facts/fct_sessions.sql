@@ -2,13 +2,14 @@
 -- depth (events in the session).
 with session_events as (
     select
+        user_id,
         session_id,
         count(*)::integer as events,
         (count(*) filter (where event_type = 'capture'))::integer as captures,
         (count(*) filter (where event_type = 'feature_use'))::integer as feature_uses
     from {{ ref('stg_events') }}
     where session_id is not null
-    group by 1
+    group by 1, 2
 )
 
 select
@@ -31,4 +32,4 @@ select
 from {{ ref('stg_sessions') }} as s
 join {{ ref('stg_users') }} as u on u.user_id = s.user_id
 left join {{ ref('stg_titles') }} as t on t.title_id = s.title_id
-left join session_events as e on e.session_id = s.session_id
+left join session_events as e on e.user_id = s.user_id and e.session_id = s.session_id

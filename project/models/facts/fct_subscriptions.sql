@@ -4,12 +4,13 @@
 -- and `status` are the columns seed 003's MRR query reads.
 with payments as (
     select
+        user_id,
         subscription_id,
         min(created_at) filter (where payment_type = 'regular' and status = 'captured') as first_paid_at,
         (count(*) filter (where payment_type = 'regular' and status = 'captured'))::integer as regular_payments,
         coalesce(sum(case status when 'captured' then amount when 'refunded' then -amount else 0 end), 0)::numeric(14, 2) as net_revenue
     from {{ ref('stg_payments') }}
-    group by 1
+    group by 1, 2
 )
 
 select
@@ -39,6 +40,7 @@ select
     coalesce(pay.regular_payments, 0) as regular_payments,
     coalesce(pay.net_revenue, 0) as net_revenue
 from {{ ref('stg_subscriptions') }} as s
-join {{ ref('int_subscription_lifetimes') }} as l on l.subscription_id = s.subscription_id
+join {{ ref('int_subscription_lifetimes') }} as l
+    on l.user_id = s.user_id and l.subscription_id = s.subscription_id
 join {{ ref('dim_plan') }} as p on p.plan_id = s.plan_id
-left join payments as pay on pay.subscription_id = s.subscription_id
+left join payments as pay on pay.user_id = s.user_id and pay.subscription_id = s.subscription_id

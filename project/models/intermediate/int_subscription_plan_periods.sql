@@ -3,6 +3,7 @@
 -- and past its trial), for MRR on any day.
 with plan_changes as (
     select
+        user_id,
         subscription_id,
         to_plan_id as plan_id,
         changed_at,
@@ -13,11 +14,12 @@ with plan_changes as (
 
 stretches as (
     select
+        user_id,
         subscription_id,
         plan_id,
         {{ local_date('changed_at') }} as valid_from,
         lead({{ local_date('changed_at') }}) over (
-            partition by subscription_id order by changed_at, change_id
+            partition by user_id, subscription_id order by changed_at, change_id
         ) as valid_to
     from plan_changes
 )
@@ -37,6 +39,7 @@ select
         else least(s.valid_to, sub.paying_until)
     end as paying_until
 from stretches as s
-join {{ ref('int_subscription_lifetimes') }} as sub on sub.subscription_id = s.subscription_id
+join {{ ref('int_subscription_lifetimes') }} as sub
+    on sub.user_id = s.user_id and sub.subscription_id = s.subscription_id
 join {{ ref('dim_plan') }} as p on p.plan_id = s.plan_id
 where s.valid_to is null or s.valid_to > s.valid_from

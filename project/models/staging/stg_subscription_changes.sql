@@ -1,6 +1,7 @@
 select
     change_id,
     subscription_id,
+    user_id,
     change_type,
     from_plan_id,
     to_plan_id,

@@ -20,6 +20,7 @@ impl<S: Sink> Life<'_, '_, S> {
             self.sink.subscription_change(&SubscriptionChange {
                 change_id,
                 subscription_id: sub.row.subscription_id,
+                user_id: sub.row.user_id,
                 change_type,
                 from_plan_id: from,
                 to_plan_id: to,
