@@ -29,6 +29,9 @@ pub struct RunRenderer {
     macro_names: BTreeSet<String>,
     yaml_texts: HashMap<String, Arc<str>>,
     nodes: HashMap<String, RunNode>,
+    /// Every ephemeral model by unique id: its CTE's name and its compiled
+    /// SQL (with the ephemeral models it reads), for `--inline` SQL.
+    ephemerals: HashMap<String, (String, String)>,
 }
 
 impl std::fmt::Debug for RunRenderer {
@@ -158,7 +161,8 @@ impl RunRenderer {
     }
 
     /// Renders `source` (`pm show --inline`) as a node of the root project
-    /// would render, `ref()` and `source()` naming built relations.
+    /// would render, `ref()` and `source()` naming built relations and the
+    /// ephemeral models it reads put in front as CTEs.
     pub fn render_inline(
         &self,
         source: &str,
@@ -168,22 +172,35 @@ impl RunRenderer {
             context::set_warehouse(Some(warehouse));
             self.env.render_named_str("<inline>", source, ())
         });
-        result.map(empty::settle_aliases).map_err(|e| {
-            let file = context::template_file(e.name().unwrap_or("<inline>"));
-            let text = self
-                .macro_texts
-                .get(file)
-                .cloned()
-                .unwrap_or_else(|| Arc::from(source));
-            errors::jinja_problem(
-                &e,
-                state.failure.as_ref(),
-                file,
-                &text,
-                None,
-                &self.macro_names,
-            )
-        })
+        let ctes: Vec<(String, String)> = state
+            .depends
+            .iter()
+            .filter_map(|&i| self.shared.metas.get(i))
+            .filter_map(|meta| self.ephemerals.get(&meta.unique_id))
+            .fold(Vec::new(), |mut ctes, cte| {
+                if !ctes.contains(cte) {
+                    ctes.push(cte.clone());
+                }
+                ctes
+            });
+        result
+            .map(|sql| ephemeral::inject(&empty::settle_aliases(sql), &ctes))
+            .map_err(|e| {
+                let file = context::template_file(e.name().unwrap_or("<inline>"));
+                let text = self
+                    .macro_texts
+                    .get(file)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(source));
+                errors::jinja_problem(
+                    &e,
+                    state.failure.as_ref(),
+                    file,
+                    &text,
+                    None,
+                    &self.macro_names,
+                )
+            })
     }
 
     /// `name` is a macro of the project, a package (`package.macro`) or pm's.
@@ -378,5 +395,18 @@ pub(super) fn run_renderer(
             .map(|p| (p.path.clone(), p.text.clone()))
             .collect(),
         nodes: run_nodes,
+        ephemerals: nodes
+            .iter()
+            .filter(|n| n.materialized == Some(crate::manifest::Materialization::Ephemeral))
+            .map(|n| {
+                (
+                    n.unique_id.clone(),
+                    (
+                        format!("__dbt__cte__{}", n.alias),
+                        n.compiled_code.clone().unwrap_or_default(),
+                    ),
+                )
+            })
+            .collect(),
     }
 }

@@ -13,6 +13,14 @@ fn show_runs_a_node_or_inline_sql_and_prints_its_first_rows() {
             "models/adults.sql",
             "select * from {{ ref('people') }} where id > 1\n",
         ),
+        (
+            "models/initials.sql",
+            "{{ config(materialized='ephemeral') }}\nselect id, left(name, 1) as initial from {{ ref('people') }}\n",
+        ),
+        (
+            "models/shouted.sql",
+            "{{ config(materialized='ephemeral') }}\nselect id, upper(initial) as initial from {{ ref('initials') }}\n",
+        ),
     ]);
     // A node's SQL runs without building it (people is built first, as a parent).
     let r = pm(p.path(), &["run", "-s", "people"]);
@@ -38,6 +46,23 @@ fn show_runs_a_node_or_inline_sql_and_prints_its_first_rows() {
     assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
     let rows: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(rows, serde_json::json!([{"n": 3}]));
+    // Ephemeral models the inline SQL reads (and the ones they read) come
+    // along as CTEs, next to its own `with`.
+    let r = pm(
+        p.path(),
+        &[
+            "show",
+            "--inline",
+            "with picked as (select 2 as id) \
+             select s.initial, i.initial as lower from picked \
+             join {{ ref('shouted') }} s using (id) join {{ ref('initials') }} i using (id)",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(
+        r.stdout.trim(),
+        "| initial | lower |\n|---------|-------|\n| B       | b     |"
+    );
 
     // Several nodes, or a query that fails, are said so.
     let r = pm(p.path(), &["show", "-s", "people", "adults"]);
