@@ -67,15 +67,12 @@ pub fn node_problem(
         }
         return p;
     }
-    let text = template_text(&template, in_node.then_some(node_source), files);
-    let mut p = jinja_problem(
-        e,
-        failure.as_ref(),
+    let text = template_text(
         &template,
-        &text,
-        Some(node_source),
-        files.macro_names,
+        in_node.then_some((&*node.raw_code, node_source)),
+        files,
     );
+    let mut p = jinja_problem(e, failure.as_ref(), &template, &text, files.macro_names);
     if !in_node {
         let mut context = Problem::new(
             "compile::while",
@@ -99,11 +96,18 @@ pub fn node_problem(
     p
 }
 
-/// The text an error's template stands for: the node's own source (`own`,
-/// when the error is in it) or a macro file's.
-fn template_text(template: &str, own: Option<&str>, files: &FileIndex) -> Arc<str> {
+/// The text an error's template stands for: the node's own file (`own`:
+/// its text and the template prepared from it, when the error is in it) or
+/// a macro file's. Shown as the user wrote it: spans of the prepared
+/// template are moved onto it by [`jinja_problem`].
+fn template_text(template: &str, own: Option<(&str, &str)>, files: &FileIndex) -> Arc<str> {
     match own {
-        Some(source) => Arc::from(source),
+        Some((file_text, source))
+            if super::blocks::mutable_literals(file_text).as_deref() == Some(source) =>
+        {
+            Arc::from(file_text)
+        }
+        Some((_, source)) => Arc::from(source),
         None => files
             .macro_texts
             .get(template)
@@ -118,14 +122,14 @@ pub fn unit_test_problem(
     e: &minijinja::Error,
     failure: Option<Failure>,
     unit_test: &Node,
-    model_path: &str,
-    model_source: &str,
+    model: (&str, &str, &str),
     files: &FileIndex,
 ) -> Problem {
+    let (model_path, model_file_text, model_source) = model;
     let template = super::context::template_file(e.name().unwrap_or(model_path)).to_string();
     let text = template_text(
         &template,
-        (template == model_path).then_some(model_source),
+        (template == model_path).then_some((model_file_text, model_source)),
         files,
     );
     let mut context = Problem::new(
@@ -143,14 +147,7 @@ pub fn unit_test_problem(
     let queried = failure
         .as_ref()
         .is_some_and(|f| f.code == "run::render_query");
-    let mut p = jinja_problem(
-        e,
-        failure.as_ref(),
-        &template,
-        &text,
-        Some(model_source),
-        files.macro_names,
-    );
+    let mut p = jinja_problem(e, failure.as_ref(), &template, &text, files.macro_names);
     if queried {
         // As in dbt: the fixtures are CTEs of the test's query, not relations.
         p.help = Some(format!(
@@ -233,7 +230,6 @@ pub fn jinja_problem(
     failure: Option<&Failure>,
     file: &str,
     text: &Arc<str>,
-    _node_source: Option<&str>,
     macro_names: &BTreeSet<String>,
 ) -> Problem {
     let (code, message, help) = describe(e, failure, text, macro_names);
@@ -252,7 +248,8 @@ pub fn jinja_problem(
         "compile::unknown_source" => "unknown source".into(),
         _ => "here".into(),
     };
-    match (e.range(), e.line()) {
+    let range = e.range().map(|r| span_in_file(text, r));
+    match (range, e.line()) {
         (Some(r), Some(line)) if r.end <= text.len() && line_range(text, line).start <= r.start => {
             p = p.label(r, label);
         }
@@ -260,6 +257,54 @@ pub fn jinja_problem(
         _ => {}
     }
     p
+}
+
+/// A span of the template prepared from `file_text` (its mutable list and
+/// dict literals rewritten, see `blocks::mutable_literals`) moved onto
+/// `file_text`. The rewrite keeps every line, so each offset keeps its
+/// line; on a rewritten line, a column before or after the rewritten part
+/// keeps its distance from that end, and one inside it points at the part.
+fn span_in_file(file_text: &str, r: std::ops::Range<usize>) -> std::ops::Range<usize> {
+    match super::blocks::mutable_literals(file_text) {
+        Some(prepared) if prepared != file_text => {
+            let start = offset_in_file(&prepared, file_text, r.start);
+            start..offset_in_file(&prepared, file_text, r.end).max(start)
+        }
+        _ => r,
+    }
+}
+
+fn offset_in_file(prepared: &str, file_text: &str, at: usize) -> usize {
+    let mut at = at.min(prepared.len());
+    while !prepared.is_char_boundary(at) {
+        at -= 1;
+    }
+    let line_start = prepared[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = prepared[..line_start].matches('\n').count() + 1;
+    let column = at - line_start;
+    let theirs = &prepared[line_start
+        ..line_start
+            + prepared[line_start..]
+                .find('\n')
+                .unwrap_or(prepared.len() - line_start)];
+    let ours_range = line_range(file_text, line);
+    let ours = &file_text[ours_range.clone()];
+    let common = |a: &mut dyn Iterator<Item = (char, char)>| {
+        a.take_while(|(x, y)| x == y)
+            .map(|(c, _)| c.len_utf8())
+            .sum::<usize>()
+    };
+    let prefix = common(&mut theirs.chars().zip(ours.chars()));
+    let suffix = common(&mut theirs.chars().rev().zip(ours.chars().rev()))
+        .min(theirs.len().min(ours.len()) - prefix);
+    ours_range.start
+        + if column <= prefix {
+            column.min(ours.len())
+        } else if column >= theirs.len() - suffix {
+            ours.len() - (theirs.len() - column).min(ours.len())
+        } else {
+            prefix
+        }
 }
 
 /// A dependency cycle, naming every member with its file.
@@ -308,4 +353,37 @@ fn find_ref(text: &str, name: &str) -> Option<std::ops::Range<usize>> {
         from = end;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_of_the_prepared_template_land_on_the_file_as_written() {
+        let file = "-- ünï\n{% set xs = [1] %}{% set d = {'k': 1} %} {{ d.zip() }}\nselect {{ xs.nope() }}\n";
+        let prepared = super::super::blocks::mutable_literals(file).unwrap();
+        let at = |text: &str, needle: &str| text.find(needle).unwrap();
+        // After the rewritten literals on their line, and on a later line.
+        for needle in [".zip()", ".nope()"] {
+            let r = at(&prepared, needle)..at(&prepared, needle) + needle.len();
+            let start = at(file, needle);
+            assert_eq!(
+                span_in_file(file, r),
+                start..start + needle.len(),
+                "{needle}"
+            );
+        }
+        // Before them, and inside one (the literal is pointed at).
+        let r = at(&prepared, "set xs")..at(&prepared, "set xs") + 3;
+        assert_eq!(
+            span_in_file(file, r),
+            at(file, "set xs")..at(file, "set xs") + 3
+        );
+        let inside = at(&prepared, "__pm_list") + 4;
+        let literal = at(file, "[1]");
+        assert_eq!(span_in_file(file, inside..inside + 1), literal..literal);
+        // A file without literals keeps its spans.
+        assert_eq!(span_in_file("select {{ x }}", 7..14), 7..14);
+    }
 }

@@ -113,8 +113,7 @@ impl<'a> Renderer<'a> {
                     &e,
                     state.failure,
                     &d.node,
-                    &t.model_path,
-                    source,
+                    (&t.model_path, &t.model_file_text, source),
                     files,
                 )),
             };
@@ -191,14 +190,7 @@ pub(super) fn environment(
             .get(&file)
             .cloned()
             .unwrap_or_else(|| Arc::from(""));
-        Problems::from(errors::jinja_problem(
-            &e,
-            None,
-            &file,
-            &text,
-            None,
-            &macros.names,
-        ))
+        Problems::from(errors::jinja_problem(&e, None, &file, &text, &macros.names))
     })
 }
 

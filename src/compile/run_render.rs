@@ -153,7 +153,6 @@ impl RunRenderer {
                     state.failure.as_ref(),
                     file,
                     &text,
-                    None,
                     &self.macro_names,
                 ))
             }
@@ -192,14 +191,7 @@ impl RunRenderer {
                     .get(file)
                     .cloned()
                     .unwrap_or_else(|| Arc::from(source));
-                errors::jinja_problem(
-                    &e,
-                    state.failure.as_ref(),
-                    file,
-                    &text,
-                    None,
-                    &self.macro_names,
-                )
+                errors::jinja_problem(&e, state.failure.as_ref(), file, &text, &self.macro_names)
             })
     }
 

@@ -12,9 +12,11 @@ use crate::manifest::{FixtureData, UnitTestInfo, UnitTestInput};
 /// inputs' CTEs and the overrides.
 #[derive(Debug)]
 pub(super) struct UnitTestTemplate {
-    /// The tested model's file text and path.
+    /// The tested model's template and path.
     pub(super) text: Arc<str>,
     pub(super) model_path: String,
+    /// The model file's text as written (`text` is the template prepared from it).
+    pub(super) model_file_text: Arc<str>,
     /// The tested model's unique id.
     pub(super) model: String,
     /// (unique id of the node an input stands for, its CTE name).
@@ -320,6 +322,7 @@ fn unit_test_draft(
         template: Template::UnitTest(Arc::new(UnitTestTemplate {
             text: text.clone(),
             model_path: model_node.original_file_path.clone(),
+            model_file_text: model_node.raw_code.clone(),
             model: model_node.unique_id.clone(),
             inputs,
             this_cte,

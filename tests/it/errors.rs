@@ -192,6 +192,28 @@ fn unknown_macro_and_error_inside_a_macro() {
 }
 
 #[test]
+fn errors_show_the_template_as_written_with_mutable_literals() {
+    // pm rewrites `{% set x = [...] %}` for mutable lists; the snippet and
+    // the span are the file's own.
+    let err = fails(
+        &[
+            ("dbt_project.yml", PROJECT),
+            (
+                "macros/m.sql",
+                "{% macro cols() %}\n  {% set names = ['a'] %}{{ names.push('b') }}\n{% endmacro %}\n",
+            ),
+            (
+                "models/a.sql",
+                "{% set d = {'k': 1} %}select {{ d.zip() }}\n",
+            ),
+            ("models/b.sql", "select {{ cols() }}\n"),
+        ],
+        &["compile"],
+    );
+    insta::assert_snapshot!(err);
+}
+
+#[test]
 fn duplicate_model_names() {
     let err = fails(
         &[
