@@ -289,13 +289,7 @@ pub(super) fn apply_patches(
                 }
                 patched.insert(key, props.path.clone());
                 let node = &mut drafts[i].node;
-                node.description = resolve_docs(&p.description, doc_map);
-                node.columns = columns_of(&p.columns);
-                for c in node.columns.values_mut() {
-                    c.description = resolve_docs(&c.description, doc_map);
-                }
-                node.meta = p.meta.clone();
-                node.docs = p.docs.clone();
+                describe(node, p, doc_map);
                 node.patch_path = Some(props.path.clone());
                 node.extra = p.extra.clone();
                 if !p.config.is_empty() {
@@ -378,7 +372,7 @@ pub(super) fn yaml_resources(
     for p in &props.snapshots {
         if let Some(Json::String(relation)) = p.extra.get("relation") {
             let mut draft = yaml_snapshot(project, props, &folders, folder_configs, p, relation);
-            draft.node.description = resolve_docs(&p.description, doc_map);
+            describe(&mut draft.node, p, doc_map);
             drafts.push(draft);
         }
     }
@@ -429,6 +423,22 @@ pub(super) fn yaml_resources(
         });
     }
     drafts
+}
+
+/// What a YAML entry says of its node: description, columns (their
+/// `{{ doc() }}`s resolved), meta and docs.
+fn describe(
+    node: &mut Node,
+    p: &crate::loader::properties::ResourcePatch,
+    doc_map: &HashMap<String, String>,
+) {
+    node.description = resolve_docs(&p.description, doc_map);
+    node.columns = columns_of(&p.columns);
+    for c in node.columns.values_mut() {
+        c.description = resolve_docs(&c.description, doc_map);
+    }
+    node.meta = p.meta.clone();
+    node.docs = p.docs.clone();
 }
 
 /// A snapshot defined in YAML (dbt 1.9's `relation:`): its query is

@@ -108,7 +108,7 @@ fn a_snapshot_without_its_strategy_config_is_refused_before_anything_runs() {
 fn a_yaml_defined_snapshot_keeps_the_history_of_its_relation() {
     let p = LocalProject::new(&[(
         "snapshots/snaps.yml",
-        "snapshots:\n  - name: a_history\n    relation: ref('a')\n    description: every id a has held\n    config: {unique_key: id, strategy: check, check_cols: all, hard_deletes: invalidate}\n    columns:\n      - name: id\n        data_tests: [not_null]\n",
+        "snapshots:\n  - name: a_history\n    relation: ref('a')\n    description: every id a has held\n    config: {unique_key: id, strategy: check, check_cols: all, hard_deletes: invalidate}\n    meta: {owner: data}\n    columns:\n      - name: id\n        description: the id\n        data_tests: [not_null]\n",
     )]);
     let r = pm(p.path(), &["build"]);
     assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
@@ -131,6 +131,8 @@ fn a_yaml_defined_snapshot_keeps_the_history_of_its_relation() {
     let node = &m["nodes"]["snapshot.local.a_history"];
     assert_eq!(node["depends_on"]["nodes"][0], "model.local.a");
     assert_eq!(node["description"], "every id a has held");
+    assert_eq!(node["columns"]["id"]["description"], "the id");
+    assert_eq!(node["meta"]["owner"], "data");
 
     // A relation that is not ref() or source() text is said so at its line.
     write(
