@@ -40,3 +40,16 @@ def timed(cmd, cwd):
     if p.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
     return elapsed, p.stdout + p.stderr
+
+
+def dbt_profiles(url, profile, out_dir, threads=4):
+    """A profiles.yml in `out_dir` whose `profile` points dbt at the embedded
+    server of `url`; returns dbt's flags for it."""
+    socket_dir = url.split("host=", 1)[1].split("&", 1)[0]
+    user = url.split("://", 1)[1].split("@", 1)[0]
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "profiles.yml"), "w") as f:
+        f.write(f"{profile}:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n"
+                f"      host: {socket_dir}\n      port: 5432\n      user: {user}\n      password: ''\n"
+                f"      dbname: pm\n      schema: public\n      threads: {threads}\n")
+    return ["--profiles-dir", out_dir]

@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 
-from common import HERE, ROOT, local_server, pm_binary, sh, timed
+from common import HERE, ROOT, dbt_profiles, local_server, pm_binary, sh, timed
 
 SCHEMAS = ["reference", "staging", "intermediate", "analytics"]
 
@@ -72,16 +72,8 @@ def main():
                     ignore=shutil.ignore_patterns(".pm", "target", "logs"))
     os.chmod(proj, 0o755)
     url, psql = local_server(pm, proj)
-    socket_dir = url.split("host=", 1)[1].split("&", 1)[0]
-    profiles = os.path.join(HERE, "out", "dbt_profiles")
-    os.makedirs(profiles, exist_ok=True)
-    user = url.split("://", 1)[1].split("@", 1)[0]
-    with open(os.path.join(profiles, "profiles.yml"), "w") as f:
-        f.write(f"pulsemetrics:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n"
-                f"      host: {socket_dir}\n      port: 5432\n      user: {user}\n      password: ''\n"
-                f"      dbname: pm\n      schema: public\n      threads: 4\n")
     dbt = [a.dbt, "--no-use-colors"]
-    dbt_flags = ["--profiles-dir", profiles]
+    dbt_flags = dbt_profiles(url, "pulsemetrics", os.path.join(HERE, "out", "dbt_profiles"))
 
     def empty_marts():
         sh([psql, url, "-Xqc", "; ".join(f"drop schema if exists {s} cascade" for s in SCHEMAS)])

@@ -1,5 +1,5 @@
-//! The warehouse a render at run time reads: its own connection, queried
-//! from the blocking thread the render runs on.
+//! The warehouse a render at run time reads: a connection of the run's
+//! renders, queried from the blocking thread the render runs on.
 
 use super::{error_text, Endpoint};
 use crate::compile::context::{QueryResult, Warehouse};
@@ -28,6 +28,34 @@ impl RenderConnection {
             client: endpoint.connect().await?,
             runtime: tokio::runtime::Handle::current(),
         })
+    }
+}
+
+/// The connections of a run's renders: a render takes one (connecting when
+/// none is free) and gives it back, so a run connects once per concurrent
+/// render rather than once per node.
+#[derive(Debug, Default)]
+pub struct RenderConnections(std::sync::Mutex<Vec<RenderConnection>>);
+
+impl RenderConnections {
+    pub async fn take(&self, endpoint: &Endpoint) -> Result<RenderConnection> {
+        let free = self.free().pop();
+        match free {
+            Some(c) => Ok(c),
+            None => RenderConnection::open(endpoint).await,
+        }
+    }
+
+    /// Keeps `connection` for a later render, unless the server closed it.
+    pub fn give_back(&self, connection: RenderConnection) {
+        if !connection.client.is_closed() {
+            self.free().push(connection);
+        }
+    }
+
+    fn free(&self) -> std::sync::MutexGuard<'_, Vec<RenderConnection>> {
+        // A render that panicked leaves the list as it was: still usable.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

@@ -120,6 +120,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
     pipeline::prepare_target(&s, m, &selected, &test_configs, &conn, !args.no_wait)?;
     let target_dir = s.target_dir();
     let endpoint = conn.endpoint.clone();
+    let render_connections = crate::adapter::render::RenderConnections::default();
     let options = execute::RunOptions {
         command: command.name(),
         root: &s.project.root,
@@ -131,6 +132,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         test_configs: &test_configs,
         endpoint: &endpoint,
         run_renderer: Some(c.run_renderer.clone()),
+        render_connections: &render_connections,
         citus,
         log,
     };

@@ -141,6 +141,8 @@ pub struct RunOptions<'a> {
     /// The nodes whose templates use the warehouse, rendered again right
     /// before they run.
     pub run_renderer: Option<std::sync::Arc<crate::compile::run_render::RunRenderer>>,
+    /// The connections its renders at run time share.
+    pub render_connections: &'a crate::adapter::render::RenderConnections,
     /// The target is a Citus coordinator: tables are distributed as configured.
     pub citus: bool,
     pub log: Log,
@@ -208,7 +210,9 @@ async fn as_run<'n>(
     else {
         return Ok(std::borrow::Cow::Borrowed(n));
     };
-    let connection = crate::adapter::render::RenderConnection::open(options.endpoint)
+    let connection = options
+        .render_connections
+        .take(options.endpoint)
         .await
         .map_err(|p| {
             p.0.into_iter().next().unwrap_or_else(|| {
@@ -216,11 +220,12 @@ async fn as_run<'n>(
             })
         })?;
     let (renderer, id) = (renderer.clone(), n.unique_id.clone());
-    let (rendered, hooks) = tokio::task::spawn_blocking(move || {
+    let (rendered, hooks, connection) = tokio::task::spawn_blocking(move || {
         let warehouse = std::sync::Arc::new(connection);
         (
             renderer.render(&id, warehouse.clone()),
-            renderer.render_hooks(&id, warehouse),
+            renderer.render_hooks(&id, warehouse.clone()),
+            std::sync::Arc::into_inner(warehouse),
         )
     })
     .await
@@ -230,6 +235,9 @@ async fn as_run<'n>(
             format!("rendering {} stopped: {e}", n.unique_id),
         )
     })?;
+    if let Some(connection) = connection {
+        options.render_connections.give_back(connection);
+    }
     let mut node = n.clone();
     if let Some((pre, post)) = hooks.transpose()? {
         (node.pre_hooks, node.post_hooks) = (pre, post);

@@ -212,3 +212,32 @@ fn hooks_that_test_execute_render_with_the_warehouse() {
     assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
     assert_eq!(sql(p.path(), "select name from hook_log"), "hooked");
 }
+
+#[test]
+fn renders_of_a_run_share_their_connections() {
+    // One thread: the renders follow one another, each on the connection
+    // the one before gave back (a new connection per node was slow).
+    let mut files = Vec::new();
+    for i in 1..=4 {
+        files.push((
+            format!("models/m{i}.sql"),
+            "select {{ run_query('select pg_backend_pid()').columns[0].values()[0] if execute else 0 }} as pid\n"
+                .to_string(),
+        ));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let p = LocalProject::new(&files);
+    let r = pm(p.path(), &["run", "--threads", "1"]);
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(distinct pid), min(pid) > 0 from (select pid from m1 union all select pid from m2 \
+             union all select pid from m3 union all select pid from m4) t"
+        ),
+        "1|t"
+    );
+}
