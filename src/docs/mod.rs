@@ -275,11 +275,9 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
     let mut by_layer: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_mat: BTreeMap<String, usize> = BTreeMap::new();
     let (mut models, mut models_tested) = (0, 0);
-    for n in m
-        .nodes
-        .iter()
-        .filter(|n| in_graph(n) || n.resource_type == ResourceType::Test)
-    {
+    for n in m.nodes.iter().filter(|n| {
+        in_graph(n) || matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest)
+    }) {
         *by_type
             .entry(n.resource_type.as_str().to_string())
             .or_default() += 1;
@@ -321,8 +319,8 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
     })
 }
 
-/// Tests by the node and column they are attached to, with their last
-/// status; and the nodes that have any test.
+/// Data tests by the node and column they are attached to, and unit tests
+/// by their model, with their last status; and the nodes that have any test.
 type TestsOf<'m> = HashMap<(&'m str, Option<&'m str>), Vec<Json>>;
 
 fn tests_by_attachment<'m>(
@@ -331,32 +329,36 @@ fn tests_by_attachment<'m>(
 ) -> (TestsOf<'m>, std::collections::HashSet<&'m str>) {
     let mut tests_of: HashMap<(&str, Option<&str>), Vec<Json>> = HashMap::new();
     let mut tested_models: std::collections::HashSet<&str> = Default::default();
-    for n in m
-        .nodes
-        .iter()
-        .filter(|n| n.resource_type == ResourceType::Test)
-    {
-        let Some(t) = &n.test else { continue };
-        let kind = t
-            .metadata
-            .as_ref()
-            .map(|md| md.name.clone())
-            .unwrap_or_else(|| "singular".into());
+    for n in &m.nodes {
+        // A data test is attached to its node (and column); a unit test to its model.
+        let (kind, attached, column): (String, Vec<&str>, Option<&str>) =
+            match (&n.test, &n.unit_test) {
+                (Some(t), _) => (
+                    t.metadata
+                        .as_ref()
+                        .map(|md| md.name.clone())
+                        .unwrap_or_else(|| "singular".into()),
+                    match &t.attached_node {
+                        Some(a) => vec![a.as_str()],
+                        None => n.depends_on.iter().map(String::as_str).collect(),
+                    },
+                    t.column_name.as_deref(),
+                ),
+                (None, Some(u)) => (
+                    format!("unit test {}", n.name),
+                    vec![u.model.as_str()],
+                    None,
+                ),
+                (None, None) => continue,
+            };
         let entry = json!({
             "name": n.name,
             "kind": kind,
             "status": last.status.get(&n.unique_id),
         });
-        let attached: Vec<&str> = match &t.attached_node {
-            Some(a) => vec![a.as_str()],
-            None => n.depends_on.iter().map(String::as_str).collect(),
-        };
         for a in attached {
             tested_models.insert(a);
-            tests_of
-                .entry((a, t.column_name.as_deref()))
-                .or_default()
-                .push(entry.clone());
+            tests_of.entry((a, column)).or_default().push(entry.clone());
         }
     }
     (tests_of, tested_models)

@@ -34,6 +34,13 @@ fn data(root: &Path) -> Value {
 #[test]
 fn the_site_is_self_contained_and_holds_each_node() {
     let p = project();
+    write(
+        p.path(),
+        "models/facts/unit_tests.yml",
+        "unit_tests:\n  - name: one_active_user\n    model: fct_daily_metrics\n    given:\n\
+         \x20     - input: ref('stg_events')\n        rows: [{user_id: 1, day: 2024-01-01}]\n\
+         \x20     - input: ref('stg_payments')\n        rows: []\n    expect:\n      rows: [{active_users: 1}]\n",
+    );
     let r = pm(p.path(), &["docs", "--no-catalog"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
@@ -67,6 +74,12 @@ fn the_site_is_self_contained_and_holds_each_node() {
         json!([{"name": "not_null_fct_daily_metrics_day", "kind": "not_null", "status": null},
                {"name": "unique_fct_daily_metrics_day", "kind": "unique", "status": null}])
     );
+    // A unit test is listed on its model.
+    assert_eq!(
+        fct["tests"],
+        json!([{"name": "one_active_user", "kind": "unit test one_active_user", "status": null}])
+    );
+    assert_eq!(d["overview"]["by_type"]["unit_test"], 1);
     let sql = read(p.path(), "target/docs/pm-docs-sql-0.js");
     assert!(sql.starts_with("PM_SQL_CHUNK(0, [["), "{sql}");
     assert!(
