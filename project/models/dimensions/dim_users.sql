@@ -2,11 +2,7 @@
 -- `activation_window_days` of signup), first payment and where they stand on
 -- the last day with data.
 {% set window = var('activation_window_days') %}
-with last_day as (
-    select max(date) as date from {{ ref('dim_date') }}
-),
-
-first_sessions as (
+with first_sessions as (
     select user_id, min(started_at) as first_session_at, count(*)::integer as sessions
     from {{ ref('stg_sessions') }}
     group by 1
@@ -58,7 +54,7 @@ select
     p.first_paid_at,
     s.status as subscription_status
 from {{ ref('stg_users') }} as u
-cross join last_day
+join {{ ref('dim_date') }} as last_day on last_day.is_last_day
 left join {{ ref('countries') }} as c on c.country_code = u.country_code
 left join first_sessions as f on f.user_id = u.user_id
 left join captures as cap on cap.user_id = u.user_id
