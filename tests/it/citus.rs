@@ -421,17 +421,19 @@ fn pulsemetrics_on_a_coordinator_and_two_workers_has_the_single_node_rows() {
         "2"
     );
     // The raw tables are distributed as the facts are, so each fact's build
-    // runs on the workers: one task per shard, each reading and writing its
-    // own shards, nothing pulled through the coordinator or repartitioned.
-    for fact in [
-        "fct_events",
-        "fct_sessions",
-        "fct_payments",
-        "fct_subscriptions",
+    // (and dim_users') runs on the workers: one task per shard, each reading
+    // and writing its own shards, nothing pulled through the coordinator or
+    // repartitioned.
+    for (folder, fact) in [
+        ("facts", "fct_events"),
+        ("facts", "fct_sessions"),
+        ("facts", "fct_payments"),
+        ("facts", "fct_subscriptions"),
+        ("dimensions", "dim_users"),
     ] {
         let model = read(
             cluster.path(),
-            &format!("target/compiled/pulsemetrics/models/facts/{fact}.sql"),
+            &format!("target/compiled/pulsemetrics/models/{folder}/{fact}.sql"),
         );
         let plan = sql(
             cluster.path(),
