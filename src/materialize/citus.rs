@@ -125,10 +125,12 @@ pub fn distribution_of(
 /// Where an incremental model laid out as `target` keeps this run's rows
 /// before adding them to its table (`relation`): Some(a distribution) for a
 /// distributed table colocated with it, so that the rows are written on the
-/// workers and added shard by shard; None for a temporary table on the
-/// coordinator, which Citus sends to the workers when it adds the rows.
-/// Refuses what Citus cannot run: MERGE into a reference table, and MERGE
-/// whose `unique_key` leaves out the distribution column.
+/// workers and added shard by shard, or for a reference table beside a
+/// reference table (Citus refuses to add a coordinator table's rows to
+/// one); None for a temporary table on the coordinator, which Citus sends
+/// to the workers when it adds the rows. Refuses what Citus cannot run:
+/// MERGE into a reference table, and MERGE whose `unique_key` leaves out
+/// the distribution column.
 pub fn incremental_staging(
     n: &Node,
     config: &IncrementalConfig,
@@ -146,7 +148,7 @@ pub fn incremental_staging(
             "on Citus, `incremental_strategy: merge` cannot write into a reference table: Citus refuses a reference table as MERGE's target".into(),
             "use incremental_strategy: delete+insert (with the same unique_key) or append",
         )),
-        Distribution::Reference => Ok(None),
+        Distribution::Reference => Ok(Some(Distribution::Reference)),
         Distribution::Hash { column, .. } => {
             let keyed = config.unique_key.iter().any(|k| k == column);
             match config.strategy {
@@ -239,13 +241,16 @@ mod tests {
             merge.contains("must hold the distribution column `user_id` (unique_key: [day])"),
             "{merge}"
         );
-        // A reference table adds rows from a temporary table; MERGE into it is refused.
+        // A reference table adds rows from another; MERGE into it is refused.
         let r = Distribution::Reference;
         assert_eq!(
             staging(&config(Strategy::DeleteInsert, &["id"]), &r),
-            Ok(None)
+            Ok(Some(Distribution::Reference))
         );
-        assert_eq!(staging(&config(Strategy::Append, &[]), &r), Ok(None));
+        assert_eq!(
+            staging(&config(Strategy::Append, &[]), &r),
+            Ok(Some(Distribution::Reference))
+        );
         let merge = staging(&config(Strategy::Merge, &["id"]), &r).unwrap_err();
         assert!(
             merge.contains("a reference table as MERGE's target"),

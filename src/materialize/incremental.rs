@@ -99,8 +99,9 @@ pub struct AddRows {
 impl AddRows {
     /// `staging`: None keeps this run's rows in a temporary table, dropped
     /// at commit. On Citus, a distribution lays them out in a table of the
-    /// model's schema (under its temporary name), distributed colocated
-    /// with the model's table, so that adding them runs on the workers.
+    /// model's schema (under its temporary name): distributed colocated
+    /// with the model's table, so that adding them runs on the workers, or
+    /// a reference table beside a reference table.
     pub fn of(node: &Node, config: IncrementalConfig, staging: Option<&Distribution>) -> AddRows {
         match staging {
             None => AddRows {

@@ -114,6 +114,11 @@ fn without_citus_a_local_cluster_is_refused_with_how_to_install_it() {
 }
 
 const LAYOUT: &[(&str, &str)] = &[
+    (
+        "models/plan_log.sql",
+        "{{ config(materialized='incremental', reference=true, unique_key='plan_id') }}\n\
+         select plan_id, name from {{ ref('dim_plan') }}\n",
+    ),
     ("seeds/plans.csv", "plan_id,name\n1,basic\n2,pro\n"),
     (
         "seeds/seeds.yml",
@@ -159,7 +164,7 @@ fn distributed_and_reference_tables_are_built_on_the_workers() {
                 "select string_agg(logicalrelid::text || ':' || partmethod::text, ',' order by logicalrelid::text) \
                  from pg_dist_partition"
             ),
-            "dim_plan:n,fct_usage:h,plans:n,usage_log:h,users:h"
+            "dim_plan:n,fct_usage:h,plan_log:n,plans:n,usage_log:h,users:h"
         );
         assert_eq!(
             sql(
@@ -200,6 +205,16 @@ fn distributed_and_reference_tables_are_built_on_the_workers() {
             ),
             "5000|5000"
         );
+        // A reference table's rows are added from a reference table.
+        assert_eq!(sql(p.path(), "select count(*) from plan_log"), "2");
+        if round == 2 {
+            assert!(
+                read(p.path(), "target/run/local/models/plan_log.sql")
+                    .contains(") with no data;\nselect create_reference_table("),
+                "{}",
+                r.stderr
+            );
+        }
     }
     // The fill is pushed down to the workers: no rows through the coordinator.
     let model = read(p.path(), "target/compiled/local/models/fct_usage.sql");
@@ -281,7 +296,7 @@ fn on_plain_postgresql_the_layout_is_ignored_with_one_warning_and_wrong_layouts_
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr.contains(
-            "5 selected node(s) set a Citus layout (distributed_by, reference); the target is not a Citus coordinator, so they are built as plain tables"
+            "6 selected node(s) set a Citus layout (distributed_by, reference); the target is not a Citus coordinator, so they are built as plain tables"
         ),
         "{}",
         r.stderr
