@@ -32,6 +32,8 @@ struct NodeOut<'a> {
     tags: Vec<String>,
     config: &'a crate::loader::config::Config,
     relation_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    defer_relation: Option<Json>,
     #[serde(flatten)]
     source: Option<SourceOut<'a>>,
     #[serde(flatten)]
@@ -130,6 +132,17 @@ fn node_out<'a>(m: &Manifest, n: &'a Node, with_compiled: bool) -> NodeOut<'a> {
         tags: n.tags(),
         config: &n.config,
         relation_name: n.relation_name(),
+        defer_relation: n.defer_relation.as_ref().map(|r| {
+            let [database, schema, alias] = &**r;
+            json!({
+                "database": database,
+                "schema": schema,
+                "alias": alias,
+                "relation_name": format!("{}.{}.{}", crate::text::quote_ident(database), crate::text::quote_ident(schema), crate::text::quote_ident(alias)),
+                "resource_type": n.resource_type.as_str(),
+                "name": n.name,
+            })
+        }),
         source: n.source.as_ref().map(|s| SourceOut {
             source_name: &s.source_name,
             source_description: &s.source_description,

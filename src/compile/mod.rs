@@ -144,8 +144,10 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let overrides = naming_overrides(&macros);
     let mut resolved =
         resolve_relations(&env, &drafts, &opts.target, &overrides).map_err(Problems::from)?;
-    defer_relations(&drafts, &mut resolved, &opts.deferred);
     check_relations(project, &drafts, &resolved, &self_disabled, &mut problems);
+    // `ref()` reads the deferred relations; the nodes keep their own.
+    let own_relations = (!opts.deferred.is_empty()).then(|| resolved.clone());
+    defer_relations(&drafts, &mut resolved, &opts.deferred);
     let _ = shared.resolved.set(resolved);
     timer.lap("edges");
     let dag = build_dag(project, &drafts, &states, &self_disabled, problems)?;
@@ -157,15 +159,20 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let flagged = run_render::uses_warehouse(&drafts, &states, &hooks.use_warehouse);
     drop(renderer);
     timer.lap("assemble nodes");
-    let nodes = assemble::nodes(
+    let mut nodes = assemble::nodes(
         drafts,
         compiled,
         &states,
         &hooks.per_node,
-        &rels,
+        own_relations.as_deref().unwrap_or(&rels),
         &dag,
         &shared,
     );
+    if !opts.deferred.is_empty() {
+        for n in nodes.iter_mut() {
+            n.defer_relation = opts.deferred.get(&n.unique_id).cloned().map(Box::new);
+        }
+    }
     let (nodes, dag) = assemble::without_self_disabled(nodes, dag, &self_disabled, &mut disabled);
     disabled.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
     let run_renderer = Arc::new(run_render::run_renderer(
@@ -414,7 +421,8 @@ fn with_typed_config(mut node: Node) -> Node {
     node
 }
 
-/// `--defer`: the deferred nodes' relations are the other environment's.
+/// `--defer`: the relations `ref()` reads for the deferred nodes are the
+/// other environment's.
 fn defer_relations(
     drafts: &[Draft],
     resolved: &mut [ResolvedRelation],

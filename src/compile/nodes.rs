@@ -154,6 +154,7 @@ pub(super) fn new_node(
         depends_on_macros: Vec::new(),
         compiled_code: None,
         extra_ctes: Vec::new(),
+        defer_relation: None,
         test: None,
         source: None,
         exposure: None,

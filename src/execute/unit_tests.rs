@@ -107,8 +107,9 @@ async fn input_sql(
             ),
         ));
     };
+    let (schema, alias) = target.read_relation();
     let columns = session
-        .relation_columns(&target.schema, &target.alias)
+        .relation_columns(schema, alias)
         .await
         .map_err(|e| database_problem(m, n, "reading an input's columns", &e))?;
     if columns.is_empty() {
@@ -122,7 +123,8 @@ fn missing_input(n: &Node, input: &UnitTestInput, target: &Node) -> Problem {
     let help = if target.resource_type == ResourceType::Source {
         format!(
             "load {}.{} first, or give the input's rows as SQL (`format: sql`), every column named",
-            target.schema, target.alias
+            target.read_relation().0,
+            target.read_relation().1
         )
     } else {
         format!(
@@ -134,7 +136,10 @@ fn missing_input(n: &Node, input: &UnitTestInput, target: &Node) -> Problem {
         "unit_test::input_relation",
         format!(
             "unit test `{}` cannot type the rows of {}: {}.{} does not exist",
-            n.name, input.input, target.schema, target.alias
+            n.name,
+            input.input,
+            target.read_relation().0,
+            target.read_relation().1
         ),
     )
     .help(help)

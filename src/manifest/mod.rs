@@ -272,6 +272,10 @@ pub struct Node {
     pub database: String,
     pub schema: String,
     pub alias: String,
+    /// Under `--defer`, the other environment's relation (database, schema,
+    /// alias) that `ref()` reads for this node, which is not selected and
+    /// not built in this target.
+    pub defer_relation: Option<Box<[String; 3]>>,
     pub refs: Vec<RefCall>,
     pub sources: Vec<[String; 2]>,
     /// Unique ids of the nodes this one depends on, sorted.
@@ -341,6 +345,15 @@ impl Node {
             quote_ident(&self.schema),
             quote_ident(&self.alias)
         ))
+    }
+
+    /// The schema and alias of the relation this run reads for the node:
+    /// its `defer_relation` under `--defer`, else its own.
+    pub fn read_relation(&self) -> (&str, &str) {
+        match &self.defer_relation {
+            Some(r) => (&r[1], &r[2]),
+            None => (&self.schema, &self.alias),
+        }
     }
 
     /// How `pm ls --output selector` and dbt print the node.

@@ -274,6 +274,7 @@ pub(crate) mod tests {
             depends_on_macros: Vec::new(),
             compiled_code: Some("select 1".into()),
             extra_ctes: Vec::new(),
+            defer_relation: None,
             test: None,
             source: None,
             exposure: None,

@@ -223,6 +223,28 @@ fn defer_reads_the_state_environments_relation_for_nodes_not_selected() {
     assert!(r.stderr.contains("Deferring 2 node(s)"), "{}", r.stderr);
     assert_eq!(sql(p.path(), "select env from dev.top"), "prod");
     assert!(read(p.path(), "target/compiled/local/models/top.sql").contains("\"prod\".\"base\""));
+    // The manifest keeps base's own relation, and the one read, as dbt does.
+    let base = &manifest(p.path())["nodes"]["model.local.base"];
+    assert_eq!(base["schema"], "dev");
+    assert_eq!(base["relation_name"], "\"pm\".\"dev\".\"base\"");
+    assert_eq!(base["defer_relation"]["schema"], "prod");
+    assert_eq!(
+        base["defer_relation"]["relation_name"],
+        "\"pm\".\"prod\".\"base\""
+    );
+    // A unit test types its input's rows from the relation read: prod's base.
+    write(
+        p.path(),
+        "models/unit.yml",
+        "unit_tests:\n  - name: top_keeps_env\n    model: top\n    given:\n      - input: ref('base')\n        rows: [{env: x}]\n    expect:\n      rows: [{env: x}]\n",
+    );
+    let r = pm(
+        p.path(),
+        &["test", "-s", "top", "--defer", "--state", "prod_state"],
+    );
+    assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
+    assert!(r.stderr.contains("PASS=1"), "{}", r.stderr);
+    std::fs::remove_file(p.path().join("models/unit.yml")).unwrap();
 
     // Once dev has its own base, --defer reads it; --favor-state still reads prod's.
     let r = pm(p.path(), &["run", "-s", "base"]);
