@@ -23,29 +23,26 @@ import shutil
 import subprocess
 import sys
 
-from common import HERE, ROOT, pm_binary, sh, timed
+from common import HERE, ROOT, local_server, pm_binary, sh, timed
 
 SCHEMAS = ("intermediate", "analytics", "reference")
 
 
-def psql(pm, proj, query):
-    url = sh([pm, "db", "url"], cwd=proj).stdout.strip()
-    status = sh([pm, "db", "status"], cwd=proj).stdout
-    bindir = [l.split(":", 1)[1].strip() for l in status.splitlines() if l.startswith("binaries:")][0]
-    return sh([os.path.join(bindir, "psql"), url, "-AtX", "-c", query]).stdout.strip()
+def psql(server, query):
+    url, psql_path = server
+    return sh([psql_path, url, "-AtX", "-c", query]).stdout.strip()
 
 
-def fingerprints(pm, proj):
+def fingerprints(server):
     tables = psql(
-        pm,
-        proj,
+        server,
         "select table_schema || '.' || table_name from information_schema.tables "
         f"where table_schema in {SCHEMAS} and table_type = 'BASE TABLE' order by 1",
     ).splitlines()
     return {
         # Order-independent, and small enough for tables of millions of rows:
         # the sum of each row's hash (60 bits of its MD5).
-        t: psql(pm, proj, f"select count(*), sum(('x' || left(md5(x::text), 15))::bit(60)::bigint::numeric) from {t} x")
+        t: psql(server, f"select count(*), sum(('x' || left(md5(x::text), 15))::bit(60)::bigint::numeric) from {t} x")
         for t in tables
     }
 
@@ -58,7 +55,7 @@ def main():
     args = ap.parse_args()
     pm = pm_binary(args.pm)
     out = os.path.join(HERE, "out", "citus")
-    projects = {}
+    projects, servers = {}, {}
     for name, workers in (("single", None), ("cluster", "2")):
         proj = os.path.join(out, name)
         if os.path.exists(proj):
@@ -69,20 +66,20 @@ def main():
         start = [pm, "db", "start"] + (["--workers", workers] if workers else [])
         sh(start, cwd=proj)
         projects[name] = proj
+        servers[name] = local_server(pm, proj)
     gen = ["generate", "--seed", "42", "--scale", args.scale, "--start", "2025-01-01", "--days", args.days]
     times = {}
     try:
         for name, proj in projects.items():
             times[(name, "generate")] = timed([pm] + gen, proj)[0]
             times[(name, "build")] = timed([pm, "build", "--full-refresh"], proj)[0]
-        single, cluster = (fingerprints(pm, projects[n]) for n in ("single", "cluster"))
+        single, cluster = (fingerprints(servers[n]) for n in ("single", "cluster"))
         differ = [t for t in single if single[t] != cluster.get(t)]
         shards = psql(
-            pm,
-            projects["cluster"],
+            servers["cluster"],
             "select count(distinct nodeport) from citus_shards where table_name = 'analytics.fct_events'::regclass",
         )
-        rows = psql(pm, projects["single"], "select count(*) from analytics.fct_events")
+        rows = psql(servers["single"], "select count(*) from analytics.fct_events")
     finally:
         for proj in projects.values():
             subprocess.run([pm, "db", "stop"], cwd=proj, capture_output=True)

@@ -36,13 +36,10 @@ pub fn run(g: &Settings, action: &DbAction, log: Log) -> Result<i32> {
             }
         }
         DbAction::Status => {
-            let state = match cluster.status() {
-                Status::Absent => {
-                    "not created (it is created on first use, or with `pm db start`)".to_string()
-                }
-                Status::Stopped => "stopped".to_string(),
-                Status::Running { pid } => format!("running (pid {pid})"),
-            };
+            let state = state_text(
+                cluster.status(),
+                "not created (it is created on first use, or with `pm db start`)",
+            );
             let _ = writeln!(out, "state:     {state}");
             let _ = writeln!(out, "data:      {}", cluster.data_dir.display());
             let _ = writeln!(out, "socket:    {}", cluster.socket_dir.display());
@@ -59,11 +56,7 @@ pub fn run(g: &Settings, action: &DbAction, log: Log) -> Result<i32> {
             );
             let _ = writeln!(out, "url:       {}", cluster.url());
             for w in cluster.workers() {
-                let state = match w.status() {
-                    Status::Running { pid } => format!("running (pid {pid})"),
-                    Status::Stopped => "stopped".into(),
-                    Status::Absent => "not created".into(),
-                };
+                let state = state_text(w.status(), "not created");
                 let _ = writeln!(
                     out,
                     "worker {}:  {state}, data {}, port {}",
@@ -102,6 +95,15 @@ pub fn run(g: &Settings, action: &DbAction, log: Log) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// How `pm db status` says a server's state.
+fn state_text(status: Status, absent: &str) -> String {
+    match status {
+        Status::Absent => absent.to_string(),
+        Status::Stopped => "stopped".to_string(),
+        Status::Running { pid } => format!("running (pid {pid})"),
+    }
 }
 
 /// `pm db start [--workers N]`: the server, or a local Citus cluster of a

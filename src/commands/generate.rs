@@ -274,9 +274,11 @@ fn load(
         for (_, l) in &loaded {
             l.commit().await?;
         }
-        let analyzed =
-            futures_util::future::join_all(loaded.iter().map(|(_, l)| l.analyze())).await;
-        analyzed.into_iter().collect::<Result<Vec<()>>>()?;
+        for analyzed in
+            futures_util::future::join_all(loaded.iter().map(|(_, l)| l.analyze())).await
+        {
+            analyzed?;
+        }
         Ok::<(), Problems>(())
     })?;
     let seconds = started.elapsed().as_secs_f64();

@@ -183,14 +183,15 @@ fn check_incremental_layouts(m: &Manifest, selected: &[usize]) -> Result<()> {
         if n.materialized != Some(Materialization::Incremental) {
             continue;
         }
-        let checked = citus::distribution_of(n, |model| execute::model_relation(m, model))
-            .and_then(|d| Ok((d, incremental::config_of(n)?)))
-            .and_then(|(d, config)| match d {
-                Some(d) => citus::incremental_staging(n, &config, &d, &execute::node_relation(n))
-                    .map(|_| ()),
-                None => Ok(()),
-            });
-        if let Err(p) = checked {
+        let checked = || {
+            let Some(d) = citus::distribution_of(n, |model| execute::model_relation(m, model))?
+            else {
+                return Ok(());
+            };
+            citus::incremental_staging(n, &incremental::config_of(n)?, &d, &n.relation())
+                .map(|_| ())
+        };
+        if let Err(p) = checked() {
             problems.push(p);
         }
     }

@@ -15,7 +15,8 @@ use std::sync::Arc;
 /// What `pm show` runs: a node's SQL, or the inline text to render.
 enum Shown {
     Node(String),
-    Inline(String),
+    /// The text, and the ephemeral models it may read.
+    Inline(String, crate::compile::run_render::EphemeralCtes),
 }
 
 fn problem(code: &'static str, message: String) -> Problems {
@@ -157,7 +158,10 @@ pub fn run(g: &Settings, args: &ShowArgs, log: Log) -> Result<i32> {
     let s = Session::open(g, "show", log)?;
     let c = s.compile()?;
     let shown = match &args.inline {
-        Some(text) => Shown::Inline(text.clone()),
+        Some(text) => Shown::Inline(
+            text.clone(),
+            crate::compile::run_render::ephemeral_ctes(&c.manifest.nodes),
+        ),
         None => Shown::Node(node_to_show(&s, &c, args)?),
     };
     let compiled = match &shown {
@@ -166,7 +170,7 @@ pub fn run(g: &Settings, args: &ShowArgs, log: Log) -> Result<i32> {
             .index
             .get(id)
             .and_then(|&i| c.manifest.nodes[i].compiled_code.clone()),
-        Shown::Inline(_) => None,
+        Shown::Inline(..) => None,
     };
     let endpoint = s.endpoint()?;
     let runtime = super::db::runtime()?;
@@ -176,7 +180,9 @@ pub fn run(g: &Settings, args: &ShowArgs, log: Log) -> Result<i32> {
         let connection = Arc::new(crate::adapter::render::RenderConnection::open(&endpoint).await?);
         tokio::task::spawn_blocking(move || {
             let sql = match &shown {
-                Shown::Inline(text) => renderer.render_inline(text, connection.clone())?,
+                Shown::Inline(text, ephemerals) => {
+                    renderer.render_inline(text, ephemerals, connection.clone())?
+                }
                 Shown::Node(id) => match renderer.render(id, connection.clone()) {
                     Some(rendered) => rendered?,
                     None => compiled.unwrap_or_default(),

@@ -29,9 +29,27 @@ pub struct RunRenderer {
     macro_names: BTreeSet<String>,
     yaml_texts: HashMap<String, Arc<str>>,
     nodes: HashMap<String, RunNode>,
-    /// Every ephemeral model by unique id: its CTE's name and its compiled
-    /// SQL (with the ephemeral models it reads), for `--inline` SQL.
-    ephemerals: HashMap<String, (String, String)>,
+}
+
+/// Every ephemeral model by unique id: its CTE's name and its compiled SQL
+/// (with the ephemeral models it reads), for `--inline` SQL.
+pub type EphemeralCtes = HashMap<String, (String, String)>;
+
+/// The ephemeral models among `nodes`, for [`RunRenderer::render_inline`].
+pub fn ephemeral_ctes(nodes: &[Node]) -> EphemeralCtes {
+    nodes
+        .iter()
+        .filter(|n| n.is_ephemeral())
+        .map(|n| {
+            (
+                n.unique_id.clone(),
+                (
+                    format!("__dbt__cte__{}", n.alias),
+                    n.compiled_code.clone().unwrap_or_default(),
+                ),
+            )
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for RunRenderer {
@@ -165,6 +183,7 @@ impl RunRenderer {
     pub fn render_inline(
         &self,
         source: &str,
+        ephemerals: &EphemeralCtes,
         warehouse: Arc<dyn Warehouse>,
     ) -> std::result::Result<String, Problem> {
         let (result, state) = context::with_render_state(context::NO_NODE, || {
@@ -175,7 +194,7 @@ impl RunRenderer {
             .depends
             .iter()
             .filter_map(|&i| self.shared.metas.get(i))
-            .filter_map(|meta| self.ephemerals.get(&meta.unique_id))
+            .filter_map(|meta| ephemerals.get(&meta.unique_id))
             .fold(Vec::new(), |mut ctes, cte| {
                 if !ctes.contains(cte) {
                     ctes.push(cte.clone());
@@ -387,18 +406,5 @@ pub(super) fn run_renderer(
             .map(|p| (p.path.clone(), p.text.clone()))
             .collect(),
         nodes: run_nodes,
-        ephemerals: nodes
-            .iter()
-            .filter(|n| n.materialized == Some(crate::manifest::Materialization::Ephemeral))
-            .map(|n| {
-                (
-                    n.unique_id.clone(),
-                    (
-                        format!("__dbt__cte__{}", n.alias),
-                        n.compiled_code.clone().unwrap_or_default(),
-                    ),
-                )
-            })
-            .collect(),
     }
 }

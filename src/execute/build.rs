@@ -85,12 +85,9 @@ pub(super) async fn run_build(
         }
         BuildJob::AddRows(config) => {
             let staging = match &distribution {
-                Some(d) => crate::materialize::citus::incremental_staging(
-                    n,
-                    &config,
-                    d,
-                    &node_relation(n),
-                )?,
+                Some(d) => {
+                    crate::materialize::citus::incremental_staging(n, &config, d, &n.relation())?
+                }
                 None => None,
             };
             let add = incremental::AddRows::of(n, config, staging.as_ref());
@@ -128,16 +125,7 @@ pub fn model_relation(m: &Manifest, name: &str) -> Option<String> {
     m.nodes
         .iter()
         .find(|x| x.resource_type == ResourceType::Model && x.name == name)
-        .map(node_relation)
-}
-
-/// The node's relation, `"schema"."alias"`.
-pub fn node_relation(n: &Node) -> String {
-    format!(
-        "{}.{}",
-        crate::text::quote_ident(&n.schema),
-        crate::text::quote_ident(&n.alias)
-    )
+        .map(Node::relation)
 }
 
 pub(super) async fn load_seed(

@@ -340,11 +340,16 @@ impl Node {
             return None;
         }
         Some(format!(
-            "{}.{}.{}",
+            "{}.{}",
             quote_ident(&self.database),
-            quote_ident(&self.schema),
-            quote_ident(&self.alias)
+            self.relation()
         ))
+    }
+
+    /// The node's relation as SQL names it in the target's database:
+    /// `"schema"."alias"`.
+    pub fn relation(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.alias))
     }
 
     /// The schema and alias of the relation this run reads for the node:

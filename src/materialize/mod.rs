@@ -48,14 +48,7 @@ impl BuildSpec {
             pre_hooks: node.pre_hooks.clone(),
             post_hooks: node.post_hooks.clone(),
             grants: relation::grants(node)?,
-            indexes: relation::index_sql(
-                node,
-                &format!(
-                    "{}.{}",
-                    crate::text::quote_ident(&node.schema),
-                    crate::text::quote_ident(&node.alias)
-                ),
-            ),
+            indexes: relation::index_sql(node, &node.relation()),
         })
     }
 }

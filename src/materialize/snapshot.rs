@@ -141,7 +141,7 @@ impl SnapshotPlan {
                 .to_string()
         };
         Ok(SnapshotPlan {
-            relation: format!("{}.{}", quote_ident(&n.schema), quote_ident(&n.alias)),
+            relation: n.relation(),
             unique_key,
             strategy,
             hard_deletes,
