@@ -1,6 +1,7 @@
 //! Building view and table models in the warehouse.
 
 use crate::error::Problem;
+use crate::materialize::dependent_view::{self, DependentView};
 use crate::materialize::relation::{query_offset, Build};
 use crate::materialize::BuildSpec;
 use crate::text::quote_ident;
@@ -251,11 +252,12 @@ async fn swap_in(
                 .map_err(db("replacing the view"))?,
         }
     }
-    let mut repointed = Vec::new();
+    let mut dependents = Vec::new();
     if let Some(kind) = existing {
         // Views that read the old relation, directly or through each other,
-        // with their definitions, shallowest first: re-created after the swap.
-        let dependents = dependent_views(&tx, relation)
+        // as the catalog describes them: re-created after the swap, once the
+        // new relation has its grants.
+        dependents = dependent_views(&tx, relation)
             .await
             .map_err(db("looking up dependent views"))?;
         tx.batch_execute(&format!(
@@ -271,9 +273,6 @@ async fn swap_in(
         ))
         .await
         .map_err(db("replacing the relation"))?;
-        for row in &dependents {
-            repointed.push(recreate_dependent(&tx, node, row).await?);
-        }
     } else {
         tx.batch_execute(&format!(
             "alter {} {temp} rename to {}",
@@ -300,6 +299,7 @@ async fn swap_in(
     }
     run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
     apply_grants(&tx, node, relation).await?;
+    let repointed = recreate_dependents(&tx, node, &dependents).await?;
     tx.commit().await.map_err(db("commit"))?;
     Ok(Built {
         kind: build.kind.sql(),
@@ -309,70 +309,85 @@ async fn swap_in(
     })
 }
 
-/// Views that read `relation`, directly or through each other, with their
-/// definitions, grants and comments, shallowest first: re-created after a swap.
+/// Views that read `relation`, directly or through each other, as the
+/// catalog describes them, shallowest first: re-created after a swap.
 async fn dependent_views(
     tx: &tokio_postgres::Transaction<'_>,
     relation: &str,
-) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
-    tx.query(
-        "with recursive deps(oid, depth) as (
-                     select r.ev_class, 1 from pg_depend d join pg_rewrite r on r.oid = d.objid
-                     where d.refobjid = to_regclass($1) and r.ev_class <> d.refobjid
-                   union
-                     select r.ev_class, deps.depth + 1 from deps
-                     join pg_depend d on d.refobjid = deps.oid
-                     join pg_rewrite r on r.oid = d.objid
-                     where r.ev_class <> deps.oid and deps.depth < 50
-                 )
-                 select c.oid::regclass::text, c.relkind::text, pg_get_viewdef(c.oid),
-                        (select string_agg(format('grant %s on %s to %s', a.privilege_type, c.oid::regclass,
-                                  case when a.grantee = 0 then 'public' else quote_ident(pg_get_userbyid(a.grantee)) end), ';
-')
-                         from aclexplode(c.relacl) a where a.grantee <> c.relowner),
-                        (select format('comment on %s %s is %L',
-                                  case c.relkind when 'm' then 'materialized view' else 'view' end,
-                                  c.oid::regclass, d.description)
-                         from pg_description d where d.objoid = c.oid and d.classoid = 'pg_class'::regclass and d.objsubid = 0)
-                 from deps join pg_class c on c.oid = deps.oid
-                 group by c.oid, c.relkind
-                 order by max(deps.depth), 1",
-        &[&relation],
-    )
-    .await
+) -> Result<Vec<DependentView>, tokio_postgres::Error> {
+    let rows = tx
+        .query(&dependent_view::catalog_query(), &[&relation])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let text: &str = r.get(0);
+            // The query builds every field; a row that does not read is a
+            // bug, and the swap must not go on without that view.
+            serde_json::from_str(text).unwrap_or_else(|e| DependentView::unreadable(text, &e))
+        })
+        .collect())
 }
 
-/// Re-creates a dependent view (a row of `dependent_views`) on the new
-/// relation, with its grants and comment; returns its name.
-async fn recreate_dependent(
+/// Re-creates the dependent views on the new relation, each exactly as it
+/// was (owner, options, privileges, comments, …), and checks that it is;
+/// returns their names.
+async fn recreate_dependents(
     tx: &tokio_postgres::Transaction<'_>,
     node: &BuildSpec,
-    row: &tokio_postgres::Row,
-) -> Result<String, Problem> {
-    let (name, kind, def): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-    // Its grants and comment come back with it.
-    let (grants, comment): (Option<String>, Option<String>) = (row.get(3), row.get(4));
-    let mut create = format!(
-        "create {} {name} as {def}",
-        crate::materialize::relation::relkind_sql(&kind)
-    );
-    for extra in [grants, comment].into_iter().flatten() {
-        create.push_str(";\n");
-        create.push_str(&extra);
-    }
-    tx.batch_execute(&create).await.map_err(|e| {
+    views: &[DependentView],
+) -> Result<Vec<String>, Problem> {
+    let refused = |view: &str, why: String| {
         Problem::new(
             "run::dependent",
             format!(
-                "{} `{}` was not replaced: view {name}, which depends on it, does not work with the new version: {}",
-                node.resource_type,
-                node.name,
-                e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string())
+                "{} `{}` was not replaced: view {view}, which depends on it, cannot be re-created on the new version: {why}",
+                node.resource_type, node.name
             ),
         )
-        .help(format!("change or drop {name} first; the previous {} `{}` is unchanged", crate::materialize::relation::relkind_sql(&kind), node.name))
-    })?;
-    Ok(name)
+        .help(format!(
+            "change or drop {view} first; the previous {} `{}` is unchanged",
+            node.resource_type, node.name
+        ))
+    };
+    let current_role: String = tx
+        .query_one("select current_user::text", &[])
+        .await
+        .map_err(|e| refused("(any)", super::error_text(&e)))?
+        .get(0);
+    for view in views {
+        let statements = dependent_view::recreate(view, &current_role)
+            .map_err(|why| refused(&view.name, why))?;
+        for sql in &statements {
+            tx.batch_execute(sql)
+                .await
+                .map_err(|e| refused(&view.name, super::error_text(&e)))?;
+        }
+    }
+    let names: Vec<String> = views.iter().map(|v| v.name.clone()).collect();
+    let now: std::collections::HashMap<String, String> = tx
+        .query(&dependent_view::signature_query(), &[&names])
+        .await
+        .map_err(|e| refused("(any)", super::error_text(&e)))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for view in views {
+        if now.get(&view.name) != Some(&view.signature) {
+            return Err(refused(
+                &view.name,
+                format!(
+                    "it would not be as it was (before: {}; after: {})",
+                    view.signature.replace('\n', "; "),
+                    now.get(&view.name)
+                        .map(String::as_str)
+                        .unwrap_or("missing")
+                        .replace('\n', "; ")
+                ),
+            ));
+        }
+    }
+    Ok(names)
 }
 
 /// Adds this run's rows of an incremental model to its existing table.

@@ -2,6 +2,7 @@
 //! plain strings, tested without a database; the adapter runs them.
 
 pub mod citus;
+pub mod dependent_view;
 pub mod freshness;
 pub mod incremental;
 pub mod relation;
