@@ -310,7 +310,13 @@ pub enum DbAction {
     /// Say whether it exists and runs, where its data and socket are
     Status,
     /// Print its connection URL (psql "$(pm db url)")
-    Url,
+    Url {
+        /// A URL for this role instead of the superuser: pm gives the role a
+        /// password, kept in .pm/passwords (readable by you only), which the
+        /// URL names as its passfile
+        #[arg(long, value_name = "NAME")]
+        role: Option<String>,
+    },
     /// Stop the server and delete its data
     Reset {
         /// Do it without asking

@@ -17,6 +17,9 @@ use std::process::{Command, Stdio};
 pub const DATABASE: &str = "pm";
 /// Only names the socket file (`.s.PGSQL.5432`): the server listens on no TCP port.
 const PORT: u16 = 5432;
+/// The settings file pm writes into the data folder at every start (socket
+/// folder, port, access), included at the end of postgresql.conf.
+const SERVER_SETTINGS: &str = "pm_server.conf";
 /// Unix socket paths are limited to 107 bytes on Linux.
 const MAX_SOCKET_PATH: usize = 100;
 
@@ -55,6 +58,55 @@ pub enum Status {
     Running {
         pid: u32,
     },
+}
+
+/// A string value for postgresql.conf: quoted, with quotes and backslashes escaped.
+fn conf_string(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// A URL component with everything but unreserved characters and `/` percent-encoded.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A field of a libpq password file, with `:` and `\\` escaped.
+fn passfile_field(text: &str) -> String {
+    text.replace('\\', "\\\\").replace(':', "\\:")
+}
+
+/// The password of a password-file line (`host:port:database:user:password`)
+/// when it is for `database` and `user` (or `*`).
+pub fn passfile_password(line: &str, database: &str, user: &str) -> Option<String> {
+    if line.starts_with('#') {
+        return None;
+    }
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => field.extend(chars.next()),
+            ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    let [_, _, db, u, password] = <[String; 5]>::try_from(fields).ok()?;
+    ((db == "*" || db == database) && (u == "*" || u == user)).then_some(password)
+}
+
+/// A user name for pg_hba.conf / pg_ident.conf, quoted.
+fn hba_word(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn problem(code: &'static str, msg: impl Into<String>, help: impl Into<String>) -> Problem {
@@ -385,14 +437,18 @@ impl Cluster {
             .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
     }
 
+    /// The uid the server runs as.
+    fn server_uid(&self) -> Option<u32> {
+        self.run_as.as_ref().map(|u| u.uid).or_else(effective_uid)
+    }
+
     /// Creates the folders, owned by the server's user when that is not pm's.
+    /// Only that user (and root) may enter the socket and log folders; `.pm`
+    /// itself lets the server's user through to its data folder.
     fn prepare_dirs(&self) -> Result<()> {
         let base = self.root.join(".pm");
-        for d in [
-            &base,
-            &self.socket_dir,
-            self.log_file.parent().unwrap_or(&base),
-        ] {
+        let log_dir = self.log_file.parent().unwrap_or(&base).to_path_buf();
+        for d in [&base, &log_dir] {
             std::fs::create_dir_all(d).map_err(|e| {
                 problem(
                     "embedded::dir",
@@ -401,20 +457,27 @@ impl Cluster {
                 )
             })?;
         }
+        self.private_socket_dir()?;
         let _ = std::fs::write(base.join(".gitignore"), "*\n");
+        let set_mode = |d: &Path, mode: u32| {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).map_err(|e| {
+                problem(
+                    "embedded::dir",
+                    format!("cannot set the permissions of {}: {e}", d.display()),
+                    "check that the project folder is yours",
+                )
+            })
+        };
+        set_mode(&base, if self.run_as.is_some() { 0o711 } else { 0o700 })?;
+        set_mode(&log_dir, 0o700)?;
         if let Some(u) = &self.run_as {
-            for d in [
-                &self.socket_dir,
-                &self.log_file.parent().unwrap_or(&base).to_path_buf(),
-            ] {
-                std::os::unix::fs::chown(d, Some(u.uid), Some(u.gid)).map_err(|e| {
-                    problem(
-                        "embedded::dir",
-                        format!("cannot hand {} to user {}: {e}", d.display(), u.name),
-                        "run pm as root or as an ordinary user",
-                    )
-                })?;
-            }
+            std::os::unix::fs::chown(&log_dir, Some(u.uid), Some(u.gid)).map_err(|e| {
+                problem(
+                    "embedded::dir",
+                    format!("cannot hand {} to user {}: {e}", log_dir.display(), u.name),
+                    "run pm as root or as an ordinary user",
+                )
+            })?;
             // The server user must be able to reach its folders through the project folder.
             for d in self.root.ancestors() {
                 if let Ok(md) = std::fs::metadata(d) {
@@ -433,6 +496,124 @@ impl Cluster {
                     }
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// The socket folder, mode 0700 and owned by the server's user, so that
+    /// no other OS user can reach the server. One that exists and belongs to
+    /// someone else (a folder under /tmp made by another user) is refused.
+    fn private_socket_dir(&self) -> Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+        let dir = &self.socket_dir;
+        let refuse = |why: String| -> crate::error::Problems {
+            problem(
+                "embedded::socket_dir",
+                format!("the socket folder {} {why}", dir.display()),
+                "remove it (only pm should create it), or move the project to a shorter path",
+            )
+            .into()
+        };
+        match std::fs::symlink_metadata(dir) {
+            Err(_) => std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| refuse(format!("cannot be created: {e}")))?,
+            Ok(md) if !md.is_dir() => return Err(refuse("is not a folder".into())),
+            Ok(md) => {
+                let ours = Some(md.uid()) == self.server_uid() || Some(md.uid()) == effective_uid();
+                if !ours {
+                    return Err(refuse(format!(
+                        "belongs to uid {}, not to pm or its server",
+                        md.uid()
+                    )));
+                }
+            }
+        }
+        if let Some(u) = &self.run_as {
+            std::os::unix::fs::chown(dir, Some(u.uid), Some(u.gid))
+                .map_err(|e| refuse(format!("cannot be handed to user {}: {e}", u.name)))?;
+        }
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| refuse(format!("cannot be made private: {e}")))?;
+        Ok(())
+    }
+
+    /// The OS user the server runs as.
+    fn server_os_user(&self) -> String {
+        self.run_as
+            .as_ref()
+            .map(|u| u.name.clone())
+            .unwrap_or_else(current_user_name)
+    }
+
+    /// Who may connect, written at every start: the server's OS user and
+    /// root as the superuser (peer authentication, through a user map), any
+    /// other role with its password (scram-sha-256; `pm db url --role`).
+    /// The socket folder's mode keeps every other OS user out in any case.
+    fn write_access_files(&self) -> Result<()> {
+        let hba = format!(
+            "# Written by pm at every start: edits are lost.\n\
+             # The project's owner (the server's OS user) and root connect as the\n\
+             # superuser; other roles with a password (`pm db url --role NAME`).\n\
+             # TYPE  DATABASE  USER  METHOD\n\
+             local   all       {su}  peer map=pm_owner\n\
+             local   all       all   scram-sha-256\n",
+            su = hba_word(&self.superuser),
+        );
+        let ident = format!(
+            "# Written by pm at every start: edits are lost.\n\
+             # MAPNAME  SYSTEM-USERNAME  PG-USERNAME\n\
+             pm_owner   {os}  {su}\n\
+             pm_owner   root  {su}\n",
+            os = hba_word(&self.server_os_user()),
+            su = hba_word(&self.superuser),
+        );
+        let settings = format!(
+            "# Written by pm at every start: the socket follows the project folder.\n\
+             # data folder: {}\n\
+             listen_addresses = ''\n\
+             unix_socket_directories = {}\n\
+             unix_socket_permissions = 0700\n\
+             port = {}\n\
+             password_encryption = 'scram-sha-256'\n",
+            self.data_dir.display(),
+            conf_string(&self.socket_dir.to_string_lossy()),
+            self.port
+        );
+        for (file, text) in [
+            ("pg_hba.conf", hba),
+            ("pg_ident.conf", ident),
+            (SERVER_SETTINGS, settings),
+        ] {
+            self.write_data_file(file, &text)?;
+        }
+        let conf =
+            std::fs::read_to_string(self.data_dir.join("postgresql.conf")).unwrap_or_default();
+        let include = format!("include_if_exists = '{SERVER_SETTINGS}'");
+        if !conf.lines().any(|l| l.trim() == include) {
+            self.append_config(&format!(
+                "\n# pm: the socket, port and access, set at every start\n{include}\n"
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a file of the data folder, readable by the server's user only.
+    fn write_data_file(&self, name: &str, text: &str) -> Result<()> {
+        let path = self.data_dir.join(name);
+        let failed = |e: std::io::Error| -> crate::error::Problems {
+            problem(
+                "embedded::config",
+                format!("cannot write {}: {e}", path.display()),
+                "check the data directory's permissions",
+            )
+            .into()
+        };
+        std::fs::write(&path, text).map_err(failed)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
+        if let Some(u) = &self.run_as {
+            std::os::unix::fs::chown(&path, Some(u.uid), Some(u.gid)).map_err(failed)?;
         }
         Ok(())
     }
@@ -462,7 +643,9 @@ impl Cluster {
                 "-D".as_ref(),
                 data,
                 user.as_ref(),
-                "--auth=trust".as_ref(),
+                // Replaced by pm's own pg_hba.conf before the first start.
+                "--auth-local=peer".as_ref(),
+                "--auth-host=reject".as_ref(),
                 "--encoding=UTF8".as_ref(),
                 "--locale=C".as_ref(),
                 "--no-sync".as_ref(),
@@ -481,15 +664,14 @@ impl Cluster {
                 "see the message above; `pm db reset --yes` starts from scratch",
             )
         })?;
-        // Unix socket only, in our own folder; quiet, quick to stop. JIT off:
-        // compiling a model's query took longer than running it (2.8 s of
-        // PulseMetrics' fct_daily_metrics, which then ran in 1.5 s).
-        let conf = format!(
-            "\n# pm: local-only server\nlisten_addresses = ''\nunix_socket_directories = '{}'\nport = {}\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nwal_level = minimal\nmax_wal_senders = 0\nmax_connections = 100\njit = off\nwork_mem = '64MB'\n",
-            self.socket_dir.display(),
-            self.port
-        );
-        self.append_config(&conf)?;
+        // Quiet, quick to stop (the socket, port and access are in
+        // SERVER_SETTINGS, written at every start). JIT off: compiling a
+        // model's query took longer than running it (2.8 s of PulseMetrics'
+        // fct_daily_metrics, which then ran in 1.5 s).
+        self.append_config(
+            "\n# pm: local-only server\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nwal_level = minimal\nmax_wal_senders = 0\nmax_connections = 100\njit = off\nwork_mem = '64MB'\n",
+        )?;
+        self.write_access_files()?;
         Ok(true)
     }
 
@@ -501,6 +683,7 @@ impl Cluster {
             return Ok(false);
         }
         self.prepare_dirs()?;
+        self.write_access_files()?;
         // A server that died (killed, crashed) leaves postmaster.pid naming a
         // process that is gone or a zombie, which PostgreSQL takes for a live
         // server; and its last backends may hold its shared memory a moment
@@ -619,10 +802,129 @@ impl Cluster {
     pub fn url(&self) -> String {
         format!(
             "postgresql://{}@/{DATABASE}?host={}&port={}",
-            self.superuser,
-            self.socket_dir.display(),
+            percent_encode(&self.superuser),
+            percent_encode(&self.socket_dir.to_string_lossy()),
             self.port
         )
+    }
+
+    /// The owner-only file of the passwords pm gave roles (libpq's passfile format).
+    pub fn passwords_file(&self) -> PathBuf {
+        self.root.join(".pm").join("passwords")
+    }
+
+    /// `pm db url --role NAME`: the role's password (made on first use and
+    /// kept in [`Cluster::passwords_file`]) set on the server, as a SCRAM
+    /// verifier so the password itself never reaches it; a URL naming the
+    /// file as its passfile (libpq and PM_DATABASE_URL read it).
+    pub async fn role_url(&self, role: &str) -> Result<String> {
+        if role == self.superuser {
+            return Ok(self.url());
+        }
+        let client = super::Endpoint::Embedded(Box::new(self.clone()))
+            .connect()
+            .await?;
+        let failed = |what: &str, e: tokio_postgres::Error| {
+            problem(
+                "db::role",
+                format!("{what} failed: {}", super::error_text(&e)),
+                "see the message above",
+            )
+        };
+        let can_login: Option<bool> = client
+            .query_opt(
+                "select rolcanlogin from pg_roles where rolname = $1",
+                &[&role],
+            )
+            .await
+            .map_err(|e| failed("reading the roles", e))?
+            .map(|r| r.get(0));
+        match can_login {
+            None => {
+                return Err(problem(
+                    "db::role",
+                    format!("there is no role `{role}` in the local database"),
+                    "create it first (PulseMetrics' roles are made by `pm generate`), or check its name",
+                )
+                .into())
+            }
+            Some(false) => {
+                return Err(problem(
+                    "db::role",
+                    format!("role `{role}` cannot log in (it has NOLOGIN)"),
+                    format!("alter role {} login, if it should", crate::text::quote_ident(role)),
+                )
+                .into())
+            }
+            Some(true) => {}
+        }
+        let password = self.role_password(role)?;
+        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
+        client
+            .batch_execute(&format!(
+                "alter role {} password {}",
+                crate::text::quote_ident(role),
+                crate::text::quote_literal(&verifier)
+            ))
+            .await
+            .map_err(|e| failed("setting the role's password", e))?;
+        Ok(format!(
+            "postgresql://{}@/{DATABASE}?host={}&port={}&passfile={}",
+            percent_encode(role),
+            percent_encode(&self.socket_dir.to_string_lossy()),
+            self.port,
+            percent_encode(&self.passwords_file().to_string_lossy()),
+        ))
+    }
+
+    /// The password kept for `role`, made (and written to the owner-only
+    /// passwords file) when there is none.
+    fn role_password(&self, role: &str) -> Result<String> {
+        let path = self.passwords_file();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(p) = text
+            .lines()
+            .find_map(|l| passfile_password(l, DATABASE, role))
+        {
+            return Ok(p);
+        }
+        let failed = |e: std::io::Error| -> crate::error::Problems {
+            problem(
+                "db::passwords",
+                format!("cannot write {}: {e}", path.display()),
+                "check that the project folder is yours and writable",
+            )
+            .into()
+        };
+        let mut bytes = [0u8; 18];
+        std::io::Read::read_exact(
+            &mut std::fs::File::open("/dev/urandom").map_err(failed)?,
+            &mut bytes,
+        )
+        .map_err(failed)?;
+        let password = crate::text::hex(&bytes);
+        let line = format!(
+            "*:*:{}:{}:{password}\n",
+            passfile_field(DATABASE),
+            passfile_field(role)
+        );
+        let tmp = path.with_extension("new");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = std::fs::remove_file(&tmp);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(failed)?;
+            f.write_all(format!("{text}{line}").as_bytes())
+                .map_err(failed)?;
+            f.sync_all().map_err(failed)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(failed)?;
+        Ok(password)
     }
 
     /// Connection settings for tokio-postgres.

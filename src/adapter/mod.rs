@@ -60,8 +60,12 @@ impl Endpoint {
     fn config(&self) -> Result<(tokio_postgres::Config, tls::MakeRustlsConnect)> {
         match self {
             Endpoint::Url(u) => {
-                let (rest, settings) = split_tls(u);
+                let (rest, passfile) = split_passfile(u);
+                let (rest, settings) = split_tls(&rest);
                 let mut c = parse_connection_string(&rest)?;
+                if let Some(passfile) = passfile {
+                    password_from_passfile(&mut c, &passfile)?;
+                }
                 if c.get_application_name().is_none() {
                     c.application_name("pm");
                 }
@@ -443,7 +447,10 @@ pub fn apply_database_url(target: &mut Target, url: Option<&str>) {
         return;
     };
     target.database_url = Some(url.to_string());
-    let Ok(c) = split_tls(url).0.parse::<tokio_postgres::Config>() else {
+    let Ok(c) = split_tls(&split_passfile(url).0)
+        .0
+        .parse::<tokio_postgres::Config>()
+    else {
         // Left for Endpoint::resolve/connect to report with its help line.
         return;
     };
@@ -510,6 +517,99 @@ fn split_tls(conn: &str) -> (String, tls::TlsSettings) {
             .collect();
         (kept.join(" "), settings)
     }
+}
+
+/// A connection string without its `passfile` parameter (which
+/// tokio-postgres does not know), and that parameter's value, decoded.
+fn split_passfile(conn: &str) -> (String, Option<String>) {
+    let is_url = conn.starts_with("postgres://") || conn.starts_with("postgresql://");
+    let (base, params, sep) = if is_url {
+        match conn.split_once('?') {
+            Some((b, q)) => (b.to_string(), q.split('&').collect::<Vec<_>>(), "&"),
+            None => return (conn.to_string(), None),
+        }
+    } else {
+        (String::new(), conn.split_whitespace().collect(), " ")
+    };
+    let mut passfile = None;
+    let kept: Vec<&str> = params
+        .into_iter()
+        .filter(|kv| match kv.split_once('=') {
+            Some((k, v)) if k.trim() == "passfile" => {
+                let v = v.trim().trim_matches('\'');
+                passfile = Some(if is_url {
+                    percent_decode(v)
+                } else {
+                    v.to_string()
+                });
+                false
+            }
+            _ => true,
+        })
+        .collect();
+    let rest = match (is_url, kept.is_empty()) {
+        (true, true) => base,
+        (true, false) => format!("{base}?{}", kept.join(sep)),
+        (false, _) => kept.join(sep),
+    };
+    (rest, passfile)
+}
+
+/// `%XX` escapes of a URL component decoded (malformed ones kept as written).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(|&b| hex(b)),
+            bytes.get(i + 2).and_then(|&b| hex(b)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The password for `config`'s database and user in a libpq password file,
+/// when the config has none. libpq's rule: a file others can read is ignored.
+fn password_from_passfile(config: &mut tokio_postgres::Config, passfile: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if config.get_password().is_some() {
+        return Ok(());
+    }
+    let unreadable = |why: String| -> crate::error::Problems {
+        Problem::new(
+            "connect::passfile",
+            format!("the passfile {passfile} {why}"),
+        )
+        .help("`pm db url --role NAME` writes one (.pm/passwords); or put the password in the URL")
+        .into()
+    };
+    let md = std::fs::metadata(passfile).map_err(|e| unreadable(format!("cannot be read: {e}")))?;
+    if md.permissions().mode() & 0o077 != 0 {
+        return Err(unreadable("can be read by others (chmod 600 it)".into()));
+    }
+    let text = std::fs::read_to_string(passfile)
+        .map_err(|e| unreadable(format!("cannot be read: {e}")))?;
+    let database = config.get_dbname().unwrap_or_default().to_string();
+    let user = config.get_user().unwrap_or_default().to_string();
+    if let Some(p) = text
+        .lines()
+        .find_map(|l| embedded::passfile_password(l, &database, &user))
+    {
+        config.password(p);
+    }
+    Ok(())
 }
 
 /// Keys of a connection string whose values are secrets.

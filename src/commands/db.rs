@@ -66,8 +66,12 @@ pub fn run(g: &Settings, action: &DbAction, log: Log) -> Result<i32> {
                 );
             }
         }
-        DbAction::Url => {
+        DbAction::Url { role: None } => {
             let _ = writeln!(out, "{}", cluster.url());
+        }
+        DbAction::Url { role: Some(role) } => {
+            let url = runtime()?.block_on(cluster.role_url(role))?;
+            let _ = writeln!(out, "{url}");
         }
         DbAction::Reset { yes } => {
             if !yes {

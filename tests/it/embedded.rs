@@ -26,7 +26,7 @@ fn start_status_url_stop_and_restart() {
     let status = pm(p.path(), &["db", "status"]).stdout;
     assert!(status.starts_with("state:     running (pid "), "{status}");
     // Unix socket only: no TCP listener configured.
-    let conf = std::fs::read_to_string(p.path().join(".pm/postgres/postgresql.conf")).unwrap();
+    let conf = std::fs::read_to_string(p.path().join(".pm/postgres/pm_server.conf")).unwrap();
     assert!(conf.contains("listen_addresses = ''"));
 
     let url = pm(p.path(), &["db", "url"]).stdout.trim().to_string();
@@ -228,6 +228,11 @@ fn tls_connections_follow_sslmode() {
         "\nlisten_addresses = '127.0.0.1'\nport = {port}\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n"
     ));
     std::fs::write(&conf, text).unwrap();
+    // pm's own access rules have no TCP line: this test's server adds one.
+    let hba = data.join("pg_hba.conf");
+    let mut text = std::fs::read_to_string(&hba).unwrap();
+    text.push_str("host all postgres 127.0.0.1/32 trust\n");
+    std::fs::write(&hba, text).unwrap();
     if is_root() {
         // The server runs as `postgres`, which must own its key.
         for f in ["server.key", "server.crt"] {
@@ -324,7 +329,7 @@ fn a_password_in_the_url_is_masked_in_every_form_and_everywhere() {
         .next()
         .unwrap()
         .to_string();
-    // The local server trusts its socket: a password is accepted and ignored.
+    // The local server knows its owner by the socket's peer: a password is accepted and ignored.
     let forms = [
         format!("{url}&password=s3cret"),
         format!("postgresql://postgres:s3cret@/pm?host={socket}"),
@@ -400,4 +405,94 @@ fn a_server_that_died_is_stopped_at_once_and_starts_again() {
     assert!(pm(p.path(), &["db", "status"])
         .stdout
         .contains("state:     running"));
+}
+
+/// Runs psql as another OS user (`nobody`); its error text when it fails.
+fn psql_as_nobody(p: &LocalProject, url: &str) -> Result<String, String> {
+    use std::os::unix::process::CommandExt;
+    let out = std::process::Command::new(psql_bin(p.path()))
+        .args([url, "-XAtc", "select current_user"])
+        .uid(65534)
+        .gid(65534)
+        .env("HOME", "/tmp")
+        .output()
+        .expect("run psql");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+#[test]
+fn only_the_projects_owner_can_reach_the_local_server_and_roles_need_their_password() {
+    if !is_root() {
+        // Acting as a second OS user needs root; CI runs as root and must run this.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test as root"
+        );
+        eprintln!("skipped: acting as a second OS user needs root");
+        return;
+    }
+    let p = LocalProject::new(&[]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    sql(p.path(), "create role reader login; create table secret as select 42 as x; grant select on secret to reader");
+    let url = pm(p.path(), &["db", "url"]).stdout.trim().to_string();
+
+    // The owner (root here) is the superuser, through peer authentication.
+    assert_eq!(psql(p.path(), &url, "select current_user"), "postgres");
+    // Another OS user cannot reach the socket at all, as any role.
+    let err = psql_as_nobody(&p, &url).unwrap_err();
+    assert!(err.contains("Permission denied"), "{err}");
+    let reader_url = pm(p.path(), &["db", "url", "--role", "reader"]);
+    assert_eq!(reader_url.code, 0, "{}", reader_url.stderr);
+    let reader_url = reader_url.stdout.trim().to_string();
+    assert!(psql_as_nobody(&p, &reader_url).is_err());
+    let socket = p.path().join(".pm/run");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "socket folder mode {mode:o}");
+
+    // A role connects with its password only: none, or a wrong one, is refused.
+    let bare = reader_url.split("&passfile=").next().unwrap().to_string();
+    let err = psql_result(p.path(), &bare, "select 1").unwrap_err();
+    assert!(err.contains("password"), "{err}");
+    let err = psql_result(p.path(), &format!("{bare}&password=guess"), "select 1").unwrap_err();
+    assert!(err.contains("password authentication failed"), "{err}");
+    assert_eq!(
+        psql(
+            p.path(),
+            &reader_url,
+            "select current_user || ' ' || x from secret"
+        ),
+        "reader 42"
+    );
+    let passwords = p.path().join(".pm/passwords");
+    let mode = std::fs::metadata(&passwords).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "passwords file mode {mode:o}");
+    // The password kept is the one set: asking again changes nothing for the role.
+    let again = pm(p.path(), &["db", "url", "--role", "reader"]).stdout;
+    assert_eq!(again.trim(), reader_url);
+    assert_eq!(psql(p.path(), &reader_url, "select x from secret"), "42");
+    // PM_DATABASE_URL reads the passfile too.
+    let r = pm_env(p.path(), &["debug"], &[("PM_DATABASE_URL", &reader_url)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = pm(p.path(), &["db", "url", "--role", "nobody_here"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("there is no role `nobody_here`"),
+        "{}",
+        r.stderr
+    );
+
+    // A server made with trust for every local connection (by an older pm)
+    // gets pm's access rules at its next start.
+    assert_eq!(pm(p.path(), &["db", "stop", "-q"]).code, 0);
+    let hba = p.path().join(".pm/postgres/pg_hba.conf");
+    std::fs::write(&hba, "local all all trust\n").unwrap();
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    let text = std::fs::read_to_string(&hba).unwrap();
+    assert!(!text.contains("trust"), "{text}");
+    let err = psql_result(p.path(), &bare, "select 1").unwrap_err();
+    assert!(err.contains("password"), "{err}");
 }

@@ -647,10 +647,11 @@ fn the_nightly_incremental_run_equals_a_full_refresh_and_backfills_touch_only_th
 }
 
 /// The project's database URL for another role.
+/// The role's own way in: `pm db url --role` (its password in .pm/passwords).
 fn url_as(p: &LocalProject, role: &str) -> String {
-    let url = pm(p.path(), &["db", "url"]).stdout.trim().to_string();
-    let (_, rest) = url.split_once('@').unwrap();
-    format!("postgresql://{role}@{rest}")
+    let r = pm(p.path(), &["db", "url", "--role", role]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout.trim().to_string()
 }
 
 #[test]

@@ -964,12 +964,12 @@ fn a_refused_statement_says_the_servers_reason() {
         p.path(),
         "create role builder login; grant usage, create on schema public to builder",
     );
-    let url = pm(p.path(), &["db", "url"]).stdout.trim().to_string();
-    let (_, rest) = url.split_once('@').unwrap();
+    let url = pm(p.path(), &["db", "url", "--role", "builder"]);
+    assert_eq!(url.code, 0, "{}", url.stderr);
     let r = pm_env(
         p.path(),
         &["run"],
-        &[("PM_DATABASE_URL", &format!("postgresql://builder@{rest}"))],
+        &[("PM_DATABASE_URL", url.stdout.trim())],
     );
     let err = unwrapped(&r.stderr);
     assert_eq!(r.code, 2, "{err}");
