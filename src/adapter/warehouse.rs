@@ -1,7 +1,8 @@
 //! The raw warehouse `pm generate` fills: applying its DDL, creating the
 //! months of `raw.events`, the state row of what was generated, and bulk
 //! loads (binary COPY, one connection and one transaction per table,
-//! committed together once every table has loaded).
+//! committed once every table has loaded; an appended load is staged and
+//! published in one transaction).
 
 use super::Endpoint;
 use crate::error::{Problem, Problems, Result};
@@ -67,7 +68,7 @@ pub async fn generator_state(client: &tokio_postgres::Client) -> Result<Option<G
 
 /// Writes the state row (in the transaction of `client`).
 pub async fn record_generator_state(
-    client: &tokio_postgres::Client,
+    client: &impl tokio_postgres::GenericClient,
     s: &GeneratorState,
 ) -> std::result::Result<(), tokio_postgres::Error> {
     client
@@ -80,6 +81,20 @@ pub async fn record_generator_state(
         )
         .await
         .map(|_| ())
+}
+
+/// Deletes the state row: a full load is under way.
+pub async fn forget_generator_state(client: &tokio_postgres::Client) -> Result<()> {
+    client
+        .batch_execute("delete from raw.generator_state")
+        .await
+        .map_err(|e| {
+            Problem::new(
+                "generate::state",
+                format!("cannot clear raw.generator_state: {}", db_message(&e)),
+            )
+            .into()
+        })
 }
 
 /// Whether `table` holds a row.
@@ -125,8 +140,20 @@ pub struct BulkTable {
     /// Schema-qualified and quoted.
     pub name: String,
     pub columns: Vec<&'static str>,
-    /// Empty it first (in the same transaction).
+    /// Empty it first (in the same transaction, or when the staged rows are published).
     pub replace: bool,
+    /// Load into this unlogged staging table instead (made anew, `like` the
+    /// table), to be moved into the table by [`publish_staged`] together
+    /// with every other table's rows.
+    pub stage: Option<String>,
+}
+
+/// The staging table of a raw table for an appended load.
+pub fn stage_name(table: &str) -> String {
+    match table.split_once('.') {
+        Some((schema, name)) => format!("{schema}.pm_load_{name}"),
+        None => format!("pm_load_{table}"),
+    }
 }
 
 /// A table loaded in an open transaction: commit it once all are loaded.
@@ -187,16 +214,28 @@ pub async fn bulk_load(
         .into()
     };
     let mut begin = String::from("begin");
-    if table.replace {
-        begin.push_str(&format!(";\ntruncate table {}", table.name));
-    }
+    let target = match &table.stage {
+        Some(stage) => {
+            // Made anew: a killed earlier load may have left one behind.
+            begin.push_str(&format!(
+                ";\ndrop table if exists {stage};\ncreate unlogged table {stage} (like {} including defaults)",
+                table.name
+            ));
+            stage
+        }
+        None => {
+            if table.replace {
+                begin.push_str(&format!(";\ntruncate table {}", table.name));
+            }
+            &table.name
+        }
+    };
     client
         .batch_execute(&begin)
         .await
-        .map_err(|e| fail("emptying the table", e))?;
+        .map_err(|e| fail("preparing the table", e))?;
     let copy = format!(
-        "copy {} ({}) from stdin (format binary)",
-        table.name,
+        "copy {target} ({}) from stdin (format binary)",
         table.columns.join(", ")
     );
     let sink = client
@@ -213,4 +252,48 @@ pub async fn bulk_load(
         table: table.name,
         rows,
     })
+}
+
+/// Moves the staged rows of every table into its table and records the
+/// generator's state, in one transaction: an appended load is all there or
+/// not at all, whenever it is interrupted (the staging tables are made anew
+/// by the next load). `tables` are the staged loads, already committed.
+pub async fn publish_staged(
+    client: &mut tokio_postgres::Client,
+    tables: &[BulkTable],
+    state: &GeneratorState,
+) -> Result<()> {
+    let fail = |what: String, e: tokio_postgres::Error| -> Problems {
+        Problem::new(
+            "generate::publish",
+            format!("{what} failed: {}", db_message(&e)),
+        )
+        .help("nothing of this load was committed: the raw tables are as they were; run the same command again")
+        .into()
+    };
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| fail("beginning the load's transaction".into(), e))?;
+    for table in tables {
+        let Some(stage) = &table.stage else { continue };
+        let columns = table.columns.join(", ");
+        let mut sql = String::new();
+        if table.replace {
+            sql.push_str(&format!("truncate table {};\n", table.name));
+        }
+        sql.push_str(&format!(
+            "insert into {} ({columns}) select {columns} from {stage};\ndrop table {stage}",
+            table.name
+        ));
+        tx.batch_execute(&sql)
+            .await
+            .map_err(|e| fail(format!("adding the new rows of {}", table.name), e))?;
+    }
+    record_generator_state(&tx, state)
+        .await
+        .map_err(|e| fail("recording raw.generator_state".into(), e))?;
+    tx.commit()
+        .await
+        .map_err(|e| fail("committing the load".into(), e))
 }

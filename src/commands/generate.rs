@@ -76,7 +76,7 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
                 "raw already holds a dataset (seed {}, scale {}, {} to {}): not generating",
                 s.seed, s.scale, s.start, s.end
             ),
-            None => "raw already holds data: not generating".to_string(),
+            None => "raw already holds data that pm generate did not record as loaded (an interrupted load, or data of your own): not generating; `pm generate` without --if-empty replaces it".to_string(),
         });
     } else {
         let params = generate::params(&request, yesterday)?;
@@ -180,6 +180,10 @@ fn load(
         &control,
         &months(params),
     ))?;
+    if !appending {
+        // Recorded again once every table has committed.
+        rt.block_on(warehouse::forget_generator_state(&control))?;
+    }
     drop(control);
     let tables: Vec<Table> = Table::ALL
         .into_iter()
@@ -187,15 +191,20 @@ fn load(
         .collect();
     let mut senders = Vec::new();
     let mut loaders = Vec::new();
+    let mut bulks = Vec::new();
     for &table in &tables {
         let (to, from) = tokio::sync::mpsc::channel(4);
         senders.push((table, to));
+        let name = format!("raw.{}", table.name());
         let bulk = BulkTable {
-            name: format!("raw.{}", table.name()),
+            // An appended load is staged, then published in one transaction.
+            stage: appending.then(|| warehouse::stage_name(&name)),
+            name,
             columns: table.columns().to_vec(),
             // An appended load replaces the subscriptions: their rows change.
             replace: !appending || table == Table::Subscriptions,
         };
+        bulks.push(bulk.clone());
         loaders.push((
             table,
             rt.spawn(warehouse::bulk_load(endpoint.clone(), bulk, from)),
@@ -258,21 +267,15 @@ fn load(
         end: generate::to_date(params.end_day() - 1),
     };
     rt.block_on(async {
-        if let Some((_, l)) = loaded.iter().find(|(t, _)| *t == Table::Subscriptions) {
-            warehouse::record_generator_state(l.client(), &state)
-                .await
-                .map_err(|e| {
-                    Problem::new(
-                        "generate::state",
-                        format!(
-                            "cannot record raw.generator_state: {}",
-                            crate::adapter::error_text(&e)
-                        ),
-                    )
-                })?;
-        }
-        for (_, l) in &loaded {
-            l.commit().await?;
+        if appending {
+            // The staging tables commit on their own; the rows reach raw in one transaction.
+            for (_, l) in &loaded {
+                l.commit().await?;
+            }
+            let mut client = endpoint.connect().await?;
+            warehouse::publish_staged(&mut client, &bulks, &state).await?;
+        } else {
+            commit_each(endpoint, &loaded, &state).await?;
         }
         for analyzed in
             futures_util::future::join_all(loaded.iter().map(|(_, l)| l.analyze())).await
@@ -299,6 +302,34 @@ fn load(
         state.seed, state.scale, state.start, state.end, params.days
     ));
     Ok(())
+}
+
+/// A full load: each table commits on its own connection (parallel COPY
+/// into the tables themselves), then the state row in a transaction of its
+/// own. The state row went first (see [`load`]): a load interrupted between
+/// these commits leaves none, and `--append-days` refuses to add to it.
+async fn commit_each(
+    endpoint: &Endpoint,
+    loaded: &[(Table, warehouse::Loaded)],
+    state: &GeneratorState,
+) -> Result<()> {
+    for (_, l) in loaded {
+        l.commit().await?;
+    }
+    let client = endpoint.connect().await?;
+    warehouse::record_generator_state(&client, state)
+        .await
+        .map_err(|e| {
+            Problem::new(
+                "generate::state",
+                format!(
+                    "cannot record raw.generator_state: {}",
+                    crate::adapter::error_text(&e)
+                ),
+            )
+            .help("the rows are loaded; run `pm generate` again to record what it loaded")
+            .into()
+        })
 }
 
 /// `--out DIR`: every table as a CSV file with a header line.

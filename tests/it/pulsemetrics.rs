@@ -853,3 +853,140 @@ fn roles_see_exactly_their_marts_and_recent_data_is_fresh() {
     }
     assert_ne!(sql(p.path(), "select count(*) from raw.users"), "0");
 }
+
+/// Every raw table's row count and the sum of its rows' hashes.
+fn raw_fingerprint(p: &LocalProject) -> String {
+    let tables = sql(
+        p.path(),
+        "select c.oid::regclass::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = 'raw' and c.relkind in ('r', 'p') and not c.relispartition
+           and c.relname not like 'pm\\_load\\_%' order by 1",
+    );
+    tables
+        .lines()
+        .map(|t| {
+            // The state row's generated_at is the time of the load.
+            let row = if t == "raw.generator_state" {
+                "(x.seed, x.scale, x.start_date, x.end_date)"
+            } else {
+                "x"
+            };
+            sql(
+                p.path(),
+                &format!("select '{t} ' || count(*) || ' ' || coalesce(sum(hashtext({row}::text)::bigint), 0) from {t} x"),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn an_appended_day_killed_at_any_point_leaves_raw_as_it_was_or_adds_all_of_it() {
+    // The uninterrupted run.
+    let reference = LocalProject::pulsemetrics();
+    let dir = reference.path().to_str().unwrap();
+    assert_eq!(
+        pm(reference.path(), &generate_args(&reference, &["-q"])).code,
+        0
+    );
+    let r = pm(
+        reference.path(),
+        &["generate", "-q", "--append-days", "1", "--project-dir", dir],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let appended = raw_fingerprint(&reference);
+
+    let p = LocalProject::pulsemetrics();
+    let dir = p.path().to_str().unwrap();
+    assert_eq!(pm(p.path(), &generate_args(&p, &["-q"])).code, 0);
+    let loaded = raw_fingerprint(&p);
+    assert_ne!(loaded, appended);
+    let url = pm(p.path(), &["db", "url"]).stdout.trim().to_string();
+    // A commit that adds sessions waits for advisory lock 4242
+    // (a deferred trigger), so the load can be stopped at that commit.
+    sql(
+        p.path(),
+        "create function raw.wait_at_commit() returns trigger language plpgsql as
+           $$ begin perform pg_advisory_xact_lock(4242); return null; end $$;
+         create constraint trigger wait_at_commit after insert on raw.sessions
+           deferrable initially deferred for each row execute function raw.wait_at_commit()",
+    );
+    // Each lock stops the load at one point, where it is killed: while
+    // staging (users), in the middle of the transaction that publishes
+    // (partner_commissions), just before its last statement (the state row):
+    // raw is as it was. Last, in its commit: the server has the COMMIT, and
+    // the whole day is added (when every table commits on its own, the
+    // tables before that commit have their day and the others do not).
+    for lock in [
+        "lock table raw.users in access exclusive mode",
+        "lock table raw.partner_commissions in share mode",
+        "lock table raw.generator_state in share mode",
+        "select pg_advisory_xact_lock(4242)",
+    ] {
+        let mut holder = std::process::Command::new(psql_bin(p.path()))
+            .args([
+                url.as_str(),
+                "-Xqc",
+                &format!("begin; {lock}; select pg_sleep(300); commit"),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut load = std::process::Command::new(pm_bin())
+            .current_dir(p.path())
+            .args(["generate", "-q", "--append-days", "1", "--project-dir", dir])
+            .env("HOME", p.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let waiting = "select count(*) from pg_stat_activity where application_name = 'pm' and wait_event_type = 'Lock'";
+        let started = std::time::Instant::now();
+        while sql(p.path(), waiting) == "0" {
+            assert!(
+                started.elapsed().as_secs() < 120,
+                "the load never reached {lock}"
+            );
+            assert!(
+                load.try_wait().unwrap().is_none(),
+                "the load ended before {lock}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        load.kill().unwrap();
+        load.wait().unwrap();
+        sql(p.path(), "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(300)%' and pid <> pg_backend_pid()");
+        let _ = holder.wait();
+        // pm's server sessions end once they notice their client is gone.
+        let started = std::time::Instant::now();
+        while sql(
+            p.path(),
+            "select count(*) from pg_stat_activity where application_name = 'pm'",
+        ) != "0"
+        {
+            assert!(
+                started.elapsed().as_secs() < 60,
+                "pm's sessions outlived it"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if lock.contains("advisory") {
+            assert_eq!(
+                raw_fingerprint(&p),
+                appended,
+                "killed in the commit: all of the day"
+            );
+        } else {
+            assert_eq!(raw_fingerprint(&p), loaded, "killed at {lock}: raw changed");
+        }
+    }
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pg_tables where tablename like 'pm\\_load\\_%'"
+        ),
+        "0",
+        "no staging table is left"
+    );
+}
