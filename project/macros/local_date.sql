@@ -3,5 +3,5 @@
   (var `timezone`, default UTC): every "day" of PulseMetrics is one of these.
 #}
 {% macro local_date(timestamp) -%}
-    ({{ timestamp }} at time zone '{{ var("timezone") }}')::date
+    ({{ timestamp }} at time zone '{{ timezone_var() }}')::date
 {%- endmacro %}

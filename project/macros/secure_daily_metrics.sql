@@ -1,6 +1,8 @@
 {#
   Access to fct_daily_metrics (a post-hook, so it holds after every rebuild):
-  - reader sees the last `reader_window_days` days only (row-level security);
+  - reader sees the last `reader_window_days` days only (row-level security),
+    counted in the project's time zone (var `timezone`), whatever the
+    session's time zone is;
   - analyst sees every row but none of the revenue columns (column grants);
   - finance reads everything (its table grant comes from the model's grants).
   The table's owner, who builds it, is not limited.
@@ -17,7 +19,7 @@
     alter table {{ this }} enable row level security;
     drop policy if exists reader_recent_days on {{ this }};
     create policy reader_recent_days on {{ this }} for select to reader
-        using (date >= current_date - {{ var('reader_window_days') }});
+        using (date >= {{ local_date('now()') }} - {{ whole_number_var('reader_window_days', 0, 36600) }});
     drop policy if exists marts_all_days on {{ this }};
     create policy marts_all_days on {{ this }} for select to analyst, finance using (true);
     do $grant$

@@ -113,6 +113,12 @@ pub fn check(
         if let Err(p) = crate::materialize::relation::grants(n) {
             problems.push(p);
         }
+        // Again at build time, for the nodes rendered then.
+        if let Err(p) =
+            crate::materialize::statement::check_single(n, crate::materialize::relation::query(n))
+        {
+            problems.push(p);
+        }
     }
     problems.into_result()?;
     Ok(test_configs)

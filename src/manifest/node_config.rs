@@ -284,9 +284,23 @@ fn indexes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IndexConfig>, D::Error
         Json::Null => return Ok(Vec::new()),
         v => return Err(wrong(&v, expected)),
     };
-    list.into_iter()
+    let list = list
+        .into_iter()
         .map(|ix| IndexConfig::deserialize(&ix).map_err(D::Error::custom))
-        .collect()
+        .collect::<Result<Vec<IndexConfig>, D::Error>>()?;
+    // The method goes into `create index … using <method>`: a name, nothing else.
+    for ix in &list {
+        if let Some(m) = &ix.method {
+            let name = m.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && m.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !name {
+                return Err(D::Error::custom(format!(
+                    "index type `{m}` is not an index method's name (btree, hash, gist, gin, brin, …)"
+                )));
+            }
+        }
+    }
+    Ok(list)
 }
 
 fn count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
@@ -343,6 +357,15 @@ mod tests {
         assert_eq!(
             (e.key.as_str(), e.message.as_str()),
             ("limit", "expected a whole number, found \"many\"")
+        );
+        let e = parse(
+            json!({"indexes": [{"columns": ["id"], "type": "btree (id); drop table x; --"}]}),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("is not an index method's name"),
+            "{}",
+            e.message
         );
         let e = parse(json!({"indexes": [{"unique": true}]})).unwrap_err();
         assert_eq!(e.key, "indexes");

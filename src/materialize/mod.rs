@@ -8,6 +8,7 @@ pub mod incremental;
 pub mod relation;
 pub mod seed;
 pub mod snapshot;
+pub mod statement;
 pub mod test;
 pub mod unit_test;
 
@@ -38,6 +39,7 @@ pub struct BuildSpec {
 
 impl BuildSpec {
     pub fn of(node: &Node) -> Result<BuildSpec, Problem> {
+        statement::check_single(node, relation::query(node))?;
         Ok(BuildSpec {
             resource_type: node.resource_type.as_str(),
             name: node.name.clone(),

@@ -131,6 +131,7 @@ pub fn failures_schema(m: &Manifest, node: &Node) -> String {
 
 impl TestConfig {
     pub fn of(m: &Manifest, node: &Node, store_failures_flag: bool) -> Result<TestConfig, Problem> {
+        super::statement::check_single(node, failing_rows_sql(node))?;
         let config = &node.typed_config;
         let severity = match config.severity.as_deref().map(str::to_lowercase).as_deref() {
             None | Some("error") => Severity::Error,

@@ -787,6 +787,7 @@ fn python_modules_dbt_projects_call() {
              '{{ modules.re.sub('_(\\d+)', '-\\\\1', 'a_1 b_22') }}' as replaced,\n\
              '{{ modules.re.findall('[0-9]+', 'a1b22c333') | join(',') }}' as found,\n\
              '{{ modules.re.search('X', 'abc', flags=modules.re.IGNORECASE) is none }}|{{ modules.re.search('B', 'abc', flags=modules.re.I) is none }}' as flags,\n\
+             '{{ 'yes' if modules.re.fullmatch('[0-9]+', '7') else 'no' }}|{{ not modules.re.match('a', 'ab') }}' as truthy,\n\
              '{{ modules.re.compile('\\s+').split('a  b c') | join('|') }}' as split,\n\
              '{{ modules.itertools.chain([1, 2], [3]) | join(',') }}' as chained,\n\
              '{{ modules.itertools.product(['a', 'b'], [1, 2]) | map('join', '') | join(',') }}' as product,\n\
@@ -803,6 +804,7 @@ fn python_modules_dbt_projects_call() {
          'a-1 b-22' as replaced,\n\
          '1,22,333' as found,\n\
          'True|False' as flags,\n\
+         'yes|False' as truthy,\n\
          'a|b|c' as split,\n\
          '1,2,3' as chained,\n\
          'a1,a2,b1,b2' as product,\n\

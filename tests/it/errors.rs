@@ -674,3 +674,50 @@ fn hostile_selectors_are_errors_not_panics_or_hangs() {
         "err.a_model_whose_name_goes_on_for_quite_a_while"
     );
 }
+
+#[test]
+fn a_model_or_test_with_a_second_statement_is_refused_and_runs_nothing() {
+    let p = LocalProject::new(&[
+        (
+            "models/sneaky.sql",
+            "{{ config(materialized='table') }}\nselect 1 as id\n; drop table victim\n",
+        ),
+        (
+            "models/wrapped.sql",
+            "select 1 as id) ; drop table victim; create view x as (select 1\n",
+        ),
+        (
+            "tests/sneaky_test.sql",
+            "select * from {{ ref('a') }} where false; drop table victim\n",
+        ),
+        (
+            "models/fine.sql",
+            "select ';' as a, $$;$$ as b -- ; not a statement\n;\n",
+        ),
+    ]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    sql(p.path(), "create table victim as select 1 as x");
+    let r = pm(p.path(), &["build"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 2, "refused before anything runs: {err}");
+    assert!(
+        err.contains("model `sneaky` holds more than one SQL statement: `;` ends its SELECT and `drop table victim` follows"),
+        "{err}"
+    );
+    assert!(err.contains("models/sneaky.sql:3"), "{err}");
+    assert!(
+        err.contains("model `wrapped` holds more than one SQL statement"),
+        "{err}"
+    );
+    assert!(
+        err.contains("test `sneaky_test` holds more than one SQL statement"),
+        "{err}"
+    );
+    assert_eq!(sql(p.path(), "select x from victim"), "1");
+    std::fs::remove_file(p.path().join("models/sneaky.sql")).unwrap();
+    std::fs::remove_file(p.path().join("models/wrapped.sql")).unwrap();
+    std::fs::remove_file(p.path().join("tests/sneaky_test.sql")).unwrap();
+    let r = pm(p.path(), &["build"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(sql(p.path(), "select a || b from fine"), ";;");
+}

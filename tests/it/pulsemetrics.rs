@@ -757,7 +757,7 @@ fn roles_see_exactly_their_marts_and_recent_data_is_fresh() {
     // reader: fct_daily_metrics of the last 30 days, nothing else.
     let recent = sql(
         p.path(),
-        "select count(*) from analytics.fct_daily_metrics where date >= current_date - 30",
+        "select count(*) from analytics.fct_daily_metrics where date >= (now() at time zone 'UTC')::date - 30",
     );
     assert!(recent.parse::<i64>().unwrap() >= 29, "{recent}");
     assert!(all_days.parse::<i64>().unwrap() > recent.parse::<i64>().unwrap());
@@ -765,6 +765,20 @@ fn roles_see_exactly_their_marts_and_recent_data_is_fresh() {
         can("reader", "select count(*) from analytics.fct_daily_metrics").unwrap(),
         recent
     );
+    // The window is counted in the project's time zone (UTC), whatever the session's.
+    for zone in ["Pacific/Kiritimati", "Pacific/Pago_Pago"] {
+        assert_eq!(
+            can(
+                "reader",
+                &format!(
+                    "set timezone = '{zone}'; select count(*) from analytics.fct_daily_metrics"
+                )
+            )
+            .unwrap(),
+            format!("SET\n{recent}"),
+            "a session in {zone}"
+        );
+    }
     denied("reader", "select count(*) from analytics.dim_users");
     denied("reader", "select count(*) from analytics.mrr_monthly");
 
@@ -989,4 +1003,53 @@ fn an_appended_day_killed_at_any_point_leaves_raw_as_it_was_or_adds_all_of_it() 
         "0",
         "no staging table is left"
     );
+}
+
+#[test]
+fn vars_pasted_into_sql_are_refused_by_name_when_they_are_not_what_they_mean() {
+    let p = LocalProject::pulsemetrics();
+    let dir = p.path().to_str().unwrap();
+    for (vars, says) in [
+        (
+            "{reader_window_days: '30 or true'}",
+            "var `reader_window_days` is `30 or true`: it must be a whole number from 0 to 36600",
+        ),
+        (
+            "{from: \"2024-01-01' or true\"}",
+            "var `from` is `2024-01-01' or true`: it must be a day written YYYY-MM-DD",
+        ),
+        (
+            "{to: '2024-02-01; drop table raw.users'}",
+            "var `to` is `2024-02-01; drop table raw.users`: it must be a day written YYYY-MM-DD",
+        ),
+        (
+            "{lookback_days: '1) or (true'}",
+            "var `lookback_days` is `1) or (true`: it must be a whole number from 0 to 3660",
+        ),
+        (
+            "{fiscal_year_start_month: 13}",
+            "var `fiscal_year_start_month` is `13`: it must be a whole number from 1 to 12",
+        ),
+        (
+            "{timezone: \"UTC')::date; drop table raw.users; --\"}",
+            "var `timezone` is `UTC')::date; drop table raw.users; --`: it must be a time zone name",
+        ),
+    ] {
+        let r = pm(p.path(), &["compile", "-q", "--vars", vars, "--project-dir", dir]);
+        let err = unwrapped(&r.stderr);
+        assert_eq!(r.code, 2, "{vars}: {err}");
+        assert!(err.contains(says), "{vars}: {err}");
+    }
+    let r = pm(
+        p.path(),
+        &[
+            "compile",
+            "-q",
+            "--vars",
+            "{from: 2024-03-01, to: '2024-03-07', reader_window_days: 7}",
+            "--project-dir",
+            dir,
+        ],
+    );
+    assert_eq!(r.code, 0, "good values compile: {}", r.stderr);
 }

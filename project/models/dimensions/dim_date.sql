@@ -16,7 +16,7 @@ days as (
     from bounds, generate_series(bounds.first_day, bounds.last_day, interval '1 day') as day
 )
 
-{% set start_month = var('fiscal_year_start_month') | int %}
+{% set start_month = whole_number_var('fiscal_year_start_month', 1, 12) %}
 select
     date,
     extract(isodow from date)::integer as day_of_week,

@@ -1,7 +1,7 @@
 -- Users: signup, company, channel and country, activation (a capture within
 -- `activation_window_days` of signup), first payment and where they stand on
 -- the last day with data.
-{% set window = var('activation_window_days') %}
+{% set window = whole_number_var('activation_window_days', 0, 3660) %}
 with first_sessions as (
     select user_id, min(started_at) as first_session_at, count(*)::integer as sessions
     from {{ ref('stg_sessions') }}

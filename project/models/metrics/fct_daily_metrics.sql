@@ -20,8 +20,9 @@
   Each day's rows are replaced whole (delete+insert), so re-running a day
   changes nothing.
 #}
-{% set from_day = var('from', none) %}
-{% set to_day = var('to', none) %}
+{% set from_day = date_var('from') %}
+{% set to_day = date_var('to') %}
+{% set lookback_days = whole_number_var('lookback_days', 0, 3660) %}
 
 with data_days as (
     select min(date) as first_day, max(date) as last_day from {{ ref('dim_date') }}
@@ -33,7 +34,7 @@ bounds as (
         greatest('{{ from_day }}'::date, data_days.first_day) as first_day,
         {%- elif is_incremental() %}
         greatest(
-            coalesce((select max(date) from {{ this }}) - {{ var('lookback_days') }}, data_days.first_day),
+            coalesce((select max(date) from {{ this }}) - {{ lookback_days }}, data_days.first_day),
             data_days.first_day
         ) as first_day,
         {%- else %}

@@ -266,6 +266,11 @@ impl MatchObj {
 }
 
 impl Object for MatchObj {
+    /// A match is true, as in Python: `{% if modules.re.match(…) %}`.
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
+
     fn call_method(
         self: &Arc<Self>,
         _state: &mut State<'_, '_>,
