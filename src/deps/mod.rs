@@ -319,9 +319,22 @@ fn project_name(dir: &Path) -> Result<String> {
 /// Clones `url` into `dest` at `revision`; returns the commit.
 fn git_checkout(url: &str, revision: &str, dest: &Path) -> Result<String> {
     let dest_text = dest.to_string_lossy().into_owned();
-    git(&["clone", "--quiet", url, &dest_text], url)?;
+    // `--`/`--end-of-options`: a URL or revision is never read as an option
+    // (Spec::parse refuses those starting with `-` too).
+    git(&["clone", "--quiet", "--", url, &dest_text], url)?;
     if revision != "HEAD" {
-        git(&["-C", &dest_text, "checkout", "--quiet", revision], url)?;
+        git(
+            &[
+                "-C",
+                &dest_text,
+                "checkout",
+                "--quiet",
+                "--end-of-options",
+                revision,
+                "--",
+            ],
+            url,
+        )?;
     }
     Ok(git(&["-C", &dest_text, "rev-parse", "HEAD"], url)?
         .trim()

@@ -34,11 +34,13 @@ impl Spec {
             return Ok(Spec::Local { path });
         }
         if let Some(url) = text("git") {
-            return Ok(Spec::Git {
+            let spec = Spec::Git {
                 url,
                 revision: text("revision"),
                 subdirectory: text("subdirectory"),
-            });
+            };
+            check_git(&spec, file)?;
+            return Ok(spec);
         }
         if let Some(package) = text("package") {
             let ranges: Vec<String> = yaml::string_list(entry.get("version"))
@@ -98,6 +100,54 @@ pub fn best_version<'a>(
         .filter(|(p, _)| ranges.iter().all(|r| satisfies(p, r) == Some(true)))
         .max_by_key(|(p, _)| *p)
         .map(|(_, v)| v.to_string())
+}
+
+/// A `git:` entry's values go to the `git` command and into a path: a URL or
+/// revision that git would read as an option (`--upload-pack=…`), and a
+/// subdirectory that leaves the clone (`..`, an absolute path), are refused.
+fn check_git(spec: &Spec, file: &str) -> Result<(), Problem> {
+    let Spec::Git {
+        url,
+        revision,
+        subdirectory,
+    } = spec
+    else {
+        return Ok(());
+    };
+    let refuse = |what: String, help: &str| {
+        Err(Problem::new("deps::git_entry", format!("{file}: {what}")).help(help.to_string()))
+    };
+    if url.trim().is_empty() || url.starts_with('-') {
+        return refuse(
+            format!("git: `{url}` is not a repository URL (git would read it as an option)"),
+            "give the repository's URL, e.g. https://github.com/owner/repo.git",
+        );
+    }
+    if let Some(r) = revision {
+        if r.trim().is_empty() || r.starts_with('-') {
+            return refuse(
+                format!("revision: `{r}` of {url} is not a branch, tag or commit (git would read it as an option)"),
+                "give a branch, a tag or a commit",
+            );
+        }
+    }
+    if let Some(dir) = subdirectory {
+        let path = std::path::Path::new(dir);
+        let leaves = path.is_absolute()
+            || path.components().any(|c| {
+                !matches!(
+                    c,
+                    std::path::Component::Normal(_) | std::path::Component::CurDir
+                )
+            });
+        if leaves || dir.trim().is_empty() {
+            return refuse(
+                format!("subdirectory: `{dir}` of {url} is not a folder inside the repository"),
+                "give a relative path inside the repository, without `..`",
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A package as installed: what the lock file records.
@@ -210,6 +260,46 @@ pub fn lock_text(installed: &[(String, Pinned)], hash: &str) -> Result<String, P
     let doc = serde_json::json!({ "packages": packages, "sha1_hash": hash });
     serde_yaml::to_string(&doc)
         .map_err(|e| Problem::new("deps::lock", format!("cannot write package-lock.yml: {e}")))
+}
+
+#[cfg(test)]
+mod git_entry_tests {
+    use super::*;
+
+    fn parse(yaml: serde_json::Value) -> Result<Spec, Problem> {
+        Spec::parse(&yaml, "packages.yml")
+    }
+
+    #[test]
+    fn options_and_paths_out_of_the_clone_are_refused() {
+        let url = "https://example.com/p.git";
+        for (entry, says) in [
+            (
+                serde_json::json!({"git": "--upload-pack=touch /tmp/x", "revision": "main"}),
+                "is not a repository URL",
+            ),
+            (
+                serde_json::json!({"git": url, "revision": "--output=/etc/passwd"}),
+                "is not a branch, tag or commit",
+            ),
+            (
+                serde_json::json!({"git": url, "subdirectory": "../../.ssh"}),
+                "is not a folder inside the repository",
+            ),
+            (
+                serde_json::json!({"git": url, "subdirectory": "/etc"}),
+                "is not a folder inside the repository",
+            ),
+            (
+                serde_json::json!({"git": url, "subdirectory": "a/../../b"}),
+                "is not a folder inside the repository",
+            ),
+        ] {
+            let e = parse(entry.clone()).unwrap_err();
+            assert!(e.message.contains(says), "{entry}: {}", e.message);
+        }
+        assert!(parse(serde_json::json!({"git": url, "revision": "v1.2", "subdirectory": "integration_tests/./x"})).is_ok());
+    }
 }
 
 #[cfg(test)]

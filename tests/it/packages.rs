@@ -436,3 +436,25 @@ fn pm_deps_installs_local_git_and_hub_packages_and_pins_them() {
     );
     assert!(installed.join("git_pkg/models/git_model.sql").is_file());
 }
+
+#[test]
+fn git_entries_that_git_would_read_as_options_or_that_leave_the_clone_are_refused() {
+    let marker = tempfile::tempdir().unwrap();
+    let touched = marker.path().join("pwned");
+    for entry in [
+        format!("git: \"--upload-pack=touch {}\"", touched.display()),
+        "git: https://example.com/p.git\n    revision: \"--output=/tmp/x\"".to_string(),
+        "git: https://example.com/p.git\n    subdirectory: ../../somewhere".to_string(),
+    ] {
+        let p = project(&[
+            ("dbt_project.yml", "name: host\nversion: '1.0'\n"),
+            ("packages.yml", &format!("packages:\n  - {entry}\n")),
+        ]);
+        let r = pm(p.path(), &["deps"]);
+        let err = unwrapped(&r.stderr);
+        assert_eq!(r.code, 2, "{entry}: {err}");
+        assert!(err.contains("packages.yml:"), "{entry}: {err}");
+        assert!(!touched.exists(), "git ran the URL as an option");
+        assert!(!p.path().join("dbt_packages").exists(), "{entry}");
+    }
+}
