@@ -496,3 +496,38 @@ fn only_the_projects_owner_can_reach_the_local_server_and_roles_need_their_passw
     let err = psql_result(p.path(), &bare, "select 1").unwrap_err();
     assert!(err.contains("password"), "{err}");
 }
+
+#[test]
+fn ci_stops_the_servers_of_its_own_run_and_no_one_elses() {
+    let mine = LocalProject::new(&[]);
+    let theirs = LocalProject::new(&[]);
+    let marker = format!("test-{}", std::process::id());
+    let r = pm_env(
+        mine.path(),
+        &["db", "start", "-q"],
+        &[("PM_CI_RUN", &marker)],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(pm(theirs.path(), &["db", "start", "-q"]).code, 0);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/stop_ours.sh");
+    let out = std::process::Command::new("bash")
+        .args(["-c", &format!(". '{}' && cleanup", script.display())])
+        .env("PM_CI_RUN", &marker)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state = |p: &LocalProject| {
+        pm(p.path(), &["db", "status"])
+            .stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(state(&mine).contains("stopped"), "{}", state(&mine));
+    assert!(state(&theirs).contains("running"), "{}", state(&theirs));
+}
