@@ -273,28 +273,35 @@ pub fn write_artifacts(s: &Session, m: &Manifest, selected: &[usize]) -> Result<
     Ok(())
 }
 
-/// Takes the target's lock, creates the schemas the run writes to and
-/// removes what an interrupted run left under temporary names there.
+/// Takes the target's lock, before the run looks at the warehouse (which
+/// incremental tables exist, what `--defer` reads, whether it is Citus): a
+/// run that waited for another decides on what that one left.
+pub fn lock_target(s: &Session, conn: &Connections, wait: bool) -> Result<()> {
+    let target = &s.options.target;
+    conn.runtime
+        .block_on(crate::adapter::meta::lock_target(
+            &conn.control,
+            &target.database,
+            &target.schema,
+            wait,
+            || {
+                s.log
+                    .info("waiting for another pm run on this target to finish")
+            },
+        ))
+        .map_err(Problems::from)
+}
+
+/// Creates the schemas the run writes to and removes what an interrupted
+/// run left under temporary names there (the target's lock is held).
 pub fn prepare_target(
     s: &Session,
     m: &Manifest,
     selected: &[usize],
     test_configs: &HashMap<usize, TestConfig>,
     conn: &Connections,
-    wait: bool,
 ) -> Result<()> {
-    let target = &s.options.target;
     let rt = &conn.runtime;
-    rt.block_on(crate::adapter::meta::lock_target(
-        &conn.control,
-        &target.database,
-        &target.schema,
-        wait,
-        || {
-            s.log
-                .info("waiting for another pm run on this target to finish")
-        },
-    ))?;
     let mut schemas: Vec<&str> = selected
         .iter()
         .filter(|&&i| {

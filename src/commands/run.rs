@@ -105,6 +105,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         return Ok(0);
     }
     let conn = pipeline::connect(&s, selected.len())?;
+    pipeline::lock_target(&s, &conn, !args.no_wait)?;
     let (c, selected, test_configs) =
         recompile_for_incremental(&mut s, (c, selected, test_configs), &conn, command, args)?;
     let m = &c.manifest;
@@ -117,7 +118,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         conn.threads,
         conn.endpoint.describe()
     ));
-    pipeline::prepare_target(&s, m, &selected, &test_configs, &conn, !args.no_wait)?;
+    pipeline::prepare_target(&s, m, &selected, &test_configs, &conn)?;
     let target_dir = s.target_dir();
     let endpoint = conn.endpoint.clone();
     let render_connections = crate::adapter::render::RenderConnections::default();

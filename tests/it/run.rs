@@ -1161,3 +1161,50 @@ fn views_re_created_after_a_swap_keep_owner_options_privileges_and_comments_exac
     );
     assert!(denied.unwrap_err().contains("permission denied"));
 }
+
+#[test]
+fn a_run_that_waited_for_the_lock_decides_on_what_the_other_run_left() {
+    let p = LocalProject::new(&[
+        (
+            "models/slow.sql",
+            "{{ config(materialized='table') }}\nselect pg_sleep(3) is null as slept\n",
+        ),
+        (
+            "models/inc.sql",
+            "-- depends_on: {{ ref('slow') }}\n{{ config(materialized='incremental') }}\n\
+             select 1{% if is_incremental() %} + (select count(*) from {{ this }}){% endif %} as id\n",
+        ),
+    ]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    // The first run creates inc after 3 s; the second starts meanwhile and waits.
+    let first = std::process::Command::new(pm_bin())
+        .current_dir(p.path())
+        .args(["run", "-q"])
+        .env("HOME", p.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while sql(p.path(), "select count(*) from pg_stat_activity where query like '%pg_sleep(3)%' and pid <> pg_backend_pid()") == "0" {
+        assert!(started.elapsed().as_secs() < 30, "the first run never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = pm(p.path(), &["run", "-s", "inc"]);
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success());
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("waiting for another pm run"),
+        "{}",
+        second.stderr
+    );
+    // It found the table the first run made, and added to it.
+    assert_eq!(
+        sql(
+            p.path(),
+            "select string_agg(id::text, ',' order by id) from inc"
+        ),
+        "1,2"
+    );
+}
