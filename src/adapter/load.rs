@@ -172,29 +172,44 @@ async fn copy_file(
         .await
         .map_err(|e| db_problem(node, "COPY", &e))?;
     futures_util::pin_mut!(sink);
+    // The file is read on a blocking thread; its chunks come over a channel.
     let path = root.join(&node.original_file_path);
-    let mut file = std::fs::File::open(&path).map_err(|e| {
-        Problem::new(
-            "seed::read",
-            format!("cannot read {}: {e}", node.original_file_path),
-        )
-    })?;
-    loop {
-        let mut buf = vec![0u8; 1 << 20];
-        let n = file.read(&mut buf).map_err(|e| {
+    let (to, mut chunks) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(4);
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = to.blocking_send(Err(e));
+                return;
+            }
+        };
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            let sent = match file.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    to.blocking_send(Ok(Bytes::from(buf)))
+                }
+                Err(e) => to.blocking_send(Err(e)),
+            };
+            if sent.is_err() {
+                return;
+            }
+        }
+    });
+    while let Some(chunk) = chunks.recv().await {
+        let chunk = chunk.map_err(|e| {
             Problem::new(
                 "seed::read",
                 format!("cannot read {}: {e}", node.original_file_path),
             )
         })?;
-        if n == 0 {
-            break;
-        }
-        buf.truncate(n);
-        sink.send(Bytes::from(buf))
+        sink.send(chunk)
             .await
             .map_err(|e| db_problem(node, "COPY", &e))?;
     }
+    let _ = reader.await;
     sink.as_mut()
         .finish()
         .await

@@ -118,13 +118,11 @@ impl Endpoint {
                 c.ssl_mode(settings.ssl_mode()?);
                 Ok((c, settings.connector()?))
             }
-            Endpoint::Embedded(cluster) => {
-                cluster.start_all()?;
-                Ok((
-                    cluster.config(embedded::DATABASE),
-                    tls::TlsSettings::default().connector()?,
-                ))
-            }
+            // Started by `connect` (off the async runtime's thread).
+            Endpoint::Embedded(cluster) => Ok((
+                cluster.config(embedded::DATABASE),
+                tls::TlsSettings::default().connector()?,
+            )),
         }
     }
 
@@ -214,6 +212,19 @@ impl Endpoint {
     /// needed). The whole start-up, authentication included, must finish
     /// within `connect_timeout` (default 10 s), as with libpq.
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
+        if let Endpoint::Embedded(cluster) = self {
+            // initdb and pg_ctl block: they run on a blocking thread, so the
+            // runtime's own thread goes on driving other connections.
+            let cluster = cluster.clone();
+            tokio::task::spawn_blocking(move || cluster.start_all())
+                .await
+                .map_err(|e| {
+                    Problem::new(
+                        "embedded::start",
+                        format!("starting the local PostgreSQL stopped: {e}"),
+                    )
+                })??;
+        }
         let (config, tls) = self.config()?;
         let connect_with = |config: &tokio_postgres::Config| {
             let config = config.clone();

@@ -33,17 +33,42 @@ impl RenderConnection {
 
 /// The connections of a run's renders: a render takes one (connecting when
 /// none is free) and gives it back, so a run connects once per concurrent
-/// render rather than once per node.
-#[derive(Debug, Default)]
-pub struct RenderConnections(std::sync::Mutex<Vec<RenderConnection>>);
+/// render rather than once per node. Each one's cancel token is kept, so
+/// that Ctrl-C cancels what a render is running too.
+#[derive(Default)]
+pub struct RenderConnections {
+    free: std::sync::Mutex<Vec<RenderConnection>>,
+    cancel_tokens: std::sync::Mutex<Vec<tokio_postgres::CancelToken>>,
+}
+
+impl std::fmt::Debug for RenderConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RenderConnections")
+    }
+}
 
 impl RenderConnections {
     pub async fn take(&self, endpoint: &Endpoint) -> Result<RenderConnection> {
         let free = self.free().pop();
         match free {
             Some(c) => Ok(c),
-            None => RenderConnection::open(endpoint).await,
+            None => {
+                let c = RenderConnection::open(endpoint).await?;
+                self.cancel_tokens
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(c.client.cancel_token());
+                Ok(c)
+            }
         }
+    }
+
+    /// The cancel tokens of every connection the run's renders opened.
+    pub fn cancel_tokens(&self) -> Vec<tokio_postgres::CancelToken> {
+        self.cancel_tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Keeps `connection` for a later render, unless the server closed it.
@@ -55,7 +80,7 @@ impl RenderConnections {
 
     fn free(&self) -> std::sync::MutexGuard<'_, Vec<RenderConnection>> {
         // A render that panicked leaves the list as it was: still usable.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

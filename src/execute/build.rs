@@ -136,7 +136,16 @@ pub(super) async fn load_seed(
     options: &RunOptions<'_>,
 ) -> Result<Built, Problem> {
     // With every column's type given, the file is checked while it loads.
-    let (mut table, checked) = crate::materialize::seed::inspect_header(options.root, n)?;
+    let (root, node) = (options.root.to_path_buf(), n.clone());
+    let (mut table, checked) =
+        tokio::task::spawn_blocking(move || crate::materialize::seed::inspect_header(&root, &node))
+            .await
+            .map_err(|e| {
+                Problem::new(
+                    "seed::read",
+                    format!("reading {} stopped: {e}", n.original_file_path),
+                )
+            })??;
     table.no_rows = options.empty;
     table.distribution = distribution;
     let check = (!checked).then(|| {

@@ -438,7 +438,11 @@ pub async fn schedule(
                 interrupted = Some(code);
                 stop = true;
                 log.warn("interrupted: cancelling running statements");
-                for token in &cancel_tokens {
+                // The renders' own connections too (run_query while rendering).
+                for token in cancel_tokens
+                    .iter()
+                    .chain(&options.render_connections.cancel_tokens())
+                {
                     options.endpoint.cancel(token).await;
                 }
                 continue;

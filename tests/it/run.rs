@@ -1208,3 +1208,39 @@ fn a_run_that_waited_for_the_lock_decides_on_what_the_other_run_left() {
         "1,2"
     );
 }
+
+#[test]
+fn ctrl_c_cancels_the_queries_of_a_render_at_run_time_too() {
+    let p = LocalProject::new(&[(
+        "models/asks.sql",
+        "{% if execute %}{% set r = run_query('select pg_sleep(60) is null as slept') %}{% endif %}\nselect 1 as id\n",
+    )]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    let sleeping = "select count(*) from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()";
+    let child = std::process::Command::new(pm_bin())
+        .current_dir(p.path())
+        .args(["run"])
+        .env("HOME", p.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while sql(p.path(), sleeping) != "1" {
+        assert!(t0.elapsed().as_secs() < 20, "the render never queried");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = unwrapped(&String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        t0.elapsed().as_secs() < 30,
+        "pm waited for the render's query instead of cancelling it"
+    );
+    assert_eq!(sql(p.path(), sleeping), "0", "{err}");
+}
