@@ -172,6 +172,35 @@ pub async fn lock_delivery(client: &Client, key: &DeliveryKey<'_>) -> Result<boo
     Ok(got)
 }
 
+/// Waits for the delivery's advisory lock (another pm is sending it).
+pub async fn wait_for_delivery(client: &Client, key: &DeliveryKey<'_>) -> Result<(), Problem> {
+    client
+        .execute(
+            "select pg_advisory_lock(hashtextextended($1, 0))",
+            &[&key.lock()],
+        )
+        .await
+        .map_err(failed("cannot wait for the delivery's lock"))?;
+    Ok(())
+}
+
+/// Says why an unfinished delivery is unfinished (it stays so).
+pub async fn note_delivery(
+    client: &Client,
+    key: &DeliveryKey<'_>,
+    detail: &str,
+) -> Result<(), Problem> {
+    client
+        .execute(
+            "update pm_meta.report_deliveries set detail = $4
+             where report = $1 and day = $2 and channel = $3",
+            &[&key.report, &key.day, &key.channel, &detail],
+        )
+        .await
+        .map_err(failed("cannot record the delivery"))?;
+    Ok(())
+}
+
 pub async fn delivery(client: &Client, key: &DeliveryKey<'_>) -> Result<Option<Delivery>, Problem> {
     let row = client
         .query_opt(

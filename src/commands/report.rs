@@ -112,6 +112,48 @@ fn choose<'a>(specs: &'a [ReportSpec], name: Option<&str>) -> Result<Vec<&'a Rep
     }
 }
 
+/// How long one request to Slack or Telegram may take, answer included:
+/// `PM_REPORT_TIMEOUT` seconds, 60 by default.
+fn request_timeout() -> Result<std::time::Duration> {
+    match std::env::var("PM_REPORT_TIMEOUT") {
+        Err(_) => Ok(std::time::Duration::from_secs(60)),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|&s| (1..=3600).contains(&s))
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| {
+                Problem::new(
+                    "report::timeout",
+                    format!("PM_REPORT_TIMEOUT is `{v}`, not a number of seconds from 1 to 3600"),
+                )
+                .help("unset it for 60 s, or give whole seconds")
+                .into()
+            }),
+    }
+}
+
+/// An http(s) URL with a host, or an error naming the variable (not its
+/// value, which may hold a secret).
+fn checked_url(name: &str, value: String) -> Result<String> {
+    let uri = value.parse::<ureq::http::Uri>().ok();
+    let fits = uri.as_ref().is_some_and(|u| {
+        matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some_and(|h| !h.is_empty())
+    });
+    if fits {
+        return Ok(value);
+    }
+    Err(Problem::new(
+        "report::bad_url",
+        format!("{name} is not an http(s) URL with a host"),
+    )
+    .help(format!(
+        "set {name} to a URL such as https://… (it is not shown here: it may hold a secret)"
+    ))
+    .into())
+}
+
 /// The Slack or Telegram destination from the environment.
 fn destination(channel: ReportChannel) -> Result<Destination> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
@@ -126,13 +168,18 @@ fn destination(channel: ReportChannel) -> Result<Destination> {
             if let (Some(token), Some(channel)) = (var("SLACK_BOT_TOKEN"), var("SLACK_CHANNEL_ID"))
             {
                 return Ok(Destination::SlackBot {
-                    api: base("PM_SLACK_API_URL", "https://slack.com/api"),
+                    api: checked_url(
+                        "PM_SLACK_API_URL",
+                        base("PM_SLACK_API_URL", "https://slack.com/api"),
+                    )?,
                     token,
                     channel,
                 });
             }
             match var("SLACK_WEBHOOK_URL") {
-                Some(url) => Ok(Destination::SlackWebhook { url }),
+                Some(url) => Ok(Destination::SlackWebhook {
+                    url: checked_url("SLACK_WEBHOOK_URL", url.trim().to_string())?,
+                }),
                 None => Err(Problem::new("report::no_credentials", "nothing to post to Slack with")
                     .help("set SLACK_WEBHOOK_URL (an incoming webhook), or SLACK_BOT_TOKEN and SLACK_CHANNEL_ID (a bot, which also uploads the charts)")
                     .into()),
@@ -140,7 +187,10 @@ fn destination(channel: ReportChannel) -> Result<Destination> {
         }
         ReportChannel::Telegram => match (var("TELEGRAM_BOT_TOKEN"), var("TELEGRAM_CHAT_ID")) {
             (Some(token), Some(chat)) => Ok(Destination::Telegram {
-                api: base("PM_TELEGRAM_API_URL", "https://api.telegram.org"),
+                api: checked_url(
+                    "PM_TELEGRAM_API_URL",
+                    base("PM_TELEGRAM_API_URL", "https://api.telegram.org"),
+                )?,
                 token,
                 chat,
             }),
@@ -477,10 +527,11 @@ fn send_once(
     let log = s.log;
     let what = format!("report `{}` for {} to {}", key.report, key.day, key.channel);
     if !rt.block_on(store::lock_delivery(client, key))? {
-        log.warn(&format!(
-            "another pm is sending {what} right now; nothing sent"
+        // Its outcome is read once it is done: sent, or left for this one to send.
+        log.info(&format!(
+            "another pm is sending {what} right now; waiting for its outcome"
         ));
-        return Ok(0);
+        rt.block_on(store::wait_for_delivery(client, key))?;
     }
     if let Some(done) = rt.block_on(store::delivery(client, key))? {
         if !args.force {
@@ -515,7 +566,11 @@ fn send_once(
         };
     }
     rt.block_on(store::start_delivery(client, key))?;
-    let mut http = Http::new(to, Box::new(move |line: &str| log.warn(line)));
+    let mut http = Http::new(
+        to,
+        request_timeout()?,
+        Box::new(move |line: &str| log.warn(line)),
+    );
     match deliver::deliver(to, title, body, charts, &mut http as &mut dyn Transport) {
         Ok(posted) => {
             rt.block_on(store::finish_delivery(
@@ -528,6 +583,18 @@ fn send_once(
             }
             log.info(&format!("sent {what} ({} requests)", posted.requests));
             Ok(0)
+        }
+        Err(failed) if failed.maybe_posted => {
+            // As after a kill: the record stays unfinished, and the next
+            // attempt says it may have been posted instead of posting again.
+            rt.block_on(store::note_delivery(
+                client,
+                key,
+                &format!("may have been posted: {}", failed.problem.message),
+            ))?;
+            log.problems((*failed.problem).into());
+            log.warn(&format!("{what} may have been posted; it is recorded as unfinished: look in the channel, and send it again with --force if it is not there"));
+            Ok(NOT_DONE)
         }
         Err(failed) if failed.posted => {
             let detail = format!("posted, then: {}", failed.problem.message);

@@ -113,9 +113,27 @@ pub struct Response {
     pub retry_after: Option<u64>,
 }
 
+/// A request that failed: why, and whether the service may have acted on
+/// it all the same (an answer that never came: it may have been posted).
+#[derive(Debug)]
+pub struct SendFailure {
+    pub problem: Box<Problem>,
+    pub maybe_delivered: bool,
+}
+
+impl SendFailure {
+    /// A failure after which the service certainly did nothing.
+    pub fn not_delivered(problem: Problem) -> SendFailure {
+        SendFailure {
+            problem: Box::new(problem),
+            maybe_delivered: false,
+        }
+    }
+}
+
 /// Sends requests (or pretends to).
 pub trait Transport {
-    fn send(&mut self, request: &Request, secrets: &[String]) -> Result<Response, Problem>;
+    fn send(&mut self, request: &Request, secrets: &[String]) -> Result<Response, SendFailure>;
 }
 
 /// A multipart body: the boundary, then the bytes.
@@ -200,11 +218,13 @@ pub struct Posted {
     pub charts_left_out: Option<String>,
 }
 
-/// A failed delivery: the problem, and whether the message had already been
-/// posted (so that sending again would post it twice).
+/// A failed delivery: the problem, whether the message had already been
+/// posted (so that sending again would post it twice), and whether it may
+/// have been (its request got no answer: pm cannot tell).
 pub struct Failed {
     pub problem: Box<Problem>,
     pub posted: bool,
+    pub maybe_posted: bool,
 }
 
 fn slack_text(title: &str, table: &str) -> String {
@@ -245,6 +265,30 @@ fn slack_ok(r: &Response, what: &str, secrets: &[String]) -> Result<Json, Proble
         mask(&format!("Slack refused {what}: {reason}"), secrets),
     )
     .help(slack_help(reason)))
+}
+
+/// Telegram's Bot API answers `{"ok": true, "result": …}`; anything else,
+/// a 200 with `{"ok": false}` or a body that is not JSON, is a failure.
+fn telegram_ok(r: &Response, what: &str, secrets: &[String]) -> Result<Json, Problem> {
+    let v = json_of(r);
+    if v.get("ok").and_then(Json::as_bool) == Some(true) {
+        return Ok(v);
+    }
+    let reason = v
+        .get("description")
+        .and_then(Json::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            format!(
+                "an answer that is not the Bot API's: {}",
+                r.body.trim().chars().take(200).collect::<String>()
+            )
+        });
+    Err(Problem::new(
+        "report::refused",
+        mask(&format!("Telegram did not take {what}: {reason}"), secrets),
+    )
+    .help("check TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID and PM_TELEGRAM_API_URL"))
 }
 
 fn slack_help(reason: &str) -> String {
@@ -316,13 +360,18 @@ impl Sender<'_> {
         let posted = self.posted;
         self.transport
             .send(&req, &self.secrets)
-            .map_err(|problem| self.fail(problem, posted))
+            .map_err(|f| Failed {
+                problem: f.problem,
+                posted,
+                maybe_posted: f.maybe_delivered && !posted,
+            })
     }
 
     fn fail(&self, problem: Problem, posted: bool) -> Failed {
         Failed {
             problem: Box::new(problem),
             posted,
+            maybe_posted: false,
         }
     }
 
@@ -426,7 +475,7 @@ fn telegram(
             false,
         ));
     }
-    sender.send(Request {
+    let r = sender.send(Request {
         url: format!("{api}/bot{token}/sendMessage"),
         bearer: None,
         body: Body::Json(json!({
@@ -436,9 +485,10 @@ fn telegram(
             "disable_web_page_preview": true,
         })),
     })?;
+    telegram_ok(&r, "the message", &sender.secrets).map_err(|p| sender.fail(p, false))?;
     sender.posted = true;
     for c in charts {
-        sender.send(Request {
+        let r = sender.send(Request {
             url: format!("{api}/bot{token}/sendPhoto"),
             bearer: None,
             body: Body::Multipart(vec![
@@ -451,6 +501,7 @@ fn telegram(
                 },
             ]),
         })?;
+        telegram_ok(&r, "a chart", &sender.secrets).map_err(|p| sender.fail(p, true))?;
     }
     Ok(sender.done())
 }
@@ -468,10 +519,11 @@ pub struct Http {
 }
 
 impl Http {
-    pub fn new(to: &Destination, log: Box<dyn FnMut(&str)>) -> Http {
+    /// `timeout`: how long one request may take, answer included.
+    pub fn new(to: &Destination, timeout: Duration, log: Box<dyn FnMut(&str)>) -> Http {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
+            .timeout_global(Some(timeout))
             .build()
             .into();
         Http {
@@ -499,7 +551,7 @@ impl Http {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
+            .and_then(|v| retry_after_header(v, chrono::Utc::now()));
         let body = resp.body_mut().read_to_string().unwrap_or_default();
         let retry_after = header.or_else(|| retry_after_in(&body));
         Ok(Response {
@@ -507,6 +559,35 @@ impl Http {
             body,
             retry_after,
         })
+    }
+}
+
+/// A Retry-After header: seconds, or an HTTP date (the seconds until then).
+fn retry_after_header(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(secs);
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    Some((at.with_timezone(&chrono::Utc) - now).num_seconds().max(0) as u64)
+}
+
+/// Whether a request that failed this way may have reached the service's
+/// application: only failures before the connection was made are certain
+/// not to have (then retrying is safe); a request sent whose answer never
+/// came may have been acted on.
+fn may_have_arrived(e: &ureq::Error) -> bool {
+    use ureq::Timeout;
+    match e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => false,
+        ureq::Error::Timeout(Timeout::Resolve | Timeout::Connect) => false,
+        ureq::Error::Io(io) => !matches!(
+            io.kind(),
+            std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+        ),
+        ureq::Error::BadUri(_) | ureq::Error::Http(_) | ureq::Error::InvalidProxyUrl => false,
+        ureq::Error::Tls(_) | ureq::Error::Rustls(_) | ureq::Error::TlsRequired => false,
+        _ => true,
     }
 }
 
@@ -519,7 +600,11 @@ fn retry_after_in(body: &str) -> Option<u64> {
 }
 
 impl Transport for Http {
-    fn send(&mut self, request: &Request, secrets: &[String]) -> Result<Response, Problem> {
+    /// Retries only what the service cannot have acted on: a connection
+    /// that was never made, a 429 and a 5xx with an answer. A request whose
+    /// answer never came (a timeout, a reset) may have been posted: it is not
+    /// sent again, and the failure says so.
+    fn send(&mut self, request: &Request, secrets: &[String]) -> Result<Response, SendFailure> {
         let service = self.service;
         let mut pause = self.first_pause;
         let mut attempt = 1;
@@ -528,43 +613,54 @@ impl Transport for Http {
             let wait = match self.once(request) {
                 Ok(r) if r.status < 400 => return Ok(r),
                 Ok(r) if r.status == 429 => {
-                    let secs = r.retry_after.map(Duration::from_secs).unwrap_or(pause);
+                    let asked = r.retry_after.map(Duration::from_secs);
+                    let secs = asked.unwrap_or(pause);
                     if secs > self.longest_wait {
-                        return Err(Problem::new(
-                            "report::rate_limited",
-                            format!(
-                                "{service} asks to wait {} s before sending again (429)",
-                                secs.as_secs()
-                            ),
-                        )
-                        .help("send later; pm waits for at most 120 s"));
-                    }
-                    if last {
-                        return Err(Problem::new(
-                            "report::rate_limited",
-                            mask(&format!("{service} still refused after {attempt} attempts: 429 Too Many Requests {}", r.body.trim()), secrets),
+                        return Err(SendFailure::not_delivered(
+                            Problem::new(
+                                "report::rate_limited",
+                                format!(
+                                    "{service} asks to wait {} s before sending again (429)",
+                                    secs.as_secs()
+                                ),
+                            )
+                            .help("send later; pm waits for at most 120 s"),
                         ));
                     }
-                    (self.log)(&format!(
-                        "{service} answered 429 Too Many Requests; retrying in {} s as it asks",
-                        secs.as_secs_f64()
-                    ));
+                    if last {
+                        return Err(SendFailure::not_delivered(Problem::new(
+                            "report::rate_limited",
+                            mask(&format!("{service} still refused after {attempt} attempts: 429 Too Many Requests {}", r.body.trim()), secrets),
+                        )));
+                    }
+                    (self.log)(&match asked {
+                        Some(_) => format!(
+                            "{service} answered 429 Too Many Requests; retrying in {} s as it asks",
+                            secs.as_secs_f64()
+                        ),
+                        None => format!(
+                            "{service} answered 429 Too Many Requests without saying how long to wait; retrying in {:.1} s",
+                            secs.as_secs_f64()
+                        ),
+                    });
                     secs
                 }
                 Ok(r) if r.status >= 500 => {
                     if last {
-                        return Err(Problem::new(
-                            "report::server_error",
-                            mask(
-                                &format!(
-                                    "{service} failed {attempt} times: {} {}",
-                                    r.status,
-                                    r.body.trim()
+                        return Err(SendFailure::not_delivered(
+                            Problem::new(
+                                "report::server_error",
+                                mask(
+                                    &format!(
+                                        "{service} failed {attempt} times: {} {}",
+                                        r.status,
+                                        r.body.trim()
+                                    ),
+                                    secrets,
                                 ),
-                                secrets,
-                            ),
-                        )
-                        .help("the service is having trouble; run the same command later"));
+                            )
+                            .help("the service is having trouble; run the same command later"),
+                        ));
                     }
                     (self.log)(&format!(
                         "{service} answered {}; retrying in {:.1} s",
@@ -573,15 +669,45 @@ impl Transport for Http {
                     ));
                     pause
                 }
-                Ok(r) => return Err(refused(service, r.status, &r.body, secrets)),
+                Ok(r) => {
+                    return Err(SendFailure::not_delivered(refused(
+                        service, r.status, &r.body, secrets,
+                    )))
+                }
+                Err(
+                    e @ (ureq::Error::BadUri(_)
+                    | ureq::Error::Http(_)
+                    | ureq::Error::InvalidProxyUrl),
+                ) => {
+                    return Err(SendFailure::not_delivered(
+                        Problem::new(
+                            "report::bad_url",
+                            mask(&format!("cannot send to {service}: {e}"), secrets),
+                        )
+                        .help("check SLACK_WEBHOOK_URL, PM_SLACK_API_URL or PM_TELEGRAM_API_URL"),
+                    ))
+                }
+                Err(e) if may_have_arrived(&e) => {
+                    let why = mask(&e.to_string(), secrets);
+                    return Err(SendFailure {
+                        problem: Box::new(Problem::new(
+                            "report::no_answer",
+                            format!("{service} did not answer ({why}): the request may have been posted"),
+                        )
+                        .help("look in the channel before sending again; pm does not send a request twice when it cannot tell whether it arrived")),
+                        maybe_delivered: true,
+                    });
+                }
                 Err(e) => {
                     let why = mask(&e.to_string(), secrets);
                     if last {
-                        return Err(Problem::new(
-                            "report::unreachable",
-                            format!("cannot reach {service} after {attempt} attempts: {why}"),
-                        )
-                        .help("check the network, a proxy, or the PM_SLACK_API_URL / PM_TELEGRAM_API_URL you set"));
+                        return Err(SendFailure::not_delivered(
+                            Problem::new(
+                                "report::unreachable",
+                                format!("cannot reach {service} after {attempt} attempts: {why}"),
+                            )
+                            .help("check the network, a proxy, or the PM_SLACK_API_URL / PM_TELEGRAM_API_URL you set"),
+                        ));
                     }
                     (self.log)(&format!(
                         "cannot reach {service} ({why}); retrying in {:.1} s",
@@ -629,7 +755,7 @@ pub struct DryRun {
 }
 
 impl Transport for DryRun {
-    fn send(&mut self, request: &Request, secrets: &[String]) -> Result<Response, Problem> {
+    fn send(&mut self, request: &Request, secrets: &[String]) -> Result<Response, SendFailure> {
         let mut shown = format!("POST {}\n", mask(&request.url, secrets));
         if request.bearer.is_some() {
             shown.push_str("Authorization: Bearer ****\n");

@@ -652,3 +652,152 @@ fn a_report_is_not_sent_before_its_data_is_ready() {
     assert!(err.contains("[reports.yml:11:1]"), "{err}");
     assert!(err.contains("did you mean `churned`?"), "{err}");
 }
+
+#[test]
+fn a_delivery_that_may_have_been_posted_is_never_sent_twice_and_failures_are_failures() {
+    let p = report_project();
+    // A webhook that takes the request and never answers (within pm's 2 s).
+    let silent = Api::start(|_, _, _| {
+        std::thread::sleep(std::time::Duration::from_secs(5));
+        (200, vec![], "ok".into())
+    });
+    let webhook = format!("{}/services/T000/B000/{TOKEN}", silent.url);
+    let env = [
+        ("SLACK_WEBHOOK_URL", webhook.as_str()),
+        ("PM_REPORT_TIMEOUT", "2"),
+    ];
+    let r = send(&p, "2026-03-31", "slack", &[], &env);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(err.contains("the request may have been posted"), "{err}");
+    assert!(!err.contains(TOKEN), "{err}");
+    assert_eq!(silent.received().len(), 1, "sent once, not retried blindly");
+    // The next attempt says so instead of posting again.
+    let r = send(&p, "2026-03-31", "slack", &[], &env);
+    let err = unwrapped(&r.stderr);
+    assert_ne!(r.code, 0, "{err}");
+    assert!(
+        err.contains("never finished; it may have been posted"),
+        "{err}"
+    );
+    assert_eq!(silent.received().len(), 1);
+
+    // Telegram's 200 with ok: false, or an answer that is not JSON, is a failure;
+    // nothing is recorded as sent, so the next attempt sends.
+    for (answer, says) in [
+        (
+            json!({"ok": false, "description": "Bad Request: chat not found"}).to_string(),
+            "Telegram did not take the message: Bad Request: chat not found",
+        ),
+        (
+            "<html>proxy error</html>".to_string(),
+            "Telegram did not take the message: an answer that is not the Bot API's",
+        ),
+    ] {
+        let tg = Api::start(move |_, _, _| (200, vec![], answer.clone()));
+        let r = send(&p, "2026-03-30", "telegram", &[], &telegram(&tg, "42"));
+        let err = unwrapped(&r.stderr);
+        assert_ne!(r.code, 0, "{err}");
+        assert!(err.contains(says), "{err}");
+        assert!(!err.contains(TG_TOKEN), "{err}");
+    }
+    let tg = Api::start(|_, _, _| (200, vec![], json!({"ok": true, "result": {}}).to_string()));
+    let r = send(&p, "2026-03-30", "telegram", &[], &telegram(&tg, "42"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+
+    // A Retry-After given as an HTTP date is followed; a 429 without one is not said to be.
+    let date = (chrono::Utc::now() + chrono::Duration::seconds(2))
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let hook = Api::start(move |_, n, _| match n {
+        1 => (429, vec![("Retry-After", date.clone())], "slow down".into()),
+        2 => (429, vec![], "slow down".into()),
+        _ => (200, vec![], "ok".into()),
+    });
+    let webhook = format!("{}/services/T000/B000/{TOKEN}", hook.url);
+    let started = std::time::Instant::now();
+    let r = send(
+        &p,
+        "2026-03-29",
+        "slack",
+        &[],
+        &[("SLACK_WEBHOOK_URL", &webhook)],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        started.elapsed().as_secs_f64() >= 1.0,
+        "waited until the date"
+    );
+    assert!(
+        r.stderr.contains("retrying in 1 s as it asks")
+            || r.stderr.contains("retrying in 2 s as it asks"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("without saying how long to wait"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(hook.received().len(), 3);
+
+    // An invalid webhook URL: exit 2 at once, not retried.
+    let started = std::time::Instant::now();
+    let r = send(
+        &p,
+        "2026-03-28",
+        "slack",
+        &[],
+        &[("SLACK_WEBHOOK_URL", "hooks.slack.com/services/x")],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("SLACK_WEBHOOK_URL is not an http(s) URL"),
+        "{}",
+        r.stderr
+    );
+    assert!(started.elapsed().as_secs_f64() < 5.0);
+
+    // Two at once: the second waits for the first's outcome and reports it.
+    let slow = Api::start(|_, _, _| {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        (200, vec![], "ok".into())
+    });
+    let webhook = format!("{}/services/T000/B000/{TOKEN}", slow.url);
+    let first = std::process::Command::new(pm_bin())
+        .current_dir(p.path())
+        .args(["report", "daily", "--date", "2026-03-27", "--to", "slack"])
+        .env("HOME", p.path())
+        .env("NO_COLOR", "1")
+        .env("SLACK_WEBHOOK_URL", &webhook)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while slow.received().is_empty() {
+        assert!(t0.elapsed().as_secs() < 30, "the first never sent");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = send(
+        &p,
+        "2026-03-27",
+        "slack",
+        &[],
+        &[("SLACK_WEBHOOK_URL", &webhook)],
+    );
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success());
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("waiting for its outcome"),
+        "{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains("was already sent at"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(slow.received().len(), 1, "posted once");
+}
