@@ -176,6 +176,15 @@ async fn build_and_swap(
     let rows = (build.kind != crate::materialize::relation::Kind::View)
         .then_some(written)
         .flatten();
+    // Indexes are built now, on the new relation under its temporary name:
+    // the swap's exclusive locks are then held for renames only.
+    if build.kind != crate::materialize::relation::Kind::View {
+        for (create, _) in &node.temp_indexes {
+            tx.batch_execute(create)
+                .await
+                .map_err(db("creating an index"))?;
+        }
+    }
     // The new relation is built and committed under its temporary name, so
     // this transaction's locks are gone before the swap waits for its turn.
     tx.commit().await.map_err(db("commit"))?;
@@ -291,10 +300,10 @@ async fn swap_in(
         .map_err(db("marking the materialized view"))?;
     }
     if build.kind != crate::materialize::relation::Kind::View {
-        for ix in &node.indexes {
-            tx.batch_execute(ix)
+        for (_, rename) in &node.temp_indexes {
+            tx.batch_execute(rename)
                 .await
-                .map_err(db("creating an index"))?;
+                .map_err(db("naming an index"))?;
         }
     }
     run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;

@@ -113,6 +113,9 @@ pub fn check(
         if let Err(p) = crate::materialize::relation::grants(n) {
             problems.push(p);
         }
+        if let Some(p) = temp_shaped_name(n) {
+            problems.push(p);
+        }
         // Again at build time, for the nodes rendered then.
         if let Err(p) =
             crate::materialize::statement::check_single(n, crate::materialize::relation::query(n))
@@ -122,6 +125,30 @@ pub fn check(
     }
     problems.into_result()?;
     Ok(test_configs)
+}
+
+/// A relation named like pm's temporary names (`<name>__pm_new_<8 hex>`)
+/// could be taken for another model's half-built relation and dropped.
+fn temp_shaped_name(n: &Node) -> Option<Problem> {
+    if !matches!(
+        n.resource_type,
+        ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot
+    ) || !crate::materialize::relation::is_temp_name(&n.alias)
+    {
+        return None;
+    }
+    Some(
+        Problem::new(
+            "run::temp_name",
+            format!(
+                "{} `{}` would be named `{}`, the shape of pm's temporary names (`<name>__pm_new_<8 hex digits>`), which pm drops as the leftovers of interrupted builds",
+                n.resource_type.as_str(),
+                n.name,
+                n.alias
+            ),
+        )
+        .help("rename it, or give it another alias (config(alias=...))"),
+    )
 }
 
 /// `colocate_with` a model that is not upstream of the node: its table may

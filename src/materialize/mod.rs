@@ -35,6 +35,9 @@ pub struct BuildSpec {
     pub grants: Vec<(String, String)>,
     /// `create index` statements from `indexes:`, on the final relation.
     pub indexes: Vec<String>,
+    /// The same indexes built on the temporary relation, and the statements
+    /// that rename them once it is swapped in.
+    pub temp_indexes: Vec<(String, String)>,
 }
 
 impl BuildSpec {
@@ -52,6 +55,14 @@ impl BuildSpec {
             post_hooks: node.post_hooks.clone(),
             grants: relation::grants(node)?,
             indexes: relation::index_sql(node, &node.relation()),
+            temp_indexes: relation::temp_index_sql(
+                node,
+                &format!(
+                    "{}.{}",
+                    crate::text::quote_ident(&node.schema),
+                    crate::text::quote_ident(&relation::temp_name(node))
+                ),
+            ),
         })
     }
 }

@@ -213,29 +213,65 @@ pub fn grants(node: &Node) -> Result<Vec<(String, String)>, crate::error::Proble
     Ok(out)
 }
 
-/// `indexes: [{columns: [a, b], unique: true, type: btree}]` as statements
-/// on `relation`. Names are derived from the definition, so re-running them
-/// on a table that has the index (`if not exists`) does nothing.
-pub fn index_sql(node: &Node, relation: &str) -> Vec<String> {
+/// Each entry of `indexes:`: its name (a hash of the model's alias, columns,
+/// uniqueness and method) and what follows `create index <name> on <relation>`.
+fn index_defs(node: &Node) -> Vec<(bool, String, String)> {
     node.typed_config
         .indexes
         .iter()
-        .filter_map(|ix| {
+        .filter(|ix| !ix.columns.is_empty())
+        .map(|ix| {
             let columns = &ix.columns;
-            if columns.is_empty() {
-                return None;
-            }
             let unique = ix.unique;
             let method = ix.method.as_deref().unwrap_or("btree");
             let key = format!("{}|{}|{unique}|{method}", node.alias, columns.join(","));
             let name = format!("pm_ix_{}", &crate::text::sha256_hex(&key)[..20]);
             let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-            Some(format!(
-                "create {}index if not exists {} on {relation} using {method} ({})",
+            (
+                unique,
+                name,
+                format!("using {method} ({})", cols.join(", ")),
+            )
+        })
+        .collect()
+}
+
+/// `create index` statements of `indexes:`, on `relation` (an existing
+/// table that an incremental run adds to).
+pub fn index_sql(node: &Node, relation: &str) -> Vec<String> {
+    index_defs(node)
+        .into_iter()
+        .map(|(unique, name, rest)| {
+            format!(
+                "create {}index if not exists {} on {relation} {rest}",
                 if unique { "unique " } else { "" },
                 quote_ident(&name),
-                cols.join(", ")
-            ))
+            )
+        })
+        .collect()
+}
+
+/// The indexes of a relation built under its temporary name: each created
+/// on `temp_relation` under a temporary name while it is built (outside the
+/// swap's locks), and renamed once it has replaced the old relation.
+pub fn temp_index_sql(node: &Node, temp_relation: &str) -> Vec<(String, String)> {
+    let schema = quote_ident(&node.schema);
+    index_defs(node)
+        .into_iter()
+        .map(|(unique, name, rest)| {
+            let temp = format!("{name}{TEMP_MARK}");
+            (
+                format!(
+                    "create {}index {} on {temp_relation} {rest}",
+                    if unique { "unique " } else { "" },
+                    quote_ident(&temp),
+                ),
+                format!(
+                    "alter index {schema}.{} rename to {}",
+                    quote_ident(&temp),
+                    quote_ident(&name)
+                ),
+            )
         })
         .collect()
 }

@@ -624,6 +624,51 @@ fn indexes_and_unlogged_tables() {
         ),
         "2"
     );
+    let names = "select string_agg(c.relname, ',' order by c.relname) from pg_index i join pg_class c on c.oid = i.indexrelid where i.indrelid = 'public.t'::regclass";
+    let before = sql(p.path(), names);
+
+    // The indexes are built on the new table before the swap, not while its
+    // locks keep readers out: a reader holding the old table stops the swap,
+    // and by then the new table has its indexes.
+    let url = pm(p.path(), &["db", "url"]).stdout.trim().to_string();
+    let mut reader = std::process::Command::new(psql_bin(p.path()))
+        .args([
+            url.as_str(),
+            "-Xqc",
+            "begin; select count(*) from t; select pg_sleep(300)",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while sql(p.path(), "select count(*) from pg_stat_activity where query like '%pg_sleep(300)%' and pid <> pg_backend_pid()") != "1" {
+        assert!(t0.elapsed().as_secs() < 20);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run = std::process::Command::new(pm_bin())
+        .current_dir(p.path())
+        .args(["run", "-q", "-s", "t"])
+        .env("HOME", p.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while sql(p.path(), "select count(*) from pg_stat_activity where application_name = 'pm' and wait_event_type = 'Lock'") != "1" {
+        assert!(t0.elapsed().as_secs() < 40, "the swap never waited for the reader");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pg_indexes where tablename like 't\\_\\_pm\\_new\\_%'"
+        ),
+        "2",
+        "the new table's indexes are built before the swap"
+    );
+    sql(p.path(), "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(300)%' and pid <> pg_backend_pid()");
+    let _ = reader.wait();
+    assert!(run.wait_with_output().unwrap().status.success());
+    assert_eq!(sql(p.path(), names), before, "the same index names");
 }
 
 #[test]
@@ -1243,4 +1288,16 @@ fn ctrl_c_cancels_the_queries_of_a_render_at_run_time_too() {
         "pm waited for the render's query instead of cancelling it"
     );
     assert_eq!(sql(p.path(), sleeping), "0", "{err}");
+}
+
+#[test]
+fn a_model_named_like_a_temporary_name_is_refused_not_dropped() {
+    let p = LocalProject::new(&[("models/x__pm_new_0123abcd.sql", "select 1 as id\n")]);
+    let r = pm(p.path(), &["run"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 2, "{err}");
+    assert!(
+        err.contains("model `x__pm_new_0123abcd` would be named `x__pm_new_0123abcd`, the shape of pm's temporary names"),
+        "{err}"
+    );
 }
