@@ -579,6 +579,11 @@ impl LastRun {
     pub fn flag(&self, key: &str) -> bool {
         self.args.get(key).and_then(Json::as_bool).unwrap_or(false)
     }
+
+    /// A text argument of the last command (None when absent).
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.args.get(key).and_then(Json::as_str).map(str::to_string)
+    }
 }
 
 /// Reads run_results.json; the error says what is wrong with it.

@@ -81,7 +81,11 @@ pub fn retry(g: &Settings, log: Log) -> Result<i32> {
         store_failures: last.flag("store_failures"),
         empty: last.flag("empty"),
         fail_fast: last.flag("fail_fast"),
+        no_wait: last.flag("no_wait"),
+        defer: last.flag("defer"),
+        favor_state: last.flag("favor_state"),
         select: crate::cli::SelectArgs {
+            state: last.text("state").map(std::path::PathBuf::from),
             unique_ids: last.unfinished,
             ..Default::default()
         },
@@ -414,6 +418,10 @@ fn write_results(
             "store_failures": args.store_failures,
             "empty": args.empty,
             "fail_fast": args.fail_fast,
+            "no_wait": args.no_wait,
+            "defer": args.defer,
+            "favor_state": args.favor_state,
+            "state": args.select.state.as_ref().map(|d| d.display().to_string()),
         },
     });
     crate::artifacts::write_json(&target_dir.join("run_results.json"), &doc)
