@@ -582,7 +582,10 @@ impl LastRun {
 
     /// A text argument of the last command (None when absent).
     pub fn text(&self, key: &str) -> Option<String> {
-        self.args.get(key).and_then(Json::as_str).map(str::to_string)
+        self.args
+            .get(key)
+            .and_then(Json::as_str)
+            .map(str::to_string)
     }
 }
 

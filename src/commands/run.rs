@@ -316,12 +316,13 @@ fn test_report(
         "Warning"
     };
     let mut out = format!(
-        "\n{word} in test {} ({})\n  Got {} result{}, configured to {}\n  compiled SQL: target/{}\n",
+        "\n{word} in test {} ({})\n  Got {} result{}, configured to {}\n  compiled SQL: {}/{}\n",
         n.name,
         n.original_file_path,
         r.failures,
         if r.failures == 1 { "" } else { "s" },
         r.condition,
+        m.target_path.trim_end_matches('/'),
         m.compiled_path(n),
     );
     if let Some(t) = &r.stored_in {
@@ -362,9 +363,10 @@ fn unit_test_report(m: &Manifest, n: &crate::manifest::Node, r: &execute::TestRe
     }
     out.push_str("  (+++ a row only in actual, --- a row only in expected, → a changed row: expected→actual)\n");
     out.push_str(&format!(
-        "  SQL: target/{} (the model on the given rows), target/run/ (the comparison)\n  rerun: pm test --select {}",
+        "  SQL: {target}/{} (the model on the given rows), {target}/run/ (the comparison)\n  rerun: pm test --select {}",
         m.compiled_path(n),
-        n.name
+        n.name,
+        target = m.target_path.trim_end_matches('/'),
     ));
     out
 }

@@ -171,7 +171,8 @@ fn database_problem(m: &Manifest, n: &Node, what: &str, e: &tokio_postgres::Erro
         ),
     )
     .help(format!(
-        "the SQL is in {} (the model on the fixtures) and target/run/ (the comparison)",
-        compiled_path(m, n)
+        "the SQL is in {} (the model on the fixtures) and {}/run/ (the comparison)",
+        compiled_path(m, n),
+        m.target_path.trim_end_matches('/'),
     ))
 }

@@ -271,16 +271,36 @@ fn defer_reads_the_state_environments_relation_for_nodes_not_selected() {
     assert_eq!(sql(p.path(), "select env from dev.top"), "prod");
 
     // pm retry keeps --defer, --favor-state and --state.
-    write(p.path(), "models/top.sql", "{{ config(materialized='table') }}select env, 1 / 0 as x from {{ ref('base') }}\n");
+    write(
+        p.path(),
+        "models/top.sql",
+        "{{ config(materialized='table') }}select env, 1 / 0 as x from {{ ref('base') }}\n",
+    );
     let r = pm(
         p.path(),
-        &["run", "-s", "top", "--defer", "--favor-state", "--state", "prod_state"],
+        &[
+            "run",
+            "-s",
+            "top",
+            "--defer",
+            "--favor-state",
+            "--state",
+            "prod_state",
+        ],
     );
     assert_eq!(r.code, 1, "{}", unwrapped(&r.stderr));
-    write(p.path(), "models/top.sql", "{{ config(materialized='table') }}select env from {{ ref('base') }}\n");
+    write(
+        p.path(),
+        "models/top.sql",
+        "{{ config(materialized='table') }}select env from {{ ref('base') }}\n",
+    );
     let r = pm(p.path(), &["retry"]);
     assert_eq!(r.code, 0, "{}", unwrapped(&r.stderr));
-    assert_eq!(sql(p.path(), "select env from dev.top"), "prod", "the retry deferred as the run did");
+    assert_eq!(
+        sql(p.path(), "select env from dev.top"),
+        "prod",
+        "the retry deferred as the run did"
+    );
 
     let r = pm(p.path(), &["run", "-s", "top", "--defer"]);
     assert_eq!(r.code, 2);

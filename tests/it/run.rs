@@ -1301,3 +1301,20 @@ fn a_model_named_like_a_temporary_name_is_refused_not_dropped() {
         "{err}"
     );
 }
+
+#[test]
+fn messages_name_the_files_under_target_path() {
+    let p = LocalProject::new(&[
+        ("pm_project.yml", "name: local\ntarget-path: out\n"),
+        ("tests/never.sql", "select 1 as x\n"),
+    ]);
+    let r = pm(p.path(), &["test", "-s", "never"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("compiled SQL: out/compiled/local/tests/never.sql"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("target/"), "{}", r.stderr);
+}
