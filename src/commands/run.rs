@@ -89,7 +89,6 @@ pub fn retry(g: &Settings, log: Log) -> Result<i32> {
             unique_ids: last.unfinished,
             ..Default::default()
         },
-        ..RunArgs::default()
     };
     execute(g, &args, command, log)
 }
