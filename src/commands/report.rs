@@ -21,8 +21,11 @@ use tokio_postgres::Client;
 
 /// Reports whose data is not there yet, or whose delivery failed: exit 1.
 const NOT_DONE: i32 = 1;
+/// The exit code of a usage or project error.
+const USAGE: i32 = 2;
 
 pub fn run(g: &Settings, args: &ReportArgs, log: Log) -> Result<i32> {
+    check_date_arg(&args.date)?;
     let s = Session::open(g, "report", log)?;
     let (text, specs) = read_specs(&s)?;
     let chosen = choose(&specs, args.name.as_deref())?;
@@ -50,8 +53,11 @@ pub fn run(g: &Settings, args: &ReportArgs, log: Log) -> Result<i32> {
         match outcome {
             Ok(c) => code = code.max(c),
             Err(problems) => {
+                // A reports.yml column the model lacks is the project's error (2);
+                // the rest (no data yet, a failed build, a refusal) is not done (1).
+                let usage = problems.0.iter().any(|p| p.code == "report::column");
                 log.problems(problems);
-                code = code.max(NOT_DONE);
+                code = code.max(if usage { USAGE } else { NOT_DONE });
             }
         }
     }
@@ -151,6 +157,22 @@ fn checked_url(name: &str, value: String) -> Result<String> {
     .help(format!(
         "set {name} to a URL such as https://… (it is not shown here: it may hold a secret)"
     ))
+    .into())
+}
+
+/// `--date`: a day (YYYY-MM-DD), yesterday, today or latest; checked
+/// before anything else (a usage error, exit 2).
+fn check_date_arg(date: &str) -> Result<()> {
+    if matches!(date, "yesterday" | "today" | "latest")
+        || NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok()
+    {
+        return Ok(());
+    }
+    Err(Problem::new(
+        "report::date",
+        format!("--date `{}` is not a day", date.escape_debug()),
+    )
+    .help("give --date as YYYY-MM-DD, yesterday, today or latest")
     .into())
 }
 

@@ -268,6 +268,28 @@ pub fn parse(text: &Arc<str>) -> Result<Vec<ReportSpec>, Problem> {
                 .help(help.to_string())
         };
         let line = at("name", &r.name);
+        // The name names a folder under target/reports/ and appears in chats.
+        let plain = !r.name.is_empty()
+            && r.name.len() <= 100
+            && r.name
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            && !r.name.starts_with('.');
+        if !plain {
+            return Err(problem(
+                line,
+                format!(
+                    "report name {} is not a plain name",
+                    r.name
+                        .escape_debug()
+                        .collect::<String>()
+                        .chars()
+                        .take(120)
+                        .collect::<String>()
+                ),
+                "use letters, digits, `_`, `-` and `.` (not first), e.g. daily_kpis",
+            ));
+        }
         if !seen.insert(r.name.clone()) {
             return Err(problem(
                 line,
@@ -413,6 +435,8 @@ mod tests {
             ("reports:\n  - name: d\n    model: m\n    metrics:\n      - column: x\n        format: currency\n", "is a currency without a code"),
             ("reports:\n  - name: d\n    model: m\n    metrics:\n      - column: x\n    charts:\n      - metric: y\n", "charts `y`, which is none of its metrics"),
             ("reports:\n  - name: d\n    model: m\n    metrics:\n      - column: x\n    colour: red\n", "unknown field `colour`"),
+            ("reports:\n  - name: ../../escape\n    model: m\n    metrics:\n      - column: x\n", "report name ../../escape is not a plain name"),
+            ("reports:\n  - name: \"a\\u001b[31mb\"\n    model: m\n    metrics:\n      - column: x\n", "report name a\\u{1b}[31mb is not a plain name"),
             ("reports:\n  - name: d\n    model: m\n    point_in_time:\n      - column: mrr\n        month_to_date: true\n", "a month-to-date sum of it means nothing"),
         ];
         for (text, message) in cases {

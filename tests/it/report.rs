@@ -643,7 +643,7 @@ fn a_report_is_not_sent_before_its_data_is_ready() {
         &REPORTS.replace("column: churned", "column: churn"),
     );
     let r = pm(p.path(), &["report", "daily", "--date", "2026-03-31"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 2, "a project error: {}", r.stderr);
     let err = unwrapped(&r.stderr);
     assert!(
         err.contains("report `daily`: daily has no column `churn`"),
@@ -651,6 +651,29 @@ fn a_report_is_not_sent_before_its_data_is_ready() {
     );
     assert!(err.contains("[reports.yml:11:1]"), "{err}");
     assert!(err.contains("did you mean `churned`?"), "{err}");
+    // A --date that is no day is a usage error, said before anything else.
+    let r = pm(p.path(), &["report", "daily", "--date", "2026-02-30"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--date `2026-02-30` is not a day"),
+        "{}",
+        r.stderr
+    );
+    // A report name that would leave target/reports/ is refused at its line.
+    write(
+        p.path(),
+        "reports.yml",
+        &REPORTS.replace("name: daily", "name: ../../../escape"),
+    );
+    let r = pm(p.path(), &["report", "--date", "2026-03-31"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("report name ../../../escape is not a plain name"),
+        "{}",
+        r.stderr
+    );
+    assert!(!p.path().join("escape").exists());
 }
 
 #[test]
