@@ -140,6 +140,21 @@ fn request_timeout() -> Result<std::time::Duration> {
     }
 }
 
+/// A bot token: real ones are long; a short one could not be masked in
+/// what pm prints without masking everything else, so it is refused.
+fn checked_token(name: &str, token: String) -> Result<String> {
+    let token = token.trim().to_string();
+    if token.len() >= 8 && !token.chars().any(char::is_whitespace) {
+        return Ok(token);
+    }
+    Err(Problem::new(
+        "report::bad_token",
+        format!("{name} is not a token (too short, or has spaces)"),
+    )
+    .help(format!("set {name} to the token the service gave you"))
+    .into())
+}
+
 /// An http(s) URL with a host, or an error naming the variable (not its
 /// value, which may hold a secret).
 fn checked_url(name: &str, value: String) -> Result<String> {
@@ -189,6 +204,7 @@ fn destination(channel: ReportChannel) -> Result<Destination> {
         ReportChannel::Slack => {
             if let (Some(token), Some(channel)) = (var("SLACK_BOT_TOKEN"), var("SLACK_CHANNEL_ID"))
             {
+                let token = checked_token("SLACK_BOT_TOKEN", token)?;
                 return Ok(Destination::SlackBot {
                     api: checked_url(
                         "PM_SLACK_API_URL",
@@ -209,11 +225,11 @@ fn destination(channel: ReportChannel) -> Result<Destination> {
         }
         ReportChannel::Telegram => match (var("TELEGRAM_BOT_TOKEN"), var("TELEGRAM_CHAT_ID")) {
             (Some(token), Some(chat)) => Ok(Destination::Telegram {
+                token: checked_token("TELEGRAM_BOT_TOKEN", token)?,
                 api: checked_url(
                     "PM_TELEGRAM_API_URL",
                     base("PM_TELEGRAM_API_URL", "https://api.telegram.org"),
                 )?,
-                token,
                 chat,
             }),
             _ => Err(

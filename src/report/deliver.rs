@@ -48,12 +48,25 @@ impl Destination {
     /// The secrets to mask wherever text is shown.
     fn secrets(&self) -> Vec<String> {
         match self {
-            Destination::SlackWebhook { url } => webhook_secret(url).into_iter().collect(),
-            Destination::SlackBot { token, .. } | Destination::Telegram { token, .. } => {
-                vec![token.clone()]
+            Destination::SlackWebhook { url } => webhook_secret(url)
+                .into_iter()
+                .chain(userinfo(url))
+                .collect(),
+            Destination::SlackBot { token, api, .. } | Destination::Telegram { token, api, .. } => {
+                std::iter::once(token.clone())
+                    .chain(userinfo(api))
+                    .collect()
             }
         }
     }
+}
+
+/// The `user:password` of a URL's authority, when it has one.
+fn userinfo(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let (info, _) = authority.rsplit_once('@')?;
+    (!info.is_empty()).then(|| info.to_string())
 }
 
 /// The secret part of a webhook URL: everything after its host.
@@ -810,6 +823,24 @@ impl Transport for DryRun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_api_urls_are_secrets() {
+        let to = Destination::Telegram {
+            api: "https://bob:hunter2@proxy.example/tg".into(),
+            token: "123456:ABCDEFGH".into(),
+            chat: "1".into(),
+        };
+        let shown = mask(
+            "POST https://bob:hunter2@proxy.example/tg/bot123456:ABCDEFGH/sendMessage",
+            &to.secrets(),
+        );
+        assert_eq!(
+            shown,
+            "POST https://****@proxy.example/tg/bot****/sendMessage"
+        );
+        assert_eq!(userinfo("https://h.example/a@b"), None);
+    }
 
     #[test]
     fn secrets_are_masked() {

@@ -823,4 +823,39 @@ fn a_delivery_that_may_have_been_posted_is_never_sent_twice_and_failures_are_fai
         second.stderr
     );
     assert_eq!(slow.received().len(), 1, "posted once");
+
+    // --dry-run masks credentials in an API URL; a token too short to mask is refused.
+    let api = "https://bob:hunter2@127.0.0.1:9/tg";
+    let r = send(
+        &p,
+        "2026-03-26",
+        "telegram",
+        &["--dry-run"],
+        &[
+            ("TELEGRAM_BOT_TOKEN", TG_TOKEN),
+            ("TELEGRAM_CHAT_ID", "42"),
+            ("PM_TELEGRAM_API_URL", api),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("POST https://****@127.0.0.1:9/tg/bot****/sendMessage"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("hunter2") && !r.stderr.contains("hunter2"));
+    let r = send(
+        &p,
+        "2026-03-26",
+        "telegram",
+        &["--dry-run"],
+        &[("TELEGRAM_BOT_TOKEN", "abc"), ("TELEGRAM_CHAT_ID", "42")],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("TELEGRAM_BOT_TOKEN is not a token"),
+        "{}",
+        r.stderr
+    );
 }
