@@ -23,6 +23,10 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
         months: args.months,
     };
     let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+    // The flags are checked before anything is connected to or loaded.
+    if args.append_days.is_none() {
+        generate::params(&request, yesterday)?;
+    }
     if let Some(dir) = &args.out {
         let params = generate::params(&request, yesterday)?;
         write_csv(&params, dir, log)?;

@@ -95,6 +95,17 @@ pub fn params(req: &Request, yesterday: NaiveDate) -> Result<Params, Problem> {
                 .help("generate between 1 day and 10 years (--days 1..3660, or --months)"),
         );
     }
+    // The raw tables hold timestamps partitioned by month from 1970 on, and
+    // the business is a recent one: a start far from today is a typo.
+    let earliest = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or(start);
+    let latest = NaiveDate::from_ymd_opt(2200, 1, 1).unwrap_or(start);
+    if start < earliest || start > latest {
+        return Err(Problem::new(
+            "generate::start",
+            format!("--start {start} is out of range"),
+        )
+        .help("give a day from 1970-01-01 to 2199-12-31 (YYYY-MM-DD), or leave --start out for data up to yesterday"));
+    }
     Ok(Params {
         seed: req.seed.unwrap_or(DEFAULT_SEED),
         scale,

@@ -394,8 +394,40 @@ pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {
     })
 }
 
-/// The project's `name:`, which it must have.
+/// The project's `name:`, which it must have: a name (letters, digits and
+/// `_`, not starting with a digit), as dbt requires; and `profile:`, when
+/// given, a single name.
 fn project_name(doc: &Json, project_file: &str, project_text: &Arc<str>) -> Result<String> {
+    let at_key = |key: &str, message: String, help: &str| -> Problems {
+        let line = yaml::line_of_key(project_text, key).unwrap_or(1);
+        Problem::new("project::name", message)
+            .in_file(project_file, project_text.clone())
+            .label_line(line, "here")
+            .help(help.to_string())
+            .into()
+    };
+    if let Some(p) = doc
+        .get("profile")
+        .filter(|p| !p.is_string() && !p.is_null())
+    {
+        return Err(at_key(
+            "profile",
+            format!("{project_file}: profile is `{p}`, not a profile's name"),
+            "name one profile of profiles.yml, e.g. profile: my_project",
+        ));
+    }
+    match doc.get("name") {
+        Some(Json::String(n)) if is_project_name(n) => return Ok(n.clone()),
+        Some(Json::Null) | None => {}
+        Some(other) => {
+            let shown = yaml::as_string(other).unwrap_or_else(|| other.to_string());
+            return Err(at_key(
+                "name",
+                format!("{project_file}: `{shown}` is not a project name"),
+                "a project name is letters, digits and `_`, not starting with a digit (it names the package: my_project)",
+            ));
+        }
+    }
     match doc.get("name").and_then(yaml::as_string) {
         Some(n) if !n.is_empty() => Ok(n),
         _ => Err(
@@ -406,6 +438,12 @@ fn project_name(doc: &Json, project_file: &str, project_text: &Arc<str>) -> Resu
                 .into(),
         ),
     }
+}
+
+/// dbt's rule for a project's name: an identifier.
+fn is_project_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_')
 }
 
 /// Reads and parses one YAML properties file.

@@ -268,6 +268,36 @@ fn target_of_output(
         .help(help.to_string())
         .into()
     };
+    // A key given a list or a mapping is an error, not a value left out
+    // (`host: [a, b]` would otherwise connect to localhost).
+    for key in [
+        "type",
+        "dbname",
+        "database",
+        "schema",
+        "user",
+        "host",
+        "password",
+        "pass",
+        "role",
+        "search_path",
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+        "application_name",
+    ] {
+        if let Some(v) = vals.get(key).filter(|v| v.is_array() || v.is_object()) {
+            return Err(wrong(
+                key,
+                format!(
+                    "{key} is {}, not a single value",
+                    if v.is_array() { "a list" } else { "a mapping" }
+                ),
+                "give one value, e.g. host: db.example.com",
+            ));
+        }
+    }
     let kind = get("type").unwrap_or_else(|| "postgres".into());
     if kind != "postgres" && kind != "embedded" {
         return Err(wrong(

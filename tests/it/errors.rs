@@ -372,6 +372,11 @@ fn wrong_values_in_profiles_yml_are_errors_at_their_line() {
             "threads `many` is not a whole number from 1 to 1024",
         ),
         ("      connect_timeout: soon\n", "connect_timeout `soon`"),
+        ("      user: [a, b]\n", "user is a list, not a single value"),
+        (
+            "      schema: {a: 1}\n",
+            "schema is a mapping, not a single value",
+        ),
     ] {
         let err = debug_with_profile(&output(extra));
         assert!(err.contains(message), "{err}");
@@ -381,6 +386,12 @@ fn wrong_values_in_profiles_yml_are_errors_at_their_line() {
         );
         assert!(!err.contains("prodsecret"), "{err}");
     }
+    // host: a list is not "localhost".
+    let err = debug_with_profile(
+        "err:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n      host: [a, b]\n",
+    );
+    assert!(err.contains("host is a list, not a single value"), "{err}");
+    assert!(err.contains("profiles.yml:6:"), "{err}");
     let err =
         debug_with_profile("err:\n  target: dev\n  outputs:\n    dev:\n      type: snowflake\n");
     assert!(err.contains("type `snowflake` is not supported"), "{err}");
@@ -720,4 +731,41 @@ fn a_model_or_test_with_a_second_statement_is_refused_and_runs_nothing() {
     let r = pm(p.path(), &["build"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(sql(p.path(), "select a || b from fine"), ";;");
+}
+
+#[test]
+fn misconfigurations_that_were_silently_accepted_are_errors_at_their_line() {
+    for (file, text, says) in [
+        ("pm_project.yml", "name: 5\n", "`5` is not a project name"),
+        (
+            "pm_project.yml",
+            "name: my-shop\n",
+            "`my-shop` is not a project name",
+        ),
+        (
+            "pm_project.yml",
+            "name: shop\nprofile: [a, b]\n",
+            "profile is `[\"a\",\"b\"]`, not a profile's name",
+        ),
+    ] {
+        let p = project(&[(file, text), ("models/a.sql", "select 1 as id\n")]);
+        let r = pm(p.path(), &["compile"]);
+        let err = unwrapped(&r.stderr);
+        assert_eq!(r.code, 2, "{text}: {err}");
+        assert!(err.contains(says), "{text}: {err}");
+        assert!(err.contains("pm_project.yml:"), "{text}: {err}");
+    }
+    // A generator flag out of range is named before anything is loaded.
+    let p = project(&[("pm_project.yml", "name: shop\n")]);
+    let r = pm(
+        p.path(),
+        &["generate", "--start", "0026-01-01", "--days", "3"],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--start 0026-01-01 is out of range"),
+        "{}",
+        r.stderr
+    );
+    assert!(!p.path().join(".pm").exists(), "no server was started");
 }
