@@ -8,6 +8,7 @@
 //! directory; when neither works, the error says what to install or change.
 
 use crate::error::{Problem, Result};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -121,8 +122,10 @@ fn effective_uid() -> Option<u32> {
 }
 
 /// Whether `pid` is a PostgreSQL server process that still runs (not a
-/// zombie waiting to be reaped, nor another program that got the pid).
-fn is_live_postgres(pid: u32) -> bool {
+/// zombie waiting to be reaped, nor another program that got the pid), and
+/// serves `data_dir` (a copied project's postmaster.pid names the server of
+/// the folder it was copied from).
+fn is_live_postgres(pid: u32, data_dir: &Path) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
     };
@@ -137,8 +140,20 @@ fn is_live_postgres(pid: u32) -> bool {
     // When the command line cannot be read, the process is taken to be the server.
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|c| {
-            let argv0 = c.split(|&b| b == 0).next().unwrap_or(&[]);
-            String::from_utf8_lossy(argv0).contains("postgres")
+            let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
+            let argv0 = args.first().copied().unwrap_or(&[]);
+            let serves = args
+                .iter()
+                .position(|a| *a == b"-D")
+                .and_then(|i| args.get(i + 1))
+                .map(|d| {
+                    let d = Path::new(std::ffi::OsStr::from_bytes(d));
+                    let same =
+                        |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+                    same(d) == same(data_dir)
+                })
+                .unwrap_or(true);
+            String::from_utf8_lossy(argv0).contains("postgres") && serves
         })
         .unwrap_or(true)
 }
@@ -425,7 +440,7 @@ impl Cluster {
             return Status::Absent;
         }
         match self.pid() {
-            Some(pid) if is_live_postgres(pid) => Status::Running { pid },
+            Some(pid) if is_live_postgres(pid, &self.data_dir) => Status::Running { pid },
             _ => Status::Stopped,
         }
     }
@@ -597,6 +612,17 @@ impl Cluster {
             ))?;
         }
         Ok(())
+    }
+
+    /// The data folder the server was last started from, when that is not
+    /// this one: the project folder was copied or moved (read before a start
+    /// rewrites it).
+    pub fn moved_from(&self) -> Option<PathBuf> {
+        let text = std::fs::read_to_string(self.data_dir.join(SERVER_SETTINGS)).ok()?;
+        let was = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# data folder: "))?;
+        (Path::new(was) != self.data_dir).then(|| PathBuf::from(was))
     }
 
     /// Writes a file of the data folder, readable by the server's user only.

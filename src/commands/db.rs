@@ -126,6 +126,13 @@ fn start(cluster: &Cluster, workers: Option<usize>, log: Log) -> Result<()> {
     if wanted > 0 {
         prepare_citus(cluster, wanted)?;
     }
+    if let Some(was) = cluster.moved_from() {
+        log.warn(&format!(
+            "this project's data folder was copied or moved from {}: its server now uses the socket folder {}",
+            was.display(),
+            cluster.socket_dir.display()
+        ));
+    }
     let started = cluster.start_all()?;
     // Connecting creates the `pm` database on first start.
     let rt = runtime()?;

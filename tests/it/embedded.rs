@@ -531,3 +531,51 @@ fn ci_stops_the_servers_of_its_own_run_and_no_one_elses() {
     assert!(state(&mine).contains("stopped"), "{}", state(&mine));
     assert!(state(&theirs).contains("running"), "{}", state(&theirs));
 }
+
+#[test]
+fn a_copied_project_starts_its_own_server_on_its_own_socket_and_says_so() {
+    let original = LocalProject::new(&[]);
+    assert_eq!(pm(original.path(), &["db", "start", "-q"]).code, 0);
+    sql(
+        original.path(),
+        "create table here as select 'original' as who",
+    );
+    assert_eq!(pm(original.path(), &["db", "stop", "-q"]).code, 0);
+    let copy = LocalProject::new(&[]);
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(original.path().join(".pm"))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(pm(original.path(), &["db", "start", "-q"]).code, 0);
+    let r = pm(copy.path(), &["db", "start"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("was copied or moved from"),
+        "{}",
+        r.stderr
+    );
+    // Each answers on its own socket, with its own data.
+    sql(copy.path(), "update here set who = 'copy'");
+    assert_eq!(sql(original.path(), "select who from here"), "original");
+    assert_eq!(sql(copy.path(), "select who from here"), "copy");
+    let url = pm(copy.path(), &["db", "url"]).stdout;
+    assert!(
+        url.contains(&copy.path().join(".pm/run").display().to_string()) || url.contains("/pm-"),
+        "{url}"
+    );
+    // A copy made while the original runs does not take the original's server for its own.
+    let copy2 = LocalProject::new(&[]);
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(original.path().join(".pm"))
+        .arg(copy2.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(pm(copy2.path(), &["db", "status"])
+        .stdout
+        .starts_with("state:     stopped"));
+}
