@@ -964,3 +964,24 @@ impl Cluster {
         c
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_and_access_files_quote_what_they_hold() {
+        assert_eq!(conf_string("/tmp/it's\\here"), "'/tmp/it''s\\\\here'");
+        assert_eq!(hba_word("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(percent_encode("/a b/&x"), "/a%20b/%26x");
+        assert_eq!(
+            passfile_password("*:*:pm:re\\:ader:s3cret", "pm", "re:ader").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(
+            passfile_password("*:*:other:reader:x", "pm", "reader"),
+            None
+        );
+        assert_eq!(passfile_password("# *:*:pm:reader:x", "pm", "reader"), None);
+    }
+}
