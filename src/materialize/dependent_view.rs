@@ -172,19 +172,6 @@ pub fn signature_query() -> String {
     )
 }
 
-/// The privilege keywords PostgreSQL reports on relations; anything else in
-/// the catalog is refused rather than pasted into a statement.
-const PRIVILEGES: &[&str] = &[
-    "SELECT",
-    "INSERT",
-    "UPDATE",
-    "DELETE",
-    "TRUNCATE",
-    "REFERENCES",
-    "TRIGGER",
-    "MAINTAIN",
-];
-
 /// A `reloptions` entry (`name=value`) as `name = 'value'`.
 fn option_sql(option: &str) -> Result<String, String> {
     let (name, value) = option
@@ -208,7 +195,8 @@ fn grant_sql(
     current_role: &str,
     p: &Privilege,
 ) -> Result<Vec<String>, String> {
-    if !PRIVILEGES.contains(&p.privilege.as_str()) {
+    // Anything else in the catalog is refused rather than pasted into a statement.
+    if !super::relation::PRIVILEGES.contains(&p.privilege.as_str()) {
         return Err(format!("unexpected privilege `{}`", p.privilege));
     }
     let columns = p

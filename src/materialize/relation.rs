@@ -165,7 +165,7 @@ pub fn definition_stamp(sql: &str) -> String {
 }
 
 /// The privileges PostgreSQL grants on tables and views.
-const PRIVILEGES: [&str; 9] = [
+pub(crate) const PRIVILEGES: [&str; 9] = [
     "SELECT",
     "INSERT",
     "UPDATE",

@@ -187,13 +187,48 @@ pub fn psql(project: &Path, url: &str, sql: &str) -> String {
 
 /// Like [`psql`], but the error text when the statement fails.
 pub fn psql_result(project: &Path, url: &str, sql: &str) -> Result<String, String> {
-    let out = std::process::Command::new(psql_bin(project))
-        .args([url, "-XAtc", sql])
-        .output()
-        .expect("run psql");
+    psql_as(project, url, sql, None)
+}
+
+/// Like [`psql_result`], run as the OS user `uid` (and its group) when given.
+pub fn psql_as(project: &Path, url: &str, sql: &str, uid: Option<u32>) -> Result<String, String> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(psql_bin(project));
+    cmd.args([url, "-XAtc", sql]);
+    if let Some(uid) = uid {
+        cmd.uid(uid).gid(uid).env("HOME", "/tmp");
+    }
+    let out = cmd.output().expect("run psql");
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {
         Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// pm started in `dir` and left running: its stderr piped, its stdout discarded.
+pub fn spawn_pm(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    let mut cmd = Command::new(pm_bin());
+    cmd.current_dir(dir)
+        .args(args)
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .env_remove("PM_PROFILES_DIR")
+        .env_remove("PM_DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("start pm")
+}
+
+/// Waits until `query` on the project's database answers `value`; fails
+/// with `what` after `secs` seconds.
+pub fn wait_for_sql(project: &Path, query: &str, value: &str, secs: u64, what: &str) {
+    let started = std::time::Instant::now();
+    while sql(project, query) != value {
+        assert!(started.elapsed().as_secs() < secs, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }

@@ -409,19 +409,7 @@ fn a_server_that_died_is_stopped_at_once_and_starts_again() {
 
 /// Runs psql as another OS user (`nobody`); its error text when it fails.
 fn psql_as_nobody(p: &LocalProject, url: &str) -> Result<String, String> {
-    use std::os::unix::process::CommandExt;
-    let out = std::process::Command::new(psql_bin(p.path()))
-        .args([url, "-XAtc", "select current_user"])
-        .uid(65534)
-        .gid(65534)
-        .env("HOME", "/tmp")
-        .output()
-        .expect("run psql");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-    }
+    psql_as(p.path(), url, "select current_user", Some(65534))
 }
 
 #[test]

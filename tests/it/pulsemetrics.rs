@@ -947,14 +947,11 @@ fn an_appended_day_killed_at_any_point_leaves_raw_as_it_was_or_adds_all_of_it() 
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let mut load = std::process::Command::new(pm_bin())
-            .current_dir(p.path())
-            .args(["generate", "-q", "--append-days", "1", "--project-dir", dir])
-            .env("HOME", p.path())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut load = spawn_pm(
+            p.path(),
+            &["generate", "-q", "--append-days", "1", "--project-dir", dir],
+            &[],
+        );
         let waiting = "select count(*) from pg_stat_activity where application_name = 'pm' and wait_event_type = 'Lock'";
         let started = std::time::Instant::now();
         while sql(p.path(), waiting) == "0" {
@@ -973,18 +970,13 @@ fn an_appended_day_killed_at_any_point_leaves_raw_as_it_was_or_adds_all_of_it() 
         sql(p.path(), "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(300)%' and pid <> pg_backend_pid()");
         let _ = holder.wait();
         // pm's server sessions end once they notice their client is gone.
-        let started = std::time::Instant::now();
-        while sql(
+        wait_for_sql(
             p.path(),
             "select count(*) from pg_stat_activity where application_name = 'pm'",
-        ) != "0"
-        {
-            assert!(
-                started.elapsed().as_secs() < 60,
-                "pm's sessions outlived it"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+            "0",
+            60,
+            "pm's sessions outlived it",
+        );
         if lock.contains("advisory") {
             assert_eq!(
                 raw_fingerprint(&p),

@@ -787,16 +787,11 @@ fn a_delivery_that_may_have_been_posted_is_never_sent_twice_and_failures_are_fai
         (200, vec![], "ok".into())
     });
     let webhook = format!("{}/services/T000/B000/{TOKEN}", slow.url);
-    let first = std::process::Command::new(pm_bin())
-        .current_dir(p.path())
-        .args(["report", "daily", "--date", "2026-03-27", "--to", "slack"])
-        .env("HOME", p.path())
-        .env("NO_COLOR", "1")
-        .env("SLACK_WEBHOOK_URL", &webhook)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = spawn_pm(
+        p.path(),
+        &["report", "daily", "--date", "2026-03-27", "--to", "slack"],
+        &[("SLACK_WEBHOOK_URL", &webhook)],
+    );
     let t0 = std::time::Instant::now();
     while slow.received().is_empty() {
         assert!(t0.elapsed().as_secs() < 30, "the first never sent");

@@ -638,25 +638,24 @@ fn indexes_and_unlogged_tables() {
             "begin; select count(*) from t; select pg_sleep(300)",
         ])
         .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = std::time::Instant::now();
-    while sql(p.path(), "select count(*) from pg_stat_activity where query like '%pg_sleep(300)%' and pid <> pg_backend_pid()") != "1" {
-        assert!(t0.elapsed().as_secs() < 20);
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let run = std::process::Command::new(pm_bin())
-        .current_dir(p.path())
-        .args(["run", "-q", "-s", "t"])
-        .env("HOME", p.path())
-        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    while sql(p.path(), "select count(*) from pg_stat_activity where application_name = 'pm' and wait_event_type = 'Lock'") != "1" {
-        assert!(t0.elapsed().as_secs() < 40, "the swap never waited for the reader");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_sql(
+        p.path(),
+        "select count(*) from pg_stat_activity where query like '%pg_sleep(300)%' and pid <> pg_backend_pid()",
+        "1",
+        20,
+        "the reader never started",
+    );
+    let run = spawn_pm(p.path(), &["run", "-q", "-s", "t"], &[]);
+    wait_for_sql(
+        p.path(),
+        "select count(*) from pg_stat_activity where application_name = 'pm' and wait_event_type = 'Lock'",
+        "1",
+        40,
+        "the swap never waited for the reader",
+    );
     assert_eq!(
         sql(
             p.path(),
@@ -1222,19 +1221,14 @@ fn a_run_that_waited_for_the_lock_decides_on_what_the_other_run_left() {
     ]);
     assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
     // The first run creates inc after 3 s; the second starts meanwhile and waits.
-    let first = std::process::Command::new(pm_bin())
-        .current_dir(p.path())
-        .args(["run", "-q"])
-        .env("HOME", p.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while sql(p.path(), "select count(*) from pg_stat_activity where query like '%pg_sleep(3)%' and pid <> pg_backend_pid()") == "0" {
-        assert!(started.elapsed().as_secs() < 30, "the first run never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let first = spawn_pm(p.path(), &["run", "-q"], &[]);
+    wait_for_sql(
+        p.path(),
+        "select count(*) from pg_stat_activity where query like '%pg_sleep(3)%' and pid <> pg_backend_pid()",
+        "1",
+        30,
+        "the first run never started",
+    );
     let second = pm(p.path(), &["run", "-s", "inc"]);
     let first = first.wait_with_output().unwrap();
     assert!(first.status.success());
@@ -1262,20 +1256,9 @@ fn ctrl_c_cancels_the_queries_of_a_render_at_run_time_too() {
     )]);
     assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
     let sleeping = "select count(*) from pg_stat_activity where query like '%pg_sleep(60)%' and pid <> pg_backend_pid()";
-    let child = std::process::Command::new(pm_bin())
-        .current_dir(p.path())
-        .args(["run"])
-        .env("HOME", p.path())
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_pm(p.path(), &["run"], &[]);
+    wait_for_sql(p.path(), sleeping, "1", 20, "the render never queried");
     let t0 = std::time::Instant::now();
-    while sql(p.path(), sleeping) != "1" {
-        assert!(t0.elapsed().as_secs() < 20, "the render never queried");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
     std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
