@@ -23,6 +23,18 @@ begin
 end
 $$;
 
+-- The same for a timestamp (`current_date + interval '1 month'` is one) and a
+-- timestamptz: the partition of the month holding its day.
+create or replace function raw.create_events_partition(day timestamp)
+returns text
+language sql
+as $$ select raw.create_events_partition(day::date) $$;
+
+create or replace function raw.create_events_partition(day timestamptz)
+returns text
+language sql
+as $$ select raw.create_events_partition(day::date) $$;
+
 -- Drops the partitions whose whole month ended before `current_date - retention`;
 -- returns the names dropped. For example, seed 004's 90 days:
 --   select raw.drop_events_partitions_before(interval '90 days');

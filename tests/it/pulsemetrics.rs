@@ -1045,3 +1045,63 @@ fn vars_pasted_into_sql_are_refused_by_name_when_they_are_not_what_they_mean() {
     );
     assert_eq!(r.code, 0, "good values compile: {}", r.stderr);
 }
+
+#[test]
+fn the_readmes_sql_lines_run_as_written() {
+    let p = LocalProject::pulsemetrics();
+    let dir = p.path().to_str().unwrap();
+    let start = (chrono::Utc::now().date_naive() - chrono::Days::new(200)).to_string();
+    let r = pm(
+        p.path(),
+        &[
+            "generate",
+            "-q",
+            "--seed",
+            "2",
+            "--scale",
+            "0.05",
+            "--start",
+            &start,
+            "--days",
+            "200",
+            "--project-dir",
+            dir,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    // Every `select raw.…` the README shows, its line breaks joined.
+    let statements: Vec<String> = readme
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.trim_start().starts_with("select raw."))
+        .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert!(statements.len() >= 2, "{statements:?}");
+    for statement in &statements {
+        let url = pm(p.path(), &["db", "url"]).stdout.trim().to_string();
+        if let Err(e) = psql_result(p.path(), &url, statement) {
+            panic!("README: `{statement}` failed: {e}");
+        }
+    }
+    // They did what the README says: next month's partition exists, and
+    // none of the months past 90 days is left.
+    let next_month = sql(
+        p.path(),
+        "select to_char(current_date + interval '1 month', 'YYYY_MM')",
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            &format!("select to_regclass('raw.events_{next_month}') is not null")
+        ),
+        "t"
+    );
+    assert_eq!(
+        sql(p.path(), "select count(*) from raw.events where occurred_at < date_trunc('month', current_date - 90)"),
+        "0"
+    );
+}
