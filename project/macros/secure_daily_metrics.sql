@@ -3,7 +3,9 @@
   - reader sees the last `reader_window_days` days only (row-level security),
     counted in the project's time zone (var `timezone`), whatever the
     session's time zone is;
-  - analyst sees every row but none of the revenue columns (column grants);
+  - analyst sees every row, reader its recent rows, and neither any of the
+    revenue columns (column grants: seed 004's financial data is for admins
+    and finance only);
   - finance reads everything (its table grant comes from the model's grants).
   The table's owner, who builds it, is not limited.
 #}
@@ -34,7 +36,7 @@
           and column_name not in (
             {%- for c in daily_metrics_revenue_columns() %}'{{ c }}'{{ ', ' if not loop.last }}{% endfor -%}
           );
-        execute format('grant select (%s) on {{ this }} to analyst', columns);
+        execute format('grant select (%s) on {{ this }} to analyst, reader', columns);
     end
     $grant$;
 {% endmacro %}

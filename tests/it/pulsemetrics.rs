@@ -781,6 +781,17 @@ fn roles_see_exactly_their_marts_and_recent_data_is_fresh() {
     }
     denied("reader", "select count(*) from analytics.dim_users");
     denied("reader", "select count(*) from analytics.mrr_monthly");
+    // Nor the revenue columns of its 30 days (seed 004: financial data is for admins).
+    for column in ["mrr", "gross_cash_in", "net_cash_in", "arr", "refunds"] {
+        denied(
+            "reader",
+            &format!("select {column} from analytics.fct_daily_metrics"),
+        );
+    }
+    assert_eq!(
+        can("reader", "select count(*) from (select date, daily_active_users, signups from analytics.fct_daily_metrics) t").unwrap(),
+        recent
+    );
 
     // Seed 003's three sample queries run unchanged and make sense.
     let query = |name: &str| read(p.path(), &format!("analyses/{name}.sql"));

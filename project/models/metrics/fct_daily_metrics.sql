@@ -4,7 +4,7 @@
         unique_key='date',
         incremental_strategy='delete+insert',
         on_schema_change='sync_all_columns',
-        grants={'select': ['finance', 'reader']},
+        grants={'select': ['finance']},
         tags=['revenue', 'daily'],
         post_hook="{{ secure_daily_metrics() }}"
     )
