@@ -33,9 +33,11 @@ pub struct ReportSpec {
     /// Its date column.
     #[serde(default = "default_date_column")]
     pub date_column: String,
-    /// The timezone whose calendar decides which day is "yesterday".
-    #[serde(default = "default_timezone")]
-    pub timezone: String,
+    /// The timezone whose calendar decides which day is "yesterday": the
+    /// project's (its `timezone` var) unless the report sets one, which must
+    /// then be the same ([`with_project_timezone`]).
+    #[serde(default)]
+    pub timezone: Option<String>,
     #[serde(default = "all_comparisons")]
     pub comparisons: Vec<Comparison>,
     /// The day's values (flows: counts, sums, rates of the day).
@@ -52,10 +54,6 @@ pub struct ReportSpec {
 
 fn default_date_column() -> String {
     "date".into()
-}
-
-fn default_timezone() -> String {
-    "UTC".into()
 }
 
 fn all_comparisons() -> Vec<Comparison> {
@@ -216,8 +214,13 @@ impl ReportSpec {
         self.title.clone().unwrap_or_else(|| self.name.clone())
     }
 
+    /// The timezone's name (UTC when neither the report nor the project sets one).
+    pub fn timezone_name(&self) -> &str {
+        self.timezone.as_deref().unwrap_or("UTC")
+    }
+
     pub fn tz(&self) -> chrono_tz::Tz {
-        self.timezone.parse().unwrap_or(chrono_tz::UTC)
+        self.timezone_name().parse().unwrap_or(chrono_tz::UTC)
     }
 }
 
@@ -243,6 +246,36 @@ pub fn line_of(text: &str, key: &str, value: &str) -> Option<usize> {
             })
         })
         .map(|i| i + 1)
+}
+
+/// Gives each report the project's timezone (the models' `timezone` var,
+/// which decides what a day is in them), or refuses a report that sets
+/// another: its "yesterday" would not be the model's day of that date.
+pub fn with_project_timezone(
+    text: &Arc<str>,
+    specs: &mut [ReportSpec],
+    project_timezone: &str,
+) -> Result<(), Problem> {
+    for r in specs.iter_mut() {
+        match &r.timezone {
+            None => r.timezone = Some(project_timezone.to_string()),
+            Some(tz) if tz == project_timezone => {}
+            Some(tz) => {
+                let line = line_of(text, "timezone", tz).unwrap_or(1);
+                return Err(Problem::new(
+                    "report::timezone",
+                    format!(
+                        "report `{}` counts days in {tz}, and the models count them in {project_timezone} (the project's `timezone` var): its day would not be the model's day",
+                        r.name
+                    ),
+                )
+                .in_file(REPORTS_FILE, text.clone())
+                .label(crate::error::line_range(text, line), "here")
+                .help(format!("remove the report's `timezone:` (it takes the project's), or set it to {project_timezone}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses and checks `reports.yml`; every error points at its line.
@@ -297,10 +330,14 @@ pub fn parse(text: &Arc<str>) -> Result<Vec<ReportSpec>, Problem> {
                 "give each report its own name",
             ));
         }
-        if r.timezone.parse::<chrono_tz::Tz>().is_err() {
+        if let Some(tz) = r
+            .timezone
+            .as_ref()
+            .filter(|tz| tz.parse::<chrono_tz::Tz>().is_err())
+        {
             return Err(problem(
-                at("timezone", &r.timezone),
-                format!("report `{}`: `{}` is not a timezone", r.name, r.timezone),
+                at("timezone", tz),
+                format!("report `{}`: `{tz}` is not a timezone", r.name),
                 "use an IANA name such as UTC, Europe/Berlin or Asia/Kolkata",
             ));
         }
@@ -420,7 +457,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r[0].date_column, "date");
-        assert_eq!(r[0].timezone, "UTC");
+        assert_eq!(r[0].timezone_name(), "UTC");
         assert_eq!(r[0].comparisons.len(), 3);
         assert_eq!(r[0].metrics[0].label(), "New users");
         assert_eq!(r[0].metrics[0].format, Format::Count);

@@ -173,7 +173,7 @@ pub fn digest(spec: &ReportSpec, rows: &DayRows, day: NaiveDate) -> Digest {
         title: spec.title(),
         model: spec.model.clone(),
         day,
-        timezone: spec.timezone.clone(),
+        timezone: spec.timezone_name().to_string(),
         comparisons: spec.comparisons.clone(),
         metrics: spec
             .metrics

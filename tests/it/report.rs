@@ -854,3 +854,51 @@ fn a_delivery_that_may_have_been_posted_is_never_sent_twice_and_failures_are_fai
         r.stderr
     );
 }
+
+#[test]
+fn a_report_counts_days_in_the_projects_time_zone_or_says_why_not() {
+    let p = report_project();
+    write(
+        p.path(),
+        "pm_project.yml",
+        "name: local\nvars:\n  timezone: Asia/Kolkata\n",
+    );
+    let r = pm(p.path(), &["report", "daily", "--date", "2026-03-31"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("(Asia/Kolkata)"),
+        "the project's calendar: {}",
+        r.stdout
+    );
+    // --vars decides it as it decides the models'.
+    let r = pm(
+        p.path(),
+        &[
+            "report",
+            "daily",
+            "--date",
+            "2026-03-31",
+            "--vars",
+            "{timezone: Europe/Berlin}",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("(Europe/Berlin)"), "{}", r.stdout);
+    // A report that sets another calendar than the models' is an error naming both.
+    write(
+        p.path(),
+        "reports.yml",
+        &REPORTS.replace(
+            "    date_column: day\n",
+            "    date_column: day\n    timezone: America/New_York\n",
+        ),
+    );
+    let r = pm(p.path(), &["report", "daily", "--date", "2026-03-31"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 2, "{err}");
+    assert!(
+        err.contains("report `daily` counts days in America/New_York, and the models count them in Asia/Kolkata"),
+        "{err}"
+    );
+    assert!(err.contains("reports.yml:7"), "{err}");
+}
