@@ -1116,3 +1116,80 @@ fn the_readmes_sql_lines_run_as_written() {
         "0"
     );
 }
+
+/// Seed 002's rule, checked over every company of several datasets: a
+/// calendar month spent wholly under a subscription without a session of
+/// the company's users means it churned, for good.
+#[test]
+fn a_company_month_without_a_session_means_it_churned_for_good() {
+    use pm::generate::rows::{start_of, Ts};
+    let mut months_checked = 0;
+    for seed in 1..=8u64 {
+        // Companies are acquired over the first 28 days: from the 4th, some
+        // are created in the last hours of a month.
+        let params = Params {
+            seed,
+            scale: 1.0,
+            start: generate::to_day("2024-01-04".parse().unwrap()),
+            days: 150,
+        };
+        let mut d = Dataset::default();
+        generate::simulate(&params, &Window::new(&params, None), &mut d, |_| {});
+        let data_end = start_of(params.start + params.days as Day);
+        let company_of: HashMap<Uuid, Uuid> = d
+            .users
+            .iter()
+            .filter_map(|u| u.company_id.map(|c| (u.user_id, c)))
+            .collect();
+        let mut sessions: HashMap<Uuid, Vec<Ts>> = HashMap::new();
+        for s in &d.sessions {
+            if let Some(c) = company_of.get(&s.user_id) {
+                sessions.entry(*c).or_default().push(s.started_at);
+            }
+        }
+        // Each company's subscriptions: (start, end, why it ended).
+        type Period<'a> = (Ts, Ts, Option<&'a str>);
+        let mut subs: HashMap<Uuid, Vec<Period>> = HashMap::new();
+        for s in &d.subscriptions {
+            if let Some(c) = s.company_id {
+                subs.entry(c).or_default().push((
+                    s.started_at,
+                    s.ended_at.unwrap_or(data_end),
+                    s.cancel_reason,
+                ));
+            }
+        }
+        for (company, mut periods) in subs {
+            periods.sort_by_key(|p| p.0);
+            // Churned for inactivity: nothing of the company starts after.
+            if let Some(churn) = periods.iter().find(|p| p.2 == Some("inactive")) {
+                assert!(
+                    periods.iter().all(|p| p.0 <= churn.1),
+                    "seed {seed}: company {company:?} subscribed again after churning"
+                );
+            }
+            let first_start = periods[0].0;
+            let mut month = next_month(day_of(first_start));
+            while start_of(next_month(month)) <= data_end {
+                let (from, to) = (start_of(month), start_of(next_month(month)));
+                let covered = periods.iter().any(|p| p.0 <= from && p.1 >= to);
+                if covered {
+                    months_checked += 1;
+                    let had = sessions
+                        .get(&company)
+                        .is_some_and(|v| v.iter().any(|&t| from <= t && t < to));
+                    assert!(
+                        had,
+                        "seed {seed}: company {company:?} kept its subscription through {} without a session",
+                        date(month)
+                    );
+                }
+                month = next_month(month);
+            }
+        }
+    }
+    assert!(
+        months_checked > 1000,
+        "{months_checked} company months checked"
+    );
+}

@@ -21,6 +21,9 @@ impl<S: Sink> Life<'_, '_, S> {
         } else {
             self.r.range(0, 20)
         } as u32;
+        // No session before the company's first user exists (it may be
+        // created in the month's last minutes).
+        let count = if from < month_end - 1 { count } else { 0 };
         let mut times: Vec<Ts> = (0..count)
             .map(|_| self.r.range(from, month_end - 1))
             .collect();
@@ -42,7 +45,7 @@ impl<S: Sink> Life<'_, '_, S> {
             self.session(user, t, "web");
         }
         self.plan(
-            month_end - MICROS_PER_HOUR,
+            (month_end - MICROS_PER_HOUR).max(at),
             Step::MonthEnd { sessions: count },
         );
     }

@@ -309,6 +309,12 @@ impl<S: Sink> Life<'_, '_, S> {
             Step::MonthStart => self.company_month(at),
             Step::MonthEnd { sessions } => {
                 if self.current().is_none() {
+                    // Not subscribed yet (a company created in a month's last
+                    // hours): its months are counted from the next one. Once
+                    // its subscription has ended, they are over.
+                    if self.subs.is_empty() {
+                        self.plan(at + MICROS_PER_HOUR, Step::MonthStart);
+                    }
                     return;
                 }
                 if sessions == 0 {
