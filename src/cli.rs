@@ -212,6 +212,8 @@ pub struct ReportArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
     Text,
+    /// What Slack and Telegram get: one metric per line, its changes below
+    Chat,
     Markdown,
     Json,
 }

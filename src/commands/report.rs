@@ -333,7 +333,7 @@ fn report_one(
         day,
         channel: to.channel(),
     };
-    let (title, body) = (render::heading(&d), render::tables(&d, false));
+    let (title, body) = (render::heading(&d), render::chat(&d));
     let chart_files: Vec<deliver::Chart> = charts
         .into_iter()
         .map(|c| deliver::Chart {
@@ -526,6 +526,7 @@ fn print_digest(d: &Digest, format: ReportFormat) {
                 println!("\nCharts: {}", d.charts.join(", "));
             }
         }
+        ReportFormat::Chat => print!("{}\n\n{}", render::heading(d), render::chat(d)),
         ReportFormat::Markdown => print!("{}", render::markdown(d)),
         ReportFormat::Json => println!(
             "{}",

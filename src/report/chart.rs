@@ -6,7 +6,6 @@ use super::render::value;
 use crate::error::Problem;
 use chrono::NaiveDate;
 use plotters::prelude::*;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// DejaVu Sans (Bitstream Vera licence: assets/fonts/DejaVuSans-LICENSE.txt).
 static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -98,17 +97,19 @@ fn draw(chart: &ChartData, rgb: &mut [u8]) -> Result<(), Problem> {
     let (y0, y1) = y_range(&values);
     let root = BitMapBackend::with_buffer(rgb, (chart.width, chart.height)).into_drawing_area();
     root.fill(&WHITE).map_err(&err)?;
+    // The last day's value is in the title, not written on the line.
     let title = format!(
-        "{} — {} days to {}",
+        "{} — {} days to {}: {}",
         chart.label,
         n,
-        last.0.format("%b %-d, %Y")
+        last.0.format("%b %-d, %Y"),
+        value(last.1, chart.format, chart.currency)
     );
     let mut plot = ChartBuilder::on(&root)
-        .caption(title, (FAMILY, 20).into_font().color(&BLACK))
+        .caption(title, (FAMILY, 18).into_font().color(&BLACK))
         .margin(14)
-        .x_label_area_size(28)
-        .y_label_area_size(80)
+        .x_label_area_size(44)
+        .y_label_area_size(96)
         .build_cartesian_2d(-1..n, y0..y1)
         .map_err(&err)?;
     let day_label = |x: &i32| {
@@ -134,9 +135,22 @@ fn draw(chart: &ChartData, rgb: &mut [u8]) -> Result<(), Problem> {
         }
         _ => value(Some(*y), axis_format, chart.currency),
     };
+    // About one date every 90 pixels, so that they never run together.
+    let x_labels = ((chart.width / 90) as usize)
+        .clamp(2, 10)
+        .min(n.max(1) as usize);
+    let y_title = match (chart.format, chart.currency) {
+        (Format::Currency, Some(code)) => format!("{} ({code})", chart.label),
+        (Format::Percent, _) => format!("{} (%)", chart.label),
+        (Format::Duration, _) => format!("{} (time)", chart.label),
+        _ => chart.label.to_string(),
+    };
     plot.configure_mesh()
-        .x_labels(7)
+        .x_labels(x_labels)
         .y_labels(6)
+        .x_desc("Day")
+        .y_desc(y_title)
+        .axis_desc_style((FAMILY, 14).into_font().color(&RGBColor(60, 60, 60)))
         .x_label_formatter(&day_label)
         .y_label_formatter(&value_label)
         .label_style((FAMILY, 13).into_font().color(&RGBColor(60, 60, 60)))
@@ -180,16 +194,6 @@ fn draw(chart: &ChartData, rgb: &mut [u8]) -> Result<(), Problem> {
             (last_x, v),
             radius + 3,
             LAST.filled(),
-        )))
-        .map_err(&err)?;
-        let style = (FAMILY, 15)
-            .into_font()
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Right, VPos::Bottom));
-        plot.draw_series(std::iter::once(Text::new(
-            value(Some(v), chart.format, chart.currency),
-            (last_x, v + (y1 - y0) * 0.03),
-            style,
         )))
         .map_err(&err)?;
     }

@@ -92,6 +92,15 @@ impl Comparison {
         }
     }
 
+    /// The heading in a chat, where every character counts (Telegram holds 4096).
+    pub fn short_heading(self) -> &'static str {
+        match self {
+            Comparison::PreviousDay => "vs day before",
+            Comparison::SameWeekdayLastWeek => "vs week before",
+            Comparison::SameDayLastMonth => "vs month before",
+        }
+    }
+
     /// The day compared with `day`. A month before the 31st is the last day
     /// of a shorter month.
     pub fn day_before(self, day: chrono::NaiveDate) -> Option<chrono::NaiveDate> {

@@ -85,11 +85,35 @@ pub struct MonthToDate {
     pub sum: f64,
     /// Days of the month with a row (of `from`..=day).
     pub days_with_data: u32,
+    /// The same days of the previous month (seed 000): its sum, and the change.
+    pub previous: PreviousMonth,
+}
+
+/// The same days of the previous month: its first day to the same day of
+/// the month (the last day of a shorter month).
+#[derive(Debug, Clone)]
+pub struct PreviousMonth {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// None when the model has no row in those days.
+    pub sum: Option<f64>,
+    pub change: Change,
+}
+
+/// The previous month's days matching `from`..=`day` of this month.
+pub fn previous_month_days(day: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
+    let to = day.checked_sub_months(chrono::Months::new(1))?;
+    Some((to.with_day(1)?, to))
 }
 
 /// The first day whose row the digest of `day` needs.
 pub fn first_day_needed(spec: &ReportSpec, day: NaiveDate) -> NaiveDate {
     let mut first = day.with_day(1).unwrap_or(day);
+    if spec.metrics.iter().any(|m| m.month_to_date) {
+        if let Some((from, _)) = previous_month_days(day) {
+            first = first.min(from);
+        }
+    }
     for c in &spec.comparisons {
         if let Some(d) = c.day_before(day) {
             first = first.min(d);
@@ -153,18 +177,30 @@ pub fn digest(spec: &ReportSpec, rows: &DayRows, day: NaiveDate) -> Digest {
         .iter()
         .filter(|m| m.month_to_date)
         .map(|m| {
-            let values: Vec<f64> = rows
-                .range(from..=day)
-                .filter_map(|(_, r)| r.get(&m.column).copied().flatten())
-                .collect();
+            let values = |from: NaiveDate, to: NaiveDate| -> Vec<f64> {
+                rows.range(from..=to)
+                    .filter_map(|(_, r)| r.get(&m.column).copied().flatten())
+                    .collect()
+            };
+            let this = values(from, day);
+            let sum: f64 = this.iter().sum();
+            let (prev_from, prev_to) = previous_month_days(day).unwrap_or((from, day));
+            let before = values(prev_from, prev_to);
+            let before_sum = (!before.is_empty()).then(|| before.iter().sum::<f64>());
             MonthToDate {
                 column: m.column.clone(),
                 label: m.label(),
                 format: m.format,
                 currency: m.currency.clone(),
                 from,
-                sum: values.iter().sum(),
-                days_with_data: values.len() as u32,
+                sum,
+                days_with_data: this.len() as u32,
+                previous: PreviousMonth {
+                    from: prev_from,
+                    to: prev_to,
+                    sum: before_sum,
+                    change: change(Some(sum), before_sum),
+                },
             }
         })
         .collect();
@@ -214,6 +250,47 @@ pub fn series(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn month_to_date_compares_the_same_days_of_the_previous_month() {
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        assert_eq!(
+            previous_month_days(day("2024-03-31")),
+            Some((day("2024-02-01"), day("2024-02-29")))
+        );
+        assert_eq!(
+            previous_month_days(day("2024-03-10")),
+            Some((day("2024-02-01"), day("2024-02-10")))
+        );
+    }
+
+    #[test]
+    fn a_month_to_date_sum_is_compared_with_the_same_days_before() {
+        let text: std::sync::Arc<str> = "reports:\n  - name: d\n    model: m\n    metrics:\n      - {column: n, month_to_date: true}\n".into();
+        let spec = &super::super::config::parse(&text).unwrap()[0];
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let mut rows = DayRows::new();
+        // February: 1 a day; March: 2 a day.
+        for (from, to, n) in [
+            ("2024-02-01", "2024-02-29", 1.0),
+            ("2024-03-01", "2024-03-10", 2.0),
+        ] {
+            let mut d = day(from);
+            while d <= day(to) {
+                rows.insert(d, HashMap::from([("n".to_string(), Some(n))]));
+                d = d.succ_opt().unwrap();
+            }
+        }
+        assert_eq!(first_day_needed(spec, day("2024-03-10")), day("2024-02-01"));
+        let t = &digest(spec, &rows, day("2024-03-10")).month_to_date[0];
+        assert_eq!(t.sum, 20.0);
+        assert_eq!(
+            (t.previous.from, t.previous.to),
+            (day("2024-02-01"), day("2024-02-10"))
+        );
+        assert_eq!(t.previous.sum, Some(10.0));
+        assert_eq!(t.previous.change, Change::Percent(100.0));
+    }
 
     #[test]
     fn changes_are_honest_about_zero_and_missing_bases() {

@@ -3,6 +3,7 @@
 
 use super::config::Format;
 use super::digest::{Change, Compared, Digest, MetricLine, MonthToDate};
+use chrono::NaiveDate;
 use serde_json::{json, Value as Json};
 
 /// "12,345" (`decimals` after the point).
@@ -177,19 +178,73 @@ fn metric_table(d: &Digest, lines: &[MetricLine], first_heading: &str) -> Table 
     }
 }
 
-fn mtd_table(items: &[MonthToDate]) -> Table {
+/// A month-to-date sum against the same days of the previous month:
+/// "▲ 5.0% (3,291)", "▲ from 0", "no data".
+fn mtd_change_cell(t: &MonthToDate) -> String {
+    let p = &t.previous;
+    let arrow = match p.change.direction(Some(t.sum)) {
+        1 => "▲",
+        -1 => "▼",
+        _ => "=",
+    };
+    match p.change {
+        Change::Percent(pct) => format!(
+            "{arrow} {:.1}% ({})",
+            pct.abs(),
+            value(p.sum, t.format, t.currency.as_deref())
+        ),
+        Change::FromZero => format!("{arrow} from 0"),
+        Change::BothZero => "= 0 both months".into(),
+        Change::NoData => "no data".into(),
+    }
+}
+
+/// Whether a month-to-date change is good news.
+fn mtd_good_news(t: &MonthToDate, higher_is_better: bool) -> Option<bool> {
+    match t.previous.change.direction(Some(t.sum)) {
+        0 => None,
+        d => Some((d > 0) == higher_is_better),
+    }
+}
+
+/// "Feb 1–29": a run of days of one month, short.
+fn short_days(from: NaiveDate, to: NaiveDate) -> String {
+    format!(
+        "{} {}–{}",
+        from.format("%b"),
+        from.format("%-d"),
+        to.format("%-d")
+    )
+}
+
+fn mtd_table(d: &Digest, items: &[MonthToDate]) -> Table {
     Table {
         rows: items
             .iter()
             .map(|t| {
+                let better = d
+                    .metrics
+                    .iter()
+                    .find(|m| m.column == t.column)
+                    .is_none_or(|m| m.higher_is_better);
                 vec![
                     (t.label.clone(), None),
                     (value(Some(t.sum), t.format, t.currency.as_deref()), None),
+                    (mtd_change_cell(t), mtd_good_news(t, better)),
                 ]
             })
             .collect(),
         right_aligned: vec![false, true],
     }
+}
+
+/// The month-to-date heading's two periods.
+fn mtd_periods(d: &Digest) -> Option<(String, String)> {
+    let t = d.month_to_date.first()?;
+    Some((
+        short_days(t.from, d.day),
+        short_days(t.previous.from, t.previous.to),
+    ))
 }
 
 /// "Saturday 2026-11-28".
@@ -232,10 +287,11 @@ pub fn tables(d: &Digest, color: bool) -> String {
     if !d.metrics.is_empty() {
         out.push_str(&metric_table(d, &d.metrics, "metric").render(color));
     }
-    if !d.month_to_date.is_empty() {
-        let from = d.month_to_date[0].from;
-        out.push_str(&format!("\nMonth to date ({from} – {})\n", d.day));
-        out.push_str(&mtd_table(&d.month_to_date).render(false));
+    if let Some((now, then)) = mtd_periods(d) {
+        out.push_str(&format!(
+            "\nMonth to date ({now}), vs the same days of last month ({then})\n"
+        ));
+        out.push_str(&mtd_table(d, &d.month_to_date).render(color));
     }
     if !d.point_in_time.is_empty() {
         out.push('\n');
@@ -247,6 +303,96 @@ pub fn tables(d: &Digest, color: bool) -> String {
         for n in notes {
             out.push_str(&n);
             out.push('\n');
+        }
+    }
+    out
+}
+
+/// The widest line a chat shows on a phone without wrapping.
+pub const CHAT_WIDTH: usize = 45;
+
+/// Wraps `line` at spaces to [`CHAT_WIDTH`], continuing with `indent`.
+fn wrap(line: &str, indent: &str, out: &mut String) {
+    let body = line.trim_start_matches(' ');
+    let mut current = line[..line.len() - body.len()].to_string();
+    let mut empty = true;
+    for word in body.split(' ') {
+        let fits = current.chars().count() + 1 + word.chars().count() <= CHAT_WIDTH;
+        if !empty && !fits {
+            out.push_str(current.trim_end());
+            out.push('\n');
+            current = indent.to_string();
+            empty = true;
+        }
+        if !empty {
+            current.push(' ');
+        }
+        current.push_str(word);
+        empty = false;
+    }
+    out.push_str(current.trim_end());
+    out.push('\n');
+}
+
+/// A metric for a chat: "Signups: 123", then each comparison on a line below.
+fn chat_metric(m: &MetricLine, out: &mut String) {
+    wrap(
+        &format!(
+            "{}: {}",
+            m.label,
+            value(m.value, m.format, m.currency.as_deref())
+        ),
+        "  ",
+        out,
+    );
+    for c in &m.comparisons {
+        wrap(
+            &format!("  {} {}", change_cell(m, c), c.comparison.short_heading()),
+            "    ",
+            out,
+        );
+    }
+}
+
+/// The digest for a chat (Slack, Telegram): one metric per line with its
+/// changes below it, no line wider than [`CHAT_WIDTH`] characters, so that
+/// a phone shows it without wrapping.
+pub fn chat(d: &Digest) -> String {
+    let mut out = String::new();
+    for m in &d.metrics {
+        chat_metric(m, &mut out);
+    }
+    if let Some((now, then)) = mtd_periods(d) {
+        out.push('\n');
+        wrap(&format!("Month to date ({now}):"), "  ", &mut out);
+        for t in &d.month_to_date {
+            wrap(
+                &format!(
+                    "{}: {}",
+                    t.label,
+                    value(Some(t.sum), t.format, t.currency.as_deref())
+                ),
+                "  ",
+                &mut out,
+            );
+            wrap(
+                &format!("  {} vs {then}", mtd_change_cell(t)),
+                "    ",
+                &mut out,
+            );
+        }
+    }
+    if !d.point_in_time.is_empty() {
+        out.push_str("\nAt the day's end:\n");
+        for m in &d.point_in_time {
+            chat_metric(m, &mut out);
+        }
+    }
+    let notes = missing_notes(d);
+    if !notes.is_empty() {
+        out.push('\n');
+        for n in notes {
+            wrap(&n, "  ", &mut out);
         }
     }
     out
@@ -285,13 +431,18 @@ pub fn markdown(d: &Digest) -> String {
             &["---", "--:"],
         ));
     }
-    if !d.month_to_date.is_empty() {
-        let from = d.month_to_date[0].from;
-        out.push_str(&format!("\n**Month to date** ({from} – {})\n\n", d.day));
-        let mut t = mtd_table(&d.month_to_date);
-        t.rows
-            .insert(0, vec![("Metric".into(), None), ("Sum".into(), None)]);
-        out.push_str(&md_table(&t, &["---", "--:"]));
+    if let Some((now, then)) = mtd_periods(d) {
+        out.push_str(&format!("\n**Month to date** ({now})\n\n"));
+        let mut t = mtd_table(d, &d.month_to_date);
+        t.rows.insert(
+            0,
+            vec![
+                ("Metric".into(), None),
+                ("Sum".into(), None),
+                (format!("vs {then}"), None),
+            ],
+        );
+        out.push_str(&md_table(&t, &["---", "--:", "--:"]));
     }
     if !d.point_in_time.is_empty() {
         out.push_str("\n**At the day's end**\n\n");
@@ -358,6 +509,15 @@ pub fn json(d: &Digest) -> Json {
             "sum": t.sum,
             "formatted": value(Some(t.sum), t.format, t.currency.as_deref()),
             "days_with_data": t.days_with_data,
+            "previous_month": {
+                "from": t.previous.from.to_string(),
+                "to": t.previous.to.to_string(),
+                "sum": t.previous.sum,
+                "change_percent": match t.previous.change {
+                    Change::Percent(p) => Some((p * 100.0).round() / 100.0),
+                    _ => None,
+                },
+            },
         })).collect::<Vec<_>>(),
         "point_in_time": d.point_in_time.iter().map(metric_json).collect::<Vec<_>>(),
         "missing_days": d.missing_days.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
@@ -368,6 +528,26 @@ pub fn json(d: &Digest) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chat_lines_wrap_at_a_phones_width_keeping_their_indent() {
+        let mut out = String::new();
+        wrap(
+            "Trial → paid (of trials ending that day): 45.0%",
+            "  ",
+            &mut out,
+        );
+        wrap(
+            "  ▲ 12.3% ($12,345.67) vs a month before and then some more words",
+            "    ",
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            "Trial → paid (of trials ending that day):\n  45.0%\n  ▲ 12.3% ($12,345.67) vs a month before and\n    then some more words\n"
+        );
+        assert!(out.lines().all(|l| l.chars().count() <= CHAT_WIDTH));
+    }
 
     #[test]
     fn values_are_written_as_their_format_says() {

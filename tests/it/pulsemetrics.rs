@@ -80,6 +80,9 @@ struct Second<'a> {
     last_day: Day,
 }
 
+/// Two counts per day.
+type DayCounts = BTreeMap<Day, (i64, i64)>;
+
 /// A stretch of days a subscription paid one plan's monthly value.
 struct Stretch {
     customer: Uuid,
@@ -244,7 +247,9 @@ impl<'a> Second<'a> {
 
     /// Trials started and converted (a captured regular payment at or after
     /// the trial's end) per trial-start day.
-    fn trials(&self) -> BTreeMap<Day, (i64, i64)> {
+    /// (trials started, of them converted) by start day, and (trials ended,
+    /// of them converted) by the day their trial ended.
+    fn trials(&self) -> (DayCounts, DayCounts) {
         let mut first_paid: HashMap<Uuid, i64> = HashMap::new();
         for p in &self.d.payments {
             if p.payment_type == "regular" && p.status == "captured" {
@@ -252,19 +257,40 @@ impl<'a> Second<'a> {
                 *e = (*e).min(p.created_at);
             }
         }
-        let mut out: BTreeMap<Day, (i64, i64)> = BTreeMap::new();
+        let mut started = DayCounts::new();
+        let mut ended = DayCounts::new();
         for s in &self.d.subscriptions {
             let Some(trial_end) = s.trial_ends_at else {
                 continue;
             };
-            let e = out.entry(day_of(s.started_at)).or_default();
-            e.0 += 1;
-            if first_paid
+            let converted = first_paid
                 .get(&s.subscription_id)
-                .is_some_and(|&t| t >= trial_end)
-            {
-                e.1 += 1;
+                .is_some_and(|&t| t >= trial_end) as i64;
+            for (map, day) in [(&mut started, s.started_at), (&mut ended, trial_end)] {
+                let e = map.entry(day_of(day)).or_default();
+                e.0 += 1;
+                e.1 += converted;
             }
+        }
+        (started, ended)
+    }
+
+    /// (what partners were paid, in cents; customers whose first captured
+    /// regular payment fell on the day) of every day.
+    fn acquisition(&self) -> BTreeMap<Day, (i64, i64)> {
+        let mut out: BTreeMap<Day, (i64, i64)> = BTreeMap::new();
+        for c in &self.d.partner_commissions {
+            out.entry(c.spend_date).or_default().0 += c.amount_cents;
+        }
+        let mut first_paid: HashMap<Uuid, i64> = HashMap::new();
+        for p in &self.d.payments {
+            if p.payment_type == "regular" && p.status == "captured" {
+                let e = first_paid.entry(p.user_id).or_insert(p.created_at);
+                *e = (*e).min(p.created_at);
+            }
+        }
+        for t in first_paid.values() {
+            out.entry(day_of(*t)).or_default().1 += 1;
         }
         out
     }
@@ -384,17 +410,18 @@ fn the_warehouse_agrees_with_a_second_computation_from_the_generators_rows() {
     let daily = rows(
         &p,
         "select date, signups, daily_active_users, weekly_active_users, monthly_active_users,
-                trials_started, trials_converted
+                trials_started, trials_converted, trials_ended, trials_ended_converted
          from analytics.fct_daily_metrics order by date",
     );
     assert_eq!(daily.len(), second.days().count(), "one row per day");
     let signups = second.signups();
     let active = second.active_users();
-    let trials = second.trials();
+    let (trials, trial_ends) = second.trials();
     for day in second.days() {
         let row = &daily[&date(day)];
         let (dau, wau, mau) = active[&day];
         let (started, converted) = trials.get(&day).copied().unwrap_or((0, 0));
+        let (ended, ended_converted) = trial_ends.get(&day).copied().unwrap_or((0, 0));
         assert_eq!(
             row,
             &vec![
@@ -404,11 +431,74 @@ fn the_warehouse_agrees_with_a_second_computation_from_the_generators_rows() {
                 mau.to_string(),
                 started.to_string(),
                 converted.to_string(),
+                ended.to_string(),
+                ended_converted.to_string(),
             ],
-            "signups, DAU, WAU, MAU, trials started and converted on {}",
+            "signups, DAU, WAU, MAU, trials started and converted, trials ended and converted on {}",
             date(day)
         );
     }
+    // Seed 000's CAC: the day's acquisition spend and new paying customers,
+    // and month to date spend ÷ new paying customers.
+    let acquisition = rows(
+        &p,
+        "select date, acquisition_spend, new_paying_customers, coalesce(cac_mtd::text, '')
+         from analytics.fct_daily_metrics order by date",
+    );
+    let by_day = second.acquisition();
+    let (mut month, mut spend_mtd, mut new_mtd) = (0, 0i64, 0i64);
+    for day in second.days() {
+        if month_start(day) != month {
+            (month, spend_mtd, new_mtd) = (month_start(day), 0, 0);
+        }
+        let (spend, new) = by_day.get(&day).copied().unwrap_or((0, 0));
+        spend_mtd += spend;
+        new_mtd += new;
+        let row = &acquisition[&date(day)];
+        assert_eq!(
+            (row[0].as_str(), row[1].as_str()),
+            (
+                format!("{}.{:02}", spend / 100, spend % 100).as_str(),
+                new.to_string().as_str()
+            ),
+            "acquisition spend and new paying customers on {}",
+            date(day)
+        );
+        if new_mtd == 0 {
+            assert_eq!(row[2], "", "no CAC without a new customer on {}", date(day));
+        } else {
+            let cac = spend_mtd as f64 / 100.0 / new_mtd as f64;
+            let shown: f64 = row[2].parse().unwrap();
+            assert!(
+                (shown - cac).abs() < 0.006,
+                "CAC month to date on {}: {shown} vs {cac}",
+                date(day)
+            );
+        }
+    }
+    // LTV of the current, partial month uses the last complete month's churn.
+    let months = rows(
+        &p,
+        "select month_start, is_complete_month, arpu, churn_rate, ltv from analytics.mrr_monthly order by 1",
+    );
+    let (last, previous) = {
+        let mut it = months.values().rev();
+        (it.next().unwrap(), it.next().unwrap())
+    };
+    assert_eq!(last[0], "f", "the last month is partial: {last:?}");
+    assert_eq!(previous[0], "t", "{previous:?}");
+    let expected = last[1].parse::<f64>().unwrap() / previous[2].parse::<f64>().unwrap();
+    let ltv: f64 = last[3].parse().unwrap();
+    assert!(
+        (ltv - expected).abs() / expected < 0.01,
+        "partial month's LTV {ltv} vs {expected}"
+    );
+    let previous_ltv: f64 = previous[3].parse().unwrap();
+    assert!(
+        ltv < previous_ltv * 2.0 && ltv > previous_ltv / 2.0,
+        "{ltv} against {previous_ltv}"
+    );
+
     // The output ends with the digest of the last generated day (the README's first command).
     assert!(
         r.stdout

@@ -196,6 +196,18 @@ trials as (
     group by 1
 ),
 
+-- Trials by the day their trial period ended (converted or not): the day's
+-- trial → paid conversion is how many of them became paying.
+trial_ends as (
+    select
+        s.trial_end_date as date,
+        count(*)::integer as trials_ended,
+        (count(*) filter (where s.is_converted))::integer as trials_ended_converted
+    from {{ ref('fct_subscriptions') }} as s, ranges
+    where s.is_trial and s.trial_end_date between ranges.first_day and ranges.last_day
+    group by 1
+),
+
 subscription_starts as (
     select start_date as date, count(*)::integer as subscriptions_created
     from {{ ref('int_subscription_lifetimes') }}, ranges
@@ -258,6 +270,27 @@ payments as (
     group by 1
 ),
 
+-- Acquisition (seed 000's CAC): what partners were paid on the day, and the
+-- customers whose first captured regular payment fell on it.
+acquisition as (
+    select spend_date as date, sum(amount)::numeric(14, 2) as acquisition_spend
+    from {{ ref('stg_partner_commissions') }}, ranges
+    where spend_date between ranges.read_from and ranges.last_day
+    group by 1
+),
+
+new_customers as (
+    select first_paid_date as date, count(*)::integer as new_paying_customers
+    from (
+        select user_id, min(payment_date) as first_paid_date
+        from {{ ref('fct_payments') }}
+        where payment_type = 'regular' and status = 'captured'
+        group by 1
+    ) as firsts, ranges
+    where first_paid_date between ranges.read_from and ranges.last_day
+    group by 1
+),
+
 daily as (
     select
         d.date,
@@ -266,12 +299,16 @@ daily as (
         coalesce(se.sessions, 0) as sessions,
         coalesce(ss.subscriptions_created, 0) as subscriptions_created,
         coalesce(p.gross_cash_in, 0) as gross_cash_in,
-        coalesce(p.gross_cash_in, 0) - coalesce(p.refunded_amount, 0) as net_cash_in
+        coalesce(p.gross_cash_in, 0) - coalesce(p.refunded_amount, 0) as net_cash_in,
+        coalesce(acq.acquisition_spend, 0) as acquisition_spend,
+        coalesce(nc.new_paying_customers, 0) as new_paying_customers
     from days as d
     left join signups as su on su.date = d.date
     left join sessions as se on se.date = d.date
     left join subscription_starts as ss on ss.date = d.date
     left join payments as p on p.date = d.date
+    left join acquisition as acq on acq.date = d.date
+    left join new_customers as nc on nc.date = d.date
 ),
 
 running as (
@@ -281,6 +318,8 @@ running as (
         sum(subscriptions_created) over month_to_date as subscriptions_created_mtd,
         sum(gross_cash_in) over month_to_date as gross_cash_in_mtd,
         sum(net_cash_in) over month_to_date as net_cash_in_mtd,
+        sum(acquisition_spend) over month_to_date as acquisition_spend_mtd,
+        sum(new_paying_customers) over month_to_date as new_paying_customers_mtd,
         sum(sessions) over trailing_week as sessions_7d
     from daily
     window
@@ -309,6 +348,9 @@ select
     coalesce(t.trials_started, 0) as trials_started,
     coalesce(t.trials_converted, 0) as trials_converted,
     {{ safe_ratio('t.trials_converted', 't.trials_started') }} as trial_conversion_rate,
+    coalesce(te.trials_ended, 0) as trials_ended,
+    coalesce(te.trials_ended_converted, 0) as trials_ended_converted,
+    {{ safe_ratio('te.trials_ended_converted', 'te.trials_ended') }} as trial_end_conversion_rate,
     d.subscriptions_created,
     r.subscriptions_created_mtd::integer as subscriptions_created_mtd,
     coalesce(sc.subscriptions_cancelled, 0) as subscriptions_cancelled,
@@ -326,6 +368,11 @@ select
     d.net_cash_in::numeric(14, 2) as net_cash_in,
     r.gross_cash_in_mtd::numeric(14, 2) as gross_cash_in_mtd,
     r.net_cash_in_mtd::numeric(14, 2) as net_cash_in_mtd,
+    d.acquisition_spend::numeric(14, 2) as acquisition_spend,
+    d.new_paying_customers,
+    r.acquisition_spend_mtd::numeric(14, 2) as acquisition_spend_mtd,
+    r.new_paying_customers_mtd::integer as new_paying_customers_mtd,
+    round(r.acquisition_spend_mtd / nullif(r.new_paying_customers_mtd, 0), 2) as cac_mtd,
     {{ safe_ratio('p.payments_captured', 'p.payment_attempts') }} as payment_success_rate,
     {{ safe_ratio('p.refunds', 'p.payments_captured') }} as refund_rate,
     m.mrr,
@@ -339,6 +386,7 @@ join mrr as m on m.date = d.date
 left join sessions as se on se.date = d.date
 left join capturing as c on c.date = d.date
 left join trials as t on t.date = d.date
+left join trial_ends as te on te.date = d.date
 left join subscription_cancels as sc on sc.date = d.date
 left join subscription_ends as ends on ends.date = d.date
 left join payments as p on p.date = d.date

@@ -10,10 +10,14 @@
 -- so that starting_mrr + new + expansion - contraction - churned +
 -- reactivation = mrr, and starting_mrr is the month before's mrr.
 -- Churn rate counts paying subscriptions: lost in the month ÷ paying at its start.
+-- LTV = ARPU ÷ monthly churn rate, the churn rate of a complete month: for
+-- the current month, whose days are not all there yet (its churn so far is
+-- a few days' worth), the last complete month's.
 with months as (
     select
         month_start,
         max(date) as month_end_day,
+        max(date) = (month_start + interval '1 month' - interval '1 day')::date as is_complete_month,
         row_number() over (order by month_start) as month_number
     from {{ ref('dim_date') }}
     group by 1
@@ -81,6 +85,7 @@ summary as (
     select
         m.month_start,
         m.month_end_day,
+        m.is_complete_month,
         coalesce(b.mrr, 0)::numeric(14, 2) as mrr,
         coalesce(lag(b.mrr) over (order by m.month_number), 0)::numeric(14, 2) as starting_mrr,
         coalesce(b.new_mrr, 0)::numeric(14, 2) as new_mrr,
@@ -94,11 +99,19 @@ summary as (
     from months as m
     left join by_month as b on b.month_number = m.month_number
     left join subscription_churn as c on c.month_number = m.month_number
+),
+
+rates as (
+    select
+        *,
+        {{ safe_ratio('churned_subscriptions', 'paying_subscriptions_start') }} as churn_rate
+    from summary
 )
 
 select
     month_start,
     month_end_day,
+    is_complete_month,
     mrr,
     (mrr * 12)::numeric(14, 2) as arr,
     starting_mrr,
@@ -112,10 +125,14 @@ select
     round(mrr / nullif(paying_customers, 0), 2) as arpu,
     paying_subscriptions_start,
     churned_subscriptions,
-    {{ safe_ratio('churned_subscriptions', 'paying_subscriptions_start') }} as churn_rate,
+    churn_rate,
     round(
         (mrr / nullif(paying_customers, 0))
-        / nullif({{ safe_ratio('churned_subscriptions', 'paying_subscriptions_start') }}, 0),
+        / nullif(
+            case when is_complete_month then churn_rate
+                 else lag(churn_rate) over (order by month_start) end,
+            0
+        ),
         2
     ) as ltv
-from summary
+from rates
