@@ -171,11 +171,12 @@ fn recompile_for_incremental(
     args: &RunArgs,
 ) -> Result<Checked> {
     let (c, selected, _) = &checked;
-    let existing = if args.full_refresh {
-        Default::default()
-    } else {
-        pipeline::existing_incremental(&c.manifest, selected, conn)?
-    };
+    let existing = kept_incremental(
+        &c.manifest,
+        pipeline::existing_incremental(&c.manifest, selected, conn)?,
+        args.full_refresh,
+        s.log,
+    );
     let deferred = deferred_relations(&c.manifest, selected, conn, args)?;
     if existing.is_empty() && deferred.is_empty() {
         return Ok(checked);
@@ -197,6 +198,38 @@ fn recompile_for_incremental(
     let selected = pipeline::select(s, &c, &args.select, command)?;
     let test_configs = pipeline::check(&c.manifest, &selected, args.store_failures)?;
     Ok((c, selected, test_configs))
+}
+
+/// The incremental models whose existing table this run adds to: dbt's
+/// `full_refresh` config decides over the flag (`false`: never rebuilt, a
+/// history that cannot be computed again; `true`: always rebuilt).
+fn kept_incremental(
+    m: &crate::manifest::Manifest,
+    existing: std::collections::HashSet<String>,
+    full_refresh_flag: bool,
+    log: Log,
+) -> std::collections::HashSet<String> {
+    existing
+        .into_iter()
+        .filter(|id| {
+            let config = m
+                .index
+                .get(id)
+                .and_then(|&i| m.nodes[i].typed_config.full_refresh);
+            match config {
+                Some(true) => false,
+                Some(false) => {
+                    if full_refresh_flag {
+                        log.info(&format!(
+                            "{id} has full_refresh: false: adding to its table, not rebuilding it (see the README to rebuild it on purpose)"
+                        ));
+                    }
+                    true
+                }
+                None => !full_refresh_flag,
+            }
+        })
+        .collect()
 }
 
 /// `--defer`: the nodes not selected whose `ref()` reads the `--state`

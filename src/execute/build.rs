@@ -51,6 +51,12 @@ pub fn build_job(n: &Node, table_exists: bool) -> Result<BuildJob, Problem> {
     }
 }
 
+/// Whether `n` is rebuilt from scratch: dbt's `full_refresh` config decides
+/// over the `--full-refresh` flag.
+fn full_refresh(n: &Node, options: &RunOptions<'_>) -> bool {
+    n.typed_config.full_refresh.unwrap_or(options.full_refresh)
+}
+
 /// Builds a model or loads a seed.
 pub(super) async fn run_build(
     client: &mut tokio_postgres::Client,
@@ -112,7 +118,7 @@ pub(super) async fn run_build(
                 &spec,
                 &build,
                 &compiled,
-                options.full_refresh,
+                full_refresh(n, options),
                 swap_lock,
             )
             .await
@@ -157,7 +163,7 @@ pub(super) async fn load_seed(
         options.root,
         spec,
         &table,
-        options.full_refresh,
+        full_refresh(n, options),
         check,
     )
     .await?;

@@ -1301,3 +1301,41 @@ fn messages_name_the_files_under_target_path() {
     );
     assert!(!r.stderr.contains("target/"), "{}", r.stderr);
 }
+
+#[test]
+fn the_full_refresh_config_decides_over_the_flag() {
+    // Each run adds one row (1, 2, …) to what the table holds.
+    let model = |full_refresh: &str| {
+        format!(
+            "{{{{ config(materialized='incremental', full_refresh={full_refresh}) }}}}\n\
+             select 1{{% if is_incremental() %}} + (select count(*) from {{{{ this }}}}){{% endif %}} as n\n"
+        )
+    };
+    let p = LocalProject::new(&[
+        ("models/kept.sql", &model("false")),
+        ("models/always.sql", &model("true")),
+        ("models/plain.sql", &model("none")),
+    ]);
+    for _ in 0..2 {
+        let r = pm(p.path(), &["run", "-q"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let count = |t: &str| sql(p.path(), &format!("select count(*) from {t}"));
+    assert_eq!(
+        (count("kept"), count("always"), count("plain")),
+        ("2".into(), "1".into(), "2".into())
+    );
+    let r = pm(p.path(), &["run", "--full-refresh"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "model.local.kept has full_refresh: false: adding to its table, not rebuilding it"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        (count("kept"), count("always"), count("plain")),
+        ("3".into(), "1".into(), "1".into())
+    );
+}
