@@ -72,7 +72,7 @@ def main():
     try:
         for name, proj in projects.items():
             times[(name, "generate")] = timed([pm] + gen, proj)[0]
-            times[(name, "build")] = timed([pm, "build", "--full-refresh"], proj)[0]
+            times[(name, "build")] = timed([pm, "build", "--full-refresh", "--vars", "{rebuild_history: true}"], proj)[0]
         single, cluster = (fingerprints(servers[n]) for n in ("single", "cluster"))
         differ = [t for t in single if single[t] != cluster.get(t)]
         shards = psql(

@@ -66,12 +66,14 @@ pub struct ResultRow<'a> {
     pub error: Option<&'a str>,
 }
 
-/// Appends the run's outcomes to `pm_meta.run_results`, in one statement.
+/// Appends the run's outcomes to `pm_meta.run_results`, in one statement,
+/// and removes the runs that finished more than `keep_days` days ago.
 pub async fn record_results(
     client: &tokio_postgres::Client,
     run_id: &str,
     command: &str,
     rows: &[ResultRow<'_>],
+    keep_days: i32,
 ) -> Result<(), tokio_postgres::Error> {
     client
         .batch_execute(
@@ -114,6 +116,12 @@ pub async fn record_results(
              from unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::int8[], $8::text[], $9::int8[])
                   as t(n, s, b, e, r, x, f)",
             &[&run_id, &command, &nodes, &statuses, &starts, &ends, &affected, &errors, &failures],
+        )
+        .await?;
+    client
+        .execute(
+            "delete from pm_meta.run_results where finished_at < now() - make_interval(days => $1)",
+            &[&keep_days],
         )
         .await?;
     Ok(())

@@ -93,16 +93,22 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
     drop(control);
     if !args.build {
         if fresh && has_data {
-            log.info("The raw data was replaced: build with `pm build --full-refresh` so that incremental models start over");
+            log.info("The raw data was replaced: build with `pm build --full-refresh --vars '{rebuild_history: true}'` so that incremental models, those that keep history too, start over");
         }
         return Ok(0);
     }
-    // Rebuilt data: incremental models start over.
+    // Rebuilt data: incremental models start over, those that keep history
+    // past raw retention too (PulseMetrics' `rebuild_history` var).
     let build = RunArgs {
         full_refresh: fresh,
         ..RunArgs::default()
     };
-    let code = super::run::build(g, &build, log)?;
+    let settings = if fresh {
+        with_var(g, "rebuild_history", serde_json::Value::Bool(true))?
+    } else {
+        g.clone()
+    };
+    let code = super::run::build(&settings, &build, log)?;
     if code != 0 {
         return Ok(code);
     }
@@ -126,6 +132,18 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
     }
     log.info(&next_steps(&session));
     Ok(0)
+}
+
+/// The settings with one more `--vars` entry (over the user's).
+fn with_var(g: &Settings, key: &str, value: serde_json::Value) -> Result<Settings> {
+    let mut vars = match &g.vars {
+        Some(text) => crate::loader::parse_cli_vars(text)?,
+        None => Default::default(),
+    };
+    vars.insert(key.to_string(), value);
+    let mut settings = g.clone();
+    settings.vars = Some(serde_json::Value::Object(vars).to_string());
+    Ok(settings)
 }
 
 /// What to look at once the warehouse is built.

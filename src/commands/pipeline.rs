@@ -431,6 +431,7 @@ pub fn run_jobs(
         &m.invocation_id,
         options.command,
         &rows,
+        options.run_results_retention_days,
     )) {
         options.log.warn(&format!(
             "could not record the results in pm_meta.run_results: {}",

@@ -100,6 +100,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
     s.options.full_refresh = args.full_refresh;
     s.options.empty = args.empty;
     s.options.store_failures = args.store_failures;
+    let run_results_retention_days = run_results_retention_days(&s)?;
     let c = s.compile()?;
     let selected = pipeline::select(&s, &c, &args.select, command)?;
     let test_configs = pipeline::check(&c.manifest, &selected, args.store_failures)?;
@@ -130,6 +131,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         root: &s.project.root,
         fail_fast: args.fail_fast,
         full_refresh: args.full_refresh,
+        run_results_retention_days,
         empty: args.empty,
         target_dir: &target_dir,
         existing_incremental: &s.options.existing_incremental,
@@ -155,6 +157,32 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
     let code = summarize(m, &selected, ran, elapsed, log);
     super::release_at_exit((s, c));
     Ok(code)
+}
+
+/// How many days of runs `pm_meta.run_results` keeps: the var
+/// `pm_run_results_retention_days` (`--vars` over the project's), 90 by default.
+fn run_results_retention_days(s: &Session) -> Result<i32> {
+    const KEY: &str = "pm_run_results_retention_days";
+    let Some(v) = s
+        .options
+        .cli_vars
+        .get(KEY)
+        .or_else(|| s.project.vars.get(KEY))
+    else {
+        return Ok(90);
+    };
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|t| t.trim().parse().ok()))
+        .filter(|d| (1..=36_600).contains(d))
+        .map(|d| d as i32)
+        .ok_or_else(|| {
+            Problem::new(
+                "run::retention",
+                format!("var {KEY} is `{v}`, not a number of days from 1 to 36600"),
+            )
+            .help("give it as a whole number of days, e.g. 90")
+            .into()
+        })
 }
 
 /// A compile, its selection and the selected tests' configs.

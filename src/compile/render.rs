@@ -372,19 +372,21 @@ fn render_hook(
         ),
     };
     let uses = st.uses_warehouse;
-    r.map(|sql| (sql, uses)).map_err(|e| {
-        let what = node
-            .map(|(_, id)| format!("a hook of {id}"))
-            .unwrap_or_else(|| "an on-run hook".into());
-        Problem::new(
-            "compile::hook",
-            format!(
-                "cannot render {what}: {}",
-                st.failure
-                    .map(|f| f.message)
-                    .unwrap_or_else(|| e.to_string())
-            ),
-        )
-        .help(format!("fix the hook `{sql}`"))
-    })
+    // With --empty, a ref() in a hook reads no rows too, its alias settled.
+    r.map(|sql| (empty::settle_aliases(sql), uses))
+        .map_err(|e| {
+            let what = node
+                .map(|(_, id)| format!("a hook of {id}"))
+                .unwrap_or_else(|| "an on-run hook".into());
+            Problem::new(
+                "compile::hook",
+                format!(
+                    "cannot render {what}: {}",
+                    st.failure
+                        .map(|f| f.message)
+                        .unwrap_or_else(|| e.to_string())
+                ),
+            )
+            .help(format!("fix the hook `{sql}`"))
+        })
 }

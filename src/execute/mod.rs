@@ -131,6 +131,8 @@ pub struct RunOptions<'a> {
     pub root: &'a std::path::Path,
     pub fail_fast: bool,
     pub full_refresh: bool,
+    /// How many days of runs `pm_meta.run_results` keeps.
+    pub run_results_retention_days: i32,
     /// `--empty`: seeds are created without their rows.
     pub empty: bool,
     pub target_dir: &'a std::path::Path,

@@ -252,6 +252,13 @@ pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {
     let macro_paths = paths(&["macro-paths"], "macros")?;
     let snapshot_paths = paths(&["snapshot-paths"], "snapshots")?;
     let analysis_paths = paths(&["analysis-paths"], "analyses")?;
+    // dbt: docs blocks are read from `docs-paths` when it is set, else from
+    // the model, seed, macro and snapshot folders.
+    let docs_paths = match doc.get("docs-paths") {
+        Some(_) => paths(&["docs-paths"], "docs")?,
+        None => Vec::new(),
+    };
+    let docs_anywhere = docs_paths.is_empty();
     let target_path = doc
         .get("target-path")
         .and_then(yaml::as_string)
@@ -281,13 +288,14 @@ pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {
             p.push((i, result));
         }
     };
-    let groups: [(&[String], FileKind, &[&str]); 6] = [
+    let groups: [(&[String], FileKind, &[&str]); 7] = [
         (&model_paths, FileKind::Model, &["sql"]),
         (&seed_paths, FileKind::Seed, &["csv"]),
         (&test_paths, FileKind::Test, &["sql", "csv"]),
         (&macro_paths, FileKind::Macro, &["sql"]),
         (&snapshot_paths, FileKind::Snapshot, &["sql"]),
         (&analysis_paths, FileKind::Analysis, &["sql"]),
+        (&docs_paths, FileKind::Docs, &["md"]),
     ];
     let walked: std::result::Result<(), Problem> = rayon::scope(|scope| {
         let mut seen_yml = std::collections::HashSet::new();
@@ -316,7 +324,7 @@ pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {
                     if entry.file_name().to_string_lossy().starts_with('.') {
                         continue;
                     }
-                    let file_kind = match found_file(path, &base, kind, exts) {
+                    let file_kind = match found_file(path, &base, kind, exts, docs_anywhere) {
                         Found::Properties => {
                             if seen_yml.insert(path.to_path_buf()) {
                                 let (i, abs) = (n_yml, path.to_path_buf());
@@ -518,7 +526,13 @@ enum Found {
 }
 
 /// `path` found under `base`, a folder of `kind` resources with extensions `exts`.
-fn found_file(path: &Path, base: &Path, kind: FileKind, exts: &[&str]) -> Found {
+fn found_file(
+    path: &Path,
+    base: &Path,
+    kind: FileKind,
+    exts: &[&str],
+    docs_anywhere: bool,
+) -> Found {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -539,6 +553,7 @@ fn found_file(path: &Path, base: &Path, kind: FileKind, exts: &[&str]) -> Found 
             Found::Resource(kind)
         }
     } else if ext == "md"
+        && docs_anywhere
         && matches!(
             kind,
             FileKind::Model | FileKind::Macro | FileKind::Seed | FileKind::Snapshot

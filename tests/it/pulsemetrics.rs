@@ -668,6 +668,8 @@ fn the_nightly_incremental_run_equals_a_full_refresh_and_backfills_touch_only_th
             "-s",
             "fct_daily_metrics",
             "--full-refresh",
+            "--vars",
+            "{rebuild_history: true}",
             "--project-dir",
             dir,
         ],
@@ -949,7 +951,15 @@ fn roles_see_exactly_their_marts_and_recent_data_is_fresh() {
     // and empty, every test passes, and raw is untouched.
     let r = pm(
         p.path(),
-        &["build", "--empty", "--full-refresh", "--project-dir", dir],
+        &[
+            "build",
+            "--empty",
+            "--full-refresh",
+            "--vars",
+            "{rebuild_history: true}",
+            "--project-dir",
+            dir,
+        ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("ERROR=0 SKIP=0"), "{}", r.stderr);
@@ -1281,5 +1291,155 @@ fn a_company_month_without_a_session_means_it_churned_for_good() {
     assert!(
         months_checked > 1000,
         "{months_checked} company months checked"
+    );
+}
+
+/// What raw events' retention must not change: the older days of the daily
+/// metrics, the older months of feature adoption, activation, session depth.
+fn history(p: &LocalProject, before: &str) -> String {
+    sql(
+        p.path(),
+        &format!(
+            "select concat_ws(' | ',
+               (select md5(string_agg(t::text, ',' order by date)) from analytics.fct_daily_metrics t where date < '{before}'),
+               (select sum(captures) from analytics.fct_daily_metrics where date < '{before}'),
+               (select md5(string_agg(t::text, ',' order by month_start, feature)) from analytics.feature_adoption_monthly t where month_start < date_trunc('month', '{before}'::date)),
+               (select count(*) filter (where is_activated) from analytics.dim_users),
+               (select md5(string_agg(first_capture_at::text, ',' order by user_id)) from analytics.dim_users),
+               (select sum(events) from analytics.fct_sessions where session_date < '{before}'))"
+        ),
+    )
+}
+
+#[test]
+fn history_outlives_raw_retention_and_old_aggregates_and_runs_are_pruned() {
+    let p = LocalProject::pulsemetrics();
+    let dir = p.path().to_str().unwrap();
+    // 200 days up to yesterday, so that months older than 90 days exist.
+    let r = pm(
+        p.path(),
+        &[
+            "generate",
+            "-q",
+            "--seed",
+            "4",
+            "--scale",
+            "0.2",
+            "--days",
+            "200",
+            "--build",
+            "--project-dir",
+            dir,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let before = (chrono::Utc::now().date_naive() - chrono::Days::new(100)).to_string();
+    let kept = history(&p, &before);
+    assert!(!kept.contains("| 0 |"), "{kept}");
+    // Seed 004's retention: raw events older than 90 days are dropped.
+    let dropped = sql(
+        p.path(),
+        "select count(*) from raw.drop_events_partitions_before(interval '90 days')",
+    );
+    assert!(
+        dropped.parse::<i32>().unwrap() >= 2,
+        "{dropped} partitions dropped"
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            &format!("select count(*) from raw.events where occurred_at < '{before}'")
+        ),
+        "0"
+    );
+
+    // The nightly build, then a full refresh: every older day is as it was.
+    let r = pm(p.path(), &["build", "-q", "--project-dir", dir]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(history(&p, &before), kept, "after the nightly build");
+    let r = pm(p.path(), &["build", "--full-refresh", "--project-dir", dir]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("model.pulsemetrics.fct_daily_metrics has full_refresh: false"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(history(&p, &before), kept, "after --full-refresh");
+    // The job log: the first build computed every day, the later ones the last days again.
+    let log = sql(p.path(), "select string_agg(days::text, ',' order by finished_at) from analytics.metrics_job_log where model = 'fct_daily_metrics'");
+    let days: Vec<i64> = log.split(',').map(|d| d.parse().unwrap()).collect();
+    assert_eq!(days.len(), 3, "{log}");
+    assert!(days[0] >= 199 && days[1] <= 32 && days[2] <= 32, "{log}");
+
+    // Aggregates older than metrics_retention_days before the last day are pruned.
+    let r = pm(
+        p.path(),
+        &[
+            "run",
+            "-q",
+            "-s",
+            "fct_daily_metrics",
+            "feature_adoption_monthly",
+            "--vars",
+            "{metrics_retention_days: 60}",
+            "--project-dir",
+            dir,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select max(date) - min(date) from analytics.fct_daily_metrics"
+        ),
+        "60"
+    );
+    assert_eq!(
+        sql(p.path(), "select count(*) from analytics.feature_adoption_monthly where month_start < (select max(month_start) from analytics.feature_adoption_monthly) - 60"),
+        "0"
+    );
+    // pm_meta.run_results keeps pm_run_results_retention_days (90) of runs.
+    sql(p.path(), "insert into pm_meta.run_results (run_id, command, node, status, started_at, finished_at) values ('old', 'run', 'model.x', 'success', now() - interval '100 days', now() - interval '100 days')");
+    let r = pm(
+        p.path(),
+        &["run", "-q", "-s", "dim_date", "--project-dir", dir],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pm_meta.run_results where run_id = 'old'"
+        ),
+        "0"
+    );
+    assert_ne!(
+        sql(p.path(), "select count(*) from pm_meta.run_results"),
+        "0"
+    );
+
+    // Rebuilding on purpose (the documented way) recomputes from what raw still holds.
+    let r = pm(
+        p.path(),
+        &[
+            "build",
+            "-q",
+            "--full-refresh",
+            "--vars",
+            "{rebuild_history: true}",
+            "--project-dir",
+            dir,
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            &format!(
+                "select sum(captures) from analytics.fct_daily_metrics where date < '{before}'"
+            )
+        ),
+        "0",
+        "rebuilt from the events that are left"
     );
 }

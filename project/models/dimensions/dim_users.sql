@@ -1,7 +1,7 @@
 -- Users: signup, company, channel and country, activation (a capture within
 -- `activation_window_days` of signup), first payment and where they stand on
 -- the last day with data.
-{% set window = whole_number_var('activation_window_days', 0, 3660) %}
+-- Activation is kept past raw retention (int_user_captures).
 with first_sessions as (
     select user_id, min(started_at) as first_session_at, count(*)::integer as sessions
     from {{ ref('stg_sessions') }}
@@ -9,14 +9,8 @@ with first_sessions as (
 ),
 
 captures as (
-    select
-        e.user_id,
-        min(e.occurred_at) as first_capture_at,
-        bool_or(e.occurred_at < u.signed_up_at + interval '{{ window }} days') as captured_in_window
-    from {{ ref('stg_events') }} as e
-    join {{ ref('stg_users') }} as u on u.user_id = e.user_id
-    where e.event_type = 'capture'
-    group by 1
+    select user_id, first_capture_at, captured_in_window
+    from {{ ref('int_user_captures') }}
 ),
 
 first_payments as (

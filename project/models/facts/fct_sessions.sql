@@ -1,15 +1,9 @@
 -- Sessions: length, content completion (watched ÷ the title's length) and
 -- depth (events in the session).
+-- The event counts are kept past raw retention (int_session_event_counts).
 with session_events as (
-    select
-        user_id,
-        session_id,
-        count(*)::integer as events,
-        (count(*) filter (where event_type = 'capture'))::integer as captures,
-        (count(*) filter (where event_type = 'feature_use'))::integer as feature_uses
-    from {{ ref('stg_events') }}
-    where session_id is not null
-    group by 1, 2
+    select user_id, session_id, events, captures, feature_uses
+    from {{ ref('int_session_event_counts') }}
 )
 
 select

@@ -6,46 +6,33 @@
         on_schema_change='sync_all_columns',
         grants={'select': ['finance']},
         tags=['revenue', 'daily'],
-        post_hook="{{ secure_daily_metrics() }}"
+        full_refresh=keeps_history(),
+        pre_hook="{{ remember_computed_days(daily_metrics_bounds()) }}",
+        post_hook=[
+            "{{ secure_daily_metrics() }}",
+            "{{ prune_history('date') }}",
+            "{{ log_computed_days() }}"
+        ]
     )
 }}
 {#
-  One row per day: every daily metric of PulseMetrics. Incremental, by day:
+  One row per day: every daily metric of PulseMetrics. Incremental, by day
+  (macros/daily_metrics_bounds.sql):
   - `--vars '{from: 2024-03-01, to: 2024-03-07}'` recomputes exactly those days
     (`to` defaults to the last day with data);
   - otherwise the days after the last one in the table, plus `lookback_days`
     before it (late sessions, 7-day activation and trial conversion settle
     within it);
-  - on the first run or with --full-refresh, every day.
+  - on the first run, every day. Not with --full-refresh: its captures come
+    from raw events, which are dropped after their retention period, so the
+    table keeps what it computed (macros/history.sql says how to rebuild it
+    on purpose), and prunes days older than `metrics_retention_days`.
+  Each run logs the days it computed in analytics.metrics_job_log.
   Each day's rows are replaced whole (delete+insert), so re-running a day
   changes nothing.
 #}
-{% set from_day = date_var('from') %}
-{% set to_day = date_var('to') %}
-{% set lookback_days = whole_number_var('lookback_days', 0, 3660) %}
-
-with data_days as (
-    select min(date) as first_day, max(date) as last_day from {{ ref('dim_date') }}
-),
-
-bounds as (
-    select
-        {%- if from_day is not none %}
-        greatest('{{ from_day }}'::date, data_days.first_day) as first_day,
-        {%- elif is_incremental() %}
-        greatest(
-            coalesce((select max(date) from {{ this }}) - {{ lookback_days }}, data_days.first_day),
-            data_days.first_day
-        ) as first_day,
-        {%- else %}
-        data_days.first_day,
-        {%- endif %}
-        {%- if to_day is not none %}
-        least('{{ to_day }}'::date, data_days.last_day) as last_day
-        {%- else %}
-        data_days.last_day
-        {%- endif %}
-    from data_days
+with bounds as (
+    {{ daily_metrics_bounds() }}
 ),
 
 -- Month-to-date totals need the month's earlier days, rolling windows the 29 before.

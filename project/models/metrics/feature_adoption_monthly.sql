@@ -1,13 +1,39 @@
+{{ config(
+    materialized='incremental',
+    unique_key=['month_start', 'feature'],
+    incremental_strategy='delete+insert',
+    full_refresh=keeps_history(),
+    post_hook="{{ prune_history('month_start') }}"
+) }}
 -- Feature adoption: per month and feature, the share of the month's active
--- users (with a session) who used the feature.
-with monthly_active as (
+-- users (with a session) who used the feature. Kept past raw retention
+-- (macros/history.sql): each run computes again the months from the one
+-- `lookback_days` before the last day with data, whose events are all
+-- still there; older months stay as they were computed.
+{% set lookback_days = whole_number_var('lookback_days', 0, 3660) %}
+with recompute as (
+    select
+        {%- if is_incremental() %}
+        date_trunc('month', max(date) - {{ lookback_days }})::date as from_month
+        {%- else %}
+        '-infinity'::date as from_month
+        {%- endif %}
+    from {{ ref('dim_date') }}
+),
+
+monthly_active as (
     select date_trunc('month', activity_date)::date as month_start, count(distinct user_id)::integer as active_users
-    from {{ ref('int_user_activity_days') }}
+    from {{ ref('int_user_activity_days') }}, recompute
+    where activity_date >= recompute.from_month
     group by 1
 ),
 
 features as (
     select distinct feature from {{ ref('fct_events') }} where event_type = 'feature_use'
+    {%- if is_incremental() %}
+    union
+    select distinct feature from {{ this }}
+    {%- endif %}
 ),
 
 usage as (
@@ -16,8 +42,8 @@ usage as (
         feature,
         count(distinct user_id)::integer as feature_users,
         count(*)::integer as uses
-    from {{ ref('fct_events') }}
-    where event_type = 'feature_use'
+    from {{ ref('fct_events') }}, recompute
+    where event_type = 'feature_use' and event_date >= recompute.from_month
     group by 1, 2
 )
 

@@ -389,14 +389,16 @@ fn add_node_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
     env.add_function("is_incremental", move || {
         // dbt: the model is incremental, its relation exists, and it is not
         // being rebuilt (--full-refresh, unless its full_refresh config says
-        // otherwise): the run puts exactly those in `existing_incremental`.
+        // otherwise): the run puts exactly those in `existing_incremental`,
+        // from the node's final config. A render that sets another
+        // materialization with config() is not incremental; a hook's render,
+        // which sets none, is the node's.
         current_node().is_some_and(|n| {
             let meta = &s.metas[n];
             s.existing_incremental.contains(&meta.unique_id)
                 && with_state(|st| st.config.get("materialized").cloned())
                     .flatten()
-                    .or_else(|| meta.config.get("materialized").cloned())
-                    .is_some_and(|m| {
+                    .is_none_or(|m| {
                         m.as_str().and_then(Materialization::for_model)
                             == Some(Materialization::Incremental)
                     })
