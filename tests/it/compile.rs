@@ -869,3 +869,26 @@ fn datetime_module_as_python_has_it() {
     assert!(err.contains("arithmetic on dates"), "{err}");
     assert!(err.contains("models/m.sql:1"), "{err}");
 }
+
+#[test]
+fn docs_paths_is_where_docs_blocks_are_read_when_it_is_set() {
+    let dir = project(&[
+        ("pm_project.yml", "name: d\ndocs-paths: [\"docs\"]\n"),
+        ("docs/defs.md", "# Definitions\n{% docs def_x %}\nX is the count of things.\n{% enddocs %}\n"),
+        // Not a docs path any more: not read (dbt reads docs-paths only).
+        ("models/notes.md", "{% docs def_x %}\nA second definition.\n{% enddocs %}\n"),
+        ("models/m.sql", "select 1 as x\n"),
+        ("models/m.yml", "models:\n  - name: m\n    columns:\n      - name: x\n        description: '{{ doc(\"def_x\") }}'\n"),
+    ]);
+    let r = pm(dir.path(), &["compile"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = manifest(dir.path());
+    assert_eq!(
+        m["nodes"]["model.d.m"]["columns"]["x"]["description"],
+        "X is the count of things."
+    );
+    assert_eq!(
+        m["docs"]["doc.d.def_x"]["original_file_path"],
+        "docs/defs.md"
+    );
+}

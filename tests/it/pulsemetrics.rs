@@ -1443,3 +1443,56 @@ fn history_outlives_raw_retention_and_old_aggregates_and_runs_are_pruned() {
         "rebuilt from the events that are left"
     );
 }
+
+#[test]
+fn every_metric_definition_is_in_the_repository_and_shown_on_its_columns() {
+    let p = LocalProject::pulsemetrics();
+    let r = pm(p.path(), &["compile", "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = manifest(p.path());
+    let text = read(p.path(), "docs/metric_definitions.md");
+    // Every definition is used on a column, and each column shows its text.
+    let blocks: Vec<&str> = text
+        .match_indices("{% docs ")
+        .map(|(i, _)| text[i + 8..].split_whitespace().next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 25, "{blocks:?}");
+    let yml = read(p.path(), "models/metrics/metrics.yml");
+    for b in &blocks {
+        let used = yml.contains(&format!("doc(\"{b}\")"))
+            || [
+                "def_day",
+                "def_history",
+                "def_active_subscription",
+                "def_paying_subscription",
+                "def_cancelled",
+            ]
+            .contains(b);
+        assert!(used || yml.contains(b), "{b} is on no column");
+    }
+    let columns = &m["nodes"]["model.pulsemetrics.fct_daily_metrics"]["columns"];
+    let shown = columns["trial_end_conversion_rate"]["description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        shown.starts_with("**Trial → paid conversion (of trials ending that day)**"),
+        "{shown}"
+    );
+    assert!(text.contains(shown), "the column shows the file's text");
+    for (column, words) in [
+        ("repeat_viewers_7d", "two or more distinct days"),
+        ("active_subscriptions", "not ended by the end of d"),
+        ("paying_subscriptions", "past its trial"),
+        ("subscriptions_cancelled", "asks to stop"),
+        ("cac_mtd", "new paying customers"),
+    ] {
+        let d = columns[column]["description"].as_str().unwrap_or_default();
+        assert!(d.contains(words), "{column}: {d}");
+    }
+    let retention = &m["nodes"]["model.pulsemetrics.cohort_retention_days"]["columns"]
+        ["retention_d30"]["description"];
+    assert!(
+        retention.as_str().unwrap().contains("Day-N retention"),
+        "{retention}"
+    );
+}
