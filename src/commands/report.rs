@@ -301,25 +301,29 @@ fn report_one(
 ) -> Result<i32> {
     let relation = model.relation_name().unwrap_or_default();
     check_columns(text, rt, client, spec, model)?;
-    let day = resolve_day(rt, client, spec, &relation, &args.date)?;
-    let rows = read_rows(rt, client, spec, &relation, day)?;
-    if !rows.contains_key(&day) {
-        let last = rt.block_on(store::last_day(client, &relation, &spec.date_column))?;
+    let asked = resolve_day(rt, client, spec, &relation, &args.date)?;
+    // A weekly report: the last complete week ending on or before that day.
+    let day = digest::period_start(spec, asked);
+    let last = digest::period_end(spec, day);
+    let rows = read_rows(rt, client, spec, &relation, last)?;
+    if !rows.contains_key(&last) {
+        let model_last = rt.block_on(store::last_day(client, &relation, &spec.date_column))?;
         return Err(Problem::new(
             "report::no_data",
             format!(
-                "report `{}`: {} has no row for {day}{}",
+                "report `{}`: {} has no row for {last}{}",
                 spec.name,
                 model.name,
-                last.map(|d| format!(" (its last day is {d})"))
+                model_last
+                    .map(|d| format!(" (its last day is {d})"))
                     .unwrap_or_default()
             ),
         )
         .help("build the model first (pm build), or choose another day with --date")
         .into());
     }
-    let mut d = digest::digest(spec, &rows, day);
-    let charts = draw_charts(s, spec, &rows, day)?;
+    let mut d = digest::digest_of(spec, &rows, day);
+    let charts = draw_charts(s, spec, &rows, last)?;
     d.charts = charts.iter().map(|c| c.path.clone()).collect();
     print_digest(&d, args.format);
     let Some(to) = to else {

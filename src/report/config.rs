@@ -38,8 +38,13 @@ pub struct ReportSpec {
     /// then be the same ([`with_project_timezone`]).
     #[serde(default)]
     pub timezone: Option<String>,
-    #[serde(default = "all_comparisons")]
-    pub comparisons: Vec<Comparison>,
+    /// `day` (the default): a day's digest; `week`: the last complete ISO
+    /// week (Monday to Sunday) ending on or before the report's day.
+    #[serde(default)]
+    pub period: Period,
+    /// Default: the period's own ([`Period::default_comparisons`]).
+    #[serde(default)]
+    pub comparisons: Option<Vec<Comparison>>,
     /// The day's values (flows: counts, sums, rates of the day).
     #[serde(default)]
     pub metrics: Vec<MetricSpec>,
@@ -56,12 +61,40 @@ fn default_date_column() -> String {
     "date".into()
 }
 
-fn all_comparisons() -> Vec<Comparison> {
-    vec![
-        Comparison::PreviousDay,
-        Comparison::SameWeekdayLastWeek,
-        Comparison::SameDayLastMonth,
-    ]
+/// What one digest covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    #[default]
+    Day,
+    Week,
+}
+
+impl Period {
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::Day => "day",
+            Period::Week => "week",
+        }
+    }
+
+    /// The comparisons a report of this period makes unless it lists its own.
+    pub fn default_comparisons(self) -> Vec<Comparison> {
+        match self {
+            Period::Day => vec![
+                Comparison::PreviousDay,
+                Comparison::SameWeekdayLastWeek,
+                Comparison::SameDayLastMonth,
+            ],
+            Period::Week => vec![Comparison::PreviousWeek, Comparison::FourWeeksBefore],
+        }
+    }
+
+    /// Whether `c` compares periods of this kind.
+    fn compares(self, c: Comparison) -> bool {
+        let weekly = matches!(c, Comparison::PreviousWeek | Comparison::FourWeeksBefore);
+        weekly == (self == Period::Week)
+    }
 }
 
 /// A day a value is compared with.
@@ -71,6 +104,10 @@ pub enum Comparison {
     PreviousDay,
     SameWeekdayLastWeek,
     SameDayLastMonth,
+    /// A weekly report's week before (week over week).
+    PreviousWeek,
+    /// A weekly report's week four weeks before.
+    FourWeeksBefore,
 }
 
 impl Comparison {
@@ -80,6 +117,8 @@ impl Comparison {
             Comparison::PreviousDay => "previous_day",
             Comparison::SameWeekdayLastWeek => "same_weekday_last_week",
             Comparison::SameDayLastMonth => "same_day_last_month",
+            Comparison::PreviousWeek => "previous_week",
+            Comparison::FourWeeksBefore => "four_weeks_before",
         }
     }
 
@@ -89,6 +128,8 @@ impl Comparison {
             Comparison::PreviousDay => "vs previous day",
             Comparison::SameWeekdayLastWeek => "vs a week before",
             Comparison::SameDayLastMonth => "vs a month before",
+            Comparison::PreviousWeek => "vs previous week",
+            Comparison::FourWeeksBefore => "vs 4 weeks before",
         }
     }
 
@@ -98,6 +139,8 @@ impl Comparison {
             Comparison::PreviousDay => "vs day before",
             Comparison::SameWeekdayLastWeek => "vs week before",
             Comparison::SameDayLastMonth => "vs month before",
+            Comparison::PreviousWeek => "vs last week",
+            Comparison::FourWeeksBefore => "vs 4 weeks before",
         }
     }
 
@@ -108,6 +151,9 @@ impl Comparison {
             Comparison::PreviousDay => day.pred_opt(),
             Comparison::SameWeekdayLastWeek => day.checked_sub_days(chrono::Days::new(7)),
             Comparison::SameDayLastMonth => day.checked_sub_months(chrono::Months::new(1)),
+            // `day` is a week's first day for these.
+            Comparison::PreviousWeek => day.checked_sub_days(chrono::Days::new(7)),
+            Comparison::FourWeeksBefore => day.checked_sub_days(chrono::Days::new(28)),
         }
     }
 }
@@ -160,6 +206,20 @@ pub struct MetricSpec {
     /// their rises are red.
     #[serde(default = "yes")]
     pub higher_is_better: bool,
+    /// How a weekly report makes one value of the week's days: `sum`
+    /// (default for counts and currency), `average` (default for the rest),
+    /// `last` (the week's last day).
+    #[serde(default)]
+    pub aggregate: Option<Aggregate>,
+}
+
+/// How a weekly report makes one value of the days of its week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    Sum,
+    Average,
+    Last,
 }
 
 fn default_format() -> Format {
@@ -171,6 +231,14 @@ fn yes() -> bool {
 }
 
 impl MetricSpec {
+    /// How a weekly report sums this metric up.
+    pub fn aggregate(&self) -> Aggregate {
+        self.aggregate.unwrap_or(match self.format {
+            Format::Count | Format::Currency => Aggregate::Sum,
+            _ => Aggregate::Average,
+        })
+    }
+
     pub fn label(&self) -> String {
         self.label.clone().unwrap_or_else(|| {
             let words = self.column.replace('_', " ");
@@ -221,6 +289,13 @@ impl ReportSpec {
 
     pub fn title(&self) -> String {
         self.title.clone().unwrap_or_else(|| self.name.clone())
+    }
+
+    /// The comparisons the report makes: its own, or its period's.
+    pub fn comparisons(&self) -> Vec<Comparison> {
+        self.comparisons
+            .clone()
+            .unwrap_or_else(|| self.period.default_comparisons())
     }
 
     /// The timezone's name (UTC when neither the report nor the project sets one).
@@ -357,6 +432,32 @@ pub fn parse(text: &Arc<str>) -> Result<Vec<ReportSpec>, Problem> {
                 "list the model's columns to show under `metrics:` or `point_in_time:`",
             ));
         }
+        for c in r.comparisons() {
+            if !r.period.compares(c) {
+                return Err(problem(
+                    at("comparisons", c.name()),
+                    format!(
+                        "report `{}` covers a {}, and `{}` does not compare one",
+                        r.name,
+                        r.period.name(),
+                        c.name()
+                    ),
+                    "a daily report compares previous_day, same_weekday_last_week and same_day_last_month; a weekly one previous_week and four_weeks_before",
+                ));
+            }
+        }
+        if r.period == Period::Week {
+            if let Some(m) = r.metrics.iter().find(|m| m.month_to_date) {
+                return Err(problem(
+                    at("column", &m.column),
+                    format!(
+                        "report `{}` is weekly: `{}` cannot have a month-to-date sum",
+                        r.name, m.column
+                    ),
+                    "a weekly report shows each metric's total (or average) over the week; remove month_to_date",
+                ));
+            }
+        }
         let mut columns = std::collections::HashSet::new();
         for m in r.all_metrics() {
             if !columns.insert(m.column.as_str()) {
@@ -467,7 +568,7 @@ mod tests {
         .unwrap();
         assert_eq!(r[0].date_column, "date");
         assert_eq!(r[0].timezone_name(), "UTC");
-        assert_eq!(r[0].comparisons.len(), 3);
+        assert_eq!(r[0].comparisons().len(), 3);
         assert_eq!(r[0].metrics[0].label(), "New users");
         assert_eq!(r[0].metrics[0].format, Format::Count);
         assert_eq!((r[0].chart_size.width, r[0].chart_size.height), (800, 400));

@@ -1,7 +1,7 @@
 //! The digest of one day: each metric's value, its change against the
 //! comparison days, month-to-date sums. Pure: day rows in, numbers out.
 
-use super::config::{Comparison, Format, MetricSpec, ReportSpec};
+use super::config::{Aggregate, Comparison, Format, MetricSpec, Period, ReportSpec};
 use chrono::{Datelike, NaiveDate};
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,7 +13,9 @@ pub struct Digest {
     pub report: String,
     pub title: String,
     pub model: String,
+    /// The day reported, or the first day (Monday) of the week reported.
     pub day: NaiveDate,
+    pub period: Period,
     pub timezone: String,
     pub comparisons: Vec<Comparison>,
     pub metrics: Vec<MetricLine>,
@@ -106,15 +108,106 @@ pub fn previous_month_days(day: NaiveDate) -> Option<(NaiveDate, NaiveDate)> {
     Some((to.with_day(1)?, to))
 }
 
+/// The first day (Monday) of the ISO week holding `day`.
+pub fn week_start(day: NaiveDate) -> NaiveDate {
+    day - chrono::Days::new(u64::from(day.weekday().num_days_from_monday()))
+}
+
+/// The first day of what a report is about when `day` is asked for: the day
+/// itself, or the Monday of the last complete week ending on or before it.
+pub fn period_start(spec: &ReportSpec, day: NaiveDate) -> NaiveDate {
+    match spec.period {
+        Period::Day => day,
+        Period::Week => {
+            let sunday = if day.weekday() == chrono::Weekday::Sun {
+                day
+            } else {
+                week_start(day).pred_opt().unwrap_or(day)
+            };
+            week_start(sunday)
+        }
+    }
+}
+
+/// The last day of the period starting on `start`.
+pub fn period_end(spec: &ReportSpec, start: NaiveDate) -> NaiveDate {
+    match spec.period {
+        Period::Day => start,
+        Period::Week => start + chrono::Days::new(6),
+    }
+}
+
+/// A weekly report's rows: by week (its Monday), each metric made of its
+/// week's days as [`MetricSpec::aggregate`] says; point-in-time metrics are
+/// the week's last day's.
+fn weekly_rows(spec: &ReportSpec, rows: &DayRows) -> DayRows {
+    let mut days_by_week: BTreeMap<NaiveDate, Vec<NaiveDate>> = BTreeMap::new();
+    for day in rows.keys() {
+        days_by_week.entry(week_start(*day)).or_default().push(*day);
+    }
+    let how = spec.metrics.iter().map(|m| (m, m.aggregate())).chain(
+        spec.point_in_time
+            .iter()
+            .map(|m| (m, m.aggregate.unwrap_or(Aggregate::Last))),
+    );
+    let mut out = DayRows::new();
+    for (week, days) in days_by_week {
+        let mut row = HashMap::new();
+        for (m, aggregate) in how.clone() {
+            let values: Vec<f64> = days
+                .iter()
+                .filter_map(|d| value_on(rows, *d, &m.column))
+                .collect();
+            let value = match aggregate {
+                _ if values.is_empty() => None,
+                Aggregate::Sum => Some(values.iter().sum()),
+                Aggregate::Average => Some(values.iter().sum::<f64>() / values.len() as f64),
+                Aggregate::Last => days
+                    .iter()
+                    .rev()
+                    .find_map(|d| value_on(rows, *d, &m.column)),
+            };
+            row.insert(m.column.clone(), value);
+        }
+        out.insert(week, row);
+    }
+    out
+}
+
+/// The digest of the period starting on `start` (see [`period_start`]):
+/// a day's, or a week's with each metric made of its days.
+pub fn digest_of(spec: &ReportSpec, rows: &DayRows, start: NaiveDate) -> Digest {
+    match spec.period {
+        Period::Day => digest(spec, rows, start),
+        Period::Week => digest(spec, &weekly_rows(spec, rows), start),
+    }
+}
+
 /// The first day whose row the digest of `day` needs.
 pub fn first_day_needed(spec: &ReportSpec, day: NaiveDate) -> NaiveDate {
+    if spec.period == Period::Week {
+        // The week's Monday, and the weeks it is compared with.
+        let start = week_start(day);
+        let mut first = start;
+        for c in &spec.comparisons() {
+            if let Some(d) = c.day_before(start) {
+                first = first.min(d);
+            }
+        }
+        for chart in &spec.charts {
+            if let Some(d) = day.checked_sub_days(chrono::Days::new(u64::from(chart.days) - 1)) {
+                first = first.min(d);
+            }
+        }
+        return first;
+    }
     let mut first = day.with_day(1).unwrap_or(day);
     if spec.metrics.iter().any(|m| m.month_to_date) {
         if let Some((from, _)) = previous_month_days(day) {
             first = first.min(from);
         }
     }
-    for c in &spec.comparisons {
+    for c in &spec.comparisons() {
         if let Some(d) = c.day_before(day) {
             first = first.min(d);
         }
@@ -145,9 +238,9 @@ fn value_on(rows: &DayRows, day: NaiveDate, column: &str) -> Option<f64> {
 fn line(spec: &ReportSpec, m: &MetricSpec, rows: &DayRows, day: NaiveDate) -> MetricLine {
     let value = value_on(rows, day, &m.column);
     let comparisons = spec
-        .comparisons
-        .iter()
-        .filter_map(|&c| {
+        .comparisons()
+        .into_iter()
+        .filter_map(|c| {
             let then = c.day_before(day)?;
             let base = value_on(rows, then, &m.column);
             Some(Compared {
@@ -209,8 +302,9 @@ pub fn digest(spec: &ReportSpec, rows: &DayRows, day: NaiveDate) -> Digest {
         title: spec.title(),
         model: spec.model.clone(),
         day,
+        period: spec.period,
         timezone: spec.timezone_name().to_string(),
-        comparisons: spec.comparisons.clone(),
+        comparisons: spec.comparisons(),
         metrics: spec
             .metrics
             .iter()
@@ -223,7 +317,7 @@ pub fn digest(spec: &ReportSpec, rows: &DayRows, day: NaiveDate) -> Digest {
             .collect(),
         month_to_date,
         missing_days: spec
-            .comparisons
+            .comparisons()
             .iter()
             .filter_map(|c| c.day_before(day))
             .filter(|d| !rows.contains_key(d))
@@ -290,6 +384,55 @@ mod tests {
         );
         assert_eq!(t.previous.sum, Some(10.0));
         assert_eq!(t.previous.change, Change::Percent(100.0));
+    }
+
+    #[test]
+    fn a_weekly_digest_is_the_last_complete_week_summed_or_averaged() {
+        let text: std::sync::Arc<str> = "reports:\n  - name: w\n    model: m\n    period: week\n    metrics:\n      - {column: n}\n      - {column: r, format: percent}\n    point_in_time:\n      - {column: p}\n".into();
+        let spec = &super::super::config::parse(&text).unwrap()[0];
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        // Tuesday 2024-08-27: the last complete week is Monday 19 to Sunday 25.
+        assert_eq!(period_start(spec, day("2024-08-27")), day("2024-08-19"));
+        assert_eq!(period_start(spec, day("2024-08-25")), day("2024-08-19"));
+        assert_eq!(period_end(spec, day("2024-08-19")), day("2024-08-25"));
+        let mut rows = DayRows::new();
+        let mut d = day("2024-08-05");
+        let mut k = 1.0;
+        while d <= day("2024-08-27") {
+            rows.insert(
+                d,
+                HashMap::from([
+                    ("n".to_string(), Some(k)),
+                    ("r".to_string(), Some(0.5)),
+                    ("p".to_string(), Some(100.0 * k)),
+                ]),
+            );
+            d = d.succ_opt().unwrap();
+            k += 1.0;
+        }
+        let digest = digest_of(spec, &rows, day("2024-08-19"));
+        // Days 15..=21 of the rows: n sums to 126; p is Sunday's; r averages.
+        assert_eq!(digest.metrics[0].value, Some(126.0));
+        assert_eq!(digest.metrics[1].value, Some(0.5));
+        assert_eq!(digest.point_in_time[0].value, Some(2100.0));
+        // Week over week: the week before summed 77.
+        let c = &digest.metrics[0].comparisons[0];
+        assert_eq!(
+            (c.comparison, c.day, c.base),
+            (Comparison::PreviousWeek, day("2024-08-12"), Some(77.0))
+        );
+        assert_eq!(digest.period, Period::Week);
+        // Monthly sums are refused in a weekly report.
+        let bad: std::sync::Arc<str> = "reports:\n  - name: w\n    model: m\n    period: week\n    metrics:\n      - {column: n, month_to_date: true}\n".into();
+        assert!(super::super::config::parse(&bad)
+            .unwrap_err()
+            .message
+            .contains("cannot have a month-to-date sum"));
+        let bad: std::sync::Arc<str> = "reports:\n  - name: w\n    model: m\n    period: week\n    comparisons: [previous_day]\n    metrics:\n      - {column: n}\n".into();
+        assert!(super::super::config::parse(&bad)
+            .unwrap_err()
+            .message
+            .contains("does not compare one"));
     }
 
     #[test]

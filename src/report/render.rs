@@ -247,9 +247,17 @@ fn mtd_periods(d: &Digest) -> Option<(String, String)> {
     ))
 }
 
-/// "Saturday 2026-11-28".
+/// "Saturday 2026-11-28", or "week 48, 2026-11-23 to 2026-11-29".
 fn day_heading(d: &Digest) -> String {
-    format!("{} {}", d.day.format("%A"), d.day)
+    match d.period {
+        super::config::Period::Day => format!("{} {}", d.day.format("%A"), d.day),
+        super::config::Period::Week => format!(
+            "week {}, {} to {}",
+            d.day.format("%V"),
+            d.day,
+            d.day + chrono::Days::new(6)
+        ),
+    }
 }
 
 /// Footnotes: comparison days the model has no row for.
@@ -295,7 +303,14 @@ pub fn tables(d: &Digest, color: bool) -> String {
     }
     if !d.point_in_time.is_empty() {
         out.push('\n');
-        out.push_str(&metric_table(d, &d.point_in_time, "at the day's end").render(color));
+        out.push_str(
+            &metric_table(
+                d,
+                &d.point_in_time,
+                &format!("at the {}'s end", d.period.name()),
+            )
+            .render(color),
+        );
     }
     let notes = missing_notes(d);
     if !notes.is_empty() {
@@ -383,7 +398,7 @@ pub fn chat(d: &Digest) -> String {
         }
     }
     if !d.point_in_time.is_empty() {
-        out.push_str("\nAt the day's end:\n");
+        out.push_str(&format!("\nAt the {}'s end:\n", d.period.name()));
         for m in &d.point_in_time {
             chat_metric(m, &mut out);
         }
@@ -445,7 +460,7 @@ pub fn markdown(d: &Digest) -> String {
         out.push_str(&md_table(&t, &["---", "--:", "--:"]));
     }
     if !d.point_in_time.is_empty() {
-        out.push_str("\n**At the day's end**\n\n");
+        out.push_str(&format!("\n**At the {}'s end**\n\n", d.period.name()));
         out.push_str(&md_table(
             &metric_table(d, &d.point_in_time, "Metric"),
             &["---", "--:"],
@@ -499,6 +514,7 @@ pub fn json(d: &Digest) -> Json {
         "title": d.title,
         "model": d.model,
         "date": d.day.to_string(),
+        "period": d.period.name(),
         "timezone": d.timezone,
         "metrics": d.metrics.iter().map(metric_json).collect::<Vec<_>>(),
         "month_to_date": d.month_to_date.iter().map(|t| json!({

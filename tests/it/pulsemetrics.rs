@@ -476,6 +476,40 @@ fn the_warehouse_agrees_with_a_second_computation_from_the_generators_rows() {
             );
         }
     }
+    // The CEO weekly report (seed 003): the last complete week's totals.
+    let ceo = pm(
+        p.path(),
+        &[
+            "report",
+            "weekly_ceo",
+            "--date",
+            "2024-08-27",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(ceo.code, 0, "{}", ceo.stderr);
+    let weekly: serde_json::Value = serde_json::from_str(&ceo.stdout).unwrap();
+    assert_eq!(
+        weekly["date"], "2024-08-19",
+        "Monday of the week that ended on Sunday the 25th"
+    );
+    assert_eq!(weekly["period"], "week");
+    let week: i64 = (0..7)
+        .map(|k| {
+            signups
+                .get(&(generate::to_day("2024-08-19".parse().unwrap()) + k))
+                .copied()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(
+        weekly["metrics"][0]["value"],
+        serde_json::json!(week as f64),
+        "the week's signups"
+    );
+    assert_eq!(weekly["metrics"][0]["comparisons"][0]["date"], "2024-08-12");
+
     // LTV of the current, partial month uses the last complete month's churn.
     let months = rows(
         &p,
