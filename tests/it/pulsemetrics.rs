@@ -476,6 +476,110 @@ fn the_warehouse_agrees_with_a_second_computation_from_the_generators_rows() {
             );
         }
     }
+    // Seed 004's notification performance, content and payments by country.
+    let mut notifications: BTreeMap<Day, [i64; 4]> = BTreeMap::new();
+    for e in &d.events {
+        let k = match e.event_type {
+            "notification_sent" => 0,
+            "notification_delivered" => 1,
+            "notification_opened" => 2,
+            "notification_opt_out" => 3,
+            _ => continue,
+        };
+        notifications.entry(day_of(e.occurred_at)).or_default()[k] += 1;
+    }
+    let shown = rows(
+        &p,
+        "select date, notifications_sent, notifications_delivered, notifications_opened, opt_outs
+         from analytics.notification_metrics_daily order by date",
+    );
+    assert_eq!(shown.len(), second.days().count());
+    for day in second.days() {
+        let n = notifications.get(&day).copied().unwrap_or_default();
+        assert_eq!(
+            shown[&date(day)],
+            n.map(|x| x.to_string()).to_vec(),
+            "notifications on {}",
+            date(day)
+        );
+    }
+    assert!(
+        notifications.values().map(|n| n[3]).sum::<i64>() > 0,
+        "some customers opted out"
+    );
+    let mut content: BTreeMap<(Day, i32), (HashSet<Uuid>, i64, i64)> = BTreeMap::new();
+    for s in &d.sessions {
+        if let Some(t) = s.title_id {
+            let e = content.entry((day_of(s.started_at), t)).or_default();
+            e.0.insert(s.user_id);
+            e.1 += 1;
+            e.2 += i64::from(s.watched_seconds);
+        }
+    }
+    let shown = rows(
+        &p,
+        "select date || ' ' || title_id, viewers, plays, hours_watched from analytics.content_performance_daily",
+    );
+    assert_eq!(shown.len(), content.len(), "a row per day and title played");
+    for ((day, title), (viewers, plays, secs)) in &content {
+        let row = &shown[&format!("{} {title}", date(*day))];
+        assert_eq!(
+            (row[0].clone(), row[1].clone()),
+            (viewers.len().to_string(), plays.to_string())
+        );
+        let hours: f64 = row[2].parse().unwrap();
+        assert!(
+            (hours - *secs as f64 / 3600.0).abs() < 0.006,
+            "hours of title {title} on {}",
+            date(*day)
+        );
+    }
+    let country: HashMap<Uuid, &str> = d
+        .users
+        .iter()
+        .map(|u| (u.user_id, u.country_code))
+        .collect();
+    let mut by_country: BTreeMap<(Day, &str), [i64; 5]> = BTreeMap::new();
+    for pay in &d.payments {
+        let e = by_country
+            .entry((day_of(pay.created_at), country[&pay.user_id]))
+            .or_default();
+        match pay.status {
+            "captured" => {
+                e[0] += 1;
+                e[1] += 1;
+                e[4] += pay.amount_cents;
+            }
+            "failed" => {
+                e[0] += 1;
+                e[2] += 1;
+            }
+            "refunded" => e[3] += 1,
+            _ => {}
+        }
+    }
+    let shown = rows(
+        &p,
+        "select date || ' ' || country_code, payment_attempts, payments_captured, payments_failed, refunds, gross_cash_in
+         from analytics.payments_by_country_daily",
+    );
+    assert_eq!(shown.len(), by_country.len());
+    for ((day, c), n) in &by_country {
+        let gross = format!("{}.{:02}", n[4] / 100, n[4] % 100);
+        assert_eq!(
+            shown[&format!("{} {c}", date(*day))],
+            vec![
+                n[0].to_string(),
+                n[1].to_string(),
+                n[2].to_string(),
+                n[3].to_string(),
+                gross
+            ],
+            "payments in {c} on {}",
+            date(*day)
+        );
+    }
+
     // The CEO weekly report (seed 003): the last complete week's totals.
     let ceo = pm(
         p.path(),
@@ -1340,7 +1444,8 @@ fn history(p: &LocalProject, before: &str) -> String {
                (select md5(string_agg(t::text, ',' order by month_start, feature)) from analytics.feature_adoption_monthly t where month_start < date_trunc('month', '{before}'::date)),
                (select count(*) filter (where is_activated) from analytics.dim_users),
                (select md5(string_agg(first_capture_at::text, ',' order by user_id)) from analytics.dim_users),
-               (select sum(events) from analytics.fct_sessions where session_date < '{before}'))"
+               (select sum(events) from analytics.fct_sessions where session_date < '{before}'),
+               (select md5(string_agg(t::text, ',' order by date)) from analytics.notification_metrics_daily t where date < '{before}'))"
         ),
     )
 }

@@ -128,16 +128,24 @@ impl<S: Sink> Life<'_, '_, S> {
         }
     }
 
-    /// A push notification, opened now and then.
+    /// A push notification (seed 004's notification domain): sent, most of
+    /// them delivered, some of those opened, and now and then the customer
+    /// turns notifications off, after which none is sent.
     pub(super) fn notification(&mut self, day: Day) {
-        let sent = start_of(day) + seconds(&mut self.r, 9 * 3600, 21 * 3600);
-        let opened = self
-            .r
-            .chance(0.28)
-            .then(|| sent + seconds(&mut self.r, 60, 3 * 3600));
+        if self.opted_out {
+            return;
+        }
+        let r = &mut self.r;
+        let sent = start_of(day) + seconds(r, 9 * 3600, 21 * 3600);
+        let delivered = r.chance(0.94).then(|| sent + seconds(r, 1, 120));
+        let opened = delivered.and_then(|d| r.chance(0.3).then(|| d + seconds(r, 60, 3 * 3600)));
+        let opt_out = delivered.and_then(|d| r.chance(0.004).then(|| d + seconds(r, 30, 600)));
+        self.opted_out = opt_out.is_some();
         for (event_type, at) in [
             ("notification_sent", Some(sent)),
+            ("notification_delivered", delivered),
             ("notification_opened", opened),
+            ("notification_opt_out", opt_out),
         ] {
             let Some(at) = at else { continue };
             let event_id = self.r.uuid();

@@ -108,6 +108,7 @@ pub(super) fn simulate_company(world: &World, index: u64, sink: &mut impl Sink, 
         subs: Vec::new(),
         paid_before: false,
         alive_until: 0,
+        opted_out: false,
     };
     life.plan(created_at, Step::MonthStart);
     life.plan(
@@ -173,6 +174,7 @@ pub(super) fn simulate_self_serve(
         subs: Vec::new(),
         paid_before: false,
         alive_until,
+        opted_out: false,
     };
     if subscribes {
         life.plan(

@@ -214,6 +214,8 @@ struct Life<'w, 'a, S: Sink> {
     paid_before: bool,
     /// The day the customer loses interest unless subscribed.
     alive_until: Day,
+    /// The customer turned push notifications off (for good).
+    opted_out: bool,
 }
 
 impl<S: Sink> Life<'_, '_, S> {
