@@ -476,6 +476,36 @@ fn the_warehouse_agrees_with_a_second_computation_from_the_generators_rows() {
             );
         }
     }
+    // Feature adoption: per month and feature, users and uses of feature_use events.
+    let mut adoption: BTreeMap<(Day, &str), (HashSet<Uuid>, i64)> = BTreeMap::new();
+    for e in d.events.iter().filter(|e| e.event_type == "feature_use") {
+        let entry = adoption
+            .entry((
+                month_start(day_of(e.occurred_at)),
+                e.feature.unwrap_or_default(),
+            ))
+            .or_default();
+        entry.0.insert(e.user_id);
+        entry.1 += 1;
+    }
+    let shown = rows(
+        &p,
+        "select month_start || ' ' || feature, feature_users, uses from analytics.feature_adoption_monthly where uses > 0",
+    );
+    assert_eq!(
+        shown.len(),
+        adoption.len(),
+        "a row per month and feature used"
+    );
+    for ((month, feature), (users, uses)) in &adoption {
+        assert_eq!(
+            shown[&format!("{} {feature}", date(*month))],
+            vec![users.len().to_string(), uses.to_string()],
+            "{feature} in {}",
+            date(*month)
+        );
+    }
+
     // Seed 004's notification performance, content and payments by country.
     let mut notifications: BTreeMap<Day, [i64; 4]> = BTreeMap::new();
     for e in &d.events {

@@ -16,7 +16,7 @@ with recompute as (
         {%- if is_incremental() %}
         date_trunc('month', max(date) - {{ lookback_days }})::date as from_month
         {%- else %}
-        '-infinity'::date as from_month
+        min(date) as from_month
         {%- endif %}
     from {{ ref('dim_date') }}
 ),
