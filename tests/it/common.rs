@@ -63,7 +63,8 @@ pub fn pm(dir: &Path, args: &[&str]) -> Run {
     pm_env(dir, args, &[])
 }
 
-pub fn pm_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+/// The pm command in `dir` with a clean environment and `env` added.
+fn pm_command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(pm_bin());
     cmd.current_dir(dir)
         .args(args)
@@ -74,7 +75,11 @@ pub fn pm_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run pm");
+    cmd
+}
+
+pub fn pm_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = pm_command(dir, args, env).output().expect("run pm");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -208,19 +213,11 @@ pub fn psql_as(project: &Path, url: &str, sql: &str, uid: Option<u32>) -> Result
 
 /// pm started in `dir` and left running: its stderr piped, its stdout discarded.
 pub fn spawn_pm(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
-    let mut cmd = Command::new(pm_bin());
-    cmd.current_dir(dir)
-        .args(args)
-        .env("HOME", dir)
-        .env("NO_COLOR", "1")
-        .env_remove("PM_PROFILES_DIR")
-        .env_remove("PM_DATABASE_URL")
+    pm_command(dir, args, env)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().expect("start pm")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start pm")
 }
 
 /// Waits until `query` on the project's database answers `value`; fails
