@@ -825,7 +825,7 @@ fn a_delivery_that_may_have_been_posted_is_never_sent_twice_and_failures_are_fai
 
     // Two at once: the second waits for the first's outcome and reports it.
     let slow = Api::start(|_, _, _| {
-        std::thread::sleep(std::time::Duration::from_millis(1500));
+        std::thread::sleep(std::time::Duration::from_millis(4000));
         (200, vec![], "ok".into())
     });
     let webhook = format!("{}/services/T000/B000/{TOKEN}", slow.url);

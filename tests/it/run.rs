@@ -1211,7 +1211,7 @@ fn a_run_that_waited_for_the_lock_decides_on_what_the_other_run_left() {
     let p = LocalProject::new(&[
         (
             "models/slow.sql",
-            "{{ config(materialized='table') }}\nselect pg_sleep(3) is null as slept\n",
+            "{{ config(materialized='table') }}\nselect pg_sleep(5) is null as slept\n",
         ),
         (
             "models/inc.sql",
@@ -1220,11 +1220,11 @@ fn a_run_that_waited_for_the_lock_decides_on_what_the_other_run_left() {
         ),
     ]);
     assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
-    // The first run creates inc after 3 s; the second starts meanwhile and waits.
+    // The first run creates inc after 5 s; the second starts meanwhile and waits.
     let first = spawn_pm(p.path(), &["run", "-q"], &[]);
     wait_for_sql(
         p.path(),
-        "select count(*) from pg_stat_activity where query like '%pg_sleep(3)%' and pid <> pg_backend_pid()",
+        "select count(*) from pg_stat_activity where query like '%pg_sleep(5)%' and pid <> pg_backend_pid()",
         "1",
         30,
         "the first run never started",
