@@ -1535,6 +1535,23 @@ fn history_outlives_raw_retention_and_old_aggregates_and_runs_are_pruned() {
         r.stderr
     );
     assert_eq!(history(&p, &before), kept, "after --full-refresh");
+    // A backfill of days whose events are gone is refused, and changes nothing.
+    let r = pm(
+        p.path(),
+        &[
+            "run",
+            "-s",
+            "fct_daily_metrics",
+            "--vars",
+            &format!("{{from: '{before}'}}"),
+            "--project-dir",
+            dir,
+        ],
+    );
+    let err = unwrapped(&r.stderr);
+    assert_ne!(r.code, 0, "{err}");
+    assert!(err.contains("but raw.events holds events from"), "{err}");
+    assert_eq!(history(&p, &before), kept, "after a refused backfill");
     // The job log: the first build computed every day, the later ones the last days again.
     let log = sql(p.path(), "select string_agg(days::text, ',' order by finished_at) from analytics.metrics_job_log where model = 'fct_daily_metrics'");
     let days: Vec<i64> = log.split(',').map(|d| d.parse().unwrap()).collect();
