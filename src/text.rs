@@ -29,6 +29,44 @@ pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// A URL component with everything but unreserved characters and `/` percent-encoded.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `%XX` escapes of a URL component decoded (malformed ones kept as written).
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).and_then(|&b| hex(b)),
+            bytes.get(i + 2).and_then(|&b| hex(b)),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -36,5 +74,8 @@ mod tests {
         assert_eq!(super::hex(&[0, 15, 255]), "000fff");
         assert_eq!(super::quote_ident("a\"b"), "\"a\"\"b\"");
         assert!(super::sha256_hex("").starts_with("e3b0c442"));
+        let path = "/tmp/a b/&%x";
+        assert_eq!(super::percent_encode(path), "/tmp/a%20b/%26%25x");
+        assert_eq!(super::percent_decode(&super::percent_encode(path)), path);
     }
 }

@@ -66,19 +66,6 @@ fn conf_string(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// A URL component with everything but unreserved characters and `/` percent-encoded.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// A field of a libpq password file, with `:` and `\\` escaped.
 fn passfile_field(text: &str) -> String {
     text.replace('\\', "\\\\").replace(':', "\\:")
@@ -697,7 +684,6 @@ impl Cluster {
         self.append_config(
             "\n# pm: local-only server\nfsync = off\nsynchronous_commit = off\nfull_page_writes = off\nwal_level = minimal\nmax_wal_senders = 0\nmax_connections = 100\njit = off\nwork_mem = '64MB'\n",
         )?;
-        self.write_access_files()?;
         Ok(true)
     }
 
@@ -828,8 +814,8 @@ impl Cluster {
     pub fn url(&self) -> String {
         format!(
             "postgresql://{}@/{DATABASE}?host={}&port={}",
-            percent_encode(&self.superuser),
-            percent_encode(&self.socket_dir.to_string_lossy()),
+            crate::text::percent_encode(&self.superuser),
+            crate::text::percent_encode(&self.socket_dir.to_string_lossy()),
             self.port
         )
     }
@@ -896,10 +882,10 @@ impl Cluster {
             .map_err(|e| failed("setting the role's password", e))?;
         Ok(format!(
             "postgresql://{}@/{DATABASE}?host={}&port={}&passfile={}",
-            percent_encode(role),
-            percent_encode(&self.socket_dir.to_string_lossy()),
+            crate::text::percent_encode(role),
+            crate::text::percent_encode(&self.socket_dir.to_string_lossy()),
             self.port,
-            percent_encode(&self.passwords_file().to_string_lossy()),
+            crate::text::percent_encode(&self.passwords_file().to_string_lossy()),
         ))
     }
 
@@ -973,7 +959,6 @@ mod tests {
     fn settings_and_access_files_quote_what_they_hold() {
         assert_eq!(conf_string("/tmp/it's\\here"), "'/tmp/it''s\\\\here'");
         assert_eq!(hba_word("we\"ird"), "\"we\"\"ird\"");
-        assert_eq!(percent_encode("/a b/&x"), "/a%20b/%26x");
         assert_eq!(
             passfile_password("*:*:pm:re\\:ader:s3cret", "pm", "re:ader").as_deref(),
             Some("s3cret")

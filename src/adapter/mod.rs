@@ -549,7 +549,7 @@ fn split_passfile(conn: &str) -> (String, Option<String>) {
             Some((k, v)) if k.trim() == "passfile" => {
                 let v = v.trim().trim_matches('\'');
                 passfile = Some(if is_url {
-                    percent_decode(v)
+                    crate::text::percent_decode(v)
                 } else {
                     v.to_string()
                 });
@@ -564,31 +564,6 @@ fn split_passfile(conn: &str) -> (String, Option<String>) {
         (false, _) => kept.join(sep),
     };
     (rest, passfile)
-}
-
-/// `%XX` escapes of a URL component decoded (malformed ones kept as written).
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[i],
-            bytes.get(i + 1).and_then(|&b| hex(b)),
-            bytes.get(i + 2).and_then(|&b| hex(b)),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The password for `config`'s database and user in a libpq password file,

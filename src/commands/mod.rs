@@ -34,6 +34,14 @@ pub struct Session {
 }
 
 impl Session {
+    /// A var as templates read it: `--vars` over the project's `vars:`.
+    pub fn var(&self, key: &str) -> Option<&serde_json::Value> {
+        self.options
+            .cli_vars
+            .get(key)
+            .or_else(|| self.project.vars.get(key))
+    }
+
     pub fn open(g: &Settings, which: &str, log: Log) -> Result<Session> {
         let mut timer = crate::output::PhaseTimer::new("load");
         let root = loader::find_root(g.project_dir.as_deref())?;

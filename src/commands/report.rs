@@ -89,10 +89,7 @@ fn read_specs(s: &Session) -> Result<(Arc<str>, Vec<ReportSpec>)> {
     let mut specs = config::parse(&text)?;
     // The models' calendar: the `timezone` var (--vars over the project's).
     let project_timezone = s
-        .options
-        .cli_vars
-        .get("timezone")
-        .or_else(|| s.project.vars.get("timezone"))
+        .var("timezone")
         .and_then(crate::loader::yaml::as_string)
         .unwrap_or_else(|| "UTC".into());
     config::with_project_timezone(&text, &mut specs, &project_timezone)?;

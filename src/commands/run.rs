@@ -163,12 +163,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
 /// `pm_run_results_retention_days` (`--vars` over the project's), 90 by default.
 fn run_results_retention_days(s: &Session) -> Result<i32> {
     const KEY: &str = "pm_run_results_retention_days";
-    let Some(v) = s
-        .options
-        .cli_vars
-        .get(KEY)
-        .or_else(|| s.project.vars.get(KEY))
-    else {
+    let Some(v) = s.var(KEY) else {
         return Ok(90);
     };
     v.as_i64()
