@@ -257,6 +257,18 @@ pub fn overridden(m: &Manifest, name: &str) -> bool {
         .any(|mac| mac.package_name != "pm" && names.contains(&mac.name))
 }
 
+/// Whether the project (or a package) defines its own `get_where_subquery`.
+fn overridden_where_subquery(m: &Manifest) -> bool {
+    let names = [
+        "get_where_subquery",
+        "default__get_where_subquery",
+        "postgres__get_where_subquery",
+    ];
+    m.macros
+        .iter()
+        .any(|mac| mac.package_name != "pm" && names.contains(&mac.name.as_str()))
+}
+
 /// Whether a test can be counted in a merged scan, and how: a built-in
 /// `not_null` or `accepted_values` on one relation, with literal arguments and
 /// the default failure count, limit and storage (stored failures need the rows).
@@ -278,6 +290,9 @@ pub fn mergeable(m: &Manifest, node: &Node, cfg: &TestConfig, parent: &Node) -> 
     let relation = parent.relation_name()?;
     let from = match node.typed_config.where_.as_deref() {
         Some(w) if w.contains("{{") || w.contains("{%") => return None,
+        // The project's own get_where_subquery gives the `where` its meaning
+        // (dbt documents placeholders replaced there): the test runs alone.
+        Some(w) if !w.trim().is_empty() && overridden_where_subquery(m) => return None,
         Some(w) if !w.trim().is_empty() => format!("(select * from {relation} where {w}) pm_where"),
         _ => relation,
     };

@@ -534,6 +534,36 @@ fn a_broken_test_in_a_merged_scan_does_not_fail_its_siblings() {
 }
 
 #[test]
+fn a_projects_get_where_subquery_gives_a_tests_where_its_meaning() {
+    // dbt documents overriding get_where_subquery (placeholders in `where`):
+    // a test with a `where` then reads what the override returns (here: the
+    // rows after the first, too), even where pm would otherwise count several
+    // tests in one scan.
+    let p = LocalProject::new(&[
+        (
+            "models/t.sql",
+            "select 1 as id, null::text as kind union all select 2, 'b' union all select 3, null\n",
+        ),
+        (
+            "macros/get_where_subquery.sql",
+            "{% macro get_where_subquery(relation) -%}\n{%- set where = config.get('where') -%}\n{%- if where -%}\n{%- do return('(select * from ' ~ relation ~ ' where ' ~ where ~ ' and id > 1) s') -%}\n{%- else -%}{%- do return(relation) -%}{%- endif -%}\n{%- endmacro %}\n",
+        ),
+        (
+            "models/schema.yml",
+            "version: 2\nmodels:\n  - name: t\n    columns:\n      - name: kind\n        data_tests:\n          - not_null:\n              config: {where: \"id > 0\"}\n          - accepted_values:\n              arguments:\n                values: [b]\n              config: {where: \"id > 0\"}\n      - name: id\n        data_tests: [not_null]\n",
+        ),
+    ]);
+    let r = pm(p.path(), &["build"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    // Rows 2 and 3: one null kind (row 1's is not read), no value outside [b].
+    assert!(err.contains("FAIL 1 not_null_t_kind "), "{err}");
+    assert!(err.contains("PASS   accepted_values_t_kind__b "), "{err}");
+    assert!(err.contains("PASS   not_null_t_id "), "{err}");
+    assert!(!err.contains("ERROR  "), "{err}");
+}
+
+#[test]
 fn quoted_columns_are_quoted_in_generic_tests() {
     let p = LocalProject::new(&[
         (
