@@ -29,14 +29,16 @@
   Seed 004's job log: which days a run of a daily model computed.
   `remember_computed_days(bounds_sql)` (a pre-hook) keeps the run's first and
   last day; `log_computed_days()` (a post-hook) writes them to
-  analytics.metrics_job_log with the run's invocation id.
+  analytics.metrics_job_log with the run's invocation id. With
+  `log_computed_days(date_column)`, the days are those of the model's
+  `date_column` from the remembered first day (macros/recomputed_days.sql).
 #}
 {% macro remember_computed_days(bounds_sql) %}
     drop table if exists pm_computed_days;
     create temp table pm_computed_days as {{ bounds_sql }}
 {% endmacro %}
 
-{% macro log_computed_days() %}
+{% macro log_computed_days(date_column=none) %}
     create table if not exists {{ this.schema }}.metrics_job_log (
         model text not null,
         invocation_id text not null,
@@ -47,6 +49,14 @@
     );
     insert into {{ this.schema }}.metrics_job_log (model, invocation_id, first_day, last_day, days)
     select '{{ this.identifier }}', '{{ invocation_id }}', first_day, last_day, last_day - first_day + 1
-    from pm_computed_days;
+    from (
+        {%- if date_column %}
+        select greatest(c.first_day, t.first_day) as first_day, t.last_day
+        from pm_computed_days as c,
+            (select min({{ date_column }}) as first_day, max({{ date_column }}) as last_day from {{ this }}) as t
+        {%- else %}
+        select first_day, last_day from pm_computed_days
+        {%- endif %}
+    ) as computed;
     drop table pm_computed_days
 {% endmacro %}

@@ -166,10 +166,15 @@ pub fn apply_sql(
     };
     match config.strategy {
         Strategy::Append => insert,
-        Strategy::DeleteInsert => format!(
-            "delete from {relation} as t\nusing {temp} as s\nwhere {};\n{insert}",
-            key_match("t", "s")
-        ),
+        // dbt's statement: a semi-join, so that a key shared by many rows (a
+        // day, say) deletes them without a join of every pair.
+        Strategy::DeleteInsert => {
+            let keys: Vec<String> = config.unique_key.iter().map(|k| quote_ident(k)).collect();
+            let keys = keys.join(", ");
+            format!(
+                "delete from {relation}\nwhere ({keys}) in (select distinct {keys} from {temp});\n{insert}"
+            )
+        }
         Strategy::Merge => {
             let updates: Vec<String> = columns
                 .iter()
@@ -212,7 +217,7 @@ mod tests {
         );
         assert_eq!(
             apply_sql(&p(Strategy::DeleteInsert, &["id"]), "t1", "tmp", &cols),
-            "delete from t1 as t\nusing tmp as s\nwhere t.\"id\" = s.\"id\";\ninsert into t1 (\"id\", \"v\")\nselect \"id\", \"v\" from tmp"
+            "delete from t1\nwhere (\"id\") in (select distinct \"id\" from tmp);\ninsert into t1 (\"id\", \"v\")\nselect \"id\", \"v\" from tmp"
         );
         assert_eq!(
             apply_sql(&p(Strategy::Merge, &["id"]), "t1", "tmp", &cols),

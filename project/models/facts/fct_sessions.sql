@@ -1,9 +1,36 @@
+{{ config(
+    materialized='incremental',
+    unique_key='session_date',
+    incremental_strategy='delete+insert',
+    indexes=[{'columns': ['session_date']}],
+    pre_hook="{{ remember_computed_days(first_recomputed_day_sql('session_date')) }}",
+    post_hook="{{ log_computed_days('session_date') }}"
+) }}
 -- Sessions: length, content completion (watched ÷ the title's length) and
 -- depth (events in the session).
 -- The event counts are kept past raw retention (int_session_event_counts).
-with session_events as (
-    select user_id, session_id, events, captures, feature_uses
-    from {{ ref('int_session_event_counts') }}
+-- Incremental by day (macros/recomputed_days.sql): each run reads again the
+-- days from `late_arrival_days` before the last one it holds.
+{% set from_day = first_recomputed_day('session_date') %}
+with sessions as (
+    select *
+    from {{ ref('stg_sessions') }}
+    where started_at >= {{ local_day_start(from_day) }}
+),
+
+session_events as (
+    select e.user_id, e.session_id, e.events, e.captures, e.feature_uses
+    from {{ ref('int_session_event_counts') }} as e
+    join sessions as s on s.user_id = e.user_id and s.session_id = e.session_id
+),
+
+-- Users with a session on a day this run keeps: their first session is there.
+earlier_users as (
+    {%- if is_incremental() %}
+    select distinct user_id from {{ this }} where session_date < {{ from_day }}
+    {%- else %}
+    select null::uuid as user_id where false
+    {%- endif %}
 )
 
 select
@@ -22,8 +49,9 @@ select
     coalesce(e.events, 0) as events,
     coalesce(e.captures, 0) as captures,
     coalesce(e.feature_uses, 0) as feature_uses,
-    row_number() over (partition by s.user_id order by s.started_at, s.session_id) = 1 as is_first_session
-from {{ ref('stg_sessions') }} as s
-join {{ ref('stg_users') }} as u on u.user_id = s.user_id
+    row_number() over (partition by s.user_id order by s.started_at, s.session_id) = 1
+        and not exists (select 1 from earlier_users as eu where eu.user_id = s.user_id) as is_first_session
+from sessions as s
+left join {{ ref('stg_users') }} as u on u.user_id = s.user_id
 left join {{ ref('stg_titles') }} as t on t.title_id = s.title_id
 left join session_events as e on e.user_id = s.user_id and e.session_id = s.session_id

@@ -2,19 +2,29 @@
     materialized='incremental',
     unique_key='session_id',
     incremental_strategy='delete+insert',
-    full_refresh=keeps_history()
+    full_refresh=keeps_history(),
+    pre_hook="{{ remember_computed_days(loaded_since_day_sql()) }}",
+    post_hook="{{ log_computed_days('last_loaded_at::date') }}"
 ) }}
 -- Events per session (a session's depth): kept once computed, as raw events
 -- are dropped after their retention period (see macros/history.sql). Each
 -- run counts again the sessions that got events since the last one (all of
 -- a session's events arrive within days of it, long before they are dropped).
-with touched as (
-    select distinct session_id
-    from {{ ref('stg_events') }}
-    where session_id is not null
-    {%- if is_incremental() %}
-      and loaded_at > (select coalesce(max(last_loaded_at), '-infinity') from {{ this }}) - interval '1 day'
-    {%- endif %}
+{% set late_days = whole_number_var('late_arrival_days', 0, 3660) %}
+-- Events loaded after `since` happened after `happened_since` (they arrive
+-- within `late_arrival_days`, macros/recomputed_days.sql), and so did every
+-- other event of their sessions (a session lasts a few hours, one more day
+-- covers it): the bound lets PostgreSQL read only raw.events' recent months.
+with bounds as (
+    select {{ loaded_since() }} as since, {{ loaded_since() }} - interval '{{ late_days + 1 }} days' as happened_since
+),
+
+touched as (
+    select distinct e.session_id
+    from {{ ref('stg_events') }} as e
+    where e.session_id is not null
+      and e.loaded_at > (select since from bounds)
+      and e.occurred_at > (select happened_since from bounds)
 )
 
 select
@@ -26,4 +36,5 @@ select
     max(e.loaded_at) as last_loaded_at
 from {{ ref('stg_events') }} as e
 where e.session_id in (select session_id from touched)
+  and e.occurred_at > (select happened_since from bounds)
 group by 1, 2

@@ -19,7 +19,10 @@ with new_captures as (
     join {{ ref('stg_users') }} as u on u.user_id = e.user_id
     where e.event_type = 'capture'
     {%- if is_incremental() %}
-      and e.loaded_at > (select coalesce(max(last_loaded_at), '-infinity') from {{ this }}) - interval '1 day'
+      and e.loaded_at > {{ loaded_since() }}
+      -- They happened within `late_arrival_days` before (macros/recomputed_days.sql):
+      -- PostgreSQL reads only raw.events' recent months.
+      and e.occurred_at > {{ loaded_since() }} - interval '{{ whole_number_var('late_arrival_days', 0, 3660) }} days'
     {%- endif %}
     group by 1
 )

@@ -8,13 +8,13 @@
 -- Feature adoption: per month and feature, the share of the month's active
 -- users (with a session) who used the feature. Kept past raw retention
 -- (macros/history.sql): each run computes again the months from the one
--- `lookback_days` before the last day with data, whose events are all
--- still there; older months stay as they were computed.
-{% set lookback_days = whole_number_var('lookback_days', 0, 3660) %}
+-- holding the day `late_arrival_days` before the last one with data (macros/
+-- recomputed_days.sql), whose events are all still there; older months stay
+-- as they were computed.
 with recompute as (
     select
         {%- if is_incremental() %}
-        date_trunc('month', max(date) - {{ lookback_days }})::date as from_month
+        date_trunc('month', max(date) - {{ whole_number_var('late_arrival_days', 0, 3660) }})::date as from_month
         {%- else %}
         min(date) as from_month
         {%- endif %}
@@ -28,14 +28,6 @@ monthly_active as (
     group by 1
 ),
 
-features as (
-    select distinct feature from {{ ref('fct_events') }} where event_type = 'feature_use'
-    {%- if is_incremental() %}
-    union
-    select distinct feature from {{ this }}
-    {%- endif %}
-),
-
 usage as (
     select
         date_trunc('month', event_date)::date as month_start,
@@ -45,6 +37,15 @@ usage as (
     from {{ ref('fct_events') }}, recompute
     where event_type = 'feature_use' and event_date >= recompute.from_month
     group by 1, 2
+),
+
+-- Every feature ever used: in the months computed now or in those kept.
+features as (
+    select distinct feature from usage
+    {%- if is_incremental() %}
+    union
+    select distinct feature from {{ this }}
+    {%- endif %}
 )
 
 select

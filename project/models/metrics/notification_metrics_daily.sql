@@ -8,17 +8,11 @@
 ) }}
 -- Notification performance per day (seed 004's engagement domain): push
 -- notifications sent, delivered, opened and opt-outs, each counted on the
--- day it happened. Kept past raw retention (macros/history.sql): each run
--- counts again the days from `lookback_days` before the last one.
-{% set lookback_days = whole_number_var('lookback_days', 0, 3660) %}
+-- day it happened. Kept past raw retention (macros/history.sql). Incremental
+-- by day (macros/recomputed_days.sql): each run counts again the days from
+-- `late_arrival_days` before the last one it holds.
 with bounds as (
-    select
-        {%- if is_incremental() %}
-        coalesce((select max(date) from {{ this }}) - {{ lookback_days }}, min(date)) as first_day,
-        {%- else %}
-        min(date) as first_day,
-        {%- endif %}
-        max(date) as last_day
+    select greatest({{ first_recomputed_day('date') }}, min(date)) as first_day, max(date) as last_day
     from {{ ref('dim_date') }}
 ),
 

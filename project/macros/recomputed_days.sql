@@ -1,0 +1,59 @@
+{#
+  The nightly build touches only the days that can have changed.
+
+  A raw row reaches the warehouse at most `late_arrival_days` after it
+  happened (the generator's late sessions arrive up to 3 days after they
+  end; one more day covers a session across midnight and the timezone). So
+  a daily incremental model (fct_events, fct_sessions, int_user_activity_days,
+  content_performance_daily, notification_metrics_daily) computes again the
+  days from `late_arrival_days` before the last day it holds, replaces those
+  days whole (delete+insert on the day), and leaves the older ones as they
+  are: no row of theirs can still arrive. A first run computes every day.
+
+  Its job log (macros/history.sql) records the days, and its tests check
+  those days (macros/get_where_subquery.sql).
+#}
+
+{# The first day a run of a daily model computes, as a SQL date expression. #}
+{% macro first_recomputed_day(date_column, days=none) -%}
+    {%- set back = days if days is not none else whole_number_var('late_arrival_days', 0, 3660) -%}
+    {%- if is_incremental() -%}
+        coalesce((select max({{ date_column }}) from {{ this }}) - {{ back }}, '-infinity'::date)
+    {%- else -%}
+        '-infinity'::date
+    {%- endif -%}
+{%- endmacro %}
+
+{# The instant a day (a SQL date expression) starts in the project's timezone. #}
+{% macro local_day_start(day) -%}
+    (({{ day }})::timestamp at time zone '{{ timezone_var() }}')
+{%- endmacro %}
+
+{#
+  The first day a daily model's job log records (a pre-hook, with the
+  post-hook that writes the log):
+      pre_hook="{{ remember_computed_days(first_recomputed_day_sql('event_date')) }}",
+      post_hook="{{ log_computed_days('event_date') }}"
+#}
+{% macro first_recomputed_day_sql(date_column, days=none) %}
+    select {{ first_recomputed_day(date_column, days) }} as first_day
+{% endmacro %}
+
+{#
+  Models that fold in what was loaded since their last run (int_user_captures,
+  int_session_event_counts) read the rows loaded after this instant: a day
+  before the latest `loaded_column` they hold, in case a load's rows were
+  stamped out of order. A first run reads everything.
+#}
+{% macro loaded_since(loaded_column='last_loaded_at') -%}
+    {%- if is_incremental() -%}
+        (coalesce((select max({{ loaded_column }}) from {{ this }}), '-infinity') - interval '1 day')
+    {%- else -%}
+        '-infinity'::timestamptz
+    {%- endif -%}
+{%- endmacro %}
+
+{# The day of `loaded_since()`, for the job log (a pre-hook). #}
+{% macro loaded_since_day_sql(loaded_column='last_loaded_at') %}
+    select ({{ loaded_since(loaded_column) }})::date as first_day
+{% endmacro %}
