@@ -16,21 +16,6 @@ with sessions as (
     select *
     from {{ ref('stg_sessions') }}
     where started_at >= {{ local_day_start(from_day) }}
-),
-
-session_events as (
-    select e.user_id, e.session_id, e.events, e.captures, e.feature_uses
-    from {{ ref('int_session_event_counts') }} as e
-    join sessions as s on s.user_id = e.user_id and s.session_id = e.session_id
-),
-
--- Users with a session on a day this run keeps: their first session is there.
-earlier_users as (
-    {%- if is_incremental() %}
-    select distinct user_id from {{ this }} where session_date < {{ from_day }}
-    {%- else %}
-    select null::uuid as user_id where false
-    {%- endif %}
 )
 
 select
@@ -50,8 +35,14 @@ select
     coalesce(e.captures, 0) as captures,
     coalesce(e.feature_uses, 0) as feature_uses,
     row_number() over (partition by s.user_id order by s.started_at, s.session_id) = 1
-        and not exists (select 1 from earlier_users as eu where eu.user_id = s.user_id) as is_first_session
+    {%- if is_incremental() %}
+        -- A session on a day this run keeps was the first.
+        and not exists (
+            select 1 from {{ this }} as earlier
+            where earlier.user_id = s.user_id and earlier.session_date < {{ from_day }}
+        )
+    {%- endif %} as is_first_session
 from sessions as s
 left join {{ ref('stg_users') }} as u on u.user_id = s.user_id
 left join {{ ref('stg_titles') }} as t on t.title_id = s.title_id
-left join session_events as e on e.user_id = s.user_id and e.session_id = s.session_id
+left join {{ ref('int_session_event_counts') }} as e on e.user_id = s.user_id and e.session_id = s.session_id

@@ -31,7 +31,7 @@
   Each day's rows are replaced whole (delete+insert), so re-running a day
   changes nothing.
 #}
-{#- A backfill does not compute again days whose raw events are gone. -#}
+{#- A backfill does not compute again days whose events are gone (fct_events keeps them past raw retention, unless rebuilt on purpose). -#}
 {%- set from_day = date_var('from') %}
 {%- if from_day is not none and execute and is_incremental() and not var('rebuild_history', false) %}
     {%- set kept = run_query(
@@ -41,8 +41,8 @@
     {%- set first_day = kept.columns[1].values()[0] %}
     {%- if first_event is not none and first_event > first_day and from_day < first_event %}
         {{ exceptions.raise_compiler_error(
-            "var `from` is " ~ from_day ~ ", but raw.events holds events from " ~ first_event
-            ~ " only (older months were dropped): the days before it would be computed again without their events;"
+            "var `from` is " ~ from_day ~ ", but fct_events holds events from " ~ first_event
+            ~ " only (it was rebuilt after raw.events' older months were dropped): the days before it would be computed again without their events;"
             ~ " backfill from " ~ first_event ~ " or later, or rebuild on purpose with --vars '{rebuild_history: true}'"
         ) }}
     {%- endif %}
