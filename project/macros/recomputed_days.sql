@@ -57,3 +57,15 @@
 {% macro loaded_since_day_sql(loaded_column='last_loaded_at') %}
     select ({{ loaded_since(loaded_column) }})::date as first_day
 {% endmacro %}
+
+{#
+  A post-hook of the daily models: a table built whole is analyzed at once
+  (autovacuum would, a minute later), so that its tests and the nightly
+  builds after it plan with statistics, reading the recent days through the
+  table's index and the whole table without it.
+#}
+{% macro analyze_when_built_whole() %}
+    {%- if not is_incremental() -%}
+        analyze {{ this }}
+    {%- endif -%}
+{% endmacro %}

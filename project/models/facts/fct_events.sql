@@ -5,7 +5,7 @@
     full_refresh=keeps_history(),
     indexes=[{'columns': ['event_date']}],
     pre_hook="{{ remember_computed_days(first_recomputed_day_sql('event_date')) }}",
-    post_hook=["{{ prune_history('event_date') }}", "{{ log_computed_days('event_date') }}"]
+    post_hook=["{{ prune_history('event_date') }}", "{{ log_computed_days('event_date') }}", "{{ analyze_when_built_whole() }}"]
 ) }}
 -- Product events with their day; `capture` is the product's key action.
 -- Incremental by day (macros/recomputed_days.sql): each run reads again the

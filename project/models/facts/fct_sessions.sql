@@ -4,7 +4,7 @@
     incremental_strategy='delete+insert',
     indexes=[{'columns': ['session_date']}],
     pre_hook="{{ remember_computed_days(first_recomputed_day_sql('session_date')) }}",
-    post_hook="{{ log_computed_days('session_date') }}"
+    post_hook=["{{ log_computed_days('session_date') }}", "{{ analyze_when_built_whole() }}"]
 ) }}
 -- Sessions: length, content completion (watched ÷ the title's length) and
 -- depth (events in the session).

@@ -3,7 +3,7 @@
     unique_key='activity_date',
     incremental_strategy='delete+insert',
     pre_hook="{{ remember_computed_days(first_recomputed_day_sql('activity_date')) }}",
-    post_hook="{{ log_computed_days('activity_date') }}",
+    post_hook=["{{ log_computed_days('activity_date') }}", "{{ analyze_when_built_whole() }}"],
     indexes=[{'columns': ['activity_date']}]
 ) }}
 -- One row per user and day with a session: the basis of active-user counts
