@@ -39,6 +39,9 @@
 {% endmacro %}
 
 {% macro log_computed_days(date_column=none) %}
+    -- Models of one schema log side by side: the first creates the log while
+    -- the others wait (two `create table if not exists` at once collide).
+    select pg_advisory_xact_lock(hashtext('{{ this.schema }}.metrics_job_log'));
     create table if not exists {{ this.schema }}.metrics_job_log (
         model text not null,
         invocation_id text not null,

@@ -1,12 +1,24 @@
 -- The content catalogue, with how much each title is watched.
-with viewing as (
+-- Per title and viewer first, then per title: distinct viewers counted by
+-- grouping rather than by count(distinct), which sorts.
+with per_viewer as (
     select
         title_id,
-        count(*)::integer as viewing_sessions,
-        count(distinct user_id)::integer as viewers,
-        sum(watched_seconds)::bigint as watched_seconds
+        user_id,
+        count(*) as sessions,
+        sum(watched_seconds) as watched_seconds
     from {{ ref('stg_sessions') }}
     where title_id is not null
+    group by 1, 2
+),
+
+viewing as (
+    select
+        title_id,
+        sum(sessions)::integer as viewing_sessions,
+        count(*)::integer as viewers,
+        sum(watched_seconds)::bigint as watched_seconds
+    from per_viewer
     group by 1
 )
 

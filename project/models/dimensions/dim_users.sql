@@ -3,7 +3,11 @@
 -- the last day with data.
 -- Activation is kept past raw retention (int_user_captures).
 with first_sessions as (
-    select user_id, min(started_at) as first_session_at, count(*)::integer as sessions
+    select
+        user_id,
+        min(started_at) as first_session_at,
+        max(started_at) as last_session_at,
+        count(*)::integer as sessions
     from {{ ref('stg_sessions') }}
     group by 1
 ),
@@ -42,6 +46,8 @@ select
     c.region,
     u.platform,
     f.first_session_at,
+    f.last_session_at,
+    {{ local_date('f.last_session_at') }} as last_active_date,
     coalesce(f.sessions, 0) as sessions,
     cap.first_capture_at,
     coalesce(cap.captured_in_window, false) as is_activated,

@@ -7,13 +7,11 @@ with last_day as (
 
 users as (
     select
-        u.user_id,
-        u.signup_month as cohort_month,
-        u.signup_date,
-        max(a.activity_date) as last_active_date
-    from {{ ref('dim_users') }} as u
-    left join {{ ref('int_user_activity_days') }} as a on a.user_id = u.user_id
-    group by 1, 2, 3
+        user_id,
+        signup_month as cohort_month,
+        signup_date,
+        last_active_date
+    from {{ ref('dim_users') }}
 )
 
 select
