@@ -4,7 +4,7 @@
 
 use super::citus::Distribution;
 use crate::manifest::{Materialization, Node};
-use crate::text::quote_ident;
+use crate::text::{quote_ident, quote_literal};
 
 /// What kind of relation a model becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +101,7 @@ pub fn relkind_sql(relkind: &str) -> &'static str {
 /// materialized view), and does nothing when there is none. (`drop view if
 /// exists` fails on a table.)
 pub fn drop_any_sql(schema: &str, name: &str) -> String {
-    let lit = crate::text::quote_literal;
+    let lit = quote_literal;
     format!(
         "do $pm$\ndeclare\n    stmt text;\nbegin\n    \
          select format('drop %s %s cascade', case c.relkind when 'v' then 'view' when 'm' then 'materialized view' \
@@ -213,39 +213,83 @@ pub fn grants(node: &Node) -> Result<Vec<(String, String)>, crate::error::Proble
     Ok(out)
 }
 
-/// Each entry of `indexes:`: its name (a hash of the model's alias, columns,
-/// uniqueness and method) and what follows `create index <name> on <relation>`.
-fn index_defs(node: &Node) -> Vec<(bool, String, String)> {
+/// An entry of `indexes:`: its name (a hash of the model's alias, columns,
+/// uniqueness and method) and what it is.
+struct IndexDef {
+    name: String,
+    unique: bool,
+    method: String,
+    columns: Vec<String>,
+}
+
+impl IndexDef {
+    /// What follows `create [unique] index <name> on <relation>`.
+    fn body(&self) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|c| quote_ident(c)).collect();
+        format!("using {} ({})", self.method, cols.join(", "))
+    }
+
+    fn create(&self) -> &'static str {
+        if self.unique {
+            "create unique index"
+        } else {
+            "create index"
+        }
+    }
+}
+
+fn index_defs(node: &Node) -> Vec<IndexDef> {
     node.typed_config
         .indexes
         .iter()
         .filter(|ix| !ix.columns.is_empty())
         .map(|ix| {
-            let columns = &ix.columns;
-            let unique = ix.unique;
-            let method = ix.method.as_deref().unwrap_or("btree");
-            let key = format!("{}|{}|{unique}|{method}", node.alias, columns.join(","));
-            let name = format!("pm_ix_{}", &crate::text::sha256_hex(&key)[..20]);
-            let cols: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
-            (
-                unique,
-                name,
-                format!("using {method} ({})", cols.join(", ")),
-            )
+            let method = ix.method.as_deref().unwrap_or("btree").to_string();
+            let key = format!(
+                "{}|{}|{}|{method}",
+                node.alias,
+                ix.columns.join(","),
+                ix.unique
+            );
+            IndexDef {
+                name: format!("pm_ix_{}", &crate::text::sha256_hex(&key)[..20]),
+                unique: ix.unique,
+                method,
+                columns: ix.columns.clone(),
+            }
         })
         .collect()
 }
 
-/// `create index` statements of `indexes:`, on `relation` (an existing
-/// table that an incremental run adds to).
+/// The statements that give `relation` (an existing table that an
+/// incremental run adds to) the indexes of `indexes:` it lacks: one is
+/// created only when no index of the table has its columns, uniqueness and
+/// method, whatever its name (dbt, which names indexes its own way, built
+/// the table, say: a second copy would be built and then kept up to date).
 pub fn index_sql(node: &Node, relation: &str) -> Vec<String> {
     index_defs(node)
         .into_iter()
-        .map(|(unique, name, rest)| {
+        .map(|ix| {
+            let columns: Vec<String> = ix.columns.iter().map(|c| quote_literal(c)).collect();
             format!(
-                "create {}index if not exists {} on {relation} {rest}",
-                if unique { "unique " } else { "" },
-                quote_ident(&name),
+                "do $pm$ begin\n\
+                 if not exists (\n\
+                 select 1 from pg_index i join pg_class c on c.oid = i.indexrelid join pg_am am on am.oid = c.relam\n\
+                 where i.indrelid = {table}::regclass and i.indisunique = {unique} and am.amname = {method}\n\
+                 and i.indpred is null and i.indexprs is null\n\
+                 and array(select a.attname::text from unnest(i.indkey::int2[]) with ordinality as k(attnum, ord)\n\
+                 join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum order by k.ord)\n\
+                 = array[{columns}]::text[]) then\n\
+                 {create} {name} on {relation} {body};\n\
+                 end if;\n\
+                 end $pm$",
+                table = quote_literal(relation),
+                unique = ix.unique,
+                method = quote_literal(&ix.method),
+                columns = columns.join(", "),
+                create = ix.create(),
+                name = quote_ident(&ix.name),
+                body = ix.body(),
             )
         })
         .collect()
@@ -258,18 +302,19 @@ pub fn temp_index_sql(node: &Node, temp_relation: &str) -> Vec<(String, String)>
     let schema = quote_ident(&node.schema);
     index_defs(node)
         .into_iter()
-        .map(|(unique, name, rest)| {
-            let temp = format!("{name}{TEMP_MARK}");
+        .map(|ix| {
+            let temp = format!("{}{TEMP_MARK}", ix.name);
             (
                 format!(
-                    "create {}index {} on {temp_relation} {rest}",
-                    if unique { "unique " } else { "" },
+                    "{} {} on {temp_relation} {}",
+                    ix.create(),
                     quote_ident(&temp),
+                    ix.body()
                 ),
                 format!(
                     "alter index {schema}.{} rename to {}",
                     quote_ident(&temp),
-                    quote_ident(&name)
+                    quote_ident(&ix.name)
                 ),
             )
         })

@@ -671,6 +671,36 @@ fn indexes_and_unlogged_tables() {
 }
 
 #[test]
+fn an_incremental_run_adds_only_the_indexes_its_table_lacks_whatever_their_names() {
+    // The table dbt built (its own index names): the incremental run adds
+    // no second copy of the index on `day`, and adds the one on `id`.
+    let p = LocalProject::new(&[(
+        "models/inc.sql",
+        "{{ config(materialized='incremental', unique_key='day', incremental_strategy='delete+insert', indexes=[{'columns': ['day']}, {'columns': ['id'], 'unique': true}]) }}\nselect g as id, current_date - (g % 3) as day from generate_series(1, 9) as g\n",
+    )]);
+    assert_eq!(pm(p.path(), &["db", "start", "-q"]).code, 0);
+    sql(
+        p.path(),
+        "create table public.inc as select g as id, current_date - (g % 3) as day from generate_series(1, 9) as g;
+         create index inc_dbt_8c1f on public.inc (day)",
+    );
+    let r = pm(p.path(), &["run", "-s", "inc"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let indexes = "select string_agg(case when i.indisunique then 'unique ' else '' end || pg_get_indexdef(i.indexrelid, 1, true), ',' order by 1) from pg_index i where i.indrelid = 'public.inc'::regclass";
+    assert_eq!(sql(p.path(), indexes), "day,unique id");
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pg_indexes where indexname = 'inc_dbt_8c1f'"
+        ),
+        "1"
+    );
+    // Again: nothing more.
+    assert_eq!(pm(p.path(), &["run", "-q", "-s", "inc"]).code, 0);
+    assert_eq!(sql(p.path(), indexes), "day,unique id");
+}
+
+#[test]
 fn ctrl_c_cancels_on_the_server_and_leaves_nothing_half_built() {
     let p = LocalProject::new(&[
         (
