@@ -93,10 +93,42 @@ fn unit_test_waits(
     }
 }
 
+/// The nodes that wait for a test of `tested`, as in dbt: the children of a
+/// tested node; for a test of several nodes (a relationships test, a
+/// singular test reading several models), the nodes downstream of every one
+/// of them, so that a test of a fact and a dimension holds back what is
+/// built from both, not everything built from the dimension.
+fn waiting_for_test(
+    m: &Manifest,
+    tested: &[usize],
+    node_children: &HashMap<usize, Vec<usize>>,
+) -> Vec<usize> {
+    match tested {
+        [] => Vec::new(),
+        [p] => node_children.get(p).cloned().unwrap_or_default(),
+        [first, rest @ ..] => {
+            let mut common = m.dag.reach(&[*first], false, None);
+            for &t in rest {
+                let below = m.dag.reach(&[t], false, None);
+                for (c, b) in common.iter_mut().zip(below) {
+                    *c &= b;
+                }
+            }
+            common
+                .iter()
+                .enumerate()
+                .filter(|(_, &c)| c)
+                .map(|(i, _)| i)
+                .collect()
+        }
+    }
+}
+
 /// Orders `selected` into jobs. Tests wait for the nodes they test; with
 /// `merge`, mergeable tests of one relation share a job. When the run also
 /// builds (dbt's `build`), the children of a tested node wait for its tests,
-/// so that a failing test keeps bad rows from flowing downstream.
+/// so that a failing test keeps bad rows from flowing downstream (for a
+/// test of several nodes, the nodes downstream of all of them, as in dbt).
 pub fn plan(
     m: &Manifest,
     selected: &[usize],
@@ -187,9 +219,9 @@ pub fn plan(
             }
         }
     }
-    // dbt build: a tested node's children also wait for its tests, unless
-    // that would close a cycle (a child that is an ancestor of another
-    // tested parent, as with a relationships test).
+    // dbt build: a tested node's children also wait for its tests; for a
+    // test of several nodes, the nodes downstream of all of them (which
+    // never closes a cycle).
     let builds = jobs.iter().any(|j| !j.is_test());
     if builds {
         for (k, job) in jobs.iter().enumerate() {
@@ -204,21 +236,12 @@ pub fn plan(
                     }
                 }
             }
-            for &p in &tested {
-                for &c in node_children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
-                    let Some(&cj) = job_of.get(&c) else { continue };
-                    if jobs[cj].is_test() || cj == k {
-                        continue;
-                    }
-                    let cycle = tested.contains(&c)
-                        || (tested.len() > 1 && {
-                            let below = m.dag.reach(&[c], false, None);
-                            tested.iter().any(|&t| below[t])
-                        });
-                    if !cycle {
-                        waits[cj].insert(k);
-                    }
+            for c in waiting_for_test(m, &tested, &node_children) {
+                let Some(&cj) = job_of.get(&c) else { continue };
+                if jobs[cj].is_test() || cj == k || tested.contains(&c) {
+                    continue;
                 }
+                waits[cj].insert(k);
             }
         }
     }

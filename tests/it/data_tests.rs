@@ -564,6 +564,39 @@ fn a_projects_get_where_subquery_gives_a_tests_where_its_meaning() {
 }
 
 #[test]
+fn a_test_of_several_models_holds_back_only_what_is_built_from_all_of_them() {
+    // dbt's rule for `build`: a node waits for a test of several nodes (a
+    // relationships test) when it is downstream of every one of them.
+    let p = LocalProject::new(&[
+        ("models/a.sql", "select 1 as id union all select 2\n"),
+        ("models/b.sql", "select 1 as id\n"),
+        ("models/only_b.sql", "select id from {{ ref('b') }}\n"),
+        (
+            "models/both.sql",
+            "select a.id from {{ ref('a') }} as a join {{ ref('b') }} as b on b.id = a.id\n",
+        ),
+        (
+            "models/via_both.sql",
+            "select id from {{ ref('only_b') }} where id in (select id from {{ ref('a') }})\n",
+        ),
+        (
+            "models/schema.yml",
+            "version: 2\nmodels:\n  - name: a\n    columns:\n      - name: id\n        data_tests:\n          - relationships:\n              arguments:\n                to: ref('b')\n                field: id\n",
+        ),
+    ]);
+    let r = pm(p.path(), &["build"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(
+        err.contains("FAIL 1 relationships_a_id__id__ref_b_ "),
+        "{err}"
+    );
+    assert!(err.contains("OK     view model public.only_b "), "{err}");
+    assert!(err.contains("SKIP   view model public.both "), "{err}");
+    assert!(err.contains("SKIP   view model public.via_both "), "{err}");
+}
+
+#[test]
 fn quoted_columns_are_quoted_in_generic_tests() {
     let p = LocalProject::new(&[
         (
