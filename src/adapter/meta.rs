@@ -1,6 +1,8 @@
 //! What pm keeps in the warehouse about its own runs: an advisory lock per
 //! target schema, and `pm_meta.run_results`, a row per node and run.
 
+use std::collections::HashMap;
+
 use crate::error::Problem;
 
 /// The lock key of a target (database and schema).
@@ -66,6 +68,31 @@ pub struct ResultRow<'a> {
     pub error: Option<&'a str>,
 }
 
+/// How long each of `nodes` (unique ids) took when it last ran, in seconds,
+/// from pm_meta.run_results; empty when there is no history (or it cannot
+/// be read: the times only order the run).
+pub async fn last_durations(
+    client: &tokio_postgres::Client,
+    nodes: &[String],
+) -> HashMap<String, f64> {
+    let rows = client
+        .query(
+            "select distinct on (node) node, extract(epoch from finished_at - started_at)::float8
+             from pm_meta.run_results
+             where node = any($1) and status <> 'skipped'
+             order by node, finished_at desc",
+            &[&nodes],
+        )
+        .await;
+    match rows {
+        Ok(rows) => rows
+            .iter()
+            .filter_map(|r| Some((r.try_get(0).ok()?, r.try_get(1).ok()?)))
+            .collect(),
+        Err(_) => HashMap::new(),
+    }
+}
+
 /// Appends the run's outcomes to `pm_meta.run_results`, in one statement,
 /// and removes the runs that finished more than `keep_days` days ago.
 pub async fn record_results(
@@ -88,7 +115,9 @@ pub async fn record_results(
                  rows_affected bigint,
                  error text
              );
-             alter table pm_meta.run_results add column if not exists failures bigint",
+             alter table pm_meta.run_results add column if not exists failures bigint;
+             create index if not exists run_results_node_finished_at
+                 on pm_meta.run_results (node, finished_at)",
         )
         .await?;
     let mut nodes = Vec::with_capacity(rows.len());

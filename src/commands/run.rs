@@ -114,7 +114,15 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         recompile_for_incremental(&mut s, (c, selected, test_configs), &conn, command, args)?;
     let m = &c.manifest;
     pipeline::write_artifacts(&s, m, &selected)?;
-    let plan = execute::plan(m, &selected, &test_configs, s.settings.env.merge_tests);
+    let mut plan = execute::plan(m, &selected, &test_configs, s.settings.env.merge_tests);
+    let ids: Vec<String> = selected
+        .iter()
+        .map(|&i| m.nodes[i].unique_id.clone())
+        .collect();
+    let last = conn
+        .runtime
+        .block_on(crate::adapter::meta::last_durations(&conn.control, &ids));
+    plan.expect(m, &last);
     let citus = pipeline::citus_target(m, &selected, &conn, log)?;
     log.info(&format!(
         "Running {} nodes with {} threads on {}",

@@ -389,7 +389,19 @@ pub async fn schedule(
     let total: usize = plan.jobs.iter().map(|j| j.nodes().len()).sum();
     let width = total.to_string().len();
     let mut waiting: Vec<usize> = plan.waits_for.iter().map(Vec::len).collect();
-    let mut ready: VecDeque<usize> = (0..plan.jobs.len()).filter(|&k| waiting[k] == 0).collect();
+    // Of the jobs ready, the one with the longest expected chain after it
+    // first; ties in plan order.
+    let key = |k: usize| {
+        (
+            plan.remaining.get(k).copied().unwrap_or(0),
+            std::cmp::Reverse(k),
+        )
+    };
+    let mut ready: std::collections::BinaryHeap<(u64, std::cmp::Reverse<usize>)> =
+        (0..plan.jobs.len())
+            .filter(|&k| waiting[k] == 0)
+            .map(key)
+            .collect();
     let mut job_done: Vec<bool> = vec![false; plan.jobs.len()];
     let mut done: HashMap<usize, RunResult> = HashMap::new();
     let swap_mutex = tokio::sync::Mutex::new(());
@@ -408,7 +420,9 @@ pub async fn schedule(
     let mut now_running: std::collections::BTreeSet<&str> = Default::default();
     loop {
         while !stop && !clients.is_empty() {
-            let Some(k) = ready.pop_front() else { break };
+            let Some((_, std::cmp::Reverse(k))) = ready.pop() else {
+                break;
+            };
             if job_done[k] {
                 continue;
             }
@@ -493,7 +507,7 @@ pub async fn schedule(
                 for &c in &plan.children[k] {
                     waiting[c] -= 1;
                     if waiting[c] == 0 && !job_done[c] {
-                        ready.push_back(c);
+                        ready.push(key(c));
                     }
                 }
             }

@@ -42,6 +42,79 @@ pub struct Plan {
     /// The jobs each job waits for.
     pub waits_for: Vec<Vec<usize>>,
     pub children: Vec<Vec<usize>>,
+    /// Each job's expected time to the end of the run along its longest
+    /// chain of waiting jobs, in microseconds: of the jobs ready, the one
+    /// with the longest starts first, so that the slowest chain does not
+    /// start last ([`Plan::expect`]).
+    pub remaining: Vec<u64>,
+}
+
+impl Plan {
+    /// Sets each job's remaining time from `seconds`, the time each node
+    /// took when it last ran (by unique id). A node never run counts as the
+    /// median of those known (1 ms when none is), so that without any
+    /// history the longest chain of jobs goes first.
+    pub fn expect(&mut self, m: &Manifest, seconds: &HashMap<String, f64>) {
+        let mut known: Vec<f64> = self
+            .jobs
+            .iter()
+            .flat_map(Work::nodes)
+            .filter_map(|i| seconds.get(&m.nodes[i].unique_id).copied())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .collect();
+        known.sort_by(f64::total_cmp);
+        let default = known.get(known.len() / 2).copied().unwrap_or(0.001);
+        let micros = |s: f64| (s.max(0.0) * 1e6) as u64;
+        let own: Vec<u64> = self
+            .jobs
+            .iter()
+            .map(|job| {
+                let nodes = job.nodes();
+                let times = nodes.iter().map(|&i| {
+                    seconds
+                        .get(&m.nodes[i].unique_id)
+                        .copied()
+                        .filter(|s| s.is_finite())
+                        .unwrap_or(default)
+                });
+                // A merged scan takes about as long as its slowest test alone.
+                micros(if matches!(job, Work::Merged { .. }) {
+                    times.fold(0.0, f64::max)
+                } else {
+                    times.sum()
+                })
+            })
+            .collect();
+        self.remaining = longest_paths(&self.children, &own);
+    }
+}
+
+/// For each job, its own time plus the longest of its children's (a DAG).
+fn longest_paths(children: &[Vec<usize>], own: &[u64]) -> Vec<u64> {
+    let n = children.len();
+    let mut order = Vec::with_capacity(n);
+    let mut waiting = vec![0usize; n];
+    for cs in children {
+        for &c in cs {
+            waiting[c] += 1;
+        }
+    }
+    let mut stack: Vec<usize> = (0..n).filter(|&k| waiting[k] == 0).collect();
+    while let Some(k) = stack.pop() {
+        order.push(k);
+        for &c in &children[k] {
+            waiting[c] -= 1;
+            if waiting[c] == 0 {
+                stack.push(c);
+            }
+        }
+    }
+    let mut remaining = own.to_vec();
+    for &k in order.iter().rev() {
+        let below = children[k].iter().map(|&c| remaining[c]).max().unwrap_or(0);
+        remaining[k] = own[k].saturating_add(below);
+    }
+    remaining
 }
 
 /// Parents of `i` that are in the run, also those reached through ephemeral
@@ -259,9 +332,29 @@ pub fn plan(
             children[p].push(k);
         }
     }
+    let remaining = longest_paths(&children, &vec![1; jobs.len()]);
     Plan {
         jobs,
         waits_for,
         children,
+        remaining,
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_remaining_chain_is_counted_from_each_job() {
+        // 0 -> 1 -> 2, and 3 alone: 3 is slow, the chain slower.
+        let children = vec![vec![1], vec![2], vec![], vec![]];
+        assert_eq!(
+            longest_paths(&children, &[10, 20, 30, 50]),
+            [60, 50, 30, 50]
+        );
+        // A diamond counts its slower branch: 0 -> {1, 2} -> 3.
+        let children = vec![vec![1, 2], vec![3], vec![3], vec![]];
+        assert_eq!(longest_paths(&children, &[1, 5, 9, 2]), [12, 7, 11, 2]);
     }
 }

@@ -600,6 +600,35 @@ fn build_loads_seeds_and_builds_models_in_one_ordered_run() {
 }
 
 #[test]
+fn the_longest_expected_chain_starts_first() {
+    // One thread: a chain of three quick models and one slow model alone.
+    let p = LocalProject::new(&[
+        ("models/a1.sql", "select 1 as id\n"),
+        ("models/a2.sql", "select id from {{ ref('a1') }}\n"),
+        ("models/a3.sql", "select id from {{ ref('a2') }}\n"),
+        (
+            "models/z_slow.sql",
+            "{{ config(materialized='table') }}\nselect 1 as id from (select pg_sleep(0.6)) as s\n",
+        ),
+    ]);
+    let first_started = |r: &Run| -> String {
+        r.stderr
+            .lines()
+            .find(|l| l.contains(" START "))
+            .unwrap_or_default()
+            .to_string()
+    };
+    // No history yet: the longest chain of models goes first.
+    let r = pm(p.path(), &["run", "--threads", "1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(first_started(&r).ends_with("public.a1"), "{}", r.stderr);
+    // Then the last run's times: z_slow alone outlasts the chain.
+    let r = pm(p.path(), &["run", "--threads", "1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(first_started(&r).ends_with("public.z_slow"), "{}", r.stderr);
+}
+
+#[test]
 fn indexes_and_unlogged_tables() {
     let p = LocalProject::new(&[(
         "models/t.sql",

@@ -3,7 +3,7 @@
     unique_key='event_date',
     incremental_strategy='delete+insert',
     full_refresh=keeps_history(),
-    indexes=[{'columns': ['event_date']}],
+    indexes=[{'columns': ['event_date', 'event_type']}],
     pre_hook="{{ remember_computed_days(first_recomputed_day_sql('event_date')) }}",
     post_hook=["{{ prune_history('event_date') }}", "{{ log_computed_days('event_date') }}", "{{ analyze_when_built_whole() }}"]
 ) }}
