@@ -69,3 +69,19 @@
         analyze {{ this }}
     {%- endif -%}
 {% endmacro %}
+
+{#
+  The first month a monthly incremental model (feature_adoption_monthly,
+  cohort_retention_monthly) computes again, as a one-row SELECT of
+  `from_month`: the month holding the day `late_arrival_days` before the last
+  one with data (older months have all their rows); every month on a first run.
+#}
+{% macro first_recomputed_month_sql() %}
+    select
+        {%- if is_incremental() %}
+        date_trunc('month', max(date) - {{ whole_number_var('late_arrival_days', 0, 3660) }})::date as from_month
+        {%- else %}
+        min(date) as from_month
+        {%- endif %}
+    from {{ ref('dim_date') }}
+{% endmacro %}

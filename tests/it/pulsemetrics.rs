@@ -773,6 +773,23 @@ fn daily_metrics(p: &LocalProject) -> Vec<String> {
     .collect()
 }
 
+/// `pm <args> --full-refresh --vars '{rebuild_history: true}'`: a rebuild
+/// that rebuilds the history tables on purpose too. It must succeed.
+fn rebuild_on_purpose(p: &LocalProject, args: &[&str]) -> Run {
+    let dir = p.path().to_str().unwrap();
+    let mut all = args.to_vec();
+    all.extend([
+        "--full-refresh",
+        "--vars",
+        "{rebuild_history: true}",
+        "--project-dir",
+        dir,
+    ]);
+    let r = pm(p.path(), &all);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r
+}
+
 /// Row count and a hash of every row of each table PulseMetrics builds (but
 /// the job log, which records each run).
 fn built_tables(p: &LocalProject) -> Vec<(String, String)> {
@@ -824,19 +841,7 @@ fn nightly_builds_of_the_recent_days_equal_a_full_rebuild_table_for_table() {
     assert!(days[0] > 200 && days[1..].iter().all(|&d| d == 6), "{log}");
     let nightly = built_tables(&p);
     assert!(nightly.len() >= 25, "{nightly:?}");
-    let r = pm(
-        p.path(),
-        &[
-            "build",
-            "-q",
-            "--full-refresh",
-            "--vars",
-            "{rebuild_history: true}",
-            "--project-dir",
-            dir,
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    rebuild_on_purpose(&p, &["build", "-q"]);
     let full = built_tables(&p);
     for ((table, a), (_, b)) in nightly.iter().zip(&full) {
         assert_eq!(a, b, "{table}: nightly builds, then a full rebuild");
@@ -899,21 +904,7 @@ fn the_nightly_incremental_run_equals_a_full_refresh_and_backfills_touch_only_th
         &before[..],
         "late data changed recent days"
     );
-    let r = pm(
-        p.path(),
-        &[
-            "run",
-            "-q",
-            "-s",
-            "fct_daily_metrics",
-            "--full-refresh",
-            "--vars",
-            "{rebuild_history: true}",
-            "--project-dir",
-            dir,
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    rebuild_on_purpose(&p, &["run", "-q", "-s", "fct_daily_metrics"]);
     assert_eq!(daily_metrics(&p), incremental, "incremental = full refresh");
 
     // A backfill recomputes exactly its days: spoil a week and the days
@@ -1125,19 +1116,7 @@ fn roles_see_exactly_their_marts_and_recent_data_is_fresh() {
     );
 
     // A rebuild of every table (the history ones too) keeps each role's access exactly.
-    let r = pm(
-        p.path(),
-        &[
-            "build",
-            "-q",
-            "--full-refresh",
-            "--vars",
-            "{rebuild_history: true}",
-            "--project-dir",
-            dir,
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    rebuild_on_purpose(&p, &["build", "-q"]);
     for role in ["analyst", "finance", "reader"] {
         denied(role, "select count(*) from raw.payments");
         denied(role, "select count(*) from staging.stg_users");
@@ -1229,19 +1208,7 @@ fn roles_see_exactly_their_marts_and_recent_data_is_fresh() {
 
     // --empty builds the whole DAG on no rows: every model and seed is there
     // and empty, every test passes, and raw is untouched.
-    let r = pm(
-        p.path(),
-        &[
-            "build",
-            "--empty",
-            "--full-refresh",
-            "--vars",
-            "{rebuild_history: true}",
-            "--project-dir",
-            dir,
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = rebuild_on_purpose(&p, &["build", "--empty"]);
     assert!(r.stderr.contains("ERROR=0 SKIP=0"), "{}", r.stderr);
     for table in [
         "staging.stg_users",
@@ -1671,21 +1638,7 @@ fn history_outlives_raw_retention_and_old_aggregates_and_runs_are_pruned() {
     assert_eq!(history(&p, &before), kept, "after a backfill");
     // Once fct_events is rebuilt on purpose from what raw keeps, a backfill
     // of days whose events are gone is refused, and changes nothing.
-    let r = pm(
-        p.path(),
-        &[
-            "run",
-            "-q",
-            "-s",
-            "fct_events",
-            "--full-refresh",
-            "--vars",
-            "{rebuild_history: true}",
-            "--project-dir",
-            dir,
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    rebuild_on_purpose(&p, &["run", "-q", "-s", "fct_events"]);
     assert_eq!(sql(p.path(), &old_events), "0");
     let r = backfill(&p);
     let err = unwrapped(&r.stderr);
@@ -1749,19 +1702,7 @@ fn history_outlives_raw_retention_and_old_aggregates_and_runs_are_pruned() {
     );
 
     // Rebuilding on purpose (the documented way) recomputes from what raw still holds.
-    let r = pm(
-        p.path(),
-        &[
-            "build",
-            "-q",
-            "--full-refresh",
-            "--vars",
-            "{rebuild_history: true}",
-            "--project-dir",
-            dir,
-        ],
-    );
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    rebuild_on_purpose(&p, &["build", "-q"]);
     assert_eq!(
         sql(
             p.path(),

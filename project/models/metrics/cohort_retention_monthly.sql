@@ -11,13 +11,7 @@
 -- one with data; an older month has all its sessions, and its cohorts all
 -- their users.
 with recompute as (
-    select
-        {%- if is_incremental() %}
-        date_trunc('month', max(date) - {{ whole_number_var('late_arrival_days', 0, 3660) }})::date as from_month
-        {%- else %}
-        min(date) as from_month
-        {%- endif %}
-    from {{ ref('dim_date') }}
+    {{ first_recomputed_month_sql() }}
 ),
 
 active_months as (

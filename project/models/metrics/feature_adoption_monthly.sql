@@ -12,13 +12,7 @@
 -- recomputed_days.sql), whose events are all still there; older months stay
 -- as they were computed.
 with recompute as (
-    select
-        {%- if is_incremental() %}
-        date_trunc('month', max(date) - {{ whole_number_var('late_arrival_days', 0, 3660) }})::date as from_month
-        {%- else %}
-        min(date) as from_month
-        {%- endif %}
-    from {{ ref('dim_date') }}
+    {{ first_recomputed_month_sql() }}
 ),
 
 monthly_active as (
