@@ -11,20 +11,13 @@
 -- run counts again the sessions that got events since the last one (all of
 -- a session's events arrive within days of it, long before they are dropped).
 {% set late_days = whole_number_var('late_arrival_days', 0, 3660) %}
--- Events loaded after `since` happened after `happened_since` (they arrive
--- within `late_arrival_days`, macros/recomputed_days.sql), and so did every
--- other event of their sessions (a session lasts a few hours, one more day
--- covers it): the bound lets PostgreSQL read only raw.events' recent months.
+-- The sessions with an event loaded after `since`, counted whole. Their
+-- events happened after `happened_since` (events arrive within
+-- `late_arrival_days`, macros/recomputed_days.sql, and a session lasts a few
+-- hours, one more day covers it): the bound lets PostgreSQL read only
+-- raw.events' recent months, once.
 with bounds as (
     select {{ loaded_since() }} as since, {{ loaded_since() }} - interval '{{ late_days + 1 }} days' as happened_since
-),
-
-touched as (
-    select distinct e.session_id
-    from {{ ref('stg_events') }} as e
-    where e.session_id is not null
-      and e.loaded_at > (select since from bounds)
-      and e.occurred_at > (select happened_since from bounds)
 )
 
 select
@@ -35,6 +28,7 @@ select
     (count(*) filter (where e.event_type = 'feature_use'))::integer as feature_uses,
     max(e.loaded_at) as last_loaded_at
 from {{ ref('stg_events') }} as e
-where e.session_id in (select session_id from touched)
+where e.session_id is not null
   and e.occurred_at > (select happened_since from bounds)
 group by 1, 2
+having max(e.loaded_at) > (select since from bounds)
