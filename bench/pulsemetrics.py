@@ -17,9 +17,7 @@ bench/out/pulsemetrics):
      models incremental: they compute the recent days again, see
      project/macros/recomputed_days.sql; the rest rebuilt); again compared,
      and then with a full rebuild by pm.
-Times are wall-clock times of the whole command (dbt's include its parse),
-each started on a settled server (`vacuum (analyze)` first, as autovacuum
-would have done before a nightly build a day after the last one).
+Times are wall-clock times of the whole command (dbt's include its parse).
 """
 import argparse
 import os
@@ -85,13 +83,6 @@ def main():
         # Re-applies warehouse/*.sql (schemas and their grants) without touching raw.
         sh([pm, "generate", "--if-empty", "-q"], cwd=proj)
 
-    def settled():
-        # Each timed build starts on a settled server, as a nightly build does
-        # a day after the last one: autovacuum has analyzed and vacuumed what
-        # the previous command wrote (here at once, instead of a worker
-        # doing it during the next timed build).
-        sh([psql, url, "-Xqc", "vacuum (analyze)"])
-
     try:
         t_gen, _ = timed([pm, "generate", "-q", "--seed", "42", "--scale", a.scale,
                           "--start", "2025-01-01", "--days", "365"], proj)
@@ -104,11 +95,9 @@ def main():
         # rebuild_history: the models that keep history past raw retention
         # (full_refresh: false) are rebuilt too, by both tools.
         rebuild = ["--vars", "{rebuild_history: true}"]
-        settled()
         t_pm, _ = timed([pm, "build", "--full-refresh", "-q"] + rebuild, proj)
         pm_full = contents(psql, url)
         empty_marts()
-        settled()
         t_dbt, _ = timed(dbt + ["build", "--full-refresh"] + rebuild + dbt_flags, proj)
         dbt_full = contents(psql, url)
         nodes = sh([pm, "ls", "-q", "--resource-type", "seed", "model", "test"], cwd=proj).stdout.count("\n")
@@ -118,10 +107,8 @@ def main():
         ok &= compare("full build", pm_full, dbt_full)
 
         t_add, _ = timed([pm, "generate", "--append-days", "1", "-q"], proj)
-        settled()
         t_pm_n, _ = timed([pm, "build", "-q"], proj)
         pm_nightly = contents(psql, url)
-        settled()
         t_dbt_n, _ = timed(dbt + ["build"] + dbt_flags, proj)
         dbt_nightly = contents(psql, url)
         print(f"  nightly: pm generate --append-days 1 {t_add:.2f} s, then the incremental build:")

@@ -14,13 +14,41 @@
   those days (macros/get_where_subquery.sql).
 #}
 
-{# The first day a run of a daily model computes, as a SQL date expression. #}
+{#
+  The first day a run of a daily model computes, as a SQL date expression:
+  at run time a literal (so that PostgreSQL plans for the few days it reads
+  and skips the months it does not), else the query that finds it.
+#}
 {% macro first_recomputed_day(date_column, days=none) -%}
     {%- set back = days if days is not none else whole_number_var('late_arrival_days', 0, 3660) -%}
-    {%- if is_incremental() -%}
-        coalesce((select max({{ date_column }}) from {{ this }}) - {{ back }}, '-infinity'::date)
-    {%- else -%}
+    {%- if not is_incremental() -%}
         '-infinity'::date
+    {%- else -%}
+        {%- set query = "coalesce((select max(" ~ date_column ~ ") from " ~ this ~ ") - " ~ back ~ ", '-infinity'::date)" -%}
+        {{ literal_at_run_time(query, 'date') }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+  `query` (a SQL expression of type `type`, date or timestamptz), as the
+  literal it gives when the model runs; the expression itself when nothing
+  runs (pm compile, dbt parse). Only a value of the type's form becomes a
+  literal.
+#}
+{% macro literal_at_run_time(query, type) -%}
+    {%- set value = none -%}
+    {%- if execute -%}
+        {%- set found = run_query("select (" ~ query ~ ")::text") -%}
+        {%- set value = found.columns[0].values()[0] if found.rows | length > 0 else none -%}
+    {%- endif -%}
+    {%- set forms = {
+        'date': '-?infinity|[0-9]{4}-[0-9]{2}-[0-9]{2}',
+        'timestamptz': '-?infinity|[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?[+-][0-9]{2}(:[0-9]{2})?'
+    } -%}
+    {%- if value is not none and modules.re.fullmatch(forms[type], value | string) -%}
+        '{{ value }}'::{{ type }}
+    {%- else -%}
+        ({{ query }})
     {%- endif -%}
 {%- endmacro %}
 
@@ -47,7 +75,8 @@
 #}
 {% macro loaded_since(loaded_column='last_loaded_at') -%}
     {%- if is_incremental() -%}
-        (coalesce((select max({{ loaded_column }}) from {{ this }}), '-infinity') - interval '1 day')
+        {%- set query = "coalesce((select max(" ~ loaded_column ~ ") from " ~ this ~ "), '-infinity') - interval '1 day'" -%}
+        {{ literal_at_run_time(query, 'timestamptz') }}
     {%- else -%}
         '-infinity'::timestamptz
     {%- endif -%}

@@ -4,7 +4,7 @@
     incremental_strategy='delete+insert',
     full_refresh=keeps_history(),
     pre_hook="{{ remember_computed_days(loaded_since_day_sql()) }}",
-    post_hook="{{ log_computed_days('last_loaded_at::date') }}"
+    post_hook=["{{ log_computed_days('last_loaded_at::date') }}", "{{ analyze_when_built_whole() }}"]
 ) }}
 -- Events per session (a session's depth): kept once computed, as raw events
 -- are dropped after their retention period (see macros/history.sql). Each

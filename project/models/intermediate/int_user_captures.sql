@@ -2,7 +2,8 @@
     materialized='incremental',
     unique_key='user_id',
     incremental_strategy='delete+insert',
-    full_refresh=keeps_history()
+    full_refresh=keeps_history(),
+    post_hook="{{ analyze_when_built_whole() }}"
 ) }}
 -- Each user's first capture and whether one fell within the activation
 -- window of the signup: kept once computed, as raw events are dropped after
