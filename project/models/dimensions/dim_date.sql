@@ -1,13 +1,14 @@
 -- One row per day from the first signup to the last day with data: the
 -- spine of every daily and monthly metric (a month's metrics are as of its
 -- last day here, which for the current month is the last day with data).
+-- (The day of the first or last instant: one conversion, not one per row.)
 with bounds as (
     select
-        (select min({{ local_date('signed_up_at') }}) from {{ ref('stg_users') }}) as first_day,
+        (select {{ local_date('min(signed_up_at)') }} from {{ ref('stg_users') }}) as first_day,
         greatest(
-            (select max({{ local_date('signed_up_at') }}) from {{ ref('stg_users') }}),
-            (select max({{ local_date('started_at') }}) from {{ ref('stg_sessions') }}),
-            (select max({{ local_date('created_at') }}) from {{ ref('stg_payments') }})
+            (select {{ local_date('max(signed_up_at)') }} from {{ ref('stg_users') }}),
+            (select {{ local_date('max(started_at)') }} from {{ ref('stg_sessions') }}),
+            (select {{ local_date('max(created_at)') }} from {{ ref('stg_payments') }})
         ) as last_day
 ),
 
