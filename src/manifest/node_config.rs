@@ -41,6 +41,16 @@ pub struct NodeConfig {
     pub incremental_strategy: Option<String>,
     #[serde(deserialize_with = "text")]
     pub on_schema_change: Option<String>,
+    /// SQL conditions on DBT_INTERNAL_DEST (and, for merge,
+    /// DBT_INTERNAL_SOURCE) that narrow delete+insert's delete and merge's match.
+    #[serde(deserialize_with = "text_list")]
+    pub incremental_predicates: Vec<String>,
+    /// The columns merge updates on a match (all of them when empty).
+    #[serde(deserialize_with = "text_list")]
+    pub merge_update_columns: Vec<String>,
+    /// The columns merge leaves as they are on a match.
+    #[serde(deserialize_with = "text_list")]
+    pub merge_exclude_columns: Vec<String>,
     #[serde(deserialize_with = "indexes")]
     pub indexes: Vec<IndexConfig>,
     #[serde(deserialize_with = "flag")]
@@ -100,6 +110,9 @@ impl Default for NodeConfig {
             unique_key: Vec::new(),
             incremental_strategy: None,
             on_schema_change: None,
+            incremental_predicates: Vec::new(),
+            merge_update_columns: Vec::new(),
+            merge_exclude_columns: Vec::new(),
             indexes: Vec::new(),
             unlogged: false,
             distributed_by: None,

@@ -206,6 +206,8 @@ mod tests {
             strategy,
             unique_key: keys.iter().map(|k| k.to_string()).collect(),
             on_schema_change: OnSchemaChange::Ignore,
+            predicates: Vec::new(),
+            merge_update: None,
         };
         let hash = Distribution::Hash {
             column: "user_id".into(),

@@ -29,6 +29,19 @@ pub struct IncrementalConfig {
     pub strategy: Strategy,
     pub unique_key: Vec<String>,
     pub on_schema_change: OnSchemaChange,
+    /// `incremental_predicates`: SQL conditions (on DBT_INTERNAL_DEST, as
+    /// dbt names the table) added to delete+insert's delete and merge's match.
+    pub predicates: Vec<String>,
+    /// The columns merge updates on a match: `merge_update_columns`, or
+    /// every column but `merge_exclude_columns` (None: every column).
+    pub merge_update: Option<MergeUpdate>,
+}
+
+/// Which columns a merge updates on a match.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MergeUpdate {
+    Only(Vec<String>),
+    AllBut(Vec<String>),
 }
 
 fn config_problem(node: &Node, msg: String, help: &str) -> Problem {
@@ -77,10 +90,34 @@ pub fn config_of(node: &Node) -> Result<IncrementalConfig, Problem> {
             ))
         }
     };
+    let merge_update = match (
+        config.merge_update_columns.is_empty(),
+        config.merge_exclude_columns.is_empty(),
+    ) {
+        (true, true) => None,
+        (false, true) => Some(MergeUpdate::Only(config.merge_update_columns.clone())),
+        (true, false) => Some(MergeUpdate::AllBut(config.merge_exclude_columns.clone())),
+        (false, false) => {
+            return Err(config_problem(
+                node,
+                "it sets both merge_update_columns and merge_exclude_columns".into(),
+                "keep one of them: the columns a merge updates, or those it leaves",
+            ))
+        }
+    };
+    if merge_update.is_some() && strategy != Strategy::Merge {
+        return Err(config_problem(
+            node,
+            "merge_update_columns and merge_exclude_columns apply to incremental_strategy='merge' only".into(),
+            "use incremental_strategy='merge', or remove them",
+        ));
+    }
     Ok(IncrementalConfig {
         strategy,
         unique_key,
         on_schema_change,
+        predicates: config.incremental_predicates.clone(),
+        merge_update,
     })
 }
 
@@ -164,6 +201,11 @@ pub fn apply_sql(
             .collect::<Vec<_>>()
             .join(" and ")
     };
+    let predicates: String = config
+        .predicates
+        .iter()
+        .map(|p| format!("\n  and ({p})"))
+        .collect();
     match config.strategy {
         Strategy::Append => insert,
         // dbt's statement: a semi-join, so that a key shared by many rows (a
@@ -172,24 +214,39 @@ pub fn apply_sql(
             let keys: Vec<String> = config.unique_key.iter().map(|k| quote_ident(k)).collect();
             let keys = keys.join(", ");
             format!(
-                "delete from {relation}\nwhere ({keys}) in (select distinct {keys} from {temp});\n{insert}"
+                "delete from {relation} as DBT_INTERNAL_DEST\nwhere ({keys}) in (select distinct {keys} from {temp} as DBT_INTERNAL_SOURCE){predicates};\n{insert}"
             )
         }
         Strategy::Merge => {
-            let updates: Vec<String> = columns
-                .iter()
-                .filter(|c| !config.unique_key.contains(c))
-                .map(|c| format!("{q} = s.{q}", q = quote_ident(c)))
+            // merge_update_columns as written (one the table lacks is the
+            // server's error, naming it, as in dbt).
+            let updated: Vec<&String> = match &config.merge_update {
+                None => columns
+                    .iter()
+                    .filter(|c| !config.unique_key.contains(c))
+                    .collect(),
+                Some(MergeUpdate::Only(only)) => only.iter().collect(),
+                Some(MergeUpdate::AllBut(but)) => columns
+                    .iter()
+                    .filter(|c| !but.iter().any(|b| b.eq_ignore_ascii_case(c)))
+                    .collect(),
+            };
+            let updates: Vec<String> = updated
+                .into_iter()
+                .map(|c| format!("{q} = DBT_INTERNAL_SOURCE.{q}", q = quote_ident(c)))
                 .collect();
             let matched = if updates.is_empty() {
                 "when matched then do nothing".to_string()
             } else {
                 format!("when matched then update set {}", updates.join(", "))
             };
-            let values: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
+            let values: Vec<String> = cols
+                .iter()
+                .map(|c| format!("DBT_INTERNAL_SOURCE.{c}"))
+                .collect();
             format!(
-                "merge into {relation} as t\nusing {temp} as s\non {}\n{matched}\nwhen not matched then insert ({list}) values ({})",
-                key_match("t", "s"),
+                "merge into {relation} as DBT_INTERNAL_DEST\nusing {temp} as DBT_INTERNAL_SOURCE\non {}{predicates}\n{matched}\nwhen not matched then insert ({list}) values ({})",
+                key_match("DBT_INTERNAL_DEST", "DBT_INTERNAL_SOURCE"),
                 values.join(", ")
             )
         }
@@ -205,6 +262,8 @@ mod tests {
             strategy,
             unique_key: keys.iter().map(|k| k.to_string()).collect(),
             on_schema_change: OnSchemaChange::Ignore,
+            predicates: Vec::new(),
+            merge_update: None,
         }
     }
 
@@ -215,13 +274,45 @@ mod tests {
             apply_sql(&p(Strategy::Append, &[]), "t1", "tmp", &cols),
             "insert into t1 (\"id\", \"v\")\nselect \"id\", \"v\" from tmp"
         );
-        assert_eq!(
-            apply_sql(&p(Strategy::DeleteInsert, &["id"]), "t1", "tmp", &cols),
-            "delete from t1\nwhere (\"id\") in (select distinct \"id\" from tmp);\ninsert into t1 (\"id\", \"v\")\nselect \"id\", \"v\" from tmp"
-        );
-        assert_eq!(
-            apply_sql(&p(Strategy::Merge, &["id"]), "t1", "tmp", &cols),
-            "merge into t1 as t\nusing tmp as s\non t.\"id\" = s.\"id\"\nwhen matched then update set \"v\" = s.\"v\"\nwhen not matched then insert (\"id\", \"v\") values (s.\"id\", s.\"v\")"
-        );
+        insta::assert_snapshot!(apply_sql(&p(Strategy::DeleteInsert, &["id"]), "t1", "tmp", &cols), @r#"
+        delete from t1 as DBT_INTERNAL_DEST
+        where ("id") in (select distinct "id" from tmp as DBT_INTERNAL_SOURCE);
+        insert into t1 ("id", "v")
+        select "id", "v" from tmp
+        "#);
+        insta::assert_snapshot!(apply_sql(&p(Strategy::Merge, &["id"]), "t1", "tmp", &cols), @r#"
+        merge into t1 as DBT_INTERNAL_DEST
+        using tmp as DBT_INTERNAL_SOURCE
+        on DBT_INTERNAL_DEST."id" = DBT_INTERNAL_SOURCE."id"
+        when matched then update set "v" = DBT_INTERNAL_SOURCE."v"
+        when not matched then insert ("id", "v") values (DBT_INTERNAL_SOURCE."id", DBT_INTERNAL_SOURCE."v")
+        "#);
+    }
+
+    #[test]
+    fn predicates_narrow_the_delete_and_the_match_and_merge_updates_what_it_is_told() {
+        let cols = vec!["id".to_string(), "v".to_string(), "w".to_string()];
+        let mut c = p(Strategy::DeleteInsert, &["id"]);
+        c.predicates = vec!["DBT_INTERNAL_DEST.day >= current_date - 3".into()];
+        insta::assert_snapshot!(apply_sql(&c, "t1", "tmp", &cols[..2]), @r#"
+        delete from t1 as DBT_INTERNAL_DEST
+        where ("id") in (select distinct "id" from tmp as DBT_INTERNAL_SOURCE)
+          and (DBT_INTERNAL_DEST.day >= current_date - 3);
+        insert into t1 ("id", "v")
+        select "id", "v" from tmp
+        "#);
+        c.strategy = Strategy::Merge;
+        c.merge_update = Some(MergeUpdate::AllBut(vec!["W".into()]));
+        insta::assert_snapshot!(apply_sql(&c, "t1", "tmp", &cols), @r#"
+        merge into t1 as DBT_INTERNAL_DEST
+        using tmp as DBT_INTERNAL_SOURCE
+        on DBT_INTERNAL_DEST."id" = DBT_INTERNAL_SOURCE."id"
+          and (DBT_INTERNAL_DEST.day >= current_date - 3)
+        when matched then update set "id" = DBT_INTERNAL_SOURCE."id", "v" = DBT_INTERNAL_SOURCE."v"
+        when not matched then insert ("id", "v", "w") values (DBT_INTERNAL_SOURCE."id", DBT_INTERNAL_SOURCE."v", DBT_INTERNAL_SOURCE."w")
+        "#);
+        c.merge_update = Some(MergeUpdate::Only(vec!["w".into()]));
+        assert!(apply_sql(&c, "t1", "tmp", &cols)
+            .contains("update set \"w\" = DBT_INTERNAL_SOURCE.\"w\"\n"));
     }
 }

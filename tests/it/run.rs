@@ -600,6 +600,48 @@ fn build_loads_seeds_and_builds_models_in_one_ordered_run() {
 }
 
 #[test]
+fn incremental_predicates_and_merge_columns_do_what_dbt_does() {
+    let p = LocalProject::new(&[
+        (
+            "models/narrowed.sql",
+            "{{ config(materialized='incremental', unique_key='id', incremental_strategy='delete+insert', incremental_predicates=['DBT_INTERNAL_DEST.id > 1']) }}\nselect g as id from generate_series(1, 3) as g\n",
+        ),
+        (
+            "models/merged.sql",
+            "{{ config(materialized='incremental', unique_key='id', incremental_strategy='merge', merge_exclude_columns=['first_v']) }}\nselect 1 as id, '{{ var(\"v\") }}'::text as v, '{{ var(\"v\") }}'::text as first_v\n",
+        ),
+    ]);
+    for v in ["a", "b"] {
+        let r = pm(p.path(), &["run", "--vars", &format!("{{v: {v}}}")]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    // The delete spared the rows outside the predicate: id 1 was added again.
+    assert_eq!(
+        sql(
+            p.path(),
+            "select string_agg(id::text, ',' order by id) from narrowed"
+        ),
+        "1,1,2,3"
+    );
+    // The merge left first_v as the first run wrote it.
+    assert_eq!(sql(p.path(), "select v || first_v from merged"), "ba");
+    // Both lists: refused, naming the model.
+    write(
+        p.path(),
+        "models/merged.sql",
+        "{{ config(materialized='incremental', unique_key='id', incremental_strategy='merge', merge_exclude_columns=['first_v'], merge_update_columns=['v']) }}\nselect 1 as id, 'c'::text as v, 'c'::text as first_v\n",
+    );
+    let r = pm(p.path(), &["run", "-s", "merged"]);
+    let err = unwrapped(&r.stderr);
+    assert_ne!(r.code, 0, "{err}");
+    assert!(
+        err.contains("model `merged`")
+            && err.contains("both merge_update_columns and merge_exclude_columns"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_longest_expected_chain_starts_first() {
     // One thread: a chain of three quick models and one slow model alone.
     let p = LocalProject::new(&[
