@@ -67,6 +67,35 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `text` with each `{{ doc('name') }}` replaced by the docs block `name`
+/// (`lookup` gives its contents, trimmed when it was read, as dbt trims
+/// them); a reference to no block stays as written.
+pub fn resolve_doc_refs<'a>(text: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> String {
+    if !text.contains("doc(") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        let inner = rest[start + 2..start + len].trim();
+        out.push_str(&rest[..start]);
+        let name = inner
+            .strip_prefix("doc(")
+            .and_then(|s| s.strip_suffix(')'))
+            .map(|s| s.trim().trim_matches(|c| c == '"' || c == '\''));
+        match name.and_then(&lookup) {
+            Some(body) => out.push_str(body),
+            None => out.push_str(&rest[start..start + len + 2]),
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -481,29 +481,7 @@ fn yaml_snapshot(
 
 /// Replaces `{{ doc('name') }}` in a description with the docs block.
 pub(super) fn resolve_docs(text: &str, docs: &HashMap<String, String>) -> String {
-    if !text.contains("doc(") {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let Some(end) = rest[start..].find("}}") else {
-            break;
-        };
-        let inner = rest[start + 2..start + end].trim();
-        out.push_str(&rest[..start]);
-        let name = inner
-            .strip_prefix("doc(")
-            .and_then(|s| s.strip_suffix(')'))
-            .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"'));
-        match name.and_then(|n| docs.get(n)) {
-            Some(body) => out.push_str(body),
-            None => out.push_str(&rest[start..start + end + 2]),
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
+    crate::text::resolve_doc_refs(text, |name| docs.get(name).map(String::as_str))
 }
 
 /// The YAML file a source or exposure is declared in, as the file of its node.

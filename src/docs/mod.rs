@@ -65,26 +65,7 @@ pub fn in_graph(n: &Node) -> bool {
 
 /// `{{ doc("name") }}` in a description replaced by the docs block's text.
 pub fn resolve_docs(text: &str, blocks: &HashMap<&str, &str>) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start..].find("}}") else {
-            break;
-        };
-        let inner = rest[start + 2..start + len].trim();
-        out.push_str(&rest[..start]);
-        let name = inner
-            .strip_prefix("doc(")
-            .and_then(|s| s.strip_suffix(')'))
-            .map(|s| s.trim().trim_matches(|c| c == '"' || c == '\''));
-        match name.and_then(|n| blocks.get(n)) {
-            Some(body) => out.push_str(body.trim()),
-            None => out.push_str(&rest[start..start + len + 2]),
-        }
-        rest = &rest[start + len + 2..];
-    }
-    out.push_str(rest);
-    out
+    crate::text::resolve_doc_refs(text, |name| blocks.get(name).copied())
 }
 
 /// Markdown to HTML that is safe to show: the only tags are those Markdown
@@ -479,7 +460,8 @@ mod tests {
 
     #[test]
     fn docs_blocks_and_markdown() {
-        let blocks: HashMap<&str, &str> = [("status", "\nOne of *placed*, *shipped*.\n")].into();
+        // Block contents are trimmed when read (compile::blocks), as dbt trims them.
+        let blocks: HashMap<&str, &str> = [("status", "One of *placed*, *shipped*.")].into();
         assert_eq!(
             resolve_docs("{{ doc(\"status\") }} More.", &blocks),
             "One of *placed*, *shipped*. More."

@@ -348,7 +348,13 @@ fn runs_are_recorded_and_two_runs_on_one_target_take_turns() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    wait_for_sql(
+        p.path(),
+        "select count(*) from pg_locks where locktype = 'advisory' and granted",
+        "1",
+        20,
+        "the holder never took the target's lock",
+    );
     let r = pm(p.path(), &["run", "--no-wait"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
