@@ -363,7 +363,31 @@ fn column_types_come_from_the_warehouse_and_the_site_can_be_served() {
     let (status, body) = get("/pm-docs-data.js").unwrap();
     assert_eq!(status, 200);
     assert!(body.starts_with("window.PM_DATA = "));
-    assert_eq!(get("/../pm_project.yml").unwrap().0, 404);
+    // Sent as written (an HTTP client would resolve the dots away first):
+    // nothing outside the site is served.
+    let raw = |path: &str| -> String {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    for path in [
+        "/../pm_project.yml",
+        "/%2e%2e/pm_project.yml",
+        "/..%2fpm_project.yml",
+    ] {
+        let answer = raw(path);
+        assert!(answer.starts_with("HTTP/1.1 404"), "{path}: {answer}");
+        assert!(!answer.contains("name:"), "{path}: {answer}");
+    }
     // An idle connection (a browser's preconnect) keeps nobody waiting.
     let idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     assert_eq!(
