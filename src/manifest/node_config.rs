@@ -78,7 +78,7 @@ pub struct NodeConfig {
     pub quote_columns: Option<bool>,
 
     // data tests
-    #[serde(deserialize_with = "text")]
+    #[serde(deserialize_with = "severity")]
     pub severity: Option<String>,
     #[serde(deserialize_with = "text")]
     pub warn_if: Option<String>,
@@ -235,6 +235,19 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         v => scalar_text(&v)
             .map(Some)
             .ok_or_else(|| wrong(&v, "a string")),
+    }
+}
+
+/// A test's `severity`: `error` or `warn`, in any case (dbt's pattern).
+fn severity<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Json::deserialize(d)? {
+        Json::Null => Ok(None),
+        Json::String(s)
+            if s.trim().eq_ignore_ascii_case("error") || s.trim().eq_ignore_ascii_case("warn") =>
+        {
+            Ok(Some(s))
+        }
+        v => Err(wrong(&v, "`error` or `warn`")),
     }
 }
 

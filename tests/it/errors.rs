@@ -107,6 +107,20 @@ fn a_config_value_of_the_wrong_type_points_at_where_it_is_set() {
         &["compile"],
     );
     insta::assert_snapshot!(err);
+    // A severity dbt does not know: at compile, where it is set (it was an
+    // error at run time that named no file).
+    let err = fails(
+        &[
+            ("dbt_project.yml", PROJECT),
+            ("models/a.sql", "select 1 as x\n"),
+            (
+                "models/a.yml",
+                "models:\n  - name: a\n    columns:\n      - name: x\n        data_tests:\n          - not_null:\n              config:\n                severity: bogus\n",
+            ),
+        ],
+        &["compile"],
+    );
+    insta::assert_snapshot!(err);
 }
 
 #[test]
