@@ -648,6 +648,44 @@ fn incremental_predicates_and_merge_columns_do_what_dbt_does() {
 }
 
 #[test]
+fn fail_fast_starts_nothing_after_a_failure() {
+    // One thread; `bad` heads the longest chain, so it runs first (model `a`
+    // comes with every local project).
+    let p = LocalProject::new(&[
+        (
+            "models/bad.sql",
+            "{{ config(materialized='table') }}\nselect 1 / 0 as x\n",
+        ),
+        ("models/below_bad.sql", "select x from {{ ref('bad') }}\n"),
+        ("models/b.sql", "select 1 as x\n"),
+        ("models/c.sql", "select 1 as x\n"),
+        ("models/d.sql", "select 1 as x\n"),
+    ]);
+    let r = pm(p.path(), &["run", "--threads", "1", "--fail-fast"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(
+        err.contains("PASS=0 WARN=0 ERROR=1 SKIP=5 TOTAL=6"),
+        "{err}"
+    );
+    assert_eq!(
+        sql(
+            p.path(),
+            "select count(*) from pg_class where relname in ('a', 'b', 'c', 'd')"
+        ),
+        "0"
+    );
+    // Without it, the independent branches are built.
+    let r = pm(p.path(), &["run", "--threads", "1"]);
+    let err = unwrapped(&r.stderr);
+    assert_eq!(r.code, 1, "{err}");
+    assert!(
+        err.contains("PASS=4 WARN=0 ERROR=1 SKIP=1 TOTAL=6"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_longest_expected_chain_starts_first() {
     // One thread: a chain of three quick models and one slow model alone.
     let p = LocalProject::new(&[
