@@ -29,7 +29,8 @@
   Seed 004's job log: which days a run of a daily model computed.
   `remember_computed_days(bounds_sql)` (a pre-hook) keeps the run's first and
   last day; `log_computed_days()` (a post-hook) writes them to
-  analytics.metrics_job_log with the run's invocation id. With
+  analytics.metrics_job_log with the run's invocation id (readable by the
+  roles the model grants select to). With
   `log_computed_days(date_column)`, the days are those of the model's
   `date_column` from the remembered first day (macros/recomputed_days.sql).
 #}
@@ -50,6 +51,10 @@
         days integer,
         finished_at timestamptz not null default now()
     );
+    {#- Whoever may read the model may read when its days were computed. #}
+    {%- for grantee in (config.get('grants') or {}).get('select', []) %}
+    grant select on {{ this.schema }}.metrics_job_log to {{ adapter.quote(grantee) }};
+    {%- endfor %}
     insert into {{ this.schema }}.metrics_job_log (model, invocation_id, first_day, last_day, days)
     select '{{ this.identifier }}', '{{ invocation_id }}', first_day, last_day, last_day - first_day + 1
     from (

@@ -293,7 +293,7 @@ pub(super) fn hooks(
         (&project.on_run_end, &mut on_run.1),
     ] {
         for h in list {
-            match render_hook(env, None, h, None) {
+            match render_hook(env, None, h, None, None) {
                 Ok((sql, _)) => out.push(sql),
                 Err(p) => problems.push(p),
             }
@@ -323,7 +323,7 @@ pub(super) fn node_hooks(
     for (key, out) in [("pre-hook", &mut pair.0), ("post-hook", &mut pair.1)] {
         if let Some(Json::Array(list)) = draft.node.config.get(key) {
             for (h, transaction) in list.iter().filter_map(hook_sql) {
-                match render_hook(env, node, &h, warehouse.clone()) {
+                match render_hook(env, node, &h, warehouse.clone(), Some(&draft.node.config)) {
                     Ok((sql, used)) => {
                         uses |= used;
                         out.push(Hook { sql, transaction })
@@ -360,12 +360,17 @@ fn render_hook(
     node: Option<(usize, &str)>,
     sql: &str,
     warehouse: Option<Arc<dyn context::Warehouse>>,
+    config: Option<&crate::loader::config::Config>,
 ) -> std::result::Result<(String, bool), Problem> {
     let (r, st) = match node {
-        Some((i, _)) => context::with_render_state(i, || {
-            context::set_warehouse(warehouse);
-            env.render_named_str("<hook>", sql, ())
-        }),
+        // `config.get()` sees the node's whole config, its own config() calls
+        // included, as in dbt (hooks render after the model).
+        Some((i, _)) => {
+            context::with_render_state_config(i, config.cloned().unwrap_or_default(), || {
+                context::set_warehouse(warehouse);
+                env.render_named_str("<hook>", sql, ())
+            })
+        }
         None => (
             env.render_named_str("<hook>", sql, ()),
             RenderState::default(),

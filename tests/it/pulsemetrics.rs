@@ -1004,6 +1004,15 @@ fn roles_see_exactly_their_marts_and_recent_data_is_fresh() {
         Ok(out) => panic!("{role} ran `{query}`: {out}"),
         Err(e) => assert!(e.contains("permission denied"), "{role}: {e}"),
     };
+    // Seed 004's job log: the roles that read the daily metrics read when
+    // their days were computed.
+    for role in ["analyst", "finance"] {
+        assert!(
+            can(role, "select count(*) from analytics.metrics_job_log").is_ok(),
+            "{role}"
+        );
+    }
+    denied("reader", "select count(*) from analytics.metrics_job_log");
     for role in ["analyst", "finance", "reader"] {
         denied(role, "select count(*) from raw.users");
         denied(role, "select count(*) from raw.payments");

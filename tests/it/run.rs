@@ -648,6 +648,25 @@ fn incremental_predicates_and_merge_columns_do_what_dbt_does() {
 }
 
 #[test]
+fn hooks_see_the_models_own_config() {
+    // As in dbt, a hook renders with the model's whole config: what its own
+    // config() sets goes over the project's.
+    let p = LocalProject::new(&[
+        (
+            "dbt_project.yml",
+            "name: local\nversion: '1.0'\nconfig-version: 2\nprofile: local\nmodels:\n  local:\n    +meta: {owner: folder}\n",
+        ),
+        (
+            "models/m.sql",
+            "{{ config(materialized='table', meta={'owner': 'model'}, pre_hook='create table if not exists public.seen (v text)', post_hook=\"insert into public.seen select '{{ config.get('meta')['owner'] }}'\") }}\nselect 1 as id\n",
+        ),
+    ]);
+    let r = pm(p.path(), &["run", "-s", "m"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(sql(p.path(), "select string_agg(v, ',') from public.seen"), "model");
+}
+
+#[test]
 fn fail_fast_starts_nothing_after_a_failure() {
     // One thread; `bad` heads the longest chain, so it runs first (model `a`
     // comes with every local project).

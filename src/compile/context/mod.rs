@@ -188,9 +188,20 @@ pub fn set_warehouse(warehouse: Option<Arc<dyn Warehouse>>) {
 
 /// Runs `f` with a fresh render state for node `node`, returning the state.
 pub fn with_render_state<R>(node: usize, f: impl FnOnce() -> R) -> (R, RenderState) {
+    with_render_state_config(node, Config::default(), f)
+}
+
+/// [`with_render_state`] where `config.get()` already sees `config`: a
+/// node's hooks, rendered after its `config()` calls were applied.
+pub fn with_render_state_config<R>(
+    node: usize,
+    config: Config,
+    f: impl FnOnce() -> R,
+) -> (R, RenderState) {
     CURRENT.with(|c| {
         *c.borrow_mut() = Some(RenderState {
             node,
+            config,
             ..Default::default()
         })
     });
