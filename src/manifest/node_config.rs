@@ -77,6 +77,25 @@ pub struct NodeConfig {
     #[serde(deserialize_with = "optional_flag")]
     pub quote_columns: Option<bool>,
 
+    // snapshots: read as leniently as the snapshot plan reads them (a value
+    // of another shape is as good as none; the plan says what is missing)
+    #[serde(deserialize_with = "lenient_text")]
+    pub strategy: Option<String>,
+    #[serde(deserialize_with = "lenient_text")]
+    pub updated_at: Option<String>,
+    /// `check_cols`: None when not set; `all` or the columns.
+    #[serde(deserialize_with = "check_cols")]
+    pub check_cols: Option<CheckCols>,
+    #[serde(deserialize_with = "lenient_text")]
+    pub hard_deletes: Option<String>,
+    #[serde(deserialize_with = "lenient_flag")]
+    pub invalidate_hard_deletes: bool,
+    #[serde(deserialize_with = "lenient_text")]
+    pub dbt_valid_to_current: Option<String>,
+    /// `snapshot_meta_column_names`: dbt's meta column → the name to use.
+    #[serde(deserialize_with = "text_map")]
+    pub snapshot_meta_column_names: IndexMap<String, String>,
+
     // data tests
     #[serde(deserialize_with = "severity")]
     pub severity: Option<String>,
@@ -122,6 +141,13 @@ impl Default for NodeConfig {
             column_types: IndexMap::new(),
             delimiter: None,
             quote_columns: None,
+            strategy: None,
+            updated_at: None,
+            check_cols: None,
+            hard_deletes: None,
+            invalidate_hard_deletes: false,
+            dbt_valid_to_current: None,
+            snapshot_meta_column_names: IndexMap::new(),
             severity: None,
             warn_if: None,
             error_if: None,
@@ -132,6 +158,15 @@ impl Default for NodeConfig {
             where_: None,
         }
     }
+}
+
+/// A snapshot's `check_cols`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckCols {
+    /// `check_cols: all`
+    All,
+    /// The columns (empty when the value is not a list of names).
+    Columns(Vec<String>),
 }
 
 /// One entry of `indexes:`.
@@ -236,6 +271,46 @@ fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
             .map(Some)
             .ok_or_else(|| wrong(&v, "a string")),
     }
+}
+
+/// A string (not a number or a list), or none.
+fn lenient_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Json::deserialize(d)? {
+        Json::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+/// `true` only when the value is `true`.
+fn lenient_flag<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(matches!(Json::deserialize(d)?, Json::Bool(true)))
+}
+
+fn check_cols<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CheckCols>, D::Error> {
+    Ok(match Json::deserialize(d)? {
+        Json::Null => None,
+        Json::String(s) if s == "all" => Some(CheckCols::All),
+        Json::String(s) => Some(CheckCols::Columns(vec![s])),
+        Json::Array(items) => Some(CheckCols::Columns(
+            items
+                .iter()
+                .map(|i| i.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .unwrap_or_default(),
+        )),
+        _ => Some(CheckCols::Columns(Vec::new())),
+    })
+}
+
+/// A mapping of names to names; entries of other shapes are left out.
+fn text_map<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, String>, D::Error> {
+    Ok(match Json::deserialize(d)? {
+        Json::Object(m) => m
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
+            .collect(),
+        _ => IndexMap::new(),
+    })
 }
 
 /// A test's `severity`: `error` or `warn`, in any case (dbt's pattern).

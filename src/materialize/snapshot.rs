@@ -4,10 +4,9 @@
 //! [`SOURCE_TABLE`]; these statements read its columns.
 
 use crate::error::Problem;
-use crate::loader::config;
+use crate::manifest::node_config::CheckCols;
 use crate::manifest::Node;
 use crate::text::quote_ident;
-use serde_json::Value as Json;
 
 /// The temporary table the source query is materialized into.
 pub const SOURCE_TABLE: &str = "pm_snapshot_source";
@@ -60,22 +59,11 @@ fn problem(n: &Node, message: String, help: &str) -> Problem {
     .help(help.to_string())
 }
 
-fn string_list(v: Option<&Json>) -> Option<Vec<String>> {
-    match v? {
-        Json::String(s) => Some(vec![s.clone()]),
-        Json::Array(items) => items
-            .iter()
-            .map(|i| i.as_str().map(str::to_string))
-            .collect(),
-        _ => None,
-    }
-}
-
 impl SnapshotPlan {
     /// The plan of snapshot `n`, its config checked.
     pub fn of(n: &Node) -> Result<SnapshotPlan, Problem> {
-        let c = &n.config;
-        let unique_key = string_list(c.get("unique_key"))
+        let c = &n.typed_config;
+        let unique_key = Some(c.unique_key.clone())
             .filter(|k| !k.is_empty())
             .ok_or_else(|| {
                 problem(
@@ -84,28 +72,27 @@ impl SnapshotPlan {
                     "set unique_key: the column (or list of columns) that identifies a row",
                 )
             })?;
-        let strategy = match config::get_str(c, "strategy") {
+        let strategy = match c.strategy.as_deref() {
             Some("timestamp") => Strategy::Timestamp {
-                updated_at: config::get_str(c, "updated_at")
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        problem(
-                            n,
-                            "the timestamp strategy needs updated_at".into(),
-                            "set updated_at: the column that says when a row last changed",
-                        )
-                    })?,
+                updated_at: c.updated_at.clone().ok_or_else(|| {
+                    problem(
+                        n,
+                        "the timestamp strategy needs updated_at".into(),
+                        "set updated_at: the column that says when a row last changed",
+                    )
+                })?,
             },
             Some("check") => Strategy::Check {
-                columns: match c.get("check_cols") {
-                    Some(Json::String(s)) if s == "all" => None,
-                    v => Some(string_list(v).filter(|l| !l.is_empty()).ok_or_else(|| {
-                        problem(
+                columns: match &c.check_cols {
+                    Some(CheckCols::All) => None,
+                    Some(CheckCols::Columns(cols)) if !cols.is_empty() => Some(cols.clone()),
+                    _ => {
+                        return Err(problem(
                             n,
                             "the check strategy needs check_cols".into(),
                             "set check_cols: a list of columns, or 'all'",
-                        )
-                    })?),
+                        ))
+                    }
                 },
             },
             other => {
@@ -116,10 +103,7 @@ impl SnapshotPlan {
                 ))
             }
         };
-        let hard_deletes = match (
-            config::get_str(c, "hard_deletes"),
-            c.get("invalidate_hard_deletes"),
-        ) {
+        let hard_deletes = match (c.hard_deletes.as_deref(), c.invalidate_hard_deletes) {
             (Some("invalidate"), _) => HardDeletes::Invalidate,
             (Some("new_record"), _) => HardDeletes::NewRecord,
             (Some("ignore"), _) => HardDeletes::Ignore,
@@ -130,22 +114,21 @@ impl SnapshotPlan {
                     "set hard_deletes: ignore, invalidate or new_record",
                 ))
             }
-            (None, Some(Json::Bool(true))) => HardDeletes::Invalidate,
-            (None, _) => HardDeletes::Ignore,
+            (None, true) => HardDeletes::Invalidate,
+            (None, false) => HardDeletes::Ignore,
         };
-        let meta = c.get("snapshot_meta_column_names");
         let name = |key: &str, default: &str| {
-            meta.and_then(|m| m.get(key))
-                .and_then(Json::as_str)
-                .unwrap_or(default)
-                .to_string()
+            c.snapshot_meta_column_names
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| default.to_string())
         };
         Ok(SnapshotPlan {
             relation: n.relation(),
             unique_key,
             strategy,
             hard_deletes,
-            valid_to_current: config::get_str(c, "dbt_valid_to_current").map(str::to_string),
+            valid_to_current: c.dbt_valid_to_current.clone(),
             names: MetaNames {
                 valid_from: name("dbt_valid_from", "dbt_valid_from"),
                 valid_to: name("dbt_valid_to", "dbt_valid_to"),
