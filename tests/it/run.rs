@@ -663,7 +663,10 @@ fn hooks_see_the_models_own_config() {
     ]);
     let r = pm(p.path(), &["run", "-s", "m"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(sql(p.path(), "select string_agg(v, ',') from public.seen"), "model");
+    assert_eq!(
+        sql(p.path(), "select string_agg(v, ',') from public.seen"),
+        "model"
+    );
 }
 
 #[test]
