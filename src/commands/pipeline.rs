@@ -37,7 +37,8 @@ impl RunCommand {
     }
 
     /// Whether the command runs node `n` when it is selected. Ephemeral
-    /// models live in their consumers' SQL; snapshots are not built yet.
+    /// models live in their consumers' SQL; snapshots run in `snapshot` and
+    /// `build`.
     fn runs(self, n: &Node) -> bool {
         use RunCommand as C;
         match n.resource_type {

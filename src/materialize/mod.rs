@@ -1,5 +1,6 @@
-//! Turning nodes into the statements that build them. Pure: statements are
-//! plain strings, tested without a database; the adapter runs them.
+//! Turning nodes into the statements that build them: statements are plain
+//! strings, tested without a database; the adapter runs them. No database
+//! here; the one file read is a seed's CSV (`seed::inspect`, for its types).
 
 pub mod citus;
 pub mod dependent_view;
