@@ -357,4 +357,87 @@ mod order_tests {
         let children = vec![vec![1, 2], vec![3], vec![3], vec![]];
         assert_eq!(longest_paths(&children, &[1, 5, 9, 2]), [12, 7, 11, 2]);
     }
+
+    /// The manifest of a project made of `files`, compiled without a database.
+    fn manifest_of(files: &[(&str, &str)]) -> Manifest {
+        let dir = tempfile::tempdir().unwrap();
+        let all = [(
+            "dbt_project.yml",
+            "name: p\nversion: '1.0'\nconfig-version: 2\nprofile: p\n",
+        )];
+        for (path, text) in all.iter().chain(files) {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let project = crate::loader::load(dir.path()).unwrap();
+        let options = crate::compile::CompileOptions {
+            target: crate::loader::profile::Target::embedded("p"),
+            cli_vars: Default::default(),
+            which: "build".into(),
+            full_refresh: false,
+            store_failures: false,
+            empty: false,
+            deferred: Default::default(),
+            existing_incremental: Default::default(),
+        };
+        crate::compile::compile(&project, &options)
+            .unwrap()
+            .manifest
+    }
+
+    /// The plan of a `pm build` of everything, and the job of each node by name.
+    fn build_plan(m: &Manifest, merge: bool) -> (Plan, HashMap<String, usize>) {
+        let selected: Vec<usize> = (0..m.nodes.len()).collect();
+        let configs: HashMap<usize, TestConfig> = selected
+            .iter()
+            .filter(|&&i| m.nodes[i].resource_type == ResourceType::Test)
+            .map(|&i| (i, TestConfig::of(m, &m.nodes[i], false).unwrap()))
+            .collect();
+        let p = plan(m, &selected, &configs, merge);
+        let mut job = HashMap::new();
+        for (k, w) in p.jobs.iter().enumerate() {
+            for i in w.nodes() {
+                job.insert(m.nodes[i].name.clone(), k);
+            }
+        }
+        (p, job)
+    }
+
+    const SCHEMA: &str = "version: 2\nmodels:\n  - name: orders\n    columns:\n      - name: id\n        data_tests: [not_null, unique]\n      - name: status\n        data_tests: [not_null]\n      - name: customer_id\n        data_tests:\n          - relationships:\n              arguments:\n                to: ref('customers')\n                field: id\n";
+
+    fn shop() -> Manifest {
+        manifest_of(&[
+            ("models/customers.sql", "select 1 as id\n"),
+            ("models/orders.sql", "select 1 as id, 'x' as status, 1 as customer_id\n"),
+            ("models/revenue.sql", "select count(*) as n from {{ ref('orders') }}\n"),
+            ("models/by_customer.sql", "select c.id from {{ ref('customers') }} c join {{ ref('orders') }} o on o.customer_id = c.id\n"),
+            ("models/schema.yml", SCHEMA),
+        ])
+    }
+
+    #[test]
+    fn tests_wait_for_their_model_and_what_reads_it_waits_for_them() {
+        let m = shop();
+        let (p, job) = build_plan(&m, true);
+        let waits = |name: &str| -> Vec<usize> { p.waits_for[job[name]].clone() };
+        // The not_null tests of orders share one scan; unique runs alone.
+        let not_null = job["not_null_orders_id"];
+        assert_eq!(job["not_null_orders_status"], not_null);
+        assert!(matches!(p.jobs[not_null], Work::Merged { .. }));
+        assert_ne!(job["unique_orders_id"], not_null);
+        assert_eq!(waits("not_null_orders_id"), [job["orders"]]);
+        // revenue reads orders: it waits for orders' one-model tests, not
+        // for the relationships test (it does not read customers).
+        let revenue = waits("revenue");
+        assert!(revenue.contains(&not_null) && revenue.contains(&job["unique_orders_id"]));
+        let relationships = job["relationships_orders_customer_id__id__ref_customers_"];
+        assert!(!revenue.contains(&relationships), "{revenue:?}");
+        // by_customer reads both: it waits for that test too.
+        assert!(waits("by_customer").contains(&relationships));
+        // Without merging, each test is a job of its own.
+        let (p, job) = build_plan(&m, false);
+        assert_ne!(job["not_null_orders_id"], job["not_null_orders_status"]);
+        assert_eq!(p.jobs.len(), m.nodes.len());
+    }
 }
