@@ -122,7 +122,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
     let last = conn
         .runtime
         .block_on(crate::adapter::meta::last_durations(&conn.control, &ids));
-    plan.expect(m, &last);
+    plan.estimate_remaining(m, &last);
     let citus = pipeline::citus_target(m, &selected, &conn, log)?;
     log.info(&format!(
         "Running {} nodes with {} threads on {}",

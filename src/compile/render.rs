@@ -293,7 +293,7 @@ pub(super) fn hooks(
         (&project.on_run_end, &mut on_run.1),
     ] {
         for h in list {
-            match render_hook(env, None, h, None, None) {
+            match render_hook(env, None, h, None) {
                 Ok((sql, _)) => out.push(sql),
                 Err(p) => problems.push(p),
             }
@@ -319,11 +319,11 @@ pub(super) fn node_hooks(
     let mut problems = Vec::new();
     let mut pair = (Vec::new(), Vec::new());
     let mut uses = false;
-    let node = Some((i, draft.node.unique_id.as_str()));
+    let node = Some((i, draft.node.unique_id.as_str(), &*draft.node.config));
     for (key, out) in [("pre-hook", &mut pair.0), ("post-hook", &mut pair.1)] {
         if let Some(Json::Array(list)) = draft.node.config.get(key) {
             for (h, transaction) in list.iter().filter_map(hook_sql) {
-                match render_hook(env, node, &h, warehouse.clone(), Some(&draft.node.config)) {
+                match render_hook(env, node, &h, warehouse.clone()) {
                     Ok((sql, used)) => {
                         uses |= used;
                         out.push(Hook { sql, transaction })
@@ -357,20 +357,17 @@ fn hook_sql(v: &Json) -> Option<(String, bool)> {
 /// (`node` None) have no `this` or `config`.
 fn render_hook(
     env: &minijinja::Environment<'static>,
-    node: Option<(usize, &str)>,
+    node: Option<(usize, &str, &crate::loader::config::Config)>,
     sql: &str,
     warehouse: Option<Arc<dyn context::Warehouse>>,
-    config: Option<&crate::loader::config::Config>,
 ) -> std::result::Result<(String, bool), Problem> {
     let (r, st) = match node {
         // `config.get()` sees the node's whole config, its own config() calls
         // included, as in dbt (hooks render after the model).
-        Some((i, _)) => {
-            context::with_render_state_config(i, config.cloned().unwrap_or_default(), || {
-                context::set_warehouse(warehouse);
-                env.render_named_str("<hook>", sql, ())
-            })
-        }
+        Some((i, _, config)) => context::with_render_state_config(i, config.clone(), || {
+            context::set_warehouse(warehouse);
+            env.render_named_str("<hook>", sql, ())
+        }),
         None => (
             env.render_named_str("<hook>", sql, ()),
             RenderState::default(),
@@ -381,7 +378,7 @@ fn render_hook(
     r.map(|sql| (empty::settle_aliases(sql), uses))
         .map_err(|e| {
             let what = node
-                .map(|(_, id)| format!("a hook of {id}"))
+                .map(|(_, id, _)| format!("a hook of {id}"))
                 .unwrap_or_else(|| "an on-run hook".into());
             Problem::new(
                 "compile::hook",

@@ -45,7 +45,7 @@ pub struct Plan {
     /// Each job's expected time to the end of the run along its longest
     /// chain of waiting jobs, in microseconds: of the jobs ready, the one
     /// with the longest starts first, so that the slowest chain does not
-    /// start last ([`Plan::expect`]).
+    /// start last ([`Plan::estimate_remaining`]).
     pub remaining: Vec<u64>,
 }
 
@@ -54,7 +54,7 @@ impl Plan {
     /// took when it last ran (by unique id). A node never run counts as the
     /// median of those known (1 ms when none is), so that without any
     /// history the longest chain of jobs goes first.
-    pub fn expect(&mut self, m: &Manifest, seconds: &HashMap<String, f64>) {
+    pub fn estimate_remaining(&mut self, m: &Manifest, seconds: &HashMap<String, f64>) {
         let mut known: Vec<f64> = self
             .jobs
             .iter()

@@ -11,13 +11,14 @@
 -- run counts again the sessions that got events since the last one (all of
 -- a session's events arrive within days of it, long before they are dropped).
 {% set late_days = whole_number_var('late_arrival_days', 0, 3660) %}
+{% set since = loaded_since() %}
 -- The sessions with an event loaded after `since`, counted whole. Their
 -- events happened after `happened_since` (events arrive within
 -- `late_arrival_days`, macros/recomputed_days.sql, and a session lasts a few
 -- hours, one more day covers it): the bound lets PostgreSQL read only
 -- raw.events' recent months, once.
 with bounds as (
-    select {{ loaded_since() }} as since, {{ loaded_since() }} - interval '{{ late_days + 1 }} days' as happened_since
+    select {{ since }} as since, {{ since }} - interval '{{ late_days + 1 }} days' as happened_since
 )
 
 select

@@ -10,6 +10,7 @@
 -- their retention period (see macros/history.sql). Each run reads the
 -- events loaded since the last one and folds them into what the table holds.
 {% set window = whole_number_var('activation_window_days', 0, 3660) %}
+{% set since = loaded_since() %}
 with new_captures as (
     select
         e.user_id,
@@ -20,10 +21,10 @@ with new_captures as (
     join {{ ref('stg_users') }} as u on u.user_id = e.user_id
     where e.event_type = 'capture'
     {%- if is_incremental() %}
-      and e.loaded_at > {{ loaded_since() }}
+      and e.loaded_at > {{ since }}
       -- They happened within `late_arrival_days` before (macros/recomputed_days.sql):
       -- PostgreSQL reads only raw.events' recent months.
-      and e.occurred_at > {{ loaded_since() }} - interval '{{ whole_number_var('late_arrival_days', 0, 3660) }} days'
+      and e.occurred_at > {{ since }} - interval '{{ whole_number_var('late_arrival_days', 0, 3660) }} days'
     {%- endif %}
     group by 1
 )
