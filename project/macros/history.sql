@@ -61,7 +61,7 @@
         {%- if date_column %}
         select greatest(c.first_day, t.first_day) as first_day, t.last_day
         from pm_computed_days as c,
-            (select min({{ date_column }}) as first_day, max({{ date_column }}) as last_day from {{ this }}) as t
+            (select min({{ date_column }})::date as first_day, max({{ date_column }})::date as last_day from {{ this }}) as t
         {%- else %}
         select first_day, last_day from pm_computed_days
         {%- endif %}

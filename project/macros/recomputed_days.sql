@@ -8,7 +8,9 @@
   content_performance_daily, notification_metrics_daily) computes again the
   days from `late_arrival_days` before the last day it holds, replaces those
   days whole (delete+insert on the day), and leaves the older ones as they
-  are: no row of theirs can still arrive. A first run computes every day.
+  are: no row of theirs can still arrive. fct_events, whose rows never
+  change once loaded, appends the events of those days it does not hold yet.
+  A first run computes every day.
 
   Its job log (macros/history.sql) records the days, and its tests check
   those days (macros/get_where_subquery.sql).

@@ -6,6 +6,7 @@ use crate::materialize::relation::{query_offset, Build};
 use crate::materialize::BuildSpec;
 use crate::text::quote_ident;
 use std::sync::Arc;
+use tokio_postgres::types::Type;
 
 /// What a build did, for the log line.
 #[derive(Debug, Clone, PartialEq)]
@@ -221,15 +222,22 @@ async fn swap_in(
         move |e: tokio_postgres::Error| model_problem(node, compiled_path, build, what, &e)
     };
     let tx = client.transaction().await.map_err(db("begin"))?;
-    let existing: Option<String> = tx
-        .query_opt(
-            "select c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    // Its kind, and whether any view reads it: most relations have none, and
+    // then the (costly to plan) description of dependent views is skipped.
+    let found = tx
+        .query_typed_opt(
+            "select c.relkind::text, exists (
+                 select 1 from pg_depend d join pg_rewrite r on r.oid = d.objid
+                 where d.refobjid = c.oid and d.classid = 'pg_rewrite'::regclass and r.ev_class <> c.oid
+             )
+             from pg_class c join pg_namespace n on n.oid = c.relnamespace
              where n.nspname = $1 and c.relname = $2",
-            &[&build.schema, &build.name],
+            &[(&build.schema, Type::TEXT), (&build.name, Type::TEXT)],
         )
         .await
-        .map_err(db("looking up the relation"))?
-        .map(|r| r.get(0));
+        .map_err(db("looking up the relation"))?;
+    let existing: Option<String> = found.as_ref().map(|r| r.get(0));
+    let has_dependent_views = found.as_ref().is_some_and(|r| r.get::<_, bool>(1));
     // A view whose new query keeps the old columns is replaced in place:
     // views on it, its grants and its identity stay as they are.
     if build.kind == crate::materialize::relation::Kind::View && existing.as_deref() == Some("v") {
@@ -266,9 +274,11 @@ async fn swap_in(
         // Views that read the old relation, directly or through each other,
         // as the catalog describes them: re-created after the swap, once the
         // new relation has its grants.
-        dependents = dependent_views(&tx, relation)
-            .await
-            .map_err(db("looking up dependent views"))?;
+        if has_dependent_views {
+            dependents = dependent_views(&tx, relation)
+                .await
+                .map_err(db("looking up dependent views"))?;
+        }
         tx.batch_execute(&format!(
             "drop {} {relation} cascade",
             crate::materialize::relation::relkind_sql(&kind)
@@ -618,10 +628,10 @@ pub(crate) async fn apply_grants(
         .help("check that the roles under `grants:` exist (create role …); the previous relation is unchanged")
     };
     let current: Vec<(String, String)> = tx
-        .query(
+        .query_typed(
             "select grantee::text, privilege_type::text from information_schema.role_table_grants
              where table_schema = $1 and table_name = $2 and grantee <> current_user",
-            &[&node.schema, &node.alias],
+            &[(&node.schema, Type::TEXT), (&node.alias, Type::TEXT)],
         )
         .await
         .map_err(problem)?

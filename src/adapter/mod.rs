@@ -336,10 +336,10 @@ pub async fn columns_of(
     relation: &str,
 ) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
     Ok(client
-        .query(
+        .query_typed(
             "select attname::text, format_type(atttypid, atttypmod) from pg_attribute
              where attrelid = to_regclass($1) and attnum > 0 and not attisdropped order by attnum",
-            &[&relation],
+            &[(&relation, tokio_postgres::types::Type::TEXT)],
         )
         .await?
         .iter()

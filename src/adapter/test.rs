@@ -16,7 +16,8 @@ pub async fn count(
     client: &tokio_postgres::Client,
     sql: &str,
 ) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
-    client.query_one(sql, &[]).await
+    // One round trip: an unnamed statement, not a prepared one.
+    client.query_typed_one(sql, &[]).await
 }
 
 /// The column names and rows (as text, `null` for NULL) of `sql`; None when

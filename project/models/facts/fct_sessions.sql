@@ -39,10 +39,15 @@ select
         -- A session on a day this run keeps was the first.
         and not exists (
             select 1 from {{ this }} as earlier
-            where earlier.user_id = s.user_id and earlier.session_date < {{ from_day }}
+            where earlier.is_first_session and earlier.user_id = s.user_id and earlier.session_date < {{ from_day }}
         )
     {%- endif %} as is_first_session
 from sessions as s
 left join {{ ref('stg_users') }} as u on u.user_id = s.user_id
 left join {{ ref('stg_titles') }} as t on t.title_id = s.title_id
-left join {{ ref('int_session_event_counts') }} as e on e.user_id = s.user_id and e.session_id = s.session_id
+left join {{ ref('int_session_event_counts') }} as e
+    on e.user_id = s.user_id and e.session_id = s.session_id
+    {%- if is_incremental() %}
+    -- A session's events were loaded after it started.
+    and e.last_loaded_at >= {{ local_day_start(from_day) }}
+    {%- endif %}

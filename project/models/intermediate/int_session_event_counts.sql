@@ -3,8 +3,9 @@
     unique_key='session_id',
     incremental_strategy='delete+insert',
     full_refresh=keeps_history(),
+    indexes=[{'columns': ['session_id']}, {'columns': ['last_loaded_at']}],
     pre_hook="{{ remember_computed_days(loaded_since_day_sql()) }}",
-    post_hook=["{{ log_computed_days('last_loaded_at::date') }}", "{{ analyze_when_built_whole() }}"]
+    post_hook=["{{ log_computed_days('last_loaded_at') }}", "{{ analyze_when_built_whole() }}"]
 ) }}
 -- Events per session (a session's depth): kept once computed, as raw events
 -- are dropped after their retention period (see macros/history.sql). Each

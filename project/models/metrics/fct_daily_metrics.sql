@@ -79,7 +79,8 @@ signups as (
 -- active on day s, next active on day n, counts on the days from s until
 -- (not including) n or s + window, whichever comes first. Adding +1 at the
 -- start and -1 at the end of each such stretch and summing over the days
--- gives the distinct users of the trailing window.
+-- gives the distinct users of the trailing window (for a window of one day,
+-- the users whose stretch starts on it).
 activity as (
     select
         a.user_id,
@@ -101,44 +102,55 @@ viewing as (
     where viewing_sessions > 0
 ),
 
-stretch_edges as (
-    select activity_date as date, 1 as dau, 1 as wau, 1 as mau, 0 as repeat_viewers
+-- Each edge counted by its day: the stretches start on an active day and
+-- end on the next one or when the window has passed, whichever comes first.
+stretch_starts as (
+    select activity_date as date, count(*) as users
     from activity
-    union all
-    select activity_date + 1, -1, 0, 0, 0 from activity
-    union all
-    select least(coalesce(next_date, activity_date + 7), activity_date + 7), 0, -1, 0, 0 from activity
-    union all
-    select least(coalesce(next_date, activity_date + 30), activity_date + 30), 0, 0, -1, 0 from activity
-    -- A viewer with a viewing day within the 6 days before this one has
-    -- watched on 2+ days of the trailing week until that earlier day is 7 days old.
-    union all
-    select activity_date, 0, 0, 0, 1 from viewing where previous_date >= activity_date - 6
-    union all
-    select least(coalesce(next_date, previous_date + 7), previous_date + 7), 0, 0, 0, -1
-    from viewing where previous_date >= activity_date - 6
+    group by 1
 ),
 
-edges_by_day as (
-    select
-        date,
-        sum(dau) as dau,
-        sum(wau) as wau,
-        sum(mau) as mau,
-        sum(repeat_viewers) as repeat_viewers
-    from stretch_edges
-    group by date
+week_stretch_ends as (
+    select least(coalesce(next_date, activity_date + 7), activity_date + 7) as date, count(*) as users
+    from activity
+    group by 1
+),
+
+month_stretch_ends as (
+    select least(coalesce(next_date, activity_date + 30), activity_date + 30) as date, count(*) as users
+    from activity
+    group by 1
+),
+
+-- A viewer with a viewing day within the 6 days before this one has
+-- watched on 2+ days of the trailing week until that earlier day is 7 days old.
+repeat_viewing as (
+    select activity_date, least(coalesce(next_date, previous_date + 7), previous_date + 7) as until_date
+    from viewing
+    where previous_date >= activity_date - 6
+),
+
+repeat_starts as (
+    select activity_date as date, count(*) as users from repeat_viewing group by 1
+),
+
+repeat_ends as (
+    select until_date as date, count(*) as users from repeat_viewing group by 1
 ),
 
 active_users as (
     select
         d.date,
-        sum(coalesce(e.dau, 0)) over running_total::integer as daily_active_users,
-        sum(coalesce(e.wau, 0)) over running_total::integer as weekly_active_users,
-        sum(coalesce(e.mau, 0)) over running_total::integer as monthly_active_users,
-        sum(coalesce(e.repeat_viewers, 0)) over running_total::integer as repeat_viewers_7d
+        coalesce(s.users, 0)::integer as daily_active_users,
+        sum(coalesce(s.users, 0) - coalesce(we.users, 0)) over running_total::integer as weekly_active_users,
+        sum(coalesce(s.users, 0) - coalesce(me.users, 0)) over running_total::integer as monthly_active_users,
+        sum(coalesce(rs.users, 0) - coalesce(re.users, 0)) over running_total::integer as repeat_viewers_7d
     from days as d
-    left join edges_by_day as e on e.date = d.date
+    left join stretch_starts as s on s.date = d.date
+    left join week_stretch_ends as we on we.date = d.date
+    left join month_stretch_ends as me on me.date = d.date
+    left join repeat_starts as rs on rs.date = d.date
+    left join repeat_ends as re on re.date = d.date
     window running_total as (order by d.date)
 ),
 
@@ -150,7 +162,8 @@ sessions as (
         round(avg(s.duration_seconds), 1) as avg_session_duration_seconds,
         round(avg(s.completion_rate), 4) as avg_completion_rate
     from {{ ref('fct_sessions') }} as s, ranges
-    where s.session_date between ranges.read_from and ranges.last_day
+    -- The days computed, and the 6 before them for sessions_7d.
+    where s.session_date between ranges.first_day - 6 and ranges.last_day
     group by 1
 ),
 
