@@ -56,6 +56,8 @@ create table if not exists raw.sessions (
     watched_seconds integer not null,
     _loaded_at      timestamptz not null
 );
+-- The nightly build reads the recent days' sessions (and the last one's start).
+create index if not exists sessions_started_at on raw.sessions (started_at);
 
 -- Product events, partitioned by month (seed 004): raw.create_events_partition
 -- adds a month, raw.drop_events_partitions_before removes old ones.
