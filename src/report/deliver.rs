@@ -156,7 +156,7 @@ pub fn multipart(parts: &[Part]) -> (String, Vec<u8>) {
     for p in parts {
         h.update(&p.data);
     }
-    let boundary = format!("pm-{:x}", h.finalize())[..35].to_string();
+    let boundary = format!("pm-{}", crate::text::hex(&h.finalize()))[..35].to_string();
     let mut out = Vec::new();
     for p in parts {
         out.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
