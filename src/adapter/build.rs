@@ -429,7 +429,7 @@ async fn add_rows(
     add: &crate::materialize::incremental::AddRows,
     compiled_path: &str,
 ) -> Result<(u64, Vec<String>), Problem> {
-    use crate::materialize::incremental::{apply_sql, OnSchemaChange};
+    use crate::materialize::incremental::{apply_sql, plan_schema_change};
     let relation = format!("{}.{}", quote_ident(&node.schema), quote_ident(&node.alias));
     let staging = add.staging_table.clone();
     let create = add.create_staging.clone();
@@ -454,99 +454,12 @@ async fn add_rows(
     let old_cols = super::columns_of(&tx, &relation)
         .await
         .map_err(db("reading columns"))?;
-    let added: Vec<&(String, String)> = new_cols
-        .iter()
-        .filter(|(n, _)| !old_cols.iter().any(|(o, _)| o == n))
-        .collect();
-    let removed: Vec<&(String, String)> = old_cols
-        .iter()
-        .filter(|(o, _)| !new_cols.iter().any(|(n, _)| n == o))
-        .collect();
-    let retyped: Vec<(&String, &String)> = new_cols
-        .iter()
-        .filter_map(|(n, t)| {
-            old_cols
-                .iter()
-                .find(|(o, ot)| o == n && ot != t)
-                .map(|_| (n, t))
-        })
-        .collect();
-    let changed = !added.is_empty() || !removed.is_empty() || !retyped.is_empty();
-    let mut changes = Vec::new();
-    let names = |v: &[&(String, String)]| {
-        v.iter()
-            .map(|(n, t)| format!("{n} {t}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match add.config.on_schema_change {
-        OnSchemaChange::Fail if changed => {
-            return Err(Problem::new(
-                "run::schema_change",
-                format!(
-                    "model `{}`: the columns changed (added: [{}], removed: [{}], retyped: [{}]) and on_schema_change is fail",
-                    node.name,
-                    names(&added),
-                    names(&removed),
-                    retyped.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ")
-                ),
-            )
-            .help("set on_schema_change to append_new_columns or sync_all_columns, or rebuild with `pm run --full-refresh`; the table is unchanged"));
-        }
-        OnSchemaChange::AppendNewColumns | OnSchemaChange::SyncAllColumns => {
-            for (n, t) in &added {
-                tx.batch_execute(&format!(
-                    "alter table {relation} add column {} {t}",
-                    quote_ident(n)
-                ))
-                .await
-                .map_err(db("adding a column"))?;
-                changes.push(format!("added {n}"));
-            }
-            if add.config.on_schema_change == OnSchemaChange::SyncAllColumns {
-                for (n, _) in &removed {
-                    tx.batch_execute(&format!(
-                        "alter table {relation} drop column {}",
-                        quote_ident(n)
-                    ))
-                    .await
-                    .map_err(db("dropping a column"))?;
-                    changes.push(format!("dropped {n}"));
-                }
-                for (n, t) in &retyped {
-                    let q = quote_ident(n);
-                    tx.batch_execute(&format!(
-                        "alter table {relation} alter column {q} type {t} using {q}::{t}"
-                    ))
-                    .await
-                    .map_err(db("changing a column type"))?;
-                    changes.push(format!("retyped {n} to {t}"));
-                }
-            }
-        }
-        _ => {}
+    let plan = plan_schema_change(&node.name, &relation, &add.config, &old_cols, &new_cols)?;
+    for (statement, what) in &plan.statements {
+        tx.batch_execute(statement).await.map_err(db(what))?;
     }
-    // Write the columns both sides have now (ignore: new columns are not added).
-    let after = super::columns_of(&tx, &relation)
-        .await
-        .map_err(db("reading columns"))?;
-    let write: Vec<String> = new_cols
-        .iter()
-        .map(|(n, _)| n.clone())
-        .filter(|n| after.iter().any(|(o, _)| o == n))
-        .collect();
-    for k in &add.config.unique_key {
-        if !write.contains(k) {
-            return Err(Problem::new(
-                "run::unique_key",
-                format!(
-                    "model `{}`: unique_key column `{k}` is not among the model's columns",
-                    node.name
-                ),
-            )
-            .help("name a column the model selects in unique_key"));
-        }
-    }
+    let changes = plan.changes;
+    let write = plan.write_columns;
     let apply = apply_sql(&add.config, &relation, &staging, &write);
     let mut rows = 0;
     for stmt in apply.split(";\n") {

@@ -253,9 +253,222 @@ pub fn apply_sql(
     }
 }
 
+/// A column as the catalog describes it: name and `format_type` type.
+pub type Column = (String, String);
+
+/// What an incremental run does to the existing table before adding rows:
+/// the `alter table` statements `on_schema_change` asks for (each with what
+/// it is for, for an error), what they change (for the log line), and the
+/// columns the rows are written to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchemaChangePlan {
+    pub statements: Vec<(String, &'static str)>,
+    pub changes: Vec<String>,
+    pub write_columns: Vec<String>,
+}
+
+/// Compares the table's columns (`existing`) with those of this run's rows
+/// (`incoming`) and plans as `on_schema_change` says: `ignore` writes the
+/// columns both have, `fail` refuses any difference, `append_new_columns`
+/// adds the new ones, `sync_all_columns` also drops the removed ones and
+/// retypes the changed ones. Every `unique_key` column must be written.
+pub fn plan_schema_change(
+    model: &str,
+    relation: &str,
+    config: &IncrementalConfig,
+    existing: &[Column],
+    incoming: &[Column],
+) -> Result<SchemaChangePlan, Problem> {
+    let has = |columns: &[Column], name: &str| columns.iter().any(|(n, _)| n == name);
+    let added: Vec<&Column> = incoming.iter().filter(|(n, _)| !has(existing, n)).collect();
+    let removed: Vec<&Column> = existing.iter().filter(|(n, _)| !has(incoming, n)).collect();
+    let retyped: Vec<&Column> = incoming
+        .iter()
+        .filter(|(n, t)| existing.iter().any(|(o, ot)| o == n && ot != t))
+        .collect();
+    let listed = |columns: &[&Column]| {
+        columns
+            .iter()
+            .map(|(n, t)| format!("{n} {t}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let changed = !added.is_empty() || !removed.is_empty() || !retyped.is_empty();
+    if config.on_schema_change == OnSchemaChange::Fail && changed {
+        return Err(Problem::new(
+            "run::schema_change",
+            format!(
+                "model `{model}`: the columns changed (added: [{}], removed: [{}], retyped: [{}]) and on_schema_change is fail",
+                listed(&added),
+                listed(&removed),
+                listed(&retyped)
+            ),
+        )
+        .help("set on_schema_change to append_new_columns or sync_all_columns, or rebuild with `pm run --full-refresh`; the table is unchanged"));
+    }
+    let mut statements = Vec::new();
+    let mut changes = Vec::new();
+    let mut after: Vec<&str> = existing.iter().map(|(n, _)| n.as_str()).collect();
+    let appends = matches!(
+        config.on_schema_change,
+        OnSchemaChange::AppendNewColumns | OnSchemaChange::SyncAllColumns
+    );
+    if appends {
+        for (n, t) in &added {
+            statements.push((
+                format!("alter table {relation} add column {} {t}", quote_ident(n)),
+                "adding a column",
+            ));
+            changes.push(format!("added {n}"));
+            after.push(n);
+        }
+    }
+    if config.on_schema_change == OnSchemaChange::SyncAllColumns {
+        for (n, _) in &removed {
+            statements.push((
+                format!("alter table {relation} drop column {}", quote_ident(n)),
+                "dropping a column",
+            ));
+            changes.push(format!("dropped {n}"));
+            after.retain(|a| a != n);
+        }
+        for (n, t) in &retyped {
+            let q = quote_ident(n);
+            statements.push((
+                format!("alter table {relation} alter column {q} type {t} using {q}::{t}"),
+                "changing a column type",
+            ));
+            changes.push(format!("retyped {n} to {t}"));
+        }
+    }
+    let write_columns: Vec<String> = incoming
+        .iter()
+        .map(|(n, _)| n.clone())
+        .filter(|n| after.contains(&n.as_str()))
+        .collect();
+    if let Some(k) = config
+        .unique_key
+        .iter()
+        .find(|k| !write_columns.contains(k))
+    {
+        return Err(Problem::new(
+            "run::unique_key",
+            format!("model `{model}`: unique_key column `{k}` is not among the model's columns"),
+        )
+        .help("name a column the model selects in unique_key"));
+    }
+    Ok(SchemaChangePlan {
+        statements,
+        changes,
+        write_columns,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn columns(spec: &[(&str, &str)]) -> Vec<Column> {
+        spec.iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect()
+    }
+
+    fn with_schema_change(on_schema_change: OnSchemaChange, keys: &[&str]) -> IncrementalConfig {
+        IncrementalConfig {
+            on_schema_change,
+            ..p(Strategy::DeleteInsert, keys)
+        }
+    }
+
+    #[test]
+    fn schema_change_plans_follow_on_schema_change() {
+        let existing = columns(&[("id", "integer"), ("old", "text"), ("amount", "integer")]);
+        let incoming = columns(&[("id", "integer"), ("amount", "numeric"), ("new", "date")]);
+        let plan = |policy| {
+            plan_schema_change(
+                "m",
+                "s.m",
+                &with_schema_change(policy, &["id"]),
+                &existing,
+                &incoming,
+            )
+        };
+
+        let ignore = plan(OnSchemaChange::Ignore).unwrap();
+        assert!(ignore.statements.is_empty());
+        assert_eq!(ignore.write_columns, ["id", "amount"]);
+
+        let append = plan(OnSchemaChange::AppendNewColumns).unwrap();
+        assert_eq!(
+            append.statements,
+            [(
+                "alter table s.m add column \"new\" date".to_string(),
+                "adding a column"
+            )]
+        );
+        assert_eq!(append.changes, ["added new"]);
+        assert_eq!(append.write_columns, ["id", "amount", "new"]);
+
+        let sync = plan(OnSchemaChange::SyncAllColumns).unwrap();
+        let sql: Vec<&str> = sync.statements.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(
+            sql,
+            [
+                "alter table s.m add column \"new\" date",
+                "alter table s.m drop column \"old\"",
+                "alter table s.m alter column \"amount\" type numeric using \"amount\"::numeric",
+            ]
+        );
+        assert_eq!(
+            sync.changes,
+            ["added new", "dropped old", "retyped amount to numeric"]
+        );
+        assert_eq!(sync.write_columns, ["id", "amount", "new"]);
+
+        let fail = plan(OnSchemaChange::Fail).unwrap_err();
+        assert!(
+            fail.to_string().contains(
+                "the columns changed (added: [new date], removed: [old text], retyped: [amount numeric]) and on_schema_change is fail"
+            ),
+            "{fail}"
+        );
+    }
+
+    #[test]
+    fn unchanged_columns_plan_nothing_even_under_fail() {
+        let same = columns(&[("id", "integer"), ("v", "text")]);
+        let plan = plan_schema_change(
+            "m",
+            "s.m",
+            &with_schema_change(OnSchemaChange::Fail, &["id"]),
+            &same,
+            &same,
+        )
+        .unwrap();
+        assert!(plan.statements.is_empty() && plan.changes.is_empty());
+        assert_eq!(plan.write_columns, ["id", "v"]);
+    }
+
+    #[test]
+    fn a_unique_key_the_rows_do_not_write_is_refused() {
+        let existing = columns(&[("id", "integer"), ("v", "text")]);
+        let incoming = columns(&[("key", "integer"), ("v", "text")]);
+        let refused = plan_schema_change(
+            "m",
+            "s.m",
+            &with_schema_change(OnSchemaChange::Ignore, &["key"]),
+            &existing,
+            &incoming,
+        )
+        .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("model `m`: unique_key column `key` is not among the model's columns"),
+            "{refused}"
+        );
+    }
 
     fn p(strategy: Strategy, keys: &[&str]) -> IncrementalConfig {
         IncrementalConfig {
