@@ -3,39 +3,13 @@
 //! same transaction. Whatever fails, the previous table is left as it was.
 
 use crate::error::Problem;
-use crate::materialize::seed::SeedTable;
+use crate::materialize::seed::{self, ExistingSeedTable, Replaced, SeedTable};
 use crate::materialize::BuildSpec;
 use crate::text::quote_ident;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use std::io::Read;
 use std::path::Path;
-
-/// How a seed replaced what was there.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Replaced {
-    Created,
-    /// The old table was dropped and the new one renamed into place.
-    Swapped,
-    /// Views depend on the table and the columns did not change: its rows were replaced.
-    Refilled,
-    /// `--full-refresh` dropped these dependent views with the old table.
-    DroppedDependents(Vec<String>),
-}
-
-impl Replaced {
-    /// For the run's log line.
-    pub fn describe(&self) -> String {
-        match self {
-            Replaced::Created => "created".into(),
-            Replaced::Swapped => "replaced".into(),
-            Replaced::Refilled => "refilled (views depend on it)".into(),
-            Replaced::DroppedDependents(v) => {
-                format!("replaced, dropped dependent views {}", v.join(", "))
-            }
-        }
-    }
-}
 
 fn db_problem(node: &BuildSpec, what: &str, e: &tokio_postgres::Error) -> Problem {
     if let Some(p) = super::build::interrupted_or_lost(node.resource_type, &node.name, what, e) {
@@ -147,18 +121,6 @@ async fn copy_and_swap(
     Ok((rows, replaced))
 }
 
-/// Runs statements one by one: Citus sends a DDL statement's text to its
-/// workers, which refuse a text holding several.
-async fn each(
-    tx: &tokio_postgres::Transaction<'_>,
-    statements: &[&str],
-) -> Result<(), tokio_postgres::Error> {
-    for statement in statements {
-        tx.batch_execute(statement).await?;
-    }
-    Ok(())
-}
-
 /// Streams the seed's file into `tmp_rel` in large chunks; the server parses the CSV.
 async fn copy_file(
     tx: &tokio_postgres::Transaction<'_>,
@@ -226,94 +188,68 @@ async fn put_in_place(
     full_refresh: bool,
 ) -> Result<Replaced, Problem> {
     use super::build::{apply_grants, run_hooks};
-    // Put the new table in place.
-    let exists = tx
-        .query_one("select to_regclass($1) is not null", &[&relation])
+    let existing = existing_seed_table(&tx, relation, tmp_rel)
         .await
-        .map_err(|e| db_problem(node, "looking up the table", &e))?
-        .get::<_, bool>(0);
-    let replaced = if !exists {
-        tx.batch_execute(&format!(
-            "alter table {tmp_rel} rename to {}",
-            quote_ident(&node.alias)
-        ))
-        .await
-        .map_err(|e| db_problem(node, "naming the table", &e))?;
-        Replaced::Created
-    } else {
-        let dependents: Vec<String> = tx
-            .query(
-                "select distinct dv.oid::regclass::text
-                 from pg_depend d
-                 join pg_rewrite r on r.oid = d.objid
-                 join pg_class dv on dv.oid = r.ev_class
-                 where d.refobjid = to_regclass($1) and dv.oid <> d.refobjid
-                 order by 1",
-                &[&relation],
-            )
+        .map_err(|e| db_problem(node, "looking up the table", &e))?;
+    let (statements, replaced) = seed::put_in_place(
+        &node.name,
+        relation,
+        &node.alias,
+        tmp_rel,
+        &existing,
+        full_refresh,
+    )?;
+    // One by one: Citus sends a DDL statement's text to its workers, which
+    // refuse a text holding several.
+    for (statement, what) in &statements {
+        tx.batch_execute(statement)
             .await
-            .map_err(|e| db_problem(node, "looking up dependent views", &e))?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let columns = "select string_agg(attname || ' ' || format_type(atttypid, atttypmod), ',' order by attnum)
-                       from pg_attribute where attrelid = to_regclass($1) and attnum > 0 and not attisdropped";
-        let old_cols: Option<String> = tx
-            .query_one(columns, &[&relation])
-            .await
-            .map_err(|e| db_problem(node, "comparing columns", &e))?
-            .get(0);
-        let new_cols: Option<String> = tx
-            .query_one(columns, &[&tmp_rel])
-            .await
-            .map_err(|e| db_problem(node, "comparing columns", &e))?
-            .get(0);
-        if dependents.is_empty() {
-            let rename = format!(
-                "alter table {tmp_rel} rename to {}",
-                quote_ident(&node.alias)
-            );
-            each(&tx, &[&format!("drop table {relation}"), &rename])
-                .await
-                .map_err(|e| db_problem(node, "replacing the table", &e))?;
-            Replaced::Swapped
-        } else if old_cols == new_cols && !full_refresh {
-            each(
-                &tx,
-                &[
-                    &format!("truncate {relation}"),
-                    &format!("insert into {relation} select * from {tmp_rel}"),
-                    &format!("drop table {tmp_rel}"),
-                ],
-            )
-            .await
-            .map_err(|e| db_problem(node, "refilling the table", &e))?;
-            Replaced::Refilled
-        } else if full_refresh {
-            let rename = format!(
-                "alter table {tmp_rel} rename to {}",
-                quote_ident(&node.alias)
-            );
-            each(&tx, &[&format!("drop table {relation} cascade"), &rename])
-                .await
-                .map_err(|e| db_problem(node, "replacing the table", &e))?;
-            Replaced::DroppedDependents(dependents)
-        } else {
-            return Err(Problem::new(
-                "seed::dependents",
-                format!(
-                    "seed {} changed its columns, and these views depend on the table: {}",
-                    node.name,
-                    dependents.join(", ")
-                ),
-            )
-            .help("run `pm seed --full-refresh` to replace it (the views are dropped; `pm run` builds them again); the table is unchanged"));
-        }
-    };
+            .map_err(|e| db_problem(node, what, &e))?;
+    }
     run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
     apply_grants(&tx, node, relation).await?;
     tx.commit()
         .await
         .map_err(|e| db_problem(node, "commit", &e))?;
     Ok(replaced)
+}
+
+/// The catalog's facts about the seed's table, with the loaded rows in
+/// `loaded`: whether it exists, the views that read it, whether the
+/// columns are the same.
+async fn existing_seed_table(
+    tx: &tokio_postgres::Transaction<'_>,
+    relation: &str,
+    loaded: &str,
+) -> Result<ExistingSeedTable, tokio_postgres::Error> {
+    let exists = tx
+        .query_one("select to_regclass($1) is not null", &[&relation])
+        .await?
+        .get::<_, bool>(0);
+    if !exists {
+        return Ok(ExistingSeedTable::default());
+    }
+    let dependent_views: Vec<String> = tx
+        .query(
+            "select distinct dv.oid::regclass::text
+             from pg_depend d
+             join pg_rewrite r on r.oid = d.objid
+             join pg_class dv on dv.oid = r.ev_class
+             where d.refobjid = to_regclass($1) and dv.oid <> d.refobjid
+             order by 1",
+            &[&relation],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let columns = "select string_agg(attname || ' ' || format_type(atttypid, atttypmod), ',' order by attnum)
+                   from pg_attribute where attrelid = to_regclass($1) and attnum > 0 and not attisdropped";
+    let old_columns: Option<String> = tx.query_one(columns, &[&relation]).await?.get(0);
+    let new_columns: Option<String> = tx.query_one(columns, &[&loaded]).await?.get(0);
+    Ok(ExistingSeedTable {
+        exists,
+        dependent_views,
+        same_columns: old_columns == new_columns,
+    })
 }

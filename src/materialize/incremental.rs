@@ -262,7 +262,7 @@ pub type Column = (String, String);
 /// columns the rows are written to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaChangePlan {
-    pub statements: Vec<(String, &'static str)>,
+    pub statements: super::StatementPlan,
     pub changes: Vec<String>,
     pub write_columns: Vec<String>,
 }

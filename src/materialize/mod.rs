@@ -13,6 +13,10 @@ pub mod statement;
 pub mod test;
 pub mod unit_test;
 
+/// Statements for the adapter to send in order, each with what it is for
+/// (the words of an error: "adding a column").
+pub type StatementPlan = Vec<(String, &'static str)>;
+
 use crate::error::Problem;
 use crate::manifest::{Hook, Node};
 

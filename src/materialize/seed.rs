@@ -395,10 +395,181 @@ impl SeedTable {
     }
 }
 
+/// How a seed replaced what was there.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replaced {
+    Created,
+    /// The old table was dropped and the new one renamed into place.
+    Swapped,
+    /// Views depend on the table and the columns did not change: its rows were replaced.
+    Refilled,
+    /// `--full-refresh` dropped these dependent views with the old table.
+    DroppedDependents(Vec<String>),
+}
+
+impl Replaced {
+    /// For the run's log line.
+    pub fn describe(&self) -> String {
+        match self {
+            Replaced::Created => "created".into(),
+            Replaced::Swapped => "replaced".into(),
+            Replaced::Refilled => "refilled (views depend on it)".into(),
+            Replaced::DroppedDependents(v) => {
+                format!("replaced, dropped dependent views {}", v.join(", "))
+            }
+        }
+    }
+}
+
+/// What the catalog says of a seed's table when its new rows are loaded
+/// (under a temporary name) and about to be put in place.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExistingSeedTable {
+    pub exists: bool,
+    /// The views that read the table.
+    pub dependent_views: Vec<String>,
+    /// Whether the loaded table has the old one's columns and types.
+    pub same_columns: bool,
+}
+
+/// The statements that put a loaded seed (`loaded`, a relation under a
+/// temporary name) in place of `relation` (named `alias` in its schema),
+/// each with what it is for, and how it replaced what was there:
+/// - no table yet: the loaded one is renamed into place;
+/// - no view reads the old one: it is dropped, the loaded one renamed;
+/// - views read it and the columns are the same: its rows are replaced, so
+///   the views stay as they are;
+/// - views read it and the columns changed: refused, unless `full_refresh`,
+///   which drops the views with the old table.
+pub fn put_in_place(
+    seed: &str,
+    relation: &str,
+    alias: &str,
+    loaded: &str,
+    existing: &ExistingSeedTable,
+    full_refresh: bool,
+) -> Result<(super::StatementPlan, Replaced), Problem> {
+    let rename = format!("alter table {loaded} rename to {}", quote_ident(alias));
+    if !existing.exists {
+        return Ok((vec![(rename, "naming the table")], Replaced::Created));
+    }
+    if existing.dependent_views.is_empty() {
+        let statements = vec![
+            (format!("drop table {relation}"), "replacing the table"),
+            (rename, "replacing the table"),
+        ];
+        return Ok((statements, Replaced::Swapped));
+    }
+    if existing.same_columns && !full_refresh {
+        let statements = vec![
+            (format!("truncate {relation}"), "refilling the table"),
+            (
+                format!("insert into {relation} select * from {loaded}"),
+                "refilling the table",
+            ),
+            (format!("drop table {loaded}"), "refilling the table"),
+        ];
+        return Ok((statements, Replaced::Refilled));
+    }
+    if full_refresh {
+        let statements = vec![
+            (
+                format!("drop table {relation} cascade"),
+                "replacing the table",
+            ),
+            (rename, "replacing the table"),
+        ];
+        return Ok((
+            statements,
+            Replaced::DroppedDependents(existing.dependent_views.clone()),
+        ));
+    }
+    Err(Problem::new(
+        "seed::dependents",
+        format!(
+            "seed {seed} changed its columns, and these views depend on the table: {}",
+            existing.dependent_views.join(", ")
+        ),
+    )
+    .help("run `pm seed --full-refresh` to replace it (the views are dropped; `pm run` builds them again); the table is unchanged"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::Inferred::*;
     use super::*;
+
+    fn existing(exists: bool, views: &[&str], same_columns: bool) -> ExistingSeedTable {
+        ExistingSeedTable {
+            exists,
+            dependent_views: views.iter().map(|v| v.to_string()).collect(),
+            same_columns,
+        }
+    }
+
+    fn put(
+        existing: &ExistingSeedTable,
+        full_refresh: bool,
+    ) -> Result<(Vec<String>, Replaced), Problem> {
+        put_in_place(
+            "plans",
+            "s.plans",
+            "plans",
+            "s.plans__new",
+            existing,
+            full_refresh,
+        )
+        .map(|(statements, replaced)| (statements.into_iter().map(|(s, _)| s).collect(), replaced))
+    }
+
+    #[test]
+    fn a_loaded_seed_is_put_in_place_as_the_views_on_it_allow() {
+        assert_eq!(
+            put(&existing(false, &[], false), false).unwrap(),
+            (
+                vec!["alter table s.plans__new rename to \"plans\"".to_string()],
+                Replaced::Created
+            )
+        );
+        assert_eq!(
+            put(&existing(true, &[], false), false).unwrap(),
+            (
+                vec![
+                    "drop table s.plans".to_string(),
+                    "alter table s.plans__new rename to \"plans\"".to_string()
+                ],
+                Replaced::Swapped
+            )
+        );
+        assert_eq!(
+            put(&existing(true, &["s.v"], true), false).unwrap(),
+            (
+                vec![
+                    "truncate s.plans".to_string(),
+                    "insert into s.plans select * from s.plans__new".to_string(),
+                    "drop table s.plans__new".to_string()
+                ],
+                Replaced::Refilled
+            )
+        );
+        assert_eq!(
+            put(&existing(true, &["s.v"], false), true).unwrap(),
+            (
+                vec![
+                    "drop table s.plans cascade".to_string(),
+                    "alter table s.plans__new rename to \"plans\"".to_string()
+                ],
+                Replaced::DroppedDependents(vec!["s.v".into()])
+            )
+        );
+        let refused = put(&existing(true, &["s.v", "s.w"], false), false).unwrap_err();
+        assert!(
+            refused.to_string().contains(
+                "seed plans changed its columns, and these views depend on the table: s.v, s.w"
+            ),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn infers_like_dbt_postgres() {
