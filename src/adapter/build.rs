@@ -138,20 +138,21 @@ async fn build_and_swap(
     // A materialized view built from the same query is only refreshed.
     if build.kind == crate::materialize::relation::Kind::MaterializedView && !full_refresh {
         let stamp: Option<String> = tx
-            .query_opt(
+            .query_typed_opt(
                 "select obj_description(c.oid, 'pg_class') from pg_class c join pg_namespace n on n.oid = c.relnamespace
                  where n.nspname = $1 and c.relname = $2 and c.relkind = 'm'",
-                &[&build.schema, &build.name],
+                &[(&build.schema, Type::TEXT), (&build.name, Type::TEXT)],
             )
             .await
             .map_err(db("looking up the relation"))?
             .and_then(|r| r.get(0));
-        if stamp.as_deref()
-            == Some(crate::materialize::relation::definition_stamp(&node.sql).as_str())
-        {
-            tx.batch_execute(&format!("refresh materialized view {relation}"))
-                .await
-                .map_err(db("refreshing"))?;
+        if let Some(refresh) = crate::materialize::relation::materialized_view_refresh(
+            &relation,
+            &node.sql,
+            stamp.as_deref(),
+            full_refresh,
+        ) {
+            tx.batch_execute(&refresh).await.map_err(db("refreshing"))?;
             run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
             apply_grants(&tx, node, &relation).await?;
             tx.commit().await.map_err(db("commit"))?;

@@ -164,6 +164,20 @@ pub fn definition_stamp(sql: &str) -> String {
     format!("pm:{}", &crate::text::sha256_hex(sql)[..16])
 }
 
+/// The statement that brings a materialized view up to date without
+/// rebuilding it, when that is enough: the view exists with the stamp of
+/// this query (`existing_stamp`, its comment) and `--full-refresh` was not
+/// given. None: it is built anew and swapped in.
+pub fn materialized_view_refresh(
+    relation: &str,
+    sql: &str,
+    existing_stamp: Option<&str>,
+    full_refresh: bool,
+) -> Option<String> {
+    (!full_refresh && existing_stamp == Some(definition_stamp(sql).as_str()))
+        .then(|| format!("refresh materialized view {relation}"))
+}
+
 /// The privileges PostgreSQL grants on tables and views.
 pub(crate) const PRIVILEGES: [&str; 9] = [
     "SELECT",
@@ -324,6 +338,27 @@ pub fn temp_index_sql(node: &Node, temp_relation: &str) -> Vec<(String, String)>
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_materialized_view_is_refreshed_only_when_built_from_the_same_query() {
+        let stamp = definition_stamp("select 1");
+        assert_eq!(
+            materialized_view_refresh("s.mv", "select 1", Some(&stamp), false).as_deref(),
+            Some("refresh materialized view s.mv")
+        );
+        assert_eq!(
+            materialized_view_refresh("s.mv", "select 2", Some(&stamp), false),
+            None
+        );
+        assert_eq!(
+            materialized_view_refresh("s.mv", "select 1", Some(&stamp), true),
+            None
+        );
+        assert_eq!(
+            materialized_view_refresh("s.mv", "select 1", None, false),
+            None
+        );
+    }
 
     /// A table model `alias` in schema `s`, compiled to `select 1`.
     pub(crate) fn node(id: &str, alias: &str) -> Node {
