@@ -270,52 +270,25 @@ async fn swap_in(
                 .map_err(db("replacing the view"))?,
         }
     }
-    let mut dependents = Vec::new();
-    if let Some(kind) = existing {
-        // Views that read the old relation, directly or through each other,
-        // as the catalog describes them: re-created after the swap, once the
-        // new relation has its grants.
-        if has_dependent_views {
-            dependents = dependent_views(&tx, relation)
-                .await
-                .map_err(db("looking up dependent views"))?;
-        }
-        tx.batch_execute(&format!(
-            "drop {} {relation} cascade",
-            crate::materialize::relation::relkind_sql(&kind)
-        ))
-        .await
-        .map_err(db("replacing the relation"))?;
-        tx.batch_execute(&format!(
-            "alter {} {temp} rename to {}",
-            build.kind.sql(),
-            quote_ident(&build.name)
-        ))
-        .await
-        .map_err(db("replacing the relation"))?;
+    // Views that read the old relation, directly or through each other, as
+    // the catalog describes them: re-created after the swap, once the new
+    // relation has its grants.
+    let dependents = if existing.is_some() && has_dependent_views {
+        dependent_views(&tx, relation)
+            .await
+            .map_err(db("looking up dependent views"))?
     } else {
-        tx.batch_execute(&format!(
-            "alter {} {temp} rename to {}",
-            build.kind.sql(),
-            quote_ident(&build.name)
-        ))
-        .await
-        .map_err(db("naming the relation"))?;
-    }
-    if build.kind == crate::materialize::relation::Kind::MaterializedView {
-        let stamp = crate::materialize::relation::definition_stamp(&node.sql);
-        tx.batch_execute(&format!(
-            "comment on materialized view {relation} is '{stamp}'"
-        ))
-        .await
-        .map_err(db("marking the materialized view"))?;
-    }
-    if build.kind != crate::materialize::relation::Kind::View {
-        for (_, rename) in &node.temp_indexes {
-            tx.batch_execute(rename)
-                .await
-                .map_err(db("naming an index"))?;
-        }
+        Vec::new()
+    };
+    let index_renames: Vec<String> = node.temp_indexes.iter().map(|(_, r)| r.clone()).collect();
+    for (statement, what) in crate::materialize::relation::swap_statements(
+        build,
+        relation,
+        &node.sql,
+        existing.as_deref(),
+        &index_renames,
+    ) {
+        tx.batch_execute(&statement).await.map_err(db(what))?;
     }
     run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
     apply_grants(&tx, node, relation).await?;

@@ -178,6 +178,60 @@ pub fn materialized_view_refresh(
         .then(|| format!("refresh materialized view {relation}"))
 }
 
+/// The statements that put a relation built under its temporary name in
+/// place of `relation`: the old one (of catalog kind `existing`, if any) is
+/// dropped with the views on it (re-created afterwards from the catalog's
+/// description), the new one renamed; a materialized view is stamped with
+/// its query; the indexes built under temporary names (`index_renames`)
+/// take their own.
+pub fn swap_statements(
+    build: &Build,
+    relation: &str,
+    sql: &str,
+    existing: Option<&str>,
+    index_renames: &[String],
+) -> super::StatementPlan {
+    let temp = format!(
+        "{}.{}",
+        quote_ident(&build.schema),
+        quote_ident(&build.temp_name)
+    );
+    let mut statements = Vec::new();
+    if let Some(kind) = existing {
+        statements.push((
+            format!("drop {} {relation} cascade", relkind_sql(kind)),
+            "replacing the relation",
+        ));
+    }
+    statements.push((
+        format!(
+            "alter {} {temp} rename to {}",
+            build.kind.sql(),
+            quote_ident(&build.name)
+        ),
+        if existing.is_some() {
+            "replacing the relation"
+        } else {
+            "naming the relation"
+        },
+    ));
+    if build.kind == Kind::MaterializedView {
+        statements.push((
+            format!(
+                "comment on materialized view {relation} is '{}'",
+                definition_stamp(sql)
+            ),
+            "marking the materialized view",
+        ));
+    }
+    if build.kind != Kind::View {
+        for rename in index_renames {
+            statements.push((rename.clone(), "naming an index"));
+        }
+    }
+    statements
+}
+
 /// The privileges PostgreSQL grants on tables and views.
 pub(crate) const PRIVILEGES: [&str; 9] = [
     "SELECT",
@@ -338,6 +392,63 @@ pub fn temp_index_sql(node: &Node, temp_relation: &str) -> Vec<(String, String)>
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn a_swap_drops_what_was_there_and_names_the_new_relation() {
+        let build = |kind| Build {
+            kind,
+            schema: "s".into(),
+            name: "m".into(),
+            temp_name: "m__pm_new".into(),
+            prepare: String::new(),
+        };
+        let sql = |plan: crate::materialize::StatementPlan| {
+            plan.into_iter().map(|(s, _)| s).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            sql(swap_statements(
+                &build(Kind::Table),
+                "\"s\".\"m\"",
+                "select 1",
+                Some("v"),
+                &["alter index ix rename".into()]
+            )),
+            [
+                "drop view \"s\".\"m\" cascade",
+                "alter table \"s\".\"m__pm_new\" rename to \"m\"",
+                "alter index ix rename",
+            ]
+        );
+        assert_eq!(
+            sql(swap_statements(
+                &build(Kind::MaterializedView),
+                "\"s\".\"m\"",
+                "select 1",
+                None,
+                &[]
+            )),
+            [
+                "alter materialized view \"s\".\"m__pm_new\" rename to \"m\"".to_string(),
+                format!(
+                    "comment on materialized view \"s\".\"m\" is '{}'",
+                    definition_stamp("select 1")
+                ),
+            ]
+        );
+        assert_eq!(
+            sql(swap_statements(
+                &build(Kind::View),
+                "\"s\".\"m\"",
+                "select 1",
+                Some("r"),
+                &["alter index ix rename".into()]
+            )),
+            [
+                "drop table \"s\".\"m\" cascade",
+                "alter view \"s\".\"m__pm_new\" rename to \"m\"",
+            ]
+        );
+    }
 
     #[test]
     fn a_materialized_view_is_refreshed_only_when_built_from_the_same_query() {
