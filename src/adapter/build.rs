@@ -273,20 +273,19 @@ async fn swap_in(
     // Views that read the old relation, directly or through each other, as
     // the catalog describes them: re-created after the swap, once the new
     // relation has its grants.
-    let dependents = if existing.is_some() && has_dependent_views {
+    let dependents = if has_dependent_views {
         dependent_views(&tx, relation)
             .await
             .map_err(db("looking up dependent views"))?
     } else {
         Vec::new()
     };
-    let index_renames: Vec<String> = node.temp_indexes.iter().map(|(_, r)| r.clone()).collect();
     for (statement, what) in crate::materialize::relation::swap_statements(
         build,
         relation,
         &node.sql,
         existing.as_deref(),
-        &index_renames,
+        node.temp_indexes.iter().map(|(_, rename)| rename.as_str()),
     ) {
         tx.batch_execute(&statement).await.map_err(db(what))?;
     }

@@ -189,7 +189,7 @@ pub fn swap_statements(
     relation: &str,
     sql: &str,
     existing: Option<&str>,
-    index_renames: &[String],
+    index_renames: impl IntoIterator<Item = impl Into<String>>,
 ) -> super::StatementPlan {
     let temp = format!(
         "{}.{}",
@@ -226,7 +226,7 @@ pub fn swap_statements(
     }
     if build.kind != Kind::View {
         for rename in index_renames {
-            statements.push((rename.clone(), "naming an index"));
+            statements.push((rename.into(), "naming an index"));
         }
     }
     statements
@@ -411,7 +411,7 @@ pub(crate) mod tests {
                 "\"s\".\"m\"",
                 "select 1",
                 Some("v"),
-                &["alter index ix rename".into()]
+                ["alter index ix rename"]
             )),
             [
                 "drop view \"s\".\"m\" cascade",
@@ -425,7 +425,7 @@ pub(crate) mod tests {
                 "\"s\".\"m\"",
                 "select 1",
                 None,
-                &[]
+                std::iter::empty::<&str>()
             )),
             [
                 "alter materialized view \"s\".\"m__pm_new\" rename to \"m\"".to_string(),
@@ -441,7 +441,7 @@ pub(crate) mod tests {
                 "\"s\".\"m\"",
                 "select 1",
                 Some("r"),
-                &["alter index ix rename".into()]
+                ["alter index ix rename"]
             )),
             [
                 "drop table \"s\".\"m\" cascade",
