@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 // Defined where they are used (the selector, the log), so that those modules
 // never import the command line; the flags below parse into them.
-pub use crate::graph::selector::IndirectSelection;
-pub use crate::output::LogFormat;
+pub use pm_core::graph::selector::IndirectSelection;
+pub use pm_core::output::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,8 +52,8 @@ pub struct GlobalArgs {
 
 impl GlobalArgs {
     /// The flags with the environment: what every command runs with.
-    pub fn settings(&self, env: crate::settings::Environment) -> crate::settings::Settings {
-        crate::settings::Settings {
+    pub fn settings(&self, env: pm_core::settings::Environment) -> pm_core::settings::Settings {
+        pm_core::settings::Settings {
             project_dir: self.project_dir.clone(),
             profiles_dir: self.profiles_dir.clone(),
             target_name: self.target.clone(),

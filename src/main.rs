@@ -5,7 +5,7 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use pm::cli::{Cli, Command};
-use pm::output::Log;
+use pm_core::output::Log;
 
 /// mimalloc's `mi_option_purge_delay` (its position in `mi_option_e`, the
 /// same in mimalloc 2 and 3).
@@ -68,8 +68,8 @@ fn main() {
         }
     };
     let log = Log::new(cli.global.log_format, cli.global.quiet, cli.global.no_color);
-    let settings = cli.global.settings(pm::settings::Environment::read());
-    pm::output::PhaseTimer::enable(settings.env.timings);
+    let settings = cli.global.settings(pm_core::settings::Environment::read());
+    pm_core::output::PhaseTimer::enable(settings.env.timings);
     let g = &settings;
     let color = log.color;
     let _ = miette::set_hook(Box::new(move |_| {

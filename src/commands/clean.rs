@@ -1,8 +1,8 @@
 //! `pm clean`: deletes the folders `clean-targets:` names.
 
-use crate::error::{Problem, Problems, Result};
-use crate::output::Log;
-use crate::settings::Settings;
+use pm_core::error::{Problem, Problems, Result};
+use pm_core::output::Log;
+use pm_core::settings::Settings;
 use std::path::{Component, Path};
 
 /// A clean target inside the project (not the project itself, nor a path
@@ -17,8 +17,8 @@ fn inside_project(target: &str) -> bool {
 }
 
 pub fn run(g: &Settings, log: Log) -> Result<i32> {
-    let root = crate::loader::find_root(g.project_dir.as_deref())?;
-    let targets = crate::loader::clean_targets(&root)?;
+    let root = pm_core::loader::find_root(g.project_dir.as_deref())?;
+    let targets = pm_core::loader::clean_targets(&root)?;
     let mut problems = Problems::default();
     for t in &targets {
         if !inside_project(t) {

@@ -2,10 +2,10 @@
 
 use super::Session;
 use crate::cli::SelectArgs;
-use crate::compile::Compiled;
-use crate::error::Result;
-use crate::output::Log;
-use crate::settings::Settings;
+use pm_core::compile::Compiled;
+use pm_core::error::Result;
+use pm_core::output::Log;
+use pm_core::settings::Settings;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -41,7 +41,7 @@ fn render_with_warehouse(s: &Session, c: &mut Compiled, selected: &[usize], log:
         .map(|&i| c.manifest.nodes[i].unique_id.clone())
         .collect();
     let rendered = runtime.block_on(async {
-        let connection = match crate::adapter::render::RenderConnection::open(&endpoint).await {
+        let connection = match pm_postgres::render::RenderConnection::open(&endpoint).await {
             Ok(conn) => Arc::new(conn),
             Err(p) => return Err(p),
         };
@@ -77,7 +77,7 @@ pub fn run(g: &Settings, args: &SelectArgs, log: Log) -> Result<i32> {
     let started = std::time::Instant::now();
     let s = Session::open(g, "compile", log)?;
     let mut c = s.compile()?;
-    let mut timer = crate::output::PhaseTimer::new("compile command");
+    let mut timer = pm_core::output::PhaseTimer::new("compile command");
     timer.lap("select");
     let selected = s.select(&c, args)?;
     render_with_warehouse(&s, &mut c, &selected, log);
@@ -85,8 +85,8 @@ pub fn run(g: &Settings, args: &SelectArgs, log: Log) -> Result<i32> {
     timer.lap("write compiled files and manifest");
     // Mostly file-system work on one side, serialisation on the other: side by side.
     let (written, manifest) = rayon::join(
-        || crate::artifacts::write_compiled(&target, &c.manifest, &selected),
-        || crate::artifacts::write_manifest(&target, &c.manifest, true),
+        || pm_runner::artifacts::write_compiled(&target, &c.manifest, &selected),
+        || pm_runner::artifacts::write_manifest(&target, &c.manifest, true),
     );
     let written = written?;
     manifest?;
@@ -107,7 +107,8 @@ pub fn run(g: &Settings, args: &SelectArgs, log: Log) -> Result<i32> {
             c.manifest.nodes[i].compiled_code.is_some()
                 && !matches!(
                     c.manifest.nodes[i].resource_type,
-                    crate::manifest::ResourceType::Test | crate::manifest::ResourceType::UnitTest
+                    pm_core::manifest::ResourceType::Test
+                        | pm_core::manifest::ResourceType::UnitTest
                 )
         })
         .collect();

@@ -1,12 +1,12 @@
 //! `pm db …` and `pm debug`.
 
-use crate::adapter::embedded::{Cluster, Status};
-use crate::adapter::Endpoint;
 use crate::cli::DbAction;
-use crate::error::{Problem, Result};
-use crate::loader;
-use crate::output::Log;
-use crate::settings::Settings;
+use pm_core::error::{Problem, Result};
+use pm_core::loader;
+use pm_core::output::Log;
+use pm_core::settings::Settings;
+use pm_postgres::embedded::{Cluster, Status};
+use pm_postgres::Endpoint;
 use std::io::{IsTerminal, Write};
 
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -138,7 +138,7 @@ fn start(cluster: &Cluster, workers: Option<usize>, log: Log) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(Endpoint::Embedded(Box::new(cluster.clone())).connect())?;
     let what = if wanted > 0 {
-        rt.block_on(crate::adapter::citus::join(cluster, &cluster.workers()))?;
+        rt.block_on(pm_postgres::citus::join(cluster, &cluster.workers()))?;
         format!("the local Citus cluster: a coordinator and {wanted} workers")
     } else {
         "the local PostgreSQL".to_string()
@@ -208,7 +208,7 @@ pub fn debug(g: &Settings, log: Log) -> Result<i32> {
     let rt = runtime()?;
     let version = rt.block_on(async {
         let client = endpoint.connect().await?;
-        crate::adapter::server_version(&client).await
+        pm_postgres::server_version(&client).await
     })?;
     let _ = writeln!(out, "server:       {version}");
     let _ = writeln!(out, "connection test: OK");

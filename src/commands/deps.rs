@@ -3,10 +3,10 @@
 
 use crate::cli::DepsArgs;
 use crate::deps::{self, DepsOptions};
-use crate::error::Result;
-use crate::loader;
-use crate::output::Log;
-use crate::settings::Settings;
+use pm_core::error::Result;
+use pm_core::loader;
+use pm_core::output::Log;
+use pm_core::settings::Settings;
 
 pub fn run(g: &Settings, args: &DepsArgs, log: Log) -> Result<i32> {
     let root = loader::find_root(g.project_dir.as_deref())?;

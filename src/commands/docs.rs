@@ -1,12 +1,12 @@
 //! `pm docs [--serve]`: write the documentation site, optionally serve it.
 
 use super::Session;
-use crate::adapter::Endpoint;
 use crate::cli::DocsArgs;
-use crate::docs::{self, Catalog, LastRun};
-use crate::error::{Problem, Result};
-use crate::output::Log;
-use crate::settings::Settings;
+use pm_core::error::{Problem, Result};
+use pm_core::output::Log;
+use pm_core::settings::Settings;
+use pm_docs::{Catalog, LastRun};
+use pm_postgres::Endpoint;
 use std::time::Instant;
 
 pub fn run(g: &Settings, args: &DocsArgs, log: Log) -> Result<i32> {
@@ -23,7 +23,7 @@ pub fn run(g: &Settings, args: &DocsArgs, log: Log) -> Result<i32> {
         (0..m.nodes.len()).collect()
     }
     .into_iter()
-    .filter(|&i| docs::in_graph(&m.nodes[i]))
+    .filter(|&i| pm_docs::in_graph(&m.nodes[i]))
     .collect();
     let target_dir = s.target_dir();
     let catalog = if args.no_catalog {
@@ -32,12 +32,12 @@ pub fn run(g: &Settings, args: &DocsArgs, log: Log) -> Result<i32> {
         read_catalog(&s, m, &shown, log)
     };
     let last = LastRun::read(&target_dir);
-    let data = docs::site_data(m, &shown, &catalog, &last);
+    let data = pm_docs::site_data(m, &shown, &catalog, &last);
     let dir = target_dir.join("docs");
-    let sql = docs::sql_data(m, &shown);
-    let index = docs::write_site(&dir, &m.project_name, &data, &sql).map_err(|e| {
+    let sql = pm_docs::sql_data(m, &shown);
+    let index = pm_docs::write_site(&dir, &m.project_name, &data, &sql).map_err(|e| {
         Problem::new(
-            "docs::write",
+            "pm_docs::write",
             format!("cannot write {}: {e}", dir.display()),
         )
         .help("check that the target folder is writable")
@@ -62,7 +62,12 @@ pub fn run(g: &Settings, args: &DocsArgs, log: Log) -> Result<i32> {
 
 /// Column types of the shown relations, when the warehouse can be reached
 /// without starting anything; otherwise none (the site says so).
-fn read_catalog(s: &Session, m: &crate::manifest::Manifest, shown: &[usize], log: Log) -> Catalog {
+fn read_catalog(
+    s: &Session,
+    m: &pm_core::manifest::Manifest,
+    shown: &[usize],
+    log: Log,
+) -> Catalog {
     let Ok(endpoint) = s.endpoint() else {
         return Catalog::default();
     };
@@ -83,7 +88,7 @@ fn read_catalog(s: &Session, m: &crate::manifest::Manifest, shown: &[usize], log
             .map_err(|e| e.to_string())
     });
     match rows {
-        Ok(rows) => docs::catalog_from_rows(rows),
+        Ok(rows) => pm_docs::catalog_from_rows(rows),
         Err(e) => {
             log.warn(&format!(
                 "no column types from the warehouse (it could not be read: {}); use --no-catalog to skip it",
@@ -101,7 +106,7 @@ fn read_catalog(s: &Session, m: &crate::manifest::Manifest, shown: &[usize], log
 fn serve(dir: &std::path::Path, port: u16, log: Log) -> Result<()> {
     let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
         Problem::new(
-            "docs::serve",
+            "pm_docs::serve",
             format!("cannot listen on 127.0.0.1:{port}: {e}"),
         )
         .help("choose another port with --port")

@@ -4,12 +4,12 @@
 use super::pipeline::{self, RunCommand, Tally};
 use super::Session;
 use crate::cli::SelectArgs;
-use crate::error::{Problem, Problems, Result};
-use crate::execute::Status;
-use crate::manifest::{Manifest, Node};
-use crate::materialize::freshness::{self, Freshness};
-use crate::output::Log;
-use crate::settings::Settings;
+use pm_core::error::{Problem, Problems, Result};
+use pm_core::manifest::{Manifest, Node};
+use pm_core::materialize::freshness::{self, Freshness};
+use pm_core::output::Log;
+use pm_core::settings::Settings;
+use pm_runner::execute::Status;
 use serde_json::json;
 use std::time::Instant;
 
@@ -74,7 +74,7 @@ pub fn run(
         Some(p) => p.to_path_buf(),
         None => s.target_dir().join("sources.json"),
     };
-    crate::artifacts::write_json(&path, &doc)?;
+    pm_runner::artifacts::write_json(&path, &doc)?;
     let tally = Tally::of(statuses.into_iter());
     log.info(&format!(
         "Done in {:.2}s. PASS={} WARN={} ERROR={} TOTAL={total}",
@@ -123,7 +123,7 @@ async fn check(client: &tokio_postgres::Client, n: &Node, crit: &freshness::Crit
         None => n.name.clone(),
     };
     let sql = freshness::query(&relation, crit);
-    let row = crate::adapter::meta::source_freshness(client, &sql).await;
+    let row = pm_postgres::meta::source_freshness(client, &sql).await;
     let seconds = t0.elapsed().as_secs_f64();
     let criteria = json!({
         "warn_after": crit.raw.get("warn_after").cloned().unwrap_or(json!({})),
@@ -161,7 +161,7 @@ async fn check(client: &tokio_postgres::Client, n: &Node, crit: &freshness::Crit
             }
         }
         Err(e) => {
-            let detail = crate::adapter::error_text(&e);
+            let detail = pm_postgres::error_text(&e);
             let problem = Problem::new(
                 "freshness::query",
                 format!("freshness of {shown} could not be checked: {detail}"),

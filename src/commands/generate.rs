@@ -4,14 +4,14 @@
 //! next days to what is loaded; `--build` then builds the project.
 
 use super::Session;
-use crate::adapter::warehouse::{self, BulkTable, GeneratorState};
-use crate::adapter::Endpoint;
 use crate::cli::{GenerateArgs, RunArgs};
-use crate::error::{Problem, Problems, Result};
-use crate::generate::output::{CopyStreams, CsvFiles};
-use crate::generate::{self, Params, Request, Table, Window, WAREHOUSE_SQL};
-use crate::output::{Log, Progress};
-use crate::settings::Settings;
+use pm_core::error::{Problem, Problems, Result};
+use pm_core::output::{Log, Progress};
+use pm_core::settings::Settings;
+use pm_generate::output::{CopyStreams, CsvFiles};
+use pm_generate::{Params, Request, Table, Window, WAREHOUSE_SQL};
+use pm_postgres::warehouse::{self, BulkTable, GeneratorState};
+use pm_postgres::Endpoint;
 use std::time::Instant;
 
 pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
@@ -25,10 +25,10 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
     let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
     // The flags are checked before anything is connected to or loaded.
     if args.append_days.is_none() {
-        generate::params(&request, yesterday)?;
+        pm_generate::params(&request, yesterday)?;
     }
     if let Some(dir) = &args.out {
-        let params = generate::params(&request, yesterday)?;
+        let params = pm_generate::params(&request, yesterday)?;
         write_csv(&params, dir, log)?;
         return Ok(0);
     }
@@ -45,7 +45,7 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
     if let Some(more) = args.append_days {
         let Some(state) = state else {
             return Err(Problem::new(
-                "generate::append",
+                "pm_generate::append",
                 "--append-days adds to a dataset pm generate made, and raw.generator_state is empty",
             )
             .help("run `pm generate` first (with the --seed, --scale and --start you want)")
@@ -53,7 +53,7 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
         };
         if more == 0 || more > 3660 {
             return Err(Problem::new(
-                "generate::append",
+                "pm_generate::append",
                 format!("--append-days {more} is out of range"),
             )
             .help("add between 1 and 3660 days")
@@ -63,7 +63,7 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
         let params = Params {
             seed: state.seed,
             scale: state.scale,
-            start: generate::to_day(state.start),
+            start: pm_generate::to_day(state.start),
             days: loaded_days + more,
         };
         log.info(&format!(
@@ -83,7 +83,7 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
             None => "raw already holds data that pm generate did not record as loaded (an interrupted load, or data of your own): not generating; `pm generate` without --if-empty replaces it".to_string(),
         });
     } else {
-        let params = generate::params(&request, yesterday)?;
+        let params = pm_generate::params(&request, yesterday)?;
         if has_data {
             log.info("Replacing the data in raw");
         }
@@ -116,7 +116,7 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
     if session
         .project
         .root
-        .join(crate::report::config::REPORTS_FILE)
+        .join(pm_report::config::REPORTS_FILE)
         .is_file()
     {
         println!();
@@ -137,7 +137,7 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
 /// The settings with one more `--vars` entry (over the user's).
 fn with_var(g: &Settings, key: &str, value: serde_json::Value) -> Result<Settings> {
     let mut vars = match &g.vars {
-        Some(text) => crate::loader::parse_cli_vars(text)?,
+        Some(text) => pm_core::loader::parse_cli_vars(text)?,
         None => Default::default(),
     };
     vars.insert(key.to_string(), value);
@@ -173,8 +173,10 @@ fn next_steps(session: &Session) -> String {
 /// The first day of every month from `params.start` to its last day.
 fn months(params: &Params) -> Vec<chrono::NaiveDate> {
     use chrono::Datelike;
-    let last = generate::to_date(params.end_day() - 1);
-    let mut m = generate::to_date(params.start).with_day(1).unwrap_or(last);
+    let last = pm_generate::to_date(params.end_day() - 1);
+    let mut m = pm_generate::to_date(params.start)
+        .with_day(1)
+        .unwrap_or(last);
     let mut out = Vec::new();
     while m <= last {
         out.push(m);
@@ -240,7 +242,7 @@ fn load(
         let live = progress.is_live();
         let mut reported = 0;
         let mut streams = CopyStreams::new(senders);
-        generate::simulate(&sim_params, &window, &mut streams, |day| {
+        pm_generate::simulate(&sim_params, &window, &mut streams, |day| {
             let done = (day - first_day + 1) as u64;
             progress.set_position(done as usize);
             let tenth = done * 10 / total_days.max(1);
@@ -266,8 +268,12 @@ fn load(
         }
         (rows, results)
     });
-    let rows = rows
-        .map_err(|e| Problem::new("generate::simulate", format!("the simulation failed: {e}")))?;
+    let rows = rows.map_err(|e| {
+        Problem::new(
+            "pm_generate::simulate",
+            format!("the simulation failed: {e}"),
+        )
+    })?;
     let mut problems = Problems::default();
     let mut loaded = Vec::new();
     for (table, result) in results {
@@ -275,7 +281,7 @@ fn load(
             Ok(Ok(l)) => loaded.push((table, l)),
             Ok(Err(p)) => problems.0.extend(p.0),
             Err(e) => problems.push(Problem::new(
-                "generate::load",
+                "pm_generate::load",
                 format!("loading raw.{} failed: {e}", table.name()),
             )),
         }
@@ -285,8 +291,8 @@ fn load(
     let state = GeneratorState {
         seed: params.seed,
         scale: params.scale,
-        start: generate::to_date(params.start),
-        end: generate::to_date(params.end_day() - 1),
+        start: pm_generate::to_date(params.start),
+        end: pm_generate::to_date(params.end_day() - 1),
     };
     rt.block_on(async {
         if appending {
@@ -343,10 +349,10 @@ async fn commit_each(
         .await
         .map_err(|e| {
             Problem::new(
-                "generate::state",
+                "pm_generate::state",
                 format!(
                     "cannot record raw.generator_state: {}",
-                    crate::adapter::error_text(&e)
+                    pm_postgres::error_text(&e)
                 ),
             )
             .help("the rows are loaded; run `pm generate` again to record what it loaded")
@@ -359,14 +365,14 @@ fn write_csv(params: &Params, dir: &std::path::Path, log: Log) -> Result<()> {
     let started = Instant::now();
     let io = |path: &std::path::Path, e: std::io::Error| {
         Problem::new(
-            "generate::out",
+            "pm_generate::out",
             format!("cannot write {}: {e}", path.display()),
         )
         .help("check that the folder is writable and the disk has room")
     };
     let mut files = CsvFiles::create(dir).map_err(|e| io(dir, e))?;
     let window = Window::new(params, None);
-    generate::simulate(params, &window, &mut files, |_| {});
+    pm_generate::simulate(params, &window, &mut files, |_| {});
     let rows = files.finish().map_err(|(p, e)| io(&p, e))?;
     let total: u64 = rows.iter().sum();
     log.info(&format!(
@@ -376,8 +382,8 @@ fn write_csv(params: &Params, dir: &std::path::Path, log: Log) -> Result<()> {
         started.elapsed().as_secs_f64(),
         params.seed,
         params.scale,
-        generate::to_date(params.start),
-        generate::to_date(params.end_day() - 1)
+        pm_generate::to_date(params.start),
+        pm_generate::to_date(params.end_day() - 1)
     ));
     Ok(())
 }

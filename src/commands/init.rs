@@ -1,8 +1,8 @@
 //! `pm init NAME`: a new project that builds at once on pm's embedded
 //! PostgreSQL.
 
-use crate::error::{Problem, Result};
-use crate::output::Log;
+use pm_core::error::{Problem, Result};
+use pm_core::output::Log;
 use std::path::Path;
 
 /// The files of a new project named `name`.

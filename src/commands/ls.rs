@@ -2,10 +2,10 @@
 
 use super::Session;
 use crate::cli::{LsArgs, LsOutput};
-use crate::error::{Problem, Result};
-use crate::manifest::{Node, ResourceType};
-use crate::output::Log;
-use crate::settings::Settings;
+use pm_core::error::{Problem, Result};
+use pm_core::manifest::{Node, ResourceType};
+use pm_core::output::Log;
+use pm_core::settings::Settings;
 use serde_json::{json, Value as Json};
 use std::io::Write;
 

@@ -17,12 +17,12 @@ pub mod run;
 pub mod show;
 
 use crate::cli::SelectArgs;
-use crate::compile::{CompileOptions, Compiled};
-use crate::error::Result;
-use crate::graph::selector::{self, PriorState, Request, Selectors};
-use crate::loader::{self, profile, Project};
-use crate::output::Log;
-use crate::settings::Settings;
+use pm_core::compile::{CompileOptions, Compiled};
+use pm_core::error::Result;
+use pm_core::graph::selector::{self, PriorState, Request, Selectors};
+use pm_core::loader::{self, profile, Project};
+use pm_core::output::Log;
+use pm_core::settings::Settings;
 use std::path::PathBuf;
 
 /// A loaded project with its target: what every command starts from.
@@ -43,12 +43,12 @@ impl Session {
     }
 
     pub fn open(g: &Settings, which: &str, log: Log) -> Result<Session> {
-        let mut timer = crate::output::PhaseTimer::new("load");
+        let mut timer = pm_core::output::PhaseTimer::new("load");
         let root = loader::find_root(g.project_dir.as_deref())?;
         let project = loader::load(&root)?;
         timer.lap("profile");
         let mut target = profile::resolve(g, &project.root, project.profile.as_deref())?;
-        crate::adapter::apply_database_url(&mut target, g.env.database_url.as_deref());
+        pm_postgres::apply_database_url(&mut target, g.env.database_url.as_deref());
         // Said once per command, also when a command opens several sessions
         // (`pm generate --build`).
         static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -79,7 +79,7 @@ impl Session {
     }
 
     pub fn compile(&self) -> Result<Compiled> {
-        let c = crate::compile::compile(&self.project, &self.options)?;
+        let c = pm_core::compile::compile(&self.project, &self.options)?;
         for w in &c.warnings {
             self.log.warn(w);
         }
@@ -90,8 +90,8 @@ impl Session {
     }
 
     /// Where this command's connections go.
-    pub fn endpoint(&self) -> Result<crate::adapter::Endpoint> {
-        crate::adapter::Endpoint::resolve(
+    pub fn endpoint(&self) -> Result<pm_postgres::Endpoint> {
+        pm_postgres::Endpoint::resolve(
             &self.project.root,
             &self.options.target,
             self.settings.env.pg_bin.as_deref(),
@@ -133,7 +133,7 @@ pub fn parse(g: &Settings, log: Log) -> Result<i32> {
     let started = std::time::Instant::now();
     let s = Session::open(g, "parse", log)?;
     let c = s.compile()?;
-    let path = crate::artifacts::write_manifest(&s.target_dir(), &c.manifest, false)?;
+    let path = pm_runner::artifacts::write_manifest(&s.target_dir(), &c.manifest, false)?;
     log.info(&format!(
         "Parsed {} in {:.2}s; wrote {}",
         summary(&c.manifest),
@@ -153,8 +153,8 @@ pub fn release_at_exit<T>(value: T) {
 }
 
 /// "12 models, 3 seeds, 20 tests, 4 sources".
-pub fn summary(m: &crate::manifest::Manifest) -> String {
-    use crate::manifest::ResourceType as R;
+pub fn summary(m: &pm_core::manifest::Manifest) -> String {
+    use pm_core::manifest::ResourceType as R;
     let mut parts = Vec::new();
     for (rt, one, many) in [
         (R::Model, "model", "models"),

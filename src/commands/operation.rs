@@ -3,9 +3,9 @@
 
 use super::Session;
 use crate::cli::RunOperationArgs;
-use crate::error::{Problem, Result};
-use crate::output::Log;
-use crate::settings::Settings;
+use pm_core::error::{Problem, Result};
+use pm_core::output::Log;
+use pm_core::settings::Settings;
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 
@@ -42,13 +42,13 @@ pub fn run(g: &Settings, args: &RunOperationArgs, log: Log) -> Result<i32> {
     let renderer = c.run_renderer.clone();
     let name = args.macro_name.clone();
     let outcome = runtime.block_on(async {
-        let connection = crate::adapter::render::RenderConnection::open(&endpoint).await?;
+        let connection = pm_postgres::render::RenderConnection::open(&endpoint).await?;
         tokio::task::spawn_blocking(move || {
             renderer.operation(&name, &arguments, Arc::new(connection))
         })
         .await
         .map_err(|e| {
-            crate::error::Problems::from(Problem::new(
+            pm_core::error::Problems::from(Problem::new(
                 "run_operation::stopped",
                 format!("the operation stopped: {e}"),
             ))

@@ -4,13 +4,13 @@
 //! how it says nothing was selected) and runs the phases it needs.
 
 use super::Session;
-use crate::adapter::Endpoint;
 use crate::cli::SelectArgs;
-use crate::compile::Compiled;
-use crate::error::{Problem, Problems, Result};
-use crate::execute::{self, RunResult, Status};
-use crate::manifest::{Manifest, Materialization, Node, ResourceType};
-use crate::materialize::test::TestConfig;
+use pm_core::compile::Compiled;
+use pm_core::error::{Problem, Problems, Result};
+use pm_core::manifest::{Manifest, Materialization, Node, ResourceType};
+use pm_core::materialize::test::TestConfig;
+use pm_postgres::Endpoint;
+use pm_runner::execute::{self, RunResult, Status};
 use std::collections::{HashMap, HashSet};
 
 /// The commands that run selected nodes against the warehouse.
@@ -103,24 +103,25 @@ pub fn check(
         if let Err(p) = execute::build_job(n, true) {
             problems.push(p);
         }
-        if let Err(p) =
-            crate::materialize::citus::distribution_of(n, |model| execute::model_relation(m, model))
-        {
+        if let Err(p) = pm_core::materialize::citus::distribution_of(n, |model| {
+            execute::model_relation(m, model)
+        }) {
             problems.push(p);
         }
         if let Some(p) = colocated_with_a_later_model(m, i) {
             problems.push(p);
         }
-        if let Err(p) = crate::materialize::relation::grants(n) {
+        if let Err(p) = pm_core::materialize::relation::grants(n) {
             problems.push(p);
         }
         if let Some(p) = temp_shaped_name(n) {
             problems.push(p);
         }
         // Again at build time, for the nodes rendered then.
-        if let Err(p) =
-            crate::materialize::statement::check_single(n, crate::materialize::relation::query(n))
-        {
+        if let Err(p) = pm_core::materialize::statement::check_single(
+            n,
+            pm_core::materialize::relation::query(n),
+        ) {
             problems.push(p);
         }
     }
@@ -134,7 +135,7 @@ fn temp_shaped_name(n: &Node) -> Option<Problem> {
     if !matches!(
         n.resource_type,
         ResourceType::Model | ResourceType::Seed | ResourceType::Snapshot
-    ) || !crate::materialize::relation::is_temp_name(&n.alias)
+    ) || !pm_core::materialize::relation::is_temp_name(&n.alias)
     {
         return None;
     }
@@ -187,14 +188,14 @@ pub fn citus_target(
     m: &Manifest,
     selected: &[usize],
     conn: &Connections,
-    log: crate::output::Log,
+    log: pm_core::output::Log,
 ) -> Result<bool> {
     let citus = conn
         .runtime
-        .block_on(crate::adapter::citus::is_coordinator(&conn.control))?;
+        .block_on(pm_postgres::citus::is_coordinator(&conn.control))?;
     let configured = selected
         .iter()
-        .filter(|&&i| crate::materialize::citus::configured(&m.nodes[i]))
+        .filter(|&&i| pm_core::materialize::citus::configured(&m.nodes[i]))
         .count();
     if !citus && configured > 0 {
         log.warn(&format!(
@@ -210,7 +211,7 @@ pub fn citus_target(
 /// Refuses, before anything runs, the incremental models whose strategy
 /// Citus cannot run on their layout.
 fn check_incremental_layouts(m: &Manifest, selected: &[usize]) -> Result<()> {
-    use crate::materialize::{citus, incremental};
+    use pm_core::materialize::{citus, incremental};
     let mut problems = Problems::default();
     for &i in selected {
         let n = &m.nodes[i];
@@ -276,12 +277,10 @@ pub fn existing_incremental(
         .iter()
         .map(|n| (n.schema.clone(), n.alias.clone()))
         .collect();
-    let found = conn
-        .runtime
-        .block_on(crate::adapter::meta::existing_tables(
-            &conn.control,
-            &relations,
-        ))?;
+    let found = conn.runtime.block_on(pm_postgres::meta::existing_tables(
+        &conn.control,
+        &relations,
+    ))?;
     Ok(incremental
         .iter()
         .filter(|n| found.contains(&(n.schema.clone(), n.alias.clone())))
@@ -293,8 +292,8 @@ pub fn existing_incremental(
 pub fn write_artifacts(s: &Session, m: &Manifest, selected: &[usize]) -> Result<()> {
     let target_dir = s.target_dir();
     let (compiled, manifest) = rayon::join(
-        || crate::artifacts::write_compiled(&target_dir, m, selected),
-        || crate::artifacts::write_manifest(&target_dir, m, true),
+        || pm_runner::artifacts::write_compiled(&target_dir, m, selected),
+        || pm_runner::artifacts::write_manifest(&target_dir, m, true),
     );
     compiled?;
     manifest?;
@@ -307,7 +306,7 @@ pub fn write_artifacts(s: &Session, m: &Manifest, selected: &[usize]) -> Result<
 pub fn lock_target(s: &Session, conn: &Connections, wait: bool) -> Result<()> {
     let target = &s.options.target;
     conn.runtime
-        .block_on(crate::adapter::meta::lock_target(
+        .block_on(pm_postgres::meta::lock_target(
             &conn.control,
             &target.database,
             &target.schema,
@@ -348,7 +347,7 @@ pub fn prepare_target(
     );
     schemas.sort_unstable();
     schemas.dedup();
-    rt.block_on(crate::adapter::meta::create_missing_schemas(
+    rt.block_on(pm_postgres::meta::create_missing_schemas(
         &conn.control,
         &schemas,
     ))?;
@@ -365,7 +364,7 @@ pub fn prepare_target(
         .map(|n| (n.schema.clone(), n.alias.clone()))
         .collect();
     let swept: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
-    for line in rt.block_on(crate::adapter::meta::remove_leftovers(
+    for line in rt.block_on(pm_postgres::meta::remove_leftovers(
         &conn.control,
         &swept,
         &owned,
@@ -397,7 +396,7 @@ pub fn run_jobs(
         pool,
         ..
     } = conn;
-    runtime.block_on(crate::adapter::meta::run_hooks(
+    runtime.block_on(pm_postgres::meta::run_hooks(
         &control,
         &m.on_run_start,
         "on-run-start",
@@ -407,17 +406,17 @@ pub fn run_jobs(
         None
     } else {
         runtime
-            .block_on(crate::adapter::meta::run_hooks(
+            .block_on(pm_postgres::meta::run_hooks(
                 &control,
                 &m.on_run_end,
                 "on-run-end",
             ))
             .err()
     };
-    let rows: Vec<crate::adapter::meta::ResultRow> = selected
+    let rows: Vec<pm_postgres::meta::ResultRow> = selected
         .iter()
         .filter_map(|&i| results.get(&i).map(|r| (i, r)))
-        .map(|(i, r)| crate::adapter::meta::ResultRow {
+        .map(|(i, r)| pm_postgres::meta::ResultRow {
             node: &m.nodes[i].unique_id,
             status: r.status.as_str(),
             started_at: r.started_at,
@@ -427,7 +426,7 @@ pub fn run_jobs(
             error: r.problem.as_ref().map(|p| p.message.as_str()),
         })
         .collect();
-    if let Err(e) = runtime.block_on(crate::adapter::meta::record_results(
+    if let Err(e) = runtime.block_on(pm_postgres::meta::record_results(
         &control,
         &m.invocation_id,
         options.command,
@@ -436,7 +435,7 @@ pub fn run_jobs(
     )) {
         options.log.warn(&format!(
             "could not record the results in pm_meta.run_results: {}",
-            crate::adapter::error_text(&e)
+            pm_postgres::error_text(&e)
         ));
     }
     Ok(Ran {

@@ -3,17 +3,17 @@
 //! `target/reports/<name>/<date>/`, and its delivery, once per day.
 
 use super::Session;
-use crate::adapter::report::{self as store, DeliveryKey};
 use crate::cli::{ReportArgs, ReportChannel, ReportFormat};
-use crate::error::{Problem, Problems, Result};
-use crate::manifest::{Node, ResourceType};
-use crate::output::Log;
-use crate::report::config::{self, ReportSpec, REPORTS_FILE};
-use crate::report::deliver::{self, Destination, DryRun, Http, Transport};
-use crate::report::digest::{self, DayRows, Digest};
-use crate::report::{chart, render};
-use crate::settings::Settings;
 use chrono::NaiveDate;
+use pm_core::error::{Problem, Problems, Result};
+use pm_core::manifest::{Node, ResourceType};
+use pm_core::output::Log;
+use pm_core::settings::Settings;
+use pm_postgres::report::{self as store, DeliveryKey};
+use pm_report::config::{self, ReportSpec, REPORTS_FILE};
+use pm_report::deliver::{self, Destination, DryRun, Http, Transport};
+use pm_report::digest::{self, DayRows, Digest};
+use pm_report::{chart, render};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use tokio::runtime::Runtime;
@@ -90,7 +90,7 @@ fn read_specs(s: &Session) -> Result<(Arc<str>, Vec<ReportSpec>)> {
     // The models' calendar: the `timezone` var (--vars over the project's).
     let project_timezone = s
         .var("timezone")
-        .and_then(crate::loader::yaml::as_string)
+        .and_then(pm_core::loader::yaml::as_string)
         .unwrap_or_else(|| "UTC".into());
     config::with_project_timezone(&text, &mut specs, &project_timezone)?;
     Ok((text, specs))
@@ -110,11 +110,11 @@ fn choose<'a>(specs: &'a [ReportSpec], name: Option<&str>) -> Result<Vec<&'a Rep
     match specs.iter().find(|r| r.name == name) {
         Some(r) => Ok(vec![r]),
         None => {
-            let known = crate::error::closest(name, specs.iter().map(|r| r.name.as_str()));
+            let known = pm_core::error::closest(name, specs.iter().map(|r| r.name.as_str()));
             let all: Vec<&str> = specs.iter().map(|r| r.name.as_str()).collect();
             Err(
                 Problem::new("report::unknown", format!("no report is named `{name}`"))
-                    .help(crate::error::did_you_mean(
+                    .help(pm_core::error::did_you_mean(
                         &known,
                         &format!("the reports in {REPORTS_FILE}: {}", all.join(", ")),
                     ))
@@ -250,7 +250,7 @@ fn destination(channel: ReportChannel) -> Result<Destination> {
 /// A problem pointing at a report's `key: value` line in reports.yml.
 fn at_entry(text: &Arc<str>, key: &str, value: &str, problem: Problem) -> Problem {
     let line = config::line_of(text, key, value).unwrap_or(1);
-    let range = crate::error::line_range(text, line);
+    let range = pm_core::error::line_range(text, line);
     problem
         .in_file(REPORTS_FILE, text.clone())
         .label(range, "here")
@@ -265,7 +265,7 @@ fn find_model<'a>(nodes: &'a [Node], spec: &ReportSpec, text: &Arc<str>) -> Resu
     if let Some(n) = models().find(|n| n.name == spec.model) {
         return Ok(n);
     }
-    let known = crate::error::closest(&spec.model, models().map(|n| n.name.as_str()));
+    let known = pm_core::error::closest(&spec.model, models().map(|n| n.name.as_str()));
     Err(at_entry(
         text,
         "model",
@@ -277,7 +277,7 @@ fn find_model<'a>(nodes: &'a [Node], spec: &ReportSpec, text: &Arc<str>) -> Resu
                 spec.name, spec.model
             ),
         )
-        .help(crate::error::did_you_mean(
+        .help(pm_core::error::did_you_mean(
             &known,
             "name a model of the project",
         )),
@@ -367,7 +367,7 @@ fn check_columns(
     let mut problems = Problems::default();
     for wanted in std::iter::once(&spec.date_column).chain(spec.all_metrics().map(|m| &m.column)) {
         if !columns.contains(wanted) {
-            let known = crate::error::closest(wanted, columns.iter().map(String::as_str));
+            let known = pm_core::error::closest(wanted, columns.iter().map(String::as_str));
             let key = if *wanted == spec.date_column {
                 "date_column"
             } else {
@@ -384,7 +384,7 @@ fn check_columns(
                         spec.name, model.name
                     ),
                 )
-                .help(crate::error::did_you_mean(
+                .help(pm_core::error::did_you_mean(
                     &known,
                     "name one of the model's columns",
                 )),
@@ -496,7 +496,7 @@ fn draw_charts(
         })?;
         let file_name = format!("{}.png", c.metric);
         let path = dir.join(&file_name);
-        crate::artifacts::write_atomically(&path, &png).map_err(|e| {
+        pm_runner::artifacts::write_atomically(&path, &png).map_err(|e| {
             Problem::new(
                 "report::chart",
                 format!("cannot write {}: {e}", path.display()),

@@ -4,13 +4,13 @@
 use super::pipeline::{self, RunCommand, Tally};
 use super::Session;
 use crate::cli::RunArgs;
-use crate::compile::Compiled;
-use crate::error::{Problem, Problems, Result};
-use crate::execute::{self, Status};
-use crate::manifest::{Manifest, ResourceType};
-use crate::materialize::test::TestConfig;
-use crate::output::Log;
-use crate::settings::Settings;
+use pm_core::compile::Compiled;
+use pm_core::error::{Problem, Problems, Result};
+use pm_core::manifest::{Manifest, ResourceType};
+use pm_core::materialize::test::TestConfig;
+use pm_core::output::Log;
+use pm_core::settings::Settings;
+use pm_runner::execute::{self, Status};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -44,7 +44,7 @@ pub fn build(g: &Settings, args: &RunArgs, log: Log) -> Result<i32> {
 pub fn retry(g: &Settings, log: Log) -> Result<i32> {
     let s = Session::open(g, "retry", log)?;
     let path = s.target_dir().join("run_results.json");
-    let last = crate::artifacts::read_run_results(&path).map_err(|e| {
+    let last = pm_runner::artifacts::read_run_results(&path).map_err(|e| {
         Problem::new("retry::no_results", format!("cannot read {}: {e}", path.display()))
             .help("pm retry runs again what the last pm run, seed, test or build left failed or skipped; run one first")
     })?;
@@ -121,7 +121,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         .collect();
     let last = conn
         .runtime
-        .block_on(crate::adapter::meta::last_durations(&conn.control, &ids));
+        .block_on(pm_postgres::meta::last_durations(&conn.control, &ids));
     plan.estimate_remaining(m, &last);
     let citus = pipeline::citus_target(m, &selected, &conn, log)?;
     log.info(&format!(
@@ -133,7 +133,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
     pipeline::prepare_target(&s, m, &selected, &test_configs, &conn)?;
     let target_dir = s.target_dir();
     let endpoint = conn.endpoint.clone();
-    let render_connections = crate::adapter::render::RenderConnections::default();
+    let render_connections = pm_postgres::render::RenderConnections::default();
     let options = execute::RunOptions {
         command: command.name(),
         root: &s.project.root,
@@ -235,7 +235,7 @@ fn recompile_for_incremental(
 /// `full_refresh` config decides over the flag (`false`: never rebuilt, a
 /// history that cannot be computed again; `true`: always rebuilt).
 fn kept_incremental(
-    m: &crate::manifest::Manifest,
+    m: &pm_core::manifest::Manifest,
     existing: std::collections::HashSet<String>,
     full_refresh_flag: bool,
     log: Log,
@@ -275,14 +275,14 @@ fn deferred_relations(
     let (true, Some(dir)) = (args.defer, args.select.state.as_deref()) else {
         return Ok(HashMap::new());
     };
-    let state = crate::graph::selector::PriorState::load(dir)?;
+    let state = pm_core::graph::selector::PriorState::load(dir)?;
     let chosen: std::collections::HashSet<usize> = selected.iter().copied().collect();
-    let candidates: Vec<(&crate::manifest::Node, &[String; 3])> = m
+    let candidates: Vec<(&pm_core::manifest::Node, &[String; 3])> = m
         .nodes
         .iter()
         .enumerate()
         .filter(|(i, n)| !chosen.contains(i) && n.resource_type.is_refable())
-        .filter(|(_, n)| n.materialized != Some(crate::manifest::Materialization::Ephemeral))
+        .filter(|(_, n)| n.materialized != Some(pm_core::manifest::Materialization::Ephemeral))
         .filter_map(|(_, n)| state.relations.get(&n.unique_id).map(|r| (n, r)))
         .filter(|(n, [_, schema, alias])| (&n.schema, &n.alias) != (schema, alias))
         .collect();
@@ -295,7 +295,7 @@ fn deferred_relations(
                 .map(|(n, _)| (n.schema.clone(), n.alias.clone()))
                 .collect();
             conn.runtime
-                .block_on(crate::adapter::meta::existing_relations(
+                .block_on(pm_postgres::meta::existing_relations(
                     &conn.control,
                     &wanted,
                 ))?
@@ -401,7 +401,7 @@ fn test_report(
                     ""
                 }
             ));
-            for line in crate::output::table(cols, rows).lines() {
+            for line in pm_core::output::table(cols, rows).lines() {
                 out.push_str(&format!("    {line}\n"));
             }
         }
@@ -411,7 +411,7 @@ fn test_report(
 }
 
 /// A failing unit test: the rows that differ, marked as dbt (daff) marks them.
-fn unit_test_report(m: &Manifest, n: &crate::manifest::Node, r: &execute::TestReport) -> String {
+fn unit_test_report(m: &Manifest, n: &pm_core::manifest::Node, r: &execute::TestReport) -> String {
     let mut out = format!(
         "\nFailure in unit test {} ({})\n  actual differs from expected ({} row{}):\n",
         n.name,
@@ -420,7 +420,7 @@ fn unit_test_report(m: &Manifest, n: &crate::manifest::Node, r: &execute::TestRe
         if r.failures == 1 { "" } else { "s" },
     );
     if let Some((cols, rows)) = &r.sample {
-        for line in crate::output::table(cols, rows).lines() {
+        for line in pm_core::output::table(cols, rows).lines() {
             out.push_str(&format!("    {line}\n"));
         }
     }
@@ -489,5 +489,5 @@ fn write_results(
             "state": args.select.state.as_ref().map(|d| d.display().to_string()),
         },
     });
-    crate::artifacts::write_json(&target_dir.join("run_results.json"), &doc)
+    pm_runner::artifacts::write_json(&target_dir.join("run_results.json"), &doc)
 }

@@ -3,11 +3,11 @@
 
 use super::Session;
 use crate::cli::{ShowArgs, ShowOutput};
-use crate::compile::context::{QueryResult, Warehouse};
-use crate::error::{Problem, Problems, Result};
-use crate::manifest::ResourceType;
-use crate::output::Log;
-use crate::settings::Settings;
+use pm_core::compile::context::{QueryResult, Warehouse};
+use pm_core::error::{Problem, Problems, Result};
+use pm_core::manifest::ResourceType;
+use pm_core::output::Log;
+use pm_core::settings::Settings;
 use serde_json::Value as Json;
 use std::io::Write;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use std::sync::Arc;
 enum Shown {
     Node(String),
     /// The text, and the ephemeral models it may read.
-    Inline(String, crate::compile::run_render::EphemeralCtes),
+    Inline(String, pm_core::compile::run_render::EphemeralCtes),
 }
 
 fn problem(code: &'static str, message: String) -> Problems {
@@ -26,7 +26,7 @@ fn problem(code: &'static str, message: String) -> Problems {
 }
 
 /// The one node `--select` names.
-fn node_to_show(s: &Session, c: &crate::compile::Compiled, args: &ShowArgs) -> Result<String> {
+fn node_to_show(s: &Session, c: &pm_core::compile::Compiled, args: &ShowArgs) -> Result<String> {
     if args.select.select.is_empty() {
         return Err(problem(
             "show::nothing",
@@ -160,7 +160,7 @@ pub fn run(g: &Settings, args: &ShowArgs, log: Log) -> Result<i32> {
     let shown = match &args.inline {
         Some(text) => Shown::Inline(
             text.clone(),
-            crate::compile::run_render::ephemeral_ctes(&c.manifest.nodes),
+            pm_core::compile::run_render::ephemeral_ctes(&c.manifest.nodes),
         ),
         None => Shown::Node(node_to_show(&s, &c, args)?),
     };
@@ -177,7 +177,7 @@ pub fn run(g: &Settings, args: &ShowArgs, log: Log) -> Result<i32> {
     let renderer = c.run_renderer.clone();
     let limit = args.limit;
     let outcome = runtime.block_on(async {
-        let connection = Arc::new(crate::adapter::render::RenderConnection::open(&endpoint).await?);
+        let connection = Arc::new(pm_postgres::render::RenderConnection::open(&endpoint).await?);
         tokio::task::spawn_blocking(move || {
             let sql = match &shown {
                 Shown::Inline(text, ephemerals) => {

@@ -11,8 +11,8 @@
 
 pub mod spec;
 
-use crate::error::{Problem, Problems, Result};
-use crate::loader::{self, Project};
+use pm_core::error::{Problem, Problems, Result};
+use pm_core::loader::{self, Project};
 use serde_json::Value as Json;
 use spec::{Pinned, Spec};
 use std::collections::{HashMap, VecDeque};

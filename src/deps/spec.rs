@@ -2,9 +2,9 @@
 //! data: parsing the entries, choosing a hub version, the lock file's text
 //! and dbt's hash of the declared entries.
 
-use crate::error::Problem;
-use crate::loader::packages::{satisfies, version_parts};
-use crate::loader::yaml;
+use pm_core::error::Problem;
+use pm_core::loader::packages::{satisfies, version_parts};
+use pm_core::loader::yaml;
 use serde_json::{Map, Value as Json};
 
 /// One entry of `packages:`.
@@ -225,7 +225,7 @@ pub fn declared_hash(entries: &[Json]) -> String {
     use sha1::Digest;
     let mut lines: Vec<String> = entries.iter().map(python_json).collect();
     lines.sort();
-    crate::text::hex(&sha1::Sha1::digest(lines.join("\n").as_bytes()))
+    pm_core::text::hex(&sha1::Sha1::digest(lines.join("\n").as_bytes()))
 }
 
 /// `json.dumps(value, sort_keys=True)`.
@@ -333,7 +333,7 @@ mod tests {
         // Python's json.dumps(..., sort_keys=True) writes it.
         let h = declared_hash(&[json!({"version": "1.1.1", "package": "dbt-labs/dbt_utils"})]);
         use sha1::Digest;
-        let want = crate::text::hex(&sha1::Sha1::digest(
+        let want = pm_core::text::hex(&sha1::Sha1::digest(
             br#"{"package": "dbt-labs/dbt_utils", "version": "1.1.1"}"#,
         ));
         assert_eq!(h, want);

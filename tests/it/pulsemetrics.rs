@@ -3,10 +3,10 @@
 //! against a second computation in plain Rust from the generator's own rows.
 
 use crate::common::*;
-use pm::generate::catalog::PLANS;
-use pm::generate::rng::Uuid;
-use pm::generate::rows::{day_of, Dataset, Day};
-use pm::generate::{self, Params, Window};
+use pm_generate::catalog::PLANS;
+use pm_generate::rng::Uuid;
+use pm_generate::rows::{day_of, Dataset, Day};
+use pm_generate::{Params, Window};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 const SEED: &str = "11";
@@ -38,27 +38,27 @@ fn dataset() -> Dataset {
     let params = Params {
         seed: SEED.parse().unwrap(),
         scale: SCALE.parse().unwrap(),
-        start: generate::to_day(START.parse().unwrap()),
+        start: pm_generate::to_day(START.parse().unwrap()),
         days: DAYS.parse().unwrap(),
     };
     let mut d = Dataset::default();
-    generate::simulate(&params, &Window::new(&params, None), &mut d, |_| {});
+    pm_generate::simulate(&params, &Window::new(&params, None), &mut d, |_| {});
     d
 }
 
 fn date(day: Day) -> String {
-    generate::to_date(day).to_string()
+    pm_generate::to_date(day).to_string()
 }
 
 fn month_start(day: Day) -> Day {
     use chrono::Datelike;
-    let d = generate::to_date(day);
-    generate::to_day(d.with_day(1).unwrap())
+    let d = pm_generate::to_date(day);
+    pm_generate::to_day(d.with_day(1).unwrap())
 }
 
 fn next_month(day: Day) -> Day {
-    let d = generate::to_date(month_start(day));
-    generate::to_day(d.checked_add_months(chrono::Months::new(1)).unwrap())
+    let d = pm_generate::to_date(month_start(day));
+    pm_generate::to_day(d.checked_add_months(chrono::Months::new(1)).unwrap())
 }
 
 /// SQL rows as `key -> columns`, the first column being the key.
@@ -632,7 +632,7 @@ fn the_warehouse_agrees_with_a_second_computation_from_the_generators_rows() {
     let week: i64 = (0..7)
         .map(|k| {
             signups
-                .get(&(generate::to_day("2024-08-19".parse().unwrap()) + k))
+                .get(&(pm_generate::to_day("2024-08-19".parse().unwrap()) + k))
                 .copied()
                 .unwrap_or(0)
         })
@@ -680,7 +680,7 @@ fn the_warehouse_agrees_with_a_second_computation_from_the_generators_rows() {
         .find(|l| l.starts_with("Signups "))
         .and_then(|l| l.split_whitespace().nth(1))
         .map(|v| v.replace(',', ""));
-    let last = generate::to_day("2024-08-27".parse().unwrap());
+    let last = pm_generate::to_day("2024-08-27".parse().unwrap());
     assert_eq!(
         shown,
         Some(signups.get(&last).copied().unwrap_or(0).to_string()),
@@ -731,7 +731,7 @@ fn the_warehouse_agrees_with_a_second_computation_from_the_generators_rows() {
         assert!(expected.values().any(|m| m[k] > 0), "no {name} MRR at all");
     }
 
-    let january = generate::to_day("2024-01-01".parse().unwrap());
+    let january = pm_generate::to_day("2024-01-01".parse().unwrap());
     let (size, retained) = second.month_one_retention(january);
     assert_eq!(
         sql(
@@ -743,7 +743,7 @@ fn the_warehouse_agrees_with_a_second_computation_from_the_generators_rows() {
     );
     assert!(retained > 0 && retained < size);
 
-    let march = generate::to_day("2024-03-01".parse().unwrap());
+    let march = pm_generate::to_day("2024-03-01".parse().unwrap());
     let kpis = rows(
         &p,
         "select company_size, active_companies, (revenue * 100)::bigint, avg_sessions_per_company
@@ -1478,7 +1478,7 @@ fn the_readmes_sql_lines_run_as_written() {
 /// the company's users means it churned, for good.
 #[test]
 fn a_company_month_without_a_session_means_it_churned_for_good() {
-    use pm::generate::rows::{start_of, Ts};
+    use pm_generate::rows::{start_of, Ts};
     let mut months_checked = 0;
     for seed in 1..=8u64 {
         // Companies are acquired over the first 28 days: from the 4th, some
@@ -1486,11 +1486,11 @@ fn a_company_month_without_a_session_means_it_churned_for_good() {
         let params = Params {
             seed,
             scale: 1.0,
-            start: generate::to_day("2024-01-04".parse().unwrap()),
+            start: pm_generate::to_day("2024-01-04".parse().unwrap()),
             days: 150,
         };
         let mut d = Dataset::default();
-        generate::simulate(&params, &Window::new(&params, None), &mut d, |_| {});
+        pm_generate::simulate(&params, &Window::new(&params, None), &mut d, |_| {});
         let data_end = start_of(params.start + params.days as Day);
         let company_of: HashMap<Uuid, Uuid> = d
             .users

@@ -1,0 +1,152 @@
+//! The warehouse a render at run time reads: a connection of the run's
+//! renders, queried from the blocking thread the render runs on.
+
+use super::{error_text, Endpoint};
+use pm_core::compile::context::{QueryResult, Warehouse};
+use pm_core::error::Result;
+use serde_json::Value as Json;
+use tokio_postgres::types::Type;
+use tokio_postgres::SimpleQueryMessage;
+
+/// A connection for the renders of one run.
+pub struct RenderConnection {
+    client: tokio_postgres::Client,
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for RenderConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RenderConnection")
+    }
+}
+
+impl RenderConnection {
+    /// Connects; queries are then made from a blocking thread (`spawn_blocking`)
+    /// while the runtime's own thread drives the connection.
+    pub async fn open(endpoint: &Endpoint) -> Result<RenderConnection> {
+        Ok(RenderConnection {
+            client: endpoint.connect().await?,
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+}
+
+/// The connections of a run's renders: a render takes one (connecting when
+/// none is free) and gives it back, so a run connects once per concurrent
+/// render rather than once per node. Each one's cancel token is kept, so
+/// that Ctrl-C cancels what a render is running too.
+#[derive(Default)]
+pub struct RenderConnections {
+    free: std::sync::Mutex<Vec<RenderConnection>>,
+    cancel_tokens: std::sync::Mutex<Vec<tokio_postgres::CancelToken>>,
+}
+
+impl std::fmt::Debug for RenderConnections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RenderConnections")
+    }
+}
+
+impl RenderConnections {
+    pub async fn take(&self, endpoint: &Endpoint) -> Result<RenderConnection> {
+        let free = self.free().pop();
+        match free {
+            Some(c) => Ok(c),
+            None => {
+                let c = RenderConnection::open(endpoint).await?;
+                self.cancel_tokens
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(c.client.cancel_token());
+                Ok(c)
+            }
+        }
+    }
+
+    /// The cancel tokens of every connection the run's renders opened.
+    pub fn cancel_tokens(&self) -> Vec<tokio_postgres::CancelToken> {
+        self.cancel_tokens
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Keeps `connection` for a later render, unless the server closed it.
+    pub fn give_back(&self, connection: RenderConnection) {
+        if !connection.client.is_closed() {
+            self.free().push(connection);
+        }
+    }
+
+    fn free(&self) -> std::sync::MutexGuard<'_, Vec<RenderConnection>> {
+        // A render that panicked leaves the list as it was: still usable.
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A text value as the JSON a template reads: numbers as numbers, booleans
+/// as booleans, the rest as text.
+fn typed(text: Option<&str>, ty: Option<&Type>) -> Json {
+    let Some(text) = text else {
+        return Json::Null;
+    };
+    let number = match ty {
+        Some(&Type::INT2 | &Type::INT4 | &Type::INT8 | &Type::OID) => {
+            text.parse::<i64>().ok().map(Json::from)
+        }
+        // A whole numeric (count(*) over bigint is numeric in sum()) stays an integer.
+        Some(&Type::NUMERIC) => text
+            .parse::<i64>()
+            .ok()
+            .map(Json::from)
+            .or_else(|| text.parse::<f64>().ok().map(Json::from)),
+        Some(&Type::FLOAT4 | &Type::FLOAT8) => text.parse::<f64>().ok().map(Json::from),
+        Some(&Type::BOOL) => Some(Json::Bool(text == "t")),
+        _ => None,
+    };
+    number.unwrap_or_else(|| Json::String(text.to_string()))
+}
+
+impl Warehouse for RenderConnection {
+    fn run_sql(&self, sql: &str) -> std::result::Result<QueryResult, String> {
+        self.runtime.block_on(async {
+            // The column types, when the SQL is one statement (several cannot
+            // be prepared; their values stay text).
+            let types: Vec<Type> = match self.client.prepare(sql).await {
+                Ok(st) => st.columns().iter().map(|c| c.type_().clone()).collect(),
+                Err(_) => Vec::new(),
+            };
+            let messages = self
+                .client
+                .simple_query(sql)
+                .await
+                .map_err(|e| error_text(&e))?;
+            let mut result = QueryResult::default();
+            for m in messages {
+                match m {
+                    SimpleQueryMessage::RowDescription(columns) => {
+                        result.rows.clear();
+                        result.columns = columns
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| {
+                                let ty = types.get(i).map_or("text", |t| t.name());
+                                (c.name().to_string(), ty.to_string())
+                            })
+                            .collect();
+                    }
+                    SimpleQueryMessage::Row(row) => {
+                        result.rows.push(
+                            (0..row.len())
+                                .map(|i| typed(row.get(i), types.get(i)))
+                                .collect(),
+                        );
+                    }
+                    SimpleQueryMessage::CommandComplete(n) => result.rows_affected = n,
+                    _ => {}
+                }
+            }
+            Ok(result)
+        })
+    }
+}

@@ -1,0 +1,177 @@
+//! Building a node: the one place a materialization maps to its job, and the jobs themselves.
+
+use super::*;
+
+/// How a node is built.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildJob {
+    /// Copy the seed's file into a new table and swap it in.
+    LoadSeed,
+    /// Build the whole relation under a temporary name and swap it in.
+    Replace(Kind),
+    /// Add this run's rows to the incremental model's existing table.
+    AddRows(incremental::IncrementalConfig),
+    /// Record the source query's changes in the snapshot's history.
+    Snapshot(Box<pm_core::materialize::snapshot::SnapshotPlan>),
+}
+
+/// The one place a materialization maps to the job that builds it.
+/// `table_exists`: an incremental model's table is already there (and no
+/// full refresh was asked for). An error names what pm cannot build.
+pub fn build_job(n: &Node, table_exists: bool) -> Result<BuildJob, Problem> {
+    let cannot = |what: String| {
+        Problem::new(
+            "run::materialization",
+            format!("{} `{}` {what}, which pm cannot build", n.resource_type.as_str(), n.name),
+        )
+        .help("pm builds views, tables, incremental models, materialized views and seeds; leave this node out with --exclude")
+    };
+    match &n.materialized {
+        Some(Materialization::Seed) => Ok(BuildJob::LoadSeed),
+        Some(Materialization::Snapshot) => Ok(BuildJob::Snapshot(Box::new(
+            pm_core::materialize::snapshot::SnapshotPlan::of(n)?,
+        ))),
+        Some(Materialization::Incremental) => {
+            let config = incremental::config_of(n)?;
+            Ok(if table_exists {
+                BuildJob::AddRows(config)
+            } else {
+                BuildJob::Replace(Kind::Table)
+            })
+        }
+        Some(
+            m
+            @ (Materialization::View | Materialization::Table | Materialization::MaterializedView),
+        ) => Ok(BuildJob::Replace(Kind::of(m).unwrap_or(Kind::Table))),
+        Some(Materialization::Custom(name)) => Err(cannot(format!(
+            "is materialized as `{name}`, the project's own materialization"
+        ))),
+        Some(other) => Err(cannot(format!("is materialized as `{}`", other.as_str()))),
+        None => Err(cannot("is not materialized".into())),
+    }
+}
+
+/// Whether `n` is rebuilt from scratch: dbt's `full_refresh` config decides
+/// over the `--full-refresh` flag.
+fn full_refresh(n: &Node, options: &RunOptions<'_>) -> bool {
+    n.typed_config.full_refresh.unwrap_or(options.full_refresh)
+}
+
+/// Builds a model or loads a seed.
+pub(super) async fn run_build(
+    client: &mut tokio_postgres::Client,
+    m: &Manifest,
+    i: usize,
+    options: &RunOptions<'_>,
+    swap_lock: &tokio::sync::Mutex<()>,
+) -> Result<Built, Problem> {
+    let n = &*as_run(m, &m.nodes[i], options).await?;
+    let compiled = compiled_path(m, n);
+    let spec = BuildSpec::of(n)?;
+    // On a Citus coordinator, tables and seeds are laid out as configured.
+    let distribution = if options.citus {
+        pm_core::materialize::citus::distribution_of(n, |model| model_relation(m, model))?
+    } else {
+        None
+    };
+    match build_job(n, options.existing_incremental.contains(&n.unique_id))? {
+        BuildJob::LoadSeed => load_seed(client, n, &spec, distribution, options).await,
+        BuildJob::Snapshot(plan) => {
+            let done = pm_postgres::snapshot::run_snapshot(client, &spec, &plan).await?;
+            Ok(Built {
+                kind: "snapshot",
+                repointed: Vec::new(),
+                note: Some(if done.created {
+                    format!("history created with {} rows", done.rows)
+                } else {
+                    format!("{} new versions", done.rows)
+                }),
+                rows: i64::try_from(done.rows).ok(),
+            })
+        }
+        BuildJob::AddRows(config) => {
+            let staging = match &distribution {
+                Some(d) => {
+                    pm_core::materialize::citus::incremental_staging(n, &config, d, &n.relation())?
+                }
+                None => None,
+            };
+            let add = incremental::AddRows::of(n, config, staging.as_ref());
+            write_run_sql(m, n, options.target_dir, &add.create_staging);
+            let (rows, changes) = build_incremental(client, &spec, &add, &compiled).await?;
+            Ok(Built {
+                kind: "incremental",
+                repointed: Vec::new(),
+                note: Some(if changes.is_empty() {
+                    format!("{rows} rows written")
+                } else {
+                    format!("{rows} rows written; {}", changes.join(", "))
+                }),
+                rows: i64::try_from(rows).ok(),
+            })
+        }
+        BuildJob::Replace(kind) => {
+            let build = relation::build(n, kind, distribution.as_ref());
+            write_run_sql(m, n, options.target_dir, &build.prepare);
+            build_relation(
+                client,
+                &spec,
+                &build,
+                &compiled,
+                full_refresh(n, options),
+                swap_lock,
+            )
+            .await
+        }
+    }
+}
+
+/// The relation (`"schema"."alias"`) of the model named `name`.
+pub fn model_relation(m: &Manifest, name: &str) -> Option<String> {
+    m.nodes
+        .iter()
+        .find(|x| x.resource_type == ResourceType::Model && x.name == name)
+        .map(Node::relation)
+}
+
+pub(super) async fn load_seed(
+    client: &mut tokio_postgres::Client,
+    n: &Node,
+    spec: &BuildSpec,
+    distribution: Option<pm_core::materialize::citus::Distribution>,
+    options: &RunOptions<'_>,
+) -> Result<Built, Problem> {
+    // With every column's type given, the file is checked while it loads.
+    let (root, node) = (options.root.to_path_buf(), n.clone());
+    let (mut table, checked) = tokio::task::spawn_blocking(move || {
+        pm_core::materialize::seed::inspect_header(&root, &node)
+    })
+    .await
+    .map_err(|e| {
+        Problem::new(
+            "seed::read",
+            format!("reading {} stopped: {e}", n.original_file_path),
+        )
+    })??;
+    table.no_rows = options.empty;
+    table.distribution = distribution;
+    let check = (!checked).then(|| {
+        let (root, node) = (options.root.to_path_buf(), n.clone());
+        tokio::task::spawn_blocking(move || pm_core::materialize::seed::inspect(&root, &node))
+    });
+    let (rows, replaced) = pm_postgres::load::load_seed(
+        client,
+        options.root,
+        spec,
+        &table,
+        full_refresh(n, options),
+        check,
+    )
+    .await?;
+    Ok(Built {
+        kind: "seed",
+        repointed: Vec::new(),
+        note: Some(format!("{rows} rows, {}", replaced.describe())),
+        rows: i64::try_from(rows).ok(),
+    })
+}

@@ -1,0 +1,181 @@
+//! Running data tests, alone or merged into one scan of the relation they test, and judging their counts.
+
+use super::*;
+
+/// A database error in a test, pointing at its compiled SQL.
+pub(super) fn test_problem(m: &Manifest, n: &Node, e: &tokio_postgres::Error) -> Problem {
+    if let Some(p) = pm_postgres::build::interrupted_or_lost("test", &n.name, "running the test", e)
+    {
+        return p;
+    }
+    let detail = pm_postgres::error_text(e);
+    Problem::new(
+        "test::database",
+        format!("test `{}` could not run: {detail}", n.name),
+    )
+    .help(format!(
+        "its SQL is in {}; run `pm compile -s {}` after fixing the test or the model it reads",
+        compiled_path(m, n),
+        n.name
+    ))
+}
+
+/// Finishes a test's outcome from its count and conditions.
+pub(super) async fn judge(
+    client: &tokio_postgres::Client,
+    n: &Node,
+    cfg: &TestConfig,
+    failures: i64,
+    should_warn: bool,
+    should_error: bool,
+    stored_in: Option<String>,
+) -> (Status, Option<TestReport>) {
+    let verdict = cfg.verdict(should_warn, should_error);
+    let status = match verdict {
+        Verdict::Pass => Status::Pass,
+        Verdict::Warn => Status::Warn,
+        Verdict::Fail => Status::Fail,
+    };
+    if verdict == Verdict::Pass {
+        return (status, None);
+    }
+    let condition = if verdict == Verdict::Fail {
+        format!("fail if {}", cfg.error_if.sql)
+    } else {
+        format!("warn if {}", cfg.warn_if.sql)
+    };
+    let sample = if failures > 0 {
+        pm_postgres::test::sample(client, &tests::sample_sql(n, 5)).await
+    } else {
+        None
+    };
+    (
+        status,
+        Some(TestReport {
+            failures,
+            condition,
+            sample,
+            stored_in,
+        }),
+    )
+}
+
+/// Runs one test with dbt's query; keeps its failing rows when asked.
+pub(super) async fn run_test(
+    client: &mut tokio_postgres::Client,
+    m: &Manifest,
+    i: usize,
+    cfg: &TestConfig,
+    options: &RunOptions<'_>,
+) -> Result<(Status, i64, Option<TestReport>), Problem> {
+    let n = &*as_run(m, &m.nodes[i], options).await?;
+    let sql = tests::test_sql(n, cfg);
+    write_run_sql(m, n, options.target_dir, &sql);
+    let mut stored_in = None;
+    if let Some(store) = &cfg.store {
+        pm_postgres::test::store_failures(client, &tests::store_sql(n, cfg, store))
+            .await
+            .map_err(|e| test_problem(m, n, &e))?;
+        stored_in = Some(format!(
+            "{}.{}",
+            pm_core::text::quote_ident(&store.schema),
+            pm_core::text::quote_ident(&store.name)
+        ));
+    }
+    let row = pm_postgres::test::count(client, &sql)
+        .await
+        .map_err(|e| test_problem(m, n, &e))?;
+    let failures = row
+        .try_get::<_, Option<i64>>(0)
+        .map(|v| v.unwrap_or(0))
+        .map_err(|e| {
+            Problem::new(
+                "test::fail_calc",
+                format!(
+                    "test `{}`: its fail_calc does not give a whole number: {e}",
+                    n.name
+                ),
+            )
+            .help("fail_calc is an aggregate giving a count, like count(*) or sum(n_records)")
+        })?;
+    let flag = |k: usize| {
+        row.try_get::<_, Option<bool>>(k)
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    };
+    let (status, report) = judge(client, n, cfg, failures, flag(1), flag(2), stored_in).await;
+    Ok((status, failures, report))
+}
+
+/// Runs a merged scan; each test gets its own outcome.
+pub(super) async fn run_merged(
+    client: &mut tokio_postgres::Client,
+    m: &Manifest,
+    from: &str,
+    members: &[(usize, String, Check)],
+    options: &RunOptions<'_>,
+) -> JobResult {
+    let t0 = Instant::now();
+    let at = chrono::Utc::now();
+    let parts: Vec<(&str, &Check)> = members.iter().map(|(_, c, k)| (c.as_str(), k)).collect();
+    let sql = tests::merged_sql(from, &parts);
+    for (i, _, _) in members {
+        write_run_sql(m, &m.nodes[*i], options.target_dir, &sql);
+    }
+    let row = pm_postgres::test::count(client, &sql).await;
+    let seconds = t0.elapsed().as_secs_f64();
+    let mut out = Vec::with_capacity(members.len());
+    match row {
+        // The server refused the scan (one test names a column that is not
+        // there, say): each test runs alone and reports its own result.
+        Err(e) if e.as_db_error().is_some() => {
+            for (i, _, _) in members {
+                let Some(cfg) = options.test_configs.get(i) else {
+                    continue;
+                };
+                let t0 = Instant::now();
+                let r = run_test(client, m, *i, cfg, options).await;
+                let seconds = t0.elapsed().as_secs_f64();
+                out.push((
+                    *i,
+                    r.map(|(status, failures, report)| {
+                        RunResult::test(status, failures, report, seconds, at)
+                    }),
+                ));
+            }
+        }
+        Err(e) => {
+            for (i, _, _) in members {
+                out.push((*i, Err(test_problem(m, &m.nodes[*i], &e))));
+            }
+        }
+        Ok(row) => {
+            for (k, (i, _, _)) in members.iter().enumerate() {
+                let n = &m.nodes[*i];
+                let failures: i64 = row.try_get(k).unwrap_or(0);
+                let Some(cfg) = options.test_configs.get(i) else {
+                    continue;
+                };
+                let warn = cfg.warn_if.holds(failures).unwrap_or(failures != 0);
+                let error = cfg.error_if.holds(failures).unwrap_or(failures != 0);
+                let (status, report) = judge(client, n, cfg, failures, warn, error, None).await;
+                out.push((
+                    *i,
+                    Ok(RunResult::test(status, failures, report, seconds, at)),
+                ));
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn test_message(status: Status, failures: i64) -> String {
+    match status {
+        Status::Pass => "PASS".into(),
+        _ => format!(
+            "Got {failures} result{}",
+            if failures == 1 { "" } else { "s" }
+        ),
+    }
+}
