@@ -115,7 +115,7 @@ struct Checked {
     problem: Option<Problem>,
 }
 
-async fn check(client: &tokio_postgres::Client, n: &Node, crit: &freshness::Criteria) -> Checked {
+async fn check(client: &pm_postgres::Connection, n: &Node, crit: &freshness::Criteria) -> Checked {
     let t0 = Instant::now();
     let relation = n.relation_name().unwrap_or_default();
     let shown = match &n.source {
@@ -161,7 +161,7 @@ async fn check(client: &tokio_postgres::Client, n: &Node, crit: &freshness::Crit
             }
         }
         Err(e) => {
-            let detail = pm_postgres::error_text(&e);
+            let detail = e.text();
             let problem = Problem::new(
                 "freshness::query",
                 format!("freshness of {shown} could not be checked: {detail}"),

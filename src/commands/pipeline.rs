@@ -9,7 +9,7 @@ use pm_core::compile::Compiled;
 use pm_core::error::{Problem, Problems, Result};
 use pm_core::manifest::{Manifest, Materialization, Node, ResourceType};
 use pm_core::materialize::test::TestConfig;
-use pm_postgres::Endpoint;
+use pm_postgres::{Connection, ConnectionPool, Endpoint};
 use pm_runner::execute::{self, RunResult, Status};
 use std::collections::{HashMap, HashSet};
 
@@ -238,8 +238,8 @@ fn check_incremental_layouts(m: &Manifest, selected: &[usize]) -> Result<()> {
 pub struct Connections {
     pub runtime: tokio::runtime::Runtime,
     pub endpoint: Endpoint,
-    pub control: tokio_postgres::Client,
-    pub pool: Vec<deadpool_postgres::Object>,
+    pub control: Connection,
+    pub pool: ConnectionPool,
     pub threads: usize,
 }
 
@@ -394,14 +394,16 @@ pub fn run_jobs(
         runtime,
         control,
         pool,
+        threads,
         ..
     } = conn;
+    let builders = runtime.block_on(pool.get_many(threads))?;
     runtime.block_on(pm_postgres::meta::run_hooks(
         &control,
         &m.on_run_start,
         "on-run-start",
     ))?;
-    let (results, interrupted) = runtime.block_on(execute::schedule(m, plan, pool, options));
+    let (results, interrupted) = runtime.block_on(execute::schedule(m, plan, builders, options));
     let end_problem = if interrupted.is_some() {
         None
     } else {
@@ -435,7 +437,7 @@ pub fn run_jobs(
     )) {
         options.log.warn(&format!(
             "could not record the results in pm_meta.run_results: {}",
-            pm_postgres::error_text(&e)
+            e.text()
         ));
     }
     Ok(Ran {

@@ -10,6 +10,7 @@ use pm_core::manifest::{Node, ResourceType};
 use pm_core::output::Log;
 use pm_core::settings::Settings;
 use pm_postgres::report::{self as store, DeliveryKey};
+use pm_postgres::Connection;
 use pm_report::config::{self, ReportSpec, REPORTS_FILE};
 use pm_report::deliver::{self, Destination, DryRun, Http, Transport};
 use pm_report::digest::{self, DayRows, Digest};
@@ -17,7 +18,6 @@ use pm_report::{chart, render};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use tokio::runtime::Runtime;
-use tokio_postgres::Client;
 
 /// Reports whose data is not there yet, or whose delivery failed: exit 1.
 const NOT_DONE: i32 = 1;
@@ -290,7 +290,7 @@ fn report_one(
     s: &Session,
     text: &Arc<str>,
     rt: &Runtime,
-    client: &Client,
+    client: &Connection,
     spec: &ReportSpec,
     model: &Node,
     args: &ReportArgs,
@@ -349,7 +349,7 @@ fn report_one(
 fn check_columns(
     text: &Arc<str>,
     rt: &Runtime,
-    client: &Client,
+    client: &Connection,
     spec: &ReportSpec,
     model: &Node,
 ) -> Result<()> {
@@ -398,7 +398,7 @@ fn check_columns(
 /// or the model's last day.
 fn resolve_day(
     rt: &Runtime,
-    client: &Client,
+    client: &Connection,
     spec: &ReportSpec,
     relation: &str,
     asked: &str,
@@ -427,7 +427,7 @@ fn resolve_day(
 
 fn read_rows(
     rt: &Runtime,
-    client: &Client,
+    client: &Connection,
     spec: &ReportSpec,
     relation: &str,
     day: NaiveDate,
@@ -537,7 +537,7 @@ fn print_digest(d: &Digest, format: ReportFormat) {
 }
 
 /// Why the model's data is not ready to send: its last build did not succeed.
-fn unfinished_build(rt: &Runtime, client: &Client, model: &Node) -> Result<Option<Problem>> {
+fn unfinished_build(rt: &Runtime, client: &Connection, model: &Node) -> Result<Option<Problem>> {
     let Some(last) = rt.block_on(store::last_result(client, &model.unique_id))? else {
         return Ok(None);
     };
@@ -565,7 +565,7 @@ fn unfinished_build(rt: &Runtime, client: &Client, model: &Node) -> Result<Optio
 fn send_once(
     s: &Session,
     rt: &Runtime,
-    client: &Client,
+    client: &Connection,
     key: &DeliveryKey,
     to: &Destination,
     title: &str,

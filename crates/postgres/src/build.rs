@@ -1,5 +1,6 @@
 //! Building view and table models in the warehouse.
 
+use crate::Connection;
 use pm_core::error::Problem;
 use pm_core::materialize::dependent_view::{self, DependentView};
 use pm_core::materialize::relation::{query_offset, Build};
@@ -23,7 +24,7 @@ pub struct Built {
 /// The problem of a statement that did not fail on its own: the run was
 /// interrupted, or the connection was lost. None for the server's refusal.
 /// `kind` and `name` say which node ran it (`model`, `stg_users`).
-pub fn interrupted_or_lost(
+pub(crate) fn interrupted_or_lost(
     kind: &str,
     name: &str,
     what: &str,
@@ -105,13 +106,14 @@ fn model_problem(
 /// Builds the model and puts it in place of the old relation; hooks with
 /// `transaction: false` run before and after, outside its transactions.
 pub async fn build_relation(
-    client: &mut tokio_postgres::Client,
+    client: &mut Connection,
     node: &BuildSpec,
     build: &Build,
     compiled_path: &str,
     full_refresh: bool,
     swap_lock: &tokio::sync::Mutex<()>,
 ) -> Result<Built, Problem> {
+    let client = client.pg_mut();
     run_hooks(&*client, node, &node.pre_hooks, false, "a pre-hook").await?;
     let built = build_and_swap(client, node, build, compiled_path, full_refresh, swap_lock).await?;
     run_hooks(&*client, node, &node.post_hooks, false, "a post-hook").await?;
@@ -386,11 +388,12 @@ async fn recreate_dependents(
 /// Adds this run's rows of an incremental model to its existing table.
 /// Returns the rows written and the schema changes applied.
 pub async fn build_incremental(
-    client: &mut tokio_postgres::Client,
+    client: &mut Connection,
     node: &BuildSpec,
     add: &pm_core::materialize::incremental::AddRows,
     compiled_path: &str,
 ) -> Result<(u64, Vec<String>), Problem> {
+    let client = client.pg_mut();
     run_hooks(&*client, node, &node.pre_hooks, false, "a pre-hook").await?;
     let done = add_rows(client, node, add, compiled_path).await?;
     run_hooks(&*client, node, &node.post_hooks, false, "a post-hook").await?;

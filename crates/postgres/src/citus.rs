@@ -4,11 +4,13 @@
 
 use super::embedded::Cluster;
 use super::Endpoint;
+use crate::Connection;
 use pm_core::error::{Problem, Result};
 
 /// Whether the server `client` is connected to is a Citus coordinator (the
 /// `citus` extension is installed in its database).
-pub async fn is_coordinator(client: &tokio_postgres::Client) -> Result<bool> {
+pub async fn is_coordinator(client: &Connection) -> Result<bool> {
+    let client = client.pg();
     let row = client
         .query_one(
             "select exists (select 1 from pg_extension where extname = 'citus')",
@@ -39,14 +41,16 @@ fn join_problem(what: &str, e: &tokio_postgres::Error) -> Problem {
 /// coordinator's metadata (what is there already is left as it is).
 pub async fn join(coordinator: &Cluster, workers: &[Cluster]) -> Result<()> {
     for node in std::iter::once(coordinator).chain(workers) {
-        let client = Endpoint::Embedded(Box::new(node.clone())).connect().await?;
+        let client = Endpoint::Embedded(Box::new(node.clone()))
+            .connect_client()
+            .await?;
         client
             .batch_execute("create extension if not exists citus")
             .await
             .map_err(|e| join_problem("creating the citus extension", &e))?;
     }
     let client = Endpoint::Embedded(Box::new(coordinator.clone()))
-        .connect()
+        .connect_client()
         .await?;
     let host = coordinator.socket_dir.to_string_lossy().to_string();
     client

@@ -834,7 +834,7 @@ impl Cluster {
             return Ok(self.url());
         }
         let client = super::Endpoint::Embedded(Box::new(self.clone()))
-            .connect()
+            .connect_client()
             .await?;
         let failed = |what: &str, e: tokio_postgres::Error| {
             problem(

@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod citus;
+mod connection;
 pub mod embedded;
 pub mod load;
 pub mod meta;
@@ -14,6 +15,7 @@ pub mod tls;
 pub mod unit_test;
 pub mod warehouse;
 
+pub use connection::{CancelHandle, Connection, ConnectionPool, DbError};
 use pm_core::error::{Problem, Result};
 use pm_core::loader::profile::Target;
 use std::path::Path;
@@ -126,14 +128,16 @@ impl Endpoint {
         }
     }
 
-    /// A pool of `size` connections, all opened now (a run holds them to its end).
+    /// A pool of up to `size` connections, all opened now (so that a
+    /// target that cannot take them fails before any work starts) and then
+    /// handed out by [`ConnectionPool::get`].
     /// Call [`Endpoint::connect`] first: it creates the embedded database.
-    pub async fn pool(&self, size: usize) -> Result<Vec<deadpool_postgres::Object>> {
+    pub async fn pool(&self, size: usize) -> Result<ConnectionPool> {
         let (config, tls) = self.config()?;
         let config_for_timeout = config.clone();
         let manager = deadpool_postgres::Manager::from_config(
             config,
-            tls,
+            tls.clone(),
             deadpool_postgres::ManagerConfig {
                 recycling_method: deadpool_postgres::RecyclingMethod::Fast,
             },
@@ -149,7 +153,7 @@ impl Endpoint {
             })?;
         let limit = startup_timeout(&config_for_timeout);
         let server = describe_server(&config_for_timeout);
-        let mut clients = Vec::with_capacity(size);
+        let mut opened = Vec::with_capacity(size);
         for _ in 0..size.max(1) {
             let client = tokio::time::timeout(limit, pool.get())
                 .await
@@ -164,9 +168,10 @@ impl Endpoint {
                     )
                     .into(),
                 })?;
-            clients.push(client);
+            opened.push(client);
         }
-        Ok(clients)
+        drop(opened);
+        Ok(ConnectionPool { pool, tls })
     }
 
     /// Whether a connection can be made without starting anything: the
@@ -181,9 +186,10 @@ impl Endpoint {
     /// Column names and types of every relation in `schemas` (tables,
     /// views, materialized views), in column order.
     pub async fn catalog(
-        client: &tokio_postgres::Client,
+        client: &Connection,
         schemas: &[String],
-    ) -> std::result::Result<Vec<(String, String, String, String)>, tokio_postgres::Error> {
+    ) -> std::result::Result<Vec<(String, String, String, String)>, DbError> {
+        let client = client.pg();
         Ok(client
             .query(
                 "select n.nspname::text, c.relname::text, a.attname::text, format_type(a.atttypid, a.atttypmod)
@@ -201,17 +207,16 @@ impl Endpoint {
             .collect())
     }
 
-    /// Asks the server to cancel what a connection is running.
-    pub async fn cancel(&self, token: &tokio_postgres::CancelToken) {
-        if let Ok((_, tls)) = self.config() {
-            let _ = token.cancel_query(tls).await;
-        }
-    }
-
     /// Connects (starting the embedded cluster and creating its database when
     /// needed). The whole start-up, authentication included, must finish
     /// within `connect_timeout` (default 10 s), as with libpq.
-    pub async fn connect(&self) -> Result<tokio_postgres::Client> {
+    pub async fn connect(&self) -> Result<Connection> {
+        let tls = self.config()?.1;
+        let client = self.connect_client().await?;
+        Ok(Connection::alone(client, tls))
+    }
+
+    pub(crate) async fn connect_client(&self) -> Result<tokio_postgres::Client> {
         if let Endpoint::Embedded(cluster) = self {
             // initdb and pg_ctl block: they run on a blocking thread, so the
             // runtime's own thread goes on driving other connections.
@@ -309,7 +314,8 @@ impl Endpoint {
 }
 
 /// The server's `select version()`.
-pub async fn server_version(client: &tokio_postgres::Client) -> Result<String> {
+pub async fn server_version(client: &Connection) -> Result<String> {
+    let client = client.pg();
     let row = client
         .query_one("select version()", &[])
         .await
@@ -331,7 +337,7 @@ pub async fn server_version(client: &tokio_postgres::Client) -> Result<String> {
 /// Columns (name, `format_type` type) of a relation named as SQL writes it
 /// (`"schema"."name"`, or a temporary table's name), in order; none when
 /// there is no such relation.
-pub async fn columns_of(
+pub(crate) async fn columns_of(
     client: &impl tokio_postgres::GenericClient,
     relation: &str,
 ) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
@@ -347,7 +353,7 @@ pub async fn columns_of(
         .collect())
 }
 
-pub fn error_text(e: &tokio_postgres::Error) -> String {
+pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
     if let Some(d) = e.as_db_error() {
         return d.message().to_string();
     }
@@ -371,7 +377,7 @@ pub enum Failure {
     Statement,
 }
 
-pub fn failure_of(e: &tokio_postgres::Error) -> Failure {
+pub(crate) fn failure_of(e: &tokio_postgres::Error) -> Failure {
     use tokio_postgres::error::SqlState;
     match e.code() {
         Some(c) if *c == SqlState::QUERY_CANCELED => Failure::Cancelled,

@@ -2,6 +2,7 @@
 //! table built under a temporary name, which then replaces the old one in the
 //! same transaction. Whatever fails, the previous table is left as it was.
 
+use crate::Connection;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use pm_core::error::Problem;
@@ -59,13 +60,14 @@ async fn finish_check(node: &BuildSpec, check: Option<PendingCheck>) -> Result<(
 /// Loads `node`'s CSV (checked by `inspect`, or being checked by `check`)
 /// into its relation.
 pub async fn load_seed(
-    client: &mut tokio_postgres::Client,
+    client: &mut Connection,
     root: &Path,
     node: &BuildSpec,
     table: &SeedTable,
     full_refresh: bool,
     check: Option<PendingCheck>,
 ) -> Result<(u64, Replaced), Problem> {
+    let client = client.pg_mut();
     let mut check = check;
     let loaded = copy_and_swap(client, root, node, table, full_refresh, &mut check).await;
     // A CSV problem found by the check explains a failed COPY better than

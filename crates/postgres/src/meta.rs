@@ -1,6 +1,7 @@
 //! What pm keeps in the warehouse about its own runs: an advisory lock per
 //! target schema, and `pm_meta.run_results`, a row per node and run.
 
+use crate::{Connection, DbError};
 use std::collections::HashMap;
 
 use pm_core::error::Problem;
@@ -13,12 +14,13 @@ fn lock_key(database: &str, schema: &str) -> String {
 /// Takes the target's advisory lock on `client` (held until it disconnects).
 /// With `wait`, waits for another run to finish; otherwise fails at once.
 pub async fn lock_target(
-    client: &tokio_postgres::Client,
+    client: &Connection,
     database: &str,
     schema: &str,
     wait: bool,
     on_wait: impl FnOnce(),
 ) -> Result<(), Problem> {
+    let client = client.pg();
     let key = lock_key(database, schema);
     let got: bool = client
         .query_one(
@@ -71,10 +73,8 @@ pub struct ResultRow<'a> {
 /// How long each of `nodes` (unique ids) took when it last ran, in seconds,
 /// from pm_meta.run_results; empty when there is no history (or it cannot
 /// be read: the times only order the run).
-pub async fn last_durations(
-    client: &tokio_postgres::Client,
-    nodes: &[String],
-) -> HashMap<String, f64> {
+pub async fn last_durations(client: &Connection, nodes: &[String]) -> HashMap<String, f64> {
+    let client = client.pg();
     let rows = client
         .query(
             "select distinct on (node) node, extract(epoch from finished_at - started_at)::float8
@@ -96,12 +96,13 @@ pub async fn last_durations(
 /// Appends the run's outcomes to `pm_meta.run_results`, in one statement,
 /// and removes the runs that finished more than `keep_days` days ago.
 pub async fn record_results(
-    client: &tokio_postgres::Client,
+    client: &Connection,
     run_id: &str,
     command: &str,
     rows: &[ResultRow<'_>],
     keep_days: i32,
-) -> Result<(), tokio_postgres::Error> {
+) -> Result<(), DbError> {
+    let client = client.pg();
     client
         .batch_execute(
             "create schema if not exists pm_meta;
@@ -162,10 +163,11 @@ pub async fn record_results(
 /// versions before it, unless a node in `owned` (schema, name) is that
 /// relation. Returns a line per relation removed, or that could not be.
 pub async fn remove_leftovers(
-    client: &tokio_postgres::Client,
+    client: &Connection,
     schemas: &[String],
     owned: &std::collections::HashSet<(String, String)>,
 ) -> Result<Vec<String>, Problem> {
+    let client = client.pg();
     use pm_core::materialize::relation::{is_temp_name, relkind_sql};
     let rows = client
         .query(
@@ -224,17 +226,19 @@ pub async fn remove_leftovers(
 
 /// Which of `relations` (schema, name) exist as tables (plain or partitioned).
 pub async fn existing_tables(
-    client: &tokio_postgres::Client,
+    client: &Connection,
     relations: &[(String, String)],
 ) -> Result<std::collections::HashSet<(String, String)>, Problem> {
+    let client = client.pg();
     existing(client, relations, "('r', 'p')").await
 }
 
 /// Which of `relations` (schema, name) exist, as tables, views or materialized views.
 pub async fn existing_relations(
-    client: &tokio_postgres::Client,
+    client: &Connection,
     relations: &[(String, String)],
 ) -> Result<std::collections::HashSet<(String, String)>, Problem> {
+    let client = client.pg();
     existing(client, relations, "('r', 'p', 'v', 'm', 'f')").await
 }
 
@@ -271,10 +275,8 @@ async fn existing(
 /// Creates those of `schemas` that are missing, one at a time: concurrent
 /// `create schema if not exists` of one new schema can fail in PostgreSQL,
 /// and it needs the right to create schemas even when the schema is there.
-pub async fn create_missing_schemas(
-    client: &tokio_postgres::Client,
-    schemas: &[&str],
-) -> Result<(), Problem> {
+pub async fn create_missing_schemas(client: &Connection, schemas: &[&str]) -> Result<(), Problem> {
+    let client = client.pg();
     let present: Vec<String> = client
         .query(
             "select nspname::text from pg_namespace where nspname = any($1)",
@@ -300,11 +302,8 @@ pub async fn create_missing_schemas(
 }
 
 /// The project's `on-run-start` or `on-run-end` statements, in order.
-pub async fn run_hooks(
-    client: &tokio_postgres::Client,
-    hooks: &[String],
-    which: &str,
-) -> Result<(), Problem> {
+pub async fn run_hooks(client: &Connection, hooks: &[String], which: &str) -> Result<(), Problem> {
+    let client = client.pg();
     for sql in hooks {
         client.batch_execute(sql).await.map_err(|e| {
             Problem::new(
@@ -320,9 +319,10 @@ pub async fn run_hooks(
 /// The newest load time of a source table, the time now and the age in
 /// seconds, by `sql` (materialize::freshness::query), in UTC.
 pub async fn source_freshness(
-    client: &tokio_postgres::Client,
+    client: &Connection,
     sql: &str,
-) -> Result<(Option<String>, Option<String>, Option<f64>), tokio_postgres::Error> {
+) -> Result<(Option<String>, Option<String>, Option<f64>), DbError> {
+    let client = client.pg();
     client.batch_execute("set time zone 'UTC'").await?;
     let row = client.query_one(sql, &[]).await?;
     Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))

@@ -1,7 +1,7 @@
 //! The warehouse a render at run time reads: a connection of the run's
 //! renders, queried from the blocking thread the render runs on.
 
-use super::{error_text, Endpoint};
+use super::{error_text, CancelHandle, Connection, Endpoint};
 use pm_core::compile::context::{QueryResult, Warehouse};
 use pm_core::error::Result;
 use serde_json::Value as Json;
@@ -10,7 +10,7 @@ use tokio_postgres::SimpleQueryMessage;
 
 /// A connection for the renders of one run.
 pub struct RenderConnection {
-    client: tokio_postgres::Client,
+    connection: Connection,
     runtime: tokio::runtime::Handle,
 }
 
@@ -25,7 +25,7 @@ impl RenderConnection {
     /// while the runtime's own thread drives the connection.
     pub async fn open(endpoint: &Endpoint) -> Result<RenderConnection> {
         Ok(RenderConnection {
-            client: endpoint.connect().await?,
+            connection: endpoint.connect().await?,
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -38,7 +38,7 @@ impl RenderConnection {
 #[derive(Default)]
 pub struct RenderConnections {
     free: std::sync::Mutex<Vec<RenderConnection>>,
-    cancel_tokens: std::sync::Mutex<Vec<tokio_postgres::CancelToken>>,
+    cancel_handles: std::sync::Mutex<Vec<CancelHandle>>,
 }
 
 impl std::fmt::Debug for RenderConnections {
@@ -54,18 +54,18 @@ impl RenderConnections {
             Some(c) => Ok(c),
             None => {
                 let c = RenderConnection::open(endpoint).await?;
-                self.cancel_tokens
+                self.cancel_handles
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(c.client.cancel_token());
+                    .push(c.connection.cancel_handle());
                 Ok(c)
             }
         }
     }
 
-    /// The cancel tokens of every connection the run's renders opened.
-    pub fn cancel_tokens(&self) -> Vec<tokio_postgres::CancelToken> {
-        self.cancel_tokens
+    /// What cancels each connection the run's renders opened.
+    pub fn cancel_handles(&self) -> Vec<CancelHandle> {
+        self.cancel_handles
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -73,7 +73,7 @@ impl RenderConnections {
 
     /// Keeps `connection` for a later render, unless the server closed it.
     pub fn give_back(&self, connection: RenderConnection) {
-        if !connection.client.is_closed() {
+        if !connection.connection.is_closed() {
             self.free().push(connection);
         }
     }
@@ -112,12 +112,13 @@ impl Warehouse for RenderConnection {
         self.runtime.block_on(async {
             // The column types, when the SQL is one statement (several cannot
             // be prepared; their values stay text).
-            let types: Vec<Type> = match self.client.prepare(sql).await {
+            let types: Vec<Type> = match self.connection.pg().prepare(sql).await {
                 Ok(st) => st.columns().iter().map(|c| c.type_().clone()).collect(),
                 Err(_) => Vec::new(),
             };
             let messages = self
-                .client
+                .connection
+                .pg()
                 .simple_query(sql)
                 .await
                 .map_err(|e| error_text(&e))?;

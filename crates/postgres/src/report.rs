@@ -2,10 +2,10 @@
 //! build, and `pm_meta.report_deliveries`, the record that makes a delivery
 //! happen once per report, day and channel.
 
+use crate::Connection;
 use chrono::{DateTime, NaiveDate, Utc};
 use pm_core::error::Problem;
 use pm_core::text::quote_ident;
-use tokio_postgres::Client;
 
 fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Problem {
     move |e| {
@@ -18,10 +18,11 @@ fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Problem {
 
 /// The columns of a relation, or None when it does not exist.
 pub async fn columns(
-    client: &Client,
+    client: &Connection,
     schema: &str,
     name: &str,
 ) -> Result<Option<Vec<String>>, Problem> {
+    let client = client.pg();
     let rows = client
         .query(
             "select a.attname::text
@@ -42,13 +43,14 @@ pub async fn columns(
 /// The rows of `relation` from `from` to `to` (by `date_column`), each
 /// `columns` value as a float (NULL as None).
 pub async fn day_rows(
-    client: &Client,
+    client: &Connection,
     relation: &str,
     date_column: &str,
     columns: &[String],
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<(NaiveDate, Vec<Option<f64>>)>, Problem> {
+    let client = client.pg();
     let day = quote_ident(date_column);
     let values: Vec<String> = columns
         .iter()
@@ -76,10 +78,11 @@ pub async fn day_rows(
 
 /// The last day `relation` has a row for.
 pub async fn last_day(
-    client: &Client,
+    client: &Connection,
     relation: &str,
     date_column: &str,
 ) -> Result<Option<NaiveDate>, Problem> {
+    let client = client.pg();
     let sql = format!(
         "select max({}::date) from {relation}",
         quote_ident(date_column)
@@ -98,7 +101,8 @@ pub struct LastResult {
     pub error: Option<String>,
 }
 
-pub async fn last_result(client: &Client, node: &str) -> Result<Option<LastResult>, Problem> {
+pub async fn last_result(client: &Connection, node: &str) -> Result<Option<LastResult>, Problem> {
+    let client = client.pg();
     let exists: bool = client
         .query_one("select to_regclass('pm_meta.run_results') is not null", &[])
         .await
@@ -144,7 +148,8 @@ impl DeliveryKey<'_> {
 
 /// Takes the delivery's advisory lock (held until `client` disconnects),
 /// creating the record table when needed. False when another pm holds it.
-pub async fn lock_delivery(client: &Client, key: &DeliveryKey<'_>) -> Result<bool, Problem> {
+pub async fn lock_delivery(client: &Connection, key: &DeliveryKey<'_>) -> Result<bool, Problem> {
+    let client = client.pg();
     client
         .batch_execute(
             "create schema if not exists pm_meta;
@@ -173,7 +178,8 @@ pub async fn lock_delivery(client: &Client, key: &DeliveryKey<'_>) -> Result<boo
 }
 
 /// Waits for the delivery's advisory lock (another pm is sending it).
-pub async fn wait_for_delivery(client: &Client, key: &DeliveryKey<'_>) -> Result<(), Problem> {
+pub async fn wait_for_delivery(client: &Connection, key: &DeliveryKey<'_>) -> Result<(), Problem> {
+    let client = client.pg();
     client
         .execute(
             "select pg_advisory_lock(hashtextextended($1, 0))",
@@ -186,10 +192,11 @@ pub async fn wait_for_delivery(client: &Client, key: &DeliveryKey<'_>) -> Result
 
 /// Says why an unfinished delivery is unfinished (it stays so).
 pub async fn note_delivery(
-    client: &Client,
+    client: &Connection,
     key: &DeliveryKey<'_>,
     detail: &str,
 ) -> Result<(), Problem> {
+    let client = client.pg();
     client
         .execute(
             "update pm_meta.report_deliveries set detail = $4
@@ -201,7 +208,11 @@ pub async fn note_delivery(
     Ok(())
 }
 
-pub async fn delivery(client: &Client, key: &DeliveryKey<'_>) -> Result<Option<Delivery>, Problem> {
+pub async fn delivery(
+    client: &Connection,
+    key: &DeliveryKey<'_>,
+) -> Result<Option<Delivery>, Problem> {
+    let client = client.pg();
     let row = client
         .query_opt(
             "select status, started_at, finished_at from pm_meta.report_deliveries
@@ -218,7 +229,8 @@ pub async fn delivery(client: &Client, key: &DeliveryKey<'_>) -> Result<Option<D
 }
 
 /// Records that the delivery is being sent (before anything is sent).
-pub async fn start_delivery(client: &Client, key: &DeliveryKey<'_>) -> Result<(), Problem> {
+pub async fn start_delivery(client: &Connection, key: &DeliveryKey<'_>) -> Result<(), Problem> {
+    let client = client.pg();
     client
         .execute(
             "insert into pm_meta.report_deliveries (report, day, channel, status, started_at)
@@ -235,10 +247,11 @@ pub async fn start_delivery(client: &Client, key: &DeliveryKey<'_>) -> Result<()
 /// Records that the delivery was sent (`detail`: what went wrong after the
 /// message was posted, if anything).
 pub async fn finish_delivery(
-    client: &Client,
+    client: &Connection,
     key: &DeliveryKey<'_>,
     detail: Option<&str>,
 ) -> Result<(), Problem> {
+    let client = client.pg();
     client
         .execute(
             "update pm_meta.report_deliveries set status = 'sent', finished_at = now(), detail = $4
@@ -251,7 +264,8 @@ pub async fn finish_delivery(
 }
 
 /// Forgets a delivery of which nothing was posted, so that the next attempt sends.
-pub async fn forget_delivery(client: &Client, key: &DeliveryKey<'_>) -> Result<(), Problem> {
+pub async fn forget_delivery(client: &Connection, key: &DeliveryKey<'_>) -> Result<(), Problem> {
+    let client = client.pg();
     client
         .execute(
             "delete from pm_meta.report_deliveries where report = $1 and day = $2 and channel = $3",

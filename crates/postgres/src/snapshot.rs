@@ -3,6 +3,7 @@
 //! run leaves the previous history as it was.
 
 use super::build::{apply_grants, interrupted_or_lost, run_hooks};
+use crate::Connection;
 use pm_core::error::Problem;
 use pm_core::materialize::snapshot::{SnapshotPlan, SOURCE_TABLE};
 use pm_core::materialize::BuildSpec;
@@ -32,10 +33,11 @@ pub struct Snapshotted {
 }
 
 pub async fn run_snapshot(
-    client: &mut tokio_postgres::Client,
+    client: &mut Connection,
     spec: &BuildSpec,
     plan: &SnapshotPlan,
 ) -> Result<Snapshotted, Problem> {
+    let client = client.pg_mut();
     client
         .batch_execute(&format!(
             "create schema if not exists {}",

@@ -2,6 +2,7 @@
 //! inputs and of the model's output, and the comparison query, all in one
 //! transaction that is rolled back: a unit test leaves nothing behind.
 
+use crate::{Connection, DbError};
 use tokio_postgres::{SimpleQueryMessage, Transaction};
 
 /// A unit test's transaction.
@@ -13,11 +14,9 @@ pub struct UnitTestSession<'c> {
 const OUTPUT_TABLE: &str = "pm_unit_test_output";
 
 impl<'c> UnitTestSession<'c> {
-    pub async fn begin(
-        client: &'c mut tokio_postgres::Client,
-    ) -> Result<UnitTestSession<'c>, tokio_postgres::Error> {
+    pub async fn begin(connection: &'c mut Connection) -> Result<UnitTestSession<'c>, DbError> {
         Ok(UnitTestSession {
-            tx: client.transaction().await?,
+            tx: connection.pg_mut().transaction().await?,
         })
     }
 
@@ -26,20 +25,17 @@ impl<'c> UnitTestSession<'c> {
         &self,
         schema: &str,
         identifier: &str,
-    ) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
+    ) -> Result<Vec<(String, String)>, DbError> {
         let name = format!(
             "{}.{}",
             pm_core::text::quote_ident(schema),
             pm_core::text::quote_ident(identifier)
         );
-        super::columns_of(&self.tx, &name).await
+        Ok(super::columns_of(&self.tx, &name).await?)
     }
 
     /// The columns `sql` gives, with their exact types.
-    pub async fn query_columns(
-        &self,
-        sql: &str,
-    ) -> Result<Vec<(String, String)>, tokio_postgres::Error> {
+    pub async fn query_columns(&self, sql: &str) -> Result<Vec<(String, String)>, DbError> {
         self.tx
             .batch_execute(&pm_core::materialize::unit_test::empty_table_sql(
                 OUTPUT_TABLE,
@@ -54,7 +50,7 @@ impl<'c> UnitTestSession<'c> {
     }
 
     /// The rows of `sql` as text (None for NULL).
-    pub async fn rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
+    pub async fn rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, DbError> {
         let messages = self.tx.simple_query(sql).await?;
         Ok(messages
             .iter()
@@ -68,7 +64,7 @@ impl<'c> UnitTestSession<'c> {
     }
 
     /// Ends the test: everything it created is rolled back.
-    pub async fn finish(self) -> Result<(), tokio_postgres::Error> {
-        self.tx.rollback().await
+    pub async fn finish(self) -> Result<(), DbError> {
+        Ok(self.tx.rollback().await?)
     }
 }

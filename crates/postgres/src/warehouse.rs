@@ -5,6 +5,7 @@
 //! published in one transaction).
 
 use super::Endpoint;
+use crate::{Connection, DbError};
 use bytes::Bytes;
 use futures_util::SinkExt;
 use pm_core::error::{Problem, Problems, Result};
@@ -13,7 +14,8 @@ use std::sync::Arc;
 use super::error_text as db_message;
 
 /// Runs one DDL file; an error points at the statement's position in it.
-pub async fn apply_script(client: &tokio_postgres::Client, name: &str, sql: &str) -> Result<()> {
+pub async fn apply_script(client: &Connection, name: &str, sql: &str) -> Result<()> {
+    let client = client.pg();
     client.batch_execute(sql).await.map_err(|e| {
         let mut p = Problem::new(
             "generate::warehouse",
@@ -45,7 +47,8 @@ pub struct GeneratorState {
     pub end: chrono::NaiveDate,
 }
 
-pub async fn generator_state(client: &tokio_postgres::Client) -> Result<Option<GeneratorState>> {
+pub async fn generator_state(client: &Connection) -> Result<Option<GeneratorState>> {
+    let client = client.pg();
     let row = client
         .query_opt(
             "select seed, scale, start_date, end_date from raw.generator_state",
@@ -66,8 +69,16 @@ pub async fn generator_state(client: &tokio_postgres::Client) -> Result<Option<G
     }))
 }
 
-/// Writes the state row (in the transaction of `client`).
+/// Writes the state row, on a connection of its own.
 pub async fn record_generator_state(
+    connection: &Connection,
+    s: &GeneratorState,
+) -> std::result::Result<(), DbError> {
+    Ok(write_generator_state(connection.pg(), s).await?)
+}
+
+/// Writes the state row (in the transaction of `client`).
+async fn write_generator_state(
     client: &impl tokio_postgres::GenericClient,
     s: &GeneratorState,
 ) -> std::result::Result<(), tokio_postgres::Error> {
@@ -84,7 +95,8 @@ pub async fn record_generator_state(
 }
 
 /// Deletes the state row: a full load is under way.
-pub async fn forget_generator_state(client: &tokio_postgres::Client) -> Result<()> {
+pub async fn forget_generator_state(client: &Connection) -> Result<()> {
+    let client = client.pg();
     client
         .batch_execute("delete from raw.generator_state")
         .await
@@ -98,7 +110,8 @@ pub async fn forget_generator_state(client: &tokio_postgres::Client) -> Result<(
 }
 
 /// Whether `table` holds a row.
-pub async fn has_rows(client: &tokio_postgres::Client, table: &str) -> Result<bool> {
+pub async fn has_rows(client: &Connection, table: &str) -> Result<bool> {
+    let client = client.pg();
     let row = client
         .query_one(&format!("select exists (select 1 from {table})"), &[])
         .await
@@ -113,9 +126,10 @@ pub async fn has_rows(client: &tokio_postgres::Client, table: &str) -> Result<bo
 
 /// Creates the partitions of raw.events for the months holding these days.
 pub async fn create_event_partitions(
-    client: &tokio_postgres::Client,
+    client: &Connection,
     days: &[chrono::NaiveDate],
 ) -> Result<()> {
+    let client = client.pg();
     client
         .execute(
             "select raw.create_events_partition(d) from unnest($1::date[]) as t(d)",
@@ -164,10 +178,6 @@ pub struct Loaded {
 }
 
 impl Loaded {
-    pub fn client(&self) -> &tokio_postgres::Client {
-        &self.client
-    }
-
     pub async fn commit(&self) -> Result<()> {
         self.client.batch_execute("commit").await.map_err(|e| {
             Problem::new(
@@ -204,7 +214,7 @@ pub async fn bulk_load(
     table: BulkTable,
     mut chunks: tokio::sync::mpsc::Receiver<Bytes>,
 ) -> Result<Loaded> {
-    let client = endpoint.connect().await?;
+    let client = endpoint.connect_client().await?;
     let fail = |what: &str, e: tokio_postgres::Error| -> Problems {
         Problem::new(
             "generate::load",
@@ -259,10 +269,11 @@ pub async fn bulk_load(
 /// not at all, whenever it is interrupted (the staging tables are made anew
 /// by the next load). `tables` are the staged loads, already committed.
 pub async fn publish_staged(
-    client: &mut tokio_postgres::Client,
+    client: &mut Connection,
     tables: &[BulkTable],
     state: &GeneratorState,
 ) -> Result<()> {
+    let client = client.pg_mut();
     let fail = |what: String, e: tokio_postgres::Error| -> Problems {
         Problem::new(
             "generate::publish",
@@ -290,7 +301,7 @@ pub async fn publish_staged(
             .await
             .map_err(|e| fail(format!("adding the new rows of {}", table.name), e))?;
     }
-    record_generator_state(&tx, state)
+    write_generator_state(&tx, state)
         .await
         .map_err(|e| fail("recording raw.generator_state".into(), e))?;
     tx.commit()

@@ -59,7 +59,7 @@ fn full_refresh(n: &Node, options: &RunOptions<'_>) -> bool {
 
 /// Builds a model or loads a seed.
 pub(super) async fn run_build(
-    client: &mut tokio_postgres::Client,
+    client: &mut Connection,
     m: &Manifest,
     i: usize,
     options: &RunOptions<'_>,
@@ -135,7 +135,7 @@ pub fn model_relation(m: &Manifest, name: &str) -> Option<String> {
 }
 
 pub(super) async fn load_seed(
-    client: &mut tokio_postgres::Client,
+    client: &mut Connection,
     n: &Node,
     spec: &BuildSpec,
     distribution: Option<pm_core::materialize::citus::Distribution>,

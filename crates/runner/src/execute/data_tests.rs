@@ -3,12 +3,11 @@
 use super::*;
 
 /// A database error in a test, pointing at its compiled SQL.
-pub(super) fn test_problem(m: &Manifest, n: &Node, e: &tokio_postgres::Error) -> Problem {
-    if let Some(p) = pm_postgres::build::interrupted_or_lost("test", &n.name, "running the test", e)
-    {
+pub(super) fn test_problem(m: &Manifest, n: &Node, e: &DbError) -> Problem {
+    if let Some(p) = e.interrupted_or_lost("test", &n.name, "running the test") {
         return p;
     }
-    let detail = pm_postgres::error_text(e);
+    let detail = e.text();
     Problem::new(
         "test::database",
         format!("test `{}` could not run: {detail}", n.name),
@@ -22,7 +21,7 @@ pub(super) fn test_problem(m: &Manifest, n: &Node, e: &tokio_postgres::Error) ->
 
 /// Finishes a test's outcome from its count and conditions.
 pub(super) async fn judge(
-    client: &tokio_postgres::Client,
+    client: &Connection,
     n: &Node,
     cfg: &TestConfig,
     failures: i64,
@@ -62,7 +61,7 @@ pub(super) async fn judge(
 
 /// Runs one test with dbt's query; keeps its failing rows when asked.
 pub(super) async fn run_test(
-    client: &mut tokio_postgres::Client,
+    client: &mut Connection,
     m: &Manifest,
     i: usize,
     cfg: &TestConfig,
@@ -85,32 +84,32 @@ pub(super) async fn run_test(
     let row = pm_postgres::test::count(client, &sql)
         .await
         .map_err(|e| test_problem(m, n, &e))?;
-    let failures = row
-        .try_get::<_, Option<i64>>(0)
-        .map(|v| v.unwrap_or(0))
-        .map_err(|e| {
-            Problem::new(
-                "test::fail_calc",
-                format!(
-                    "test `{}`: its fail_calc does not give a whole number: {e}",
-                    n.name
-                ),
-            )
-            .help("fail_calc is an aggregate giving a count, like count(*) or sum(n_records)")
-        })?;
-    let flag = |k: usize| {
-        row.try_get::<_, Option<bool>>(k)
-            .ok()
-            .flatten()
-            .unwrap_or(false)
-    };
-    let (status, report) = judge(client, n, cfg, failures, flag(1), flag(2), stored_in).await;
+    let failures = row.count(0).map_err(|e| {
+        Problem::new(
+            "test::fail_calc",
+            format!(
+                "test `{}`: its fail_calc does not give a whole number: {e}",
+                n.name
+            ),
+        )
+        .help("fail_calc is an aggregate giving a count, like count(*) or sum(n_records)")
+    })?;
+    let (status, report) = judge(
+        client,
+        n,
+        cfg,
+        failures,
+        row.flag(1),
+        row.flag(2),
+        stored_in,
+    )
+    .await;
     Ok((status, failures, report))
 }
 
 /// Runs a merged scan; each test gets its own outcome.
 pub(super) async fn run_merged(
-    client: &mut tokio_postgres::Client,
+    client: &mut Connection,
     m: &Manifest,
     from: &str,
     members: &[(usize, String, Check)],
@@ -129,7 +128,7 @@ pub(super) async fn run_merged(
     match row {
         // The server refused the scan (one test names a column that is not
         // there, say): each test runs alone and reports its own result.
-        Err(e) if e.as_db_error().is_some() => {
+        Err(e) if e.is_refusal() => {
             for (i, _, _) in members {
                 let Some(cfg) = options.test_configs.get(i) else {
                     continue;
@@ -153,7 +152,7 @@ pub(super) async fn run_merged(
         Ok(row) => {
             for (k, (i, _, _)) in members.iter().enumerate() {
                 let n = &m.nodes[*i];
-                let failures: i64 = row.try_get(k).unwrap_or(0);
+                let failures: i64 = row.count(k).unwrap_or(0);
                 let Some(cfg) = options.test_configs.get(i) else {
                     continue;
                 };

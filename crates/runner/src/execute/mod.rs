@@ -22,7 +22,7 @@ use pm_core::materialize::test::{self as tests, Check, TestConfig, Verdict};
 use pm_core::materialize::BuildSpec;
 use pm_core::output::Log;
 use pm_postgres::build::{build_incremental, build_relation, Built};
-use pm_postgres::Endpoint;
+use pm_postgres::{Connection, DbError, Endpoint};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
@@ -265,7 +265,7 @@ type JobResult = Vec<(usize, Result<RunResult, Problem>)>;
 
 /// Runs one job on a connection.
 async fn run_job(
-    client: &mut tokio_postgres::Client,
+    client: &mut Connection,
     m: &Manifest,
     job: &Work,
     options: &RunOptions<'_>,
@@ -382,7 +382,7 @@ fn done_line(
 pub async fn schedule(
     m: &Manifest,
     plan: &Plan,
-    mut clients: Vec<deadpool_postgres::Object>,
+    mut clients: Vec<Connection>,
     options: &RunOptions<'_>,
 ) -> (HashMap<usize, RunResult>, Option<i32>) {
     let log = options.log;
@@ -413,8 +413,8 @@ pub async fn schedule(
     let mut interrupted: Option<i32> = None;
     let mut connection_lost = false;
     let mut interrupts = Interrupts::new();
-    let cancel_tokens: Vec<tokio_postgres::CancelToken> =
-        clients.iter().map(|c| c.cancel_token()).collect();
+    let cancel_handles: Vec<pm_postgres::CancelHandle> =
+        clients.iter().map(Connection::cancel_handle).collect();
     // On a terminal a bar shows what runs; start lines are left out there.
     let progress = pm_core::output::Progress::new(&log, total, "running");
     let mut now_running: std::collections::BTreeSet<&str> = Default::default();
@@ -455,11 +455,11 @@ pub async fn schedule(
                 stop = true;
                 log.warn("interrupted: cancelling running statements");
                 // The renders' own connections too (run_query while rendering).
-                for token in cancel_tokens
+                for handle in cancel_handles
                     .iter()
-                    .chain(&options.render_connections.cancel_tokens())
+                    .chain(&options.render_connections.cancel_handles())
                 {
-                    options.endpoint.cancel(token).await;
+                    handle.cancel().await;
                 }
                 continue;
             }

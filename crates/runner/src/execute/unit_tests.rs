@@ -11,7 +11,7 @@ use pm_postgres::unit_test::UnitTestSession;
 /// A unit test's outcome: pass, or fail with the number of differing rows
 /// and the diff.
 pub(super) async fn run_unit_test(
-    client: &mut tokio_postgres::Client,
+    client: &mut Connection,
     m: &Manifest,
     i: usize,
     options: &RunOptions<'_>,
@@ -158,17 +158,13 @@ fn definition_problem(m: &Manifest, n: &Node, msg: String) -> Problem {
     ))
 }
 
-fn database_problem(m: &Manifest, n: &Node, what: &str, e: &tokio_postgres::Error) -> Problem {
-    if let Some(p) = pm_postgres::build::interrupted_or_lost("unit test", &n.name, what, e) {
+fn database_problem(m: &Manifest, n: &Node, what: &str, e: &DbError) -> Problem {
+    if let Some(p) = e.interrupted_or_lost("unit test", &n.name, what) {
         return p;
     }
     Problem::new(
         "unit_test::database",
-        format!(
-            "unit test `{}`: {what} failed: {}",
-            n.name,
-            pm_postgres::error_text(e)
-        ),
+        format!("unit test `{}`: {what} failed: {}", n.name, e.text()),
     )
     .help(format!(
         "the SQL is in {} (the model on the fixtures) and {}/run/ (the comparison)",

@@ -1,0 +1,162 @@
+//! pm's own handles on the warehouse: a connection, the pool connections
+//! come from, the handle that cancels what one runs, and a database error.
+//! Nothing above this crate names the client library (tokio-postgres,
+//! deadpool): they hold these.
+
+use super::tls::MakeRustlsConnect;
+use pm_core::error::Problem;
+
+/// One connection to the warehouse: opened alone ([`super::Endpoint::connect`])
+/// or taken from a [`ConnectionPool`] (given back when dropped).
+pub struct Connection {
+    client: Client,
+    /// For the cancel request, which goes over a new connection.
+    tls: MakeRustlsConnect,
+}
+
+enum Client {
+    Alone(tokio_postgres::Client),
+    Pooled(deadpool_postgres::Object),
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Connection")
+    }
+}
+
+impl Connection {
+    pub(crate) fn alone(client: tokio_postgres::Client, tls: MakeRustlsConnect) -> Connection {
+        Connection {
+            client: Client::Alone(client),
+            tls,
+        }
+    }
+
+    pub(crate) fn pooled(object: deadpool_postgres::Object, tls: MakeRustlsConnect) -> Connection {
+        Connection {
+            client: Client::Pooled(object),
+            tls,
+        }
+    }
+
+    /// The client, for this crate's statements.
+    pub(crate) fn pg(&self) -> &tokio_postgres::Client {
+        match &self.client {
+            Client::Alone(c) => c,
+            Client::Pooled(o) => o,
+        }
+    }
+
+    /// The client, to open a transaction on it.
+    pub(crate) fn pg_mut(&mut self) -> &mut tokio_postgres::Client {
+        match &mut self.client {
+            Client::Alone(c) => c,
+            Client::Pooled(o) => &mut *o,
+        }
+    }
+
+    /// What cancels the statement this connection runs, from anywhere.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            token: self.pg().cancel_token(),
+            tls: self.tls.clone(),
+        }
+    }
+
+    /// Whether the connection is gone (the server closed it or it broke).
+    pub fn is_closed(&self) -> bool {
+        self.pg().is_closed()
+    }
+}
+
+/// Cancels what a connection is running (Ctrl-C): the server rolls back the
+/// statement's transaction.
+#[derive(Clone)]
+pub struct CancelHandle {
+    token: tokio_postgres::CancelToken,
+    tls: MakeRustlsConnect,
+}
+
+impl CancelHandle {
+    /// Asks the server to cancel; a connection that is gone has nothing to cancel.
+    pub async fn cancel(&self) {
+        let _ = self.token.cancel_query(self.tls.clone()).await;
+    }
+}
+
+/// Connections to one warehouse, opened when asked for and kept for the
+/// next caller; a connection that broke is not handed out again.
+pub struct ConnectionPool {
+    pub(crate) pool: deadpool_postgres::Pool,
+    pub(crate) tls: MakeRustlsConnect,
+}
+
+/// An error from the server or the connection.
+#[derive(Debug)]
+pub struct DbError(pub(crate) tokio_postgres::Error);
+
+impl From<tokio_postgres::Error> for DbError {
+    fn from(e: tokio_postgres::Error) -> DbError {
+        DbError(e)
+    }
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&super::error_text(&self.0))
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl DbError {
+    /// The server's own message when it sent one, else the client's error
+    /// with its causes.
+    pub fn text(&self) -> String {
+        super::error_text(&self.0)
+    }
+
+    /// Whether the server refused the statement (rather than the
+    /// connection failing or the statement being cancelled).
+    pub fn is_refusal(&self) -> bool {
+        self.0.as_db_error().is_some()
+    }
+
+    /// The problem of a statement that did not fail on its own: the run
+    /// was interrupted, or the connection was lost. None for the server's
+    /// refusal. `kind` and `name` say which node ran it (`model`, `stg_users`).
+    pub fn interrupted_or_lost(&self, kind: &str, name: &str, what: &str) -> Option<Problem> {
+        super::build::interrupted_or_lost(kind, name, what, &self.0)
+    }
+}
+
+impl ConnectionPool {
+    /// A connection: an idle one, else a new one while fewer than the
+    /// pool's size are out.
+    pub async fn get(&self) -> pm_core::error::Result<Connection> {
+        let object = self.pool.get().await.map_err(|e| {
+            let detail = match e {
+                deadpool_postgres::PoolError::Backend(e) => super::error_text(&e),
+                other => other.to_string(),
+            };
+            Problem::new(
+                "connect::pool",
+                format!("cannot open a connection: {detail}"),
+            )
+            .help("check that the server runs and can take more connections (max_connections)")
+        })?;
+        Ok(Connection::pooled(object, self.tls.clone()))
+    }
+}
+
+impl ConnectionPool {
+    /// `n` connections at once (a run's builders), each from [`ConnectionPool::get`].
+    pub async fn get_many(&self, n: usize) -> pm_core::error::Result<Vec<Connection>> {
+        let mut connections = Vec::with_capacity(n);
+        for _ in 0..n {
+            connections.push(self.get().await?);
+        }
+        Ok(connections)
+    }
+}
