@@ -388,7 +388,7 @@ pub fn run_jobs(
     selected: &[usize],
     plan: &execute::Plan,
     conn: Connections,
-    options: &execute::RunOptions<'_>,
+    options: &execute::RunOptions<'_, pm_postgres::run::Postgres>,
 ) -> Result<Ran> {
     let Connections {
         runtime,

@@ -132,8 +132,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
     ));
     pipeline::prepare_target(&s, m, &selected, &test_configs, &conn)?;
     let target_dir = s.target_dir();
-    let endpoint = conn.endpoint.clone();
-    let render_connections = pm_postgres::render::RenderConnections::default();
+    let warehouse = pm_postgres::run::Postgres::new(conn.endpoint.clone());
     let options = execute::RunOptions {
         command: command.name(),
         root: &s.project.root,
@@ -144,9 +143,8 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         target_dir: &target_dir,
         existing_incremental: &s.options.existing_incremental,
         test_configs: &test_configs,
-        endpoint: &endpoint,
         run_renderer: Some(c.run_renderer.clone()),
-        render_connections: &render_connections,
+        warehouse: &warehouse,
         citus,
         log,
     };

@@ -3,7 +3,7 @@
 
 use super::Session;
 use crate::cli::{ShowArgs, ShowOutput};
-use pm_core::compile::context::{QueryResult, Warehouse};
+use pm_core::compile::context::{QueryResult, RenderWarehouse};
 use pm_core::error::{Problem, Problems, Result};
 use pm_core::manifest::ResourceType;
 use pm_core::output::Log;

@@ -21,3 +21,4 @@ pub mod materialize;
 pub mod output;
 pub mod settings;
 pub mod text;
+pub mod warehouse;

@@ -6,20 +6,9 @@ use pm_core::materialize::dependent_view::{self, DependentView};
 use pm_core::materialize::relation::{query_offset, Build};
 use pm_core::materialize::BuildSpec;
 use pm_core::text::quote_ident;
+use pm_core::warehouse::Built;
 use std::sync::Arc;
 use tokio_postgres::types::Type;
-
-/// What a build did, for the log line.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Built {
-    pub kind: &'static str,
-    /// Views on the relation that were re-created to point at the new one.
-    pub repointed: Vec<String>,
-    /// What else to say (rows merged, schema changes).
-    pub note: Option<String>,
-    /// Rows the build wrote (None for a view, or a refreshed materialized view).
-    pub rows: Option<i64>,
-}
 
 /// The problem of a statement that did not fail on its own: the run was
 /// interrupted, or the connection was lost. None for the server's refusal.
@@ -30,26 +19,7 @@ pub(crate) fn interrupted_or_lost(
     what: &str,
     e: &tokio_postgres::Error,
 ) -> Option<Problem> {
-    match super::failure_of(e) {
-        super::Failure::Cancelled => Some(
-            Problem::new(
-                super::INTERRUPTED,
-                format!("{kind} `{name}`: interrupted ({what}); the statement was cancelled"),
-            )
-            .help("the run was interrupted; what this node had replaced is unchanged"),
-        ),
-        super::Failure::ConnectionLost => Some(
-            Problem::new(
-                super::CONNECTION_LOST,
-                format!(
-                    "{kind} `{name}`: the connection to the server was lost ({what}): {}",
-                    super::error_text(e)
-                ),
-            )
-            .help("check that the server runs and can be reached, then run again; what this node had replaced is unchanged"),
-        ),
-        super::Failure::Statement => None,
-    }
+    super::statement_error(e).interrupted_or_lost(kind, name, what)
 }
 
 /// A database error in a model: the message, and the compiled SQL with the
@@ -111,11 +81,12 @@ pub async fn build_relation(
     build: &Build,
     compiled_path: &str,
     full_refresh: bool,
-    swap_lock: &tokio::sync::Mutex<()>,
 ) -> Result<Built, Problem> {
+    let swap_lock = client.swap_lock.clone();
     let client = client.pg_mut();
     run_hooks(&*client, node, &node.pre_hooks, false, "a pre-hook").await?;
-    let built = build_and_swap(client, node, build, compiled_path, full_refresh, swap_lock).await?;
+    let built =
+        build_and_swap(client, node, build, compiled_path, full_refresh, &swap_lock).await?;
     run_hooks(&*client, node, &node.post_hooks, false, "a post-hook").await?;
     Ok(built)
 }

@@ -12,7 +12,13 @@ pub struct Connection {
     client: Client,
     /// For the cancel request, which goes over a new connection.
     tls: MakeRustlsConnect,
+    /// Held while a relation is put in place: swaps that repoint views take
+    /// catalog locks, and one at a time they cannot deadlock each other.
+    /// Shared by the connections of one pool.
+    pub(crate) swap_lock: SwapLock,
 }
+
+pub(crate) type SwapLock = std::sync::Arc<tokio::sync::Mutex<()>>;
 
 enum Client {
     Alone(tokio_postgres::Client),
@@ -30,13 +36,19 @@ impl Connection {
         Connection {
             client: Client::Alone(client),
             tls,
+            swap_lock: SwapLock::default(),
         }
     }
 
-    pub(crate) fn pooled(object: deadpool_postgres::Object, tls: MakeRustlsConnect) -> Connection {
+    pub(crate) fn pooled(
+        object: deadpool_postgres::Object,
+        tls: MakeRustlsConnect,
+        swap_lock: SwapLock,
+    ) -> Connection {
         Connection {
             client: Client::Pooled(object),
             tls,
+            swap_lock,
         }
     }
 
@@ -90,6 +102,7 @@ impl CancelHandle {
 pub struct ConnectionPool {
     pub(crate) pool: deadpool_postgres::Pool,
     pub(crate) tls: MakeRustlsConnect,
+    pub(crate) swap_lock: SwapLock,
 }
 
 /// An error from the server or the connection.
@@ -146,7 +159,11 @@ impl ConnectionPool {
             )
             .help("check that the server runs and can take more connections (max_connections)")
         })?;
-        Ok(Connection::pooled(object, self.tls.clone()))
+        Ok(Connection::pooled(
+            object,
+            self.tls.clone(),
+            self.swap_lock.clone(),
+        ))
     }
 }
 

@@ -9,6 +9,7 @@ pub mod load;
 pub mod meta;
 pub mod render;
 pub mod report;
+pub mod run;
 pub mod snapshot;
 pub mod test;
 pub mod tls;
@@ -18,6 +19,7 @@ pub mod warehouse;
 pub use connection::{CancelHandle, Connection, ConnectionPool, DbError};
 use pm_core::error::{Problem, Result};
 use pm_core::loader::profile::Target;
+use pm_core::warehouse::{Failure, StatementError};
 use std::path::Path;
 
 /// Where a command's connection goes.
@@ -171,7 +173,11 @@ impl Endpoint {
             opened.push(client);
         }
         drop(opened);
-        Ok(ConnectionPool { pool, tls })
+        Ok(ConnectionPool {
+            pool,
+            tls,
+            swap_lock: Default::default(),
+        })
     }
 
     /// Whether a connection can be made without starting anything: the
@@ -366,33 +372,22 @@ pub(crate) fn error_text(e: &tokio_postgres::Error) -> String {
     text
 }
 
-/// What an error from a statement means for the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// pm cancelled it (Ctrl-C, SIGTERM).
-    Cancelled,
-    /// The connection is gone: closed, reset, or the server shut it down.
-    ConnectionLost,
-    /// The server refused the statement.
-    Statement,
-}
-
-pub(crate) fn failure_of(e: &tokio_postgres::Error) -> Failure {
+/// What an error from a statement means for the run, and its message.
+pub(crate) fn statement_error(e: &tokio_postgres::Error) -> StatementError {
     use tokio_postgres::error::SqlState;
-    match e.code() {
+    let failure = match e.code() {
         Some(c) if *c == SqlState::QUERY_CANCELED => Failure::Cancelled,
         // Class 57P: the server is shutting down or cannot take connections.
         Some(c) if c.code().starts_with("57P") => Failure::ConnectionLost,
-        Some(_) => Failure::Statement,
-        None if e.as_db_error().is_some() => Failure::Statement,
+        Some(_) => Failure::Refused,
+        None if e.as_db_error().is_some() => Failure::Refused,
         None => Failure::ConnectionLost,
+    };
+    StatementError {
+        failure,
+        message: error_text(e),
     }
 }
-
-/// The problem code that tells the scheduler a connection was lost.
-pub const CONNECTION_LOST: &str = "connect::lost";
-/// The problem code of a statement cancelled by an interruption.
-pub const INTERRUPTED: &str = "run::interrupted";
 
 /// Why a connection was not made.
 enum ConnectFailure {

@@ -9,6 +9,7 @@ use pm_core::error::Problem;
 use pm_core::materialize::seed::{self, ExistingSeedTable, Replaced, SeedTable};
 use pm_core::materialize::BuildSpec;
 use pm_core::text::quote_ident;
+use pm_core::warehouse::PendingCheck;
 use std::io::Read;
 use std::path::Path;
 
@@ -40,20 +41,10 @@ fn db_problem(node: &BuildSpec, what: &str, e: &tokio_postgres::Error) -> Proble
     })
 }
 
-/// The check of a seed's rows that runs while they load (see
-/// `seed::inspect_header`): the load commits only when it passes.
-pub type PendingCheck = tokio::task::JoinHandle<Result<SeedTable, Problem>>;
-
-async fn finish_check(node: &BuildSpec, check: Option<PendingCheck>) -> Result<(), Problem> {
+async fn finish_check(check: Option<PendingCheck>) -> Result<(), Problem> {
     match check {
         None => Ok(()),
-        Some(h) => match h.await {
-            Ok(r) => r.map(|_| ()),
-            Err(e) => Err(Problem::new(
-                "seed::check",
-                format!("checking seed {} failed: {e}", node.name),
-            )),
-        },
+        Some(check) => check.await,
     }
 }
 
@@ -75,7 +66,7 @@ pub async fn load_seed(
     match loaded {
         Ok(done) => Ok(done),
         Err(p) => {
-            finish_check(node, check.take()).await?;
+            finish_check(check.take()).await?;
             Err(p)
         }
     }
@@ -117,7 +108,7 @@ async fn copy_and_swap(
         copy_file(&tx, root, node, table, &tmp_rel).await?
     };
     // Nothing is put in place before the rows passed the check.
-    finish_check(node, check.take()).await?;
+    finish_check(check.take()).await?;
     let replaced = put_in_place(tx, node, &relation, &tmp_rel, full_refresh).await?;
     run_hooks(&*client, node, &node.post_hooks, false, "a post-hook").await?;
     Ok((rows, replaced))

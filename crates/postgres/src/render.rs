@@ -2,7 +2,7 @@
 //! renders, queried from the blocking thread the render runs on.
 
 use super::{error_text, CancelHandle, Connection, Endpoint};
-use pm_core::compile::context::{QueryResult, Warehouse};
+use pm_core::compile::context::{QueryResult, RenderWarehouse};
 use pm_core::error::Result;
 use serde_json::Value as Json;
 use tokio_postgres::types::Type;
@@ -107,7 +107,7 @@ fn typed(text: Option<&str>, ty: Option<&Type>) -> Json {
     number.unwrap_or_else(|| Json::String(text.to_string()))
 }
 
-impl Warehouse for RenderConnection {
+impl RenderWarehouse for RenderConnection {
     fn run_sql(&self, sql: &str) -> std::result::Result<QueryResult, String> {
         self.runtime.block_on(async {
             // The column types, when the SQL is one statement (several cannot

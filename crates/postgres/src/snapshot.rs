@@ -7,6 +7,7 @@ use crate::Connection;
 use pm_core::error::Problem;
 use pm_core::materialize::snapshot::{SnapshotPlan, SOURCE_TABLE};
 use pm_core::materialize::BuildSpec;
+use pm_core::warehouse::Snapshotted;
 
 fn problem(spec: &BuildSpec, what: &str, e: &tokio_postgres::Error) -> Problem {
     if let Some(p) = interrupted_or_lost(spec.resource_type, &spec.name, what, e) {
@@ -22,14 +23,6 @@ fn problem(spec: &BuildSpec, what: &str, e: &tokio_postgres::Error) -> Problem {
         ),
     )
     .help("fix the snapshot; its history is unchanged")
-}
-
-/// What a snapshot run did.
-pub struct Snapshotted {
-    /// The history was created by this run.
-    pub created: bool,
-    /// Rows inserted (new versions, or every row on the first run).
-    pub rows: u64,
 }
 
 pub async fn run_snapshot(

@@ -13,30 +13,24 @@ pub async fn store_failures(client: &mut Connection, store_sql: &str) -> Result<
 pub async fn count(client: &Connection, sql: &str) -> Result<CountRow, DbError> {
     let client = client.pg();
     // One round trip: an unnamed statement, not a prepared one.
-    Ok(CountRow(client.query_typed_one(sql, &[]).await?))
+    let row = client.query_typed_one(sql, &[]).await?;
+    Ok(CountRow(
+        row.columns()
+            .iter()
+            .enumerate()
+            .map(|(k, column)| cell(&row, k, column.type_()))
+            .collect(),
+    ))
 }
 
-/// The row of a counting query: counts, then the warn and error flags.
-pub struct CountRow(tokio_postgres::Row);
-
-impl CountRow {
-    /// Column `k` as a whole number (NULL is 0); the server's type when it
-    /// is not one.
-    pub fn count(&self, k: usize) -> Result<i64, String> {
-        self.0
-            .try_get::<_, Option<i64>>(k)
-            .map(|v| v.unwrap_or(0))
-            .map_err(|e| e.to_string())
+fn cell(row: &tokio_postgres::Row, k: usize, ty: &tokio_postgres::types::Type) -> CountCell {
+    if let Ok(v) = row.try_get::<_, Option<i64>>(k) {
+        return CountCell::Count(v);
     }
-
-    /// Column `k` as a flag (NULL, or not a boolean, is false).
-    pub fn flag(&self, k: usize) -> bool {
-        self.0
-            .try_get::<_, Option<bool>>(k)
-            .ok()
-            .flatten()
-            .unwrap_or(false)
+    if let Ok(v) = row.try_get::<_, Option<bool>>(k) {
+        return CountCell::Flag(v);
     }
+    CountCell::Other(ty.name().to_string())
 }
 
 /// The column names and rows (as text, `null` for NULL) of `sql`; None when
@@ -67,3 +61,4 @@ pub async fn sample(client: &Connection, sql: &str) -> Option<(Vec<String>, Vec<
     Some((columns, rows))
 }
 use crate::{Connection, DbError};
+use pm_core::warehouse::{CountCell, CountRow};

@@ -13,7 +13,7 @@ pub(super) struct Renderer<'a> {
     pub(super) index: HashMap<&'a str, usize>,
     pub(super) generated: HashMap<&'a str, minijinja::Template<'a, 'a>>,
     /// The database, when rendering at run time.
-    pub(super) warehouse: Option<Arc<dyn context::Warehouse>>,
+    pub(super) warehouse: Option<Arc<dyn context::RenderWarehouse>>,
 }
 
 impl<'a> Renderer<'a> {
@@ -314,7 +314,7 @@ pub(super) fn node_hooks(
     env: &minijinja::Environment<'static>,
     draft: &Draft,
     i: usize,
-    warehouse: Option<Arc<dyn context::Warehouse>>,
+    warehouse: Option<Arc<dyn context::RenderWarehouse>>,
 ) -> std::result::Result<(crate::manifest::PrePostHooks, bool), Vec<Problem>> {
     let mut problems = Vec::new();
     let mut pair = (Vec::new(), Vec::new());
@@ -359,7 +359,7 @@ fn render_hook(
     env: &minijinja::Environment<'static>,
     node: Option<(usize, &str, &crate::loader::config::Config)>,
     sql: &str,
-    warehouse: Option<Arc<dyn context::Warehouse>>,
+    warehouse: Option<Arc<dyn context::RenderWarehouse>>,
 ) -> std::result::Result<(String, bool), Problem> {
     let (r, st) = match node {
         // `config.get()` sees the node's whole config, its own config() calls

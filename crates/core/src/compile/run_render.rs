@@ -1,10 +1,10 @@
 //! Rendering at run time: the nodes whose templates use the warehouse
 //! (`execute`, `run_query`, `statement`, the adapter's catalog methods) are
 //! rendered again right before they run, with `execute` true and a
-//! [`Warehouse`] answering, as dbt renders every node again at run time.
+//! [`RenderWarehouse`] answering, as dbt renders every node again at run time.
 //! Every other node keeps the one render of `pm compile`.
 
-use super::context::Warehouse;
+use super::context::RenderWarehouse;
 use super::*;
 
 /// One node to render at run time.
@@ -76,7 +76,7 @@ impl RunRenderer {
     pub fn render(
         &self,
         unique_id: &str,
-        warehouse: Arc<dyn Warehouse>,
+        warehouse: Arc<dyn RenderWarehouse>,
     ) -> Option<std::result::Result<String, Problem>> {
         let run = self.nodes.get(unique_id)?;
         let files = errors::FileIndex {
@@ -124,7 +124,7 @@ impl RunRenderer {
     pub fn render_hooks(
         &self,
         unique_id: &str,
-        warehouse: Arc<dyn Warehouse>,
+        warehouse: Arc<dyn RenderWarehouse>,
     ) -> Option<std::result::Result<crate::manifest::PrePostHooks, Problem>> {
         let run = self.nodes.get(unique_id)?;
         Some(
@@ -145,7 +145,7 @@ impl RunRenderer {
         &self,
         name: &str,
         args: &Map<String, Json>,
-        warehouse: Arc<dyn Warehouse>,
+        warehouse: Arc<dyn RenderWarehouse>,
     ) -> std::result::Result<Vec<String>, Problem> {
         self.check_macro_name(name)?;
         let source = format!("{{{{ {name}(**__pm_args) }}}}");
@@ -184,7 +184,7 @@ impl RunRenderer {
         &self,
         source: &str,
         ephemerals: &EphemeralCtes,
-        warehouse: Arc<dyn Warehouse>,
+        warehouse: Arc<dyn RenderWarehouse>,
     ) -> std::result::Result<String, Problem> {
         let (result, state) = context::with_render_state(context::NO_NODE, || {
             context::set_warehouse(Some(warehouse));

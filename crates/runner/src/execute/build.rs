@@ -53,17 +53,16 @@ pub fn build_job(n: &Node, table_exists: bool) -> Result<BuildJob, Problem> {
 
 /// Whether `n` is rebuilt from scratch: dbt's `full_refresh` config decides
 /// over the `--full-refresh` flag.
-fn full_refresh(n: &Node, options: &RunOptions<'_>) -> bool {
+fn full_refresh<W: Warehouse>(n: &Node, options: &RunOptions<'_, W>) -> bool {
     n.typed_config.full_refresh.unwrap_or(options.full_refresh)
 }
 
 /// Builds a model or loads a seed.
-pub(super) async fn run_build(
-    client: &mut Connection,
+pub(super) async fn run_build<W: Warehouse>(
+    client: &mut W::Connection,
     m: &Manifest,
     i: usize,
-    options: &RunOptions<'_>,
-    swap_lock: &tokio::sync::Mutex<()>,
+    options: &RunOptions<'_, W>,
 ) -> Result<Built, Problem> {
     let n = &*as_run(m, &m.nodes[i], options).await?;
     let compiled = compiled_path(m, n);
@@ -77,7 +76,7 @@ pub(super) async fn run_build(
     match build_job(n, options.existing_incremental.contains(&n.unique_id))? {
         BuildJob::LoadSeed => load_seed(client, n, &spec, distribution, options).await,
         BuildJob::Snapshot(plan) => {
-            let done = pm_postgres::snapshot::run_snapshot(client, &spec, &plan).await?;
+            let done = client.run_snapshot(&spec, &plan).await?;
             Ok(Built {
                 kind: "snapshot",
                 repointed: Vec::new(),
@@ -98,7 +97,7 @@ pub(super) async fn run_build(
             };
             let add = incremental::AddRows::of(n, config, staging.as_ref());
             write_run_sql(m, n, options.target_dir, &add.create_staging);
-            let (rows, changes) = build_incremental(client, &spec, &add, &compiled).await?;
+            let (rows, changes) = client.add_rows(&spec, &add, &compiled).await?;
             Ok(Built {
                 kind: "incremental",
                 repointed: Vec::new(),
@@ -113,15 +112,9 @@ pub(super) async fn run_build(
         BuildJob::Replace(kind) => {
             let build = relation::build(n, kind, distribution.as_ref());
             write_run_sql(m, n, options.target_dir, &build.prepare);
-            build_relation(
-                client,
-                &spec,
-                &build,
-                &compiled,
-                full_refresh(n, options),
-                swap_lock,
-            )
-            .await
+            client
+                .build_relation(&spec, &build, &compiled, full_refresh(n, options))
+                .await
         }
     }
 }
@@ -134,12 +127,12 @@ pub fn model_relation(m: &Manifest, name: &str) -> Option<String> {
         .map(Node::relation)
 }
 
-pub(super) async fn load_seed(
-    client: &mut Connection,
+pub(super) async fn load_seed<W: Warehouse>(
+    client: &mut W::Connection,
     n: &Node,
     spec: &BuildSpec,
     distribution: Option<pm_core::materialize::citus::Distribution>,
-    options: &RunOptions<'_>,
+    options: &RunOptions<'_, W>,
 ) -> Result<Built, Problem> {
     // With every column's type given, the file is checked while it loads.
     let (root, node) = (options.root.to_path_buf(), n.clone());
@@ -157,17 +150,22 @@ pub(super) async fn load_seed(
     table.distribution = distribution;
     let check = (!checked).then(|| {
         let (root, node) = (options.root.to_path_buf(), n.clone());
-        tokio::task::spawn_blocking(move || pm_core::materialize::seed::inspect(&root, &node))
+        let name = n.name.clone();
+        let checking =
+            tokio::task::spawn_blocking(move || pm_core::materialize::seed::inspect(&root, &node));
+        Box::pin(async move {
+            match checking.await {
+                Ok(checked) => checked.map(|_| ()),
+                Err(e) => Err(Problem::new(
+                    "seed::check",
+                    format!("checking seed {name} failed: {e}"),
+                )),
+            }
+        }) as pm_core::warehouse::PendingCheck
     });
-    let (rows, replaced) = pm_postgres::load::load_seed(
-        client,
-        options.root,
-        spec,
-        &table,
-        full_refresh(n, options),
-        check,
-    )
-    .await?;
+    let (rows, replaced) = client
+        .load_seed(options.root, spec, &table, full_refresh(n, options), check)
+        .await?;
     Ok(Built {
         kind: "seed",
         repointed: Vec::new(),

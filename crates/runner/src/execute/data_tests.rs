@@ -3,11 +3,11 @@
 use super::*;
 
 /// A database error in a test, pointing at its compiled SQL.
-pub(super) fn test_problem(m: &Manifest, n: &Node, e: &DbError) -> Problem {
+pub(super) fn test_problem(m: &Manifest, n: &Node, e: &StatementError) -> Problem {
     if let Some(p) = e.interrupted_or_lost("test", &n.name, "running the test") {
         return p;
     }
-    let detail = e.text();
+    let detail = &e.message;
     Problem::new(
         "test::database",
         format!("test `{}` could not run: {detail}", n.name),
@@ -21,7 +21,7 @@ pub(super) fn test_problem(m: &Manifest, n: &Node, e: &DbError) -> Problem {
 
 /// Finishes a test's outcome from its count and conditions.
 pub(super) async fn judge(
-    client: &Connection,
+    client: &impl WarehouseConnection,
     n: &Node,
     cfg: &TestConfig,
     failures: i64,
@@ -44,7 +44,7 @@ pub(super) async fn judge(
         format!("warn if {}", cfg.warn_if.sql)
     };
     let sample = if failures > 0 {
-        pm_postgres::test::sample(client, &tests::sample_sql(n, 5)).await
+        client.sample(&tests::sample_sql(n, 5)).await
     } else {
         None
     };
@@ -60,19 +60,20 @@ pub(super) async fn judge(
 }
 
 /// Runs one test with dbt's query; keeps its failing rows when asked.
-pub(super) async fn run_test(
-    client: &mut Connection,
+pub(super) async fn run_test<W: Warehouse>(
+    client: &mut W::Connection,
     m: &Manifest,
     i: usize,
     cfg: &TestConfig,
-    options: &RunOptions<'_>,
+    options: &RunOptions<'_, W>,
 ) -> Result<(Status, i64, Option<TestReport>), Problem> {
     let n = &*as_run(m, &m.nodes[i], options).await?;
     let sql = tests::test_sql(n, cfg);
     write_run_sql(m, n, options.target_dir, &sql);
     let mut stored_in = None;
     if let Some(store) = &cfg.store {
-        pm_postgres::test::store_failures(client, &tests::store_sql(n, cfg, store))
+        client
+            .store_failures(&tests::store_sql(n, cfg, store))
             .await
             .map_err(|e| test_problem(m, n, &e))?;
         stored_in = Some(format!(
@@ -81,7 +82,8 @@ pub(super) async fn run_test(
             pm_core::text::quote_ident(&store.name)
         ));
     }
-    let row = pm_postgres::test::count(client, &sql)
+    let row = client
+        .count(&sql)
         .await
         .map_err(|e| test_problem(m, n, &e))?;
     let failures = row.count(0).map_err(|e| {
@@ -108,12 +110,12 @@ pub(super) async fn run_test(
 }
 
 /// Runs a merged scan; each test gets its own outcome.
-pub(super) async fn run_merged(
-    client: &mut Connection,
+pub(super) async fn run_merged<W: Warehouse>(
+    client: &mut W::Connection,
     m: &Manifest,
     from: &str,
     members: &[(usize, String, Check)],
-    options: &RunOptions<'_>,
+    options: &RunOptions<'_, W>,
 ) -> JobResult {
     let t0 = Instant::now();
     let at = chrono::Utc::now();
@@ -122,7 +124,7 @@ pub(super) async fn run_merged(
     for (i, _, _) in members {
         write_run_sql(m, &m.nodes[*i], options.target_dir, &sql);
     }
-    let row = pm_postgres::test::count(client, &sql).await;
+    let row = client.count(&sql).await;
     let seconds = t0.elapsed().as_secs_f64();
     let mut out = Vec::with_capacity(members.len());
     match row {

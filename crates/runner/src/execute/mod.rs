@@ -21,8 +21,10 @@ use pm_core::materialize::relation::{self, Kind};
 use pm_core::materialize::test::{self as tests, Check, TestConfig, Verdict};
 use pm_core::materialize::BuildSpec;
 use pm_core::output::Log;
-use pm_postgres::build::{build_incremental, build_relation, Built};
-use pm_postgres::{Connection, DbError, Endpoint};
+use pm_core::warehouse::{
+    Built, CancelStatement, StatementError, UnitTestTransaction, Warehouse, WarehouseConnection,
+    CONNECTION_LOST,
+};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
@@ -124,7 +126,7 @@ impl RunResult {
 }
 
 /// How a run goes: fixed for all its jobs.
-pub struct RunOptions<'a> {
+pub struct RunOptions<'a, W: Warehouse> {
     /// The command's name (`run`, `build`, ...), as recorded with the results.
     pub command: &'static str,
     /// The project folder (seeds are read from it).
@@ -139,12 +141,11 @@ pub struct RunOptions<'a> {
     /// Incremental models whose table exists (rows are added, not rebuilt).
     pub existing_incremental: &'a HashSet<String>,
     pub test_configs: &'a HashMap<usize, TestConfig>,
-    pub endpoint: &'a Endpoint,
     /// The nodes whose templates use the warehouse, rendered again right
     /// before they run.
     pub run_renderer: Option<std::sync::Arc<pm_core::compile::run_render::RunRenderer>>,
-    /// The connections its renders at run time share.
-    pub render_connections: &'a pm_postgres::render::RenderConnections,
+    /// The warehouse: here, the connections its renders at run time share.
+    pub warehouse: &'a W,
     /// The target is a Citus coordinator: tables are distributed as configured.
     pub citus: bool,
     pub log: Log,
@@ -200,10 +201,10 @@ fn compiled_path(m: &Manifest, n: &Node) -> String {
 /// Node `n` as it runs: rendered again, with the warehouse at hand, when its
 /// template uses it (its compiled SQL under target/compiled/ is replaced by
 /// what runs); otherwise as compiled.
-async fn as_run<'n>(
+async fn as_run<'n, W: Warehouse>(
     m: &Manifest,
     n: &'n Node,
-    options: &RunOptions<'_>,
+    options: &RunOptions<'_, W>,
 ) -> Result<std::borrow::Cow<'n, Node>, Problem> {
     let Some(renderer) = options
         .run_renderer
@@ -212,15 +213,7 @@ async fn as_run<'n>(
     else {
         return Ok(std::borrow::Cow::Borrowed(n));
     };
-    let connection = options
-        .render_connections
-        .take(options.endpoint)
-        .await
-        .map_err(|p| {
-            p.0.into_iter().next().unwrap_or_else(|| {
-                Problem::new("run::render", "cannot connect to render at run time")
-            })
-        })?;
+    let connection = options.warehouse.take_render_connection().await?;
     let (renderer, id) = (renderer.clone(), n.unique_id.clone());
     let (rendered, hooks, connection) = tokio::task::spawn_blocking(move || {
         let warehouse = std::sync::Arc::new(connection);
@@ -238,7 +231,7 @@ async fn as_run<'n>(
         )
     })?;
     if let Some(connection) = connection {
-        options.render_connections.give_back(connection);
+        options.warehouse.give_back_render_connection(connection);
     }
     let mut node = n.clone();
     if let Some((pre, post)) = hooks.transpose()? {
@@ -264,18 +257,17 @@ fn write_run_sql(m: &Manifest, n: &Node, target_dir: &std::path::Path, sql: &str
 type JobResult = Vec<(usize, Result<RunResult, Problem>)>;
 
 /// Runs one job on a connection.
-async fn run_job(
-    client: &mut Connection,
+async fn run_job<W: Warehouse>(
+    client: &mut W::Connection,
     m: &Manifest,
     job: &Work,
-    options: &RunOptions<'_>,
-    swap_lock: &tokio::sync::Mutex<()>,
+    options: &RunOptions<'_, W>,
 ) -> JobResult {
     let t0 = Instant::now();
     let at = chrono::Utc::now();
     match job {
         Work::Build(i) => {
-            let r = run_build(client, m, *i, options, swap_lock).await;
+            let r = run_build(client, m, *i, options).await;
             let seconds = t0.elapsed().as_secs_f64();
             vec![(
                 *i,
@@ -379,11 +371,11 @@ fn done_line(
 }
 
 /// Runs the plan; returns each node's outcome and whether Ctrl-C stopped it.
-pub async fn schedule(
+pub async fn schedule<W: Warehouse>(
     m: &Manifest,
     plan: &Plan,
-    mut clients: Vec<Connection>,
-    options: &RunOptions<'_>,
+    mut clients: Vec<W::Connection>,
+    options: &RunOptions<'_, W>,
 ) -> (HashMap<usize, RunResult>, Option<i32>) {
     let log = options.log;
     let total: usize = plan.jobs.iter().map(|j| j.nodes().len()).sum();
@@ -404,8 +396,6 @@ pub async fn schedule(
             .collect();
     let mut job_done: Vec<bool> = vec![false; plan.jobs.len()];
     let mut done: HashMap<usize, RunResult> = HashMap::new();
-    let swap_mutex = tokio::sync::Mutex::new(());
-    let swap_lock = &swap_mutex;
     let mut running = FuturesUnordered::new();
     let mut started = 0usize;
     let mut stop = false;
@@ -413,8 +403,10 @@ pub async fn schedule(
     let mut interrupted: Option<i32> = None;
     let mut connection_lost = false;
     let mut interrupts = Interrupts::new();
-    let cancel_handles: Vec<pm_postgres::CancelHandle> =
-        clients.iter().map(Connection::cancel_handle).collect();
+    let cancel_handles: Vec<W::Cancel> = clients
+        .iter()
+        .map(WarehouseConnection::cancel_handle)
+        .collect();
     // On a terminal a bar shows what runs; start lines are left out there.
     let progress = pm_core::output::Progress::new(&log, total, "running");
     let mut now_running: std::collections::BTreeSet<&str> = Default::default();
@@ -442,7 +434,7 @@ pub async fn schedule(
             progress.running(now_running.iter().copied());
             running.push(async move {
                 let t0 = Instant::now();
-                let r = run_job(&mut client, m, job, options, swap_lock).await;
+                let r = run_job(&mut client, m, job, options).await;
                 (k, client, r, t0.elapsed().as_secs_f64())
             });
         }
@@ -457,7 +449,7 @@ pub async fn schedule(
                 // The renders' own connections too (run_query while rendering).
                 for handle in cancel_handles
                     .iter()
-                    .chain(&options.render_connections.cancel_handles())
+                    .chain(&options.warehouse.render_cancel_handles())
                 {
                     handle.cancel().await;
                 }
@@ -484,7 +476,7 @@ pub async fn schedule(
             let lost = outcome
                 .problem
                 .as_ref()
-                .is_some_and(|p| p.code == pm_postgres::CONNECTION_LOST);
+                .is_some_and(|p| p.code == CONNECTION_LOST);
             if lost && !connection_lost && interrupted.is_none() {
                 // The server is gone (or this connection to it): starting more
                 // would only fail the same way.

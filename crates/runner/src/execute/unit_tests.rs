@@ -6,15 +6,14 @@
 use super::*;
 use pm_core::manifest::{FixtureData, UnitTestInfo, UnitTestInput};
 use pm_core::materialize::unit_test as sql;
-use pm_postgres::unit_test::UnitTestSession;
 
 /// A unit test's outcome: pass, or fail with the number of differing rows
 /// and the diff.
-pub(super) async fn run_unit_test(
-    client: &mut Connection,
+pub(super) async fn run_unit_test<W: Warehouse>(
+    client: &mut W::Connection,
     m: &Manifest,
     i: usize,
-    options: &RunOptions<'_>,
+    options: &RunOptions<'_, W>,
 ) -> Result<(Status, i64, Option<TestReport>), Problem> {
     let n = &*as_run(m, &m.nodes[i], options).await?;
     let Some(info) = n.unit_test.as_deref() else {
@@ -23,7 +22,8 @@ pub(super) async fn run_unit_test(
             format!("{} is not a unit test", n.unique_id),
         ));
     };
-    let session = UnitTestSession::begin(client)
+    let session = client
+        .begin_unit_test()
         .await
         .map_err(|e| database_problem(m, n, "starting its transaction", &e))?;
     let mut ctes = Vec::with_capacity(info.given.len());
@@ -88,7 +88,7 @@ fn comparison(
 /// An input's rows as SQL: as written (`format: sql`), or cast to the
 /// column types of the relation they stand for.
 async fn input_sql(
-    session: &UnitTestSession<'_>,
+    session: &impl UnitTestTransaction,
     m: &Manifest,
     n: &Node,
     input: &UnitTestInput,
@@ -158,13 +158,13 @@ fn definition_problem(m: &Manifest, n: &Node, msg: String) -> Problem {
     ))
 }
 
-fn database_problem(m: &Manifest, n: &Node, what: &str, e: &DbError) -> Problem {
+fn database_problem(m: &Manifest, n: &Node, what: &str, e: &StatementError) -> Problem {
     if let Some(p) = e.interrupted_or_lost("unit test", &n.name, what) {
         return p;
     }
     Problem::new(
         "unit_test::database",
-        format!("unit test `{}`: {what} failed: {}", n.name, e.text()),
+        format!("unit test `{}`: {what} failed: {}", n.name, e.message),
     )
     .help(format!(
         "the SQL is in {} (the model on the fixtures) and {}/run/ (the comparison)",

@@ -19,7 +19,7 @@ pub use objects::*;
 pub use relation::*;
 pub use unit_test::{overrides_context, set_fixtures, Fixtures};
 pub use values::*;
-pub use warehouse::{QueryResult, Warehouse};
+pub use warehouse::{QueryResult, RenderWarehouse};
 
 use super::definitions::{MacroFile, BUILTIN_NAMESPACE, BUILTIN_PACKAGE};
 use crate::loader::config::{self, Config};
@@ -163,7 +163,7 @@ pub struct RenderState {
     /// `statement`, the adapter's catalog methods): it renders again at run time.
     pub uses_warehouse: bool,
     /// The database of a render at run time (none while compiling).
-    pub warehouse: Option<Arc<dyn Warehouse>>,
+    pub warehouse: Option<Arc<dyn RenderWarehouse>>,
     /// `statement` results by name, for `load_result`.
     pub statements: HashMap<String, Value>,
     /// A unit test's render: the CTEs that `ref()` and `source()` read.
@@ -180,7 +180,7 @@ pub fn locals() -> Option<Value> {
 }
 
 /// Gives the current render a warehouse (a render at run time).
-pub fn set_warehouse(warehouse: Option<Arc<dyn Warehouse>>) {
+pub fn set_warehouse(warehouse: Option<Arc<dyn RenderWarehouse>>) {
     if warehouse.is_some() {
         with_state(|s| s.warehouse = warehouse);
     }

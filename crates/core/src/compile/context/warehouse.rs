@@ -3,7 +3,7 @@
 //!
 //! Compiling has no database: these record that the node uses the warehouse
 //! (so it is rendered again right before it runs) and answer as dbt does
-//! while `execute` is false. A render given a [`Warehouse`] (at run time)
+//! while `execute` is false. A render given a [`RenderWarehouse`] (at run time)
 //! sends their SQL through it; the adapter implements it, so this module
 //! writes SQL but never sends it.
 
@@ -21,7 +21,7 @@ pub struct QueryResult {
 }
 
 /// The database a render at run time reads from, on its own connection.
-pub trait Warehouse: Send + Sync + fmt::Debug {
+pub trait RenderWarehouse: Send + Sync + fmt::Debug {
     /// Runs `sql` (one statement, or several without results) and returns
     /// the last statement's rows; the error is the database's message.
     fn run_sql(&self, sql: &str) -> Result<QueryResult, String>;
@@ -29,7 +29,7 @@ pub trait Warehouse: Send + Sync + fmt::Debug {
 
 /// The warehouse of the current render, if it has one; either way, records
 /// that the node's template uses the warehouse.
-fn warehouse() -> Option<Arc<dyn Warehouse>> {
+fn warehouse() -> Option<Arc<dyn RenderWarehouse>> {
     with_state(|s| {
         s.uses_warehouse = true;
         s.warehouse.clone()
@@ -37,7 +37,7 @@ fn warehouse() -> Option<Arc<dyn Warehouse>> {
     .flatten()
 }
 
-fn query(wh: &dyn Warehouse, sql: &str) -> Result<QueryResult, Error> {
+fn query(wh: &dyn RenderWarehouse, sql: &str) -> Result<QueryResult, Error> {
     wh.run_sql(sql).map_err(|message| {
         fail(
             "run::render_query",

@@ -1,0 +1,170 @@
+//! The seam's traits (`pm_core::warehouse`) implemented for PostgreSQL: what
+//! a run asks of the warehouse, answered by this crate's functions.
+
+use crate::render::{RenderConnection, RenderConnections};
+use crate::unit_test::UnitTestSession;
+use crate::{build, load, snapshot, test, CancelHandle, Connection, DbError, Endpoint};
+use pm_core::error::Problem;
+use pm_core::materialize::incremental::AddRows;
+use pm_core::materialize::relation::Build;
+use pm_core::materialize::seed::{Replaced, SeedTable};
+use pm_core::materialize::snapshot::SnapshotPlan;
+use pm_core::materialize::BuildSpec;
+use pm_core::warehouse::{
+    Built, CancelStatement, CountRow, PendingCheck, Snapshotted, StatementError,
+    UnitTestTransaction, Warehouse, WarehouseConnection,
+};
+use std::path::Path;
+
+/// A run's PostgreSQL: where its renders connect, and the connections they share.
+pub struct Postgres {
+    endpoint: Endpoint,
+    renders: RenderConnections,
+}
+
+impl Postgres {
+    pub fn new(endpoint: Endpoint) -> Postgres {
+        Postgres {
+            endpoint,
+            renders: RenderConnections::default(),
+        }
+    }
+}
+
+impl Warehouse for Postgres {
+    type Connection = Connection;
+    type RenderConnection = RenderConnection;
+    type Cancel = CancelHandle;
+
+    async fn take_render_connection(&self) -> Result<RenderConnection, Problem> {
+        self.renders.take(&self.endpoint).await.map_err(|p| {
+            p.0.into_iter().next().unwrap_or_else(|| {
+                Problem::new("run::render", "cannot connect to render at run time")
+            })
+        })
+    }
+
+    fn give_back_render_connection(&self, connection: RenderConnection) {
+        self.renders.give_back(connection);
+    }
+
+    fn render_cancel_handles(&self) -> Vec<CancelHandle> {
+        self.renders.cancel_handles()
+    }
+}
+
+impl CancelStatement for CancelHandle {
+    async fn cancel(&self) {
+        CancelHandle::cancel(self).await
+    }
+}
+
+impl DbError {
+    /// The error as the seam carries it.
+    pub fn statement_error(&self) -> StatementError {
+        crate::statement_error(&self.0)
+    }
+}
+
+impl WarehouseConnection for Connection {
+    type Cancel = CancelHandle;
+    type UnitTest<'c> = UnitTestSession<'c>;
+
+    fn cancel_handle(&self) -> CancelHandle {
+        Connection::cancel_handle(self)
+    }
+
+    fn is_closed(&self) -> bool {
+        Connection::is_closed(self)
+    }
+
+    async fn build_relation(
+        &mut self,
+        spec: &BuildSpec,
+        build: &Build,
+        compiled_path: &str,
+        full_refresh: bool,
+    ) -> Result<Built, Problem> {
+        build::build_relation(self, spec, build, compiled_path, full_refresh).await
+    }
+
+    async fn add_rows(
+        &mut self,
+        spec: &BuildSpec,
+        add: &AddRows,
+        compiled_path: &str,
+    ) -> Result<(u64, Vec<String>), Problem> {
+        build::build_incremental(self, spec, add, compiled_path).await
+    }
+
+    async fn load_seed(
+        &mut self,
+        root: &Path,
+        spec: &BuildSpec,
+        table: &SeedTable,
+        full_refresh: bool,
+        check: Option<PendingCheck>,
+    ) -> Result<(u64, Replaced), Problem> {
+        load::load_seed(self, root, spec, table, full_refresh, check).await
+    }
+
+    async fn run_snapshot(
+        &mut self,
+        spec: &BuildSpec,
+        plan: &SnapshotPlan,
+    ) -> Result<Snapshotted, Problem> {
+        snapshot::run_snapshot(self, spec, plan).await
+    }
+
+    async fn count(&self, sql: &str) -> Result<CountRow, StatementError> {
+        test::count(self, sql)
+            .await
+            .map_err(|e| e.statement_error())
+    }
+
+    async fn sample(&self, sql: &str) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+        test::sample(self, sql).await
+    }
+
+    async fn store_failures(&mut self, store_sql: &str) -> Result<(), StatementError> {
+        test::store_failures(self, store_sql)
+            .await
+            .map_err(|e| e.statement_error())
+    }
+
+    async fn begin_unit_test(&mut self) -> Result<UnitTestSession<'_>, StatementError> {
+        UnitTestSession::begin(self)
+            .await
+            .map_err(|e| e.statement_error())
+    }
+}
+
+impl UnitTestTransaction for UnitTestSession<'_> {
+    async fn relation_columns(
+        &self,
+        schema: &str,
+        identifier: &str,
+    ) -> Result<Vec<(String, String)>, StatementError> {
+        UnitTestSession::relation_columns(self, schema, identifier)
+            .await
+            .map_err(|e| e.statement_error())
+    }
+
+    async fn query_columns(&self, sql: &str) -> Result<Vec<(String, String)>, StatementError> {
+        UnitTestSession::query_columns(self, sql)
+            .await
+            .map_err(|e| e.statement_error())
+    }
+
+    async fn rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, StatementError> {
+        UnitTestSession::rows(self, sql)
+            .await
+            .map_err(|e| e.statement_error())
+    }
+
+    async fn finish(self) -> Result<(), StatementError> {
+        UnitTestSession::finish(self)
+            .await
+            .map_err(|e| e.statement_error())
+    }
+}
