@@ -100,11 +100,11 @@ pub fn check(
         if n.resource_type == ResourceType::UnitTest {
             continue;
         }
-        if let Err(p) = execute::build_job(n, true) {
+        if let Err(p) = execute::build::build_job(n, true) {
             problems.push(p);
         }
         if let Err(p) = pm_core::materialize::citus::distribution_of(n, |model| {
-            execute::model_relation(m, model)
+            execute::build::model_relation(m, model)
         }) {
             problems.push(p);
         }
@@ -219,7 +219,8 @@ fn check_incremental_layouts(m: &Manifest, selected: &[usize]) -> Result<()> {
             continue;
         }
         let checked = || {
-            let Some(d) = citus::distribution_of(n, |model| execute::model_relation(m, model))?
+            let Some(d) =
+                citus::distribution_of(n, |model| execute::build::model_relation(m, model))?
             else {
                 return Ok(());
             };
@@ -386,7 +387,7 @@ pub struct Ran {
 pub fn run_jobs(
     m: &Manifest,
     selected: &[usize],
-    plan: &execute::Plan,
+    plan: &execute::plan::Plan,
     conn: Connections,
     options: &execute::RunOptions<'_, pm_postgres::run::Postgres>,
 ) -> Result<Ran> {

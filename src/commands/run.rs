@@ -114,7 +114,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         recompile_for_incremental(&mut s, (c, selected, test_configs), &conn, command, args)?;
     let m = &c.manifest;
     pipeline::write_artifacts(&s, m, &selected)?;
-    let mut plan = execute::plan(m, &selected, &test_configs, s.settings.env.merge_tests);
+    let mut plan = execute::plan::plan(m, &selected, &test_configs, s.settings.env.merge_tests);
     let ids: Vec<String> = selected
         .iter()
         .map(|&i| m.nodes[i].unique_id.clone())

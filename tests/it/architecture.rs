@@ -510,3 +510,28 @@ fn the_environment_is_read_in_settings() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Glob imports that make several files one namespace: `use super::*` (but
+/// in a test module) and `pub use module::*` re-exports. A crate's prelude
+/// (rayon's, plotters') is the exception.
+#[test]
+fn modules_import_by_name() {
+    let mut wrong = Vec::new();
+    for source in source_files() {
+        for (k, line) in source.text.lines().enumerate() {
+            let glob = (line.starts_with("use ") || line.starts_with("pub use "))
+                && line.trim_end().ends_with("::*;")
+                && !line.contains("::prelude::*");
+            if glob {
+                wrong.push(format!(
+                    "{}/src/{}:{}: `{}`: import what the file uses by name",
+                    source.crate_dir.trim_start_matches("./"),
+                    source.path,
+                    k + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

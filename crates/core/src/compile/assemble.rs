@@ -1,7 +1,12 @@
 //! The last phase: drafts become the manifest's nodes, with their relation,
 //! edges, hooks and final SQL (ephemeral models injected as CTEs).
 
-use super::*;
+use super::context::{ResolvedRelation, Shared};
+use crate::compile::{ephemeral, Draft, Rendered};
+use crate::dag::Dag;
+use crate::manifest::{Hook, Node, ResourceType};
+use rayon::iter::{IndexedParallelIterator, IntoParallelIterator, ParallelIterator};
+use std::collections::{HashMap, HashSet};
 
 /// The nodes, in draft order.
 pub(super) fn nodes(

@@ -4,7 +4,12 @@
 //! and the result turned into the value it spells, as dbt's native rendering
 //! does. Hooks stay templates: they are rendered with the node.
 
-use super::*;
+use crate::compile::{context, CompileOptions, Draft};
+use crate::error::{Problem, Problems};
+use crate::loader::Project;
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Keys whose values are templates rendered later, with the node.
 const RENDERED_LATER: [&str; 2] = ["pre-hook", "post-hook"];

@@ -1,7 +1,12 @@
 //! Macros and docs blocks: collected from their files, checked for
 //! unbalanced blocks, duplicates and dangling `doc()` references.
 
-use super::*;
+use crate::compile::{blocks, generic_tests, BUILTIN_MACROS_FILE};
+use crate::error::{Problem, Problems};
+use crate::loader::{FileKind, Project, SourceText};
+use crate::manifest::{DocBlock, MacroInfo};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// The project's macros, its packages' and pm's built-in ones.
 pub(super) struct MacroSet {

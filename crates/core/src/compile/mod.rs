@@ -10,6 +10,16 @@
 //!    relation's attributes while rendering render again instead) and
 //!    ephemeral models are injected as CTEs.
 
+use crate::compile::definitions::{
+    check_doc_references, check_snapshot_files, collect_docs, collect_macros, MacroSet,
+};
+use crate::compile::nodes::{file_drafts, FolderConfigs};
+use crate::compile::properties::{apply_patches, yaml_resources, yaml_tests};
+use crate::compile::relations::{
+    check_relations, check_unique_names, default_relation, resolve_relations,
+};
+use crate::compile::render::Renderer;
+use crate::manifest::{DocBlock, Manifest, Node, NodeConfig, ResourceType};
 mod assemble;
 pub mod blocks;
 pub mod config_keys;
@@ -27,24 +37,17 @@ mod relations;
 mod render;
 pub mod run_render;
 mod unit_tests;
-use definitions::*;
-use nodes::*;
-use properties::*;
-use relations::*;
-use render::*;
 
 use crate::dag::Dag;
 use crate::error::{Problem, Problems, Result};
-use crate::loader::config::{self, Config};
+use crate::loader::config;
 use crate::loader::profile::Target;
-use crate::loader::{FileKind, Project, SourceText};
-use crate::manifest::*;
+use crate::loader::Project;
 use crate::text::sha256_hex;
 use context::{NodeMeta, RenderState, ResolvedRelation, Shared};
-use indexmap::IndexMap;
 use rayon::prelude::*;
 use serde_json::{Map, Value as Json};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
 /// What a compilation needs besides the project.

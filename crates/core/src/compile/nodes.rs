@@ -1,7 +1,15 @@
 //! Nodes from the project's files: defaults, folder configs, one node per
 //! model, seed, analysis or singular test file (several per snapshot file).
 
-use super::*;
+use crate::compile::{blocks, generic_tests, materialization, Draft, Template};
+use crate::loader::config::{self, Config};
+use crate::loader::{FileKind, Project, SourceText};
+use crate::manifest::{Column, Node, ResourceType, TestInfo};
+use crate::text::sha256_hex;
+use indexmap::IndexMap;
+use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 pub(super) fn file_template(text: &str) -> Template {
     Template::File(Arc::from(

@@ -1,7 +1,17 @@
 //! What YAML files add: descriptions and config patched onto nodes,
 //! sources and exposures, and the generic tests declared on them.
 
-use super::*;
+use crate::compile::nodes::{columns_of, new_node, yml_folders};
+use crate::compile::{generic_tests, Draft, FolderConfigs, MacroSet, Template};
+use crate::error::{Problem, Problems};
+use crate::loader::config::{self, Config};
+use crate::loader::profile::Target;
+use crate::loader::{FileKind, Project, SourceText};
+use crate::manifest::{ExposureInfo, Node, ResourceType, SourceInfo, TestInfo, TestMetadata};
+use crate::text::sha256_hex;
+use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// A resource that YAML tests can be attached to.
 pub(super) struct Testable<'a> {

@@ -2,7 +2,16 @@
 //! built-in rules or the project's `generate_*_name` macros, and the checks
 //! that every name is unique and fits PostgreSQL.
 
-use super::*;
+use super::context::ResolvedRelation;
+use crate::compile::{context, Draft};
+use crate::error::{Problem, Problems};
+use crate::loader::config::{self, Config};
+use crate::loader::profile::Target;
+use crate::loader::Project;
+use crate::manifest::{Materialization, Node, ResourceType};
+use rayon::iter::{IndexedParallelIterator, IntoParallelRefIterator, ParallelIterator};
+use serde_json::Value as Json;
+use std::collections::{HashMap, HashSet};
 
 /// ref() finds resources by name, so two enabled models, seeds or snapshots
 /// may not share one.

@@ -1,7 +1,19 @@
 //! Rendering nodes: the shared environment, plus generated templates
 //! (generic tests) compiled once per distinct source.
 
-use super::*;
+use super::context::{RenderState, ResolvedRelation, Shared};
+use crate::compile::{
+    context, empty, ephemeral, errors, unit_tests, Draft, MacroSet, Rendered, Template,
+};
+use crate::error::{Problem, Problems, Result};
+use crate::loader::Project;
+use crate::manifest::Hook;
+use rayon::iter::{
+    IndexedParallelIterator, IntoParallelIterator, IntoParallelRefIterator, ParallelIterator,
+};
+use serde_json::Value as Json;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Renders nodes: the shared environment, plus generated templates (generic
 /// tests) compiled once per distinct source.

@@ -4,8 +4,16 @@
 //! [`RenderWarehouse`] answering, as dbt renders every node again at run time.
 //! Every other node keeps the one render of `pm compile`.
 
-use super::context::RenderWarehouse;
-use super::*;
+use super::context::{RenderState, RenderWarehouse, Shared};
+use crate::compile::{
+    context, empty, ephemeral, errors, render, Draft, MacroSet, Rendered, Renderer, Template,
+};
+use crate::error::Problem;
+use crate::loader::Project;
+use crate::manifest::Node;
+use serde_json::{Map, Value as Json};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 
 /// One node to render at run time.
 struct RunNode {

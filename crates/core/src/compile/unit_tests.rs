@@ -4,9 +4,18 @@
 //! under `tests/fixtures/`, a seed's file); they are turned into SQL at run
 //! time, when the warehouse gives the inputs' column types.
 
-use super::*;
+use crate::compile::nodes::{new_node, yml_folders};
+use crate::compile::{Draft, FolderConfigs, Template};
+use crate::error::{Problem, Problems, Result};
 use crate::loader::unit_tests::{FixtureDef, FixtureFormat, FixtureRows, UnitTestDef};
-use crate::manifest::{FixtureData, UnitTestInfo, UnitTestInput};
+use crate::loader::{config, FileKind, Project, SourceText};
+use crate::manifest::{
+    FixtureData, Materialization, Node, ResourceType, UnitTestInfo, UnitTestInput,
+};
+use crate::text::sha256_hex;
+use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// How a unit test's node renders: the tested model's template, with the
 /// inputs' CTEs and the overrides.

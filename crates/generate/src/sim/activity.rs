@@ -1,6 +1,11 @@
 //! What customers do between bills: sessions with their events, a company seats month, notifications.
 
-use super::*;
+use crate::catalog::FEATURES;
+use crate::rng::{Rng, Uuid};
+use crate::rows::{start_of, Day, Event, Session, Ts, MICROS_PER_HOUR, MICROS_PER_SECOND};
+use crate::sim::calendar::seconds;
+use crate::sim::{next_month_start, Life, Step};
+use crate::Sink;
 
 impl<S: Sink> Life<'_, '_, S> {
     /// A company's month: seed 002's rule draws its sessions (small: 5 ± U(0..5),

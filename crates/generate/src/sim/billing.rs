@@ -1,6 +1,14 @@
 //! Subscriptions and money: starting, changing, renewing and ending a subscription, charging (with retries and dunning) and paying.
 
-use super::*;
+use crate::catalog::{BASIC_MONTHLY, CURRENCY, PLANS, PRO_MONTHLY, SELF_SERVE_PLAN_WEIGHTS};
+use crate::rng::Uuid;
+use crate::rows::{
+    day_of, Payment, Subscription, SubscriptionChange, Ts, MICROS_PER_DAY, MICROS_PER_HOUR,
+    MICROS_PER_MINUTE,
+};
+use crate::sim::calendar::seconds;
+use crate::sim::{add_months, Life, Step, Sub};
+use crate::Sink;
 
 impl<S: Sink> Life<'_, '_, S> {
     pub(super) fn change(

@@ -1,6 +1,8 @@
 //! Time arithmetic on the simulation's timestamps (seconds since the epoch, UTC).
 
-use super::*;
+use crate::catalog::HOURS;
+use crate::rng::Rng;
+use crate::rows::{start_of, Day, Ts, MICROS_PER_DAY, MICROS_PER_HOUR, MICROS_PER_SECOND};
 
 /// A time on `day`, at an hour drawn from the daily traffic curve.
 pub(super) fn time_in_day(r: &mut Rng, day: Day) -> Ts {

@@ -1,6 +1,15 @@
 //! Where customers come from (channels, partners) and the life of a company and of a self-serve user, from sign-up on.
 
-use super::*;
+use crate::catalog::{
+    partner_index, partners, weekday, ChannelDef, CHANNELS, COUNTRIES, ENTERPRISE_MONTHLY,
+    INDUSTRIES, PLATFORMS, SELF_SERVE_PLAN_WEIGHTS, TEAM_MONTHLY, WEEKDAY_SESSIONS,
+};
+use crate::rng::Rng;
+use crate::rows::{day_of, start_of, Company, Day, Ts, User, MICROS_PER_SECOND};
+use crate::sim::calendar::{seconds, time_in_day};
+use crate::sim::spend::Spend;
+use crate::sim::{stream, Life, Seats, Step, World};
+use crate::Sink;
 
 /// The channel a customer came through, and its partner (index into `partners()`).
 pub(super) fn acquisition(r: &mut Rng) -> (&'static ChannelDef, Option<usize>) {

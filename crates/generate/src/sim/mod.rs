@@ -8,19 +8,23 @@
 //! A few sessions arrive hours or days late (a phone that was offline); they
 //! come with a later load, which is what fct_daily_metrics' look-back is for.
 
+use crate::catalog::{
+    weekday, Catalog, COMPANIES, CURRENCY, PLANS, SIGNUPS_PER_DAY, WEEKDAY_SIGNUPS, YEARLY_GROWTH,
+};
+use crate::rows::{
+    start_of, Day, Plan, Subscription, Ts, MICROS_PER_DAY, MICROS_PER_HOUR, MICROS_PER_SECOND,
+};
+use crate::sim::customers::{simulate_company, simulate_self_serve};
+use crate::sim::spend::Spend;
+use crate::Sink;
 mod activity;
 mod billing;
 mod calendar;
 mod customers;
 mod spend;
-pub use calendar::*;
-use customers::*;
-use spend::*;
+pub use calendar::{add_months, next_month_start};
 
-use super::catalog::*;
 use super::rng::{Rng, Uuid};
-use super::rows::*;
-use std::collections::BTreeMap;
 
 /// The random streams, one per kind of entity.
 pub mod stream {
@@ -342,6 +346,8 @@ impl<S: Sink> Life<'_, '_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::Session;
+    use crate::Dataset;
 
     fn params(days: u32) -> Params {
         Params {
@@ -450,6 +456,8 @@ mod tests {
 #[cfg(test)]
 mod volume {
     use super::*;
+    use crate::rows::Counts;
+    use crate::Table;
 
     #[test]
     fn scale_one_has_the_volumes_seed_003_asks_for() {

@@ -1,6 +1,11 @@
 //! Marketing spend by day and channel, drawn so that acquisition follows it.
 
-use super::*;
+use crate::catalog::{partners, weekday, Cost, CURRENCY};
+use crate::rng::Rng;
+use crate::rows::{day_of, start_of, Day, PartnerCommission, Ts, MICROS_PER_HOUR};
+
+use crate::{Params, Sink, Window};
+use std::collections::BTreeMap;
 
 /// Acquisition spend in cents by day and partner (index into `partners()`).
 #[derive(Default)]

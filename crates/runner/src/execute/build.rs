@@ -1,6 +1,11 @@
 //! Building a node: the one place a materialization maps to its job, and the jobs themselves.
 
-use super::*;
+use crate::execute::{as_run, compiled_path, write_run_sql, RunOptions};
+use pm_core::error::Problem;
+use pm_core::manifest::{Manifest, Materialization, Node, ResourceType};
+use pm_core::materialize::relation::{self, Kind};
+use pm_core::materialize::{incremental, BuildSpec};
+use pm_core::warehouse::{Built, Warehouse, WarehouseConnection};
 
 /// How a node is built.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,13 @@
 //! Running data tests, alone or merged into one scan of the relation they test, and judging their counts.
 
-use super::*;
+use crate::execute::{
+    as_run, compiled_path, write_run_sql, JobResult, RunOptions, RunResult, Status, TestReport,
+};
+use pm_core::error::Problem;
+use pm_core::manifest::{Manifest, Node};
+use pm_core::materialize::test::{self as tests, Check, TestConfig, Verdict};
+use pm_core::warehouse::{StatementError, Warehouse, WarehouseConnection};
+use std::time::Instant;
 
 /// A database error in a test, pointing at its compiled SQL.
 pub(super) fn test_problem(m: &Manifest, n: &Node, e: &StatementError) -> Problem {

@@ -5,27 +5,22 @@
 //!
 //! `plan` is pure (which jobs, what each waits for); `schedule` runs them.
 
-mod build;
+pub mod build;
 mod data_tests;
-mod plan;
+pub mod plan;
 mod unit_tests;
-pub use build::*;
-use data_tests::*;
-pub use plan::*;
+
+use build::run_build;
+use data_tests::{run_merged, run_test, test_message};
+use plan::{Plan, Work};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use pm_core::error::Problem;
-use pm_core::manifest::{Manifest, Materialization, Node, ResourceType};
-use pm_core::materialize::incremental;
-use pm_core::materialize::relation::{self, Kind};
-use pm_core::materialize::test::{self as tests, Check, TestConfig, Verdict};
-use pm_core::materialize::BuildSpec;
+use pm_core::manifest::{Manifest, Node, ResourceType};
+use pm_core::materialize::test::TestConfig;
 use pm_core::output::Log;
-use pm_core::warehouse::{
-    Built, CancelStatement, StatementError, UnitTestTransaction, Warehouse, WarehouseConnection,
-    CONNECTION_LOST,
-};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use pm_core::warehouse::{CancelStatement, Warehouse, WarehouseConnection, CONNECTION_LOST};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 /// How a node ended.

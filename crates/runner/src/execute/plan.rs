@@ -1,6 +1,8 @@
 //! Which jobs a run has and what each waits for: pure, tested without a database.
 
-use super::*;
+use pm_core::manifest::{Manifest, ResourceType};
+use pm_core::materialize::test::{self as tests, Check, TestConfig};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// One unit of work.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,9 +3,11 @@
 //! its rows are compared with the expected ones, in one transaction that is
 //! rolled back.
 
-use super::*;
-use pm_core::manifest::{FixtureData, UnitTestInfo, UnitTestInput};
+use crate::execute::{as_run, compiled_path, write_run_sql, RunOptions, Status, TestReport};
+use pm_core::error::Problem;
+use pm_core::manifest::{FixtureData, Manifest, Node, ResourceType, UnitTestInfo, UnitTestInput};
 use pm_core::materialize::unit_test as sql;
+use pm_core::warehouse::{StatementError, UnitTestTransaction, Warehouse, WarehouseConnection};
 
 /// A unit test's outcome: pass, or fail with the number of differing rows
 /// and the diff.

@@ -8,6 +8,10 @@
 //! [`RenderState`]: a render runs on one thread from start to end, and a macro
 //! called from any template sees the same state.
 
+use crate::compile::context::objects::{
+    AdapterObj, ApiObj, ConfigObj, ExceptionsObj, ModelObj, VarObj,
+};
+use crate::compile::context::relation::{ref_fn, source_fn, This};
 mod datetime;
 mod modules;
 mod objects;
@@ -15,22 +19,21 @@ mod relation;
 mod unit_test;
 mod values;
 mod warehouse;
-pub use objects::*;
-pub use relation::*;
+pub use objects::env_var;
+pub use relation::{record_dependency, relation_value, NamedRelation, Relation};
 pub use unit_test::{overrides_context, set_fixtures, Fixtures};
-pub use values::*;
+pub use values::{MacroFn, MutDict, MutList};
 pub use warehouse::{QueryResult, RenderWarehouse};
 
 use super::definitions::{MacroFile, BUILTIN_NAMESPACE, BUILTIN_PACKAGE};
-use crate::loader::config::{self, Config};
+use crate::loader::config::Config;
 use crate::manifest::{Materialization, RefCall, ResourceType};
 use crate::text::quote_ident;
-use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
-use minijinja::{Environment, Error, ErrorKind, State};
+use minijinja::value::{Kwargs, Value};
+use minijinja::{Environment, Error, ErrorKind};
 use serde_json::{Map, Value as Json};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 /// A relation's render bit (beside 4 database, 2 schema, 1 identifier) for

@@ -1,6 +1,17 @@
 //! The rest of dbt's context: `config`, `var`, `env_var`, `model`, `adapter`, `exceptions`.
 
-use super::*;
+use crate::compile::context::relation::This;
+use crate::compile::context::{
+    current_node, fail, json_to_value, to_value, value_to_json, with_state,
+};
+use crate::compile::Shared;
+use crate::loader::config;
+use crate::text::quote_ident;
+use minijinja::value::{Kwargs, Object, Value};
+use minijinja::{Error, ErrorKind, State};
+use serde_json::{Map, Value as Json};
+use std::fmt;
+use std::sync::Arc;
 
 /// `config(...)`, `config.get()`, `config.require()`.
 #[derive(Debug)]

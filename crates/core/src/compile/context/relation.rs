@@ -1,6 +1,15 @@
 //! Relations in templates: `ref()`, `source()`, `this`, and the relation objects they return (placeholders until every relation is resolved).
 
-use super::*;
+use crate::compile::context::{
+    current_node, fail, unit_test, with_state, PLACEHOLDER_END, PLACEHOLDER_START, READS_NO_ROWS,
+};
+use crate::compile::{ResolvedRelation, Shared};
+use crate::manifest::{Materialization, RefCall};
+use crate::text::quote_ident;
+use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
+use minijinja::{Error, ErrorKind, State};
+use std::fmt;
+use std::sync::Arc;
 
 /// A relation as templates see it (`ref()`, `source()`, `this`).
 #[derive(Debug)]

@@ -4,8 +4,15 @@
 //! the model's own template calls (dbt applies them there only, not inside
 //! the macros the model calls).
 
-use super::*;
-use minijinja::value::Rest;
+use crate::compile::context::objects::VarObj;
+use crate::compile::context::{env_var, fail, json_to_value, with_state, MacroFn, NamedRelation};
+use crate::compile::definitions::BUILTIN_NAMESPACE;
+use crate::compile::Shared;
+use minijinja::value::{Object, Rest, Value};
+use minijinja::{Environment, Error, State};
+use serde_json::{Map, Value as Json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// The fixtures a unit test's render reads: node index → CTE name.
 #[derive(Debug, Default)]

@@ -1,6 +1,9 @@
 //! Macros as callable values (with `caller()`), and lists and dicts that `.append`/`.update` change in place, as in dbt's Jinja.
 
-use super::*;
+use crate::compile::context::with_state;
+use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
+use minijinja::{Error, ErrorKind, State};
+use std::sync::Arc;
 
 /// A project or built-in macro, callable by name from every template.
 #[derive(Debug)]

@@ -7,8 +7,13 @@
 //! sends their SQL through it; the adapter implements it, so this module
 //! writes SQL but never sends it.
 
-use super::*;
+use crate::compile::context::{fail, json_to_value, no_method, with_state};
 use crate::text::quote_ident;
+use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
+use minijinja::{Environment, Error, ErrorKind, State};
+use serde_json::Value as Json;
+use std::fmt;
+use std::sync::Arc;
 
 /// What a query returned: column names and PostgreSQL type names, and rows
 /// of JSON values (numbers as numbers, NULL as null, the rest as text).

@@ -1,6 +1,13 @@
 //! Evaluating a selection against the manifest: each atom to a set of nodes, graph operators, union, intersection and exclusion.
 
-use super::*;
+use crate::error::{Problem, Problems, Result};
+use crate::graph::selector::glob::{fqn_matches, json_matches};
+use crate::graph::selector::state::config_equal;
+use crate::graph::selector::{
+    glob_match, parse, Atom, Expr, IndirectSelection, PriorState, Selectors, Sets,
+};
+use crate::manifest::{Manifest, Node, ResourceType};
+use serde_json::Value as Json;
 
 pub(super) struct Evaluator<'a> {
     pub(super) m: &'a Manifest,

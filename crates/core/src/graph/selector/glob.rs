@@ -1,6 +1,6 @@
 //! Matching names, paths and values: shell-style globs in linear time, fqn prefixes.
 
-use super::*;
+use serde_json::Value as Json;
 
 /// One element of a glob pattern.
 pub(super) enum GlobToken {

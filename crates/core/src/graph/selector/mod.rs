@@ -7,15 +7,12 @@ mod evaluate;
 mod glob;
 mod selectors_yml;
 mod state;
-pub use evaluate::*;
-pub use glob::*;
-pub use selectors_yml::*;
-pub use state::*;
+pub use evaluate::{select, Request};
+pub use glob::glob_match;
+pub use selectors_yml::Selectors;
+pub use state::PriorState;
 
-use crate::error::{closest, did_you_mean, Problem, Problems, Result};
-use crate::manifest::{Manifest, Node, ResourceType};
-use serde_json::Value as Json;
-use std::collections::HashMap;
+use crate::error::{closest, did_you_mean, Problem};
 use std::sync::Arc;
 
 /// How tests attached to selected nodes are picked up (`--indirect-selection`).
@@ -265,6 +262,7 @@ type Sets = (Vec<bool>, Vec<bool>);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graph::selector::glob::fqn_matches;
 
     #[test]
     fn parses_graph_operators() {

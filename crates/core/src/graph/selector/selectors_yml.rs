@@ -1,6 +1,10 @@
 //! `selectors.yml`: named selector definitions, each turned into an expression.
 
-use super::*;
+use crate::error::{closest, did_you_mean, Problem};
+use crate::graph::selector::{parse, Atom, Expr, IndirectSelection, METHODS};
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Named selectors from selectors.yml.
 #[derive(Debug, Clone, Default)]

@@ -1,6 +1,8 @@
 //! `state:` selection: the manifest of an earlier run, compared node by node.
 
-use super::*;
+use crate::error::Problem;
+use serde_json::Value as Json;
+use std::collections::HashMap;
 
 /// What an earlier run's manifest says about each node, for `state:`.
 #[derive(Debug, Clone, Default)]
