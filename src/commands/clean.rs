@@ -1,6 +1,6 @@
 //! `pm clean`: deletes the folders `clean-targets:` names.
 
-use pm_core::error::{Problem, Problems, Result};
+use pm_core::error::{Code, Problem, Problems, Result};
 use pm_core::output::Log;
 use pm_core::settings::Settings;
 use std::path::{Component, Path};
@@ -24,7 +24,7 @@ pub fn run(g: &Settings, log: Log) -> Result<i32> {
         if !inside_project(t) {
             problems.push(
                 Problem::new(
-                    "clean::outside",
+                    Code::CleanOutside,
                     format!("clean-targets names `{t}`, which is not a folder inside the project"),
                 )
                 .help("pm clean deletes only folders inside the project: name them relative to it (target, dbt_packages)"),
@@ -41,7 +41,7 @@ pub fn run(g: &Settings, log: Log) -> Result<i32> {
             }
             Err(e) => {
                 return Err(Problem::new(
-                    "clean::delete",
+                    Code::CleanDelete,
                     format!("cannot delete {}: {e}", path.display()),
                 )
                 .help("check the folder's permissions")

@@ -1,7 +1,7 @@
 //! `pm db …` and `pm debug`.
 
 use crate::cli::DbAction;
-use pm_core::error::{Problem, Result};
+use pm_core::error::{Code, Problem, Result};
 use pm_core::loader;
 use pm_core::output::Log;
 use pm_core::settings::Settings;
@@ -15,7 +15,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()
         .map_err(|e| {
             Problem::new(
-                "runtime::start",
+                Code::RuntimeStart,
                 format!("cannot start the async runtime: {e}"),
             )
             .into()
@@ -77,7 +77,7 @@ pub fn run(g: &Settings, action: &DbAction, log: Log) -> Result<i32> {
             if !yes {
                 if !std::io::stdin().is_terminal() {
                     return Err(Problem::new(
-                        "db::reset",
+                        Code::DbReset,
                         "pm db reset deletes the local database and everything in it",
                     )
                     .help("pass --yes to confirm")
@@ -117,7 +117,7 @@ fn start(cluster: &Cluster, workers: Option<usize>, log: Log) -> Result<()> {
     let wanted = workers.unwrap_or(existing);
     if existing > 0 && wanted != existing {
         return Err(Problem::new(
-            "db::workers",
+            Code::DbWorkers,
             format!("the local cluster has {existing} workers, not {wanted}"),
         )
         .help("`pm db reset --yes` deletes it; then `pm db start --workers N` makes a new one")
@@ -156,7 +156,7 @@ fn start(cluster: &Cluster, workers: Option<usize>, log: Log) -> Result<()> {
 fn prepare_citus(cluster: &Cluster, workers: usize) -> Result<()> {
     if !cluster.citus_installed() {
         return Err(Problem::new(
-            "db::citus_missing",
+            Code::DbCitusMissing,
             format!(
                 "a local Citus cluster needs the Citus extension, which is not installed for the PostgreSQL in {}",
                 cluster.bin_dir.display()

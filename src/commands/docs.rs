@@ -2,7 +2,7 @@
 
 use super::Session;
 use crate::cli::DocsArgs;
-use pm_core::error::{Problem, Result};
+use pm_core::error::{Code, Problem, Result};
 use pm_core::output::Log;
 use pm_core::settings::Settings;
 use pm_docs::{Catalog, LastRun};
@@ -37,7 +37,7 @@ pub fn run(g: &Settings, args: &DocsArgs, log: Log) -> Result<i32> {
     let sql = pm_docs::sql_data(m, &shown);
     let index = pm_docs::write_site(&dir, &m.project_name, &data, &sql).map_err(|e| {
         Problem::new(
-            "docs::write",
+            Code::DocsWrite,
             format!("cannot write {}: {e}", dir.display()),
         )
         .help("check that the target folder is writable")
@@ -106,7 +106,7 @@ fn read_catalog(
 fn serve(dir: &std::path::Path, port: u16, log: Log) -> Result<()> {
     let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
         Problem::new(
-            "docs::serve",
+            Code::DocsServe,
             format!("cannot listen on 127.0.0.1:{port}: {e}"),
         )
         .help("choose another port with --port")

@@ -4,7 +4,7 @@
 use super::pipeline::{self, RunCommand, Tally};
 use super::Session;
 use crate::cli::SelectArgs;
-use pm_core::error::{Problem, Problems, Result};
+use pm_core::error::{Code, Problem, Problems, Result};
 use pm_core::manifest::{Manifest, Node};
 use pm_core::materialize::freshness::{self, Freshness};
 use pm_core::output::Log;
@@ -163,7 +163,7 @@ async fn check(client: &pm_postgres::Connection, n: &Node, crit: &freshness::Cri
         Err(e) => {
             let detail = e.text();
             let problem = Problem::new(
-                "freshness::query",
+                Code::FreshnessQuery,
                 format!("freshness of {shown} could not be checked: {detail}"),
             )
             .help(format!(

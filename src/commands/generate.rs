@@ -5,7 +5,7 @@
 
 use super::Session;
 use crate::cli::{GenerateArgs, RunArgs};
-use pm_core::error::{Problem, Problems, Result};
+use pm_core::error::{Code, Problem, Problems, Result};
 use pm_core::output::{Log, Progress};
 use pm_core::settings::Settings;
 use pm_generate::output::{CopyStreams, CsvFiles};
@@ -45,7 +45,7 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
     if let Some(more) = args.append_days {
         let Some(state) = state else {
             return Err(Problem::new(
-                "generate::append",
+                Code::GenerateAppend,
                 "--append-days adds to a dataset pm generate made, and raw.generator_state is empty",
             )
             .help("run `pm generate` first (with the --seed, --scale and --start you want)")
@@ -53,7 +53,7 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
         };
         if more == 0 || more > 3660 {
             return Err(Problem::new(
-                "generate::append",
+                Code::GenerateAppend,
                 format!("--append-days {more} is out of range"),
             )
             .help("add between 1 and 3660 days")
@@ -268,8 +268,12 @@ fn load(
         }
         (rows, results)
     });
-    let rows = rows
-        .map_err(|e| Problem::new("generate::simulate", format!("the simulation failed: {e}")))?;
+    let rows = rows.map_err(|e| {
+        Problem::new(
+            Code::GenerateSimulate,
+            format!("the simulation failed: {e}"),
+        )
+    })?;
     let mut problems = Problems::default();
     let mut loaded = Vec::new();
     for (table, result) in results {
@@ -277,7 +281,7 @@ fn load(
             Ok(Ok(l)) => loaded.push((table, l)),
             Ok(Err(p)) => problems.0.extend(p.0),
             Err(e) => problems.push(Problem::new(
-                "generate::load",
+                Code::GenerateLoad,
                 format!("loading raw.{} failed: {e}", table.name()),
             )),
         }
@@ -345,7 +349,7 @@ async fn commit_each(
         .await
         .map_err(|e| {
             Problem::new(
-                "generate::state",
+                Code::GenerateState,
                 format!("cannot record raw.generator_state: {}", e.text()),
             )
             .help("the rows are loaded; run `pm generate` again to record what it loaded")
@@ -358,7 +362,7 @@ fn write_csv(params: &Params, dir: &std::path::Path, log: Log) -> Result<()> {
     let started = Instant::now();
     let io = |path: &std::path::Path, e: std::io::Error| {
         Problem::new(
-            "generate::out",
+            Code::GenerateOut,
             format!("cannot write {}: {e}", path.display()),
         )
         .help("check that the folder is writable and the disk has room")

@@ -1,7 +1,7 @@
 //! `pm init NAME`: a new project that builds at once on pm's embedded
 //! PostgreSQL.
 
-use pm_core::error::{Problem, Result};
+use pm_core::error::{Code, Problem, Result};
 use pm_core::output::Log;
 use std::path::Path;
 
@@ -56,7 +56,7 @@ fn is_project_name(name: &str) -> bool {
 pub fn run(name: &str, log: Log) -> Result<i32> {
     if !is_project_name(name) {
         return Err(Problem::new(
-            "init::name",
+            Code::InitName,
             format!("`{name}` is not a project name"),
         )
         .help("use letters, digits and underscores, starting with a letter: pm init shop_analytics")
@@ -65,7 +65,7 @@ pub fn run(name: &str, log: Log) -> Result<i32> {
     let dir = Path::new(name);
     if dir.exists() && std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) {
         return Err(Problem::new(
-            "init::exists",
+            Code::InitExists,
             format!("{} already exists and is not empty", dir.display()),
         )
         .help("choose another name, or run pm init where that folder is not")
@@ -79,7 +79,7 @@ pub fn run(name: &str, log: Log) -> Result<i32> {
             .and_then(|()| std::fs::write(&path, text));
         written.map_err(|e| {
             Problem::new(
-                "init::write",
+                Code::InitWrite,
                 format!("cannot write {}: {e}", path.display()),
             )
         })?;

@@ -2,7 +2,7 @@
 
 use super::Session;
 use crate::cli::{LsArgs, LsOutput};
-use pm_core::error::{Problem, Result};
+use pm_core::error::{Code, Problem, Result};
 use pm_core::manifest::{Node, ResourceType};
 use pm_core::output::Log;
 use pm_core::settings::Settings;
@@ -22,7 +22,7 @@ pub fn run(g: &Settings, args: &LsArgs, log: Log) -> Result<i32> {
             None => {
                 let names: Vec<&str> = ResourceType::ALL.iter().map(|r| r.as_str()).collect();
                 return Err(Problem::new(
-                    "cli::resource_type",
+                    Code::CliResourceType,
                     format!("unknown resource type `{t}`"),
                 )
                 .help(format!("resource types: {}", names.join(", ")))

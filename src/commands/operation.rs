@@ -3,7 +3,7 @@
 
 use super::Session;
 use crate::cli::RunOperationArgs;
-use pm_core::error::{Problem, Result};
+use pm_core::error::{Code, Problem, Result};
 use pm_core::output::Log;
 use pm_core::settings::Settings;
 use serde_json::{Map, Value as Json};
@@ -18,13 +18,13 @@ fn arguments(text: Option<&str>) -> Result<Map<String, Json>> {
         Ok(Json::Object(m)) => Ok(m),
         Ok(Json::Null) => Ok(Map::new()),
         Ok(other) => Err(Problem::new(
-            "run_operation::args",
+            Code::RunOperationArgs,
             format!("--args must be a YAML mapping of keyword arguments, not `{other}`"),
         )
         .help("write them as --args '{name: value, other: 2}'")
         .into()),
         Err(e) => Err(Problem::new(
-            "run_operation::args",
+            Code::RunOperationArgs,
             format!("--args is not valid YAML: {e}"),
         )
         .help("write them as --args '{name: value, other: 2}'")
@@ -49,7 +49,7 @@ pub fn run(g: &Settings, args: &RunOperationArgs, log: Log) -> Result<i32> {
         .await
         .map_err(|e| {
             pm_core::error::Problems::from(Problem::new(
-                "run_operation::stopped",
+                Code::RunOperationStopped,
                 format!("the operation stopped: {e}"),
             ))
         })
@@ -67,7 +67,7 @@ pub fn run(g: &Settings, args: &RunOperationArgs, log: Log) -> Result<i32> {
             Ok(0)
         }
         // An unknown macro is a mistake in the command: nothing ran.
-        Err(p) if p.code == "run_operation::unknown_macro" => Err(p.into()),
+        Err(p) if p.code == Code::RunOperationUnknownMacro => Err(p.into()),
         Err(p) => {
             log.problems(p.into());
             Ok(1)

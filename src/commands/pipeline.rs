@@ -6,7 +6,7 @@
 use super::Session;
 use crate::cli::SelectArgs;
 use pm_core::compile::Compiled;
-use pm_core::error::{Problem, Problems, Result};
+use pm_core::error::{Code, Problem, Problems, Result};
 use pm_core::manifest::{Manifest, Materialization, Node, ResourceType};
 use pm_core::materialize::test::TestConfig;
 use pm_postgres::{Connection, ConnectionPool, Endpoint};
@@ -141,7 +141,7 @@ fn temp_shaped_name(n: &Node) -> Option<Problem> {
     }
     Some(
         Problem::new(
-            "run::temp_name",
+            Code::RunTempName,
             format!(
                 "{} `{}` would be named `{}`, the shape of pm's temporary names (`<name>__pm_new_<8 hex digits>`), which pm drops as the leftovers of interrupted builds",
                 n.resource_type.as_str(),
@@ -170,7 +170,7 @@ fn colocated_with_a_later_model(m: &Manifest, i: usize) -> Option<Problem> {
     }
     Some(
         Problem::new(
-            "citus::config",
+            Code::CitusConfig,
             format!(
                 "{} `{}` ({}): colocate_with names `{other}`, which is not upstream of it, so its table may not exist when this one is distributed",
                 n.resource_type.as_str(),

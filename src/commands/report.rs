@@ -5,7 +5,7 @@
 use super::Session;
 use crate::cli::{ReportArgs, ReportChannel, ReportFormat};
 use chrono::NaiveDate;
-use pm_core::error::{Problem, Problems, Result};
+use pm_core::error::{Code, Problem, Problems, Result};
 use pm_core::manifest::{Node, ResourceType};
 use pm_core::output::Log;
 use pm_core::settings::Settings;
@@ -55,7 +55,7 @@ pub fn run(g: &Settings, args: &ReportArgs, log: Log) -> Result<i32> {
             Err(problems) => {
                 // A reports.yml column the model lacks is the project's error (2);
                 // the rest (no data yet, a failed build, a refusal) is not done (1).
-                let usage = problems.0.iter().any(|p| p.code == "report::column");
+                let usage = problems.0.iter().any(|p| p.code == Code::ReportColumn);
                 log.problems(problems);
                 code = code.max(if usage { USAGE } else { NOT_DONE });
             }
@@ -71,7 +71,7 @@ fn read_specs(s: &Session) -> Result<(Arc<str>, Vec<ReportSpec>)> {
         Ok(t) => t.into(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Problem::new(
-                "report::none",
+                Code::ReportNone,
                 format!(
                     "this project declares no reports: {} has no {REPORTS_FILE}",
                     s.project.root.display()
@@ -81,9 +81,11 @@ fn read_specs(s: &Session) -> Result<(Arc<str>, Vec<ReportSpec>)> {
             .into())
         }
         Err(e) => {
-            return Err(
-                Problem::new("report::config", format!("cannot read {REPORTS_FILE}: {e}")).into(),
+            return Err(Problem::new(
+                Code::ReportConfig,
+                format!("cannot read {REPORTS_FILE}: {e}"),
             )
+            .into())
         }
     };
     let mut specs = config::parse(&text)?;
@@ -100,7 +102,7 @@ fn choose<'a>(specs: &'a [ReportSpec], name: Option<&str>) -> Result<Vec<&'a Rep
     let Some(name) = name else {
         if specs.is_empty() {
             return Err(Problem::new(
-                "report::none",
+                Code::ReportNone,
                 format!("{REPORTS_FILE} declares no reports"),
             )
             .into());
@@ -113,7 +115,7 @@ fn choose<'a>(specs: &'a [ReportSpec], name: Option<&str>) -> Result<Vec<&'a Rep
             let known = pm_core::error::closest(name, specs.iter().map(|r| r.name.as_str()));
             let all: Vec<&str> = specs.iter().map(|r| r.name.as_str()).collect();
             Err(
-                Problem::new("report::unknown", format!("no report is named `{name}`"))
+                Problem::new(Code::ReportUnknown, format!("no report is named `{name}`"))
                     .help(pm_core::error::did_you_mean(
                         &known,
                         &format!("the reports in {REPORTS_FILE}: {}", all.join(", ")),
@@ -137,7 +139,7 @@ fn request_timeout() -> Result<std::time::Duration> {
             .map(std::time::Duration::from_secs)
             .ok_or_else(|| {
                 Problem::new(
-                    "report::timeout",
+                    Code::ReportTimeout,
                     format!("PM_REPORT_TIMEOUT is `{v}`, not a number of seconds from 1 to 3600"),
                 )
                 .help("unset it for 60 s, or give whole seconds")
@@ -154,7 +156,7 @@ fn checked_token(name: &str, token: String) -> Result<String> {
         return Ok(token);
     }
     Err(Problem::new(
-        "report::bad_token",
+        Code::ReportBadToken,
         format!("{name} is not a token (too short, or has spaces)"),
     )
     .help(format!("set {name} to the token the service gave you"))
@@ -172,7 +174,7 @@ fn checked_url(name: &str, value: String) -> Result<String> {
         return Ok(value);
     }
     Err(Problem::new(
-        "report::bad_url",
+        Code::ReportBadUrl,
         format!("{name} is not an http(s) URL with a host"),
     )
     .help(format!(
@@ -190,7 +192,7 @@ fn check_date_arg(date: &str) -> Result<()> {
         return Ok(());
     }
     Err(Problem::new(
-        "report::date",
+        Code::ReportDate,
         format!("--date `{}` is not a day", date.escape_debug()),
     )
     .help("give --date as YYYY-MM-DD, yesterday, today or latest")
@@ -224,7 +226,7 @@ fn destination(channel: ReportChannel) -> Result<Destination> {
                 Some(url) => Ok(Destination::SlackWebhook {
                     url: checked_url("SLACK_WEBHOOK_URL", url.trim().to_string())?,
                 }),
-                None => Err(Problem::new("report::no_credentials", "nothing to post to Slack with")
+                None => Err(Problem::new(Code::ReportNoCredentials, "nothing to post to Slack with")
                     .help("set SLACK_WEBHOOK_URL (an incoming webhook), or SLACK_BOT_TOKEN and SLACK_CHANNEL_ID (a bot, which also uploads the charts)")
                     .into()),
             }
@@ -238,11 +240,12 @@ fn destination(channel: ReportChannel) -> Result<Destination> {
                 )?,
                 chat,
             }),
-            _ => Err(
-                Problem::new("report::no_credentials", "nothing to post to Telegram with")
-                    .help("set TELEGRAM_BOT_TOKEN (from @BotFather) and TELEGRAM_CHAT_ID")
-                    .into(),
-            ),
+            _ => Err(Problem::new(
+                Code::ReportNoCredentials,
+                "nothing to post to Telegram with",
+            )
+            .help("set TELEGRAM_BOT_TOKEN (from @BotFather) and TELEGRAM_CHAT_ID")
+            .into()),
         },
     }
 }
@@ -271,7 +274,7 @@ fn find_model<'a>(nodes: &'a [Node], spec: &ReportSpec, text: &Arc<str>) -> Resu
         "model",
         &spec.model,
         Problem::new(
-            "report::model",
+            Code::ReportModel,
             format!(
                 "report `{}` reads `{}`, which is no model of this project",
                 spec.name, spec.model
@@ -306,7 +309,7 @@ fn report_one(
     if !rows.contains_key(&last) {
         let model_last = rt.block_on(store::last_day(client, &relation, &spec.date_column))?;
         return Err(Problem::new(
-            "report::no_data",
+            Code::ReportNoData,
             format!(
                 "report `{}`: {} has no row for {last}{}",
                 spec.name,
@@ -355,7 +358,7 @@ fn check_columns(
 ) -> Result<()> {
     let Some(columns) = rt.block_on(store::columns(client, &model.schema, &model.alias))? else {
         return Err(Problem::new(
-            "report::not_built",
+            Code::ReportNotBuilt,
             format!(
                 "report `{}`: {} has not been built ({}.{} does not exist)",
                 spec.name, model.name, model.schema, model.alias
@@ -378,7 +381,7 @@ fn check_columns(
                 key,
                 wanted,
                 Problem::new(
-                    "report::column",
+                    Code::ReportColumn,
                     format!(
                         "report `{}`: {} has no column `{wanted}`",
                         spec.name, model.name
@@ -411,14 +414,14 @@ fn resolve_day(
             .block_on(store::last_day(client, relation, &spec.date_column))?
             .ok_or_else(|| {
                 Problem::new(
-                    "report::no_data",
+                    Code::ReportNoData,
                     format!("report `{}`: {} has no rows", spec.name, spec.model),
                 )
                 .help("build it with data first: pm generate --build")
                 .into()
             }),
         other => NaiveDate::parse_from_str(other, "%Y-%m-%d").map_err(|_| {
-            Problem::new("report::date", format!("`{other}` is not a day"))
+            Problem::new(Code::ReportDate, format!("`{other}` is not a day"))
                 .help("give --date as YYYY-MM-DD, yesterday, today or latest")
                 .into()
         }),
@@ -472,7 +475,7 @@ fn draw_charts(
     if !spec.charts.is_empty() {
         std::fs::create_dir_all(&dir).map_err(|e| {
             Problem::new(
-                "report::chart",
+                Code::ReportChart,
                 format!("cannot create {}: {e}", dir.display()),
             )
         })?;
@@ -498,7 +501,7 @@ fn draw_charts(
         let path = dir.join(&file_name);
         pm_runner::artifacts::write_atomically(&path, &png).map_err(|e| {
             Problem::new(
-                "report::chart",
+                Code::ReportChart,
                 format!("cannot write {}: {e}", path.display()),
             )
         })?;
@@ -546,7 +549,7 @@ fn unfinished_build(rt: &Runtime, client: &Connection, model: &Node) -> Result<O
     }
     Ok(Some(
         Problem::new(
-            "report::not_ready",
+            Code::ReportNotReady,
             format!(
                 "not sent: the last build of {} ({}) ended `{}`{}",
                 model.name,
@@ -593,7 +596,7 @@ fn send_once(
                 return Ok(0);
             }
             return Err(Problem::new(
-                "report::unfinished",
+                Code::ReportUnfinished,
                 format!(
                     "sending {what} began at {} and never finished; it may have been posted",
                     done.started_at.format("%Y-%m-%d %H:%M:%S UTC")

@@ -5,7 +5,7 @@ use super::pipeline::{self, RunCommand, Tally};
 use super::Session;
 use crate::cli::RunArgs;
 use pm_core::compile::Compiled;
-use pm_core::error::{Problem, Problems, Result};
+use pm_core::error::{Code, Problem, Problems, Result};
 use pm_core::manifest::{Manifest, ResourceType};
 use pm_core::materialize::test::TestConfig;
 use pm_core::output::Log;
@@ -45,7 +45,7 @@ pub fn retry(g: &Settings, log: Log) -> Result<i32> {
     let s = Session::open(g, "retry", log)?;
     let path = s.target_dir().join("run_results.json");
     let last = pm_runner::artifacts::read_run_results(&path).map_err(|e| {
-        Problem::new("retry::no_results", format!("cannot read {}: {e}", path.display()))
+        Problem::new(Code::RetryNoResults, format!("cannot read {}: {e}", path.display()))
             .help("pm retry runs again what the last pm run, seed, test or build left failed or skipped; run one first")
     })?;
     drop(s);
@@ -57,7 +57,7 @@ pub fn retry(g: &Settings, log: Log) -> Result<i32> {
         "build" => RunCommand::Build,
         other => {
             return Err(Problem::new(
-                "retry::command",
+                Code::RetryCommand,
                 format!("the last results are of `pm {other}`, which pm retry does not repeat"),
             )
             .help("pm retry repeats run, seed, test and build")
@@ -178,7 +178,7 @@ fn run_results_retention_days(s: &Session) -> Result<i32> {
         .map(|d| d as i32)
         .ok_or_else(|| {
             Problem::new(
-                "run::retention",
+                Code::RunRetention,
                 format!("var {KEY} is `{v}`, not a number of days from 1 to 36600"),
             )
             .help("give it as a whole number of days, e.g. 90")

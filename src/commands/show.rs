@@ -4,7 +4,7 @@
 use super::Session;
 use crate::cli::{ShowArgs, ShowOutput};
 use pm_core::compile::context::{QueryResult, RenderWarehouse};
-use pm_core::error::{Problem, Problems, Result};
+use pm_core::error::{Code, Problem, Problems, Result};
 use pm_core::manifest::ResourceType;
 use pm_core::output::Log;
 use pm_core::settings::Settings;
@@ -19,7 +19,7 @@ enum Shown {
     Inline(String, pm_core::compile::run_render::EphemeralCtes),
 }
 
-fn problem(code: &'static str, message: String) -> Problems {
+fn problem(code: Code, message: String) -> Problems {
     Problem::new(code, message)
         .help("name one model, seed, snapshot or analysis with -s, or pass --inline \"select …\"")
         .into()
@@ -29,7 +29,7 @@ fn problem(code: &'static str, message: String) -> Problems {
 fn node_to_show(s: &Session, c: &pm_core::compile::Compiled, args: &ShowArgs) -> Result<String> {
     if args.select.select.is_empty() {
         return Err(problem(
-            "show::nothing",
+            Code::ShowNothing,
             "pm show needs -s NODE or --inline SQL".into(),
         ));
     }
@@ -45,11 +45,11 @@ fn node_to_show(s: &Session, c: &pm_core::compile::Compiled, args: &ShowArgs) ->
     match chosen.as_slice() {
         [i] => Ok(c.manifest.nodes[*i].unique_id.clone()),
         [] => Err(problem(
-            "show::none",
+            Code::ShowNone,
             "the selection names no node with SQL".into(),
         )),
         many => Err(problem(
-            "show::several",
+            Code::ShowSeveral,
             format!(
                 "the selection names {} nodes ({}); pm show runs one",
                 many.len(),
@@ -189,14 +189,14 @@ pub fn run(g: &Settings, args: &ShowArgs, log: Log) -> Result<i32> {
                 },
             };
             connection.run_sql(&limited(&sql, limit)).map_err(|e| {
-                Problem::new("show::query", format!("the query failed: {e}"))
+                Problem::new(Code::ShowQuery, format!("the query failed: {e}"))
                     .help(format!("the SQL was:\n{}", sql.trim()))
             })
         })
         .await
         .map_err(|e| {
             Problems::from(Problem::new(
-                "show::stopped",
+                Code::ShowStopped,
                 format!("pm show stopped: {e}"),
             ))
         })

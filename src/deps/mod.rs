@@ -11,7 +11,7 @@
 
 pub mod spec;
 
-use pm_core::error::{Problem, Problems, Result};
+use pm_core::error::{Code, Problem, Problems, Result};
 use pm_core::loader::{self, Project};
 use serde_json::Value as Json;
 use spec::{Pinned, Spec};
@@ -193,7 +193,7 @@ impl Fetcher<'_> {
                     continue;
                 }
                 return Err(Problem::new(
-                    "deps::duplicate",
+                    Code::DepsDuplicate,
                     format!(
                         "two entries install package `{}`: {} and {label}",
                         f.name,
@@ -297,7 +297,7 @@ fn project_name(dir: &Path) -> Result<String> {
         .find_map(|f| std::fs::read_to_string(dir.join(f)).ok().map(|t| (f, t)));
     let Some((file, text)) = found else {
         return Err(Problem::new(
-            "deps::not_a_project",
+            Code::DepsNotAProject,
             format!("{} holds no dbt_project.yml", dir.display()),
         )
         .help("a package is a dbt project; for a git repository with the project in a folder, set `subdirectory:`")
@@ -309,7 +309,7 @@ fn project_name(dir: &Path) -> Result<String> {
         .and_then(loader::yaml::as_string)
         .ok_or_else(|| {
             Problem::new(
-                "deps::not_a_project",
+                Code::DepsNotAProject,
                 format!("{} has no `name:`", dir.join(file).display()),
             )
             .into()
@@ -344,13 +344,13 @@ fn git_checkout(url: &str, revision: &str, dest: &Path) -> Result<String> {
 fn git(args: &[&str], url: &str) -> Result<String> {
     let out = Command::new("git").args(args).output().map_err(|e| {
         Problems::from(
-            Problem::new("deps::git", format!("cannot run git for {url}: {e}"))
+            Problem::new(Code::DepsGit, format!("cannot run git for {url}: {e}"))
                 .help("install git, or install the package under dbt_packages/ by hand"),
         )
     })?;
     if !out.status.success() {
         return Err(Problem::new(
-            "deps::git",
+            Code::DepsGit,
             format!(
                 "git {} failed for {url}: {}",
                 args.iter()
@@ -389,7 +389,7 @@ impl HubClient {
     fn get(&self, url: &str, what: &str) -> Result<Vec<u8>> {
         let fail = |msg: String| {
             Problems::from(
-                Problem::new("deps::hub", format!("{what}: {msg}"))
+                Problem::new(Code::DepsHub, format!("{what}: {msg}"))
                     .help("check the package name and your network; DBT_PACKAGE_HUB_URL points pm at another hub"),
             )
         };
@@ -415,7 +415,7 @@ impl HubClient {
             let body = self.get(&url, &format!("package `{package}`"))?;
             let doc: Json = serde_json::from_slice(&body).map_err(|e| {
                 Problems::from(Problem::new(
-                    "deps::hub",
+                    Code::DepsHub,
                     format!("the hub's answer for `{package}` is not JSON: {e}"),
                 ))
             })?;
@@ -433,7 +433,7 @@ impl HubClient {
             .unwrap_or_default();
         spec::best_version(versions.iter().copied(), ranges, prerelease).ok_or_else(|| {
             Problem::new(
-                "deps::version",
+                Code::DepsVersion,
                 format!(
                     "no version of `{package}` meets {}; the hub has {}",
                     ranges.join(", "),
@@ -455,7 +455,7 @@ impl HubClient {
             .map(str::to_string)
             .ok_or_else(|| {
                 Problems::from(Problem::new(
-                    "deps::hub",
+                    Code::DepsHub,
                     format!("the hub has no tarball for `{package}` {version}"),
                 ))
             })?;
@@ -463,7 +463,7 @@ impl HubClient {
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
         archive.unpack(dest).map_err(|e| {
             Problems::from(Problem::new(
-                "deps::hub",
+                Code::DepsHub,
                 format!("cannot unpack `{package}` {version} from {url}: {e}"),
             ))
         })?;
@@ -485,7 +485,7 @@ fn project_folder(dir: &Path) -> Result<PathBuf> {
         .find(|p| p.is_dir() && holds(p))
         .ok_or_else(|| {
             Problem::new(
-                "deps::not_a_project",
+                Code::DepsNotAProject,
                 format!(
                     "the package unpacked into {} holds no dbt_project.yml",
                     dir.display()
@@ -548,5 +548,9 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 }
 
 fn io_problem(what: &str, path: &Path, e: std::io::Error) -> Problems {
-    Problem::new("deps::io", format!("cannot {what} {}: {e}", path.display())).into()
+    Problem::new(
+        Code::DepsIo,
+        format!("cannot {what} {}: {e}", path.display()),
+    )
+    .into()
 }

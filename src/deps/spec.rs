@@ -2,7 +2,7 @@
 //! data: parsing the entries, choosing a hub version, the lock file's text
 //! and dbt's hash of the declared entries.
 
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 use pm_core::loader::packages::{satisfies, version_parts};
 use pm_core::loader::yaml;
 use serde_json::{Map, Value as Json};
@@ -50,7 +50,7 @@ impl Spec {
                 .collect();
             if ranges.is_empty() {
                 return Err(Problem::new(
-                    "deps::version",
+                    Code::DepsVersion,
                     format!("{file}: package `{package}` has no `version:`"),
                 )
                 .help("give a version or a range, e.g. version: [\">=1.0.0\", \"<2.0.0\"]"));
@@ -66,13 +66,13 @@ impl Spec {
         }
         if entry.get("tarball").is_some() || entry.get("private").is_some() {
             return Err(Problem::new(
-                "deps::unsupported",
+                Code::DepsUnsupported,
                 format!("{file}: `tarball:` and `private:` packages are not supported by pm deps"),
             )
             .help("use a `git:` entry for the same repository, or install it under dbt_packages/ by hand"));
         }
         Err(Problem::new(
-            "deps::entry",
+            Code::DepsEntry,
             format!("{file}: a package entry needs `local:`, `git:` or `package:`; got {entry}"),
         )
         .help("see https://docs.getdbt.com/docs/build/packages"))
@@ -115,7 +115,7 @@ fn check_git(spec: &Spec, file: &str) -> Result<(), Problem> {
         return Ok(());
     };
     let refuse = |what: String, help: &str| {
-        Err(Problem::new("deps::git_entry", format!("{file}: {what}")).help(help.to_string()))
+        Err(Problem::new(Code::DepsGitEntry, format!("{file}: {what}")).help(help.to_string()))
     };
     if url.trim().is_empty() || url.starts_with('-') {
         return refuse(
@@ -258,8 +258,12 @@ fn python_json(v: &Json) -> String {
 pub fn lock_text(installed: &[(String, Pinned)], hash: &str) -> Result<String, Problem> {
     let packages: Vec<Json> = installed.iter().map(|(n, p)| p.to_json(n)).collect();
     let doc = serde_json::json!({ "packages": packages, "sha1_hash": hash });
-    serde_yaml::to_string(&doc)
-        .map_err(|e| Problem::new("deps::lock", format!("cannot write package-lock.yml: {e}")))
+    serde_yaml::to_string(&doc).map_err(|e| {
+        Problem::new(
+            Code::DepsLock,
+            format!("cannot write package-lock.yml: {e}"),
+        )
+    })
 }
 
 #[cfg(test)]

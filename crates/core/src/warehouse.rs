@@ -7,7 +7,7 @@
 //! statements `materialize` planned go down; what was built, counted or
 //! refused comes back up as the plain values of this module.
 
-use crate::error::Problem;
+use crate::error::{Code, Problem};
 use crate::materialize::incremental::AddRows;
 use crate::materialize::relation::Build;
 use crate::materialize::seed::{Replaced, SeedTable};
@@ -16,11 +16,6 @@ use crate::materialize::BuildSpec;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
-
-/// The problem code that tells the scheduler a connection was lost.
-pub const CONNECTION_LOST: &str = "connect::lost";
-/// The problem code of a statement cancelled by an interruption.
-pub const INTERRUPTED: &str = "run::interrupted";
 
 /// What a run holds of the warehouse besides its builders' connections: the
 /// connections its renders at run time share (`run_query` in a template).
@@ -230,14 +225,14 @@ impl StatementError {
         match self.failure {
             Failure::Cancelled => Some(
                 Problem::new(
-                    INTERRUPTED,
+                    Code::RunInterrupted,
                     format!("{kind} `{name}`: interrupted ({what}); the statement was cancelled"),
                 )
                 .help("the run was interrupted; what this node had replaced is unchanged"),
             ),
             Failure::ConnectionLost => Some(
                 Problem::new(
-                    CONNECTION_LOST,
+                    Code::ConnectLost,
                     format!(
                         "{kind} `{name}`: the connection to the server was lost ({what}): {}",
                         self.message
@@ -279,13 +274,13 @@ mod tests {
             error(Failure::Cancelled)
                 .interrupted_or_lost("model", "m", "building it")
                 .map(|p| p.code),
-            Some(INTERRUPTED)
+            Some(Code::RunInterrupted)
         );
         assert_eq!(
             error(Failure::ConnectionLost)
                 .interrupted_or_lost("model", "m", "building it")
                 .map(|p| p.code),
-            Some(CONNECTION_LOST)
+            Some(Code::ConnectLost)
         );
         assert!(error(Failure::Refused)
             .interrupted_or_lost("model", "m", "building it")

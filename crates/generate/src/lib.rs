@@ -34,7 +34,7 @@ pub const WAREHOUSE_SQL: [(&str, &str); 4] = [
 ];
 
 use chrono::NaiveDate;
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 
 pub const DEFAULT_SEED: u64 = 42;
 pub const DEFAULT_DAYS: u32 = 365;
@@ -64,7 +64,7 @@ pub fn params(req: &Request, yesterday: NaiveDate) -> Result<Params, Problem> {
     let scale = req.scale.unwrap_or(1.0);
     if !(scale > 0.0 && scale <= 1000.0) {
         return Err(Problem::new(
-            "generate::scale",
+            Code::GenerateScale,
             format!("--scale {scale} is out of range"),
         )
         .help("give a scale above 0 and at most 1000 (1 = 10,000 users a year)"));
@@ -91,7 +91,7 @@ pub fn params(req: &Request, yesterday: NaiveDate) -> Result<Params, Problem> {
     };
     if days == 0 || days > 3660 {
         return Err(
-            Problem::new("generate::days", format!("{days} days is out of range"))
+            Problem::new(Code::GenerateDays, format!("{days} days is out of range"))
                 .help("generate between 1 day and 10 years (--days 1..3660, or --months)"),
         );
     }
@@ -101,7 +101,7 @@ pub fn params(req: &Request, yesterday: NaiveDate) -> Result<Params, Problem> {
     let latest = NaiveDate::from_ymd_opt(2200, 1, 1).unwrap_or(start);
     if start < earliest || start > latest {
         return Err(Problem::new(
-            "generate::start",
+            Code::GenerateStart,
             format!("--start {start} is out of range"),
         )
         .help("give a day from 1970-01-01 to 2199-12-31 (YYYY-MM-DD), or leave --start out for data up to yesterday"));

@@ -1,7 +1,7 @@
 //! Building view and table models in the warehouse.
 
 use crate::Connection;
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 use pm_core::materialize::dependent_view::{self, DependentView};
 use pm_core::materialize::relation::{query_offset, Build};
 use pm_core::materialize::BuildSpec;
@@ -35,10 +35,10 @@ fn model_problem(
         return p;
     }
     let Some(db) = e.as_db_error() else {
-        return Problem::new("run::database", super::error_text(e));
+        return Problem::new(Code::RunDatabase, super::error_text(e));
     };
     let mut p = Problem::new(
-        "run::database",
+        Code::RunDatabase,
         format!(
             "{} `{}` ({}): {}",
             node.resource_type,
@@ -305,7 +305,7 @@ async fn recreate_dependents(
 ) -> Result<Vec<String>, Problem> {
     let refused = |view: &str, why: String| {
         Problem::new(
-            "run::dependent",
+            Code::RunDependent,
             format!(
                 "{} `{}` was not replaced: view {view}, which depends on it, cannot be re-created on the new version: {why}",
                 node.resource_type, node.name
@@ -448,7 +448,7 @@ pub(crate) async fn run_hooks(
                 return p;
             }
             Problem::new(
-                "run::hook",
+                Code::RunHook,
                 format!(
                     "{which} of {} `{}` failed: {}",
                     node.resource_type,
@@ -479,7 +479,7 @@ pub(crate) async fn apply_grants(
             return p;
         }
         Problem::new(
-            "run::grants",
+            Code::RunGrants,
             format!(
                 "granting privileges on `{}` failed: {}",
                 node.name,

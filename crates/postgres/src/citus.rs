@@ -5,7 +5,7 @@
 use super::embedded::Cluster;
 use super::Endpoint;
 use crate::Connection;
-use pm_core::error::{Problem, Result};
+use pm_core::error::{Code, Problem, Result};
 
 /// Whether the server `client` is connected to is a Citus coordinator (the
 /// `citus` extension is installed in its database).
@@ -19,7 +19,7 @@ pub async fn is_coordinator(client: &Connection) -> Result<bool> {
         .await
         .map_err(|e| {
             Problem::new(
-                "citus::detect",
+                Code::CitusDetect,
                 format!(
                     "cannot read the server's extensions: {}",
                     super::error_text(&e)
@@ -31,7 +31,7 @@ pub async fn is_coordinator(client: &Connection) -> Result<bool> {
 
 fn join_problem(what: &str, e: &tokio_postgres::Error) -> Problem {
     Problem::new(
-        "citus::join",
+        Code::CitusJoin,
         format!("{what} failed: {}", super::error_text(e)),
     )
     .help("see the servers' logs under .pm/log/; `pm db reset --yes` starts from scratch")

@@ -4,7 +4,7 @@
 //! deadpool): they hold these.
 
 use super::tls::MakeRustlsConnect;
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 
 /// One connection to the warehouse: opened alone ([`super::Endpoint::connect`])
 /// or taken from a [`ConnectionPool`] (given back when dropped).
@@ -154,7 +154,7 @@ impl ConnectionPool {
                 other => other.to_string(),
             };
             Problem::new(
-                "connect::pool",
+                Code::ConnectPool,
                 format!("cannot open a connection: {detail}"),
             )
             .help("check that the server runs and can take more connections (max_connections)")

@@ -7,7 +7,7 @@
 //! the server runs as the `postgres` OS user, which then owns the data
 //! directory; when neither works, the error says what to install or change.
 
-use pm_core::error::{Problem, Result};
+use pm_core::error::{Code, Problem, Result};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -97,7 +97,7 @@ fn hba_word(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn problem(code: &'static str, msg: impl Into<String>, help: impl Into<String>) -> Problem {
+fn problem(code: Code, msg: impl Into<String>, help: impl Into<String>) -> Problem {
     Problem::new(code, msg).help(help)
 }
 
@@ -188,7 +188,7 @@ pub fn find_bin_dir(pg_bin: Option<&Path>) -> Result<PathBuf> {
             return Ok(dir);
         }
         return Err(problem(
-            "embedded::bin",
+            Code::EmbeddedBin,
             format!("PM_PG_BIN={} does not hold initdb, pg_ctl and postgres", dir.display()),
             "point PM_PG_BIN at PostgreSQL's bin folder (e.g. /usr/lib/postgresql/15/bin), or unset it",
         )
@@ -232,7 +232,7 @@ pub fn find_bin_dir(pg_bin: Option<&Path>) -> Result<PathBuf> {
     versions.sort();
     versions.pop().map(|(_, d)| d).ok_or_else(|| {
         problem(
-            "embedded::bin",
+            Code::EmbeddedBin,
             "no PostgreSQL server binaries found (initdb, pg_ctl, postgres)",
             "install PostgreSQL's server (Debian/Ubuntu: apt-get install postgresql), set PM_PG_BIN to its bin folder, \
              or configure a target in profiles.yml / PM_DATABASE_URL",
@@ -250,7 +250,7 @@ impl Cluster {
         let run_as = if effective_uid() == Some(0) {
             Some(passwd_user("postgres").ok_or_else(|| {
                 problem(
-                    "embedded::root",
+                    Code::EmbeddedRoot,
                     "pm runs as root, PostgreSQL refuses to, and there is no `postgres` OS user to run it as",
                     "create one (useradd --system postgres; installing Debian's postgresql package does), \
                      run pm as an ordinary user, or point PM_DATABASE_URL at a server of your own",
@@ -316,7 +316,7 @@ impl Cluster {
     pub fn set_worker_count(&self, n: usize) -> Result<()> {
         std::fs::write(self.workers_file(), format!("{n}\n")).map_err(|e| {
             problem(
-                "embedded::workers",
+                Code::EmbeddedWorkers,
                 format!("cannot write {}: {e}", self.workers_file().display()),
                 "check that the project folder is writable",
             )
@@ -361,7 +361,7 @@ impl Cluster {
         text.push_str(settings);
         std::fs::write(&conf_path, text).map_err(|e| {
             problem(
-                "embedded::config",
+                Code::EmbeddedConfig,
                 format!("cannot write {}: {e}", conf_path.display()),
                 "check the data directory's permissions",
             )
@@ -453,7 +453,7 @@ impl Cluster {
         for d in [&base, &log_dir] {
             std::fs::create_dir_all(d).map_err(|e| {
                 problem(
-                    "embedded::dir",
+                    Code::EmbeddedDir,
                     format!("cannot create {}: {e}", d.display()),
                     "check that the project folder is writable",
                 )
@@ -464,7 +464,7 @@ impl Cluster {
         let set_mode = |d: &Path, mode: u32| {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(mode)).map_err(|e| {
                 problem(
-                    "embedded::dir",
+                    Code::EmbeddedDir,
                     format!("cannot set the permissions of {}: {e}", d.display()),
                     "check that the project folder is yours",
                 )
@@ -475,7 +475,7 @@ impl Cluster {
         if let Some(u) = &self.run_as {
             std::os::unix::fs::chown(&log_dir, Some(u.uid), Some(u.gid)).map_err(|e| {
                 problem(
-                    "embedded::dir",
+                    Code::EmbeddedDir,
                     format!("cannot hand {} to user {}: {e}", log_dir.display(), u.name),
                     "run pm as root or as an ordinary user",
                 )
@@ -485,7 +485,7 @@ impl Cluster {
                 if let Ok(md) = std::fs::metadata(d) {
                     if md.permissions().mode() & 0o001 == 0 {
                         return Err(problem(
-                            "embedded::access",
+                            Code::EmbeddedAccess,
                             format!(
                                 "PostgreSQL runs as the `{}` user, which cannot enter {} (mode {:o})",
                                 u.name,
@@ -510,7 +510,7 @@ impl Cluster {
         let dir = &self.socket_dir;
         let refuse = |why: String| -> pm_core::error::Problems {
             problem(
-                "embedded::socket_dir",
+                Code::EmbeddedSocketDir,
                 format!("the socket folder {} {why}", dir.display()),
                 "remove it (only pm should create it), or move the project to a shorter path",
             )
@@ -617,7 +617,7 @@ impl Cluster {
         let path = self.data_dir.join(name);
         let failed = |e: std::io::Error| -> pm_core::error::Problems {
             problem(
-                "embedded::config",
+                Code::EmbeddedConfig,
                 format!("cannot write {}: {e}", path.display()),
                 "check the data directory's permissions",
             )
@@ -639,7 +639,7 @@ impl Cluster {
         self.prepare_dirs()?;
         std::fs::create_dir_all(&self.data_dir).map_err(|e| {
             problem(
-                "embedded::dir",
+                Code::EmbeddedDir,
                 format!("cannot create {}: {e}", self.data_dir.display()),
                 "check that the project folder is writable",
             )
@@ -668,7 +668,7 @@ impl Cluster {
             // Leave no half-made data directory behind.
             let _ = std::fs::remove_dir_all(&self.data_dir);
             problem(
-                "embedded::initdb",
+                Code::EmbeddedInitdb,
                 format!(
                     "initdb failed for {}:\n{}",
                     self.data_dir.display(),
@@ -751,7 +751,7 @@ impl Cluster {
                     .collect::<Vec<_>>()
                     .join("\n");
                 Err(problem(
-                    "embedded::start",
+                    Code::EmbeddedStart,
                     format!(
                         "the local PostgreSQL did not start:\n{}\n{}",
                         out.trim(),
@@ -783,7 +783,7 @@ impl Cluster {
         )
         .map_err(|out| {
             problem(
-                "embedded::stop",
+                Code::EmbeddedStop,
                 format!("pg_ctl stop failed:\n{}", out.trim()),
                 format!("the server log is {}", self.log_file.display()),
             )
@@ -799,7 +799,7 @@ impl Cluster {
             if c.data_dir.exists() {
                 std::fs::remove_dir_all(&c.data_dir).map_err(|e| {
                     problem(
-                        "embedded::reset",
+                        Code::EmbeddedReset,
                         format!("cannot remove {}: {e}", c.data_dir.display()),
                         "remove it by hand",
                     )
@@ -838,7 +838,7 @@ impl Cluster {
             .await?;
         let failed = |what: &str, e: tokio_postgres::Error| {
             problem(
-                "db::role",
+                Code::DbRole,
                 format!("{what} failed: {}", super::error_text(&e)),
                 "see the message above",
             )
@@ -854,7 +854,7 @@ impl Cluster {
         match can_login {
             None => {
                 return Err(problem(
-                    "db::role",
+                    Code::DbRole,
                     format!("there is no role `{role}` in the local database"),
                     "create it first (PulseMetrics' roles are made by `pm generate`), or check its name",
                 )
@@ -862,7 +862,7 @@ impl Cluster {
             }
             Some(false) => {
                 return Err(problem(
-                    "db::role",
+                    Code::DbRole,
                     format!("role `{role}` cannot log in (it has NOLOGIN)"),
                     format!("alter role {} login, if it should", pm_core::text::quote_ident(role)),
                 )
@@ -902,7 +902,7 @@ impl Cluster {
         }
         let failed = |e: std::io::Error| -> pm_core::error::Problems {
             problem(
-                "db::passwords",
+                Code::DbPasswords,
                 format!("cannot write {}: {e}", path.display()),
                 "check that the project folder is yours and writable",
             )

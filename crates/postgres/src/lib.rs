@@ -17,7 +17,7 @@ pub mod unit_test;
 pub mod warehouse;
 
 pub use connection::{CancelHandle, Connection, ConnectionPool, DbError};
-use pm_core::error::{Problem, Result};
+use pm_core::error::{Code, Problem, Result};
 use pm_core::loader::profile::Target;
 use pm_core::warehouse::{Failure, StatementError};
 use std::path::Path;
@@ -149,7 +149,7 @@ impl Endpoint {
             .build()
             .map_err(|e| {
                 Problem::new(
-                    "connect::pool",
+                    Code::ConnectPool,
                     format!("cannot make a connection pool: {e}"),
                 )
             })?;
@@ -165,7 +165,7 @@ impl Endpoint {
                         self.connect_problem(ConnectFailure::Error(e))
                     }
                     other => Problem::new(
-                        "connect::pool",
+                        Code::ConnectPool,
                         format!("cannot open a connection to {}: {other}", self.describe()),
                     )
                     .into(),
@@ -231,7 +231,7 @@ impl Endpoint {
                 .await
                 .map_err(|e| {
                     Problem::new(
-                        "embedded::start",
+                        Code::EmbeddedStart,
                         format!("starting the local PostgreSQL stopped: {e}"),
                     )
                 })??;
@@ -286,7 +286,7 @@ impl Endpoint {
             ConnectFailure::Error(e) => e,
             ConnectFailure::Silent(server, limit) => {
                 return Problem::new(
-                    "connect::timeout",
+                    Code::ConnectTimeout,
                     format!(
                         "cannot connect to {}: {server} did not answer within {} s",
                         self.describe(),
@@ -310,7 +310,7 @@ impl Endpoint {
                 }
                 s
             });
-        Problem::new("connect::failed", format!("cannot connect to {}: {detail}", self.describe()))
+        Problem::new(Code::ConnectFailed, format!("cannot connect to {}: {detail}", self.describe()))
             .help(match self {
                 Endpoint::Embedded(c) => format!("see the server log {}; `pm db status` tells its state", c.log_file.display()),
                 _ => "check the host, port, user, password and database of the target, and that the server is running".into(),
@@ -327,7 +327,7 @@ pub async fn server_version(client: &Connection) -> Result<String> {
         .await
         .map_err(|e| {
             pm_core::error::Problem::new(
-                "connect::query",
+                Code::ConnectQuery,
                 format!(
                     "connected, but `select version()` failed: {}",
                     error_text(&e)
@@ -440,7 +440,7 @@ fn parse_connection_string(conn: &str) -> Result<tokio_postgres::Config> {
                 .to_string(),
         };
         Problem::new(
-            "connect::url",
+            Code::ConnectUrl,
             format!(
                 "PM_DATABASE_URL ({}) is not a valid connection string: {reason}",
                 mask_connection_string(conn)
@@ -576,7 +576,7 @@ fn password_from_passfile(config: &mut tokio_postgres::Config, passfile: &str) -
     }
     let unreadable = |why: String| -> pm_core::error::Problems {
         Problem::new(
-            "connect::passfile",
+            Code::ConnectPassfile,
             format!("the passfile {passfile} {why}"),
         )
         .help("`pm db url --role NAME` writes one (.pm/passwords); or put the password in the URL")

@@ -5,7 +5,7 @@
 use crate::Connection;
 use bytes::Bytes;
 use futures_util::SinkExt;
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 use pm_core::materialize::seed::{self, ExistingSeedTable, Replaced, SeedTable};
 use pm_core::materialize::BuildSpec;
 use pm_core::text::quote_ident;
@@ -34,7 +34,7 @@ fn db_problem(node: &BuildSpec, what: &str, e: &tokio_postgres::Error) -> Proble
         let temp = node.temp_name.clone();
         text.push_str(&format!(" [{}]", w.replace(&temp, &node.alias)));
     }
-    Problem::new("seed::load", text).help(if about_types {
+    Problem::new(Code::SeedLoad, text).help(if about_types {
         "the table from the previous run is unchanged; if a column's type is wrong, set it under `column_types:` in the seed's config"
     } else {
         "the table from the previous run is unchanged"
@@ -156,7 +156,7 @@ async fn copy_file(
     while let Some(chunk) = chunks.recv().await {
         let chunk = chunk.map_err(|e| {
             Problem::new(
-                "seed::read",
+                Code::SeedRead,
                 format!("cannot read {}: {e}", node.original_file_path),
             )
         })?;

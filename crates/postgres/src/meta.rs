@@ -2,6 +2,7 @@
 //! target schema, and `pm_meta.run_results`, a row per node and run.
 
 use crate::{Connection, DbError};
+use pm_core::error::Code;
 use std::collections::HashMap;
 
 use pm_core::error::Problem;
@@ -30,7 +31,7 @@ pub async fn lock_target(
         .await
         .map_err(|e| {
             Problem::new(
-                "run::lock",
+                Code::RunLock,
                 format!("cannot take the run lock: {}", super::error_text(&e)),
             )
         })?
@@ -40,7 +41,7 @@ pub async fn lock_target(
     }
     if !wait {
         return Err(Problem::new(
-            "run::locked",
+            Code::RunLocked,
             format!("another pm run is building schema {schema} of database {database}"),
         )
         .help("wait for it to finish, or run without --no-wait to wait for it"));
@@ -51,7 +52,7 @@ pub async fn lock_target(
         .await
         .map_err(|e| {
             Problem::new(
-                "run::lock",
+                Code::RunLock,
                 format!("cannot take the run lock: {}", super::error_text(&e)),
             )
         })?;
@@ -181,7 +182,7 @@ pub async fn remove_leftovers(
         .await
         .map_err(|e| {
             Problem::new(
-                "run::leftovers",
+                Code::RunLeftovers,
                 format!(
                     "cannot look for leftovers of interrupted runs: {}",
                     super::error_text(&e)
@@ -265,7 +266,7 @@ async fn existing(
         .await
         .map_err(|e| {
             Problem::new(
-                "run::catalog",
+                Code::RunCatalog,
                 format!("cannot look up existing tables: {}", super::error_text(&e)),
             )
         })?;
@@ -292,7 +293,7 @@ pub async fn create_missing_schemas(client: &Connection, schemas: &[&str]) -> Re
         );
         client.batch_execute(&ddl).await.map_err(|e| {
             Problem::new(
-                "run::schema",
+                Code::RunSchema,
                 format!("cannot create schema {schema}: {}", super::error_text(&e)),
             )
             .help("check that the target's user may create schemas in the database")
@@ -307,7 +308,7 @@ pub async fn run_hooks(client: &Connection, hooks: &[String], which: &str) -> Re
     for sql in hooks {
         client.batch_execute(sql).await.map_err(|e| {
             Problem::new(
-                "run::on_run_hook",
+                Code::RunOnRunHook,
                 format!("{which} failed: {}", super::error_text(&e)),
             )
             .help(format!("the hook was: {sql}"))

@@ -4,13 +4,13 @@
 
 use crate::Connection;
 use chrono::{DateTime, NaiveDate, Utc};
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 use pm_core::text::quote_ident;
 
 fn failed(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Problem {
     move |e| {
         Problem::new(
-            "report::query",
+            Code::ReportQuery,
             format!("{what}: {}", super::error_text(&e)),
         )
     }

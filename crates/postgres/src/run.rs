@@ -4,7 +4,7 @@
 use crate::render::{RenderConnection, RenderConnections};
 use crate::unit_test::UnitTestSession;
 use crate::{build, load, snapshot, test, CancelHandle, Connection, DbError, Endpoint};
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 use pm_core::materialize::incremental::AddRows;
 use pm_core::materialize::relation::Build;
 use pm_core::materialize::seed::{Replaced, SeedTable};
@@ -39,7 +39,7 @@ impl Warehouse for Postgres {
     async fn take_render_connection(&self) -> Result<RenderConnection, Problem> {
         self.renders.take(&self.endpoint).await.map_err(|p| {
             p.0.into_iter().next().unwrap_or_else(|| {
-                Problem::new("run::render", "cannot connect to render at run time")
+                Problem::new(Code::RunRender, "cannot connect to render at run time")
             })
         })
     }

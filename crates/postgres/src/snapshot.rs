@@ -4,7 +4,7 @@
 
 use super::build::{apply_grants, interrupted_or_lost, run_hooks};
 use crate::Connection;
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 use pm_core::materialize::snapshot::{SnapshotPlan, SOURCE_TABLE};
 use pm_core::materialize::BuildSpec;
 use pm_core::warehouse::Snapshotted;
@@ -14,7 +14,7 @@ fn problem(spec: &BuildSpec, what: &str, e: &tokio_postgres::Error) -> Problem {
         return p;
     }
     Problem::new(
-        "run::database",
+        Code::RunDatabase,
         format!(
             "snapshot `{}` ({}): {what} failed: {}",
             spec.name,

@@ -5,7 +5,7 @@
 //! roots); `verify-full` checks the host name too. `sslcert`/`sslkey` give a
 //! client certificate. Unix sockets (the embedded cluster) never use TLS.
 
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
@@ -33,10 +33,11 @@ impl TlsSettings {
             "" | "allow" | "prefer" => SslMode::Prefer,
             "require" | "verify-ca" | "verify-full" => SslMode::Require,
             other => {
-                return Err(
-                    Problem::new("connect::sslmode", format!("unknown sslmode `{other}`"))
-                        .help("use one of disable, allow, prefer, require, verify-ca, verify-full"),
+                return Err(Problem::new(
+                    Code::ConnectSslmode,
+                    format!("unknown sslmode `{other}`"),
                 )
+                .help("use one of disable, allow, prefer, require, verify-ca, verify-full"))
             }
         })
     }
@@ -47,7 +48,7 @@ impl TlsSettings {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| Problem::new("connect::tls", format!("cannot set up TLS: {e}")))?;
+            .map_err(|e| Problem::new(Code::ConnectTls, format!("cannot set up TLS: {e}")))?;
         let verifier: Arc<dyn ServerCertVerifier> = match self.mode.as_str() {
             "verify-ca" | "verify-full" => {
                 let mut roots = RootCertStore::empty();
@@ -56,7 +57,7 @@ impl TlsSettings {
                         for cert in read_pem_certs(path, "sslrootcert")? {
                             roots.add(cert).map_err(|e| {
                                 Problem::new(
-                                    "connect::tls",
+                                    Code::ConnectTls,
                                     format!(
                                         "sslrootcert {path} holds a certificate pm cannot use: {e}"
                                     ),
@@ -71,7 +72,7 @@ impl TlsSettings {
                         .build()
                         .map_err(|e| {
                             Problem::new(
-                        "connect::tls",
+                        Code::ConnectTls,
                         format!("cannot use the root certificates: {e}"),
                     )
                     .help("point sslrootcert at the PEM file of the server's certificate authority")
@@ -92,14 +93,14 @@ impl TlsSettings {
                 let chain = read_pem_certs(cert, "sslcert")?;
                 let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
                     Problem::new(
-                        "connect::tls",
+                        Code::ConnectTls,
                         format!("cannot read the private key sslkey {key}: {e}"),
                     )
                     .help("sslkey must be a PEM file with the client certificate's private key")
                 })?;
                 builder.with_client_auth_cert(chain, key).map_err(|e| {
                     Problem::new(
-                        "connect::tls",
+                        Code::ConnectTls,
                         format!("sslcert and sslkey do not make a client certificate: {e}"),
                     )
                 })?
@@ -107,7 +108,7 @@ impl TlsSettings {
             (None, None) => builder.with_no_client_auth(),
             _ => {
                 return Err(Problem::new(
-                    "connect::tls",
+                    Code::ConnectTls,
                     "sslcert and sslkey go together: only one is set",
                 )
                 .help("set both (PEM files), or neither"))
@@ -121,14 +122,15 @@ fn read_pem_certs(path: &str, key: &str) -> Result<Vec<CertificateDer<'static>>,
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| {
-            Problem::new("connect::tls", format!("cannot read {key} {path}: {e}"))
+            Problem::new(Code::ConnectTls, format!("cannot read {key} {path}: {e}"))
                 .help(format!("{key} must name a PEM file of certificates"))
         })?;
     if certs.is_empty() {
-        return Err(
-            Problem::new("connect::tls", format!("{key} {path} holds no certificate"))
-                .help(format!("{key} must name a PEM file of certificates")),
-        );
+        return Err(Problem::new(
+            Code::ConnectTls,
+            format!("{key} {path} holds no certificate"),
+        )
+        .help(format!("{key} must name a PEM file of certificates")));
     }
     Ok(certs)
 }

@@ -8,7 +8,7 @@ use super::Endpoint;
 use crate::{Connection, DbError};
 use bytes::Bytes;
 use futures_util::SinkExt;
-use pm_core::error::{Problem, Problems, Result};
+use pm_core::error::{Code, Problem, Problems, Result};
 use std::sync::Arc;
 
 use super::error_text as db_message;
@@ -18,7 +18,7 @@ pub async fn apply_script(client: &Connection, name: &str, sql: &str) -> Result<
     let client = client.pg();
     client.batch_execute(sql).await.map_err(|e| {
         let mut p = Problem::new(
-            "generate::warehouse",
+            Code::GenerateWarehouse,
             format!("applying {name} failed: {}", db_message(&e)),
         )
         .help("the warehouse DDL must run on PostgreSQL 15 or later, as a user that may create schemas and roles");
@@ -57,7 +57,7 @@ pub async fn generator_state(client: &Connection) -> Result<Option<GeneratorStat
         .await
         .map_err(|e| {
             Problem::new(
-                "generate::state",
+                Code::GenerateState,
                 format!("cannot read raw.generator_state: {}", db_message(&e)),
             )
         })?;
@@ -102,7 +102,7 @@ pub async fn forget_generator_state(client: &Connection) -> Result<()> {
         .await
         .map_err(|e| {
             Problem::new(
-                "generate::state",
+                Code::GenerateState,
                 format!("cannot clear raw.generator_state: {}", db_message(&e)),
             )
             .into()
@@ -117,7 +117,7 @@ pub async fn has_rows(client: &Connection, table: &str) -> Result<bool> {
         .await
         .map_err(|e| {
             Problem::new(
-                "generate::state",
+                Code::GenerateState,
                 format!("cannot read {table}: {}", db_message(&e)),
             )
         })?;
@@ -138,7 +138,7 @@ pub async fn create_event_partitions(
         .await
         .map_err(|e| {
             Problem::new(
-                "generate::partitions",
+                Code::GeneratePartitions,
                 format!(
                     "cannot create the partitions of raw.events: {}",
                     db_message(&e)
@@ -181,7 +181,7 @@ impl Loaded {
     pub async fn commit(&self) -> Result<()> {
         self.client.batch_execute("commit").await.map_err(|e| {
             Problem::new(
-                "generate::commit",
+                Code::GenerateCommit,
                 format!("committing {} failed: {}", self.table, db_message(&e)),
             )
             .into()
@@ -198,7 +198,7 @@ impl Loaded {
             .await
             .map_err(|e| {
                 Problem::new(
-                    "generate::load",
+                    Code::GenerateLoad,
                     format!("analyzing {} failed: {}", self.table, db_message(&e)),
                 )
                 .help("the rows are loaded; `analyze` the table by hand")
@@ -217,7 +217,7 @@ pub async fn bulk_load(
     let client = endpoint.connect_client().await?;
     let fail = |what: &str, e: tokio_postgres::Error| -> Problems {
         Problem::new(
-            "generate::load",
+            Code::GenerateLoad,
             format!("loading {}: {what} failed: {}", table.name, db_message(&e)),
         )
         .help("nothing was committed: the raw tables are as they were")
@@ -276,7 +276,7 @@ pub async fn publish_staged(
     let client = client.pg_mut();
     let fail = |what: String, e: tokio_postgres::Error| -> Problems {
         Problem::new(
-            "generate::publish",
+            Code::GeneratePublish,
             format!("{what} failed: {}", db_message(&e)),
         )
         .help("nothing of this load was committed: the raw tables are as they were; run the same command again")

@@ -5,6 +5,7 @@ use super::config::Format;
 use super::render::value;
 use chrono::NaiveDate;
 use plotters::prelude::*;
+use pm_core::error::Code;
 use pm_core::error::Problem;
 
 /// DejaVu Sans (Bitstream Vera licence: assets/fonts/DejaVuSans-LICENSE.txt).
@@ -35,7 +36,7 @@ fn register_font() -> Result<(), Problem> {
         Ok(())
     } else {
         Err(Problem::new(
-            "report::chart",
+            Code::ReportChart,
             "pm's built-in chart font cannot be read",
         ))
     }
@@ -44,7 +45,7 @@ fn register_font() -> Result<(), Problem> {
 fn drawing<E: std::fmt::Debug>(label: &str) -> impl Fn(E) -> Problem + '_ {
     move |e| {
         Problem::new(
-            "report::chart",
+            Code::ReportChart,
             format!("cannot draw the chart of {label}: {e:?}"),
         )
     }
@@ -89,7 +90,7 @@ fn draw(chart: &ChartData, rgb: &mut [u8]) -> Result<(), Problem> {
     let n = chart.points.len() as i32;
     let (Some(first), Some(last)) = (chart.points.first(), chart.points.last()) else {
         return Err(Problem::new(
-            "report::chart",
+            Code::ReportChart,
             format!("no days to chart for {}", chart.label),
         ));
     };

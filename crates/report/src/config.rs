@@ -1,7 +1,7 @@
 //! `reports.yml`: the reports a project declares. dbt never reads the file,
 //! so a project with reports still runs under dbt unchanged.
 
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 use serde::Deserialize;
 use std::sync::Arc;
 
@@ -347,7 +347,7 @@ pub fn with_project_timezone(
             Some(tz) => {
                 let line = line_of(text, "timezone", tz).unwrap_or(1);
                 return Err(Problem::new(
-                    "report::timezone",
+                    Code::ReportTimezone,
                     format!(
                         "report `{}` counts days in {tz}, and the models count them in {project_timezone} (the project's `timezone` var): its day would not be the model's day",
                         r.name
@@ -369,17 +369,20 @@ pub fn parse(text: &Arc<str>) -> Result<Vec<ReportSpec>, Problem> {
     }
     let file: ReportsFile = serde_yaml::from_str(text).map_err(|e| {
         let (offset, short) = pm_core::loader::yaml::error_at(text, &e);
-        Problem::new("report::config", format!("invalid {REPORTS_FILE}: {short}"))
-            .in_file(REPORTS_FILE, text.clone())
-            .label(offset..offset + 1, short)
-            .help("see the README's `pm report` section for the keys a report takes")
+        Problem::new(
+            Code::ReportConfig,
+            format!("invalid {REPORTS_FILE}: {short}"),
+        )
+        .in_file(REPORTS_FILE, text.clone())
+        .label(offset..offset + 1, short)
+        .help("see the README's `pm report` section for the keys a report takes")
     })?;
     let mut seen = std::collections::HashSet::new();
     for r in &file.reports {
         let at = |key: &str, value: &str| line_of(text, key, value).unwrap_or(1);
         let problem = |line: usize, message: String, help: &str| {
             let range = pm_core::error::line_range(text, line);
-            Problem::new("report::config", message)
+            Problem::new(Code::ReportConfig, message)
                 .in_file(REPORTS_FILE, text.clone())
                 .label(range, "here")
                 .help(help.to_string())

@@ -5,7 +5,7 @@
 //! prints them. Secrets (tokens, webhook paths) never appear in what is
 //! printed, logged or returned as an error.
 
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 use serde_json::{json, Value as Json};
 use std::time::Duration;
 
@@ -274,7 +274,7 @@ fn slack_ok(r: &Response, what: &str, secrets: &[String]) -> Result<Json, Proble
         .and_then(Json::as_str)
         .unwrap_or(r.body.as_str());
     Err(Problem::new(
-        "report::refused",
+        Code::ReportRefused,
         mask(&format!("Slack refused {what}: {reason}"), secrets),
     )
     .help(slack_help(reason)))
@@ -298,7 +298,7 @@ fn telegram_ok(r: &Response, what: &str, secrets: &[String]) -> Result<Json, Pro
             )
         });
     Err(Problem::new(
-        "report::refused",
+        Code::ReportRefused,
         mask(&format!("Telegram did not take {what}: {reason}"), secrets),
     )
     .help("check TELEGRAM_BOT_TOKEN, TELEGRAM_CHAT_ID and PM_TELEGRAM_API_URL"))
@@ -436,7 +436,7 @@ fn slack_bot(
         ) else {
             return Err(sender.fail(
                 Problem::new(
-                    "report::refused",
+                    Code::ReportRefused,
                     "Slack's files.getUploadURLExternal answered without upload_url and file_id",
                 ),
                 true,
@@ -478,7 +478,7 @@ fn telegram(
     if text.chars().count() > 4096 {
         return Err(sender.fail(
             Problem::new(
-                "report::too_long",
+                Code::ReportTooLong,
                 format!(
                     "the digest is {} characters; a Telegram message holds 4096",
                     text.chars().count()
@@ -631,7 +631,7 @@ impl Transport for Http {
                     if secs > self.longest_wait {
                         return Err(SendFailure::not_delivered(
                             Problem::new(
-                                "report::rate_limited",
+                                Code::ReportRateLimited,
                                 format!(
                                     "{service} asks to wait {} s before sending again (429)",
                                     secs.as_secs()
@@ -642,7 +642,7 @@ impl Transport for Http {
                     }
                     if last {
                         return Err(SendFailure::not_delivered(Problem::new(
-                            "report::rate_limited",
+                            Code::ReportRateLimited,
                             mask(&format!("{service} still refused after {attempt} attempts: 429 Too Many Requests {}", r.body.trim()), secrets),
                         )));
                     }
@@ -662,7 +662,7 @@ impl Transport for Http {
                     if last {
                         return Err(SendFailure::not_delivered(
                             Problem::new(
-                                "report::server_error",
+                                Code::ReportServerError,
                                 mask(
                                     &format!(
                                         "{service} failed {attempt} times: {} {}",
@@ -694,7 +694,7 @@ impl Transport for Http {
                 ) => {
                     return Err(SendFailure::not_delivered(
                         Problem::new(
-                            "report::bad_url",
+                            Code::ReportBadUrl,
                             mask(&format!("cannot send to {service}: {e}"), secrets),
                         )
                         .help("check SLACK_WEBHOOK_URL, PM_SLACK_API_URL or PM_TELEGRAM_API_URL"),
@@ -704,7 +704,7 @@ impl Transport for Http {
                     let why = mask(&e.to_string(), secrets);
                     return Err(SendFailure {
                         problem: Box::new(Problem::new(
-                            "report::no_answer",
+                            Code::ReportNoAnswer,
                             format!("{service} did not answer ({why}): the request may have been posted"),
                         )
                         .help("look in the channel before sending again; pm does not send a request twice when it cannot tell whether it arrived")),
@@ -716,7 +716,7 @@ impl Transport for Http {
                     if last {
                         return Err(SendFailure::not_delivered(
                             Problem::new(
-                                "report::unreachable",
+                                Code::ReportUnreachable,
                                 format!("cannot reach {service} after {attempt} attempts: {why}"),
                             )
                             .help("check the network, a proxy, or the PM_SLACK_API_URL / PM_TELEGRAM_API_URL you set"),
@@ -752,7 +752,7 @@ fn refused(service: &str, status: u16, body: &str, secrets: &[String]) -> Proble
         _ => "see the service's API documentation for this status",
     };
     Problem::new(
-        "report::refused",
+        Code::ReportRefused,
         mask(
             &format!("{service} refused the request: {status} {reason}"),
             secrets,

@@ -4,7 +4,7 @@
 //! they are set, as dbt 1.10+ warns of custom keys under `config:`.
 
 use super::Draft;
-use crate::error::{closest, Problem, Problems};
+use crate::error::{closest, Code, Problem, Problems};
 use crate::loader::config::{self, Config, ConfigTree};
 use crate::loader::properties::PropertiesFile;
 use crate::loader::Project;
@@ -225,7 +225,7 @@ fn wrong_type(project: &Project, n: &Node, wrong: &WrongType) -> Problem {
             .or_else(|| key_span(text, key))
     };
     let problem = Problem::new(
-        "compile::config_type",
+        Code::CompileConfigType,
         format!(
             "{} `{}`: config `{key}`: {}",
             n.resource_type.as_str(),

@@ -5,7 +5,7 @@
 //! does. Hooks stay templates: they are rendered with the node.
 
 use crate::compile::{context, CompileOptions, Draft};
-use crate::error::{Problem, Problems};
+use crate::error::{Code, Problem, Problems};
 use crate::loader::Project;
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -52,7 +52,7 @@ pub(super) fn render(
                 Ok(v) => *value = v,
                 Err(message) => problems.push(
                     Problem::new(
-                        "compile::config_template",
+                        Code::CompileConfigTemplate,
                         format!(
                             "{} `{}`: config `{key}`: {message}",
                             d.node.resource_type.as_str(),

@@ -2,7 +2,7 @@
 //! unbalanced blocks, duplicates and dangling `doc()` references.
 
 use crate::compile::{blocks, generic_tests, BUILTIN_MACROS_FILE};
-use crate::error::{Problem, Problems};
+use crate::error::{Code, Problem, Problems};
 use crate::loader::{FileKind, Project, SourceText};
 use crate::manifest::{DocBlock, MacroInfo};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -92,7 +92,7 @@ fn collect_package_docs(project: &Project, docs: &mut Vec<DocBlock>, problems: &
             {
                 problems.push(
                     Problem::new(
-                        "project::duplicate_docs",
+                        Code::ProjectDuplicateDocs,
                         format!("docs block `{name}` is defined twice"),
                     )
                     .in_file(&f.path, f.text.clone())
@@ -127,7 +127,7 @@ pub(super) fn check_doc_references(
                 let known = crate::error::closest(&name, doc_map.keys().map(String::as_str));
                 problems.push(
                     Problem::new(
-                        "yaml::unknown_doc",
+                        Code::YamlUnknownDoc,
                         format!("no docs block is named `{name}`"),
                     )
                     .in_file(&props.path, props.text.clone())
@@ -240,7 +240,7 @@ fn add_macro_file(
         if let Some((other, line)) = defined_at.get(&d.name) {
             problems.push(
                 Problem::new(
-                    "project::duplicate_macro",
+                    Code::ProjectDuplicateMacro,
                     format!("macro `{}` is defined twice", d.name),
                 )
                 .in_file(&f.path, f.text.clone())
@@ -280,7 +280,7 @@ fn add_macro_file(
 pub(super) fn unbalanced_blocks(f: &SourceText, pairs: &[(&str, &str)], problems: &mut Problems) {
     for (at, message) in blocks::unbalanced(&f.text, pairs) {
         problems.push(
-            Problem::new("jinja::unclosed_block", message.clone())
+            Problem::new(Code::JinjaUnclosedBlock, message.clone())
                 .in_file(&f.path, f.text.clone())
                 .label(at..at + 2, message)
                 .help("close every block with its end tag; what follows an unclosed block would be lost"),

@@ -1,7 +1,7 @@
 //! Turning render failures into diagnostics that point at the template line.
 
 use super::context::{Failure, BUILTIN_NAMES};
-use crate::error::{closest, did_you_mean, line_range, Problem};
+use crate::error::{closest, did_you_mean, line_range, Code, Problem};
 use crate::loader::Project;
 use crate::manifest::{Node, ResourceType};
 use std::collections::{BTreeSet, HashMap};
@@ -49,7 +49,7 @@ pub fn node_problem(
             .filter(|_| template == super::BUILTIN_MACROS_FILE)
             .and_then(|meta| super::generic_tests::explain_arguments(&meta.name, &meta.kwargs))
         {
-            (code, message, help) = ("yaml::test_arguments", m, h);
+            (code, message, help) = (Code::YamlTestArguments, m, h);
         }
         let mut p = Problem::new(
             code,
@@ -75,7 +75,7 @@ pub fn node_problem(
     let mut p = jinja_problem(e, failure.as_ref(), &template, &text, files.macro_names);
     if !in_node {
         let mut context = Problem::new(
-            "compile::while",
+            Code::CompileWhile,
             format!(
                 "while compiling {} `{}` ({})",
                 node.resource_type.as_str(),
@@ -133,7 +133,7 @@ pub fn unit_test_problem(
         files,
     );
     let mut context = Problem::new(
-        "compile::while",
+        Code::CompileWhile,
         format!(
             "while rendering {model_path} for unit test `{}`",
             unit_test.name
@@ -146,7 +146,7 @@ pub fn unit_test_problem(
     }
     let queried = failure
         .as_ref()
-        .is_some_and(|f| f.code == "run::render_query");
+        .is_some_and(|f| f.code == Code::RunRenderQuery);
     let mut p = jinja_problem(e, failure.as_ref(), &template, &text, files.macro_names);
     if queried {
         // As in dbt: the fixtures are CTEs of the test's query, not relations.
@@ -163,7 +163,7 @@ fn describe(
     failure: Option<&Failure>,
     source: &str,
     macro_names: &BTreeSet<String>,
-) -> (&'static str, String, String) {
+) -> (Code, String, String) {
     if let Some(f) = failure {
         return (f.code, f.message.clone(), f.help.clone());
     }
@@ -177,7 +177,7 @@ fn describe(
     use minijinja::ErrorKind as K;
     match e.kind() {
         K::SyntaxError => (
-            "jinja::syntax",
+            Code::JinjaSyntax,
             format!("Jinja syntax error: {detail}"),
             "check that every {% … %} block is closed ({% endif %}, {% endfor %}, {% endmacro %}) and every {{ … }} is complete".into(),
         ),
@@ -187,7 +187,7 @@ fn describe(
             let known = macro_names.iter().map(String::as_str).chain(BUILTIN_NAMES.iter().copied());
             let suggestions = closest(bare, known);
             (
-                "jinja::undefined",
+                Code::JinjaUndefined,
                 format!("{name} is undefined"),
                 did_you_mean(
                     &suggestions,
@@ -200,24 +200,24 @@ fn describe(
             let known = macro_names.iter().map(String::as_str).chain(BUILTIN_NAMES.iter().copied());
             let suggestions = closest(&name, known);
             (
-                "jinja::unknown_function",
+                Code::JinjaUnknownFunction,
                 format!("unknown function or macro `{name}`"),
                 did_you_mean(&suggestions, "define it as a macro in a file under macro-paths (macros/ by default)"),
             )
         }
         K::UnknownFilter => (
-            "jinja::unknown_filter",
+            Code::JinjaUnknownFilter,
             format!("unknown filter: {detail}"),
             "see the filters minijinja and pm provide in the README".into(),
         ),
-        K::UnknownMethod => ("jinja::unknown_method", format!("unknown method: {detail}"), "check the method name and the type of the value it is called on".into()),
+        K::UnknownMethod => (Code::JinjaUnknownMethod, format!("unknown method: {detail}"), "check the method name and the type of the value it is called on".into()),
         K::InvalidOperation if detail.contains("operator on unsupported types") => (
-            "jinja::operator",
+            Code::JinjaOperator,
             detail,
             "`+`, `-`, `*` and `/` take numbers (and `+` strings and lists); pm's Jinja has no arithmetic on dates, datetimes or timedeltas (they can be compared and `.replace()`d): do the date arithmetic in SQL, e.g. {{ dbt.dateadd('day', -7, \"'\" ~ run_started_at.date() ~ \"'\") }}".into(),
         ),
         _ => (
-            "jinja::render",
+            Code::JinjaRender,
             if detail.is_empty() { e.to_string() } else { detail },
             "fix the template at the marked position".into(),
         ),
@@ -243,9 +243,9 @@ pub fn jinja_problem(
     .in_file(file, text.clone())
     .help(help);
     let label = match code {
-        "jinja::syntax" => e.detail().unwrap_or("here").to_string(),
-        "compile::unknown_ref" => "unknown ref".into(),
-        "compile::unknown_source" => "unknown source".into(),
+        Code::JinjaSyntax => e.detail().unwrap_or("here").to_string(),
+        Code::CompileUnknownRef => "unknown ref".into(),
+        Code::CompileUnknownSource => "unknown source".into(),
         _ => "here".into(),
     };
     let range = e.range().map(|r| span_in_file(text, r));
@@ -313,7 +313,7 @@ pub fn cycle_problem(cycle: &[usize], nodes: &[&Node], project: &Project) -> Pro
     let mut ring = names.join(" → ");
     ring.push_str(&format!(" → {}", names[0]));
     let text_of = |n: &Node| project.text_of(&n.original_file_path);
-    let mut p = Problem::new("graph::cycle", format!("dependency cycle: {ring}"))
+    let mut p = Problem::new(Code::GraphCycle, format!("dependency cycle: {ring}"))
         .help("a model cannot depend on itself, directly or through others: remove one of these ref() calls");
     for (k, &i) in cycle.iter().enumerate() {
         let n = nodes[i];
@@ -322,7 +322,7 @@ pub fn cycle_problem(cycle: &[usize], nodes: &[&Node], project: &Project) -> Pro
         let next_text = text_of(next);
         let span = find_ref(&next_text, &n.name).unwrap_or(0..0);
         let member = Problem::new(
-            "graph::cycle_member",
+            Code::GraphCycleMember,
             format!(
                 "{} is in the cycle ({})",
                 next.unique_id, next.original_file_path

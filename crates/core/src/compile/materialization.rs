@@ -3,7 +3,7 @@
 
 use super::config_keys::{value_span, where_set};
 use super::Draft;
-use crate::error::{closest, did_you_mean, Problem, Problems};
+use crate::error::{closest, did_you_mean, Code, Problem, Problems};
 use crate::loader::config::{self, Config};
 use crate::loader::Project;
 use crate::manifest::{Materialization, ResourceType};
@@ -78,7 +78,7 @@ fn unknown(
         .chain(own)
         .collect();
     let problem = Problem::new(
-        "compile::materialization",
+        Code::CompileMaterialization,
         format!(
             "{} `{}` is materialized as `{shown}`, which is not a materialization",
             n.resource_type.as_str(),

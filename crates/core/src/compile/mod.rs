@@ -19,6 +19,7 @@ use crate::compile::relations::{
     check_relations, check_unique_names, default_relation, resolve_relations,
 };
 use crate::compile::render::Renderer;
+use crate::error::Code;
 use crate::manifest::{DocBlock, Manifest, Node, NodeConfig, ResourceType};
 mod assemble;
 pub mod blocks;
@@ -40,9 +41,8 @@ mod unit_tests;
 
 use crate::dag::Dag;
 use crate::error::{Problem, Problems, Result};
-use crate::loader::config;
 use crate::loader::profile::Target;
-use crate::loader::Project;
+use crate::loader::{config, Project};
 use crate::text::sha256_hex;
 use context::{NodeMeta, RenderState, ResolvedRelation, Shared};
 use rayon::prelude::*;
@@ -367,7 +367,7 @@ fn generic_test_drafts(
                 let text = project.text_of(&path);
                 problems.push(
                     Problem::new(
-                        "project::duplicate_test",
+                        Code::ProjectDuplicateTest,
                         format!("test `{}` is declared twice", d.node.name),
                     )
                     .in_file(&path, text)
@@ -642,7 +642,7 @@ fn build_dag(
             let target = &drafts[p].node;
             problems.push(
                 Problem::new(
-                    "compile::disabled_ref",
+                    Code::CompileDisabledRef,
                     format!(
                         "{} depends on {}, which is disabled",
                         d.node.unique_id, target.unique_id

@@ -3,7 +3,7 @@
 
 use crate::compile::nodes::{columns_of, new_node, yml_folders};
 use crate::compile::{generic_tests, Draft, FolderConfigs, MacroSet, Template};
-use crate::error::{Problem, Problems};
+use crate::error::{Code, Problem, Problems};
 use crate::loader::config::{self, Config};
 use crate::loader::profile::Target;
 use crate::loader::{FileKind, Project, SourceText};
@@ -73,7 +73,7 @@ pub(super) fn yaml_tests(
                 Err(msg) => {
                     problems.push(
                         Problem::new(
-                            "yaml::test",
+                            Code::YamlTest,
                             format!("invalid test in {}: {msg}", props.path),
                         )
                         .in_file(&props.path, props.text.clone())
@@ -223,7 +223,7 @@ fn unknown_test(
         .collect();
     let suggestions = crate::error::closest(&parsed.test_name, known.iter().copied());
     Problem::new(
-            "compile::unknown_test",
+            Code::CompileUnknownTest,
             format!(
                 "unknown generic test `{}{}` on {}{}",
                 parsed.namespace.as_ref().map(|n| format!("{n}.")).unwrap_or_default(),
@@ -284,7 +284,7 @@ pub(super) fn apply_patches(
                 if let Some(first) = patched.get(&key) {
                     problems.push(
                         Problem::new(
-                            "project::duplicate_patch",
+                            Code::ProjectDuplicatePatch,
                             format!(
                                 "{} `{}` is described in two YAML files",
                                 rt.as_str(),

@@ -4,7 +4,7 @@
 
 use super::context::ResolvedRelation;
 use crate::compile::{context, Draft};
-use crate::error::{Problem, Problems};
+use crate::error::{Code, Problem, Problems};
 use crate::loader::config::{self, Config};
 use crate::loader::profile::Target;
 use crate::loader::Project;
@@ -32,7 +32,7 @@ pub(super) fn check_unique_names(project: &Project, drafts: &[Draft], problems: 
                 let source = n.source.as_ref().map_or("", |s| s.source_name.as_str());
                 problems.push(
                     Problem::new(
-                        "project::duplicate_source",
+                        Code::ProjectDuplicateSource,
                         format!(
                             "source table `{source}.{}` is declared twice: in {} and {}",
                             n.name, first.original_file_path, n.original_file_path
@@ -54,7 +54,7 @@ pub(super) fn check_unique_names(project: &Project, drafts: &[Draft], problems: 
             let text = project.text_of(&d.node.original_file_path);
             problems.push(
                 Problem::new(
-                    "project::duplicate_name",
+                    Code::ProjectDuplicateName,
                     format!(
                         "two resources are named `{}`: {} and {}",
                         d.node.name, first.original_file_path, d.node.original_file_path
@@ -100,7 +100,7 @@ pub(super) fn check_relations(
             if name.len() > MAX_IDENTIFIER {
                 problems.push(
                     Problem::new(
-                        "project::name_too_long",
+                        Code::ProjectNameTooLong,
                         format!(
                             "{} `{}` ({}) would be built with the {what} `{name}`, {} bytes long: PostgreSQL allows {MAX_IDENTIFIER}",
                             n.resource_type.as_str(),
@@ -132,7 +132,7 @@ pub(super) fn check_relations(
                 let other = &drafts[j].node;
                 problems.push(
                     Problem::new(
-                        "project::same_relation",
+                        Code::ProjectSameRelation,
                         format!(
                             "{} and {} would both be built as \"{}\".\"{}\".\"{}\" ({} and {})",
                             other.unique_id,
@@ -225,7 +225,7 @@ pub(super) fn resolve_relations(
                 let src = format!("{{{{ {macro_name}(custom, node) }}}}");
                 let (r, _) = context::with_render_state(i, || env.render_str(&src, ctx));
                 r.map(|s| Some(s.trim().to_string())).map_err(|e| {
-                    Problem::new("compile::naming", format!("{macro_name} failed for {}: {e}", n.unique_id))
+                    Problem::new(Code::CompileNaming, format!("{macro_name} failed for {}: {e}", n.unique_id))
                         .help(format!("fix the project's {macro_name} macro"))
                 })
             };

@@ -5,6 +5,7 @@ use super::context::{RenderState, ResolvedRelation, Shared};
 use crate::compile::{
     context, empty, ephemeral, errors, unit_tests, Draft, MacroSet, Rendered, Template,
 };
+use crate::error::Code;
 use crate::error::{Problem, Problems, Result};
 use crate::loader::Project;
 use crate::manifest::Hook;
@@ -393,7 +394,7 @@ fn render_hook(
                 .map(|(_, id, _)| format!("a hook of {id}"))
                 .unwrap_or_else(|| "an on-run hook".into());
             Problem::new(
-                "compile::hook",
+                Code::CompileHook,
                 format!(
                     "cannot render {what}: {}",
                     st.failure

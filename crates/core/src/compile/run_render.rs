@@ -8,6 +8,7 @@ use super::context::{RenderState, RenderWarehouse, Shared};
 use crate::compile::{
     context, empty, ephemeral, errors, render, Draft, MacroSet, Rendered, Renderer, Template,
 };
+use crate::error::Code;
 use crate::error::Problem;
 use crate::loader::Project;
 use crate::manifest::Node;
@@ -140,7 +141,7 @@ impl RunRenderer {
                 .map(|(pair, _)| pair)
                 .map_err(|ps| {
                     ps.into_iter().next().unwrap_or_else(|| {
-                        Problem::new("run::hook", format!("the hooks of {unique_id} failed"))
+                        Problem::new(Code::RunHook, format!("the hooks of {unique_id} failed"))
                     })
                 }),
         )
@@ -246,7 +247,7 @@ impl RunRenderer {
         }
         let suggestions = crate::error::closest(name, self.macro_names.iter().map(String::as_str));
         Err(Problem::new(
-            "run_operation::unknown_macro",
+            Code::RunOperationUnknownMacro,
             format!("there is no macro named `{name}`"),
         )
         .help(crate::error::did_you_mean(
@@ -275,7 +276,7 @@ impl RunRenderer {
         let node = &run.draft.node;
         let mut problem =
             Problem::new(
-                "run::unseen_dependency",
+                Code::RunUnseenDependency,
                 format!(
                 "{} `{}` refers to {} only while rendering at run time, so it was not built first",
                 node.resource_type.as_str(),

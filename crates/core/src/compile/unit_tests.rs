@@ -6,7 +6,7 @@
 
 use crate::compile::nodes::{new_node, yml_folders};
 use crate::compile::{Draft, FolderConfigs, Template};
-use crate::error::{Problem, Problems, Result};
+use crate::error::{Code, Problem, Problems, Result};
 use crate::loader::unit_tests::{FixtureDef, FixtureFormat, FixtureRows, UnitTestDef};
 use crate::loader::{config, FileKind, Project, SourceText};
 use crate::manifest::{
@@ -182,7 +182,7 @@ pub(super) fn unit_test_drafts(
     let mut seen: HashMap<String, (String, usize)> = HashMap::new();
     for props in &unit.properties {
         for def in &props.unit_tests {
-            let at = |line: usize, code: &'static str, msg: String, help: String| {
+            let at = |line: usize, code: Code, msg: String, help: String| {
                 Problem::new(code, msg)
                     .in_file(&props.path, props.text.clone())
                     .label_line(line, "here")
@@ -193,7 +193,7 @@ pub(super) fn unit_test_drafts(
                     if let Some((path, line)) = seen.get(&d.node.unique_id) {
                         problems.push(at(
                             def.line,
-                            "project::duplicate_unit_test",
+                            Code::ProjectDuplicateUnitTest,
                             format!(
                                 "unit test `{}` of model `{}` is declared twice",
                                 def.name, def.model
@@ -213,7 +213,7 @@ pub(super) fn unit_test_drafts(
 }
 
 /// A problem in a unit test's definition: line, code, message, help.
-type DefProblem = (usize, &'static str, String, String);
+type DefProblem = (usize, Code, String, String);
 
 fn unit_test_draft(
     lookup: &Lookup,
@@ -232,7 +232,7 @@ fn unit_test_draft(
             .map(|d| d.node.name.as_str());
         return Err((
             def.line,
-            "unit_test::unknown_model",
+            Code::UnitTestUnknownModel,
             format!("{what} tests model `{}`, which does not exist", def.model),
             crate::error::did_you_mean(
                 &crate::error::closest(model_name, names),
@@ -245,7 +245,7 @@ fn unit_test_draft(
     let Template::File(text) = &lookup.drafts[model].template else {
         return Err((
             def.line,
-            "unit_test::model",
+            Code::UnitTestModel,
             format!("{what}: model `{}` has no SQL to test", def.model),
             "unit tests test SQL models".into(),
         ));
@@ -266,7 +266,7 @@ fn unit_test_draft(
         {
             return Err((
                 g.line,
-                "unit_test::duplicate_input",
+                Code::UnitTestDuplicateInput,
                 format!(
                     "{what} gives rows for {} twice",
                     g.input.as_deref().unwrap_or_default()
@@ -355,7 +355,7 @@ fn check_versions(def: &UnitTestDef, what: &str) -> Result<(), DefProblem> {
     {
         return Err((
             def.line,
-            "unit_test::versions",
+            Code::UnitTestVersions,
             format!("{what} names versions of model `{}`, which is not versioned", def.model),
             "pm does not support model versions: remove `versions:` (and any version after the model's name)".into(),
         ));
@@ -375,7 +375,7 @@ fn resolve_input(
     let Some(input) = parse_input(written) else {
         return Err((
             g.line,
-            "unit_test::input",
+            Code::UnitTestInput,
             format!("input `{written}` of {what} is not a ref(), a source() or `this`"),
             "write `input: ref('model')`, `input: source('source', 'table')` or `input: this`"
                 .into(),
@@ -387,7 +387,7 @@ fn resolve_input(
     {
         return Err((
             g.line,
-            "unit_test::versions",
+            Code::UnitTestVersions,
             format!("input `{written}` of {what} names version {v}"),
             "pm does not support model versions: refer to the model without a version".into(),
         ));
@@ -396,7 +396,7 @@ fn resolve_input(
         Some(node) => Ok((input, node)),
         None => Err((
             g.line,
-            "unit_test::unknown_input",
+            Code::UnitTestUnknownInput,
             format!("input `{written}` of {what} names no model, seed, snapshot or source of the project"),
             "check the spelling: the input is written as the model writes the ref() or source()".into(),
         )),
@@ -432,7 +432,7 @@ fn fixture_rows(
             csv_rows(&text).map(FixtureData::Rows).map_err(|e| {
                 (
                     f.line,
-                    "unit_test::csv",
+                    Code::UnitTestCsv,
                     format!("the CSV rows of {part} cannot be read: {e}"),
                     "write a header line, then one line per row, each with as many values".into(),
                 )
@@ -463,7 +463,7 @@ fn fixture_file(
     let names = fixtures.iter().map(|s| s.stem());
     Err((
         f.line,
-        "unit_test::fixture_file",
+        Code::UnitTestFixtureFile,
         format!("{part} names fixture `{name}`, but there is no {name}.{ext} under a test path's fixtures/ folder"),
         crate::error::did_you_mean(
             &crate::error::closest(name, names),
@@ -480,7 +480,7 @@ fn seed_text(input: Option<&Node>, f: &FixtureDef, part: &str) -> Result<Arc<str
         }
         Some(n) if n.resource_type == ResourceType::Seed => Err((
             f.line,
-            "unit_test::seed_rows",
+            Code::UnitTestSeedRows,
             format!(
                 "{part} has no rows, and seed `{}` is too large to read as rows",
                 n.name
@@ -489,7 +489,7 @@ fn seed_text(input: Option<&Node>, f: &FixtureDef, part: &str) -> Result<Arc<str
         )),
         _ => Err((
             f.line,
-            "unit_test::no_rows",
+            Code::UnitTestNoRows,
             format!("{part} has no `rows:`"),
             "give the rows (`rows: []` for none); only a seed's rows can be left out".into(),
         )),
@@ -540,7 +540,7 @@ pub(super) fn check(project: &Project, drafts: &[Draft], problems: &mut Problems
         };
         let model = &drafts[m].node;
         let problem = |msg: String, help: &str| {
-            Problem::new("unit_test::model", msg)
+            Problem::new(Code::UnitTestModel, msg)
                 .in_file(
                     &d.node.original_file_path,
                     project.text_of(&d.node.original_file_path),

@@ -9,7 +9,7 @@ pub mod properties;
 pub mod unit_tests;
 pub mod yaml;
 
-use crate::error::{Problem, Problems, Result};
+use crate::error::{Code, Problem, Problems, Result};
 use config::ConfigTree;
 use properties::PropertiesFile;
 use serde_json::Value as Json;
@@ -151,7 +151,7 @@ pub fn find_root(dir: Option<&Path>) -> Result<PathBuf> {
             return Ok(d.to_path_buf());
         }
         return Err(Problem::new(
-            "project::not_found",
+            Code::ProjectNotFound,
             format!("no pm_project.yml or dbt_project.yml in {}", d.display()),
         )
         .help("point --project-dir at the folder that holds the project file")
@@ -159,7 +159,7 @@ pub fn find_root(dir: Option<&Path>) -> Result<PathBuf> {
     }
     let cwd = std::env::current_dir().map_err(|e| {
         Problems::from(Problem::new(
-            "project::cwd",
+            Code::ProjectCwd,
             format!("cannot read the current folder: {e}"),
         ))
     })?;
@@ -169,7 +169,7 @@ pub fn find_root(dir: Option<&Path>) -> Result<PathBuf> {
         }
     }
     Err(Problem::new(
-        "project::not_found",
+        Code::ProjectNotFound,
         format!(
             "no pm_project.yml or dbt_project.yml in {} or any folder above it",
             cwd.display()
@@ -197,7 +197,7 @@ fn path_list(
         };
         if !ok {
             return Err(Problem::new(
-                "project::paths",
+                Code::ProjectPaths,
                 format!("`{k}:` in {file} must be a list of folders, not `{v}`"),
             )
             .in_file(file, text.clone())
@@ -313,7 +313,7 @@ pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {
                 {
                     let entry = entry.map_err(|e| {
                         Problem::new(
-                            "project::walk",
+                            Code::ProjectWalk,
                             format!("cannot read {}: {e}", base.display()),
                         )
                     })?;
@@ -408,7 +408,7 @@ pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {
 fn project_name(doc: &Json, project_file: &str, project_text: &Arc<str>) -> Result<String> {
     let at_key = |key: &str, message: String, help: &str| -> Problems {
         let line = yaml::line_of_key(project_text, key).unwrap_or(1);
-        Problem::new("project::name", message)
+        Problem::new(Code::ProjectName, message)
             .in_file(project_file, project_text.clone())
             .label_line(line, "here")
             .help(help.to_string())
@@ -439,7 +439,7 @@ fn project_name(doc: &Json, project_file: &str, project_text: &Arc<str>) -> Resu
     match doc.get("name").and_then(yaml::as_string) {
         Some(n) if !n.is_empty() => Ok(n),
         _ => Err(
-            Problem::new("project::name", format!("{project_file} has no `name:`"))
+            Problem::new(Code::ProjectName, format!("{project_file} has no `name:`"))
                 .in_file(project_file, project_text.clone())
                 .label(0..0, "the project needs a name")
                 .help("add `name: my_project` at the top of the file")
@@ -458,7 +458,7 @@ fn is_project_name(name: &str) -> bool {
 fn read_properties(root: &Path, abs: &Path) -> std::result::Result<PropertiesFile, Problem> {
     let path = rel(abs, root);
     let text: Arc<str> = std::fs::read_to_string(abs)
-        .map_err(|e| Problem::new("project::read", format!("cannot read {path}: {e}")))?
+        .map_err(|e| Problem::new(Code::ProjectRead, format!("cannot read {path}: {e}")))?
         .into();
     let doc = yaml::parse(&path, &text)?;
     properties::parse(&path, &text, &doc)
@@ -489,7 +489,7 @@ fn read_project_file(root: &Path) -> Result<(String, Arc<str>)> {
         .ok_or_else(|| {
             Problems::from(
                 Problem::new(
-                    "project::not_found",
+                    Code::ProjectNotFound,
                     format!("cannot read a project file in {}", root.display()),
                 )
                 .help("create pm_project.yml (or dbt_project.yml) with at least `name:`"),
@@ -611,7 +611,7 @@ fn read_source(
     }
     let text = std::fs::read_to_string(abs).map_err(|e| {
         Problem::new(
-            "project::read",
+            Code::ProjectRead,
             format!("cannot read {}: {e}", abs.display()),
         )
         .help("check the file's permissions and that it is UTF-8")
@@ -638,7 +638,7 @@ pub fn parse_cli_vars(text: &str) -> Result<serde_json::Map<String, Json>> {
     match yaml::parse("--vars", &t)? {
         Json::Object(m) => Ok(m),
         Json::Null => Ok(Default::default()),
-        _ => Err(Problem::new("cli::vars", "--vars must be a YAML mapping")
+        _ => Err(Problem::new(Code::CliVars, "--vars must be a YAML mapping")
             .in_file("--vars", t.clone())
             .label(0..text.len(), "not a mapping")
             .help("write it like --vars '{key: value, other: 2}'")

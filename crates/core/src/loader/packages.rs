@@ -4,7 +4,7 @@
 //! version and of vars.
 
 use super::{load_project, yaml, Project};
-use crate::error::{Problem, Result};
+use crate::error::{Code, Problem, Result};
 use serde_json::{Map, Value as Json};
 use std::path::Path;
 use std::sync::Arc;
@@ -69,7 +69,7 @@ pub fn load_installed(root: &Project) -> Result<Vec<Project>> {
     let declared = declared(root)?.len();
     if folders.len() < declared {
         return Err(Problem::new(
-            "project::packages_not_installed",
+            Code::ProjectPackagesNotInstalled,
             format!(
                 "{declared} package(s) are declared in {}, but {} are installed in {install}/",
                 declaration_file(root).map_or_else(|| "packages.yml".into(), |(f, _)| f),
@@ -153,7 +153,7 @@ fn check_dbt_version(project: &Project) -> Result<()> {
 }
 
 fn version_problem(project: &Project, message: String, help: &str) -> crate::error::Problems {
-    Problem::new("project::dbt_version", message)
+    Problem::new(Code::ProjectDbtVersion, message)
         .in_file(&project.project_file, project.project_text.clone())
         .label_line(
             yaml::line_of_key(&project.project_text, "require-dbt-version").unwrap_or(1),

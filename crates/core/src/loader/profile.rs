@@ -3,7 +3,7 @@
 //! the connection itself belongs to the adapter.
 
 use super::yaml;
-use crate::error::{Problem, Result};
+use crate::error::{Code, Problem, Result};
 use crate::settings::Settings;
 use serde_json::Value as Json;
 use std::path::Path;
@@ -125,7 +125,7 @@ pub fn resolve(
     let Some(path) = found else {
         if let Some(d) = profiles_dir {
             return Err(Problem::new(
-                "profile::not_found",
+                Code::ProfileNotFound,
                 format!("no profiles.yml in {}", d.display()),
             )
             .help("create profiles.yml there, or leave out --profiles-dir to use the embedded local PostgreSQL")
@@ -149,7 +149,7 @@ pub fn resolve(
     };
     let shown = path.display().to_string();
     let text: Arc<str> = std::fs::read_to_string(&path)
-        .map_err(|e| Problem::new("profile::read", format!("cannot read {shown}: {e}")))?
+        .map_err(|e| Problem::new(Code::ProfileRead, format!("cannot read {shown}: {e}")))?
         .into();
     // What errors show of the file: secrets masked, every other byte in place.
     let shown_text: Arc<str> = redact_secrets(&text).into();
@@ -157,7 +157,7 @@ pub fn resolve(
     let text = shown_text;
     if doc.as_object().is_none_or(|d| d.is_empty()) {
         return Err(Problem::new(
-            "profile::shape",
+            Code::ProfileShape,
             format!(
                 "{shown} holds no profiles: it must map each profile's name to its `target:` and `outputs:`"
             ),
@@ -181,7 +181,7 @@ pub fn resolve(
             return Ok(t);
         }
         return Err(Problem::new(
-            "profile::missing",
+            Code::ProfileMissing,
             format!("profile `{profile_name}` is not in {shown}"),
         )
         .in_file(&shown, text.clone())
@@ -205,7 +205,7 @@ pub fn resolve(
             .or_else(|| yaml::line_of_key(&text, profile_name))
             .unwrap_or(1);
         return Err(Problem::new(
-            "profile::target",
+            Code::ProfileTarget,
             format!("target `{chosen}` is not an output of profile `{profile_name}` in {shown}"),
         )
         .in_file(&shown, text.clone())
@@ -233,7 +233,7 @@ fn render_output(
         let v = match v {
             Json::String(s) if s.contains("{{") => {
                 let rendered = render_env(s).map_err(|m| {
-                    Problem::new("profile::render", format!("in {shown}, `{k}`: {m}"))
+                    Problem::new(Code::ProfileRender, format!("in {shown}, `{k}`: {m}"))
                         .in_file(shown, text.clone())
                         .label_line(line_in_output(text, chosen, k), "here")
                         .help("set the environment variable, or give env_var() a default: {{ env_var('X', 'default') }}")
@@ -260,7 +260,7 @@ fn target_of_output(
     let at = |key: &str| line_in_output(text, &chosen, key);
     let wrong = |key: &str, msg: String, help: &str| -> crate::error::Problems {
         Problem::new(
-            "profile::value",
+            Code::ProfileValue,
             format!("{shown}, target `{chosen}`: {msg}"),
         )
         .in_file(shown, text.clone())

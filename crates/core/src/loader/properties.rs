@@ -3,7 +3,7 @@
 
 use super::config::{self, Config};
 use super::yaml::{as_string, string_list, EntryFinder};
-use crate::error::Problem;
+use crate::error::{Code, Problem};
 use serde_json::{Map, Value as Json};
 use std::cell::Cell;
 use std::sync::Arc;
@@ -151,7 +151,7 @@ impl Ctx<'_> {
     }
 
     fn problem(&self, line: usize, msg: String, help: &str) -> Problem {
-        Problem::new("yaml::properties", msg)
+        Problem::new(Code::YamlProperties, msg)
             .in_file(self.path, self.text.clone())
             .label_line(line, "here")
             .help(help.to_string())

@@ -5,7 +5,7 @@
 
 use super::config::{self, Config};
 use super::yaml::{as_string, EntryFinder};
-use crate::error::Problem;
+use crate::error::{Code, Problem};
 use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 
@@ -98,7 +98,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn problem(&self, line: usize, msg: String, help: &str) -> Problem {
-        Problem::new("yaml::unit_test", msg)
+        Problem::new(Code::YamlUnitTest, msg)
             .in_file(self.path, self.text.clone())
             .label_line(line, "here")
             .help(help.to_string())

@@ -1,6 +1,6 @@
 //! YAML reading with errors that point at the line.
 
-use crate::error::{offset_of, Problem};
+use crate::error::{offset_of, Code, Problem};
 use serde_json::Value as Json;
 use std::sync::Arc;
 
@@ -44,14 +44,14 @@ pub fn parse(name: &str, text: &Arc<str>) -> Result<Json, Problem> {
                     at + line.len() - line.trim_start().len()
                 });
             return Problem::new(
-                "yaml::duplicate_key",
+                Code::YamlDuplicateKey,
                 format!("`{key}` appears twice in one mapping in {name}"),
             )
             .in_file(name, text.clone())
             .label(second..second + key.len(), "second time")
             .help("keep one of them: YAML would silently use the last");
         }
-        Problem::new("yaml::syntax", format!("invalid YAML in {name}: {short}"))
+        Problem::new(Code::YamlSyntax, format!("invalid YAML in {name}: {short}"))
             .in_file(name, text.clone())
             .label(offset..offset + 1, short)
             .help("fix the YAML syntax at the marked position (indentation, a missing colon or an unclosed quote are the usual causes)")
@@ -66,14 +66,14 @@ pub fn parse(name: &str, text: &Arc<str>) -> Result<Json, Problem> {
     let mut value: serde_yaml::Value = serde_yaml::from_str(text).map_err(syntax_error)?;
     value.apply_merge().map_err(|e| {
         Problem::new(
-            "yaml::merge",
+            Code::YamlMerge,
             format!("invalid YAML merge key in {name}: {e}"),
         )
         .in_file(name, text.clone())
     })?;
     serde_json::to_value(&value).map_err(|e| {
         Problem::new(
-            "yaml::value",
+            Code::YamlValue,
             format!("unsupported YAML value in {name}: {e}"),
         )
         .in_file(name, text.clone())

@@ -6,7 +6,7 @@
 //! coordinator, as `create table … as` followed by distributing does.
 
 use super::incremental::{IncrementalConfig, Strategy};
-use crate::error::Problem;
+use crate::error::{Code, Problem};
 use crate::manifest::{Materialization, Node};
 use crate::text::quote_literal;
 
@@ -36,7 +36,7 @@ pub enum Colocation {
 
 fn refused(n: &Node, msg: String, help: &str) -> Problem {
     Problem::new(
-        "citus::config",
+        Code::CitusConfig,
         format!(
             "{} `{}` ({}): {msg}",
             n.resource_type.as_str(),

@@ -1,7 +1,7 @@
 //! Source freshness: the query that finds a source table's newest row, and
 //! the verdict against its `warn_after` / `error_after`. Pure.
 
-use crate::error::Problem;
+use crate::error::{Code, Problem};
 use crate::manifest::Node;
 use serde_json::Value as Json;
 
@@ -57,7 +57,7 @@ fn threshold(node: &Node, v: Option<&Json>, key: &str) -> Result<Option<Threshol
     let period = o.get("period").and_then(Json::as_str);
     let bad = |what: String| {
         Problem::new(
-            "freshness::config",
+            Code::FreshnessConfig,
             format!("source `{}`: {key} {what}", node.name),
         )
         .help(format!(

@@ -5,7 +5,7 @@
 //! rows can be staged in a distributed table instead (see `citus`).
 
 use super::citus::Distribution;
-use crate::error::Problem;
+use crate::error::{Code, Problem};
 use crate::manifest::Node;
 use crate::text::quote_ident;
 
@@ -46,7 +46,7 @@ pub enum MergeUpdate {
 
 fn config_problem(node: &Node, msg: String, help: &str) -> Problem {
     Problem::new(
-        "run::incremental_config",
+        Code::RunIncrementalConfig,
         format!("model `{}` ({}): {msg}", node.name, node.original_file_path),
     )
     .help(help.to_string())
@@ -296,7 +296,7 @@ pub fn plan_schema_change(
     let changed = !added.is_empty() || !removed.is_empty() || !retyped.is_empty();
     if config.on_schema_change == OnSchemaChange::Fail && changed {
         return Err(Problem::new(
-            "run::schema_change",
+            Code::RunSchemaChange,
             format!(
                 "model `{model}`: the columns changed (added: [{}], removed: [{}], retyped: [{}]) and on_schema_change is fail",
                 listed(&added),
@@ -352,7 +352,7 @@ pub fn plan_schema_change(
         .find(|k| !write_columns.contains(k))
     {
         return Err(Problem::new(
-            "run::unique_key",
+            Code::RunUniqueKey,
             format!("model `{model}`: unique_key column `{k}` is not among the model's columns"),
         )
         .help("name a column the model selects in unique_key"));

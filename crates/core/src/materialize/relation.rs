@@ -3,6 +3,7 @@
 //! leaves the previous relation as it was.
 
 use super::citus::Distribution;
+use crate::error::Code;
 use crate::manifest::{Materialization, Node};
 use crate::text::{quote_ident, quote_literal};
 
@@ -264,7 +265,7 @@ pub fn grants(node: &Node) -> Result<Vec<(String, String)>, crate::error::Proble
         };
         if !PRIVILEGES.contains(&privilege.as_str()) {
             return Err(crate::error::Problem::new(
-                "run::grants",
+                Code::RunGrants,
                 format!(
                     "{} `{}` ({}): `{key}` under grants: is not a privilege",
                     node.resource_type.as_str(),

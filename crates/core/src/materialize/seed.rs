@@ -2,7 +2,7 @@
 //! (dbt-postgres's inference, or `column_types`) and writes the SQL; the
 //! adapter streams the file's bytes through `COPY … FROM STDIN`.
 
-use crate::error::Problem;
+use crate::error::{Code, Problem};
 use crate::manifest::Node;
 use crate::text::quote_ident;
 use std::path::Path;
@@ -180,7 +180,7 @@ fn csv_problem(
         Some(c) => format!("{path} line {line}, column {c}"),
         None => format!("{path} line {line}"),
     };
-    let mut p = Problem::new("seed::csv", format!("malformed CSV in {where_}: {msg}"))
+    let mut p = Problem::new(Code::SeedCsv, format!("malformed CSV in {where_}: {msg}"))
         .help(help.to_string());
     if let Some(t) = text.filter(|t| !t.is_empty()) {
         p = p
@@ -225,7 +225,7 @@ fn inspect_as(root: &Path, node: &Node, header_only: bool) -> Result<(SeedTable,
     let (delimiter, quote_columns, column_types) = seed_config(node);
     let small = (!node.raw_code.is_empty()).then_some(&*node.raw_code);
     let file = std::fs::File::open(root.join(path)).map_err(|e| {
-        Problem::new("seed::read", format!("cannot read {path}: {e}"))
+        Problem::new(Code::SeedRead, format!("cannot read {path}: {e}"))
             .help("check that the file exists and is readable")
     })?;
     let mut reader = csv::ReaderBuilder::new()
@@ -485,7 +485,7 @@ pub fn put_in_place(
         ));
     }
     Err(Problem::new(
-        "seed::dependents",
+        Code::SeedDependents,
         format!(
             "seed {seed} changed its columns, and these views depend on the table: {}",
             existing.dependent_views.join(", ")

@@ -3,7 +3,7 @@
 //! source query is first materialized as the temporary table
 //! [`SOURCE_TABLE`]; these statements read its columns.
 
-use crate::error::Problem;
+use crate::error::{Code, Problem};
 use crate::manifest::node_config::CheckCols;
 use crate::manifest::Node;
 use crate::text::quote_ident;
@@ -53,7 +53,7 @@ pub struct SnapshotPlan {
 
 fn problem(n: &Node, message: String, help: &str) -> Problem {
     Problem::new(
-        "snapshot::config",
+        Code::SnapshotConfig,
         format!("snapshot `{}`: {message}", n.name),
     )
     .help(help.to_string())

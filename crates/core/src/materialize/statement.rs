@@ -5,7 +5,7 @@
 //! backslash escapes), quoted identifiers, dollar quotes, line and nested
 //! block comments.
 
-use crate::error::Problem;
+use crate::error::{Code, Problem};
 use crate::manifest::Node;
 
 /// The byte offset of the first `;` that ends a statement and is followed by
@@ -134,7 +134,7 @@ pub fn check_single(node: &Node, sql: &str) -> Result<(), Problem> {
     let snippet: String = second.chars().take(40).collect();
     let first_line = snippet.lines().next().unwrap_or("").trim();
     let mut p = Problem::new(
-        "compile::statements",
+        Code::CompileStatements,
         format!(
             "{} `{}` holds more than one SQL statement: `;` ends its SELECT and `{}` follows",
             node.resource_type.as_str(),

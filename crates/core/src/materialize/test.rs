@@ -4,7 +4,7 @@
 //! `accepted_values` tests of one relation counted by one aggregate query,
 //! each test keeping its own failure count. Pure; the adapter runs them.
 
-use crate::error::Problem;
+use crate::error::{Code, Problem};
 use crate::manifest::{Manifest, Node};
 use crate::text::quote_ident;
 use serde_json::Value as Json;
@@ -138,7 +138,7 @@ impl TestConfig {
             Some("warn") => Severity::Warn,
             Some(other) => {
                 return Err(Problem::new(
-                    "test::severity",
+                    Code::TestSeverity,
                     format!("test `{}` has severity `{other}`", node.name),
                 )
                 .help("severity is `error` or `warn`"))

@@ -1,7 +1,7 @@
 //! Files under `target/`: `manifest.json` and `compiled/**.sql`, with dbt's
 //! field names where the meaning is the same.
 
-use pm_core::error::{Problem, Result};
+use pm_core::error::{Code, Problem, Result};
 use pm_core::manifest::{Manifest, Node, ResourceType};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -403,7 +403,7 @@ pub fn write_json(path: &Path, doc: &Json) -> Result<()> {
     }
     let text = serde_json::to_string_pretty(doc).map_err(|e| {
         Problem::new(
-            "artifacts::write",
+            Code::ArtifactsWrite,
             format!("cannot write {}: {e}", path.display()),
         )
     })?;
@@ -434,7 +434,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 fn io_problem(path: &Path, e: std::io::Error) -> Problem {
     Problem::new(
-        "artifacts::write",
+        Code::ArtifactsWrite,
         format!("cannot write {}: {e}", path.display()),
     )
     .help("check that the target folder is writable and the disk is not full")

@@ -1,7 +1,7 @@
 //! Building a node: the one place a materialization maps to its job, and the jobs themselves.
 
 use crate::execute::{as_run, compiled_path, write_run_sql, RunOptions};
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 use pm_core::manifest::{Manifest, Materialization, Node, ResourceType};
 use pm_core::materialize::relation::{self, Kind};
 use pm_core::materialize::{incremental, BuildSpec};
@@ -26,7 +26,7 @@ pub enum BuildJob {
 pub fn build_job(n: &Node, table_exists: bool) -> Result<BuildJob, Problem> {
     let cannot = |what: String| {
         Problem::new(
-            "run::materialization",
+            Code::RunMaterialization,
             format!("{} `{}` {what}, which pm cannot build", n.resource_type.as_str(), n.name),
         )
         .help("pm builds views, tables, incremental models, materialized views and seeds; leave this node out with --exclude")
@@ -147,7 +147,7 @@ pub(super) async fn load_seed<W: Warehouse>(
     .await
     .map_err(|e| {
         Problem::new(
-            "seed::read",
+            Code::SeedRead,
             format!("reading {} stopped: {e}", n.original_file_path),
         )
     })??;
@@ -162,7 +162,7 @@ pub(super) async fn load_seed<W: Warehouse>(
             match checking.await {
                 Ok(checked) => checked.map(|_| ()),
                 Err(e) => Err(Problem::new(
-                    "seed::check",
+                    Code::SeedCheck,
                     format!("checking seed {name} failed: {e}"),
                 )),
             }

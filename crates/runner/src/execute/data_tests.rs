@@ -3,6 +3,7 @@
 use crate::execute::{
     as_run, compiled_path, write_run_sql, JobResult, RunOptions, RunResult, Status, TestReport,
 };
+use pm_core::error::Code;
 use pm_core::error::Problem;
 use pm_core::manifest::{Manifest, Node};
 use pm_core::materialize::test::{self as tests, Check, TestConfig, Verdict};
@@ -16,7 +17,7 @@ pub(super) fn test_problem(m: &Manifest, n: &Node, e: &StatementError) -> Proble
     }
     let detail = &e.message;
     Problem::new(
-        "test::database",
+        Code::TestDatabase,
         format!("test `{}` could not run: {detail}", n.name),
     )
     .help(format!(
@@ -95,7 +96,7 @@ pub(super) async fn run_test<W: Warehouse>(
         .map_err(|e| test_problem(m, n, &e))?;
     let failures = row.count(0).map_err(|e| {
         Problem::new(
-            "test::fail_calc",
+            Code::TestFailCalc,
             format!(
                 "test `{}`: its fail_calc does not give a whole number: {e}",
                 n.name

@@ -13,13 +13,14 @@ mod unit_tests;
 use build::run_build;
 use data_tests::{run_merged, run_test, test_message};
 use plan::{Plan, Work};
+use pm_core::error::Code;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use pm_core::error::Problem;
 use pm_core::manifest::{Manifest, Node, ResourceType};
 use pm_core::materialize::test::TestConfig;
 use pm_core::output::Log;
-use pm_core::warehouse::{CancelStatement, Warehouse, WarehouseConnection, CONNECTION_LOST};
+use pm_core::warehouse::{CancelStatement, Warehouse, WarehouseConnection};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
@@ -221,7 +222,7 @@ async fn as_run<'n, W: Warehouse>(
     .await
     .map_err(|e| {
         Problem::new(
-            "run::render",
+            Code::RunRender,
             format!("rendering {} stopped: {e}", n.unique_id),
         )
     })?;
@@ -471,7 +472,7 @@ pub async fn schedule<W: Warehouse>(
             let lost = outcome
                 .problem
                 .as_ref()
-                .is_some_and(|p| p.code == CONNECTION_LOST);
+                .is_some_and(|p| p.code == Code::ConnectLost);
             if lost && !connection_lost && interrupted.is_none() {
                 // The server is gone (or this connection to it): starting more
                 // would only fail the same way.

@@ -4,7 +4,7 @@
 //! rolled back.
 
 use crate::execute::{as_run, compiled_path, write_run_sql, RunOptions, Status, TestReport};
-use pm_core::error::Problem;
+use pm_core::error::{Code, Problem};
 use pm_core::manifest::{FixtureData, Manifest, Node, ResourceType, UnitTestInfo, UnitTestInput};
 use pm_core::materialize::unit_test as sql;
 use pm_core::warehouse::{StatementError, UnitTestTransaction, Warehouse, WarehouseConnection};
@@ -20,7 +20,7 @@ pub(super) async fn run_unit_test<W: Warehouse>(
     let n = &*as_run(m, &m.nodes[i], options).await?;
     let Some(info) = n.unit_test.as_deref() else {
         return Err(Problem::new(
-            "unit_test::node",
+            Code::UnitTestNode,
             format!("{} is not a unit test", n.unique_id),
         ));
     };
@@ -135,7 +135,7 @@ fn missing_input(n: &Node, input: &UnitTestInput, target: &Node) -> Problem {
         )
     };
     Problem::new(
-        "unit_test::input_relation",
+        Code::UnitTestInputRelation,
         format!(
             "unit test `{}` cannot type the rows of {}: {}.{} does not exist",
             n.name,
@@ -150,7 +150,7 @@ fn missing_input(n: &Node, input: &UnitTestInput, target: &Node) -> Problem {
 /// A unit test whose definition does not fit the warehouse's relations.
 fn definition_problem(m: &Manifest, n: &Node, msg: String) -> Problem {
     Problem::new(
-        "unit_test::fixture",
+        Code::UnitTestFixture,
         format!("unit test `{}`: {msg}", n.name),
     )
     .help(format!(
@@ -165,7 +165,7 @@ fn database_problem(m: &Manifest, n: &Node, what: &str, e: &StatementError) -> P
         return p;
     }
     Problem::new(
-        "unit_test::database",
+        Code::UnitTestDatabase,
         format!("unit test `{}`: {what} failed: {}", n.name, e.message),
     )
     .help(format!(

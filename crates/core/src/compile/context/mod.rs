@@ -12,6 +12,7 @@ use crate::compile::context::objects::{
     AdapterObj, ApiObj, ConfigObj, ExceptionsObj, ModelObj, VarObj,
 };
 use crate::compile::context::relation::{ref_fn, source_fn, This};
+use crate::error::Code;
 mod datetime;
 mod modules;
 mod objects;
@@ -140,7 +141,7 @@ pub struct Shared {
 /// Why a render failed, in terms a user can act on.
 #[derive(Debug, Clone)]
 pub struct Failure {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub help: String,
 }
@@ -232,7 +233,7 @@ fn no_method(what: &str, method: &str) -> Error {
     )
 }
 
-fn fail(code: &'static str, message: String, help: impl Into<String>) -> Error {
+fn fail(code: Code, message: String, help: impl Into<String>) -> Error {
     let help = help.into();
     with_state(|s| {
         if s.failure.is_none() {

@@ -5,6 +5,7 @@ use crate::compile::context::{
     current_node, fail, json_to_value, to_value, value_to_json, with_state,
 };
 use crate::compile::Shared;
+use crate::error::Code;
 use crate::loader::config;
 use crate::text::quote_ident;
 use minijinja::value::{Kwargs, Object, Value};
@@ -37,7 +38,7 @@ impl Object for ConfigObj {
                 Json::Object(m) => items.extend(m),
                 _ => {
                     return Err(fail(
-                        "compile::config_args",
+                        Code::CompileConfigArgs,
                         "config() takes keyword arguments".into(),
                         "write config(materialized='table', tags=['daily'])",
                     ))
@@ -75,7 +76,7 @@ impl Object for ConfigObj {
                 let (key,): (&str,) = minijinja::value::from_args(args)?;
                 self.lookup(key).map(|j| json_to_value(&j)).ok_or_else(|| {
                     fail(
-                        "compile::config_required",
+                        Code::CompileConfigRequired,
                         format!("config `{key}` is required here but not set"),
                         format!("set it with {{{{ config({key}=...) }}}} in the model or under `config:` in its YAML"),
                     )
@@ -121,7 +122,7 @@ impl Object for VarObj {
             None => default.ok_or_else(|| {
                 let suggestions = crate::error::closest(name, vars.keys().map(String::as_str));
                 fail(
-                    "compile::missing_var",
+                    Code::CompileMissingVar,
                     format!("var('{name}') is not set and has no default"),
                     if suggestions.is_empty() {
                         format!("set it under `vars:` in the project file, pass --vars '{{{name}: ...}}', or give a default: var('{name}', ...)")
@@ -157,7 +158,7 @@ pub fn env_var(name: &str, default: Option<Value>) -> Result<Value, Error> {
         Ok(v) => Ok(Value::from(v)),
         Err(_) => default.ok_or_else(|| {
             fail(
-                "compile::missing_env_var",
+                Code::CompileMissingEnvVar,
                 format!("env_var('{name}') is not set and has no default"),
                 format!(
                     "export {name}=… before running pm, or give a default: env_var('{name}', '…')"
@@ -322,7 +323,7 @@ fn dispatch(shared: &Shared, state: &State<'_, '_>, args: &[Value]) -> Result<Va
         .map(|p| p.unwrap_or("(unqualified)"))
         .collect();
     Err(fail(
-        "compile::dispatch",
+        Code::CompileDispatch,
         format!(
             "adapter.dispatch('{name}'{}) found no macro postgres__{name} or default__{name} in {}",
             namespace.as_deref().map(|n| format!(", '{n}'")).unwrap_or_default(),
@@ -345,7 +346,7 @@ impl Object for ExceptionsObj {
         let msg = args.first().map(|v| v.to_string()).unwrap_or_default();
         match method {
             "raise_compiler_error" | "raise_not_implemented" => Err(fail(
-                "compile::raised",
+                Code::CompileRaised,
                 msg,
                 "the project's own code raised this error; read the message and the marked call",
             )),

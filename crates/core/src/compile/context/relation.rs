@@ -4,6 +4,7 @@ use crate::compile::context::{
     current_node, fail, unit_test, with_state, PLACEHOLDER_END, PLACEHOLDER_START, READS_NO_ROWS,
 };
 use crate::compile::{ResolvedRelation, Shared};
+use crate::error::Code;
 use crate::manifest::{Materialization, RefCall};
 use crate::text::quote_ident;
 use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
@@ -325,7 +326,7 @@ pub(super) fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Erro
         [pkg, name] => (Some(pkg.clone()), name.clone()),
         _ => {
             return Err(fail(
-                "compile::ref_args",
+                Code::CompileRefArgs,
                 format!(
                     "ref() takes a model name, or a package and a model name; got {} arguments",
                     strs.len()
@@ -338,7 +339,7 @@ pub(super) fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Erro
         if !shared.package_names.contains(p) {
             let known: Vec<&str> = shared.package_names.iter().map(String::as_str).collect();
             return Err(fail(
-                "compile::unknown_package",
+                Code::CompileUnknownPackage,
                 format!(
                     "ref('{p}', '{name}') names package `{p}`, which is neither this project nor an installed package"
                 ),
@@ -358,7 +359,7 @@ pub(super) fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Erro
                 .map(|&i| format!("ref('{}', '{name}')", shared.metas[i].package_name))
                 .collect();
             return Err(fail(
-                "compile::ambiguous_ref",
+                Code::CompileAmbiguousRef,
                 format!("ref('{name}') could mean nodes of several packages"),
                 format!("name the package: {}", packages.join(" or ")),
             ));
@@ -366,7 +367,7 @@ pub(super) fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Erro
         None => {
             if shared.disabled.contains(&name) {
                 return Err(fail(
-                    "compile::disabled_ref",
+                    Code::CompileDisabledRef,
                     format!("ref('{name}') points at a disabled node"),
                     format!("enable `{name}` (enabled: true) or remove this ref"),
                 ));
@@ -374,7 +375,7 @@ pub(super) fn ref_fn(shared: &Arc<Shared>, args: &[Value]) -> Result<Value, Erro
             let suggestions =
                 crate::error::closest(&name, shared.by_name.keys().map(String::as_str));
             return Err(fail(
-                "compile::unknown_ref",
+                Code::CompileUnknownRef,
                 format!("ref('{name}') names no model, seed or snapshot"),
                 crate::error::did_you_mean(
                     &suggestions,
@@ -453,7 +454,7 @@ pub(super) fn source_fn(shared: &Arc<Shared>, source: &str, table: &str) -> Resu
             format!("did you mean {}?", s.join(", "))
         };
         return Err(fail(
-            "compile::unknown_source",
+            Code::CompileUnknownSource,
             format!("source('{source}', '{table}') is not declared"),
             help,
         ));

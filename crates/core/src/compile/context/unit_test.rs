@@ -8,6 +8,7 @@ use crate::compile::context::objects::VarObj;
 use crate::compile::context::{env_var, fail, json_to_value, with_state, MacroFn, NamedRelation};
 use crate::compile::definitions::BUILTIN_NAMESPACE;
 use crate::compile::Shared;
+use crate::error::Code;
 use minijinja::value::{Object, Rest, Value};
 use minijinja::{Environment, Error, State};
 use serde_json::{Map, Value as Json};
@@ -35,7 +36,7 @@ pub(super) fn fixture_for(target: usize, call: &str) -> Option<Result<Value, Err
     Some(match fixtures.by_node.get(&target) {
         Some(cte) => Ok(NamedRelation::cte(cte)),
         None => Err(fail(
-            "unit_test::missing_input",
+            Code::UnitTestMissingInput,
             format!(
                 "the model reads {call}, for which unit test `{}` gives no rows",
                 fixtures.unit_test

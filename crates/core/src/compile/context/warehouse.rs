@@ -8,6 +8,7 @@
 //! writes SQL but never sends it.
 
 use crate::compile::context::{fail, json_to_value, no_method, with_state};
+use crate::error::Code;
 use crate::text::quote_ident;
 use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
 use minijinja::{Environment, Error, ErrorKind, State};
@@ -45,7 +46,7 @@ fn warehouse() -> Option<Arc<dyn RenderWarehouse>> {
 fn query(wh: &dyn RenderWarehouse, sql: &str) -> Result<QueryResult, Error> {
     wh.run_sql(sql).map_err(|message| {
         fail(
-            "run::render_query",
+            Code::RunRenderQuery,
             format!("a query run while rendering failed: {message}"),
             format!("the query was: {}", sql.trim()),
         )
@@ -120,7 +121,7 @@ fn statement(state: &mut State, args: &[Value]) -> Result<Value, Error> {
     let sql = match caller {
         Some(c) => c.call(state, &[])?.to_string(),
         None => return Err(fail(
-            "run::statement",
+            Code::RunStatement,
             "statement() is called with {% call statement(...) %}…{% endcall %}".into(),
             "put the SQL between {% call statement('name', fetch_result=True) %} and {% endcall %}",
         )),

@@ -1,6 +1,6 @@
 //! Evaluating a selection against the manifest: each atom to a set of nodes, graph operators, union, intersection and exclusion.
 
-use crate::error::{Problem, Problems, Result};
+use crate::error::{Code, Problem, Problems, Result};
 use crate::graph::selector::glob::{fqn_matches, json_matches};
 use crate::graph::selector::state::config_equal;
 use crate::graph::selector::{
@@ -216,7 +216,7 @@ impl Evaluator<'_> {
                 let Some(rt) = ResourceType::parse(v) else {
                     let names: Vec<&str> = ResourceType::ALL.iter().map(|r| r.as_str()).collect();
                     return Err(a.problem(
-                        "selector::value",
+                        Code::SelectorValue,
                         format!("unknown resource type `{v}`"),
                         "unknown resource type",
                         format!("resource types: {}", names.join(", ")),
@@ -256,7 +256,7 @@ impl Evaluator<'_> {
                     "unit" => node.resource_type == ResourceType::UnitTest,
                     _ => {
                         return Err(a.problem(
-                            "selector::value",
+                            Code::SelectorValue,
                             format!("unknown test type `{v}`"),
                             "unknown test type",
                             "test types: data (generic and singular), generic, singular, unit"
@@ -278,7 +278,7 @@ impl Evaluator<'_> {
             "state" => {
                 let Some(state) = self.state else {
                     return Err(a.problem(
-                        "selector::state",
+                        Code::SelectorState,
                         format!("`state:{v}` needs a previous manifest"),
                         "needs --state",
                         "pass --state DIR, where DIR holds the manifest.json of an earlier run"
@@ -296,7 +296,7 @@ impl Evaluator<'_> {
                     "modified.body" => old.is_none() || body_changed,
                     "modified.configs" => old.is_none() || config_changed,
                     _ => return Err(a.problem(
-                        "selector::value",
+                        Code::SelectorValue,
                         format!("unknown state `{v}`"),
                         "unknown state",
                         "states: new, old, modified, unmodified, modified.body, modified.configs"

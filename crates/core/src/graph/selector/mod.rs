@@ -7,6 +7,7 @@ mod evaluate;
 mod glob;
 mod selectors_yml;
 mod state;
+use crate::error::Code;
 pub use evaluate::{select, Request};
 pub use glob::glob_match;
 pub use selectors_yml::Selectors;
@@ -88,7 +89,7 @@ impl Atom {
         }
     }
 
-    fn problem(&self, code: &'static str, message: String, label: &str, help: String) -> Problem {
+    fn problem(&self, code: Code, message: String, label: &str, help: String) -> Problem {
         let mut p = Problem::new(code, message).help(help);
         if let Some((name, text, span)) = &self.origin {
             p = p
@@ -106,7 +107,7 @@ fn syntax_problem(
     message: String,
     help: &str,
 ) -> Problem {
-    Problem::new("selector::syntax", message)
+    Problem::new(Code::SelectorSyntax, message)
         .in_file(source, text.clone())
         .label(span, "here")
         .help(help.to_string())
@@ -223,7 +224,7 @@ fn parse_atom(
             start + (raw.len() - s.len())..start + (raw.len() - s.len()) + method.len();
         let suggestions = closest(base, METHODS.iter().copied());
         return Err(Problem::new(
-            "selector::method",
+            Code::SelectorMethod,
             format!("unknown selector method `{base}` in `{raw}`"),
         )
         .in_file(source, text.clone())

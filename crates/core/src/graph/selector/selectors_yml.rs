@@ -1,6 +1,6 @@
 //! `selectors.yml`: named selector definitions, each turned into an expression.
 
-use crate::error::{closest, did_you_mean, Problem};
+use crate::error::{closest, did_you_mean, Code, Problem};
 use crate::graph::selector::{parse, Atom, Expr, IndirectSelection, METHODS};
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -29,7 +29,7 @@ impl Selectors {
         for item in list {
             let Some(name) = item.get("name").and_then(Json::as_str) else {
                 return Err(Problem::new(
-                    "selector::yml",
+                    Code::SelectorYml,
                     "every entry of selectors.yml needs a `name:`",
                 )
                 .in_file("selectors.yml", text.clone())
@@ -62,7 +62,7 @@ impl Selectors {
         let Some((def, line)) = self.definitions.get(name) else {
             let suggestions = closest(name, self.definitions.keys().map(String::as_str));
             return Err(Problem::new(
-                "selector::unknown",
+                Code::SelectorUnknown,
                 format!("no selector named `{name}` in selectors.yml"),
             )
             .help(did_you_mean(
@@ -81,7 +81,7 @@ impl Selectors {
     }
 
     pub(super) fn yml_problem(&self, line: usize, msg: String) -> Problem {
-        let mut p = Problem::new("selector::yml", msg)
+        let mut p = Problem::new(Code::SelectorYml, msg)
             .help("see dbt's selectors.yml syntax: method/value, union, intersection, exclude");
         if let Some(t) = &self.text {
             p = p

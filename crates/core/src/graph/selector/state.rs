@@ -1,6 +1,6 @@
 //! `state:` selection: the manifest of an earlier run, compared node by node.
 
-use crate::error::Problem;
+use crate::error::{Code, Problem};
 use serde_json::Value as Json;
 use std::collections::HashMap;
 
@@ -18,12 +18,12 @@ impl PriorState {
     pub fn load(dir: &std::path::Path) -> std::result::Result<PriorState, Problem> {
         let path = dir.join("manifest.json");
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            Problem::new("state::read", format!("cannot read {}: {e}", path.display()))
+            Problem::new(Code::StateRead, format!("cannot read {}: {e}", path.display()))
                 .help("point --state at the target/ folder of an earlier `pm compile` or run (keep a copy: the next run overwrites it)")
         })?;
         let doc: Json = serde_json::from_str(&text).map_err(|e| {
             Problem::new(
-                "state::parse",
+                Code::StateParse,
                 format!("{} is not a manifest: {e}", path.display()),
             )
         })?;

@@ -5,6 +5,9 @@
 //! Commands return [`Problems`] so that several independent errors (three
 //! unknown refs in three models, say) are reported in one go.
 
+mod codes;
+
+pub use codes::Code;
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use std::fmt;
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use std::sync::Arc;
 /// One diagnostic with an optional source file and labelled spans in it.
 #[derive(Debug, Clone)]
 pub struct Problem {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub file: Option<Box<SourceFile>>,
     pub labels: Vec<(SourceSpan, String)>,
@@ -30,7 +33,7 @@ pub struct SourceFile {
 }
 
 impl Problem {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         Problem {
             code,
             message: message.into(),
