@@ -96,9 +96,11 @@ pub enum Command {
     Docs(DocsArgs),
     /// Generate PulseMetrics' synthetic business into the raw schema
     /// (applying warehouse/*.sql first), or as CSV files
+    #[cfg(feature = "generate")]
     Generate(GenerateArgs),
     /// Print a report's daily digest (reports.yml) and draw its charts; with
     /// --to, post it to Slack or Telegram, once per report and day
+    #[cfg(feature = "report")]
     Report(ReportArgs),
     /// Install the packages packages.yml (or dependencies.yml) declares into
     /// dbt_packages/ and pin them in package-lock.yml

@@ -94,7 +94,9 @@ fn main() {
         Command::Db { action } => pm::commands::db::run(g, action, log),
         Command::Debug => pm::commands::db::debug(g, log),
         Command::Docs(args) => pm::commands::docs::run(g, args, log),
+        #[cfg(feature = "generate")]
         Command::Generate(args) => pm::commands::generate::run(g, args, log),
+        #[cfg(feature = "report")]
         Command::Report(args) => pm::commands::report::run(g, args, log),
         Command::Deps(args) => pm::commands::deps::run(g, args, log),
         Command::RunOperation(args) => pm::commands::operation::run(g, args, log),

@@ -157,10 +157,11 @@ fn next_steps(session: &Session) -> String {
             exe.strip_prefix(&cwd).ok().map(|p| p.display().to_string())
         })
         .unwrap_or_else(|| "pm".to_string());
+    let marts = pm_generate::FIRST_MARTS.join(", ");
     format!(
         "\nThe warehouse is built. Next:\n\
          \x20 psql \"$({pm} db url --project-dir {dir})\"\n\
-         \x20     the marts: analytics.fct_daily_metrics, analytics.mrr_monthly, analytics.cohort_retention_monthly, …\n\
+         \x20     the marts: {marts}, …\n\
          \x20 {pm} docs --serve --project-dir {dir}\n\
          \x20     the documentation site with the lineage graph, on http://127.0.0.1:8080/\n\
          \x20 {pm} generate --append-days 1 --build --project-dir {dir}\n\

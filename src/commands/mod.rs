@@ -7,11 +7,13 @@ pub mod db;
 pub mod deps;
 pub mod docs;
 pub mod freshness;
+#[cfg(feature = "generate")]
 pub mod generate;
 pub mod init;
 pub mod ls;
 pub mod operation;
 pub mod pipeline;
+#[cfg(feature = "report")]
 pub mod report;
 pub mod run;
 pub mod show;

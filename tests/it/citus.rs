@@ -351,6 +351,7 @@ fn on_plain_postgresql_the_layout_is_ignored_with_one_warning_and_wrong_layouts_
 }
 
 #[test]
+#[cfg(feature = "generate")]
 fn pulsemetrics_on_a_coordinator_and_two_workers_has_the_single_node_rows() {
     if !citus_or_skip() {
         return;

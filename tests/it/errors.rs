@@ -769,7 +769,12 @@ fn misconfigurations_that_were_silently_accepted_are_errors_at_their_line() {
         assert!(err.contains(says), "{text}: {err}");
         assert!(err.contains("pm_project.yml:"), "{text}: {err}");
     }
-    // A generator flag out of range is named before anything is loaded.
+}
+
+/// A generator flag out of range is named before anything is loaded.
+#[test]
+#[cfg(feature = "generate")]
+fn a_generator_flag_out_of_range_is_named_before_anything_starts() {
     let p = project(&[("pm_project.yml", "name: shop\n")]);
     let r = pm(
         p.path(),

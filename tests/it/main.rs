@@ -14,7 +14,9 @@ mod docs;
 mod embedded;
 mod errors;
 mod packages;
+#[cfg(feature = "generate")]
 mod pulsemetrics;
+#[cfg(feature = "report")]
 mod report;
 mod run;
 mod run_render;

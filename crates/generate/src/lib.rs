@@ -12,6 +12,14 @@ pub mod sim;
 pub use rows::{Dataset, Sink, Table};
 pub use sim::{simulate, Params, Window};
 
+/// The PulseMetrics marts a newcomer looks at first, once the warehouse is
+/// built (`project/models/marts/`).
+pub const FIRST_MARTS: [&str; 3] = [
+    "analytics.fct_daily_metrics",
+    "analytics.mrr_monthly",
+    "analytics.cohort_retention_monthly",
+];
+
 /// The raw warehouse's DDL (`warehouse/*.sql`), applied in this order. It is
 /// built into pm because the generator writes exactly these tables.
 pub const WAREHOUSE_SQL: [(&str, &str); 4] = [
