@@ -471,7 +471,7 @@ const KNOWN_ENVIRONMENT_READERS: &[&str] = &[
     "crates/core/src/loader/profile.rs",
     // To be moved into settings (issue 26):
     "crates/core/src/output.rs",
-    "crates/postgres/src/embedded.rs",
+    "crates/postgres/src/embedded/os.rs",
     "src/commands/report.rs",
 ];
 

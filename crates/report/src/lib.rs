@@ -11,3 +11,4 @@ pub mod config;
 pub mod deliver;
 pub mod digest;
 pub mod render;
+pub mod transport;

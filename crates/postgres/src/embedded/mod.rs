@@ -7,8 +7,13 @@
 //! the server runs as the `postgres` OS user, which then owns the data
 //! directory; when neither works, the error says what to install or change.
 
+mod access;
+mod os;
+
+use crate::embedded::os::{current_user_name, effective_uid, is_live_postgres, passwd_user};
+pub use access::passfile_password;
+use os::find_bin_dir;
 use pm_core::error::{Code, Problem, Result};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -66,179 +71,8 @@ fn conf_string(value: &str) -> String {
     format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-/// A field of a libpq password file, with `:` and `\\` escaped.
-fn passfile_field(text: &str) -> String {
-    text.replace('\\', "\\\\").replace(':', "\\:")
-}
-
-/// The password of a password-file line (`host:port:database:user:password`)
-/// when it is for `database` and `user` (or `*`).
-pub fn passfile_password(line: &str, database: &str, user: &str) -> Option<String> {
-    if line.starts_with('#') {
-        return None;
-    }
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => field.extend(chars.next()),
-            ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
-            c => field.push(c),
-        }
-    }
-    fields.push(field);
-    let [_, _, db, u, password] = <[String; 5]>::try_from(fields).ok()?;
-    ((db == "*" || db == database) && (u == "*" || u == user)).then_some(password)
-}
-
-/// A user name for pg_hba.conf / pg_ident.conf, quoted.
-fn hba_word(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn problem(code: Code, msg: impl Into<String>, help: impl Into<String>) -> Problem {
     Problem::new(code, msg).help(help)
-}
-
-/// The current process's effective uid, from /proc (no libc needed).
-fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    line.split_whitespace().nth(2)?.parse().ok()
-}
-
-/// Whether `pid` is a PostgreSQL server process that still runs (not a
-/// zombie waiting to be reaped, nor another program that got the pid), and
-/// serves `data_dir` (a copied project's postmaster.pid names the server of
-/// the folder it was copied from).
-fn is_live_postgres(pid: u32, data_dir: &Path) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    // "pid (comm) S ...": the state follows the command name's closing parenthesis.
-    let state = stat
-        .rfind(')')
-        .and_then(|i| stat[i + 1..].split_whitespace().next())
-        .unwrap_or("");
-    if matches!(state, "Z" | "X" | "x") {
-        return false;
-    }
-    // When the command line cannot be read, the process is taken to be the server.
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| {
-            let args: Vec<&[u8]> = c.split(|&b| b == 0).collect();
-            let argv0 = args.first().copied().unwrap_or(&[]);
-            let serves = args
-                .iter()
-                .position(|a| *a == b"-D")
-                .and_then(|i| args.get(i + 1))
-                .map(|d| {
-                    let d = Path::new(std::ffi::OsStr::from_bytes(d));
-                    let same =
-                        |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-                    same(d) == same(data_dir)
-                })
-                .unwrap_or(true);
-            String::from_utf8_lossy(argv0).contains("postgres") && serves
-        })
-        .unwrap_or(true)
-}
-
-/// An entry of /etc/passwd.
-fn passwd_user(name: &str) -> Option<OsUser> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        (f.len() > 3 && f[0] == name).then(|| OsUser {
-            name: name.to_string(),
-            uid: f[2].parse().unwrap_or(0),
-            gid: f[3].parse().unwrap_or(0),
-        })
-    })
-}
-
-fn current_user_name() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| {
-            let uid = effective_uid()?;
-            let text = std::fs::read_to_string("/etc/passwd").ok()?;
-            text.lines().find_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_string())
-            })
-        })
-        .unwrap_or_else(|| "postgres".into())
-}
-
-fn has_server_binaries(dir: &Path) -> bool {
-    ["initdb", "pg_ctl", "postgres"]
-        .iter()
-        .all(|b| dir.join(b).is_file())
-}
-
-/// Finds the server binaries: `PM_PG_BIN`, `pg_config --bindir`, `PATH`, then
-/// the newest `/usr/lib/postgresql/*/bin`.
-pub fn find_bin_dir(pg_bin: Option<&Path>) -> Result<PathBuf> {
-    if let Some(dir) = pg_bin {
-        let dir = dir.to_path_buf();
-        if has_server_binaries(&dir) {
-            return Ok(dir);
-        }
-        return Err(problem(
-            Code::EmbeddedBin,
-            format!("PM_PG_BIN={} does not hold initdb, pg_ctl and postgres", dir.display()),
-            "point PM_PG_BIN at PostgreSQL's bin folder (e.g. /usr/lib/postgresql/15/bin), or unset it",
-        )
-        .into());
-    }
-    if let Ok(out) = Command::new("pg_config")
-        .arg("--bindir")
-        .stderr(Stdio::null())
-        .output()
-    {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if out.status.success() && has_server_binaries(&dir) {
-            return Ok(dir);
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            if has_server_binaries(&dir) {
-                // Resolve symlinks (/usr/local/bin/initdb → …/15/bin/initdb) so
-                // the binaries of one installation are used together.
-                let real = std::fs::canonicalize(dir.join("initdb"))
-                    .ok()
-                    .and_then(|p| p.parent().map(Path::to_path_buf))
-                    .filter(|d| has_server_binaries(d))
-                    .unwrap_or(dir);
-                return Ok(real);
-            }
-        }
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-                    let bin = e.path().join("bin");
-                    has_server_binaries(&bin).then_some((v, bin))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    versions.sort();
-    versions.pop().map(|(_, d)| d).ok_or_else(|| {
-        problem(
-            Code::EmbeddedBin,
-            "no PostgreSQL server binaries found (initdb, pg_ctl, postgres)",
-            "install PostgreSQL's server (Debian/Ubuntu: apt-get install postgresql), set PM_PG_BIN to its bin folder, \
-             or configure a target in profiles.yml / PM_DATABASE_URL",
-        )
-        .into()
-    })
 }
 
 impl Cluster {
@@ -549,58 +383,6 @@ impl Cluster {
             .unwrap_or_else(current_user_name)
     }
 
-    /// Who may connect, written at every start: the server's OS user and
-    /// root as the superuser (peer authentication, through a user map), any
-    /// other role with its password (scram-sha-256; `pm db url --role`).
-    /// The socket folder's mode keeps every other OS user out in any case.
-    fn write_access_files(&self) -> Result<()> {
-        let hba = format!(
-            "# Written by pm at every start: edits are lost.\n\
-             # The project's owner (the server's OS user) and root connect as the\n\
-             # superuser; other roles with a password (`pm db url --role NAME`).\n\
-             # TYPE  DATABASE  USER  METHOD\n\
-             local   all       {su}  peer map=pm_owner\n\
-             local   all       all   scram-sha-256\n",
-            su = hba_word(&self.superuser),
-        );
-        let ident = format!(
-            "# Written by pm at every start: edits are lost.\n\
-             # MAPNAME  SYSTEM-USERNAME  PG-USERNAME\n\
-             pm_owner   {os}  {su}\n\
-             pm_owner   root  {su}\n",
-            os = hba_word(&self.server_os_user()),
-            su = hba_word(&self.superuser),
-        );
-        let settings = format!(
-            "# Written by pm at every start: the socket follows the project folder.\n\
-             # data folder: {}\n\
-             listen_addresses = ''\n\
-             unix_socket_directories = {}\n\
-             unix_socket_permissions = 0700\n\
-             port = {}\n\
-             password_encryption = 'scram-sha-256'\n",
-            self.data_dir.display(),
-            conf_string(&self.socket_dir.to_string_lossy()),
-            self.port
-        );
-        for (file, text) in [
-            ("pg_hba.conf", hba),
-            ("pg_ident.conf", ident),
-            (SERVER_SETTINGS, settings),
-        ] {
-            self.write_data_file(file, &text)?;
-        }
-        let conf =
-            std::fs::read_to_string(self.data_dir.join("postgresql.conf")).unwrap_or_default();
-        let include = format!("include_if_exists = '{SERVER_SETTINGS}'");
-        if !conf.lines().any(|l| l.trim() == include) {
-            self.append_config(&format!(
-                "\n# pm: the socket, port and access, set at every start\n{include}\n"
-            ))?;
-        }
-        Ok(())
-    }
-
     /// The data folder the server was last started from, when that is not
     /// this one: the project folder was copied or moved (read before a start
     /// rewrites it).
@@ -820,125 +602,6 @@ impl Cluster {
         )
     }
 
-    /// The owner-only file of the passwords pm gave roles (libpq's passfile format).
-    pub fn passwords_file(&self) -> PathBuf {
-        self.root.join(".pm").join("passwords")
-    }
-
-    /// `pm db url --role NAME`: the role's password (made on first use and
-    /// kept in [`Cluster::passwords_file`]) set on the server, as a SCRAM
-    /// verifier so the password itself never reaches it; a URL naming the
-    /// file as its passfile (libpq and PM_DATABASE_URL read it).
-    pub async fn role_url(&self, role: &str) -> Result<String> {
-        if role == self.superuser {
-            return Ok(self.url());
-        }
-        let client = super::Endpoint::Embedded(Box::new(self.clone()))
-            .connect_client()
-            .await?;
-        let failed = |what: &str, e: tokio_postgres::Error| {
-            problem(
-                Code::DbRole,
-                format!("{what} failed: {}", super::error_text(&e)),
-                "see the message above",
-            )
-        };
-        let can_login: Option<bool> = client
-            .query_opt(
-                "select rolcanlogin from pg_roles where rolname = $1",
-                &[&role],
-            )
-            .await
-            .map_err(|e| failed("reading the roles", e))?
-            .map(|r| r.get(0));
-        match can_login {
-            None => {
-                return Err(problem(
-                    Code::DbRole,
-                    format!("there is no role `{role}` in the local database"),
-                    "create it first (PulseMetrics' roles are made by `pm generate`), or check its name",
-                )
-                .into())
-            }
-            Some(false) => {
-                return Err(problem(
-                    Code::DbRole,
-                    format!("role `{role}` cannot log in (it has NOLOGIN)"),
-                    format!("alter role {} login, if it should", pm_core::text::quote_ident(role)),
-                )
-                .into())
-            }
-            Some(true) => {}
-        }
-        let password = self.role_password(role)?;
-        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
-        client
-            .batch_execute(&format!(
-                "alter role {} password {}",
-                pm_core::text::quote_ident(role),
-                pm_core::text::quote_literal(&verifier)
-            ))
-            .await
-            .map_err(|e| failed("setting the role's password", e))?;
-        Ok(format!(
-            "postgresql://{}@/{DATABASE}?host={}&port={}&passfile={}",
-            pm_core::text::percent_encode(role),
-            pm_core::text::percent_encode(&self.socket_dir.to_string_lossy()),
-            self.port,
-            pm_core::text::percent_encode(&self.passwords_file().to_string_lossy()),
-        ))
-    }
-
-    /// The password kept for `role`, made (and written to the owner-only
-    /// passwords file) when there is none.
-    fn role_password(&self, role: &str) -> Result<String> {
-        let path = self.passwords_file();
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if let Some(p) = text
-            .lines()
-            .find_map(|l| passfile_password(l, DATABASE, role))
-        {
-            return Ok(p);
-        }
-        let failed = |e: std::io::Error| -> pm_core::error::Problems {
-            problem(
-                Code::DbPasswords,
-                format!("cannot write {}: {e}", path.display()),
-                "check that the project folder is yours and writable",
-            )
-            .into()
-        };
-        let mut bytes = [0u8; 18];
-        std::io::Read::read_exact(
-            &mut std::fs::File::open("/dev/urandom").map_err(failed)?,
-            &mut bytes,
-        )
-        .map_err(failed)?;
-        let password = pm_core::text::hex(&bytes);
-        let line = format!(
-            "*:*:{}:{}:{password}\n",
-            passfile_field(DATABASE),
-            passfile_field(role)
-        );
-        let tmp = path.with_extension("new");
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let _ = std::fs::remove_file(&tmp);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(failed)?;
-            f.write_all(format!("{text}{line}").as_bytes())
-                .map_err(failed)?;
-            f.sync_all().map_err(failed)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(failed)?;
-        Ok(password)
-    }
-
     /// Connection settings for tokio-postgres.
     pub fn config(&self, dbname: &str) -> tokio_postgres::Config {
         let mut c = tokio_postgres::Config::new();
@@ -954,6 +617,7 @@ impl Cluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::embedded::access::hba_word;
 
     #[test]
     fn settings_and_access_files_quote_what_they_hold() {
