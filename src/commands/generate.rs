@@ -235,32 +235,7 @@ fn load(
             rt.spawn(warehouse::bulk_load(endpoint.clone(), bulk, from)),
         ));
     }
-    let total_days = params.days as u64;
-    let first_day = params.start;
-    let sim_params = params.clone();
-    let simulation = rt.spawn_blocking(move || {
-        let progress = Progress::new(&log, total_days as usize, "generating");
-        let live = progress.is_live();
-        let mut reported = 0;
-        let mut streams = CopyStreams::new(senders);
-        pm_generate::simulate(&sim_params, &window, &mut streams, |day| {
-            let done = (day - first_day + 1) as u64;
-            progress.set_position(done as usize);
-            let tenth = done * 10 / total_days.max(1);
-            if !live && tenth > reported {
-                reported = tenth;
-                log.info(&format!(
-                    "simulated {} of {} days ({}%)",
-                    done,
-                    total_days,
-                    tenth * 10
-                ));
-            }
-        });
-        let rows = streams.rows;
-        streams.finish();
-        rows
-    });
+    let simulation = simulate_into(rt, params, window, senders, log);
     let (rows, results) = rt.block_on(async {
         let rows = simulation.await;
         let mut results = Vec::new();
@@ -275,20 +250,7 @@ fn load(
             format!("the simulation failed: {e}"),
         )
     })?;
-    let mut problems = Problems::default();
-    let mut loaded = Vec::new();
-    for (table, result) in results {
-        match result {
-            Ok(Ok(l)) => loaded.push((table, l)),
-            Ok(Err(p)) => problems.0.extend(p.0),
-            Err(e) => problems.push(Problem::new(
-                Code::GenerateLoad,
-                format!("loading raw.{} failed: {e}", table.name()),
-            )),
-        }
-    }
-    // Dropping the loaded connections rolls their transactions back.
-    problems.into_result()?;
+    let loaded = all_loaded(results)?;
     let state = GeneratorState {
         seed: params.seed,
         scale: params.scale,
@@ -313,6 +275,82 @@ fn load(
         }
         Ok::<(), Problems>(())
     })?;
+    log_loaded(log, started, appending, &tables, &rows, &state, params.days);
+    Ok(())
+}
+
+/// Runs the simulation on a blocking thread, its rows streamed to the
+/// loaders through `senders`, with progress; the rows of each table.
+fn simulate_into(
+    rt: &tokio::runtime::Runtime,
+    params: &Params,
+    window: Window,
+    senders: Vec<(Table, pm_generate::output::RowSender)>,
+    log: Log,
+) -> tokio::task::JoinHandle<[u64; 10]> {
+    let total_days = params.days as u64;
+    let first_day = params.start;
+    let sim_params = params.clone();
+    rt.spawn_blocking(move || {
+        let progress = Progress::new(&log, total_days as usize, "generating");
+        let live = progress.is_live();
+        let mut reported = 0;
+        let mut streams = CopyStreams::new(senders);
+        pm_generate::simulate(&sim_params, &window, &mut streams, |day| {
+            let done = (day - first_day + 1) as u64;
+            progress.set_position(done as usize);
+            let tenth = done * 10 / total_days.max(1);
+            if !live && tenth > reported {
+                reported = tenth;
+                log.info(&format!(
+                    "simulated {} of {} days ({}%)",
+                    done,
+                    total_days,
+                    tenth * 10
+                ));
+            }
+        });
+        let rows = streams.rows;
+        streams.finish();
+        rows
+    })
+}
+
+/// Every table's open load, or the problems of those that failed (dropping
+/// the others rolls their transactions back).
+fn all_loaded(
+    results: Vec<(
+        Table,
+        std::result::Result<Result<warehouse::Loaded>, tokio::task::JoinError>,
+    )>,
+) -> Result<Vec<(Table, warehouse::Loaded)>> {
+    let mut problems = Problems::default();
+    let mut loaded = Vec::new();
+    for (table, result) in results {
+        match result {
+            Ok(Ok(l)) => loaded.push((table, l)),
+            Ok(Err(p)) => problems.0.extend(p.0),
+            Err(e) => problems.push(Problem::new(
+                Code::GenerateLoad,
+                format!("loading raw.{} failed: {e}", table.name()),
+            )),
+        }
+    }
+    // Dropping the loaded connections rolls their transactions back.
+    problems.into_result()?;
+    Ok(loaded)
+}
+
+/// The load's summary lines: rows per table and second, and the dataset.
+fn log_loaded(
+    log: Log,
+    started: Instant,
+    appending: bool,
+    tables: &[Table],
+    rows: &[u64],
+    state: &GeneratorState,
+    days: u32,
+) {
     let seconds = started.elapsed().as_secs_f64();
     let total: u64 = rows.iter().sum();
     log.info(&format!(
@@ -328,9 +366,8 @@ fn load(
     ));
     log.info(&format!(
         "Dataset: seed {}, scale {}, {} to {} ({} days)",
-        state.seed, state.scale, state.start, state.end, params.days
+        state.seed, state.scale, state.start, state.end, days
     ));
-    Ok(())
 }
 
 /// A full load: each table commits on its own connection (parallel COPY

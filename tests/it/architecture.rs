@@ -535,3 +535,90 @@ fn modules_import_by_name() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Files a reader can hold in mind: no source file over 800 lines, no
+/// function over 120 (from its `fn` line to its closing brace, test modules
+/// included).
+#[test]
+fn files_and_functions_stay_small() {
+    const FILE_LINES: usize = 800;
+    const FUNCTION_LINES: usize = 120;
+    let mut wrong = Vec::new();
+    for (_, _, dir) in all_crates() {
+        let src = root().join(dir).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        for f in files {
+            let at = f.strip_prefix(root()).unwrap().display().to_string();
+            let text = std::fs::read_to_string(&f).unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            if lines.len() > FILE_LINES {
+                wrong.push(format!("{at}: {} lines", lines.len()));
+            }
+            for (name, start, length) in functions(&lines) {
+                if length > FUNCTION_LINES {
+                    wrong.push(format!("{at}:{}: fn {name} has {length} lines", start + 1));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Each function of a file (rustfmt's layout): its name, first line and
+/// length, from its `fn` line to the `}` at the same indentation.
+fn functions(lines: &[&str]) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    for (k, line) in lines.iter().enumerate() {
+        let code = line.trim_start();
+        let indent = line.len() - code.len();
+        let after_keywords = [
+            "pub(crate) ",
+            "pub(super) ",
+            "pub ",
+            "async ",
+            "const ",
+            "unsafe ",
+        ]
+        .iter()
+        .fold(code, |c, kw| c.strip_prefix(kw).unwrap_or(c));
+        let after_keywords = after_keywords
+            .strip_prefix("async ")
+            .unwrap_or(after_keywords);
+        let Some(rest) = after_keywords.strip_prefix("fn ") else {
+            continue;
+        };
+        let name = identifier(rest);
+        if code.contains('{') && code.trim_end().ends_with('}') {
+            continue; // one line
+        }
+        // A declaration without a body (a trait's) ends with `;`.
+        let Some(open) = (k..lines.len()).find(|&j| {
+            let l = lines[j].trim_end();
+            l.ends_with('{') || l.ends_with(';')
+        }) else {
+            continue;
+        };
+        if lines[open].trim_end().ends_with(';') {
+            continue;
+        }
+        let close = (open + 1..lines.len()).find(|&j| {
+            let l = lines[j];
+            l.len() - l.trim_start().len() == indent && l.trim_start().starts_with('}')
+        });
+        if let Some(close) = close {
+            out.push((name, k, close - k + 1));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_function_reader_measures_from_fn_to_its_brace() {
+    let text = "pub fn a() {\n    1\n}\n\nimpl X {\n    pub(crate) async fn b(\n        x: u8,\n    ) -> u8 {\n        x\n    }\n    fn c();\n}\n";
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        functions(&lines),
+        vec![("a".to_string(), 0, 3), ("b".to_string(), 5, 5)]
+    );
+}

@@ -7,7 +7,7 @@ pub mod layout;
 
 use pm_core::manifest::{Manifest, Node, ResourceType};
 use serde_json::{json, Value as Json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 const PAGE: &str = include_str!("page.html");
@@ -182,37 +182,10 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
             let n = &m.nodes[i];
             let desc_text = resolve_docs(&n.description, &blocks);
             let warehouse = catalog.get(&(n.schema.clone(), n.alias.clone()));
-            let mut cols: Vec<Json> = Vec::new();
-            let mut listed: Vec<&str> = Vec::new();
-            for (name, c) in &n.columns {
-                listed.push(name);
-                let tests = tests_of
-                    .get(&(n.unique_id.as_str(), Some(name.as_str())))
-                    .cloned()
-                    .unwrap_or_default();
-                if n.resource_type == ResourceType::Model {
-                    columns_total += 1;
-                    if !tests.is_empty() {
-                        columns_tested += 1;
-                    }
-                }
-                let ty = warehouse
-                    .and_then(|w| w.iter().find(|(cn, _)| cn == name).map(|(_, t)| t.clone()))
-                    .or_else(|| c.data_type.clone());
-                cols.push(json!({
-                    "name": name,
-                    "desc": markdown(&resolve_docs(&c.description, &blocks)),
-                    "type": ty,
-                    "tests": tests,
-                }));
-            }
-            // Columns the warehouse has that YAML does not describe.
-            if let Some(w) = warehouse {
-                for (cn, ty) in w {
-                    if !listed.contains(&cn.as_str()) {
-                        cols.push(json!({"name": cn, "desc": "", "type": ty, "tests": []}));
-                    }
-                }
+            let (cols, total, tested) = node_columns(n, warehouse, &tests_of, &blocks);
+            if n.resource_type == ResourceType::Model {
+                columns_total += total;
+                columns_tested += tested;
             }
             let owner = owner_of(n);
             let parents: Vec<usize> = m.dag.parents[i]
@@ -251,31 +224,7 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
         .map(|(p, c, pts)| json!([p, c, edge_path(pts)]))
         .collect();
 
-    // The overview.
-    let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
-    let mut by_layer: BTreeMap<String, usize> = BTreeMap::new();
-    let mut by_mat: BTreeMap<String, usize> = BTreeMap::new();
-    let (mut models, mut models_tested) = (0, 0);
-    for n in m.nodes.iter().filter(|n| {
-        in_graph(n) || matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest)
-    }) {
-        *by_type
-            .entry(n.resource_type.as_str().to_string())
-            .or_default() += 1;
-        if n.resource_type == ResourceType::Model {
-            models += 1;
-            if tested_models.contains(n.unique_id.as_str()) {
-                models_tested += 1;
-            }
-            let layer = if n.fqn.len() > 2 {
-                n.fqn[1].clone()
-            } else {
-                "(top level)".into()
-            };
-            *by_layer.entry(layer).or_default() += 1;
-            *by_mat.entry(n.materialized_name().to_string()).or_default() += 1;
-        }
-    }
+    let counts = Counts::of(m, &tested_models);
     let last_run = last.doc.as_ref().map(last_run_summary);
     json!({
         "project": m.project_name,
@@ -288,16 +237,106 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
         "nodes": nodes,
         "edges": edges_json,
         "overview": {
-            "by_type": by_type,
-            "by_layer": by_layer,
-            "by_materialization": by_mat,
-            "models": models,
-            "models_tested": models_tested,
+            "by_type": counts.by_type,
+            "by_layer": counts.by_layer,
+            "by_materialization": counts.by_materialization,
+            "models": counts.models,
+            "models_tested": counts.models_tested,
             "columns": columns_total,
             "columns_tested": columns_tested,
             "last_run": last_run,
         },
     })
+}
+
+/// A node's columns as the page lists them (described ones first, then
+/// those only the warehouse has), with how many there are and how many are
+/// tested.
+fn node_columns(
+    n: &Node,
+    warehouse: Option<&Vec<(String, String)>>,
+    tests_of: &TestsOf<'_>,
+    blocks: &HashMap<&str, &str>,
+) -> (Vec<Json>, usize, usize) {
+    let mut tested = 0usize;
+    let mut cols: Vec<Json> = Vec::new();
+    let mut listed: Vec<&str> = Vec::new();
+    for (name, c) in &n.columns {
+        listed.push(name);
+        let tests = tests_of
+            .get(&(n.unique_id.as_str(), Some(name.as_str())))
+            .cloned()
+            .unwrap_or_default();
+        if !tests.is_empty() {
+            tested += 1;
+        }
+        let ty = warehouse
+            .and_then(|w| w.iter().find(|(cn, _)| cn == name).map(|(_, t)| t.clone()))
+            .or_else(|| c.data_type.clone());
+        cols.push(json!({
+            "name": name,
+            "desc": markdown(&resolve_docs(&c.description, blocks)),
+            "type": ty,
+            "tests": tests,
+        }));
+    }
+    // Columns the warehouse has that YAML does not describe.
+    if let Some(w) = warehouse {
+        for (cn, ty) in w {
+            if !listed.contains(&cn.as_str()) {
+                cols.push(json!({"name": cn, "desc": "", "type": ty, "tests": []}));
+            }
+        }
+    }
+    let described = n.columns.len();
+    (cols, described, tested)
+}
+
+/// The overview's counts: nodes by type, models by layer and materialization.
+struct Counts {
+    by_type: BTreeMap<String, usize>,
+    by_layer: BTreeMap<String, usize>,
+    by_materialization: BTreeMap<String, usize>,
+    models: usize,
+    models_tested: usize,
+}
+
+impl Counts {
+    fn of(m: &Manifest, tested_models: &HashSet<&str>) -> Counts {
+        let mut by_type: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_layer: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_materialization: BTreeMap<String, usize> = BTreeMap::new();
+        let (mut models, mut models_tested) = (0, 0);
+        for n in m.nodes.iter().filter(|n| {
+            in_graph(n) || matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest)
+        }) {
+            *by_type
+                .entry(n.resource_type.as_str().to_string())
+                .or_default() += 1;
+            if n.resource_type == ResourceType::Model {
+                models += 1;
+                if tested_models.contains(n.unique_id.as_str()) {
+                    models_tested += 1;
+                }
+                let layer = if n.fqn.len() > 2 {
+                    n.fqn[1].clone()
+                } else {
+                    "(top level)".into()
+                };
+                *by_layer.entry(layer).or_default() += 1;
+                *by_materialization
+                    .entry(n.materialized_name().to_string())
+                    .or_default() += 1;
+            }
+        }
+        Counts {
+            by_type,
+            by_layer,
+            by_materialization,
+            models,
+            models_tested,
+        }
+    }
 }
 
 /// Data tests by the node and column they are attached to, and unit tests

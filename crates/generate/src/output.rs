@@ -7,6 +7,9 @@ use super::rows::{Row, RowWriter, Table};
 use bytes::Bytes;
 use std::io::Write;
 
+/// Where one table's COPY bytes go: the loader of that table.
+pub type RowSender = tokio::sync::mpsc::Sender<Bytes>;
+
 /// Bytes handed to a loader at a time.
 const CHUNK: usize = 256 * 1024;
 
@@ -38,7 +41,7 @@ pub struct CopyStreams {
 
 impl CopyStreams {
     /// For each table, the sender of its loader, if it is loaded.
-    pub fn new(senders: Vec<(Table, tokio::sync::mpsc::Sender<Bytes>)>) -> CopyStreams {
+    pub fn new(senders: Vec<(Table, RowSender)>) -> CopyStreams {
         let mut outlets: Vec<Option<Outlet>> = (0..Table::ALL.len()).map(|_| None).collect();
         for (table, to) in senders {
             let mut buf = Vec::with_capacity(CHUNK + 4096);

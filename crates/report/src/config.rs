@@ -379,28 +379,54 @@ pub fn parse(text: &Arc<str>) -> Result<Vec<ReportSpec>, Problem> {
     })?;
     let mut seen = std::collections::HashSet::new();
     for r in &file.reports {
-        let at = |key: &str, value: &str| line_of(text, key, value).unwrap_or(1);
-        let problem = |line: usize, message: String, help: &str| {
-            let range = pm_core::error::line_range(text, line);
-            Problem::new(Code::ReportConfig, message)
-                .in_file(REPORTS_FILE, text.clone())
-                .label(range, "here")
-                .help(help.to_string())
-        };
-        let line = at("name", &r.name);
+        let check = Check { text, r };
+        check.name(&mut seen)?;
+        check.comparisons()?;
+        let columns = check.metrics()?;
+        check.charts(&columns)?;
+    }
+    Ok(file.reports)
+}
+
+/// The checks of one report, each error at the line of the key it is about.
+struct Check<'a> {
+    text: &'a Arc<str>,
+    r: &'a ReportSpec,
+}
+
+impl<'a> Check<'a> {
+    /// The line of `key: value` in the file (1 when it cannot be found).
+    fn at(&self, key: &str, value: &str) -> usize {
+        line_of(self.text, key, value).unwrap_or(1)
+    }
+
+    fn problem(&self, line: usize, message: String, help: &str) -> Problem {
+        let range = pm_core::error::line_range(self.text, line);
+        Problem::new(Code::ReportConfig, message)
+            .in_file(REPORTS_FILE, self.text.clone())
+            .label(range, "here")
+            .help(help.to_string())
+    }
+
+    /// A plain name, declared once; a known timezone; something to show.
+    fn name(&self, seen: &mut std::collections::HashSet<String>) -> Result<(), Problem> {
+        let line = self.at("name", &self.r.name);
         // The name names a folder under target/reports/ and appears in chats.
-        let plain = !r.name.is_empty()
-            && r.name.len() <= 100
-            && r.name
+        let plain = !self.r.name.is_empty()
+            && self.r.name.len() <= 100
+            && self
+                .r
+                .name
                 .chars()
                 .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
-            && !r.name.starts_with('.');
+            && !self.r.name.starts_with('.');
         if !plain {
-            return Err(problem(
+            return Err(self.problem(
                 line,
                 format!(
                     "report name {} is not a plain name",
-                    r.name
+                    self.r
+                        .name
                         .escape_debug()
                         .collect::<String>()
                         .chars()
@@ -410,73 +436,85 @@ pub fn parse(text: &Arc<str>) -> Result<Vec<ReportSpec>, Problem> {
                 "use letters, digits, `_`, `-` and `.` (not first), e.g. daily_kpis",
             ));
         }
-        if !seen.insert(r.name.clone()) {
-            return Err(problem(
+        if !seen.insert(self.r.name.clone()) {
+            return Err(self.problem(
                 line,
-                format!("report `{}` is declared twice", r.name),
+                format!("report `{}` is declared twice", self.r.name),
                 "give each report its own name",
             ));
         }
-        if let Some(tz) = r
+        if let Some(tz) = self
+            .r
             .timezone
             .as_ref()
             .filter(|tz| tz.parse::<chrono_tz::Tz>().is_err())
         {
-            return Err(problem(
-                at("timezone", tz),
-                format!("report `{}`: `{tz}` is not a timezone", r.name),
+            return Err(self.problem(
+                self.at("timezone", tz),
+                format!("report `{}`: `{tz}` is not a timezone", self.r.name),
                 "use an IANA name such as UTC, Europe/Berlin or Asia/Kolkata",
             ));
         }
-        if r.metrics.is_empty() && r.point_in_time.is_empty() {
-            return Err(problem(
+        if self.r.metrics.is_empty() && self.r.point_in_time.is_empty() {
+            return Err(self.problem(
                 line,
-                format!("report `{}` has no metrics", r.name),
+                format!("report `{}` has no metrics", self.r.name),
                 "list the model's columns to show under `metrics:` or `point_in_time:`",
             ));
         }
-        for c in r.comparisons() {
-            if !r.period.compares(c) {
-                return Err(problem(
-                    at("comparisons", c.name()),
-                    format!(
-                        "report `{}` covers a {}, and `{}` does not compare one",
-                        r.name,
-                        r.period.name(),
-                        c.name()
-                    ),
-                    "a daily report compares previous_day, same_weekday_last_week and same_day_last_month; a weekly one previous_week and four_weeks_before",
-                ));
+        Ok(())
+    }
+
+    /// Comparisons the period has; no month-to-date sum in a weekly report.
+    fn comparisons(&self) -> Result<(), Problem> {
+        for c in self.r.comparisons() {
+            if !self.r.period.compares(c) {
+                return Err(self.problem(
+                self.at("comparisons", c.name()),
+                format!(
+                    "report `{}` covers a {}, and `{}` does not compare one",
+                    self.r.name,
+                    self.r.period.name(),
+                    c.name()
+                ),
+                "a daily report compares previous_day, same_weekday_last_week and same_day_last_month; a weekly one previous_week and four_weeks_before",
+            ));
             }
         }
-        if r.period == Period::Week {
-            if let Some(m) = r.metrics.iter().find(|m| m.month_to_date) {
-                return Err(problem(
-                    at("column", &m.column),
-                    format!(
-                        "report `{}` is weekly: `{}` cannot have a month-to-date sum",
-                        r.name, m.column
-                    ),
-                    "a weekly report shows each metric's total (or average) over the week; remove month_to_date",
-                ));
+        if self.r.period == Period::Week {
+            if let Some(m) = self.r.metrics.iter().find(|m| m.month_to_date) {
+                return Err(self.problem(
+                self.at("column", &m.column),
+                format!(
+                    "report `{}` is weekly: `{}` cannot have a month-to-date sum",
+                    self.r.name, m.column
+                ),
+                "a weekly report shows each metric's total (or average) over the week; remove month_to_date",
+            ));
             }
         }
+        Ok(())
+    }
+
+    /// Each column once, currencies with their code, point-in-time values
+    /// without month-to-date sums; the columns, for the charts.
+    fn metrics(&self) -> Result<std::collections::HashSet<&'a str>, Problem> {
         let mut columns = std::collections::HashSet::new();
-        for m in r.all_metrics() {
+        for m in self.r.all_metrics() {
             if !columns.insert(m.column.as_str()) {
-                return Err(problem(
-                    at("column", &m.column),
-                    format!("report `{}` lists column `{}` twice", r.name, m.column),
+                return Err(self.problem(
+                    self.at("column", &m.column),
+                    format!("report `{}` lists column `{}` twice", self.r.name, m.column),
                     "list each column once",
                 ));
             }
             match (m.format, &m.currency) {
                 (Format::Currency, None) => {
-                    return Err(problem(
-                        at("column", &m.column),
+                    return Err(self.problem(
+                        self.at("column", &m.column),
                         format!(
                             "report `{}`: `{}` is a currency without a code",
-                            r.name, m.column
+                            self.r.name, m.column
                         ),
                         "add `currency: USD` (an ISO 4217 code)",
                     ))
@@ -484,21 +522,21 @@ pub fn parse(text: &Arc<str>) -> Result<Vec<ReportSpec>, Problem> {
                 (Format::Currency, Some(code))
                     if code.len() != 3 || !code.chars().all(|c| c.is_ascii_uppercase()) =>
                 {
-                    return Err(problem(
-                        at("currency", code),
+                    return Err(self.problem(
+                        self.at("currency", code),
                         format!(
                             "report `{}`: `{code}` is not an ISO 4217 currency code",
-                            r.name
+                            self.r.name
                         ),
                         "use three capital letters, e.g. USD, EUR, INR",
                     ))
                 }
                 (f, Some(code)) if f != Format::Currency => {
-                    return Err(problem(
-                        at("currency", code),
+                    return Err(self.problem(
+                        self.at("currency", code),
                         format!(
                             "report `{}`: `{}` has a currency but its format is {}",
-                            r.name,
+                            self.r.name,
                             m.column,
                             f.name()
                         ),
@@ -508,26 +546,31 @@ pub fn parse(text: &Arc<str>) -> Result<Vec<ReportSpec>, Problem> {
                 _ => {}
             }
         }
-        for m in &r.point_in_time {
+        for m in &self.r.point_in_time {
             if m.month_to_date {
-                return Err(problem(
-                    at("column", &m.column),
-                    format!(
-                        "report `{}`: `{}` is a point-in-time value; a month-to-date sum of it means nothing",
-                        r.name, m.column
-                    ),
-                    "remove `month_to_date:`, or list it under `metrics:` if it is additive",
-                ));
+                return Err(self.problem(
+                self.at("column", &m.column),
+                format!(
+                    "report `{}`: `{}` is a point-in-time value; a month-to-date sum of it means nothing",
+                    self.r.name, m.column
+                ),
+                "remove `month_to_date:`, or list it under `metrics:` if it is additive",
+            ));
             }
         }
-        for c in &r.charts {
+        Ok(columns)
+    }
+
+    /// Charts of listed metrics, of a sensible length and size.
+    fn charts(&self, columns: &std::collections::HashSet<&'a str>) -> Result<(), Problem> {
+        for c in &self.r.charts {
             if !columns.contains(c.metric.as_str()) {
                 let known = pm_core::error::closest(&c.metric, columns.iter().copied());
-                return Err(problem(
-                    at("metric", &c.metric),
+                return Err(self.problem(
+                    self.at("metric", &c.metric),
                     format!(
                         "report `{}` charts `{}`, which is none of its metrics",
-                        r.name, c.metric
+                        self.r.name, c.metric
                     ),
                     &pm_core::error::did_you_mean(
                         &known,
@@ -536,23 +579,27 @@ pub fn parse(text: &Arc<str>) -> Result<Vec<ReportSpec>, Problem> {
                 ));
             }
             if !(2..=3660).contains(&c.days) {
-                return Err(problem(
-                    at("metric", &c.metric),
-                    format!("report `{}`: a chart of {} days", r.name, c.days),
+                return Err(self.problem(
+                    self.at("metric", &c.metric),
+                    format!("report `{}`: a chart of {} days", self.r.name, c.days),
                     "chart between 2 and 3660 days",
                 ));
             }
         }
-        let ChartSize { width, height } = r.chart_size;
+        let ChartSize { width, height } = self.r.chart_size;
         if !(200..=4000).contains(&width) || !(150..=4000).contains(&height) {
-            return Err(problem(
-                pm_core::loader::yaml::line_of_key(text, "chart_size").unwrap_or(line),
-                format!("report `{}`: charts of {width}×{height} pixels", r.name),
+            return Err(self.problem(
+                pm_core::loader::yaml::line_of_key(self.text, "chart_size")
+                    .unwrap_or_else(|| self.at("name", &self.r.name)),
+                format!(
+                    "report `{}`: charts of {width}×{height} pixels",
+                    self.r.name
+                ),
                 "use a width of 200 to 4000 and a height of 150 to 4000 pixels",
             ));
         }
+        Ok(())
     }
-    Ok(file.reports)
 }
 
 #[cfg(test)]

@@ -33,132 +33,167 @@ pub(super) fn yaml_tests(
     macros: &MacroSet,
     folder_configs: &FolderConfigs,
 ) -> (Vec<Draft>, Vec<Problem>) {
+    let site = TestSite {
+        project,
+        props,
+        folders: yml_folders(project, &props.path),
+        folder_configs,
+        macros,
+    };
     let mut test_drafts = Vec::new();
     let mut problems = Vec::new();
-    let folders = yml_folders(project, &props.path);
-    let targets = testables(project, props, attachable);
-    for Testable {
-        name: target_name,
-        expr: target_expr,
-        attached,
-        is_source,
-        tests: model_tests,
-        columns,
-        file_key,
-    } in targets
-    {
-        let attached = Some(attached);
-        // (column, the column as the test's SQL names it, test): `quote: true`
-        // columns are quoted, as dbt does.
-        let mut all: Vec<(
-            Option<&str>,
-            Option<String>,
-            &crate::loader::properties::TestDef,
-        )> = model_tests.iter().map(|t| (None, None, t)).collect();
-        for c in columns {
-            let in_sql = if c.quote == Some(true) {
-                crate::text::quote_ident(&c.name)
-            } else {
-                c.name.clone()
-            };
-            all.extend(
-                c.tests
-                    .iter()
-                    .map(|t| (Some(c.name.as_str()), Some(in_sql.clone()), t)),
-            );
-        }
-        for (column, column_sql, def) in all {
-            let parsed = match generic_tests::parse_test(def) {
-                Ok(p) => p,
-                Err(msg) => {
-                    problems.push(
-                        Problem::new(
-                            Code::YamlTest,
-                            format!("invalid test in {}: {msg}", props.path),
-                        )
-                        .in_file(&props.path, props.text.clone())
-                        .label_line(def.line, "this test")
-                        .help(
-                            "write a test as `- unique`, or `- accepted_values: {values: [a, b]}`",
-                        ),
-                    );
-                    continue;
-                }
-            };
-            let (short, full) =
-                generic_tests::synthesize_name(&parsed, &target_name, is_source, column);
-            // As dbt: the node is named by its full name (what `-s` matches);
-            // a name of 64 characters or more keeps its shortened form as
-            // the alias (stored failures' table, the compiled file).
-            let shortened = parsed.custom_name.is_none() && short != full;
-            let name = parsed.custom_name.clone().unwrap_or_else(|| full.clone());
-            let mut fqn = vec![project.name.clone()];
-            fqn.extend(folders.iter().cloned());
-            fqn.push(name.clone());
-            let mut cfg = folder_configs.get(FileKind::Test, &fqn);
-            if !parsed.config.is_empty() {
-                config::merge(Arc::make_mut(&mut cfg), &parsed.config);
+    for t in testables(project, props, attachable) {
+        for (column, column_sql, def) in tests_and_columns(&t) {
+            match site.test_draft(&t, column, column_sql.as_deref(), def) {
+                Ok(draft) => test_drafts.push(draft),
+                Err(p) => problems.push(p),
             }
-            if shortened && !cfg.contains_key("alias") {
-                Arc::make_mut(&mut cfg).insert("alias".into(), Json::from(short.clone()));
-            }
-            let file = SourceText {
-                kind: FileKind::Test,
-                path: props.path.clone(),
-                resource_path: props.path.clone(),
-                text: Arc::from(""),
-            };
-            let mut node = new_node(ResourceType::Test, project, name.clone(), &file, fqn, cfg);
-            // Two tests whose names collide (same name, other arguments or
-            // config) get distinct ids, as in dbt.
-            let hash = &sha256_hex(&format!(
-                "{full}|{}|{}|{}",
-                attached.clone().unwrap_or_default(),
-                serde_json::to_string(&parsed.kwargs).unwrap_or_default(),
-                serde_json::to_string(&parsed.config).unwrap_or_default()
-            ))[..10];
-            node.unique_id = format!("test.{}.{}.{}", project.name, name, hash);
-            node.line = def.line;
-            node.description = parsed.description.clone();
-            node.patch_path = Some(props.path.clone());
-            let src = generic_tests::template_for(&parsed);
-            node.raw_code = Arc::from(src.as_str());
-            node.checksum = sha256_hex(&src);
-            let mut kwargs = parsed.kwargs.clone();
-            if let Some(c) = &column_sql {
-                kwargs.insert("column_name".into(), Json::from(c.as_str()));
-            }
-            kwargs.insert(
-                "model".into(),
-                Json::from(format!("{{{{ get_where_subquery({target_expr}) }}}}")),
-            );
-            node.test = Some(Box::new(TestInfo {
-                metadata: Some(TestMetadata {
-                    name: parsed.test_name.clone(),
-                    kwargs,
-                    namespace: parsed.namespace.clone(),
-                }),
-                column_name: column.map(str::to_string),
-                attached_node: attached.clone(),
-                file_key_name: Some(file_key.clone()),
-            }));
-            let test_name = format!("test_{}", parsed.test_name);
-            if !macros.reaches(&project.name, parsed.namespace.as_deref(), &test_name) {
-                problems.push(unknown_test(props, &parsed, def, &file_key, column, macros));
-                continue;
-            }
-            let args = generic_tests::context_args(&parsed, column_sql.as_deref());
-            test_drafts.push(Draft {
-                template: Template::Generated {
-                    source: src,
-                    args,
-                    model: attached.clone(),
-                },
-                node: Box::new(node),
-            });
         }
     }
     (test_drafts, problems)
+}
+
+/// A resource's tests with the column each is on (none for the resource's
+/// own) and the column as the test's SQL names it: `quote: true` columns
+/// are quoted, as dbt does.
+fn tests_and_columns<'a>(
+    t: &Testable<'a>,
+) -> Vec<(
+    Option<&'a str>,
+    Option<String>,
+    &'a crate::loader::properties::TestDef,
+)> {
+    let mut all: Vec<_> = t.tests.iter().map(|d| (None, None, d)).collect();
+    for c in t.columns {
+        let in_sql = if c.quote == Some(true) {
+            crate::text::quote_ident(&c.name)
+        } else {
+            c.name.clone()
+        };
+        all.extend(
+            c.tests
+                .iter()
+                .map(|d| (Some(c.name.as_str()), Some(in_sql.clone()), d)),
+        );
+    }
+    all
+}
+
+/// Where a properties file's tests become nodes: the project, the file,
+/// its folders, and the macros its tests may call.
+struct TestSite<'a> {
+    project: &'a Project,
+    props: &'a crate::loader::properties::PropertiesFile,
+    folders: Vec<String>,
+    folder_configs: &'a FolderConfigs<'a>,
+    macros: &'a MacroSet,
+}
+
+impl TestSite<'_> {
+    /// The node of test `def` on `t` (on its `column`, when given).
+    fn test_draft(
+        &self,
+        t: &Testable<'_>,
+        column: Option<&str>,
+        column_sql: Option<&str>,
+        def: &crate::loader::properties::TestDef,
+    ) -> Result<Draft, Problem> {
+        let parsed = generic_tests::parse_test(def).map_err(|msg| {
+            Problem::new(
+                Code::YamlTest,
+                format!("invalid test in {}: {msg}", self.props.path),
+            )
+            .in_file(&self.props.path, self.props.text.clone())
+            .label_line(def.line, "this test")
+            .help("write a test as `- unique`, or `- accepted_values: {values: [a, b]}`")
+        })?;
+        let (short, full) = generic_tests::synthesize_name(&parsed, &t.name, t.is_source, column);
+        // As dbt: the node is named by its full name (what `-s` matches);
+        // a name of 64 characters or more keeps its shortened form as
+        // the alias (stored failures' table, the compiled file).
+        let shortened = parsed.custom_name.is_none() && short != full;
+        let name = parsed.custom_name.clone().unwrap_or_else(|| full.clone());
+        let mut fqn = vec![self.project.name.clone()];
+        fqn.extend(self.folders.iter().cloned());
+        fqn.push(name.clone());
+        let mut cfg = self.folder_configs.get(FileKind::Test, &fqn);
+        if !parsed.config.is_empty() {
+            config::merge(Arc::make_mut(&mut cfg), &parsed.config);
+        }
+        if shortened && !cfg.contains_key("alias") {
+            Arc::make_mut(&mut cfg).insert("alias".into(), Json::from(short.clone()));
+        }
+        let file = SourceText {
+            kind: FileKind::Test,
+            path: self.props.path.clone(),
+            resource_path: self.props.path.clone(),
+            text: Arc::from(""),
+        };
+        let mut node = new_node(
+            ResourceType::Test,
+            self.project,
+            name.clone(),
+            &file,
+            fqn,
+            cfg,
+        );
+        // Two tests whose names collide (same name, other arguments or
+        // config) get distinct ids, as in dbt.
+        let hash = &sha256_hex(&format!(
+            "{full}|{}|{}|{}",
+            t.attached,
+            serde_json::to_string(&parsed.kwargs).unwrap_or_default(),
+            serde_json::to_string(&parsed.config).unwrap_or_default()
+        ))[..10];
+        node.unique_id = format!("test.{}.{}.{}", self.project.name, name, hash);
+        node.line = def.line;
+        node.description = parsed.description.clone();
+        node.patch_path = Some(self.props.path.clone());
+        let src = generic_tests::template_for(&parsed);
+        node.raw_code = Arc::from(src.as_str());
+        node.checksum = sha256_hex(&src);
+        let mut kwargs = parsed.kwargs.clone();
+        if let Some(c) = column_sql {
+            kwargs.insert("column_name".into(), Json::from(c));
+        }
+        kwargs.insert(
+            "model".into(),
+            Json::from(format!("{{{{ get_where_subquery({}) }}}}", t.expr)),
+        );
+        node.test = Some(Box::new(TestInfo {
+            metadata: Some(TestMetadata {
+                name: parsed.test_name.clone(),
+                kwargs,
+                namespace: parsed.namespace.clone(),
+            }),
+            column_name: column.map(str::to_string),
+            attached_node: Some(t.attached.clone()),
+            file_key_name: Some(t.file_key.clone()),
+        }));
+        let test_name = format!("test_{}", parsed.test_name);
+        if !self
+            .macros
+            .reaches(&self.project.name, parsed.namespace.as_deref(), &test_name)
+        {
+            return Err(unknown_test(
+                self.props,
+                &parsed,
+                def,
+                &t.file_key,
+                column,
+                self.macros,
+            ));
+        }
+        let args = generic_tests::context_args(&parsed, column_sql);
+        Ok(Draft {
+            template: Template::Generated {
+                source: src,
+                args,
+                model: Some(t.attached.clone()),
+            },
+            node: Box::new(node),
+        })
+    }
 }
 
 /// The resources of a YAML file that tests can be attached to.
@@ -387,52 +422,63 @@ pub(super) fn yaml_resources(
         }
     }
     for e in &props.exposures {
-        let mut fqn = vec![project.name.clone()];
-        fqn.extend(folders.iter().cloned());
-        fqn.push(e.name.clone());
-        let mut cfg = Config::new();
-        cfg.insert("enabled".into(), Json::Bool(true));
-        config::merge(&mut cfg, &e.config);
-        for tag in &e.tags {
-            config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
-        }
-        let file = yaml_file(props);
-        let mut node = new_node(
-            ResourceType::Exposure,
-            project,
-            e.name.clone(),
-            &file,
-            fqn,
-            Arc::new(cfg),
-        );
-        node.checksum = String::new();
-        node.line = e.line;
-        node.description = resolve_docs(&e.description, doc_map);
-        node.meta = e.meta.clone();
-        node.patch_path = Some(props.path.clone());
-        node.exposure = Some(Box::new(ExposureInfo {
-            kind: e.kind.clone(),
-            label: e.label.clone(),
-            url: e.url.clone(),
-            maturity: e.maturity.clone(),
-            owner: e.owner.clone(),
-        }));
-        // depends_on entries are template expressions: render them like a test's.
-        let src: String = e
-            .depends_on
-            .iter()
-            .map(|d| format!("{{{{ {d} }}}}\n"))
-            .collect();
-        drafts.push(Draft {
-            template: Template::Generated {
-                source: src,
-                args: Map::new(),
-                model: None,
-            },
-            node: Box::new(node),
-        });
+        drafts.push(exposure_draft(project, props, &folders, doc_map, e));
     }
     drafts
+}
+
+/// An exposure's node; what it depends on is rendered like a test's template.
+fn exposure_draft(
+    project: &Project,
+    props: &crate::loader::properties::PropertiesFile,
+    folders: &[String],
+    doc_map: &HashMap<String, String>,
+    e: &crate::loader::properties::ExposureDef,
+) -> Draft {
+    let mut fqn = vec![project.name.clone()];
+    fqn.extend(folders.iter().cloned());
+    fqn.push(e.name.clone());
+    let mut cfg = Config::new();
+    cfg.insert("enabled".into(), Json::Bool(true));
+    config::merge(&mut cfg, &e.config);
+    for tag in &e.tags {
+        config::merge_key(&mut cfg, "tags", &Json::from(tag.clone()));
+    }
+    let file = yaml_file(props);
+    let mut node = new_node(
+        ResourceType::Exposure,
+        project,
+        e.name.clone(),
+        &file,
+        fqn,
+        Arc::new(cfg),
+    );
+    node.checksum = String::new();
+    node.line = e.line;
+    node.description = resolve_docs(&e.description, doc_map);
+    node.meta = e.meta.clone();
+    node.patch_path = Some(props.path.clone());
+    node.exposure = Some(Box::new(ExposureInfo {
+        kind: e.kind.clone(),
+        label: e.label.clone(),
+        url: e.url.clone(),
+        maturity: e.maturity.clone(),
+        owner: e.owner.clone(),
+    }));
+    // depends_on entries are template expressions: render them like a test's.
+    let src: String = e
+        .depends_on
+        .iter()
+        .map(|d| format!("{{{{ {d} }}}}\n"))
+        .collect();
+    Draft {
+        template: Template::Generated {
+            source: src,
+            args: Map::new(),
+            model: None,
+        },
+        node: Box::new(node),
+    }
 }
 
 /// What a YAML entry says of its node: description, columns (their

@@ -250,44 +250,11 @@ fn unit_test_draft(
             "unit tests test SQL models".into(),
         ));
     };
-    let mut given = Vec::with_capacity(def.given.len());
-    let mut inputs = Vec::new();
-    let mut this_cte = None;
-    for g in &def.given {
-        let (input, node) = resolve_input(lookup, unit, g, model, &what)?;
-        let target = &lookup.drafts[node].node;
-        let cte = match &input {
-            Input::Source(s, t) => format!("__dbt__cte__{s}__{t}"),
-            _ => format!("__dbt__cte__{}", target.name),
-        };
-        if given
-            .iter()
-            .any(|x: &UnitTestInput| x.node == target.unique_id)
-        {
-            return Err((
-                g.line,
-                Code::UnitTestDuplicateInput,
-                format!(
-                    "{what} gives rows for {} twice",
-                    g.input.as_deref().unwrap_or_default()
-                ),
-                "keep one `- input:` entry per relation".into(),
-            ));
-        }
-        let rows = fixture_rows(unit, g, Some(target), &what)?;
-        if input == Input::This {
-            this_cte = Some(cte.clone());
-        } else {
-            inputs.push((target.unique_id.clone(), cte.clone()));
-        }
-        given.push(UnitTestInput {
-            input: g.input.clone().unwrap_or_default(),
-            node: target.unique_id.clone(),
-            cte,
-            rows,
-            format: g.format.as_str(),
-        });
-    }
+    let Given {
+        given,
+        inputs,
+        this_cte,
+    } = given_inputs(lookup, unit, def, model, &what)?;
     let expect = fixture_rows(unit, &def.expect, None, &what)?;
     let mut fqn = vec![unit.name.clone()];
     fqn.extend(yml_folders(unit, &props.path));
@@ -337,6 +304,67 @@ fn unit_test_draft(
             this_cte,
             overrides: def.overrides.clone(),
         })),
+    })
+}
+
+/// A unit test's `given:` rows, each with the CTE that stands for its
+/// relation.
+struct Given {
+    given: Vec<UnitTestInput>,
+    /// The inputs other than `this`: node id and CTE.
+    inputs: Vec<(String, String)>,
+    this_cte: Option<String>,
+}
+
+fn given_inputs(
+    lookup: &Lookup,
+    unit: &Project,
+    def: &UnitTestDef,
+    model: usize,
+    what: &str,
+) -> Result<Given, DefProblem> {
+    let mut given = Vec::with_capacity(def.given.len());
+    let mut inputs = Vec::new();
+    let mut this_cte = None;
+    for g in &def.given {
+        let (input, node) = resolve_input(lookup, unit, g, model, what)?;
+        let target = &lookup.drafts[node].node;
+        let cte = match &input {
+            Input::Source(s, t) => format!("__dbt__cte__{s}__{t}"),
+            _ => format!("__dbt__cte__{}", target.name),
+        };
+        if given
+            .iter()
+            .any(|x: &UnitTestInput| x.node == target.unique_id)
+        {
+            return Err((
+                g.line,
+                Code::UnitTestDuplicateInput,
+                format!(
+                    "{what} gives rows for {} twice",
+                    g.input.as_deref().unwrap_or_default()
+                ),
+                "keep one `- input:` entry per relation".into(),
+            ));
+        }
+        let rows = fixture_rows(unit, g, Some(target), what)?;
+        if input == Input::This {
+            this_cte = Some(cte.clone());
+        } else {
+            inputs.push((target.unique_id.clone(), cte.clone()));
+        }
+        given.push(UnitTestInput {
+            input: g.input.clone().unwrap_or_default(),
+            node: target.unique_id.clone(),
+            cte,
+            rows,
+            format: g.format.as_str(),
+        });
+    }
+    Ok(Given {
+        given,
+        inputs,
+        this_cte,
     })
 }
 

@@ -268,8 +268,69 @@ pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {
 
     let mut timer = crate::output::PhaseTimer::new("load");
     timer.lap("walk, read files and parse yaml");
-    // Files are read, and YAML parsed, on the thread pool while the walk goes
-    // on; results carry their walk order so the outcome does not depend on timing.
+    let groups: [ResourceFolders<'_>; 7] = [
+        (&model_paths, FileKind::Model, &["sql"]),
+        (&seed_paths, FileKind::Seed, &["csv"]),
+        (&test_paths, FileKind::Test, &["sql", "csv"]),
+        (&macro_paths, FileKind::Macro, &["sql"]),
+        (&snapshot_paths, FileKind::Snapshot, &["sql"]),
+        (&analysis_paths, FileKind::Analysis, &["sql"]),
+        (&docs_paths, FileKind::Docs, &["md"]),
+    ];
+    let (ok_files, ok_props) = read_files(root, dir, &groups, docs_anywhere)?;
+    timer.lap("collect");
+    timer.lap("selectors");
+    let selectors = if prefix.is_empty() {
+        read_selectors(root)?
+    } else {
+        None
+    };
+
+    Ok(Project {
+        root: root.to_path_buf(),
+        dir: prefix,
+        profile: doc.get("profile").and_then(yaml::as_string),
+        models_config: ConfigTree::from_json(doc.get("models")),
+        seeds_config: ConfigTree::from_json(doc.get("seeds")),
+        tests_config: ConfigTree::from_json(doc.get("data_tests").or_else(|| doc.get("tests"))),
+        snapshots_config: ConfigTree::from_json(doc.get("snapshots")),
+        unit_tests_config: ConfigTree::from_json(doc.get("unit_tests")),
+        sources_config: ConfigTree::from_json(doc.get("sources")),
+        on_run_start: hooks(doc.get("on-run-start")),
+        on_run_end: hooks(doc.get("on-run-end")),
+        quoting: doc.get("quoting").cloned().unwrap_or(Json::Null),
+        name,
+        project_file,
+        project_text,
+        model_paths,
+        seed_paths,
+        test_paths,
+        macro_paths,
+        snapshot_paths,
+        analysis_paths,
+        target_path,
+        vars,
+        files: ok_files,
+        properties: ok_props,
+        selectors,
+        document: doc,
+        packages: Vec::new(),
+    })
+}
+
+/// The folders of one kind of resource, with the extensions it reads.
+type ResourceFolders<'a> = (&'a [String], FileKind, &'a [&'a str]);
+
+/// Walks the resource folders of the project in `dir` and reads every
+/// file: resources and properties (YAML) files, read and parsed on the
+/// thread pool while the walk goes on. Results keep their walk order, so
+/// the outcome does not depend on timing; every unreadable file is reported.
+fn read_files(
+    root: &Path,
+    dir: &Path,
+    groups: &[ResourceFolders<'_>],
+    docs_anywhere: bool,
+) -> Result<(Vec<SourceText>, Vec<PropertiesFile>)> {
     type Read<T> = std::sync::Mutex<Vec<(usize, std::result::Result<T, Problem>)>>;
     let files: Read<SourceText> = Default::default();
     let props: Read<PropertiesFile> = Default::default();
@@ -288,20 +349,11 @@ pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {
             p.push((i, result));
         }
     };
-    let groups: [(&[String], FileKind, &[&str]); 7] = [
-        (&model_paths, FileKind::Model, &["sql"]),
-        (&seed_paths, FileKind::Seed, &["csv"]),
-        (&test_paths, FileKind::Test, &["sql", "csv"]),
-        (&macro_paths, FileKind::Macro, &["sql"]),
-        (&snapshot_paths, FileKind::Snapshot, &["sql"]),
-        (&analysis_paths, FileKind::Analysis, &["sql"]),
-        (&docs_paths, FileKind::Docs, &["md"]),
-    ];
     let walked: std::result::Result<(), Problem> = rayon::scope(|scope| {
         let mut seen_yml = std::collections::HashSet::new();
         let (mut n_files, mut n_yml) = (0usize, 0usize);
         let mut batch = Vec::new();
-        for (paths, kind, exts) in groups {
+        for &(paths, kind, exts) in groups {
             for p in paths {
                 let base = dir.join(p);
                 if !base.is_dir() {
@@ -358,48 +410,11 @@ pub(crate) fn load_project(root: &Path, dir: &Path) -> Result<Project> {
     let files: Vec<_> = files.into_iter().map(|(_, r)| r).collect();
     let props: Vec<_> = props.into_iter().map(|(_, r)| r).collect();
 
-    timer.lap("collect");
     let mut problems = Problems::default();
     let ok_files = successes(files, &mut problems);
     let ok_props = successes(props, &mut problems);
     problems.into_result()?;
-    timer.lap("selectors");
-    let selectors = if prefix.is_empty() {
-        read_selectors(root)?
-    } else {
-        None
-    };
-
-    Ok(Project {
-        root: root.to_path_buf(),
-        dir: prefix,
-        profile: doc.get("profile").and_then(yaml::as_string),
-        models_config: ConfigTree::from_json(doc.get("models")),
-        seeds_config: ConfigTree::from_json(doc.get("seeds")),
-        tests_config: ConfigTree::from_json(doc.get("data_tests").or_else(|| doc.get("tests"))),
-        snapshots_config: ConfigTree::from_json(doc.get("snapshots")),
-        unit_tests_config: ConfigTree::from_json(doc.get("unit_tests")),
-        sources_config: ConfigTree::from_json(doc.get("sources")),
-        on_run_start: hooks(doc.get("on-run-start")),
-        on_run_end: hooks(doc.get("on-run-end")),
-        quoting: doc.get("quoting").cloned().unwrap_or(Json::Null),
-        name,
-        project_file,
-        project_text,
-        model_paths,
-        seed_paths,
-        test_paths,
-        macro_paths,
-        snapshot_paths,
-        analysis_paths,
-        target_path,
-        vars,
-        files: ok_files,
-        properties: ok_props,
-        selectors,
-        document: doc,
-        packages: Vec::new(),
-    })
+    Ok((ok_files, ok_props))
 }
 
 /// The project's `name:`, which it must have: a name (letters, digits and

@@ -234,6 +234,49 @@ fn inspect_as(root: &Path, node: &Node, header_only: bool) -> Result<(SeedTable,
         .flexible(false)
         .buffer_capacity(1 << 20)
         .from_reader(std::io::BufReader::with_capacity(1 << 20, file));
+    let headers = header_of(&mut reader, path, small)?;
+    let mut types = vec![Inferred::Unknown; headers.len()];
+    let fixed: Vec<bool> = headers
+        .iter()
+        .map(|h| column_types.contains_key(h))
+        .collect();
+    let complete = !(header_only && fixed.iter().all(|&f| f));
+    // Unless the header says it all, every row is read.
+    let rows = if complete {
+        infer_types(&mut reader, path, small, &fixed, &mut types)?
+    } else {
+        0
+    };
+    let columns = headers
+        .into_iter()
+        .zip(types)
+        .map(|(h, t)| {
+            let ty = column_types
+                .get(&h)
+                .cloned()
+                .unwrap_or_else(|| t.sql().to_string());
+            (h, ty)
+        })
+        .collect();
+    Ok((
+        SeedTable {
+            columns,
+            rows,
+            delimiter,
+            quote_columns,
+            no_rows: false,
+            distribution: None,
+        },
+        complete,
+    ))
+}
+
+/// The header line's column names, each named once.
+fn header_of<R: std::io::Read>(
+    reader: &mut csv::Reader<R>,
+    path: &str,
+    small: Option<&str>,
+) -> Result<Vec<String>, Problem> {
     let headers: Vec<String> = reader
         .headers()
         .map_err(|e| {
@@ -271,90 +314,72 @@ fn inspect_as(root: &Path, node: &Node, header_only: bool) -> Result<(SeedTable,
             ));
         }
     }
-    let mut types = vec![Inferred::Unknown; headers.len()];
-    let fixed: Vec<bool> = headers
-        .iter()
-        .map(|h| column_types.contains_key(h))
-        .collect();
+    Ok(headers)
+}
+
+/// Reads every row, widening each column's inferred type (`types`) to fit
+/// its values (columns `fixed` by `column_types` are left alone); the rows.
+fn infer_types<R: std::io::Read>(
+    reader: &mut csv::Reader<R>,
+    path: &str,
+    small: Option<&str>,
+    fixed: &[bool],
+    types: &mut [Inferred],
+) -> Result<u64, Problem> {
     let mut record = csv::ByteRecord::new();
     let mut rows = 0u64;
-    let complete = !(header_only && fixed.iter().all(|&f| f));
-    // Unless the header says it all, every row is read.
-    if complete {
-        loop {
-            match reader.read_byte_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    let (line, msg) = match e.kind() {
-                        csv::ErrorKind::UnequalLengths {
-                            pos,
-                            expected_len,
-                            len,
-                        } => (
-                            pos.as_ref().map(|p| p.line()).unwrap_or(0),
-                            format!("this row has {len} fields, the header has {expected_len}"),
-                        ),
-                        csv::ErrorKind::Utf8 { pos, err } => (
-                            pos.as_ref().map(|p| p.line()).unwrap_or(0),
-                            format!("field {} is not valid UTF-8", err.field() + 1),
-                        ),
-                        _ => (e.position().map(|p| p.line()).unwrap_or(0), e.to_string()),
-                    };
-                    return Err(csv_problem(
-                        path,
-                        small,
-                        line,
-                        None,
-                        msg,
-                        "fix the row (a stray delimiter or an unclosed quote are the usual causes)",
-                    ));
-                }
-            }
-            rows += 1;
-            for (i, field) in record.iter().enumerate() {
-                if fixed[i] || field.is_empty() || types[i] == Inferred::Text {
-                    continue;
-                }
-                let Ok(v) = std::str::from_utf8(field) else {
-                    let line = record.position().map(|p| p.line()).unwrap_or(0);
-                    return Err(csv_problem(
-                        path,
-                        small,
-                        line,
-                        Some(i + 1),
-                        "not valid UTF-8".into(),
-                        "save the file as UTF-8",
-                    ));
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let (line, msg) = match e.kind() {
+                    csv::ErrorKind::UnequalLengths {
+                        pos,
+                        expected_len,
+                        len,
+                    } => (
+                        pos.as_ref().map(|p| p.line()).unwrap_or(0),
+                        format!("this row has {len} fields, the header has {expected_len}"),
+                    ),
+                    csv::ErrorKind::Utf8 { pos, err } => (
+                        pos.as_ref().map(|p| p.line()).unwrap_or(0),
+                        format!("field {} is not valid UTF-8", err.field() + 1),
+                    ),
+                    _ => (e.position().map(|p| p.line()).unwrap_or(0), e.to_string()),
                 };
-                if !fits(types[i], v) {
-                    types[i] = types[i].join(Inferred::of(v));
-                }
+                return Err(csv_problem(
+                    path,
+                    small,
+                    line,
+                    None,
+                    msg,
+                    "fix the row (a stray delimiter or an unclosed quote are the usual causes)",
+                ));
+            }
+        }
+        rows += 1;
+        for (i, field) in record.iter().enumerate() {
+            if fixed[i] || field.is_empty() || types[i] == Inferred::Text {
+                continue;
+            }
+            let Ok(v) = std::str::from_utf8(field) else {
+                let line = record.position().map(|p| p.line()).unwrap_or(0);
+                return Err(csv_problem(
+                    path,
+                    small,
+                    line,
+                    Some(i + 1),
+                    "not valid UTF-8".into(),
+                    "save the file as UTF-8",
+                ));
+            };
+            if !fits(types[i], v) {
+                types[i] = types[i].join(Inferred::of(v));
             }
         }
     }
-    let columns = headers
-        .into_iter()
-        .zip(types)
-        .map(|(h, t)| {
-            let ty = column_types
-                .get(&h)
-                .cloned()
-                .unwrap_or_else(|| t.sql().to_string());
-            (h, ty)
-        })
-        .collect();
-    Ok((
-        SeedTable {
-            columns,
-            rows,
-            delimiter,
-            quote_columns,
-            no_rows: false,
-            distribution: None,
-        },
-        complete,
-    ))
+    Ok(rows)
 }
 
 impl SeedTable {

@@ -1,6 +1,8 @@
 //! Subscriptions and money: starting, changing, renewing and ending a subscription, charging (with retries and dunning) and paying.
 
-use crate::catalog::{BASIC_MONTHLY, CURRENCY, PLANS, PRO_MONTHLY, SELF_SERVE_PLAN_WEIGHTS};
+use crate::catalog::{
+    PlanDef, BASIC_MONTHLY, CURRENCY, PLANS, PRO_MONTHLY, SELF_SERVE_PLAN_WEIGHTS,
+};
 use crate::rng::Uuid;
 use crate::rows::{
     day_of, Payment, Subscription, SubscriptionChange, Ts, MICROS_PER_DAY, MICROS_PER_HOUR,
@@ -201,46 +203,7 @@ impl<S: Sink> Life<'_, '_, S> {
             0.5
         };
         if !self.r.chance(success) {
-            let reason = [
-                "card_declined",
-                "insufficient_funds",
-                "expired_card",
-                "processing_error",
-            ][self.r.weighted(&[0.45, 0.30, 0.15, 0.10])];
-            let id = self.payment(
-                at,
-                None,
-                "regular",
-                "failed",
-                plan.price_cents,
-                attempt,
-                retry_of,
-                None,
-                Some(reason),
-            );
-            if let Some(sub) = self.current() {
-                sub.row.status = "past_due";
-            }
-            if attempt < 4 {
-                let days = [1, 2, 2][attempt as usize - 1];
-                let when = at + days * MICROS_PER_DAY + seconds(&mut self.r, 0, 3600);
-                self.plan(
-                    when,
-                    Step::Charge {
-                        attempt: attempt + 1,
-                        retry_of: Some(id),
-                        period_start,
-                    },
-                );
-            } else {
-                self.plan(
-                    at + MICROS_PER_HOUR,
-                    Step::End {
-                        status: "cancelled",
-                        reason: "payment_failed",
-                    },
-                );
-            }
+            self.charge_failed(at, attempt, retry_of, period_start, plan);
             return;
         }
         let id = self.payment(
@@ -254,6 +217,66 @@ impl<S: Sink> Life<'_, '_, S> {
             None,
             None,
         );
+        self.after_capture(at, id, period_start, plan, company);
+    }
+
+    /// A charge the customer's bank refused: the payment fails, the
+    /// subscription is past due, and the charge is tried again (four
+    /// attempts in all) or the subscription ends.
+    fn charge_failed(
+        &mut self,
+        at: Ts,
+        attempt: i32,
+        retry_of: Option<Uuid>,
+        period_start: Ts,
+        plan: &PlanDef,
+    ) {
+        let reason = [
+            "card_declined",
+            "insufficient_funds",
+            "expired_card",
+            "processing_error",
+        ][self.r.weighted(&[0.45, 0.30, 0.15, 0.10])];
+        let id = self.payment(
+            at,
+            None,
+            "regular",
+            "failed",
+            plan.price_cents,
+            attempt,
+            retry_of,
+            None,
+            Some(reason),
+        );
+        if let Some(sub) = self.current() {
+            sub.row.status = "past_due";
+        }
+        if attempt < 4 {
+            let days = [1, 2, 2][attempt as usize - 1];
+            let when = at + days * MICROS_PER_DAY + seconds(&mut self.r, 0, 3600);
+            self.plan(
+                when,
+                Step::Charge {
+                    attempt: attempt + 1,
+                    retry_of: Some(id),
+                    period_start,
+                },
+            );
+        } else {
+            self.plan(
+                at + MICROS_PER_HOUR,
+                Step::End {
+                    status: "cancelled",
+                    reason: "payment_failed",
+                },
+            );
+        }
+    }
+
+    /// After a captured charge: the trial's conversion, the first
+    /// payment's referral reward, a rare refund, then the renewal or the
+    /// cancellation at the period's end.
+    fn after_capture(&mut self, at: Ts, id: Uuid, period_start: Ts, plan: &PlanDef, company: bool) {
         let (had_trial, first) = match self.current() {
             Some(sub) => {
                 sub.row.status = "active";

@@ -233,6 +233,61 @@ pub fn write_manifest_json<W: Write>(
     });
     w.write_all(b"{\"metadata\":")?;
     serde_json::to_writer(&mut *w, &metadata)?;
+    write_nodes(w, m, with_compiled)?;
+    let macros = macros_json(m);
+    w.write_all(b",\"macros\":")?;
+    serde_json::to_writer(&mut *w, &macros)?;
+    let docs: Map<String, Json> = m
+        .docs
+        .iter()
+        .map(|d| {
+            (
+                d.unique_id.clone(),
+                serde_json::to_value(d).unwrap_or(Json::Null),
+            )
+        })
+        .collect();
+    w.write_all(b",\"docs\":")?;
+    serde_json::to_writer(&mut *w, &docs)?;
+    let mut disabled: Map<String, Json> = Map::new();
+    for n in &m.disabled {
+        let entry = disabled
+            .entry(n.unique_id.clone())
+            .or_insert_with(|| json!([]));
+        if let Json::Array(a) = entry {
+            a.push(node_json(m, n, false));
+        }
+    }
+    w.write_all(b",\"disabled\":")?;
+    serde_json::to_writer(&mut *w, &disabled)?;
+    write_adjacency(w, m)?;
+    let selectors: Map<String, Json> = m
+        .selectors
+        .get("selectors")
+        .and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| Some((s.get("name")?.as_str()?.to_string(), s.clone())))
+                .collect()
+        })
+        .unwrap_or_default();
+    w.write_all(b",\"selectors\":")?;
+    serde_json::to_writer(&mut *w, &selectors)?;
+    w.write_all(b",\"metrics\":{},\"groups\":{},\"group_map\":{},\"semantic_models\":{},\"saved_queries\":{}")?;
+    let unit_tests: Map<String, Json> = m
+        .nodes
+        .iter()
+        .filter_map(|n| Some((n.unique_id.clone(), unit_test_json(n)?)))
+        .collect();
+    w.write_all(b",\"unit_tests\":")?;
+    serde_json::to_writer(&mut *w, &unit_tests)?;
+    w.write_all(b"}")?;
+    w.flush()
+}
+
+/// The manifest's nodes, sources and exposures, each kind an object of
+/// unique id → node.
+fn write_nodes<W: Write>(w: &mut W, m: &Manifest, with_compiled: bool) -> std::io::Result<()> {
     for (key, kinds) in [
         (
             "nodes",
@@ -278,8 +333,12 @@ pub fn write_manifest_json<W: Write>(
         }
         w.write_all(b"}")?;
     }
-    let macros: Map<String, Json> = m
-        .macros
+    Ok(())
+}
+
+/// The macros as dbt's manifest.json has them.
+fn macros_json(m: &Manifest) -> Map<String, Json> {
+    m.macros
         .iter()
         .map(|mac| {
             let mut v = serde_json::to_value(mac).unwrap_or(Json::Null);
@@ -296,33 +355,11 @@ pub fn write_manifest_json<W: Write>(
             }
             (mac.unique_id.clone(), v)
         })
-        .collect();
-    w.write_all(b",\"macros\":")?;
-    serde_json::to_writer(&mut *w, &macros)?;
-    let docs: Map<String, Json> = m
-        .docs
-        .iter()
-        .map(|d| {
-            (
-                d.unique_id.clone(),
-                serde_json::to_value(d).unwrap_or(Json::Null),
-            )
-        })
-        .collect();
-    w.write_all(b",\"docs\":")?;
-    serde_json::to_writer(&mut *w, &docs)?;
-    let mut disabled: Map<String, Json> = Map::new();
-    for n in &m.disabled {
-        let entry = disabled
-            .entry(n.unique_id.clone())
-            .or_insert_with(|| json!([]));
-        if let Json::Array(a) = entry {
-            a.push(node_json(m, n, false));
-        }
-    }
-    w.write_all(b",\"disabled\":")?;
-    serde_json::to_writer(&mut *w, &disabled)?;
-    // parent_map and child_map: id → sorted ids, written without building maps.
+        .collect()
+}
+
+/// parent_map and child_map: id → sorted ids, written without building maps.
+fn write_adjacency<W: Write>(w: &mut W, m: &Manifest) -> std::io::Result<()> {
     for (key, adjacency) in [
         ("parent_map", &m.dag.parents),
         ("child_map", &m.dag.children),
@@ -342,28 +379,7 @@ pub fn write_manifest_json<W: Write>(
         }
         w.write_all(b"}")?;
     }
-    let selectors: Map<String, Json> = m
-        .selectors
-        .get("selectors")
-        .and_then(Json::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| Some((s.get("name")?.as_str()?.to_string(), s.clone())))
-                .collect()
-        })
-        .unwrap_or_default();
-    w.write_all(b",\"selectors\":")?;
-    serde_json::to_writer(&mut *w, &selectors)?;
-    w.write_all(b",\"metrics\":{},\"groups\":{},\"group_map\":{},\"semantic_models\":{},\"saved_queries\":{}")?;
-    let unit_tests: Map<String, Json> = m
-        .nodes
-        .iter()
-        .filter_map(|n| Some((n.unique_id.clone(), unit_test_json(n)?)))
-        .collect();
-    w.write_all(b",\"unit_tests\":")?;
-    serde_json::to_writer(&mut *w, &unit_tests)?;
-    w.write_all(b"}")?;
-    w.flush()
+    Ok(())
 }
 
 /// A unit test as dbt's manifest.json has it.

@@ -374,46 +374,24 @@ pub async fn schedule<W: Warehouse>(
     options: &RunOptions<'_, W>,
 ) -> (HashMap<usize, RunResult>, Option<i32>) {
     let log = options.log;
-    let total: usize = plan.jobs.iter().map(|j| j.nodes().len()).sum();
-    let width = total.to_string().len();
-    let mut waiting: Vec<usize> = plan.waits_for.iter().map(Vec::len).collect();
-    // Of the jobs ready, the one with the longest expected chain after it
-    // first; ties in plan order.
-    let key = |k: usize| {
-        (
-            plan.remaining.get(k).copied().unwrap_or(0),
-            std::cmp::Reverse(k),
-        )
-    };
-    let mut ready: std::collections::BinaryHeap<(u64, std::cmp::Reverse<usize>)> =
-        (0..plan.jobs.len())
-            .filter(|&k| waiting[k] == 0)
-            .map(key)
-            .collect();
-    let mut job_done: Vec<bool> = vec![false; plan.jobs.len()];
-    let mut done: HashMap<usize, RunResult> = HashMap::new();
+    let mut board = Board::new(m, plan);
     let mut running = FuturesUnordered::new();
     let mut started = 0usize;
-    let mut stop = false;
     // The exit code of an interruption (130 SIGINT, 143 SIGTERM).
     let mut interrupted: Option<i32> = None;
-    let mut connection_lost = false;
     let mut interrupts = Interrupts::new();
     let cancel_handles: Vec<W::Cancel> = clients
         .iter()
         .map(WarehouseConnection::cancel_handle)
         .collect();
     // On a terminal a bar shows what runs; start lines are left out there.
-    let progress = pm_core::output::Progress::new(&log, total, "running");
+    let progress = pm_core::output::Progress::new(&log, board.total, "running");
     let mut now_running: std::collections::BTreeSet<&str> = Default::default();
     loop {
-        while !stop && !clients.is_empty() {
-            let Some((_, std::cmp::Reverse(k))) = ready.pop() else {
+        while !board.stop && !clients.is_empty() {
+            let Some(k) = board.next_ready() else {
                 break;
             };
-            if job_done[k] {
-                continue;
-            }
             let Some(mut client) = clients.pop() else {
                 break;
             };
@@ -424,6 +402,7 @@ pub async fn schedule<W: Warehouse>(
                 if progress.is_live() {
                     now_running.insert(&n.name);
                 } else {
+                    let (total, width) = (board.total, board.width);
                     log.info(&format!("{started:>width$} of {total} START  {}", what(n)));
                 }
             }
@@ -440,7 +419,7 @@ pub async fn schedule<W: Warehouse>(
                 // Ctrl-C: cancel what runs on the server (its transaction rolls
                 // back, so no half-built relation remains) and start nothing new.
                 interrupted = Some(code);
-                stop = true;
+                board.stop = true;
                 log.warn("interrupted: cancelling running statements");
                 // The renders' own connections too (run_query while rendering).
                 for handle in cancel_handles
@@ -459,25 +438,112 @@ pub async fn schedule<W: Warehouse>(
         if !client.is_closed() {
             clients.push(client);
         }
-        job_done[k] = true;
+        for (i, _) in &results {
+            now_running.remove(m.nodes[*i].name.as_str());
+        }
+        board.finish(k, results, job_seconds, interrupted.is_some(), options);
+        progress.running(now_running.iter().copied());
+        progress.set_position(board.done.len());
+    }
+    (board.skip_unstarted(interrupted.is_some()), interrupted)
+}
+
+/// What the scheduler knows between jobs: what each job still waits for,
+/// the jobs ready to start, the outcomes so far, and whether to start more.
+struct Board<'m> {
+    m: &'m Manifest,
+    plan: &'m Plan,
+    waiting: Vec<usize>,
+    /// Of the jobs ready, the one with the longest expected chain after it
+    /// first; ties in plan order.
+    ready: std::collections::BinaryHeap<(u64, std::cmp::Reverse<usize>)>,
+    job_done: Vec<bool>,
+    done: HashMap<usize, RunResult>,
+    /// Nodes in the run, and the width of their count in log lines.
+    total: usize,
+    width: usize,
+    /// Start nothing new (--fail-fast, Ctrl-C, a lost connection).
+    stop: bool,
+    connection_lost: bool,
+}
+
+impl<'m> Board<'m> {
+    fn new(m: &'m Manifest, plan: &'m Plan) -> Board<'m> {
+        let total: usize = plan.jobs.iter().map(|j| j.nodes().len()).sum();
+        let waiting: Vec<usize> = plan.waits_for.iter().map(Vec::len).collect();
+        let mut board = Board {
+            m,
+            plan,
+            ready: Default::default(),
+            job_done: vec![false; plan.jobs.len()],
+            done: HashMap::new(),
+            total,
+            width: total.to_string().len(),
+            stop: false,
+            connection_lost: false,
+            waiting,
+        };
+        for k in 0..plan.jobs.len() {
+            if board.waiting[k] == 0 {
+                board.ready.push(board.key(k));
+            }
+        }
+        board
+    }
+
+    fn key(&self, k: usize) -> (u64, std::cmp::Reverse<usize>) {
+        (
+            self.plan.remaining.get(k).copied().unwrap_or(0),
+            std::cmp::Reverse(k),
+        )
+    }
+
+    /// The next job to start, if one is ready.
+    fn next_ready(&mut self) -> Option<usize> {
+        while let Some((_, std::cmp::Reverse(k))) = self.ready.pop() {
+            if !self.job_done[k] {
+                return Some(k);
+            }
+        }
+        None
+    }
+
+    /// Records job `k`'s outcomes (logging each), then makes ready what
+    /// waited for it, or skips everything downstream of a failure.
+    fn finish<W: Warehouse>(
+        &mut self,
+        k: usize,
+        results: JobResult,
+        job_seconds: f64,
+        interrupted: bool,
+        options: &RunOptions<'_, W>,
+    ) {
+        let (m, log, total, width) = (self.m, options.log, self.total, self.width);
+        self.job_done[k] = true;
         let mut blocking: Option<String> = None;
         for (i, r) in results {
             let n = &m.nodes[i];
-            now_running.remove(n.name.as_str());
             let outcome = match r {
                 Ok(o) => o,
                 Err(p) => RunResult::failed(p, job_seconds),
             };
-            log.info(&done_line(m, i, &outcome, done.len() + 1, total, width));
+            log.info(&done_line(
+                m,
+                i,
+                &outcome,
+                self.done.len() + 1,
+                total,
+                width,
+            ));
             let lost = outcome
                 .problem
                 .as_ref()
                 .is_some_and(|p| p.code == Code::ConnectLost);
-            if lost && !connection_lost && interrupted.is_none() {
+            if lost && !self.connection_lost && !interrupted {
                 // The server is gone (or this connection to it): starting more
                 // would only fail the same way.
-                connection_lost = true;
-                stop = true;
+                self.connection_lost = true;
+                self.stop = true;
                 log.warn("the connection to the server was lost: nothing more is started");
             }
             if outcome.status.is_failure() && blocking.is_none() {
@@ -487,46 +553,50 @@ pub async fn schedule<W: Warehouse>(
                     format!("depends on {}, which failed", n.name)
                 });
             }
-            done.insert(i, outcome);
+            self.done.insert(i, outcome);
         }
-        progress.running(now_running.iter().copied());
         match blocking {
             None => {
-                for &c in &plan.children[k] {
-                    waiting[c] -= 1;
-                    if waiting[c] == 0 && !job_done[c] {
-                        ready.push(key(c));
+                for &c in &self.plan.children[k] {
+                    self.waiting[c] -= 1;
+                    if self.waiting[c] == 0 && !self.job_done[c] {
+                        self.ready.push(self.key(c));
                     }
                 }
             }
             Some(why) => {
-                let lines = skip_downstream(m, plan, k, &why, &mut done, &mut job_done);
-                let base = done.len() - lines.len();
+                let lines =
+                    skip_downstream(m, self.plan, k, &why, &mut self.done, &mut self.job_done);
+                let base = self.done.len() - lines.len();
                 for (x, line) in lines.iter().enumerate() {
                     log.info(&format!("{:>width$} of {total} {line}", base + x + 1));
                 }
                 if options.fail_fast {
-                    stop = true;
+                    self.stop = true;
                 }
             }
         }
-        progress.set_position(done.len());
     }
-    // With --fail-fast, after Ctrl-C or a lost connection, what never started is skipped.
-    let why = if interrupted.is_some() {
-        "skipped: interrupted"
-    } else if connection_lost {
-        "skipped: the connection to the server was lost"
-    } else {
-        "skipped: --fail-fast"
-    };
-    for job in &plan.jobs {
-        for i in job.nodes() {
-            done.entry(i)
-                .or_insert_with(|| RunResult::skipped(why.into()));
+
+    /// The outcomes, with what never started skipped (after --fail-fast,
+    /// Ctrl-C or a lost connection).
+    fn skip_unstarted(mut self, interrupted: bool) -> HashMap<usize, RunResult> {
+        let why = if interrupted {
+            "skipped: interrupted"
+        } else if self.connection_lost {
+            "skipped: the connection to the server was lost"
+        } else {
+            "skipped: --fail-fast"
+        };
+        for job in &self.plan.jobs {
+            for i in job.nodes() {
+                self.done
+                    .entry(i)
+                    .or_insert_with(|| RunResult::skipped(why.into()));
+            }
         }
+        self.done
     }
-    (done, interrupted)
 }
 
 /// Data tests and unit tests: they pass, warn or fail.

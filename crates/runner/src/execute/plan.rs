@@ -211,6 +211,40 @@ pub fn plan(
     merge: bool,
 ) -> Plan {
     let in_run: HashSet<usize> = selected.iter().copied().collect();
+    let (jobs, job_of) = jobs_of(m, selected, configs, merge);
+    let waits = waits_of(m, &jobs, &job_of, &in_run);
+    let waits_for: Vec<Vec<usize>> = waits
+        .into_iter()
+        .map(|s| {
+            let mut v: Vec<usize> = s.into_iter().collect();
+            v.sort_unstable();
+            v
+        })
+        .collect();
+    let mut children = vec![Vec::new(); jobs.len()];
+    for (k, w) in waits_for.iter().enumerate() {
+        for &p in w {
+            children[p].push(k);
+        }
+    }
+    let remaining = longest_paths(&children, &vec![1; jobs.len()]);
+    Plan {
+        jobs,
+        waits_for,
+        children,
+        remaining,
+    }
+}
+
+/// The jobs of `selected`, in order, and the job of each node: a build or
+/// a unit test each; a data test alone, or merged with the mergeable tests
+/// of the same relation.
+fn jobs_of(
+    m: &Manifest,
+    selected: &[usize],
+    configs: &HashMap<usize, TestConfig>,
+    merge: bool,
+) -> (Vec<Work>, HashMap<usize, usize>) {
     let mut jobs: Vec<Work> = Vec::new();
     let mut job_of: HashMap<usize, usize> = HashMap::new();
     // Merge groups keyed by the scan they share, in first-seen order.
@@ -275,16 +309,27 @@ pub fn plan(
         }
         jobs.push(work);
     }
+    (jobs, job_of)
+}
 
+/// What each job waits for: the jobs of its nodes' parents in the run (a
+/// unit test's, see `unit_test_waits`); when the run also builds, a tested
+/// node's children wait for its tests too.
+fn waits_of(
+    m: &Manifest,
+    jobs: &[Work],
+    job_of: &HashMap<usize, usize>,
+    in_run: &HashSet<usize>,
+) -> Vec<HashSet<usize>> {
     let mut waits: Vec<HashSet<usize>> = vec![HashSet::new(); jobs.len()];
     let mut node_children: HashMap<usize, Vec<usize>> = HashMap::new();
     for (k, job) in jobs.iter().enumerate() {
         if let Work::UnitTest(i) = job {
-            unit_test_waits(m, *i, k, &in_run, &job_of, &mut waits);
+            unit_test_waits(m, *i, k, in_run, job_of, &mut waits);
             continue;
         }
         for i in job.nodes() {
-            for p in run_parents(m, i, &in_run) {
+            for p in run_parents(m, i, in_run) {
                 node_children.entry(p).or_default().push(i);
                 if let Some(&pj) = job_of.get(&p) {
                     if pj != k {
@@ -305,7 +350,7 @@ pub fn plan(
             }
             let mut tested: Vec<usize> = Vec::new();
             for i in job.nodes() {
-                for p in run_parents(m, i, &in_run) {
+                for p in run_parents(m, i, in_run) {
                     if !tested.contains(&p) {
                         tested.push(p);
                     }
@@ -320,27 +365,7 @@ pub fn plan(
             }
         }
     }
-    let waits_for: Vec<Vec<usize>> = waits
-        .into_iter()
-        .map(|s| {
-            let mut v: Vec<usize> = s.into_iter().collect();
-            v.sort_unstable();
-            v
-        })
-        .collect();
-    let mut children = vec![Vec::new(); jobs.len()];
-    for (k, w) in waits_for.iter().enumerate() {
-        for &p in w {
-            children[p].push(k);
-        }
-    }
-    let remaining = longest_paths(&children, &vec![1; jobs.len()]);
-    Plan {
-        jobs,
-        waits_for,
-        children,
-        remaining,
-    }
+    waits
 }
 
 #[cfg(test)]

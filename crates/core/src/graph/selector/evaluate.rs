@@ -184,6 +184,39 @@ impl Evaluator<'_> {
         Ok(out)
     }
 
+    /// `state:new`, `state:modified`…: the node against the previous manifest.
+    fn state_matches(&self, a: &Atom, node: &Node) -> std::result::Result<bool, Problem> {
+        let v = a.value.as_str();
+        let Some(state) = self.state else {
+            return Err(a.problem(
+                Code::SelectorState,
+                format!("`state:{v}` needs a previous manifest"),
+                "needs --state",
+                "pass --state DIR, where DIR holds the manifest.json of an earlier run".into(),
+            ));
+        };
+        let old = state.nodes.get(&node.unique_id);
+        let body_changed = old.is_some_and(|(c, _)| c != &node.checksum);
+        let config_changed = old.is_some_and(|(_, c)| !config_equal(c, &node.config));
+        Ok(match v {
+            "new" => old.is_none(),
+            "old" => old.is_some(),
+            "modified" => old.is_none() || body_changed || config_changed,
+            "unmodified" => old.is_some() && !body_changed && !config_changed,
+            "modified.body" => old.is_none() || body_changed,
+            "modified.configs" => old.is_none() || config_changed,
+            _ => {
+                return Err(a.problem(
+                    Code::SelectorValue,
+                    format!("unknown state `{v}`"),
+                    "unknown state",
+                    "states: new, old, modified, unmodified, modified.body, modified.configs"
+                        .into(),
+                ))
+            }
+        })
+    }
+
     pub(super) fn node_matches(&self, a: &Atom, node: &Node) -> std::result::Result<bool, Problem> {
         let v = a.value.as_str();
         Ok(match a.method.as_str() {
@@ -224,27 +257,7 @@ impl Evaluator<'_> {
                 };
                 node.resource_type == rt
             }
-            "source" => match &node.source {
-                Some(s) => {
-                    let parts: Vec<&str> = v.split('.').collect();
-                    let candidates: [&[&str]; 1] =
-                        [&[&node.package_name, &s.source_name, &node.name]];
-                    let full = candidates[0];
-                    match parts.len() {
-                        1 => glob_match(parts[0], &s.source_name),
-                        2 => {
-                            glob_match(parts[0], &s.source_name) && glob_match(parts[1], &node.name)
-                        }
-                        3 => {
-                            glob_match(parts[0], full[0])
-                                && glob_match(parts[1], full[1])
-                                && glob_match(parts[2], full[2])
-                        }
-                        _ => false,
-                    }
-                }
-                None => false,
-            },
+            "source" => source_matches(v, node),
             "exposure" => node.resource_type == ResourceType::Exposure && glob_match(v, &node.name),
             "test_type" => {
                 let generic = node.test.as_ref().is_some_and(|t| t.metadata.is_some());
@@ -275,37 +288,31 @@ impl Evaluator<'_> {
                 ),
                 None => false,
             },
-            "state" => {
-                let Some(state) = self.state else {
-                    return Err(a.problem(
-                        Code::SelectorState,
-                        format!("`state:{v}` needs a previous manifest"),
-                        "needs --state",
-                        "pass --state DIR, where DIR holds the manifest.json of an earlier run"
-                            .into(),
-                    ));
-                };
-                let old = state.nodes.get(&node.unique_id);
-                let body_changed = old.is_some_and(|(c, _)| c != &node.checksum);
-                let config_changed = old.is_some_and(|(_, c)| !config_equal(c, &node.config));
-                match v {
-                    "new" => old.is_none(),
-                    "old" => old.is_some(),
-                    "modified" => old.is_none() || body_changed || config_changed,
-                    "unmodified" => old.is_some() && !body_changed && !config_changed,
-                    "modified.body" => old.is_none() || body_changed,
-                    "modified.configs" => old.is_none() || config_changed,
-                    _ => return Err(a.problem(
-                        Code::SelectorValue,
-                        format!("unknown state `{v}`"),
-                        "unknown state",
-                        "states: new, old, modified, unmodified, modified.body, modified.configs"
-                            .into(),
-                    )),
-                }
-            }
+            "state" => self.state_matches(a, node)?,
             _ => false,
         })
+    }
+}
+
+/// `source:name`, `source:name.table`, `source:package.name.table`.
+fn source_matches(v: &str, node: &Node) -> bool {
+    match &node.source {
+        Some(s) => {
+            let parts: Vec<&str> = v.split('.').collect();
+            let candidates: [&[&str]; 1] = [&[&node.package_name, &s.source_name, &node.name]];
+            let full = candidates[0];
+            match parts.len() {
+                1 => glob_match(parts[0], &s.source_name),
+                2 => glob_match(parts[0], &s.source_name) && glob_match(parts[1], &node.name),
+                3 => {
+                    glob_match(parts[0], full[0])
+                        && glob_match(parts[1], full[1])
+                        && glob_match(parts[2], full[2])
+                }
+                _ => false,
+            }
+        }
+        None => false,
     }
 }
 
