@@ -102,7 +102,6 @@ async fn build_and_swap(
 ) -> Result<Built, Problem> {
     let schema = quote_ident(&build.schema);
     let relation = format!("{schema}.{}", quote_ident(&build.name));
-    let temp = format!("{schema}.{}", quote_ident(&build.temp_name));
     let db = |what: &'static str| {
         move |e: tokio_postgres::Error| model_problem(node, compiled_path, build, what, &e)
     };
@@ -167,16 +166,13 @@ async fn build_and_swap(
     // and re-creates the views that read the old relation, and two swaps
     // touching the same views at once would trip over each other.
     let _swapping = swap_lock.lock().await;
-    let result = swap_in(client, node, build, &relation, &temp, compiled_path)
+    let result = swap_in(client, node, build, &relation, compiled_path)
         .await
         .map(|built| Built { rows, ..built });
     if result.is_err() {
         // The old relation is untouched; the new one is not left lying around.
         let _ = client
-            .batch_execute(&format!(
-                "drop {} if exists {temp} cascade",
-                build.kind.sql()
-            ))
+            .batch_execute(&pm_core::materialize::relation::drop_built_sql(build))
             .await;
     }
     result
@@ -189,7 +185,6 @@ async fn swap_in(
     node: &BuildSpec,
     build: &Build,
     relation: &str,
-    temp: &str,
     compiled_path: &str,
 ) -> Result<Built, Problem> {
     let db = |what: &'static str| {
@@ -214,17 +209,15 @@ async fn swap_in(
     let has_dependent_views = found.as_ref().is_some_and(|r| r.get::<_, bool>(1));
     // A view whose new query keeps the old columns is replaced in place:
     // views on it, its grants and its identity stay as they are.
-    if build.kind == pm_core::materialize::relation::Kind::View && existing.as_deref() == Some("v")
-    {
-        let sql = &node.sql;
-        let replaced = tx
-            .batch_execute(&format!(
-                "savepoint pm_replace;\ncreate or replace view {relation} as (\n{sql}\n)"
-            ))
-            .await;
-        match replaced {
+    if let Some(in_place) = pm_core::materialize::relation::view_in_place(
+        build,
+        relation,
+        &node.sql,
+        existing.as_deref(),
+    ) {
+        match tx.batch_execute(&in_place.attempt).await {
             Ok(()) => {
-                tx.batch_execute(&format!("release savepoint pm_replace;\ndrop view {temp}"))
+                tx.batch_execute(&in_place.keep)
                     .await
                     .map_err(db("replacing the view"))?;
                 run_hooks(&tx, node, &node.post_hooks, true, "a post-hook").await?;
@@ -239,7 +232,7 @@ async fn swap_in(
             }
             // Columns removed, renamed or retyped: swap instead.
             Err(_) => tx
-                .batch_execute("rollback to savepoint pm_replace")
+                .batch_execute(&in_place.undo)
                 .await
                 .map_err(db("replacing the view"))?,
         }
@@ -499,23 +492,10 @@ pub(crate) async fn apply_grants(
         .iter()
         .map(|r| (r.get::<_, String>(1), r.get::<_, String>(0)))
         .collect();
-    for (privilege, grantee) in &current {
-        if !wanted.iter().any(|(p, g)| p == privilege && g == grantee) {
-            tx.batch_execute(&format!(
-                "revoke {privilege} on {relation} from {}",
-                quote_ident(grantee)
-            ))
-            .await
-            .map_err(problem)?;
-        }
-    }
-    for (privilege, grantee) in wanted {
-        tx.batch_execute(&format!(
-            "grant {privilege} on {relation} to {}",
-            quote_ident(grantee)
-        ))
-        .await
-        .map_err(problem)?;
+    for (statement, _) in
+        pm_core::materialize::relation::grant_statements(relation, wanted, &current)
+    {
+        tx.batch_execute(&statement).await.map_err(problem)?;
     }
     Ok(())
 }

@@ -233,6 +233,83 @@ pub fn swap_statements(
     statements
 }
 
+/// Drops what a build left under its temporary name (when putting it in
+/// place failed): the old relation is untouched.
+pub fn drop_built_sql(build: &Build) -> String {
+    format!(
+        "drop {} if exists {}.{} cascade",
+        build.kind.sql(),
+        quote_ident(&build.schema),
+        quote_ident(&build.temp_name)
+    )
+}
+
+/// A view rebuilt over a view: first tried in place, so that the views on
+/// it, its grants and its identity stay as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewInPlace {
+    /// Replaces the view's query under a savepoint (fails when a column is
+    /// removed, renamed or retyped).
+    pub attempt: String,
+    /// After a success: the savepoint is released and the view built under
+    /// its temporary name dropped.
+    pub keep: String,
+    /// After a failure: back to the savepoint, and the swap goes on.
+    pub undo: String,
+}
+
+/// The in-place replacement of a view, when the build is a view and the
+/// catalog reports a view (`existing`, its relkind) in its place.
+pub fn view_in_place(
+    build: &Build,
+    relation: &str,
+    sql: &str,
+    existing: Option<&str>,
+) -> Option<ViewInPlace> {
+    (build.kind == Kind::View && existing == Some("v")).then(|| ViewInPlace {
+        attempt: format!("savepoint pm_replace;\ncreate or replace view {relation} as (\n{sql}\n)"),
+        keep: format!(
+            "release savepoint pm_replace;\ndrop view {}.{}",
+            quote_ident(&build.schema),
+            quote_ident(&build.temp_name)
+        ),
+        undo: "rollback to savepoint pm_replace".into(),
+    })
+}
+
+/// The statements that make `relation`'s grants what the config lists
+/// (`wanted`, as (privilege, grantee)): what the catalog reports granted
+/// (`current`, the owner's own left out) and is no longer wanted is revoked,
+/// and everything wanted granted (granting twice changes nothing).
+pub fn grant_statements(
+    relation: &str,
+    wanted: &[(String, String)],
+    current: &[(String, String)],
+) -> super::StatementPlan {
+    let revokes = current
+        .iter()
+        .filter(|(privilege, grantee)| !wanted.iter().any(|(p, g)| p == privilege && g == grantee))
+        .map(|(privilege, grantee)| {
+            (
+                format!(
+                    "revoke {privilege} on {relation} from {}",
+                    quote_ident(grantee)
+                ),
+                "revoking privileges",
+            )
+        });
+    let grants = wanted.iter().map(|(privilege, grantee)| {
+        (
+            format!(
+                "grant {privilege} on {relation} to {}",
+                quote_ident(grantee)
+            ),
+            "granting privileges",
+        )
+    });
+    revokes.chain(grants).collect()
+}
+
 /// The privileges PostgreSQL grants on tables and views.
 pub(crate) const PRIVILEGES: [&str; 9] = [
     "SELECT",
@@ -392,6 +469,56 @@ pub fn temp_index_sql(node: &Node, temp_relation: &str) -> Vec<(String, String)>
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn grants_revoke_what_is_no_longer_listed_and_grant_what_is() {
+        let pair = |p: &str, g: &str| (p.to_string(), g.to_string());
+        let plan = super::grant_statements(
+            "s.t",
+            &[pair("SELECT", "reporter"), pair("SELECT", "Odd Role")],
+            &[
+                pair("SELECT", "reporter"),
+                pair("UPDATE", "reporter"),
+                pair("SELECT", "old"),
+            ],
+        );
+        let statements: Vec<&str> = plan.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(
+            statements,
+            [
+                "revoke UPDATE on s.t from \"reporter\"",
+                "revoke SELECT on s.t from \"old\"",
+                "grant SELECT on s.t to \"reporter\"",
+                "grant SELECT on s.t to \"Odd Role\"",
+            ]
+        );
+        assert!(super::grant_statements("s.t", &[], &[]).is_empty());
+    }
+
+    #[test]
+    fn only_a_view_over_a_view_is_replaced_in_place() {
+        let build = |kind| Build {
+            kind,
+            schema: "s".into(),
+            name: "v".into(),
+            temp_name: "v__pm_tmp".into(),
+            prepare: String::new(),
+        };
+        let in_place = super::view_in_place(&build(Kind::View), "s.v", "select 1", Some("v"))
+            .expect("a view over a view");
+        assert_eq!(
+            in_place.attempt,
+            "savepoint pm_replace;\ncreate or replace view s.v as (\nselect 1\n)"
+        );
+        assert_eq!(
+            in_place.keep,
+            "release savepoint pm_replace;\ndrop view \"s\".\"v__pm_tmp\""
+        );
+        assert_eq!(in_place.undo, "rollback to savepoint pm_replace");
+        assert!(super::view_in_place(&build(Kind::View), "s.v", "select 1", Some("r")).is_none());
+        assert!(super::view_in_place(&build(Kind::View), "s.v", "select 1", None).is_none());
+        assert!(super::view_in_place(&build(Kind::Table), "s.v", "select 1", Some("v")).is_none());
+    }
+
     use super::*;
 
     #[test]
