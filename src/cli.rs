@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 // Defined where they are used (the selector, the log), so that those modules
 // never import the command line; the flags below parse into them.
-pub use pm_core::graph::selector::IndirectSelection;
-pub use pm_core::output::LogFormat;
+use pm_core::graph::selector::IndirectSelection;
+use pm_core::output::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,8 +40,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub threads: Option<usize>,
     /// Output format of log lines
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    #[arg(long, global = true, value_enum, default_value_t = LogFormatArg::Text)]
+    pub log_format: LogFormatArg,
     /// No colours (also: NO_COLOR=1)
     #[arg(long, global = true)]
     pub no_color: bool,
@@ -344,8 +344,8 @@ pub struct SelectArgs {
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// How tests attached to selected nodes are picked up
-    #[arg(long, value_enum, default_value_t = IndirectSelection::Eager)]
-    pub indirect_selection: IndirectSelection,
+    #[arg(long, value_enum, default_value_t = IndirectSelectionArg::Eager)]
+    pub indirect_selection: IndirectSelectionArg,
     /// Exactly these nodes, by unique id, instead of a selection (`pm retry`)
     #[arg(skip)]
     pub unique_ids: Vec<String>,
@@ -372,4 +372,47 @@ pub enum LsOutput {
     Path,
     Json,
     Selector,
+}
+
+/// How log lines are written (`--log-format`); clap's side of
+/// [`LogFormat`], so that clap stays in this crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+impl From<LogFormatArg> for LogFormat {
+    fn from(a: LogFormatArg) -> LogFormat {
+        match a {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+/// How tests attached to selected nodes are picked up
+/// (`--indirect-selection`); clap's side of [`IndirectSelection`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum IndirectSelectionArg {
+    /// A test is selected when any of its parents is
+    #[default]
+    Eager,
+    /// A test is selected when all of its parents are
+    Cautious,
+    /// A test is selected when all of its parents are selected or are ancestors of selected nodes
+    Buildable,
+    /// Only tests selected directly
+    Empty,
+}
+
+impl From<IndirectSelectionArg> for IndirectSelection {
+    fn from(a: IndirectSelectionArg) -> IndirectSelection {
+        match a {
+            IndirectSelectionArg::Eager => IndirectSelection::Eager,
+            IndirectSelectionArg::Cautious => IndirectSelection::Cautious,
+            IndirectSelectionArg::Buildable => IndirectSelection::Buildable,
+            IndirectSelectionArg::Empty => IndirectSelection::Empty,
+        }
+    }
 }

@@ -67,7 +67,11 @@ fn main() {
             std::process::exit(code);
         }
     };
-    let log = Log::new(cli.global.log_format, cli.global.quiet, cli.global.no_color);
+    let log = Log::new(
+        cli.global.log_format.into(),
+        cli.global.quiet,
+        cli.global.no_color,
+    );
     let settings = cli.global.settings(pm_core::settings::Environment::read());
     pm_core::output::PhaseTimer::enable(settings.env.timings);
     let g = &settings;

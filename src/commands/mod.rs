@@ -124,7 +124,7 @@ impl Session {
             select: args.select.clone(),
             exclude: args.exclude.clone(),
             selector: args.selector.clone(),
-            indirect: args.indirect_selection,
+            indirect: args.indirect_selection.into(),
         };
         selector::select(&c.manifest, &selectors, &req, state.as_ref())
     }

@@ -63,16 +63,6 @@ fn node_to_show(s: &Session, c: &pm_core::compile::Compiled, args: &ShowArgs) ->
     }
 }
 
-/// `sql` limited to `limit` rows (none when negative).
-fn limited(sql: &str, limit: i64) -> String {
-    let sql = sql.trim().trim_end_matches(';');
-    if limit < 0 {
-        sql.to_string()
-    } else {
-        format!("select * from (\n{sql}\n) pm_show limit {limit}")
-    }
-}
-
 fn cell(v: &Json) -> String {
     match v {
         Json::Null => "null".into(),
@@ -188,10 +178,12 @@ pub fn run(g: &Settings, args: &ShowArgs, log: Log) -> Result<i32> {
                     None => compiled.unwrap_or_default(),
                 },
             };
-            connection.run_sql(&limited(&sql, limit)).map_err(|e| {
-                Problem::new(Code::ShowQuery, format!("the query failed: {e}"))
-                    .help(format!("the SQL was:\n{}", sql.trim()))
-            })
+            connection
+                .run_sql(&pm_core::materialize::relation::limited(&sql, limit))
+                .map_err(|e| {
+                    Problem::new(Code::ShowQuery, format!("the query failed: {e}"))
+                        .help(format!("the SQL was:\n{}", sql.trim()))
+                })
         })
         .await
         .map_err(|e| {
@@ -234,14 +226,5 @@ mod tests {
             table(&r),
             "| id | name |\n|----|------|\n|  7 | ann  |\n| 12 | null |"
         );
-    }
-
-    #[test]
-    fn limits_wrap_the_query() {
-        assert_eq!(
-            limited("select 1;\n", 3),
-            "select * from (\nselect 1\n) pm_show limit 3"
-        );
-        assert_eq!(limited("select 1", -1), "select 1");
     }
 }

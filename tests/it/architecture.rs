@@ -70,7 +70,7 @@ const CONFINED: &[(&str, &[&str])] = &[
 /// Dependencies on a confined crate that exist today and are to be removed
 /// (issue 26): the test fails when one is gone, so that this list only
 /// shrinks.
-const KNOWN_UNCONFINED: &[(&str, &str)] = &[("pm-core", "clap")];
+const KNOWN_UNCONFINED: &[(&str, &str)] = &[];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -408,8 +408,6 @@ fn starts_sql(line: &str) -> bool {
 const KNOWN_SQL_ELSEWHERE: &[&str] = &[
     // The catalog questions of run-time rendering.
     "crates/core/src/compile/context/warehouse.rs",
-    // `pm show`'s limit around the query.
-    "src/commands/show.rs",
 ];
 
 /// Files whose SQL is a user's file, not a statement pm sends.

@@ -233,6 +233,16 @@ pub fn swap_statements(
     statements
 }
 
+/// `sql` limited to `limit` rows (none when negative), as `pm show` runs it.
+pub fn limited(sql: &str, limit: i64) -> String {
+    let sql = sql.trim().trim_end_matches(';');
+    if limit < 0 {
+        sql.to_string()
+    } else {
+        format!("select * from (\n{sql}\n) pm_show limit {limit}")
+    }
+}
+
 /// Drops what a build left under its temporary name (when putting it in
 /// place failed): the old relation is untouched.
 pub fn drop_built_sql(build: &Build) -> String {
@@ -469,6 +479,15 @@ pub fn temp_index_sql(node: &Node, temp_relation: &str) -> Vec<(String, String)>
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn limits_wrap_the_query() {
+        assert_eq!(
+            super::limited("select 1;\n", 3),
+            "select * from (\nselect 1\n) pm_show limit 3"
+        );
+        assert_eq!(super::limited("select 1", -1), "select 1");
+    }
+
     #[test]
     fn grants_revoke_what_is_no_longer_listed_and_grant_what_is() {
         let pair = |p: &str, g: &str| (p.to_string(), g.to_string());

@@ -17,7 +17,7 @@ use crate::error::{closest, did_you_mean, Problem};
 use std::sync::Arc;
 
 /// How tests attached to selected nodes are picked up (`--indirect-selection`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum IndirectSelection {
     /// A test is selected when any of its parents is
     #[default]
