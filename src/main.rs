@@ -67,12 +67,14 @@ fn main() {
             std::process::exit(code);
         }
     };
+    let env = pm_core::settings::Environment::read();
     let log = Log::new(
         cli.global.log_format.into(),
         cli.global.quiet,
-        cli.global.no_color,
+        cli.global.no_color || env.no_color,
+        env.dumb_terminal,
     );
-    let settings = cli.global.settings(pm_core::settings::Environment::read());
+    let settings = cli.global.settings(env);
     pm_core::output::PhaseTimer::enable(settings.env.timings);
     let g = &settings;
     let color = log.color;

@@ -16,18 +16,20 @@ pub struct Log {
     pub format: LogFormat,
     pub quiet: bool,
     pub color: bool,
+    /// `TERM=dumb`: the terminal cannot redraw a progress bar.
+    pub dumb_terminal: bool,
 }
 
 impl Log {
-    pub fn new(format: LogFormat, quiet: bool, no_color: bool) -> Log {
-        let color = !no_color
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            && format == LogFormat::Text
-            && std::io::stderr().is_terminal();
+    /// `no_color`: `--no-color` or `NO_COLOR`; `dumb_terminal`: `TERM=dumb`
+    /// (both read by `settings`).
+    pub fn new(format: LogFormat, quiet: bool, no_color: bool, dumb_terminal: bool) -> Log {
+        let color = !no_color && format == LogFormat::Text && std::io::stderr().is_terminal();
         Log {
             format,
             quiet,
             color,
+            dumb_terminal,
         }
     }
 
@@ -154,7 +156,7 @@ impl Progress {
         let live = log.format == LogFormat::Text
             && !log.quiet
             && std::io::stderr().is_terminal()
-            && std::env::var("TERM").map_or(true, |t| t != "dumb");
+            && !log.dumb_terminal;
         if !live {
             return Progress { bar: None };
         }

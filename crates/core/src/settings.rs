@@ -27,6 +27,10 @@ pub struct Environment {
     pub package_hub_url: String,
     /// `DBT_PROFILES_DIR`: looked at after `--profiles-dir` and `PM_PROFILES_DIR`.
     pub dbt_profiles_dir: Option<PathBuf>,
+    /// `NO_COLOR` set (and not empty): log lines without colour.
+    pub no_color: bool,
+    /// `TERM=dumb`: no progress bar, even on a terminal.
+    pub dumb_terminal: bool,
 }
 
 impl Environment {
@@ -48,6 +52,8 @@ impl Environment {
             package_hub_url: set("DBT_PACKAGE_HUB_URL")
                 .unwrap_or_else(|| "https://hub.getdbt.com/".into()),
             dbt_profiles_dir: set("DBT_PROFILES_DIR").map(PathBuf::from),
+            no_color: lookup("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            dumb_terminal: lookup("TERM").is_some_and(|v| v == "dumb"),
         }
     }
 }
