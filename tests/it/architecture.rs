@@ -405,10 +405,7 @@ fn starts_sql(line: &str) -> bool {
 
 /// Files outside `materialize` and the warehouse crate that write SQL
 /// today, to be moved (issue 26): the test fails when one no longer does.
-const KNOWN_SQL_ELSEWHERE: &[&str] = &[
-    // The catalog questions of run-time rendering.
-    "crates/core/src/compile/context/warehouse.rs",
-];
+const KNOWN_SQL_ELSEWHERE: &[&str] = &[];
 
 /// Files whose SQL is a user's file, not a statement pm sends.
 const SQL_AS_CONTENT: &[&str] = &[

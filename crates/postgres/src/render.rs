@@ -2,7 +2,7 @@
 //! renders, queried from the blocking thread the render runs on.
 
 use super::{error_text, CancelHandle, Connection, Endpoint};
-use pm_core::compile::context::{QueryResult, RenderWarehouse};
+use pm_core::compile::context::{QueryResult, RenderWarehouse, WarehouseChange};
 use pm_core::error::Result;
 use serde_json::Value as Json;
 use tokio_postgres::types::Type;
@@ -108,6 +108,76 @@ fn typed(text: Option<&str>, ty: Option<&Type>) -> Json {
 }
 
 impl RenderWarehouse for RenderConnection {
+    fn change(&self, change: &WarehouseChange) -> std::result::Result<(), String> {
+        let sql = pm_core::materialize::relation::change_sql(change);
+        self.runtime.block_on(async {
+            self.connection
+                .pg()
+                .batch_execute(&sql)
+                .await
+                .map_err(|e| error_text(&e))
+        })
+    }
+
+    fn relation_kind(
+        &self,
+        schema: &str,
+        name: &str,
+    ) -> std::result::Result<Option<String>, String> {
+        self.runtime.block_on(async {
+            let row = self
+                .connection
+                .pg()
+                .query_typed_opt(
+                    "select c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                     where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p', 'v', 'm', 'f')",
+                    &[(&schema, Type::TEXT), (&name, Type::TEXT)],
+                )
+                .await
+                .map_err(|e| error_text(&e))?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn columns(
+        &self,
+        schema: &str,
+        name: &str,
+    ) -> std::result::Result<Vec<(String, String)>, String> {
+        self.runtime.block_on(async {
+            let rows = self
+                .connection
+                .pg()
+                .query_typed(
+                    "select a.attname::text, format_type(a.atttypid, a.atttypmod)
+                     from pg_attribute a join pg_class c on c.oid = a.attrelid
+                     join pg_namespace n on n.oid = c.relnamespace
+                     where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped
+                     order by a.attnum",
+                    &[(&schema, Type::TEXT), (&name, Type::TEXT)],
+                )
+                .await
+                .map_err(|e| error_text(&e))?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
+    fn relations(&self, schema: &str) -> std::result::Result<Vec<(String, String)>, String> {
+        self.runtime.block_on(async {
+            let rows = self
+                .connection
+                .pg()
+                .query_typed(
+                    "select c.relname::text, c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                     where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'f') order by 1",
+                    &[(&schema, Type::TEXT)],
+                )
+                .await
+                .map_err(|e| error_text(&e))?;
+            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        })
+    }
+
     fn run_sql(&self, sql: &str) -> std::result::Result<QueryResult, String> {
         self.runtime.block_on(async {
             // The column types, when the SQL is one statement (several cannot

@@ -233,6 +233,33 @@ pub fn swap_statements(
     statements
 }
 
+/// The statement of a change a template asks of the warehouse
+/// (`adapter.drop_relation(…)`, `rename_relation`, `truncate_relation`,
+/// `create_schema`, `drop_schema`).
+pub fn change_sql(change: &crate::compile::context::WarehouseChange) -> String {
+    use crate::compile::context::WarehouseChange as C;
+    let qualified =
+        |schema: &str, name: &str| format!("{}.{}", quote_ident(schema), quote_ident(name));
+    match change {
+        C::DropRelation { kind, schema, name } => {
+            format!("drop {kind} if exists {} cascade", qualified(schema, name))
+        }
+        C::Truncate { schema, name } => format!("truncate table {}", qualified(schema, name)),
+        C::Rename {
+            kind,
+            schema,
+            name,
+            new_name,
+        } => format!(
+            "alter {kind} {} rename to {}",
+            qualified(schema, name),
+            quote_ident(new_name)
+        ),
+        C::CreateSchema(schema) => format!("create schema if not exists {}", quote_ident(schema)),
+        C::DropSchema(schema) => format!("drop schema if exists {} cascade", quote_ident(schema)),
+    }
+}
+
 /// `sql` limited to `limit` rows (none when negative), as `pm show` runs it.
 pub fn limited(sql: &str, limit: i64) -> String {
     let sql = sql.trim().trim_end_matches(';');
@@ -479,6 +506,44 @@ pub fn temp_index_sql(node: &Node, temp_relation: &str) -> Vec<(String, String)>
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn a_templates_changes_are_quoted_statements() {
+        use crate::compile::context::WarehouseChange as C;
+        let (s, n) = ("Odd Schema".to_string(), "t".to_string());
+        assert_eq!(
+            super::change_sql(&C::DropRelation {
+                kind: "materialized view",
+                schema: s.clone(),
+                name: n.clone()
+            }),
+            "drop materialized view if exists \"Odd Schema\".\"t\" cascade"
+        );
+        assert_eq!(
+            super::change_sql(&C::Rename {
+                kind: "table",
+                schema: s.clone(),
+                name: n.clone(),
+                new_name: "u".into()
+            }),
+            "alter table \"Odd Schema\".\"t\" rename to \"u\""
+        );
+        assert_eq!(
+            super::change_sql(&C::Truncate {
+                schema: s.clone(),
+                name: n
+            }),
+            "truncate table \"Odd Schema\".\"t\""
+        );
+        assert_eq!(
+            super::change_sql(&C::CreateSchema(s.clone())),
+            "create schema if not exists \"Odd Schema\""
+        );
+        assert_eq!(
+            super::change_sql(&C::DropSchema(s)),
+            "drop schema if exists \"Odd Schema\" cascade"
+        );
+    }
+
     #[test]
     fn limits_wrap_the_query() {
         assert_eq!(

@@ -24,7 +24,7 @@ pub use objects::env_var;
 pub use relation::{record_dependency, relation_value, NamedRelation, Relation};
 pub use unit_test::{overrides_context, set_fixtures, Fixtures};
 pub use values::{MacroFn, MutDict, MutList};
-pub use warehouse::{QueryResult, RenderWarehouse};
+pub use warehouse::{QueryResult, RenderWarehouse, WarehouseChange};
 
 use super::definitions::{MacroFile, BUILTIN_NAMESPACE, BUILTIN_PACKAGE};
 use crate::loader::config::Config;

@@ -3,9 +3,10 @@
 //!
 //! Compiling has no database: these record that the node uses the warehouse
 //! (so it is rendered again right before it runs) and answer as dbt does
-//! while `execute` is false. A render given a [`RenderWarehouse`] (at run time)
-//! sends their SQL through it; the adapter implements it, so this module
-//! writes SQL but never sends it.
+//! while `execute` is false. A render given a [`RenderWarehouse`] (at run
+//! time) asks it: the templates' own queries, the catalog's answers
+//! (relations, columns) and the adapter's changes ([`WarehouseChange`]),
+//! whose SQL the warehouse crate writes and sends.
 
 use crate::compile::context::{fail, json_to_value, no_method, with_state};
 use crate::error::Code;
@@ -31,6 +32,41 @@ pub trait RenderWarehouse: Send + Sync + fmt::Debug {
     /// Runs `sql` (one statement, or several without results) and returns
     /// the last statement's rows; the error is the database's message.
     fn run_sql(&self, sql: &str) -> Result<QueryResult, String>;
+    /// The catalog's kind (`relkind`: r, p, v, m, f) of the table, view,
+    /// materialized view or foreign table `schema.name`; none when there
+    /// is no such relation.
+    fn relation_kind(&self, schema: &str, name: &str) -> Result<Option<String>, String>;
+    /// The columns (name, type) of relation `schema.name`, in order.
+    fn columns(&self, schema: &str, name: &str) -> Result<Vec<(String, String)>, String>;
+    /// The relations (name, relkind) of `schema`, by name.
+    fn relations(&self, schema: &str) -> Result<Vec<(String, String)>, String>;
+    /// Makes one of the adapter's changes (`adapter.drop_relation(…)`…).
+    fn change(&self, change: &WarehouseChange) -> Result<(), String>;
+}
+
+/// A change a template asks of the warehouse through the adapter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WarehouseChange {
+    /// `drop_relation`: the relation (kind: table, view or materialized
+    /// view) and what depends on it, if it exists.
+    DropRelation {
+        kind: &'static str,
+        schema: String,
+        name: String,
+    },
+    /// `truncate_relation`.
+    Truncate { schema: String, name: String },
+    /// `rename_relation`: within its schema.
+    Rename {
+        kind: &'static str,
+        schema: String,
+        name: String,
+        new_name: String,
+    },
+    /// `create_schema`, if it does not exist.
+    CreateSchema(String),
+    /// `drop_schema` and everything in it, if it exists.
+    DropSchema(String),
 }
 
 /// The warehouse of the current render, if it has one; either way, records
@@ -51,6 +87,16 @@ fn query(wh: &dyn RenderWarehouse, sql: &str) -> Result<QueryResult, Error> {
             format!("the query was: {}", sql.trim()),
         )
     })
+}
+
+/// A catalog question of a render (`what`: the adapter method that asked)
+/// whose answer did not come.
+fn catalog_failed(what: &str, message: String) -> Error {
+    fail(
+        Code::RunRenderQuery,
+        format!("{what} failed while rendering: {message}"),
+        "check that the server runs and that the target's role may read the catalog".to_string(),
+    )
 }
 
 /// `execute`: false while compiling, true in a render at run time. Testing
@@ -461,16 +507,12 @@ fn find_relation(database: Option<String>, schema: &str, name: &str) -> Result<V
     let Some(wh) = warehouse() else {
         return Ok(Value::from(()));
     };
-    let sql = format!(
-        "select c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
-         where n.nspname = {} and c.relname = {} and c.relkind in ('r', 'p', 'v', 'm', 'f')",
-        crate::text::quote_literal(schema),
-        crate::text::quote_literal(name)
-    );
-    let r = query(&*wh, &sql)?;
-    Ok(match r.rows.first().and_then(|row| row.first()) {
-        Some(Json::String(kind)) => relation_object(database, schema, name, relation_kind(kind)),
-        _ => Value::from(()),
+    let kind = wh
+        .relation_kind(schema, name)
+        .map_err(|m| catalog_failed("adapter.get_relation()", m))?;
+    Ok(match kind {
+        Some(kind) => relation_object(database, schema, name, relation_kind(&kind)),
+        None => Value::from(()),
     })
 }
 
@@ -504,23 +546,13 @@ pub(super) fn get_columns_in_relation(relation: &Value) -> Result<Value, Error> 
         return Ok(Value::from(Vec::<Value>::new()));
     };
     let (schema, name) = schema_and_name(relation)?;
-    let sql = format!(
-        "select a.attname::text, format_type(a.atttypid, a.atttypmod) \
-         from pg_attribute a join pg_class c on c.oid = a.attrelid \
-         join pg_namespace n on n.oid = c.relnamespace \
-         where n.nspname = {} and c.relname = {} and a.attnum > 0 and not a.attisdropped \
-         order by a.attnum",
-        crate::text::quote_literal(&schema),
-        crate::text::quote_literal(&name)
-    );
-    let r = query(&*wh, &sql)?;
+    let columns = wh
+        .columns(&schema, &name)
+        .map_err(|m| catalog_failed("adapter.get_columns_in_relation()", m))?;
     Ok(Value::from(
-        r.rows
+        columns
             .iter()
-            .filter_map(|row| match (row.first(), row.get(1)) {
-                (Some(Json::String(n)), Some(Json::String(t))) => Some(column_value(n, t)),
-                _ => None,
-            })
+            .map(|(n, t)| column_value(n, t))
             .collect::<Vec<_>>(),
     ))
 }
@@ -542,25 +574,14 @@ pub(super) fn list_relations(relation: &Value) -> Result<Value, Error> {
         return Ok(Value::from(Vec::<Value>::new()));
     };
     let schema = schema_of(relation, "list_relations_without_caching()")?;
-    let sql = format!(
-        "select c.relname::text, c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace \
-         where n.nspname = {} and c.relkind in ('r', 'p', 'v', 'm', 'f') order by 1",
-        crate::text::quote_literal(&schema)
-    );
-    let r = query(&*wh, &sql)?;
+    let relations = wh
+        .relations(&schema)
+        .map_err(|m| catalog_failed("adapter.list_relations_without_caching()", m))?;
     let database = database_of(relation);
     Ok(Value::from(
-        r.rows
+        relations
             .iter()
-            .filter_map(|row| match (row.first(), row.get(1)) {
-                (Some(Json::String(n)), Some(Json::String(k))) => Some(relation_object(
-                    database.clone(),
-                    &schema,
-                    n,
-                    relation_kind(k),
-                )),
-                _ => None,
-            })
+            .map(|(n, k)| relation_object(database.clone(), &schema, n, relation_kind(k)))
             .collect::<Vec<_>>(),
     ))
 }
@@ -578,32 +599,37 @@ pub(super) fn change(method: &str, args: &[Value]) -> Result<Value, Error> {
             )
         })
     };
-    let qualified = |v: &Value| -> Result<String, Error> {
-        let (s, n) = schema_and_name(v)?;
-        Ok(format!("{}.{}", quote_ident(&s), quote_ident(&n)))
-    };
-    let sql = match method {
+    let change = match method {
         "drop_relation" => {
             let r = arg(0)?;
-            format!("drop {} if exists {} cascade", kind_word(r), qualified(r)?)
+            let (schema, name) = schema_and_name(r)?;
+            WarehouseChange::DropRelation {
+                kind: kind_word(r),
+                schema,
+                name,
+            }
         }
-        "truncate_relation" => format!("truncate table {}", qualified(arg(0)?)?),
+        "truncate_relation" => {
+            let (schema, name) = schema_and_name(arg(0)?)?;
+            WarehouseChange::Truncate { schema, name }
+        }
         "rename_relation" => {
             let (from, to) = (arg(0)?, arg(1)?);
+            let (schema, name) = schema_and_name(from)?;
             let (_, new_name) = schema_and_name(to)?;
-            format!(
-                "alter {} {} rename to {}",
-                kind_word(from),
-                qualified(from)?,
-                quote_ident(&new_name)
-            )
+            WarehouseChange::Rename {
+                kind: kind_word(from),
+                schema,
+                name,
+                new_name,
+            }
         }
         "create_schema" | "drop_schema" => {
             let schema = schema_of(arg(0)?, &format!("adapter.{method}()"))?;
             if method == "create_schema" {
-                format!("create schema if not exists {}", quote_ident(&schema))
+                WarehouseChange::CreateSchema(schema)
             } else {
-                format!("drop schema if exists {} cascade", quote_ident(&schema))
+                WarehouseChange::DropSchema(schema)
             }
         }
         _ => {
@@ -614,7 +640,8 @@ pub(super) fn change(method: &str, args: &[Value]) -> Result<Value, Error> {
         }
     };
     if let Some(wh) = warehouse() {
-        query(&*wh, &sql)?;
+        wh.change(&change)
+            .map_err(|m| catalog_failed(&format!("adapter.{method}()"), m))?;
     }
     Ok(Value::from(()))
 }
