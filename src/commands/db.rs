@@ -24,7 +24,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub fn run(g: &Settings, action: &DbAction, log: Log) -> Result<i32> {
     let root = loader::find_root(g.project_dir.as_deref())?;
-    let cluster = Cluster::for_project(&root, g.env.pg_bin.as_deref())?;
+    let cluster = Cluster::for_project(&root, &g.env.server)?;
     let mut out = std::io::stdout().lock();
     match action {
         DbAction::Start { workers } => start(&cluster, *workers, log)?,

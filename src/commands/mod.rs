@@ -96,7 +96,7 @@ impl Session {
         pm_postgres::Endpoint::resolve(
             &self.project.root,
             &self.options.target,
-            self.settings.env.pg_bin.as_deref(),
+            &self.settings.env.server,
         )
     }
 

@@ -467,9 +467,6 @@ const KNOWN_ENVIRONMENT_READERS: &[&str] = &[
     // The report's Slack and Telegram credentials are read where they are
     // used, never kept in Settings (which prints with Debug).
     "src/commands/report.rs",
-    // To be moved into settings (issue 26): USER and PATH, to find the
-    // server's binaries and OS user.
-    "crates/postgres/src/embedded/os.rs",
 ];
 
 #[test]

@@ -14,8 +14,8 @@ pub struct Environment {
     pub database_url: Option<String>,
     /// `PM_PROFILES_DIR`: looked at after `--profiles-dir`.
     pub profiles_dir: Option<PathBuf>,
-    /// `PM_PG_BIN`: PostgreSQL's server binaries for the embedded cluster.
-    pub pg_bin: Option<PathBuf>,
+    /// What the embedded cluster needs: `PM_PG_BIN`, `USER`, `PATH`.
+    pub server: ServerEnvironment,
     /// `HOME`, for `~/.pm` and `~/.dbt`.
     pub home: Option<PathBuf>,
     /// `PM_TEST_MERGE=0` runs every data test on its own query (a
@@ -33,6 +33,18 @@ pub struct Environment {
     pub dumb_terminal: bool,
 }
 
+/// What pm's embedded cluster reads of the environment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServerEnvironment {
+    /// `PM_PG_BIN`: PostgreSQL's server binaries for the embedded cluster.
+    pub pg_bin: Option<PathBuf>,
+    /// `USER`: the role the server's superuser is named after (when pm does
+    /// not run as root).
+    pub user: Option<String>,
+    /// `PATH`: where the server's binaries may be.
+    pub path: Option<String>,
+}
+
 impl Environment {
     /// The process's environment.
     pub fn read() -> Environment {
@@ -45,7 +57,11 @@ impl Environment {
         Environment {
             database_url: set("PM_DATABASE_URL"),
             profiles_dir: set("PM_PROFILES_DIR").map(PathBuf::from),
-            pg_bin: set("PM_PG_BIN").map(PathBuf::from),
+            server: ServerEnvironment {
+                pg_bin: set("PM_PG_BIN").map(PathBuf::from),
+                user: set("USER"),
+                path: set("PATH"),
+            },
             home: set("HOME").map(PathBuf::from),
             merge_tests: lookup("PM_TEST_MERGE").is_none_or(|v| v != "0"),
             timings: lookup("PM_TIMINGS").is_some_and(|v| v == "1"),

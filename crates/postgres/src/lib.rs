@@ -19,6 +19,7 @@ pub mod warehouse;
 pub use connection::{CancelHandle, Connection, ConnectionPool, DbError};
 use pm_core::error::{Code, Problem, Result};
 use pm_core::loader::profile::Target;
+use pm_core::settings::ServerEnvironment;
 use pm_core::warehouse::{Failure, StatementError};
 use std::path::Path;
 
@@ -35,8 +36,9 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// `PM_DATABASE_URL` wins; then a configured target; else the embedded cluster.
-    /// `pg_bin`: where the embedded cluster's server binaries are, if not found by looking.
-    pub fn resolve(root: &Path, target: &Target, pg_bin: Option<&Path>) -> Result<Endpoint> {
+    /// `server`: what the embedded cluster reads of the environment (its
+    /// binaries' folder, the OS user, PATH).
+    pub fn resolve(root: &Path, target: &Target, server: &ServerEnvironment) -> Result<Endpoint> {
         if let Some(url) = &target.database_url {
             return Ok(Endpoint::Url(url.clone()));
         }
@@ -44,7 +46,7 @@ impl Endpoint {
             return Ok(Endpoint::Profile(Box::new(target.clone())));
         }
         Ok(Endpoint::Embedded(Box::new(
-            embedded::Cluster::for_project(root, pg_bin)?,
+            embedded::Cluster::for_project(root, server)?,
         )))
     }
 

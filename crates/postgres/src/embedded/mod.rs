@@ -14,6 +14,7 @@ use crate::embedded::os::{current_user_name, effective_uid, is_live_postgres, pa
 pub use access::passfile_password;
 use os::find_bin_dir;
 use pm_core::error::{Code, Problem, Result};
+use pm_core::settings::ServerEnvironment;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -77,10 +78,10 @@ fn problem(code: Code, msg: impl Into<String>, help: impl Into<String>) -> Probl
 
 impl Cluster {
     /// The cluster of the project at `root` (nothing is created yet).
-    pub fn for_project(root: &Path, pg_bin: Option<&Path>) -> Result<Cluster> {
+    pub fn for_project(root: &Path, env: &ServerEnvironment) -> Result<Cluster> {
         let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
         let base = root.join(".pm");
-        let bin_dir = find_bin_dir(pg_bin)?;
+        let bin_dir = find_bin_dir(env.pg_bin.as_deref(), env.path.as_deref())?;
         let run_as = if effective_uid() == Some(0) {
             Some(passwd_user("postgres").ok_or_else(|| {
                 problem(
@@ -96,7 +97,7 @@ impl Cluster {
         let superuser = run_as
             .as_ref()
             .map(|u| u.name.clone())
-            .unwrap_or_else(current_user_name);
+            .unwrap_or_else(|| current_user_name(env.user.as_deref()));
         let mut socket_dir = base.join("run");
         if socket_dir.join(".s.PGSQL.5432").as_os_str().len() > MAX_SOCKET_PATH {
             // Too long for a socket address: a short, stable folder per project.
@@ -375,12 +376,13 @@ impl Cluster {
         Ok(())
     }
 
-    /// The OS user the server runs as.
+    /// The OS user the server runs as: the one pm runs as, unless root
+    /// (whose server runs as `postgres`); the superuser is named after it.
     fn server_os_user(&self) -> String {
         self.run_as
             .as_ref()
             .map(|u| u.name.clone())
-            .unwrap_or_else(current_user_name)
+            .unwrap_or_else(|| self.superuser.clone())
     }
 
     /// The data folder the server was last started from, when that is not

@@ -64,10 +64,11 @@ pub(super) fn passwd_user(name: &str) -> Option<OsUser> {
     })
 }
 
-pub(super) fn current_user_name() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
+/// The OS user pm runs as: `USER` (`user`), else the passwd entry of the
+/// effective uid.
+pub(super) fn current_user_name(user: Option<&str>) -> String {
+    user.filter(|u| !u.is_empty())
+        .map(str::to_string)
         .or_else(|| {
             let uid = effective_uid()?;
             let text = std::fs::read_to_string("/etc/passwd").ok()?;
@@ -87,7 +88,7 @@ pub(super) fn has_server_binaries(dir: &Path) -> bool {
 
 /// Finds the server binaries: `PM_PG_BIN`, `pg_config --bindir`, `PATH`, then
 /// the newest `/usr/lib/postgresql/*/bin`.
-pub fn find_bin_dir(pg_bin: Option<&Path>) -> Result<PathBuf> {
+pub fn find_bin_dir(pg_bin: Option<&Path>, path: Option<&str>) -> Result<PathBuf> {
     if let Some(dir) = pg_bin {
         let dir = dir.to_path_buf();
         if has_server_binaries(&dir) {
@@ -110,8 +111,8 @@ pub fn find_bin_dir(pg_bin: Option<&Path>) -> Result<PathBuf> {
             return Ok(dir);
         }
     }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
+    if let Some(path) = path {
+        for dir in std::env::split_paths(path) {
             if has_server_binaries(&dir) {
                 // Resolve symlinks (/usr/local/bin/initdb → …/15/bin/initdb) so
                 // the binaries of one installation are used together.
