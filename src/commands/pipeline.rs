@@ -9,6 +9,7 @@ use pm_core::compile::Compiled;
 use pm_core::error::{Code, Problem, Problems, Result};
 use pm_core::manifest::{Manifest, Materialization, Node, ResourceType};
 use pm_core::materialize::test::TestConfig;
+use pm_core::warehouse::RunControl;
 use pm_postgres::{Connection, ConnectionPool, Endpoint};
 use pm_runner::execute::{self, RunResult, Status};
 use std::collections::{HashMap, HashSet};
@@ -190,9 +191,7 @@ pub fn citus_target(
     conn: &Connections,
     log: pm_core::output::Log,
 ) -> Result<bool> {
-    let citus = conn
-        .runtime
-        .block_on(pm_postgres::citus::is_coordinator(&conn.control))?;
+    let citus = conn.runtime.block_on(conn.control.is_citus_coordinator())?;
     let configured = selected
         .iter()
         .filter(|&&i| pm_core::materialize::citus::configured(&m.nodes[i]))
@@ -278,10 +277,9 @@ pub fn existing_incremental(
         .iter()
         .map(|n| (n.schema.clone(), n.alias.clone()))
         .collect();
-    let found = conn.runtime.block_on(pm_postgres::meta::existing_tables(
-        &conn.control,
-        &relations,
-    ))?;
+    let found = conn
+        .runtime
+        .block_on(conn.control.existing_tables(&relations))?;
     Ok(incremental
         .iter()
         .filter(|n| found.contains(&(n.schema.clone(), n.alias.clone())))
@@ -307,16 +305,13 @@ pub fn write_artifacts(s: &Session, m: &Manifest, selected: &[usize]) -> Result<
 pub fn lock_target(s: &Session, conn: &Connections, wait: bool) -> Result<()> {
     let target = &s.options.target;
     conn.runtime
-        .block_on(pm_postgres::meta::lock_target(
-            &conn.control,
-            &target.database,
-            &target.schema,
-            wait,
-            || {
-                s.log
-                    .info("waiting for another pm run on this target to finish")
-            },
-        ))
+        .block_on(
+            conn.control
+                .lock_target(&target.database, &target.schema, wait, || {
+                    s.log
+                        .info("waiting for another pm run on this target to finish")
+                }),
+        )
         .map_err(Problems::from)
 }
 
@@ -348,10 +343,7 @@ pub fn prepare_target(
     );
     schemas.sort_unstable();
     schemas.dedup();
-    rt.block_on(pm_postgres::meta::create_missing_schemas(
-        &conn.control,
-        &schemas,
-    ))?;
+    rt.block_on(conn.control.create_missing_schemas(&schemas))?;
     // Also the leftovers of models since removed: every schema written to is swept.
     let owned: HashSet<(String, String)> = m
         .nodes
@@ -365,11 +357,7 @@ pub fn prepare_target(
         .map(|n| (n.schema.clone(), n.alias.clone()))
         .collect();
     let swept: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
-    for line in rt.block_on(pm_postgres::meta::remove_leftovers(
-        &conn.control,
-        &swept,
-        &owned,
-    ))? {
+    for line in rt.block_on(conn.control.remove_leftovers(&swept, &owned))? {
         s.log.warn(&line);
     }
     Ok(())
@@ -399,27 +387,19 @@ pub fn run_jobs(
         ..
     } = conn;
     let builders = runtime.block_on(pool.get_many(threads))?;
-    runtime.block_on(pm_postgres::meta::run_hooks(
-        &control,
-        &m.on_run_start,
-        "on-run-start",
-    ))?;
+    runtime.block_on(control.run_hooks(&m.on_run_start, "on-run-start"))?;
     let (results, interrupted) = runtime.block_on(execute::schedule(m, plan, builders, options));
     let end_problem = if interrupted.is_some() {
         None
     } else {
         runtime
-            .block_on(pm_postgres::meta::run_hooks(
-                &control,
-                &m.on_run_end,
-                "on-run-end",
-            ))
+            .block_on(control.run_hooks(&m.on_run_end, "on-run-end"))
             .err()
     };
-    let rows: Vec<pm_postgres::meta::ResultRow> = selected
+    let rows: Vec<pm_core::warehouse::ResultRow> = selected
         .iter()
         .filter_map(|&i| results.get(&i).map(|r| (i, r)))
-        .map(|(i, r)| pm_postgres::meta::ResultRow {
+        .map(|(i, r)| pm_core::warehouse::ResultRow {
             node: &m.nodes[i].unique_id,
             status: r.status.as_str(),
             started_at: r.started_at,
@@ -429,8 +409,7 @@ pub fn run_jobs(
             error: r.problem.as_ref().map(|p| p.message.as_str()),
         })
         .collect();
-    if let Err(e) = runtime.block_on(pm_postgres::meta::record_results(
-        &control,
+    if let Err(e) = runtime.block_on(control.record_results(
         &m.invocation_id,
         options.command,
         &rows,
@@ -438,7 +417,7 @@ pub fn run_jobs(
     )) {
         options.log.warn(&format!(
             "could not record the results in pm_meta.run_results: {}",
-            e.text()
+            e.message
         ));
     }
     Ok(Ran {

@@ -10,6 +10,7 @@ use pm_core::manifest::{Manifest, ResourceType};
 use pm_core::materialize::test::TestConfig;
 use pm_core::output::Log;
 use pm_core::settings::Settings;
+use pm_core::warehouse::RunControl;
 use pm_runner::execute::{self, Status};
 use serde_json::json;
 use std::collections::HashMap;
@@ -119,9 +120,7 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         .iter()
         .map(|&i| m.nodes[i].unique_id.clone())
         .collect();
-    let last = conn
-        .runtime
-        .block_on(pm_postgres::meta::last_durations(&conn.control, &ids));
+    let last = conn.runtime.block_on(conn.control.last_durations(&ids));
     plan.estimate_remaining(m, &last);
     let citus = pipeline::citus_target(m, &selected, &conn, log)?;
     log.info(&format!(
@@ -293,10 +292,7 @@ fn deferred_relations(
                 .map(|(n, _)| (n.schema.clone(), n.alias.clone()))
                 .collect();
             conn.runtime
-                .block_on(pm_postgres::meta::existing_relations(
-                    &conn.control,
-                    &wanted,
-                ))?
+                .block_on(conn.control.existing_relations(&wanted))?
         };
     Ok(candidates
         .into_iter()

@@ -13,6 +13,7 @@ use crate::materialize::relation::Build;
 use crate::materialize::seed::{Replaced, SeedTable};
 use crate::materialize::snapshot::SnapshotPlan;
 use crate::materialize::BuildSpec;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -107,6 +108,69 @@ pub trait WarehouseConnection {
     fn begin_unit_test(
         &mut self,
     ) -> impl Future<Output = Result<Self::UnitTest<'_>, StatementError>>;
+}
+
+/// The run's own connection, beside its builders': it holds the target's
+/// lock for the whole run, answers the catalog questions asked before the
+/// jobs start, runs the run's hooks and keeps pm's bookkeeping.
+pub trait RunControl {
+    /// Takes the target's lock (`database`.`schema`): with `wait`, after
+    /// `on_wait` says so, until the run holding it ends; else a problem.
+    fn lock_target(
+        &self,
+        database: &str,
+        schema: &str,
+        wait: bool,
+        on_wait: impl FnOnce(),
+    ) -> impl Future<Output = Result<(), Problem>>;
+    /// Which of `relations` (schema, name) are tables.
+    fn existing_tables(
+        &self,
+        relations: &[(String, String)],
+    ) -> impl Future<Output = Result<HashSet<(String, String)>, Problem>>;
+    /// Which of `relations` (schema, name) exist, of any kind.
+    fn existing_relations(
+        &self,
+        relations: &[(String, String)],
+    ) -> impl Future<Output = Result<HashSet<(String, String)>, Problem>>;
+    /// Creates those of `schemas` that do not exist.
+    fn create_missing_schemas(&self, schemas: &[&str])
+        -> impl Future<Output = Result<(), Problem>>;
+    /// Removes what an interrupted run left under temporary names in
+    /// `schemas` (`owned`: the relations of this project); what was removed.
+    fn remove_leftovers(
+        &self,
+        schemas: &[String],
+        owned: &HashSet<(String, String)>,
+    ) -> impl Future<Output = Result<Vec<String>, Problem>>;
+    /// Runs `on-run-start` or `on-run-end` (`which`).
+    fn run_hooks(&self, hooks: &[String], which: &str)
+        -> impl Future<Output = Result<(), Problem>>;
+    /// Keeps the run's outcomes, and forgets runs older than `keep_days`.
+    fn record_results(
+        &self,
+        run_id: &str,
+        command: &str,
+        rows: &[ResultRow<'_>],
+        keep_days: i32,
+    ) -> impl Future<Output = Result<(), StatementError>>;
+    /// Each node's last build time in seconds, from the recorded runs.
+    fn last_durations(&self, nodes: &[String]) -> impl Future<Output = HashMap<String, f64>>;
+    /// Whether the target distributes tables (a Citus coordinator).
+    fn is_citus_coordinator(&self) -> impl Future<Output = Result<bool, Problem>>;
+}
+
+/// One node's outcome as the run's bookkeeping keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRow<'a> {
+    pub node: &'a str,
+    pub status: &'a str,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub seconds: f64,
+    pub rows: Option<i64>,
+    /// A test's failure count.
+    pub failures: Option<i64>,
+    pub error: Option<&'a str>,
 }
 
 /// A unit test's transaction: everything it creates is rolled back.

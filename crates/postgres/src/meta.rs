@@ -59,17 +59,7 @@ pub async fn lock_target(
     Ok(())
 }
 
-/// One node's outcome in a run.
-pub struct ResultRow<'a> {
-    pub node: &'a str,
-    pub status: &'a str,
-    pub started_at: chrono::DateTime<chrono::Utc>,
-    pub seconds: f64,
-    pub rows: Option<i64>,
-    /// A test's failure count.
-    pub failures: Option<i64>,
-    pub error: Option<&'a str>,
-}
+pub use pm_core::warehouse::ResultRow;
 
 /// How long each of `nodes` (unique ids) took when it last ran, in seconds,
 /// from pm_meta.run_results; empty when there is no history (or it cannot

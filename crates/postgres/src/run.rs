@@ -11,9 +11,10 @@ use pm_core::materialize::seed::{Replaced, SeedTable};
 use pm_core::materialize::snapshot::SnapshotPlan;
 use pm_core::materialize::BuildSpec;
 use pm_core::warehouse::{
-    Built, CancelStatement, CountRow, PendingCheck, Snapshotted, StatementError,
-    UnitTestTransaction, Warehouse, WarehouseConnection,
+    Built, CancelStatement, CountRow, PendingCheck, ResultRow, RunControl, Snapshotted,
+    StatementError, UnitTestTransaction, Warehouse, WarehouseConnection,
 };
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// A run's PostgreSQL: where its renders connect, and the connections they share.
@@ -166,5 +167,74 @@ impl UnitTestTransaction for UnitTestSession<'_> {
         UnitTestSession::finish(self)
             .await
             .map_err(|e| e.statement_error())
+    }
+}
+
+impl RunControl for Connection {
+    async fn lock_target(
+        &self,
+        database: &str,
+        schema: &str,
+        wait: bool,
+        on_wait: impl FnOnce(),
+    ) -> Result<(), Problem> {
+        crate::meta::lock_target(self, database, schema, wait, on_wait).await
+    }
+
+    async fn existing_tables(
+        &self,
+        relations: &[(String, String)],
+    ) -> Result<HashSet<(String, String)>, Problem> {
+        crate::meta::existing_tables(self, relations).await
+    }
+
+    async fn existing_relations(
+        &self,
+        relations: &[(String, String)],
+    ) -> Result<HashSet<(String, String)>, Problem> {
+        crate::meta::existing_relations(self, relations).await
+    }
+
+    async fn create_missing_schemas(&self, schemas: &[&str]) -> Result<(), Problem> {
+        crate::meta::create_missing_schemas(self, schemas).await
+    }
+
+    async fn remove_leftovers(
+        &self,
+        schemas: &[String],
+        owned: &HashSet<(String, String)>,
+    ) -> Result<Vec<String>, Problem> {
+        crate::meta::remove_leftovers(self, schemas, owned).await
+    }
+
+    async fn run_hooks(&self, hooks: &[String], which: &str) -> Result<(), Problem> {
+        crate::meta::run_hooks(self, hooks, which).await
+    }
+
+    async fn record_results(
+        &self,
+        run_id: &str,
+        command: &str,
+        rows: &[ResultRow<'_>],
+        keep_days: i32,
+    ) -> Result<(), StatementError> {
+        crate::meta::record_results(self, run_id, command, rows, keep_days)
+            .await
+            .map_err(|e| e.statement_error())
+    }
+
+    async fn last_durations(&self, nodes: &[String]) -> HashMap<String, f64> {
+        crate::meta::last_durations(self, nodes).await
+    }
+
+    async fn is_citus_coordinator(&self) -> Result<bool, Problem> {
+        crate::citus::is_coordinator(self).await.map_err(|p| {
+            p.0.into_iter().next().unwrap_or_else(|| {
+                Problem::new(
+                    Code::CitusDetect,
+                    "cannot tell whether the target is a Citus coordinator",
+                )
+            })
+        })
     }
 }
