@@ -157,7 +157,7 @@ pub trait RunControl {
     /// Each node's last build time in seconds, from the recorded runs.
     fn last_durations(&self, nodes: &[String]) -> impl Future<Output = HashMap<String, f64>>;
     /// Whether the target distributes tables (a Citus coordinator).
-    fn is_citus_coordinator(&self) -> impl Future<Output = Result<bool, Problem>>;
+    fn is_citus_coordinator(&self) -> impl Future<Output = crate::error::Result<bool>>;
 }
 
 /// One node's outcome as the run's bookkeeping keeps it.

@@ -5,6 +5,7 @@
 
 use super::tls::MakeRustlsConnect;
 use pm_core::error::{Code, Problem};
+use pm_core::warehouse::StatementError;
 
 /// One connection to the warehouse: opened alone ([`super::Endpoint::connect`])
 /// or taken from a [`ConnectionPool`] (given back when dropped).
@@ -130,17 +131,10 @@ impl DbError {
         super::error_text(&self.0)
     }
 
-    /// Whether the server refused the statement (rather than the
-    /// connection failing or the statement being cancelled).
-    pub fn is_refusal(&self) -> bool {
-        self.0.as_db_error().is_some()
-    }
-
-    /// The problem of a statement that did not fail on its own: the run
-    /// was interrupted, or the connection was lost. None for the server's
-    /// refusal. `kind` and `name` say which node ran it (`model`, `stg_users`).
-    pub fn interrupted_or_lost(&self, kind: &str, name: &str, what: &str) -> Option<Problem> {
-        super::build::interrupted_or_lost(kind, name, what, &self.0)
+    /// The error as the seam carries it: why the statement failed, and
+    /// the message.
+    pub fn statement_error(&self) -> StatementError {
+        super::statement_error(&self.0)
     }
 }
 
@@ -165,9 +159,7 @@ impl ConnectionPool {
             self.swap_lock.clone(),
         ))
     }
-}
 
-impl ConnectionPool {
     /// `n` connections at once (a run's builders), each from [`ConnectionPool::get`].
     pub async fn get_many(&self, n: usize) -> pm_core::error::Result<Vec<Connection>> {
         let mut connections = Vec::with_capacity(n);

@@ -3,6 +3,7 @@
 
 use crate::{Connection, DbError};
 use pm_core::error::Code;
+use pm_core::warehouse::ResultRow;
 use std::collections::HashMap;
 
 use pm_core::error::Problem;
@@ -58,8 +59,6 @@ pub async fn lock_target(
         })?;
     Ok(())
 }
-
-pub use pm_core::warehouse::ResultRow;
 
 /// How long each of `nodes` (unique ids) took when it last ran, in seconds,
 /// from pm_meta.run_results; empty when there is no history (or it cannot

@@ -4,6 +4,7 @@
 use super::{error_text, CancelHandle, Connection, Endpoint};
 use pm_core::compile::context::{QueryResult, RenderWarehouse, WarehouseChange};
 use pm_core::error::Result;
+use pm_core::text::quote_ident;
 use serde_json::Value as Json;
 use tokio_postgres::types::Type;
 use tokio_postgres::SimpleQueryMessage;
@@ -21,6 +22,15 @@ impl std::fmt::Debug for RenderConnection {
 }
 
 impl RenderConnection {
+    /// Waits for a catalog question or change from the render's blocking
+    /// thread; the error is the database's message.
+    fn answer<T>(
+        &self,
+        asked: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    ) -> std::result::Result<T, String> {
+        self.runtime.block_on(asked).map_err(|e| error_text(&e))
+    }
+
     /// Connects; queries are then made from a blocking thread (`spawn_blocking`)
     /// while the runtime's own thread drives the connection.
     pub async fn open(endpoint: &Endpoint) -> Result<RenderConnection> {
@@ -110,13 +120,7 @@ fn typed(text: Option<&str>, ty: Option<&Type>) -> Json {
 impl RenderWarehouse for RenderConnection {
     fn change(&self, change: &WarehouseChange) -> std::result::Result<(), String> {
         let sql = pm_core::materialize::relation::change_sql(change);
-        self.runtime.block_on(async {
-            self.connection
-                .pg()
-                .batch_execute(&sql)
-                .await
-                .map_err(|e| error_text(&e))
-        })
+        self.answer(self.connection.pg().batch_execute(&sql))
     }
 
     fn relation_kind(
@@ -124,19 +128,12 @@ impl RenderWarehouse for RenderConnection {
         schema: &str,
         name: &str,
     ) -> std::result::Result<Option<String>, String> {
-        self.runtime.block_on(async {
-            let row = self
-                .connection
-                .pg()
-                .query_typed_opt(
-                    "select c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                     where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p', 'v', 'm', 'f')",
-                    &[(&schema, Type::TEXT), (&name, Type::TEXT)],
-                )
-                .await
-                .map_err(|e| error_text(&e))?;
-            Ok(row.map(|r| r.get(0)))
-        })
+        let row = self.answer(self.connection.pg().query_typed_opt(
+            "select c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname = $1 and c.relname = $2 and c.relkind in ('r', 'p', 'v', 'm', 'f')",
+            &[(&schema, Type::TEXT), (&name, Type::TEXT)],
+        ))?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     fn columns(
@@ -144,38 +141,17 @@ impl RenderWarehouse for RenderConnection {
         schema: &str,
         name: &str,
     ) -> std::result::Result<Vec<(String, String)>, String> {
-        self.runtime.block_on(async {
-            let rows = self
-                .connection
-                .pg()
-                .query_typed(
-                    "select a.attname::text, format_type(a.atttypid, a.atttypmod)
-                     from pg_attribute a join pg_class c on c.oid = a.attrelid
-                     join pg_namespace n on n.oid = c.relnamespace
-                     where n.nspname = $1 and c.relname = $2 and a.attnum > 0 and not a.attisdropped
-                     order by a.attnum",
-                    &[(&schema, Type::TEXT), (&name, Type::TEXT)],
-                )
-                .await
-                .map_err(|e| error_text(&e))?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
+        let relation = format!("{}.{}", quote_ident(schema), quote_ident(name));
+        self.answer(super::columns_of(self.connection.pg(), &relation))
     }
 
     fn relations(&self, schema: &str) -> std::result::Result<Vec<(String, String)>, String> {
-        self.runtime.block_on(async {
-            let rows = self
-                .connection
-                .pg()
-                .query_typed(
-                    "select c.relname::text, c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
-                     where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'f') order by 1",
-                    &[(&schema, Type::TEXT)],
-                )
-                .await
-                .map_err(|e| error_text(&e))?;
-            Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-        })
+        let rows = self.answer(self.connection.pg().query_typed(
+            "select c.relname::text, c.relkind::text from pg_class c join pg_namespace n on n.oid = c.relnamespace
+             where n.nspname = $1 and c.relkind in ('r', 'p', 'v', 'm', 'f') order by 1",
+            &[(&schema, Type::TEXT)],
+        ))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     fn run_sql(&self, sql: &str) -> std::result::Result<QueryResult, String> {

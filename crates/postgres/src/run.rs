@@ -3,7 +3,7 @@
 
 use crate::render::{RenderConnection, RenderConnections};
 use crate::unit_test::UnitTestSession;
-use crate::{build, load, snapshot, test, CancelHandle, Connection, DbError, Endpoint};
+use crate::{build, load, snapshot, test, CancelHandle, Connection, Endpoint};
 use pm_core::error::{Code, Problem};
 use pm_core::materialize::incremental::AddRows;
 use pm_core::materialize::relation::Build;
@@ -57,13 +57,6 @@ impl Warehouse for Postgres {
 impl CancelStatement for CancelHandle {
     async fn cancel(&self) {
         CancelHandle::cancel(self).await
-    }
-}
-
-impl DbError {
-    /// The error as the seam carries it.
-    pub fn statement_error(&self) -> StatementError {
-        crate::statement_error(&self.0)
     }
 }
 
@@ -227,14 +220,7 @@ impl RunControl for Connection {
         crate::meta::last_durations(self, nodes).await
     }
 
-    async fn is_citus_coordinator(&self) -> Result<bool, Problem> {
-        crate::citus::is_coordinator(self).await.map_err(|p| {
-            p.0.into_iter().next().unwrap_or_else(|| {
-                Problem::new(
-                    Code::CitusDetect,
-                    "cannot tell whether the target is a Citus coordinator",
-                )
-            })
-        })
+    async fn is_citus_coordinator(&self) -> pm_core::error::Result<bool> {
+        crate::citus::is_coordinator(self).await
     }
 }

@@ -1,6 +1,9 @@
 //! Running data tests' statements: the count, the failing rows kept in a
 //! table, a sample of them for the report.
 
+use crate::{Connection, DbError};
+use pm_core::warehouse::{CountCell, CountRow};
+
 /// Replaces the stored failing rows by `store_sql`'s, in one transaction.
 pub async fn store_failures(client: &mut Connection, store_sql: &str) -> Result<(), DbError> {
     let client = client.pg_mut();
@@ -60,5 +63,3 @@ pub async fn sample(client: &Connection, sql: &str) -> Option<(Vec<String>, Vec<
     }
     Some((columns, rows))
 }
-use crate::{Connection, DbError};
-use pm_core::warehouse::{CountCell, CountRow};

@@ -13,12 +13,12 @@ pub mod statement;
 pub mod test;
 pub mod unit_test;
 
+use crate::error::Problem;
+use crate::manifest::{Hook, Node};
+
 /// Statements for the adapter to send in order, each with what it is for
 /// (the words of an error: "adding a column").
 pub type StatementPlan = Vec<(String, &'static str)>;
-
-use crate::error::Problem;
-use crate::manifest::{Hook, Node};
 
 /// What the adapter needs of a node to build it: names for messages, where
 /// it goes, its SQL, hooks and grants. The adapter never sees a `Node`.
