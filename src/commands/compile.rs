@@ -32,7 +32,7 @@ fn render_with_warehouse(s: &Session, c: &mut Compiled, selected: &[usize], log:
             return;
         }
     };
-    let Ok(runtime) = super::db::runtime() else {
+    let Ok(runtime) = pm_runner::pipeline::runtime() else {
         return;
     };
     let renderer = c.run_renderer.clone();

@@ -9,19 +9,6 @@ use pm_postgres::embedded::{Cluster, Status};
 use pm_postgres::Endpoint;
 use std::io::{IsTerminal, Write};
 
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Problem::new(
-                Code::RuntimeStart,
-                format!("cannot start the async runtime: {e}"),
-            )
-            .into()
-        })
-}
-
 pub fn run(g: &Settings, action: &DbAction, log: Log) -> Result<i32> {
     let root = loader::find_root(g.project_dir.as_deref())?;
     let cluster = Cluster::for_project(&root, &g.env.server)?;
@@ -70,7 +57,7 @@ pub fn run(g: &Settings, action: &DbAction, log: Log) -> Result<i32> {
             let _ = writeln!(out, "{}", cluster.url());
         }
         DbAction::Url { role: Some(role) } => {
-            let url = runtime()?.block_on(cluster.role_url(role))?;
+            let url = pm_runner::pipeline::runtime()?.block_on(cluster.role_url(role))?;
             let _ = writeln!(out, "{url}");
         }
         DbAction::Reset { yes } => {
@@ -135,7 +122,7 @@ fn start(cluster: &Cluster, workers: Option<usize>, log: Log) -> Result<()> {
     }
     let started = cluster.start_all()?;
     // Connecting creates the `pm` database on first start.
-    let rt = runtime()?;
+    let rt = pm_runner::pipeline::runtime()?;
     rt.block_on(Endpoint::Embedded(Box::new(cluster.clone())).connect())?;
     let what = if wanted > 0 {
         rt.block_on(pm_postgres::citus::join(cluster, &cluster.workers()))?;
@@ -205,7 +192,7 @@ pub fn debug(g: &Settings, log: Log) -> Result<i32> {
     );
     let endpoint = session.endpoint()?;
     let _ = writeln!(out, "connection:   {}", endpoint.describe());
-    let rt = runtime()?;
+    let rt = pm_runner::pipeline::runtime()?;
     let version = rt.block_on(async {
         let client = endpoint.connect().await?;
         pm_postgres::server_version(&client).await

@@ -78,7 +78,7 @@ fn read_catalog(
     let mut schemas: Vec<String> = shown.iter().map(|&i| m.nodes[i].schema.clone()).collect();
     schemas.sort();
     schemas.dedup();
-    let Ok(rt) = super::db::runtime() else {
+    let Ok(rt) = pm_runner::pipeline::runtime() else {
         return Catalog::default();
     };
     let rows = rt.block_on(async {

@@ -1,7 +1,8 @@
 //! `pm source freshness`: how recent each selected source table's newest row
 //! is, against its `warn_after` / `error_after`.
 
-use super::pipeline::{self, RunCommand, Tally};
+use pm_core::warehouse::{RunControl, SourceFreshness};
+use pm_runner::pipeline::{RunCommand, Tally};
 use super::Session;
 use crate::cli::SelectArgs;
 use pm_core::error::{Code, Problem, Problems, Result};
@@ -24,12 +25,12 @@ pub fn run(
     let s = Session::open(g, RunCommand::Freshness.name(), log)?;
     let c = s.compile()?;
     let m = &c.manifest;
-    let checks = criteria(m, &pipeline::select(&s, &c, select, RunCommand::Freshness)?)?;
+    let checks = criteria(m, &s.select_to_run(&c, select, RunCommand::Freshness)?)?;
     if checks.is_empty() {
         log.warn("no selected source has a freshness check (loaded_at_field with warn_after or error_after)");
         return Ok(0);
     }
-    let rt = super::db::runtime()?;
+    let rt = pm_runner::pipeline::runtime()?;
     let client = rt.block_on(s.endpoint()?.connect())?;
     let total = checks.len();
     let mut results = Vec::new();
@@ -115,7 +116,7 @@ struct Checked {
     problem: Option<Problem>,
 }
 
-async fn check(client: &pm_postgres::Connection, n: &Node, crit: &freshness::Criteria) -> Checked {
+async fn check(client: &impl RunControl, n: &Node, crit: &freshness::Criteria) -> Checked {
     let t0 = Instant::now();
     let relation = n.relation_name().unwrap_or_default();
     let shown = match &n.source {
@@ -123,7 +124,7 @@ async fn check(client: &pm_postgres::Connection, n: &Node, crit: &freshness::Cri
         None => n.name.clone(),
     };
     let sql = freshness::query(&relation, crit);
-    let row = pm_postgres::meta::source_freshness(client, &sql).await;
+    let row = client.source_freshness(&sql).await;
     let seconds = t0.elapsed().as_secs_f64();
     let criteria = json!({
         "warn_after": crit.raw.get("warn_after").cloned().unwrap_or(json!({})),
@@ -131,7 +132,11 @@ async fn check(client: &pm_postgres::Connection, n: &Node, crit: &freshness::Cri
         "filter": crit.filter,
     });
     match row {
-        Ok((max, now, age)) => {
+        Ok(SourceFreshness {
+            max_loaded_at: max,
+            snapshotted_at: now,
+            age_seconds: age,
+        }) => {
             let (status, age_text) = match age {
                 Some(a) => (
                     freshness::judge(crit, a),
@@ -161,7 +166,7 @@ async fn check(client: &pm_postgres::Connection, n: &Node, crit: &freshness::Cri
             }
         }
         Err(e) => {
-            let detail = e.text();
+            let detail = e.message;
             let problem = Problem::new(
                 Code::FreshnessQuery,
                 format!("freshness of {shown} could not be checked: {detail}"),

@@ -34,7 +34,7 @@ pub fn run(g: &Settings, args: &GenerateArgs, log: Log) -> Result<i32> {
     }
     let session = Session::open(g, "generate", log)?;
     let endpoint = session.endpoint()?;
-    let rt = super::db::runtime()?;
+    let rt = pm_runner::pipeline::runtime()?;
     let control = rt.block_on(endpoint.connect())?;
     for (name, sql) in WAREHOUSE_SQL {
         rt.block_on(warehouse::apply_script(&control, name, sql))?;

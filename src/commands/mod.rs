@@ -12,7 +12,6 @@ pub mod generate;
 pub mod init;
 pub mod ls;
 pub mod operation;
-pub mod pipeline;
 #[cfg(feature = "report")]
 pub mod report;
 pub mod run;
@@ -25,6 +24,8 @@ use pm_core::graph::selector::{self, PriorState, Request, Selectors};
 use pm_core::loader::{self, profile, Project};
 use pm_core::output::Log;
 use pm_core::settings::Settings;
+use pm_postgres::run::Postgres;
+use pm_runner::pipeline::{self, Connections, RunCommand};
 use std::path::PathBuf;
 
 /// A loaded project with its target: what every command starts from.
@@ -100,8 +101,38 @@ impl Session {
         )
     }
 
+    /// Opens a run of `jobs` nodes on the target: its own connection and
+    /// its builders'. This is where a run's warehouse is chosen.
+    pub fn connect(&self, jobs: usize) -> Result<Connections<Postgres>> {
+        let endpoint = self.endpoint()?;
+        let runtime = pipeline::runtime()?;
+        let threads = pipeline::builder_count(self.options.target.threads, jobs);
+        let (warehouse, control) = runtime.block_on(Postgres::open(endpoint, threads))?;
+        Ok(Connections {
+            runtime,
+            warehouse,
+            control,
+            threads,
+        })
+    }
+
     pub fn target_dir(&self) -> PathBuf {
         self.project.root.join(&self.project.target_path)
+    }
+
+    /// The selected nodes `command` runs, in manifest order.
+    pub fn select_to_run(
+        &self,
+        c: &Compiled,
+        args: &SelectArgs,
+        command: RunCommand,
+    ) -> Result<Vec<usize>> {
+        let m = &c.manifest;
+        Ok(self
+            .select(c, args)?
+            .into_iter()
+            .filter(|&i| command.runs(&m.nodes[i]))
+            .collect())
     }
 
     /// Indexes of the nodes the selection flags pick.

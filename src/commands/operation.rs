@@ -38,7 +38,7 @@ pub fn run(g: &Settings, args: &RunOperationArgs, log: Log) -> Result<i32> {
     let s = Session::open(g, "run-operation", log)?;
     let c = s.compile()?;
     let endpoint = s.endpoint()?;
-    let runtime = super::db::runtime()?;
+    let runtime = pm_runner::pipeline::runtime()?;
     let renderer = c.run_renderer.clone();
     let name = args.macro_name.clone();
     let outcome = runtime.block_on(async {

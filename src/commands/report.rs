@@ -36,7 +36,7 @@ pub fn run(g: &Settings, args: &ReportArgs, log: Log) -> Result<i32> {
     };
     let c = s.compile()?;
     let endpoint = s.endpoint()?;
-    let rt = super::db::runtime()?;
+    let rt = pm_runner::pipeline::runtime()?;
     let client = rt.block_on(endpoint.connect())?;
     let mut code = 0;
     for spec in chosen {

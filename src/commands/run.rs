@@ -1,7 +1,7 @@
 //! `pm seed`, `pm run`, `pm test`, `pm build`: the run pipeline's phases in
 //! order, then the summary and `run_results.json`.
 
-use super::pipeline::{self, RunCommand, Tally};
+use pm_runner::pipeline::{self, Connections, RunCommand, Tally};
 use super::Session;
 use crate::cli::RunArgs;
 use pm_core::compile::Compiled;
@@ -10,7 +10,7 @@ use pm_core::manifest::{Manifest, ResourceType};
 use pm_core::materialize::test::TestConfig;
 use pm_core::output::Log;
 use pm_core::settings::Settings;
-use pm_core::warehouse::RunControl;
+use pm_core::warehouse::{RunControl, Warehouse};
 use pm_runner::execute::{self, Status};
 use serde_json::json;
 use std::collections::HashMap;
@@ -103,18 +103,20 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
     s.options.store_failures = args.store_failures;
     let run_results_retention_days = run_results_retention_days(&s)?;
     let c = s.compile()?;
-    let selected = pipeline::select(&s, &c, &args.select, command)?;
+    let selected = s.select_to_run(&c, &args.select, command)?;
     let test_configs = pipeline::check(&c.manifest, &selected, args.store_failures)?;
     if selected.is_empty() {
         log.warn(command.nothing_selected());
         return Ok(0);
     }
-    let conn = pipeline::connect(&s, selected.len())?;
-    pipeline::lock_target(&s, &conn, !args.no_wait)?;
+    let conn = s.connect(selected.len())?;
+    let target = &s.options.target;
+    pipeline::lock_target((&target.database, &target.schema), &conn, !args.no_wait, log)?;
     let (c, selected, test_configs) =
         recompile_for_incremental(&mut s, (c, selected, test_configs), &conn, command, args)?;
     let m = &c.manifest;
-    pipeline::write_artifacts(&s, m, &selected)?;
+    let target_dir = s.target_dir();
+    pipeline::write_artifacts(&target_dir, m, &selected)?;
     let mut plan = execute::plan::plan(m, &selected, &test_configs, s.settings.env.merge_tests);
     let ids: Vec<String> = selected
         .iter()
@@ -127,11 +129,9 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         "Running {} nodes with {} threads on {}",
         selected.len(),
         conn.threads,
-        conn.endpoint.describe()
+        conn.warehouse.describe()
     ));
-    pipeline::prepare_target(&s, m, &selected, &test_configs, &conn)?;
-    let target_dir = s.target_dir();
-    let warehouse = pm_postgres::run::Postgres::new(conn.endpoint.clone());
+    pipeline::prepare_target(m, &selected, &test_configs, &conn, log)?;
     let options = execute::RunOptions {
         command: command.name(),
         root: &s.project.root,
@@ -143,11 +143,11 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
         existing_incremental: &s.options.existing_incremental,
         test_configs: &test_configs,
         run_renderer: Some(c.run_renderer.clone()),
-        warehouse: &warehouse,
+        warehouse: &conn.warehouse,
         citus,
         log,
     };
-    let ran = pipeline::run_jobs(m, &selected, &plan, conn, &options)?;
+    let ran = pipeline::run_jobs(m, &selected, &plan, &conn, &options)?;
     let elapsed = started.elapsed().as_secs_f64();
     write_results(
         m,
@@ -194,7 +194,7 @@ type Checked = (Compiled, Vec<usize>, HashMap<usize, TestConfig>);
 fn recompile_for_incremental(
     s: &mut Session,
     checked: Checked,
-    conn: &pipeline::Connections,
+    conn: &Connections<impl Warehouse>,
     command: RunCommand,
     args: &RunArgs,
 ) -> Result<Checked> {
@@ -223,7 +223,7 @@ fn recompile_for_incremental(
     s.options.existing_incremental = existing;
     s.options.deferred = deferred;
     let c = s.compile()?;
-    let selected = pipeline::select(s, &c, &args.select, command)?;
+    let selected = s.select_to_run(&c, &args.select, command)?;
     let test_configs = pipeline::check(&c.manifest, &selected, args.store_failures)?;
     Ok((c, selected, test_configs))
 }
@@ -266,7 +266,7 @@ fn kept_incremental(
 fn deferred_relations(
     m: &Manifest,
     selected: &[usize],
-    conn: &pipeline::Connections,
+    conn: &Connections<impl Warehouse>,
     args: &RunArgs,
 ) -> Result<HashMap<String, [String; 3]>> {
     let (true, Some(dir)) = (args.defer, args.select.state.as_deref()) else {

@@ -163,7 +163,7 @@ pub fn run(g: &Settings, args: &ShowArgs, log: Log) -> Result<i32> {
         Shown::Inline(..) => None,
     };
     let endpoint = s.endpoint()?;
-    let runtime = super::db::runtime()?;
+    let runtime = pm_runner::pipeline::runtime()?;
     let renderer = c.run_renderer.clone();
     let limit = args.limit;
     let outcome = runtime.block_on(async {

@@ -48,7 +48,7 @@ const MODULE_ORDER: &[(&str, &[&str])] = &[
             "warehouse",
         ],
     ),
-    ("crates/runner", &["execute", "artifacts"]),
+    ("crates/runner", &["execute", "artifacts", "pipeline"]),
     (".", &["deps", "cli", "commands"]),
 ];
 

@@ -18,11 +18,14 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 
-/// What a run holds of the warehouse besides its builders' connections: the
+/// What a run holds of the warehouse: its builders' connections, and the
 /// connections its renders at run time share (`run_query` in a template).
+/// The run's own connection ([`RunControl`]) is opened with it.
 pub trait Warehouse: Sync {
     /// A connection of the run's builders.
     type Connection: WarehouseConnection<Cancel = Self::Cancel>;
+    /// The run's own connection.
+    type Control: RunControl;
     /// The warehouse a render reads, on a connection of its own.
     type RenderConnection: crate::compile::context::RenderWarehouse + 'static;
     type Cancel: CancelStatement;
@@ -35,6 +38,13 @@ pub trait Warehouse: Sync {
     fn give_back_render_connection(&self, connection: Self::RenderConnection);
     /// What cancels each connection the renders opened (Ctrl-C).
     fn render_cancel_handles(&self) -> Vec<Self::Cancel>;
+    /// `count` connections for the run's builders.
+    fn builders(
+        &self,
+        count: usize,
+    ) -> impl Future<Output = crate::error::Result<Vec<Self::Connection>>>;
+    /// Where the run builds, for its log (no password).
+    fn describe(&self) -> String;
 }
 
 /// Cancels what a connection is running, from anywhere: the database rolls
@@ -158,6 +168,21 @@ pub trait RunControl {
     fn last_durations(&self, nodes: &[String]) -> impl Future<Output = HashMap<String, f64>>;
     /// Whether the target distributes tables (a Citus coordinator).
     fn is_citus_coordinator(&self) -> impl Future<Output = crate::error::Result<bool>>;
+    /// The row of a source's freshness query (`materialize::freshness::query`):
+    /// the newest loaded_at, the time of the check, and the age in seconds
+    /// (none when the source has no rows), times in UTC.
+    fn source_freshness(
+        &self,
+        sql: &str,
+    ) -> impl Future<Output = Result<SourceFreshness, StatementError>>;
+}
+
+/// A source's freshness as its query reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceFreshness {
+    pub max_loaded_at: Option<String>,
+    pub snapshotted_at: Option<String>,
+    pub age_seconds: Option<f64>,
 }
 
 /// One node's outcome as the run's bookkeeping keeps it.

@@ -3,7 +3,7 @@
 
 use crate::{Connection, DbError};
 use pm_core::error::Code;
-use pm_core::warehouse::ResultRow;
+use pm_core::warehouse::{ResultRow, SourceFreshness};
 use std::collections::HashMap;
 
 use pm_core::error::Problem;
@@ -308,12 +308,13 @@ pub async fn run_hooks(client: &Connection, hooks: &[String], which: &str) -> Re
 
 /// The newest load time of a source table, the time now and the age in
 /// seconds, by `sql` (materialize::freshness::query), in UTC.
-pub async fn source_freshness(
-    client: &Connection,
-    sql: &str,
-) -> Result<(Option<String>, Option<String>, Option<f64>), DbError> {
+pub async fn source_freshness(client: &Connection, sql: &str) -> Result<SourceFreshness, DbError> {
     let client = client.pg();
     client.batch_execute("set time zone 'UTC'").await?;
     let row = client.query_one(sql, &[]).await?;
-    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+    Ok(SourceFreshness {
+        max_loaded_at: row.try_get(0)?,
+        snapshotted_at: row.try_get(1)?,
+        age_seconds: row.try_get(2)?,
+    })
 }

@@ -3,7 +3,7 @@
 
 use crate::render::{RenderConnection, RenderConnections};
 use crate::unit_test::UnitTestSession;
-use crate::{build, load, snapshot, test, CancelHandle, Connection, Endpoint};
+use crate::{build, load, snapshot, test, CancelHandle, Connection, ConnectionPool, Endpoint};
 use pm_core::error::{Code, Problem};
 use pm_core::materialize::incremental::AddRows;
 use pm_core::materialize::relation::Build;
@@ -12,30 +12,51 @@ use pm_core::materialize::snapshot::SnapshotPlan;
 use pm_core::materialize::BuildSpec;
 use pm_core::warehouse::{
     Built, CancelStatement, CountRow, PendingCheck, ResultRow, RunControl, Snapshotted,
-    StatementError, UnitTestTransaction, Warehouse, WarehouseConnection,
+    SourceFreshness, StatementError, UnitTestTransaction, Warehouse, WarehouseConnection,
 };
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-/// A run's PostgreSQL: where its renders connect, and the connections they share.
+/// A run's PostgreSQL: the pool its builders take their connections from,
+/// where its renders connect, and the connections they share.
 pub struct Postgres {
     endpoint: Endpoint,
+    pool: ConnectionPool,
     renders: RenderConnections,
 }
 
 impl Postgres {
-    pub fn new(endpoint: Endpoint) -> Postgres {
-        Postgres {
+    /// Opens a run on `endpoint`: its own connection, and a pool of
+    /// `threads` builders' connections (opened now, so a target that cannot
+    /// take them fails before any work starts).
+    pub async fn open(
+        endpoint: Endpoint,
+        threads: usize,
+    ) -> pm_core::error::Result<(Postgres, Connection)> {
+        let control = endpoint.connect().await?;
+        let pool = endpoint.pool(threads).await?;
+        let postgres = Postgres {
             endpoint,
+            pool,
             renders: RenderConnections::default(),
-        }
+        };
+        Ok((postgres, control))
     }
 }
 
 impl Warehouse for Postgres {
     type Connection = Connection;
+    type Control = Connection;
     type RenderConnection = RenderConnection;
     type Cancel = CancelHandle;
+
+    async fn builders(&self, count: usize) -> pm_core::error::Result<Vec<Connection>> {
+        self.pool.get_many(count).await
+    }
+
+    fn describe(&self) -> String {
+        self.endpoint.describe()
+    }
 
     async fn take_render_connection(&self) -> Result<RenderConnection, Problem> {
         self.renders.take(&self.endpoint).await.map_err(|p| {
@@ -222,5 +243,11 @@ impl RunControl for Connection {
 
     async fn is_citus_coordinator(&self) -> pm_core::error::Result<bool> {
         crate::citus::is_coordinator(self).await
+    }
+
+    async fn source_freshness(&self, sql: &str) -> Result<SourceFreshness, StatementError> {
+        crate::meta::source_freshness(self, sql)
+            .await
+            .map_err(|e| e.statement_error())
     }
 }

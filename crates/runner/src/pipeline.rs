@@ -1,18 +1,18 @@
 //! The run pipeline: the phases `pm seed`, `run`, `test`, `build` and
 //! `source freshness` go through, each a function returning what the next
-//! needs. A command configures it with a [`RunCommand`] (what it selects and
-//! how it says nothing was selected) and runs the phases it needs.
+//! needs, written against the warehouse's seam (`pm_core::warehouse`). A
+//! command configures it with a [`RunCommand`] (what it runs and how it
+//! says nothing was selected), opens [`Connections`] on its warehouse and
+//! runs the phases it needs.
 
-use super::Session;
-use crate::cli::SelectArgs;
-use pm_core::compile::Compiled;
+use crate::execute::{self, RunResult, Status};
 use pm_core::error::{Code, Problem, Problems, Result};
 use pm_core::manifest::{Manifest, Materialization, Node, ResourceType};
 use pm_core::materialize::test::TestConfig;
-use pm_core::warehouse::RunControl;
-use pm_postgres::{Connection, ConnectionPool, Endpoint};
-use pm_runner::execute::{self, RunResult, Status};
+use pm_core::output::Log;
+use pm_core::warehouse::{ResultRow, RunControl, Warehouse};
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 /// The commands that run selected nodes against the warehouse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl RunCommand {
     /// Whether the command runs node `n` when it is selected. Ephemeral
     /// models live in their consumers' SQL; snapshots run in `snapshot` and
     /// `build`.
-    fn runs(self, n: &Node) -> bool {
+    pub fn runs(self, n: &Node) -> bool {
         use RunCommand as C;
         match n.resource_type {
             ResourceType::Model => matches!(self, C::Run | C::Build) && !n.is_ephemeral(),
@@ -61,21 +61,6 @@ impl RunCommand {
             _ => "nothing selected to build",
         }
     }
-}
-
-/// The selected nodes the command runs, in manifest order.
-pub fn select(
-    s: &Session,
-    c: &Compiled,
-    args: &SelectArgs,
-    command: RunCommand,
-) -> Result<Vec<usize>> {
-    let m = &c.manifest;
-    let chosen = s.select(c, args)?;
-    Ok(chosen
-        .into_iter()
-        .filter(|&i| command.runs(&m.nodes[i]))
-        .collect())
 }
 
 /// Checks every selected node before anything runs: that pm can build it,
@@ -188,8 +173,8 @@ fn colocated_with_a_later_model(m: &Manifest, i: usize) -> Option<Problem> {
 pub fn citus_target(
     m: &Manifest,
     selected: &[usize],
-    conn: &Connections,
-    log: pm_core::output::Log,
+    conn: &Connections<impl Warehouse>,
+    log: Log,
 ) -> Result<bool> {
     let citus = conn.runtime.block_on(conn.control.is_citus_coordinator())?;
     let configured = selected
@@ -233,29 +218,32 @@ fn check_incremental_layouts(m: &Manifest, selected: &[usize]) -> Result<()> {
     problems.into_result()
 }
 
-/// The run's connections: one that holds the target's lock and records
-/// results, and `threads` that build.
-pub struct Connections {
+/// The run's connections: its own (the target's lock, the results), and a
+/// warehouse whose `threads` builders' connections are open.
+pub struct Connections<W: Warehouse> {
     pub runtime: tokio::runtime::Runtime,
-    pub endpoint: Endpoint,
-    pub control: Connection,
-    pub pool: ConnectionPool,
+    pub warehouse: W,
+    pub control: W::Control,
     pub threads: usize,
 }
 
-pub fn connect(s: &Session, jobs: usize) -> Result<Connections> {
-    let endpoint = s.endpoint()?;
-    let runtime = super::db::runtime()?;
-    let threads = s.options.target.threads.max(1).min(jobs.max(1));
-    let control = runtime.block_on(endpoint.connect())?;
-    let pool = runtime.block_on(endpoint.pool(threads))?;
-    Ok(Connections {
-        runtime,
-        endpoint,
-        control,
-        pool,
-        threads,
-    })
+/// The runtime a command's warehouse work runs on.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Problem::new(
+                Code::RuntimeStart,
+                format!("cannot start the async runtime: {e}"),
+            )
+            .into()
+        })
+}
+
+/// How many builders a run of `jobs` nodes uses with the target's `threads`.
+pub fn builder_count(threads: usize, jobs: usize) -> usize {
+    threads.max(1).min(jobs.max(1))
 }
 
 /// Incremental models among `selected` whose table exists: they render
@@ -263,7 +251,7 @@ pub fn connect(s: &Session, jobs: usize) -> Result<Connections> {
 pub fn existing_incremental(
     m: &Manifest,
     selected: &[usize],
-    conn: &Connections,
+    conn: &Connections<impl Warehouse>,
 ) -> Result<HashSet<String>> {
     let incremental: Vec<&Node> = selected
         .iter()
@@ -288,41 +276,42 @@ pub fn existing_incremental(
 }
 
 /// As `pm compile` would: the SQL of what runs, and the manifest.
-pub fn write_artifacts(s: &Session, m: &Manifest, selected: &[usize]) -> Result<()> {
-    let target_dir = s.target_dir();
+pub fn write_artifacts(target_dir: &Path, m: &Manifest, selected: &[usize]) -> Result<()> {
     let (compiled, manifest) = rayon::join(
-        || pm_runner::artifacts::write_compiled(&target_dir, m, selected),
-        || pm_runner::artifacts::write_manifest(&target_dir, m, true),
+        || crate::artifacts::write_compiled(target_dir, m, selected),
+        || crate::artifacts::write_manifest(target_dir, m, true),
     );
     compiled?;
     manifest?;
     Ok(())
 }
 
-/// Takes the target's lock, before the run looks at the warehouse (which
-/// incremental tables exist, what `--defer` reads, whether it is Citus): a
-/// run that waited for another decides on what that one left.
-pub fn lock_target(s: &Session, conn: &Connections, wait: bool) -> Result<()> {
-    let target = &s.options.target;
+/// Takes the lock of the target (`database`.`schema`), before the run looks
+/// at the warehouse (which incremental tables exist, what `--defer` reads,
+/// whether it is Citus): a run that waited for another decides on what
+/// that one left.
+pub fn lock_target(
+    target: (&str, &str),
+    conn: &Connections<impl Warehouse>,
+    wait: bool,
+    log: Log,
+) -> Result<()> {
+    let (database, schema) = target;
     conn.runtime
-        .block_on(
-            conn.control
-                .lock_target(&target.database, &target.schema, wait, || {
-                    s.log
-                        .info("waiting for another pm run on this target to finish")
-                }),
-        )
+        .block_on(conn.control.lock_target(database, schema, wait, || {
+            log.info("waiting for another pm run on this target to finish")
+        }))
         .map_err(Problems::from)
 }
 
 /// Creates the schemas the run writes to and removes what an interrupted
 /// run left under temporary names there (the target's lock is held).
 pub fn prepare_target(
-    s: &Session,
     m: &Manifest,
     selected: &[usize],
     test_configs: &HashMap<usize, TestConfig>,
-    conn: &Connections,
+    conn: &Connections<impl Warehouse>,
+    log: Log,
 ) -> Result<()> {
     let rt = &conn.runtime;
     let mut schemas: Vec<&str> = selected
@@ -358,7 +347,7 @@ pub fn prepare_target(
         .collect();
     let swept: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
     for line in rt.block_on(conn.control.remove_leftovers(&swept, &owned))? {
-        s.log.warn(&line);
+        log.warn(&line);
     }
     Ok(())
 }
@@ -372,21 +361,20 @@ pub struct Ran {
 }
 
 /// on-run-start, the jobs in dependency order, then on-run-end (unless interrupted).
-pub fn run_jobs(
+pub fn run_jobs<W: Warehouse>(
     m: &Manifest,
     selected: &[usize],
     plan: &execute::plan::Plan,
-    conn: Connections,
-    options: &execute::RunOptions<'_, pm_postgres::run::Postgres>,
+    conn: &Connections<W>,
+    options: &execute::RunOptions<'_, W>,
 ) -> Result<Ran> {
     let Connections {
         runtime,
+        warehouse,
         control,
-        pool,
         threads,
-        ..
     } = conn;
-    let builders = runtime.block_on(pool.get_many(threads))?;
+    let builders = runtime.block_on(warehouse.builders(*threads))?;
     runtime.block_on(control.run_hooks(&m.on_run_start, "on-run-start"))?;
     let (results, interrupted) = runtime.block_on(execute::schedule(m, plan, builders, options));
     let end_problem = if interrupted.is_some() {
@@ -396,10 +384,10 @@ pub fn run_jobs(
             .block_on(control.run_hooks(&m.on_run_end, "on-run-end"))
             .err()
     };
-    let rows: Vec<pm_core::warehouse::ResultRow> = selected
+    let rows: Vec<ResultRow> = selected
         .iter()
         .filter_map(|&i| results.get(&i).map(|r| (i, r)))
-        .map(|(i, r)| pm_core::warehouse::ResultRow {
+        .map(|(i, r)| ResultRow {
             node: &m.nodes[i].unique_id,
             status: r.status.as_str(),
             started_at: r.started_at,
