@@ -1,8 +1,6 @@
 //! `pm source freshness`: how recent each selected source table's newest row
 //! is, against its `warn_after` / `error_after`.
 
-use pm_core::warehouse::{RunControl, SourceFreshness};
-use pm_runner::pipeline::{RunCommand, Tally};
 use super::Session;
 use crate::cli::SelectArgs;
 use pm_core::error::{Code, Problem, Problems, Result};
@@ -10,7 +8,9 @@ use pm_core::manifest::{Manifest, Node};
 use pm_core::materialize::freshness::{self, Freshness};
 use pm_core::output::Log;
 use pm_core::settings::Settings;
+use pm_core::warehouse::{RunControl, SourceFreshness};
 use pm_runner::execute::Status;
+use pm_runner::pipeline::{RunCommand, Tally};
 use serde_json::json;
 use std::time::Instant;
 

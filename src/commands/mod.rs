@@ -197,6 +197,9 @@ pub fn summary(m: &pm_core::manifest::Manifest) -> String {
         (R::Test, "test", "tests"),
         (R::Source, "source", "sources"),
         (R::Exposure, "exposure", "exposures"),
+        (R::SemanticModel, "semantic model", "semantic models"),
+        (R::Metric, "metric", "metrics"),
+        (R::SavedQuery, "saved query", "saved queries"),
     ] {
         let n = m.nodes.iter().filter(|x| x.resource_type == rt).count();
         if n > 0 {

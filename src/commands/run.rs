@@ -1,7 +1,6 @@
 //! `pm seed`, `pm run`, `pm test`, `pm build`: the run pipeline's phases in
 //! order, then the summary and `run_results.json`.
 
-use pm_runner::pipeline::{self, Connections, RunCommand, Tally};
 use super::Session;
 use crate::cli::RunArgs;
 use pm_core::compile::Compiled;
@@ -12,6 +11,7 @@ use pm_core::output::Log;
 use pm_core::settings::Settings;
 use pm_core::warehouse::{RunControl, Warehouse};
 use pm_runner::execute::{self, Status};
+use pm_runner::pipeline::{self, Connections, RunCommand, Tally};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -111,7 +111,12 @@ fn execute(g: &Settings, args: &RunArgs, command: RunCommand, log: Log) -> Resul
     }
     let conn = s.connect(selected.len())?;
     let target = &s.options.target;
-    pipeline::lock_target((&target.database, &target.schema), &conn, !args.no_wait, log)?;
+    pipeline::lock_target(
+        (&target.database, &target.schema),
+        &conn,
+        !args.no_wait,
+        log,
+    )?;
     let (c, selected, test_configs) =
         recompile_for_incremental(&mut s, (c, selected, test_configs), &conn, command, args)?;
     let m = &c.manifest;

@@ -41,6 +41,7 @@ const MODULE_ORDER: &[(&str, &[&str])] = &[
             "output",
             "settings",
             "loader",
+            "semantic",
             "manifest",
             "graph",
             "compile",

@@ -21,5 +21,6 @@ mod report;
 mod run;
 mod run_render;
 mod seed;
+mod semantic;
 mod snapshot;
 mod unit_tests;

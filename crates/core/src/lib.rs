@@ -1,6 +1,7 @@
 //! pm's pure core: the project read from files ([`loader`]), compiled to a
-//! [`manifest`] (nodes, macros, the DAG of [`dag`]), selected ([`graph`]), and
-//! the statements each node's build sends ([`materialize`]). Nothing here
+//! [`manifest`] (nodes, macros, the DAG of [`dag`], the [`semantic`] layer's
+//! definitions), selected ([`graph`]), and the statements each node's build
+//! sends ([`materialize`]). Nothing here
 //! talks to a database or a network: the warehouse crate (`pm-postgres`)
 //! does, below the runner.
 //!
@@ -19,6 +20,7 @@ pub mod loader;
 pub mod manifest;
 pub mod materialize;
 pub mod output;
+pub mod semantic;
 pub mod settings;
 pub mod text;
 pub mod warehouse;

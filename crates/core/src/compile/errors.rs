@@ -314,13 +314,23 @@ pub fn cycle_problem(cycle: &[usize], nodes: &[&Node], project: &Project) -> Pro
     ring.push_str(&format!(" → {}", names[0]));
     let text_of = |n: &Node| project.text_of(&n.original_file_path);
     let mut p = Problem::new(Code::GraphCycle, format!("dependency cycle: {ring}"))
-        .help("a model cannot depend on itself, directly or through others: remove one of these ref() calls");
+        .help(if cycle.iter().all(|&i| nodes[i].semantic.is_some()) {
+            "a metric cannot read itself, directly or through other metrics: remove one of these inputs"
+        } else {
+            "a model cannot depend on itself, directly or through others: remove one of these ref() calls"
+        });
     for (k, &i) in cycle.iter().enumerate() {
         let n = nodes[i];
         let next = nodes[cycle[(k + 1) % cycle.len()]];
-        // Point at the ref() in the *next* member that closes the edge n → next.
+        // Point at the ref() in the *next* member that closes the edge n → next
+        // (for a metric, where it names the metric it reads).
         let next_text = text_of(next);
-        let span = find_ref(&next_text, &n.name).unwrap_or(0..0);
+        let span = if next.semantic.is_some() {
+            let line = crate::semantic::validate::line_naming(&next_text, next.line + 1, &n.name);
+            crate::error::line_range(&next_text, line)
+        } else {
+            find_ref(&next_text, &n.name).unwrap_or(0..0)
+        };
         let member = Problem::new(
             Code::GraphCycleMember,
             format!(

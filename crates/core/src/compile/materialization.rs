@@ -16,7 +16,12 @@ pub(super) fn provisional(rt: ResourceType, cfg: &Config) -> Option<Materializat
         ResourceType::Seed => Some(Materialization::Seed),
         ResourceType::Snapshot => Some(Materialization::Snapshot),
         ResourceType::Test => Some(Materialization::Test),
-        ResourceType::Source | ResourceType::Exposure | ResourceType::UnitTest => None,
+        ResourceType::Source
+        | ResourceType::Exposure
+        | ResourceType::UnitTest
+        | ResourceType::SemanticModel
+        | ResourceType::Metric
+        | ResourceType::SavedQuery => None,
         ResourceType::Model | ResourceType::Analysis => Some(
             config::get_str(cfg, "materialized")
                 .and_then(Materialization::for_model)

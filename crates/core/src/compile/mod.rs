@@ -37,6 +37,7 @@ mod properties;
 mod relations;
 mod render;
 pub mod run_render;
+mod semantic;
 mod unit_tests;
 
 use crate::dag::Dag;
@@ -153,6 +154,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     defer_relations(&drafts, &mut resolved, &opts.deferred);
     let _ = shared.resolved.set(resolved);
     timer.lap("edges");
+    semantic::add_edges(&drafts, &mut states);
     let dag = build_dag(project, &drafts, &states, &self_disabled, problems)?;
     timer.lap("phase two: final SQL");
     let rels = shared.resolved.get().cloned().unwrap_or_default();
@@ -176,7 +178,9 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             n.defer_relation = opts.deferred.get(&n.unique_id).cloned().map(Box::new);
         }
     }
-    let (nodes, dag) = assemble::without_self_disabled(nodes, dag, &self_disabled, &mut disabled);
+    let (mut nodes, dag) =
+        assemble::without_self_disabled(nodes, dag, &self_disabled, &mut disabled);
+    semantic::resolve(project, &mut nodes)?;
     disabled.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
     let run_renderer = Arc::new(run_render::run_renderer(
         env, &shared, &macros, project, flagged, &nodes,
@@ -323,6 +327,7 @@ fn package_drafts(
             doc_map,
             &folder_configs,
         ));
+        drafts.extend(semantic::semantic_drafts(unit, props, problems));
     }
     timer.lap("generic tests");
     let tests = generic_test_drafts(unit, &drafts, macros, &folder_configs, problems);

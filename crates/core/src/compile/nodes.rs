@@ -167,6 +167,7 @@ pub(super) fn new_node(
         source: None,
         exposure: None,
         unit_test: None,
+        semantic: None,
         extra: Map::new(),
         pre_hooks: Vec::new(),
         post_hooks: Vec::new(),

@@ -20,6 +20,33 @@ pub struct PropertiesFile {
     pub sources: Vec<SourceDef>,
     pub exposures: Vec<ExposureDef>,
     pub unit_tests: Vec<super::unit_tests::UnitTestDef>,
+    /// The semantic layer's entries, read by `semantic::parse`.
+    pub semantic: Vec<SemanticEntry>,
+}
+
+/// Which list of the semantic layer an entry is under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SemanticKind {
+    SemanticModel,
+    Metric,
+    SavedQuery,
+}
+
+impl SemanticKind {
+    pub const KEYS: [(&'static str, SemanticKind); 3] = [
+        ("semantic_models", SemanticKind::SemanticModel),
+        ("metrics", SemanticKind::Metric),
+        ("saved_queries", SemanticKind::SavedQuery),
+    ];
+}
+
+/// An entry of `semantic_models:`, `metrics:` or `saved_queries:`, with the
+/// line of its `name:`.
+#[derive(Debug, Clone)]
+pub struct SemanticEntry {
+    pub kind: SemanticKind,
+    pub value: Map<String, Json>,
+    pub line: usize,
 }
 
 /// The YAML entry for a model, seed, snapshot or analysis.
@@ -142,6 +169,18 @@ impl Ctx<'_> {
             }
             None => self.cursor.get().max(1),
         }
+    }
+
+    /// Starts looking from the top-level section `key:` (a key of the
+    /// document, not one nested under an entry).
+    fn rewind_to_top(&self, key: &str) {
+        let line = self
+            .finder
+            .lines()
+            .iter()
+            .position(|l| l.starts_with(key) && l[key.len()..].trim_start().starts_with(':'))
+            .map_or(1, |i| i + 1);
+        self.cursor.set(line);
     }
 
     /// Starts looking from the top of the section `key:`.
@@ -433,7 +472,24 @@ pub fn parse(path: &str, text: &Arc<str>, doc: &Json) -> Result<PropertiesFile, 
         sources,
         exposures,
         unit_tests: super::unit_tests::parse(path, text, doc)?,
+        semantic: semantic_entries(&cx, doc)?,
     })
+}
+
+fn semantic_entries(cx: &Ctx, doc: &Map<String, Json>) -> Result<Vec<SemanticEntry>, Problem> {
+    let mut out = Vec::new();
+    for (key, kind) in SemanticKind::KEYS {
+        cx.rewind_to_top(key);
+        for m in cx.entries(doc, key)? {
+            let name = s(m, "name").unwrap_or_default();
+            out.push(SemanticEntry {
+                kind,
+                value: m.clone(),
+                line: cx.line("name", &name),
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub mod layer;
 pub mod node_config;
 pub use node_config::NodeConfig;
 
@@ -26,6 +27,11 @@ pub enum ResourceType {
     /// A unit test: the model's SQL run on fixture rows, compared with the
     /// expected rows.
     UnitTest,
+    /// The semantic layer's definitions (`semantic_models:`, `metrics:`,
+    /// `saved_queries:`); a saved query's exports are built.
+    SemanticModel,
+    Metric,
+    SavedQuery,
 }
 
 impl ResourceType {
@@ -39,6 +45,9 @@ impl ResourceType {
             ResourceType::Source => "source",
             ResourceType::Exposure => "exposure",
             ResourceType::UnitTest => "unit_test",
+            ResourceType::SemanticModel => "semantic_model",
+            ResourceType::Metric => "metric",
+            ResourceType::SavedQuery => "saved_query",
         }
     }
 
@@ -52,11 +61,14 @@ impl ResourceType {
             "source" | "sources" => ResourceType::Source,
             "exposure" | "exposures" => ResourceType::Exposure,
             "unit_test" | "unit_tests" => ResourceType::UnitTest,
+            "semantic_model" | "semantic_models" => ResourceType::SemanticModel,
+            "metric" | "metrics" => ResourceType::Metric,
+            "saved_query" | "saved_queries" => ResourceType::SavedQuery,
             _ => return None,
         })
     }
 
-    pub const ALL: [ResourceType; 8] = [
+    pub const ALL: [ResourceType; 11] = [
         ResourceType::Model,
         ResourceType::Seed,
         ResourceType::Snapshot,
@@ -65,6 +77,9 @@ impl ResourceType {
         ResourceType::Source,
         ResourceType::Exposure,
         ResourceType::UnitTest,
+        ResourceType::SemanticModel,
+        ResourceType::Metric,
+        ResourceType::SavedQuery,
     ];
 
     /// Nodes that `ref()` can point at.
@@ -289,6 +304,8 @@ pub struct Node {
     pub source: Option<Box<SourceInfo>>,
     pub exposure: Option<Box<ExposureInfo>>,
     pub unit_test: Option<Box<UnitTestInfo>>,
+    /// A semantic model's, metric's or saved query's definition.
+    pub semantic: Option<Box<crate::semantic::definition::Definition>>,
     /// Unknown YAML keys of the node's entry.
     pub extra: Map<String, Json>,
     /// `pre-hook` / `post-hook` SQL, rendered.
@@ -373,6 +390,9 @@ impl Node {
             },
             ResourceType::Exposure => format!("exposure:{}", self.fqn.join(".")),
             ResourceType::UnitTest => format!("unit_test:{}", self.fqn.join(".")),
+            ResourceType::SemanticModel => format!("semantic_model:{}", self.fqn.join(".")),
+            ResourceType::Metric => format!("metric:{}", self.fqn.join(".")),
+            ResourceType::SavedQuery => format!("saved_query:{}", self.fqn.join(".")),
             _ => self.fqn.join("."),
         }
     }

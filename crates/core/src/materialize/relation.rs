@@ -718,6 +718,7 @@ pub(crate) mod tests {
             source: None,
             exposure: None,
             unit_test: None,
+            semantic: None,
             extra: Default::default(),
             pre_hooks: Vec::new(),
             post_hooks: Vec::new(),

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub mod semantic;
+
 pub const MANIFEST_SCHEMA: &str = "https://schemas.getdbt.com/dbt/manifest/v12.json";
 
 /// A node as the manifest writes it, borrowing from the node: serialised
@@ -273,7 +275,11 @@ pub fn write_manifest_json<W: Write>(
         .unwrap_or_default();
     w.write_all(b",\"selectors\":")?;
     serde_json::to_writer(&mut *w, &selectors)?;
-    w.write_all(b",\"metrics\":{},\"groups\":{},\"group_map\":{},\"semantic_models\":{},\"saved_queries\":{}")?;
+    w.write_all(b",\"groups\":{},\"group_map\":{}")?;
+    for (key, entries) in semantic::manifest_maps(m) {
+        write!(w, ",\"{key}\":")?;
+        serde_json::to_writer(&mut *w, &entries)?;
+    }
     let unit_tests: Map<String, Json> = m
         .nodes
         .iter()
@@ -499,8 +505,29 @@ pub fn write_manifest(target_dir: &Path, m: &Manifest, with_compiled: bool) -> R
     if let Some(c) = cleaner {
         let _ = c.join();
     }
+    timer.lap("semantic manifest");
+    write_semantic_manifest(target_dir, m)?;
     timer.lap("done");
     Ok(path)
+}
+
+/// `semantic_manifest.json`, as dbt writes it on every parse; none (and
+/// an old one removed) when the project has no semantic layer.
+fn write_semantic_manifest(target_dir: &Path, m: &Manifest) -> Result<()> {
+    let path = target_dir.join("semantic_manifest.json");
+    if !m.nodes.iter().any(|n| n.semantic.is_some()) {
+        if path.exists() {
+            std::fs::remove_file(&path).map_err(|e| io_problem(&path, e))?;
+        }
+        return Ok(());
+    }
+    let text = serde_json::to_vec(&semantic::semantic_manifest(m)).map_err(|e| {
+        Problem::new(
+            Code::ArtifactsWrite,
+            format!("cannot write {}: {e}", path.display()),
+        )
+    })?;
+    write_atomically(&path, &text).map_err(|e| io_problem(&path, e).into())
 }
 
 /// Where `write_compiled` remembers what it wrote: one `hash length path` line a file.

@@ -259,6 +259,13 @@ impl Evaluator<'_> {
             }
             "source" => source_matches(v, node),
             "exposure" => node.resource_type == ResourceType::Exposure && glob_match(v, &node.name),
+            "metric" => node.resource_type == ResourceType::Metric && glob_match(v, &node.name),
+            "semantic_model" => {
+                node.resource_type == ResourceType::SemanticModel && glob_match(v, &node.name)
+            }
+            "saved_query" => {
+                node.resource_type == ResourceType::SavedQuery && glob_match(v, &node.name)
+            }
             "test_type" => {
                 let generic = node.test.as_ref().is_some_and(|t| t.metadata.is_some());
                 match v {

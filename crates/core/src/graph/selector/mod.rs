@@ -43,6 +43,9 @@ const METHODS: &[&str] = &[
     "package",
     "state",
     "exposure",
+    "metric",
+    "semantic_model",
+    "saved_query",
     "unique_id",
 ];
 

@@ -1,0 +1,258 @@
+//! The semantic layer as dbt reads it: `tests/fixtures/metrics` (a shop with
+//! semantic models, metrics of every type and a saved query) parses into the
+//! same `semantic_manifest.json` and manifest entries as dbt-core 1.11
+//! writes (kept beside the fixture), selects as dbt selects, and every
+//! mistake is an error at its line.
+
+use crate::common::*;
+use serde_json::Value as Json;
+use std::path::Path;
+
+fn expected(name: &str) -> Json {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read expected")).expect("json")
+}
+
+/// The semantic manifest's lists in name order (dbt keeps file order, pm
+/// unique-id order; MetricFlow reads them by name).
+fn by_name(mut doc: Json) -> Json {
+    for key in ["semantic_models", "metrics", "saved_queries"] {
+        if let Some(Json::Array(items)) = doc.get_mut(key) {
+            items.sort_by_key(|x| x["name"].as_str().unwrap_or("").to_string());
+        }
+    }
+    doc
+}
+
+#[test]
+fn the_semantic_manifest_is_dbts() {
+    let dir = fixture("metrics");
+    let r = pm(dir.path(), &["parse"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("4 semantic models, 18 metrics, 1 saved query"),
+        "{}",
+        r.stderr
+    );
+    let ours: Json = serde_json::from_str(&read(dir.path(), "target/semantic_manifest.json"))
+        .expect("semantic_manifest.json");
+    assert_eq!(
+        by_name(ours),
+        by_name(expected("metrics_dbt_semantic_manifest.json"))
+    );
+}
+
+#[test]
+fn manifest_json_carries_the_definitions_as_dbt_does() {
+    let dir = fixture("metrics");
+    let r = pm(dir.path(), &["parse"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ours = manifest(dir.path());
+    let theirs = expected("metrics_dbt_manifest_semantic.json");
+    for key in ["semantic_models", "metrics", "saved_queries"] {
+        let (ours, theirs) = (&ours[key], &theirs[key]);
+        let ids = |m: &Json| -> Vec<String> {
+            let mut v: Vec<String> = m.as_object().expect(key).keys().cloned().collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids(ours), ids(theirs), "{key}");
+        for (id, entry) in theirs.as_object().expect(key) {
+            for field in [
+                "name",
+                "resource_type",
+                "package_name",
+                "original_file_path",
+                "fqn",
+                "type",
+                "type_params",
+                "label",
+                "entities",
+                "dimensions",
+                "measures",
+                "node_relation",
+                "query_params",
+                "filter",
+                "model",
+            ] {
+                assert_eq!(ours[id].get(field), entry.get(field), "{id}: {field}");
+            }
+            let sorted = |v: &Json| {
+                let mut ids: Vec<String> = v["depends_on"]["nodes"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                ids.sort();
+                ids
+            };
+            assert_eq!(sorted(&ours[id]), sorted(entry), "{id}: depends_on");
+        }
+    }
+}
+
+#[test]
+fn metrics_semantic_models_and_saved_queries_select_as_in_dbt() {
+    let dir = fixture("metrics");
+    let ls = |args: &[&str]| {
+        let mut all = vec!["ls"];
+        all.extend_from_slice(args);
+        let r = pm(dir.path(), &all);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let mut lines: Vec<String> = r.stdout.lines().map(String::from).collect();
+        lines.sort();
+        lines
+    };
+    // Each list is what `dbt ls` printed for the same selection on this fixture.
+    assert_eq!(
+        ls(&["-s", "+saved_query:revenue_by_region"]),
+        [
+            "metric:metrics_shop.orders",
+            "metric:metrics_shop.revenue",
+            "metrics_shop.orders",
+            "metrics_shop.raw_orders",
+            "saved_query:metrics_shop.revenue_by_region",
+            "semantic_model:metrics_shop.orders",
+        ]
+    );
+    assert_eq!(
+        ls(&["-s", "metric:revenue+"]),
+        [
+            "metric:metrics_shop.completed_share",
+            "metric:metrics_shop.net_revenue",
+            "metric:metrics_shop.revenue",
+            "metric:metrics_shop.revenue_growth_mom",
+            "metric:metrics_shop.revenue_per_customer",
+            "saved_query:metrics_shop.revenue_by_region",
+        ]
+    );
+    assert_eq!(ls(&["--resource-type", "metric"]).len(), 18);
+    assert_eq!(
+        ls(&["--resource-type", "semantic_model"]),
+        [
+            "semantic_model:metrics_shop.customers",
+            "semantic_model:metrics_shop.orders",
+            "semantic_model:metrics_shop.regions",
+            "semantic_model:metrics_shop.visits",
+        ]
+    );
+    assert_eq!(ls(&["-s", "semantic_model:orders+"]).len(), 19);
+}
+
+/// The fixture with `from` replaced by `to` in its semantic YAML: the
+/// diagnostic of `pm parse`, which must fail as a project error.
+fn broken(from: &str, to: &str) -> String {
+    let dir = fixture("metrics");
+    let path = "models/semantic.yml";
+    let text = read(dir.path(), path);
+    assert!(text.contains(from), "{from}");
+    write(dir.path(), path, &text.replacen(from, to, 1));
+    let r = pm(dir.path(), &["parse"]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    unwrapped(&r.stderr)
+}
+
+#[test]
+fn mistakes_in_definitions_are_errors_at_their_line() {
+    let e = broken(
+        "        agg: count_distinct\n        expr: customer_id\n      - name: average_order",
+        "        agg: count_distinc\n        expr: customer_id\n      - name: average_order",
+    );
+    assert!(
+        e.contains(
+            "measure `customers_with_orders` of semantic model `orders` has agg `count_distinc`"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("semantic.yml:44") && e.contains("did you mean `count_distinct`?"),
+        "{e}"
+    );
+
+    let e = broken("      measure: discounts", "      measure: discount");
+    assert!(
+        e.contains(
+            "simple metric `discounts` reads measure `discount`, which no semantic model defines"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("semantic.yml:141") && e.contains("did you mean `discounts`"),
+        "{e}"
+    );
+
+    let e = broken(
+        "  - name: net_revenue\n",
+        "  - name: net_revenue\n    bogus: 1\n",
+    );
+    assert!(
+        e.contains("metric `net_revenue` has an unknown key `bogus`")
+            && e.contains("semantic.yml:203"),
+        "{e}"
+    );
+
+    let e = broken(
+        "        - name: discounts\n",
+        "        - name: revenue_per_customr\n",
+    );
+    assert!(
+        e.contains(
+            "derived metric `net_revenue` reads metric `revenue_per_customr`, which is not defined"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `revenue_per_customer`?"), "{e}");
+
+    let e = broken(
+        "      agg_time_dimension: ordered_at",
+        "      agg_time_dimension: ordered_on",
+    );
+    assert!(
+        e.contains("semantic model `orders` aggregates over time dimension `ordered_on`"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `ordered_at`?"), "{e}");
+
+    let e = broken(
+        "        entity: customer\n        window: 7 days",
+        "        entity: region\n        window: 7 days",
+    );
+    assert!(e.contains("joins on entity `region`, which semantic model `visits` (of measure `visitors`) does not have"), "{e}");
+
+    let e = broken(
+        "        - revenue\n        - orders",
+        "        - revenue\n        - order",
+    );
+    assert!(
+        e.contains("saved query `revenue_by_region` names metric `order`, which is not defined"),
+        "{e}"
+    );
+
+    let e = broken(
+        "        window: 7 days\n  - name: revenue_mtd",
+        "        window: 7 dayz\n  - name: revenue_mtd",
+    );
+    assert!(
+        e.contains("`window` of metric `revenue_7d` is `7 dayz`, not a count and a granularity"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_cycle_between_derived_metrics_names_each_input() {
+    let e = broken(
+        "        - name: revenue\n        - name: discounts\n",
+        "        - name: revenue\n        - name: loop_back\n  - name: loop_back\n    label: Loop\n    type: derived\n    type_params:\n      expr: net_revenue\n      metrics: [net_revenue]\n",
+    );
+    assert!(
+        e.contains("dependency cycle: loop_back → net_revenue → loop_back"),
+        "{e}"
+    );
+    assert!(e.contains("a metric cannot read itself"), "{e}");
+}
