@@ -112,6 +112,9 @@ pub enum Command {
     /// Run a model's SQL (or --inline SQL) and print the first rows, without
     /// building anything (dbt's show)
     Show(ShowArgs),
+    /// Answer metrics of the semantic layer: metrics by dimensions, filtered,
+    /// over a time range (MetricFlow's `mf query`)
+    Query(QueryArgs),
     /// Delete the folders clean-targets names (default: the target folder)
     Clean,
     /// Start a new project in folder NAME: project file, a profile for pm's
@@ -144,6 +147,53 @@ pub struct ShowArgs {
     /// A text table, or JSON
     #[arg(long, value_enum, default_value_t = ShowOutput::Text)]
     pub output: ShowOutput,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// The metrics, comma-separated: --metrics revenue,orders
+    #[arg(long, value_delimiter = ',', required_unless_present = "saved_query")]
+    pub metrics: Vec<String>,
+    /// What to group by, comma-separated: metric_time__month,customer__region
+    #[arg(long, value_delimiter = ',')]
+    pub group_by: Vec<String>,
+    /// A filter, as in the YAML: --where "{{ Dimension('customer__region') }} = 'north'" (repeatable; all must hold)
+    #[arg(long = "where")]
+    pub filters: Vec<String>,
+    /// Columns to order by, comma-separated; a leading - descends: -metric_time
+    /// (also --order, as MetricFlow spells it)
+    #[arg(
+        long,
+        alias = "order",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
+    pub order_by: Vec<String>,
+    /// At most this many rows
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// The first day (or instant) of metric_time to include: 2024-01-01
+    #[arg(long)]
+    pub start_time: Option<String>,
+    /// The last day (or instant) of metric_time to include
+    #[arg(long)]
+    pub end_time: Option<String>,
+    /// Run a saved query (its metrics, group-bys, filters, order and limit)
+    #[arg(long, conflicts_with_all = ["metrics", "group_by"])]
+    pub saved_query: Option<String>,
+    /// Print the SQL instead of running it
+    #[arg(long)]
+    pub explain: bool,
+    /// A text table, CSV (a header, then a row a line, NULL as an empty field) or JSON
+    #[arg(long, value_enum, default_value_t = QueryOutput::Table)]
+    pub output: QueryOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QueryOutput {
+    Table,
+    Csv,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -107,6 +107,7 @@ fn main() {
         Command::Deps(args) => pm::commands::deps::run(g, args, log),
         Command::RunOperation(args) => pm::commands::operation::run(g, args, log),
         Command::Show(args) => pm::commands::show::run(g, args, log),
+        Command::Query(args) => pm::commands::query::run(g, args, log),
         Command::Clean => pm::commands::clean::run(g, log),
         Command::Retry => pm::commands::run::retry(g, log),
         Command::Init { name } => pm::commands::init::run(name, log),

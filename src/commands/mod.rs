@@ -12,6 +12,7 @@ pub mod generate;
 pub mod init;
 pub mod ls;
 pub mod operation;
+pub mod query;
 #[cfg(feature = "report")]
 pub mod report;
 pub mod run;

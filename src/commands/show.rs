@@ -72,7 +72,7 @@ fn cell(v: &Json) -> String {
 }
 
 /// A text table: a header, a rule, the rows; numbers right-aligned.
-fn table(r: &QueryResult) -> String {
+pub fn table(r: &QueryResult) -> String {
     let cells: Vec<Vec<String>> = r
         .rows
         .iter()

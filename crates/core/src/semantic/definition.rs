@@ -51,6 +51,11 @@ impl Grain {
         }
     }
 
+    /// A grain by its exact name (`month`), as in a group-by name.
+    pub fn parse_exact(text: &str) -> Option<Grain> {
+        Grain::ALL.into_iter().find(|g| g.as_str() == text)
+    }
+
     /// A grain as written (`day`, `DAY`; `days` too, as in a window).
     pub fn parse(text: &str) -> Option<Grain> {
         let t = text.trim().to_ascii_lowercase();

@@ -4,6 +4,7 @@
 
 pub mod definition;
 pub mod parse;
+pub mod query;
 pub mod validate;
 
 use definition::{Metric, SavedQuery, SemanticModel, TimeSpine};
