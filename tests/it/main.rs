@@ -16,6 +16,7 @@ mod errors;
 mod packages;
 #[cfg(feature = "generate")]
 mod pulsemetrics;
+mod query;
 #[cfg(feature = "report")]
 mod report;
 mod run;

@@ -186,10 +186,10 @@ pub fn per_period(
     let partition = cols.join(", ");
     let window = match agg {
         PeriodAggregation::First => format!(
-            "FIRST_VALUE({column}) OVER (\n    PARTITION BY {partition}\n    ORDER BY {day_column}\n    ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING\n  )"
+            "FIRST_VALUE({column}) OVER (\n      PARTITION BY {partition}\n      ORDER BY {day_column}\n      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING\n    )"
         ),
         PeriodAggregation::Last => format!(
-            "LAST_VALUE({column}) OVER (\n    PARTITION BY {partition}\n    ORDER BY {day_column}\n    ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING\n  )"
+            "LAST_VALUE({column}) OVER (\n      PARTITION BY {partition}\n      ORDER BY {day_column}\n      ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING\n    )"
         ),
         PeriodAggregation::Average => format!("AVG({column}) OVER (PARTITION BY {partition})"),
     };

@@ -1,0 +1,272 @@
+//! `pm query` on the built metrics fixture: each metric type's answer
+//! equals the same number computed a second way, by SQL written by hand
+//! over the raw seeds; the output formats; the errors; and a role that may
+//! not read a metric's table gets an error naming the metric, not an empty
+//! answer.
+
+use crate::common::*;
+use std::path::Path;
+
+/// A cell as both sides are compared: numbers to 4 decimals, timestamps
+/// without their zone.
+fn cell(v: &str) -> String {
+    let v = v.trim();
+    if let Ok(f) = v.parse::<f64>() {
+        return format!("{f:.4}");
+    }
+    v.trim_end_matches("+00").to_string()
+}
+
+/// `pm query <args> --output csv`, as `a|b|c` lines after the header.
+fn answer(dir: &Path, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["query", "-q", "--output", "csv"];
+    all.extend_from_slice(args);
+    let r = pm(dir, &all);
+    assert_eq!(r.code, 0, "pm {}: {}{}", all.join(" "), r.stdout, r.stderr);
+    r.stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(cell).collect::<Vec<_>>().join("|"))
+        .collect()
+}
+
+/// The rows of hand-written SQL, in the same form.
+fn by_hand(dir: &Path, query: &str) -> Vec<String> {
+    sql(dir, query)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('|').map(cell).collect::<Vec<_>>().join("|"))
+        .collect()
+}
+
+#[test]
+fn each_metric_type_equals_sql_written_by_hand() {
+    let p = LocalProject::fixture("metrics");
+    let dir = p.path();
+    let r = pm(dir, &["build", "-q"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let check = |args: &[&str], query: &str| {
+        let ours = answer(dir, args);
+        assert!(!ours.is_empty(), "{args:?} answered no rows");
+        assert_eq!(ours, by_hand(dir, query), "{args:?}");
+    };
+    // Simple, by month, with a two-hop dimension and a filter on a local one.
+    check(
+        &["--metrics", "revenue", "--group-by", "metric_time__month,customer__region__manager", "--where", "{{ Dimension('order__status') }} = 'completed'"],
+        "select date_trunc('month', o.ordered_at), r.manager, sum(o.amount) from raw_orders o \
+         left join raw_customers c using (customer_id) left join raw_regions r on r.region = c.region \
+         where o.status = 'completed' group by 1, 2 order by 1, 2",
+    );
+    // Every aggregation at once.
+    check(
+        &["--metrics", "customers_with_orders,average_order,median_order,p90_order,gift_orders", "--group-by", "metric_time__quarter"],
+        "select date_trunc('quarter', ordered_at), count(distinct customer_id), avg(amount), \
+         percentile_cont(0.5) within group (order by amount), percentile_cont(0.9) within group (order by amount), \
+         sum(case when is_gift then 1 else 0 end) from raw_orders group by 1 order by 1",
+    );
+    // Ratio with a filtered numerator.
+    check(
+        &[
+            "--metrics",
+            "completed_share",
+            "--group-by",
+            "customer__tier",
+        ],
+        "select c.tier, sum(o.amount) filter (where o.status = 'completed') / sum(o.amount) \
+         from raw_orders o left join raw_customers c using (customer_id) group by 1 order by 1",
+    );
+    // Derived with a month's offset: this month's revenue less last month's
+    // (NULL where either is missing, as MetricFlow has it).
+    check(
+        &["--metrics", "revenue_growth_mom", "--group-by", "metric_time__month"],
+        "with m as (select date_trunc('month', ordered_at) as month, sum(amount) as revenue from raw_orders group by 1) \
+         select coalesce(a.month, b.month + interval '1 month'), a.revenue - b.revenue \
+         from m a full join m b on b.month = a.month - interval '1 month' order by 1",
+    );
+    // Cumulative: the trailing 7 days of each day that has any.
+    check(
+        &["--metrics", "revenue_7d", "--group-by", "metric_time", "--start-time", "2024-03-01", "--end-time", "2024-03-31"],
+        "select d::timestamp, sum(amount) from generate_series(date '2024-03-01', date '2024-03-31', interval '1 day') d \
+         join raw_orders o on o.ordered_at::date <= d and o.ordered_at::date > d - interval '7 days' \
+         group by 1 order by 1",
+    );
+    // Month to date, read at its first day of each month.
+    check(
+        &["--metrics", "revenue_mtd", "--group-by", "metric_time__month"],
+        "with first_day as (select date_trunc('month', ordered_at)::date as month, min(ordered_at::date) as day \
+           from raw_orders group by 1) \
+         select f.month::timestamp, sum(o.amount) from first_day f join raw_orders o \
+           on o.ordered_at::date <= f.day and o.ordered_at >= f.month group by 1 order by 1",
+    );
+    // Filled with zero on the spine's months without orders.
+    check(
+        &["--metrics", "orders", "--group-by", "metric_time__month", "--start-time", "2024-01-01", "--end-time", "2025-02-28"],
+        "select m, count(o.order_id) from generate_series(timestamp '2024-01-01', timestamp '2025-02-01', interval '1 month') m \
+         left join raw_orders o on date_trunc('month', o.ordered_at) = m group by 1 order by 1",
+    );
+    // A saved query.
+    check(
+        &["--saved-query", "revenue_by_region"],
+        "select date_trunc('month', o.ordered_at) as m, c.region, sum(o.amount), count(*) from raw_orders o \
+         left join raw_customers c using (customer_id) where o.status = 'completed' group by 1, 2 \
+         union all select m, null, null, 0 from generate_series(timestamp '2023-06-01', timestamp '2025-12-01', interval '1 month') m \
+         where m not in (select date_trunc('month', ordered_at) from raw_orders where status = 'completed') \
+         order by 1, 2",
+    );
+}
+
+#[test]
+fn answers_print_as_a_table_csv_or_json_and_explain_prints_the_sql() {
+    let p = LocalProject::fixture("metrics");
+    let dir = p.path();
+    assert_eq!(pm(dir, &["build", "-q"]).code, 0);
+    let args = [
+        "--metrics",
+        "revenue,signups",
+        "--group-by",
+        "customer__region",
+        "--order-by",
+        "-customer__region",
+    ];
+    let csv = pm(
+        dir,
+        &[&["query", "-q", "--output", "csv"][..], &args].concat(),
+    );
+    let lines: Vec<&str> = csv.stdout.lines().collect();
+    assert_eq!(
+        lines[0], "customer__region,revenue,signups",
+        "{}",
+        csv.stdout
+    );
+    assert!(lines[1].starts_with("west,"), "{}", csv.stdout);
+    let json = pm(
+        dir,
+        &[&["query", "-q", "--output", "json"][..], &args].concat(),
+    );
+    let doc: serde_json::Value = serde_json::from_str(&json.stdout).expect("json");
+    assert_eq!(doc["columns"][0]["name"], "customer__region");
+    assert_eq!(doc["rows"].as_array().map(Vec::len), Some(lines.len() - 1));
+    let table = pm(dir, &[&["query", "-q"][..], &args].concat());
+    assert!(
+        table.stdout.starts_with("| customer__region | revenue"),
+        "{}",
+        table.stdout
+    );
+    let explain = pm(dir, &[&["query", "-q", "--explain"][..], &args].concat());
+    assert!(
+        explain.stdout.contains("FULL OUTER JOIN")
+            && explain.stdout.contains("ORDER BY customer__region DESC"),
+        "{}",
+        explain.stdout
+    );
+    // No values in CSV are NULL-words: an empty field is NULL.
+    let sparse = pm(
+        dir,
+        &[
+            "query",
+            "-q",
+            "--output",
+            "csv",
+            "--metrics",
+            "revenue,signups",
+            "--group-by",
+            "metric_time__month,customer__region",
+        ],
+    );
+    assert!(
+        sparse
+            .stdout
+            .lines()
+            .any(|l| l.ends_with(",1") && l.contains(",,")),
+        "{}",
+        sparse.stdout
+    );
+}
+
+#[test]
+fn a_wrong_query_is_an_error_with_the_names_that_would_do() {
+    let dir = fixture("metrics");
+    let fails = |args: &[&str]| {
+        let r = pm(dir.path(), &[&["query", "--explain"][..], args].concat());
+        assert_eq!(r.code, 2, "{args:?}: {}{}", r.stdout, r.stderr);
+        unwrapped(&r.stderr)
+    };
+    let e = fails(&["--metrics", "revenu"]);
+    assert!(
+        e.contains("there is no metric `revenu`") && e.contains("did you mean `revenue`"),
+        "{e}"
+    );
+    let e = fails(&["--metrics", "revenue", "--group-by", "customer__tie"]);
+    assert!(
+        e.contains("`customer__tie` is not something this metric can be grouped or filtered by")
+            && e.contains("`customer__tier`"),
+        "{e}"
+    );
+    let e = fails(&[
+        "--metrics",
+        "revenue",
+        "--where",
+        "{{ Dimension('customer__region__country') }} = 'US'",
+    ]);
+    assert!(
+        e.contains("write `Dimension('region__country', entity_path=['customer'])`"),
+        "{e}"
+    );
+    let e = fails(&[
+        "--metrics",
+        "revenue",
+        "--where",
+        "{{ Dimension('customer__region') }} = 'x'",
+    ]);
+    assert!(
+        e.contains("`customer__region` is not a dimension; write Entity('customer__region')"),
+        "{e}"
+    );
+    let e = fails(&["--metrics", "revenue_7d", "--group-by", "customer__tier"]);
+    assert!(e.contains("the group-by must include metric_time"), "{e}");
+    let e = fails(&["--metrics", "visit_to_order", "--group-by", "metric_time"]);
+    assert!(
+        e.contains("conversion metric, which pm query does not answer yet"),
+        "{e}"
+    );
+    let e = fails(&["--metrics", "revenue", "--start-time", "last tuesday"]);
+    assert!(e.contains("start time `last tuesday` is not a date"), "{e}");
+    let e = fails(&["--saved-query", "revenue_by_regio"]);
+    assert!(
+        e.contains("there is no saved query `revenue_by_regio`")
+            && e.contains("`revenue_by_region`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_role_that_may_not_read_a_metric_gets_an_error_naming_it() {
+    let p = LocalProject::fixture("metrics");
+    let dir = p.path();
+    assert_eq!(pm(dir, &["build", "-q"]).code, 0);
+    sql(dir, "create role viewer login; grant usage on schema public to viewer; grant select on customers, raw_customers to viewer");
+    let url = pm(dir, &["db", "url", "--role", "viewer"])
+        .stdout
+        .trim()
+        .to_string();
+    let as_viewer = |metrics: &str| {
+        pm_env(
+            dir,
+            &["query", "--metrics", metrics, "--output", "csv"],
+            &[("PM_DATABASE_URL", &url)],
+        )
+    };
+    // What it may read, it reads.
+    let ok = as_viewer("signups");
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert_eq!(ok.stdout.trim(), "signups\n40".trim(), "{}", ok.stdout);
+    // What it may not is an error naming the metric, not an empty answer.
+    let denied = as_viewer("revenue");
+    assert_eq!(denied.code, 1, "{}{}", denied.stdout, denied.stderr);
+    let e = unwrapped(&denied.stderr);
+    assert!(
+        e.contains("the query of revenue failed") && e.contains("permission denied"),
+        "{e}"
+    );
+    assert!(denied.stdout.trim().is_empty(), "{}", denied.stdout);
+}
