@@ -66,6 +66,11 @@ QUERIES = [
     ("all time, no metric_time", ["--metrics", "revenue_all_time", "--group-by", "customer__tier"]),
     ("offset a month, by month", ["--metrics", "revenue_growth_mom", "--group-by", "metric_time__month"]),
     ("offset a month, by day", ["--metrics", "revenue_growth_mom", "--group-by", "metric_time"]),
+    ("non-additive: the last day's balances by month", ["--metrics", "total_balance", "--group-by", "metric_time__month"]),
+    ("non-additive by month and tier", ["--metrics", "total_balance", "--group-by", "metric_time__month,customer__tier"]),
+    ("non-additive, no grouping", ["--metrics", "total_balance"]),
+    ("non-additive per customer's first day", ["--metrics", "opening_balance", "--group-by", "metric_time__month"]),
+    ("non-additive by week and customer", ["--metrics", "opening_balance,total_balance", "--group-by", "metric_time__week,customer"]),
     ("offset within bounds", ["--metrics", "revenue_growth_mom", "--group-by", "metric_time__month", "--start-time", "2024-04-01", "--end-time", "2024-06-30"]),
 ]
 

@@ -104,6 +104,18 @@ fn each_metric_type_equals_sql_written_by_hand() {
         "select m, count(o.order_id) from generate_series(timestamp '2024-01-01', timestamp '2025-02-01', interval '1 month') m \
          left join raw_orders o on date_trunc('month', o.ordered_at) = m group by 1 order by 1",
     );
+    // Non-additive: the balances of each month's last day with any, and
+    // each customer's balance on its own first day of the month.
+    check(
+        &["--metrics", "total_balance,opening_balance", "--group-by", "metric_time__month"],
+        "with last_day as (select date_trunc('month', balance_on) as m, max(balance_on) as d from raw_balances group by 1), \
+              first_days as (select customer_id, date_trunc('month', balance_on) as m, min(balance_on) as d \
+                             from raw_balances group by 1, 2) \
+         select l.m, (select sum(balance) from raw_balances where balance_on = l.d), \
+                (select sum(b.balance) from first_days f join raw_balances b using (customer_id) \
+                 where f.m = l.m and b.balance_on = f.d) \
+         from last_day l order by 1",
+    );
     // A saved query.
     check(
         &["--saved-query", "revenue_by_region"],

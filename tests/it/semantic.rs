@@ -33,7 +33,7 @@ fn the_semantic_manifest_is_dbts() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("4 semantic models, 18 metrics, 1 saved query"),
+            .contains("5 semantic models, 20 metrics, 1 saved query"),
         "{}",
         r.stderr
     );
@@ -132,10 +132,11 @@ fn metrics_semantic_models_and_saved_queries_select_as_in_dbt() {
             "saved_query:metrics_shop.revenue_by_region",
         ]
     );
-    assert_eq!(ls(&["--resource-type", "metric"]).len(), 18);
+    assert_eq!(ls(&["--resource-type", "metric"]).len(), 20);
     assert_eq!(
         ls(&["--resource-type", "semantic_model"]),
         [
+            "semantic_model:metrics_shop.balances",
             "semantic_model:metrics_shop.customers",
             "semantic_model:metrics_shop.orders",
             "semantic_model:metrics_shop.regions",
@@ -183,7 +184,7 @@ fn mistakes_in_definitions_are_errors_at_their_line() {
         "{e}"
     );
     assert!(
-        e.contains("semantic.yml:141") && e.contains("did you mean `discounts`"),
+        e.contains("semantic.yml:174") && e.contains("did you mean `discounts`"),
         "{e}"
     );
 
@@ -193,7 +194,7 @@ fn mistakes_in_definitions_are_errors_at_their_line() {
     );
     assert!(
         e.contains("metric `net_revenue` has an unknown key `bogus`")
-            && e.contains("semantic.yml:203"),
+            && e.contains("semantic.yml:236"),
         "{e}"
     );
 

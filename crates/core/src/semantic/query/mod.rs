@@ -8,9 +8,10 @@
 //! coarser), cumulative metrics (a trailing window, grain to date, all
 //! time), grouping by `metric_time` and time dimensions at any grain, by
 //! dimensions and entities up to two joins away, `where` filters over them,
-//! `start_time`/`end_time`, `order_by` and `limit`. Conversion metrics,
-//! offsets finer than the query's grain, non-additive measures and
-//! `Metric()` filters are refused by name.
+//! `start_time`/`end_time`, `order_by` and `limit`; non-additive measures
+//! (a balance read on the last or first day of each period). Conversion
+//! metrics, offsets finer than the query's grain and `Metric()` filters
+//! are refused by name.
 
 mod resolve;
 mod sql;
@@ -389,9 +390,9 @@ impl<'a> Planner<'_, 'a> {
             .layer
             .measure(name)
             .ok_or_else(|| format!("no semantic model defines measure `{name}`"))?;
-        if measure.non_additive_dimension.is_some() {
+        if measure.non_additive_dimension.is_some() && spine_join.is_some() {
             return Err(format!(
-                "measure `{name}` is non-additive over time, which pm query does not do yet"
+                "measure `{name}` is non-additive over time, so it cannot be accumulated (a cumulative metric)"
             ));
         }
         let reachable = Reachable::of(self.layer, model, measure);
@@ -644,6 +645,11 @@ mod tests {
             "revenue_mtd",
             "metric_time__month,customer__tier"
         )));
+    }
+
+    #[test]
+    fn non_additive_read_on_each_customers_first_day() {
+        insta::assert_snapshot!(planned(query("opening_balance", "metric_time__month")));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! `COALESCE` so that rows whose keys are NULL meet.
 
 use super::resolve::{Element, Hop, Target};
-use crate::semantic::definition::{Aggregation, Entity, Grain, Measure, SemanticModel, TimeWindow};
+use crate::semantic::definition::{
+    Aggregation, Entity, Grain, Measure, NonAdditiveDimension, SemanticModel, TimeWindow,
+};
 
 /// The value of element `e` in its own model's columns.
 fn element_expr(e: &Element) -> String {
@@ -189,6 +191,10 @@ impl<'a> MeasureQuery<'_, 'a> {
             Some(spine) => self.over_spine(&own, spine),
             None => own,
         };
+        let own = match &self.measure.non_additive_dimension {
+            Some(n) => self.at_window_end(&own, n, relation_of),
+            None => own,
+        };
         let mut from = format!("FROM (\n{}\n) m0", indent(&own));
         for j in &joins {
             let joined =
@@ -236,6 +242,64 @@ impl<'a> MeasureQuery<'_, 'a> {
         )
     }
 
+    /// A non-additive measure's rows on the last (or first) day of each
+    /// period the query groups by, per window grouping: a balance is read
+    /// where it stands, not added up over days.
+    fn at_window_end(
+        &self,
+        own: &str,
+        n: &NonAdditiveDimension,
+        relation_of: &dyn Fn(&SemanticModel) -> String,
+    ) -> String {
+        let day = self
+            .model
+            .dimension(&n.name)
+            .map(|d| date_trunc(d.grain().unwrap_or(Grain::Day), d.sql()))
+            .unwrap_or_else(|| n.name.clone());
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for e in self
+            .elements
+            .iter()
+            .filter(|e| matches!(e.target, Target::MetricTime(_)))
+        {
+            keys.push((element_expr(e), e.name.clone()));
+        }
+        let mut on = vec!["m.__window_day = c.__window_day".to_string()];
+        for g in &n.window_groupings {
+            if let Some(e) = self.model.entity(g) {
+                keys.push((e.sql().to_string(), format!("__window_{}", e.name)));
+                on.push(format!("m.__window_{0} = c.__window_{0}", e.name));
+            }
+        }
+        let choice = if n.window_choice == Aggregation::Min {
+            "MIN"
+        } else {
+            "MAX"
+        };
+        let mut cols: Vec<String> = keys
+            .iter()
+            .map(|(x, name)| format!("{x} AS {name}"))
+            .collect();
+        cols.push(format!("{choice}({day}) AS __window_day"));
+        let group = if keys.is_empty() {
+            String::new()
+        } else {
+            let exprs: Vec<&str> = keys.iter().map(|(x, _)| x.as_str()).collect();
+            format!("\nGROUP BY\n  {}", exprs.join("\n  , "))
+        };
+        let complete = format!(
+            "SELECT\n  {}\nFROM {}{group}",
+            cols.join("\n  , "),
+            relation_of(self.model)
+        );
+        format!(
+            "SELECT\n  m.*\nFROM (\n{}\n) m\nINNER JOIN (\n{}\n) c\nON\n  {}",
+            indent(own),
+            indent(&complete),
+            on.join("\n  AND ")
+        )
+    }
+
     /// The columns one relation of the join gives: the measure's value
     /// (its own relation) or the key it is joined on (`key`), the elements
     /// at `prefix`, and the keys of the joins that go on from it.
@@ -250,7 +314,19 @@ impl<'a> MeasureQuery<'_, 'a> {
         let mut cols: Vec<String> = Vec::new();
         match key {
             Some(k) => cols.push(format!("{} AS __key", k.sql())),
-            None => cols.push(format!("{} AS __value", measure_value(self.measure))),
+            None => {
+                cols.push(format!("{} AS __value", measure_value(self.measure)));
+                if let Some(n) = &self.measure.non_additive_dimension {
+                    let day = model
+                        .dimension(&n.name)
+                        .map(|d| date_trunc(d.grain().unwrap_or(Grain::Day), d.sql()))
+                        .unwrap_or_else(|| n.name.clone());
+                    cols.push(format!("{day} AS __window_day"));
+                    for e in n.window_groupings.iter().filter_map(|g| model.entity(g)) {
+                        cols.push(format!("{} AS __window_{}", e.sql(), e.name));
+                    }
+                }
+            }
         }
         for e in self
             .elements
