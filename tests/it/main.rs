@@ -16,6 +16,8 @@ mod errors;
 mod packages;
 #[cfg(feature = "generate")]
 mod pulsemetrics;
+#[cfg(feature = "generate")]
+mod pulsemetrics_metrics;
 mod query;
 #[cfg(feature = "report")]
 mod report;

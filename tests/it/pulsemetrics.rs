@@ -760,6 +760,8 @@ fn the_warehouse_agrees_with_a_second_computation_from_the_generators_rows() {
         );
         assert!(companies > 0 && revenue > 0);
     }
+    // The semantic layer's metrics answer what the marts hold.
+    crate::pulsemetrics_metrics::metrics_equal_the_marts(&p);
 }
 
 /// fct_daily_metrics, every row and column, in date order.
