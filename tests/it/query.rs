@@ -282,3 +282,49 @@ fn a_role_that_may_not_read_a_metric_gets_an_error_naming_it() {
     );
     assert!(denied.stdout.trim().is_empty(), "{}", denied.stdout);
 }
+
+#[test]
+fn pm_build_exports_saved_queries_after_what_they_read_and_again_on_each_build() {
+    let p = LocalProject::fixture("metrics");
+    let dir = p.path();
+    let r = pm(dir, &["build"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("saved_query")
+            && r.stderr
+                .contains("exported to table exports.revenue_by_region"),
+        "{}",
+        r.stderr
+    );
+    let export = "select metric_time__month, customer__region, revenue, orders from exports.revenue_by_region order by 1, 2";
+    let asked = answer(dir, &["--saved-query", "revenue_by_region"]);
+    assert_eq!(
+        by_hand(dir, export),
+        asked,
+        "the export holds the saved query's answer"
+    );
+    // A new order, and the export follows on the next build.
+    let seed = dir.join("seeds/raw_orders.csv");
+    let mut text = std::fs::read_to_string(&seed).unwrap();
+    text.push_str("9999,1,2024-05-05 10:00:00,1000.00,0,false,completed\n");
+    std::fs::write(&seed, text).unwrap();
+    let r = pm(
+        dir,
+        &[
+            "build",
+            "-s",
+            "+saved_query:revenue_by_region",
+            "+metricflow_time_spine",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let after = by_hand(dir, export);
+    assert_eq!(after, answer(dir, &["--saved-query", "revenue_by_region"]));
+    assert_ne!(after, asked, "the new order is in the export");
+    // `pm run` builds models only; the selector picks the export alone.
+    let run = pm(dir, &["run"]);
+    assert!(!run.stderr.contains("saved_query"), "{}", run.stderr);
+    let alone = pm(dir, &["build", "-s", "saved_query:revenue_by_region"]);
+    assert_eq!(alone.code, 0, "{}", alone.stderr);
+    assert!(alone.stderr.contains("TOTAL=1"), "{}", alone.stderr);
+}

@@ -48,6 +48,10 @@ impl RunCommand {
             ResourceType::Test | ResourceType::UnitTest => matches!(self, C::Test | C::Build),
             ResourceType::Source => self == C::Freshness,
             ResourceType::Snapshot => matches!(self, C::Snapshot | C::Build),
+            // A saved query's exports are built by `pm build` (dbt's platform does so).
+            ResourceType::SavedQuery => {
+                self == C::Build && pm_core::materialize::export::has_exports(n)
+            }
             _ => false,
         }
     }
@@ -314,6 +318,11 @@ pub fn prepare_target(
     log: Log,
 ) -> Result<()> {
     let rt = &conn.runtime;
+    // And the schemas saved queries export to.
+    let exports: Vec<Node> = selected
+        .iter()
+        .flat_map(|&i| pm_core::materialize::export::exports_of(&m.nodes[i]))
+        .collect();
     let mut schemas: Vec<&str> = selected
         .iter()
         .filter(|&&i| {
@@ -323,6 +332,7 @@ pub fn prepare_target(
             )
         })
         .map(|&i| m.nodes[i].schema.as_str())
+        .chain(exports.iter().map(|e| e.schema.as_str()))
         .collect();
     // Where tests keep their failing rows, too.
     schemas.extend(
@@ -344,6 +354,7 @@ pub fn prepare_target(
             )
         })
         .map(|n| (n.schema.clone(), n.alias.clone()))
+        .chain(exports.iter().map(|e| (e.schema.clone(), e.alias.clone())))
         .collect();
     let swept: Vec<String> = schemas.iter().map(|s| s.to_string()).collect();
     for line in rt.block_on(conn.control.remove_leftovers(&swept, &owned))? {

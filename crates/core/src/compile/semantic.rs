@@ -209,6 +209,64 @@ pub(super) fn resolve(project: &Project, nodes: &mut [Node]) -> Result<(), Probl
             problems.push(model_not_a_ref(project, n));
         }
     }
+    problems.into_result()?;
+    plan_exports(project, nodes)
+}
+
+/// The SQL a saved query's exports build: its query, planned now, so that
+/// a query that cannot be answered is an error at its line before any run.
+fn plan_exports(project: &Project, nodes: &mut [Node]) -> Result<(), Problems> {
+    let mut planned = Vec::new();
+    {
+        let layer = semantic_layer(nodes);
+        for (i, n) in nodes.iter().enumerate() {
+            let Some(Definition::SavedQuery(q)) = n.semantic.as_deref() else {
+                continue;
+            };
+            if q.exports.is_empty() {
+                continue;
+            }
+            let p = &q.query_params;
+            let query = crate::semantic::query::Query {
+                metrics: p.metrics.clone(),
+                group_by: p.group_by.clone(),
+                filters: p
+                    .where_filter
+                    .iter()
+                    .flat_map(|w| w.templates().map(String::from))
+                    .collect(),
+                order_by: p.order_by.clone(),
+                limit: p.limit,
+                start_time: None,
+                end_time: None,
+            };
+            planned.push((i, crate::semantic::query::plan(&layer, &query)));
+        }
+    }
+    let mut problems = Problems::default();
+    for (i, plan) in planned {
+        match plan {
+            Ok(plan) => nodes[i].compiled_code = Some(plan.sql),
+            Err(e) => {
+                let n = &nodes[i];
+                problems.push(
+                    Problem::new(
+                        crate::error::Code::SemanticQuery,
+                        format!(
+                            "saved query `{}` is exported, but its query cannot be answered: {e}",
+                            n.name
+                        ),
+                    )
+                    .in_file(
+                        &n.original_file_path,
+                        project.text_of(&n.original_file_path),
+                    )
+                    .label_line(n.line, "here")
+                    .help("fix its query_params, or remove its exports until pm answers it"),
+                );
+            }
+        }
+    }
     problems.into_result()
 }
 

@@ -4,6 +4,7 @@
 
 pub mod citus;
 pub mod dependent_view;
+pub mod export;
 pub mod freshness;
 pub mod incremental;
 pub mod relation;

@@ -18,6 +18,8 @@ pub enum BuildJob {
     AddRows(incremental::IncrementalConfig),
     /// Record the source query's changes in the snapshot's history.
     Snapshot(Box<pm_core::materialize::snapshot::SnapshotPlan>),
+    /// Build each export of a saved query from its planned SQL.
+    Exports,
 }
 
 /// The one place a materialization maps to the job that builds it.
@@ -31,6 +33,9 @@ pub fn build_job(n: &Node, table_exists: bool) -> Result<BuildJob, Problem> {
         )
         .help("pm builds views, tables, incremental models, materialized views and seeds; leave this node out with --exclude")
     };
+    if pm_core::materialize::export::has_exports(n) {
+        return Ok(BuildJob::Exports);
+    }
     match &n.materialized {
         Some(Materialization::Seed) => Ok(BuildJob::LoadSeed),
         Some(Materialization::Snapshot) => Ok(BuildJob::Snapshot(Box::new(
@@ -112,6 +117,32 @@ pub(super) async fn run_build<W: Warehouse>(
                     format!("{rows} rows written; {}", changes.join(", "))
                 }),
                 rows: i64::try_from(rows).ok(),
+            })
+        }
+        BuildJob::Exports => {
+            let mut rows = 0;
+            let mut built = Vec::new();
+            for e in pm_core::materialize::export::exports_of(n) {
+                let spec = BuildSpec::of(&e)?;
+                let kind = e
+                    .materialized
+                    .as_ref()
+                    .and_then(Kind::of)
+                    .unwrap_or(Kind::Table);
+                let build = relation::build(&e, kind, None);
+                write_run_sql(m, n, options.target_dir, &build.prepare);
+                let done = client
+                    .build_relation(&spec, &build, &compiled, full_refresh(n, options))
+                    .await?;
+                rows += done.rows.unwrap_or(0);
+                let what = if kind == Kind::View { "view" } else { "table" };
+                built.push(format!("{what} {}.{}", e.schema, e.alias));
+            }
+            Ok(Built {
+                kind: "export",
+                repointed: Vec::new(),
+                note: Some(format!("exported to {}", built.join(", "))),
+                rows: Some(rows),
             })
         }
         BuildJob::Replace(kind) => {

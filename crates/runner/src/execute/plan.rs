@@ -124,6 +124,13 @@ fn longest_paths(children: &[Vec<usize>], own: &[u64]) -> Vec<u64> {
 pub(super) fn run_parents(m: &Manifest, i: usize, in_run: &HashSet<usize>) -> Vec<usize> {
     let mut found: Vec<usize> = Vec::new();
     let mut stack: Vec<usize> = m.dag.parents[i].clone();
+    // An export reads the models its query joins to and the time spine
+    // (join_to_timespine, offsets, cumulative windows), which its graph
+    // does not show, as in dbt's: it waits for every semantic model's model
+    // and the spine.
+    if pm_core::materialize::export::has_exports(&m.nodes[i]) {
+        stack.extend(semantic_inputs(m));
+    }
     let mut seen = HashSet::new();
     while let Some(p) = stack.pop() {
         if !seen.insert(p) {
@@ -133,11 +140,33 @@ pub(super) fn run_parents(m: &Manifest, i: usize, in_run: &HashSet<usize>) -> Ve
             if !found.contains(&p) {
                 found.push(p);
             }
-        } else if m.nodes[p].is_ephemeral() {
+        } else if m.nodes[p].is_ephemeral()
+            || matches!(
+                m.nodes[p].resource_type,
+                ResourceType::SemanticModel | ResourceType::Metric
+            )
+        {
+            // Never built: what they read is what the node waits for.
             stack.extend(m.dag.parents[p].iter().copied());
         }
     }
     found
+}
+
+/// The semantic models (whose models an export's query may join) and the
+/// models the semantic layer uses as its time spine.
+fn semantic_inputs(m: &Manifest) -> Vec<usize> {
+    m.nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| {
+            n.resource_type == ResourceType::SemanticModel
+                || (n.resource_type == ResourceType::Model
+                    && (n.extra.contains_key("time_spine")
+                        || n.name == pm_core::manifest::layer::LEGACY_TIME_SPINE))
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// A unit test runs once its model's parents are built (it reads their
