@@ -3,8 +3,11 @@
 use super::Session;
 use crate::cli::{LsArgs, LsOutput};
 use pm_core::error::{Code, Problem, Result};
+use pm_core::manifest::layer::semantic_layer;
 use pm_core::manifest::{Node, ResourceType};
 use pm_core::output::Log;
+use pm_core::semantic::definition::Definition;
+use pm_core::semantic::Layer;
 use pm_core::settings::Settings;
 use serde_json::{json, Value as Json};
 use std::io::Write;
@@ -31,11 +34,12 @@ pub fn run(g: &Settings, args: &LsArgs, log: Log) -> Result<i32> {
         }
     }
     let selected = s.select(&c, &args.select)?;
+    let layer = semantic_layer(&c.manifest.nodes);
     let mut lines: Vec<String> = selected
         .iter()
         .map(|&i| &c.manifest.nodes[i])
         .filter(|n| types.is_empty() || types.contains(&n.resource_type))
-        .map(|n| line(n, args))
+        .map(|n| line(n, args, &layer))
         .collect();
     lines.sort();
     lines.dedup();
@@ -52,13 +56,13 @@ pub fn run(g: &Settings, args: &LsArgs, log: Log) -> Result<i32> {
     Ok(0)
 }
 
-fn line(n: &Node, args: &LsArgs) -> String {
+fn line(n: &Node, args: &LsArgs, layer: &Layer) -> String {
     match args.output {
         LsOutput::Name => n.name.clone(),
         LsOutput::Path => n.original_file_path.clone(),
         LsOutput::Selector => n.selector_string(),
         LsOutput::Json => {
-            let full = json!({
+            let mut full = json!({
                 "name": n.name,
                 "resource_type": n.resource_type.as_str(),
                 "package_name": n.package_name,
@@ -72,6 +76,19 @@ fn line(n: &Node, args: &LsArgs) -> String {
                 "depends_on": {"nodes": n.depends_on, "macros": n.depends_on_macros},
                 "relation_name": n.relation_name(),
             });
+            // A metric: what `pm query` can group it by.
+            if let (Some(Definition::Metric(m)), Json::Object(o)) =
+                (n.semantic.as_deref(), &mut full)
+            {
+                o.insert("label".into(), Json::from(m.label.clone()));
+                o.insert("description".into(), Json::from(m.description.clone()));
+                o.insert("type".into(), Json::from(m.metric_type.as_str()));
+                o.insert(
+                    "dimensions".into(),
+                    json!(pm_core::semantic::query::group_by_names(layer, &m.name)
+                        .unwrap_or_default()),
+                );
+            }
             if args.output_keys.is_empty() {
                 full.to_string()
             } else {

@@ -144,6 +144,27 @@ fn metrics_semantic_models_and_saved_queries_select_as_in_dbt() {
         ]
     );
     assert_eq!(ls(&["-s", "semantic_model:orders+"]).len(), 19);
+    // A metric lists what `pm query` can group it by.
+    let shown = ls(&["-s", "metric:revenue_per_customer", "--output", "json"]);
+    let metric: serde_json::Value = serde_json::from_str(&shown[0]).expect("json");
+    assert_eq!(metric["label"], "Revenue per customer");
+    assert_eq!(metric["type"], "ratio");
+    let dims: Vec<&str> = metric["dimensions"]
+        .as_array()
+        .expect("dimensions")
+        .iter()
+        .filter_map(|d| d.as_str())
+        .collect();
+    for d in [
+        "metric_time",
+        "order__status",
+        "customer__tier",
+        "customer__region__manager",
+        "customer",
+    ] {
+        assert!(dims.contains(&d), "{d} in {dims:?}");
+    }
+    assert!(!dims.iter().any(|d| d.contains("channel")), "{dims:?}");
 }
 
 /// The fixture with `from` replaced by `to` in its semantic YAML: the

@@ -105,6 +105,35 @@ pub fn plan(layer: &Layer, query: &Query) -> Result<Plan, String> {
     })
 }
 
+/// What metric `name` can be grouped and filtered by: the names every
+/// measure it reads reaches (time elements by their plain name; a grain
+/// suffix picks another grain), sorted. None when there is no such metric.
+pub fn group_by_names(layer: &Layer, name: &str) -> Option<Vec<String>> {
+    let metric = layer.metric(name)?;
+    let mut common: Option<Vec<String>> = None;
+    for input in &metric.type_params.input_measures {
+        let Some((model, measure)) = layer.measure(&input.name) else {
+            continue;
+        };
+        let reachable = Reachable::of(layer, model, measure);
+        let names: Vec<String> = reachable
+            .elements
+            .iter()
+            .filter(|(_, e)| e.is_some())
+            .map(|(k, _)| k.clone())
+            .filter(|k| {
+                k.rsplit_once("__")
+                    .is_none_or(|(_, last)| Grain::parse_exact(last).is_none())
+            })
+            .collect();
+        common = Some(match common {
+            None => names,
+            Some(c) => c.into_iter().filter(|n| names.contains(n)).collect(),
+        });
+    }
+    Some(common.unwrap_or_default())
+}
+
 fn unknown_metric(layer: &Layer, name: &str) -> String {
     let close = crate::error::closest(name, layer.metrics.iter().map(|m| m.def.name.as_str()));
     format!(
