@@ -103,18 +103,15 @@ fn query_of(layer: &Layer, args: &QueryArgs) -> Result<Query> {
             )),
         )
     })?;
-    let p = &saved.query_params;
-    q.metrics = p.metrics.clone();
-    q.group_by = p.group_by.clone();
-    q.filters.extend(
-        p.where_filter
-            .iter()
-            .flat_map(|w| w.templates().map(String::from)),
-    );
+    // The saved query's own; the flags add filters, bounds, order and limit.
+    let own = Query::of_saved(saved);
+    q.metrics = own.metrics;
+    q.group_by = own.group_by;
+    q.filters.extend(own.filters);
     if q.order_by.is_empty() {
-        q.order_by = p.order_by.clone();
+        q.order_by = own.order_by;
     }
-    q.limit = q.limit.or(p.limit);
+    q.limit = q.limit.or(own.limit);
     Ok(q)
 }
 

@@ -226,20 +226,7 @@ fn plan_exports(project: &Project, nodes: &mut [Node]) -> Result<(), Problems> {
             if q.exports.is_empty() {
                 continue;
             }
-            let p = &q.query_params;
-            let query = crate::semantic::query::Query {
-                metrics: p.metrics.clone(),
-                group_by: p.group_by.clone(),
-                filters: p
-                    .where_filter
-                    .iter()
-                    .flat_map(|w| w.templates().map(String::from))
-                    .collect(),
-                order_by: p.order_by.clone(),
-                limit: p.limit,
-                start_time: None,
-                end_time: None,
-            };
+            let query = crate::semantic::query::Query::of_saved(q);
             planned.push((i, crate::semantic::query::plan(&layer, &query)));
         }
     }

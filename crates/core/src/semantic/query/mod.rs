@@ -19,7 +19,7 @@ pub mod template;
 mod time;
 
 use crate::semantic::definition::{
-    Grain, Metric, MetricInput, MetricType, SemanticModel, WhereFilters,
+    Grain, Metric, MetricInput, MetricType, SavedQuery, SemanticModel, WhereFilters,
 };
 use crate::semantic::Layer;
 use resolve::{Element, Reachable, Target};
@@ -40,6 +40,26 @@ pub struct Query {
     /// Bounds of `metric_time` (inclusive), as ISO dates or timestamps.
     pub start_time: Option<String>,
     pub end_time: Option<String>,
+}
+
+impl Query {
+    /// What a saved query asks.
+    pub fn of_saved(saved: &SavedQuery) -> Query {
+        let p = &saved.query_params;
+        Query {
+            metrics: p.metrics.clone(),
+            group_by: p.group_by.clone(),
+            filters: p
+                .where_filter
+                .iter()
+                .flat_map(|w| w.templates().map(String::from))
+                .collect(),
+            order_by: p.order_by.clone(),
+            limit: p.limit,
+            start_time: None,
+            end_time: None,
+        }
+    }
 }
 
 /// The statement and the columns it gives, in order.

@@ -93,23 +93,25 @@ pub fn join_to_spine(
     let Some((time, grain)) = metric_time_column(cols) else {
         return sql.to_string();
     };
-    let select: Vec<String> = cols
-        .iter()
-        .map(|c| {
-            if c == time {
-                format!("ts.{c} AS {c}")
-            } else {
-                format!("a.{c} AS {c}")
-            }
-        })
-        .chain([format!("a.{column} AS {column}")])
-        .collect();
+    let select = spine_select(cols, time, column);
     format!(
         "SELECT\n  {}\nFROM (\n{}) ts\nLEFT OUTER JOIN (\n{}) a\nON\n  ts.{time} = a.{time}",
         select.join("\n  , "),
         indent(&periods(spine, grain, time, bounds)),
         indent(sql),
     )
+}
+
+/// The columns of a metric joined to the spine's periods (`ts`): the
+/// period from the spine, the rest from the metric's rows (`a`).
+fn spine_select(cols: &[String], time: &str, column: &str) -> Vec<String> {
+    cols.iter()
+        .map(|c| {
+            let from = if c == time { "ts" } else { "a" };
+            format!("{from}.{c} AS {c}")
+        })
+        .chain([format!("a.{column} AS {column}")])
+        .collect()
 }
 
 /// How an input is shifted in time.
@@ -154,17 +156,7 @@ pub fn offset(
             date_trunc(g, &format!("ts.{time}"))
         }
     };
-    let select: Vec<String> = cols
-        .iter()
-        .map(|c| {
-            if c == time {
-                format!("ts.{c} AS {c}")
-            } else {
-                format!("a.{c} AS {c}")
-            }
-        })
-        .chain([format!("a.{column} AS {column}")])
-        .collect();
+    let select = spine_select(cols, time, column);
     Ok(format!(
         "SELECT\n  {}\nFROM (\n{}) ts\nINNER JOIN (\n{}) a\nON\n  {earlier} = a.{time}",
         select.join("\n  , "),
