@@ -71,6 +71,10 @@ QUERIES = [
     ("non-additive, no grouping", ["--metrics", "total_balance"]),
     ("non-additive per customer's first day", ["--metrics", "opening_balance", "--group-by", "metric_time__month"]),
     ("non-additive by week and customer", ["--metrics", "opening_balance,total_balance", "--group-by", "metric_time__week,customer"]),
+    ("conversion by month", ["--metrics", "visit_to_order", "--group-by", "metric_time__month"]),
+    ("conversion, no grouping", ["--metrics", "visit_to_order"]),
+    ("conversion by day and channel", ["--metrics", "visit_to_order", "--group-by", "metric_time,visit__channel"]),
+    ("conversion by a joined dimension, filtered", ["--metrics", "visit_to_order", "--group-by", "customer__tier", "--where", "{{ Dimension('visit__channel') }} != 'email'"]),
     ("offset within bounds", ["--metrics", "revenue_growth_mom", "--group-by", "metric_time__month", "--start-time", "2024-04-01", "--end-time", "2024-06-30"]),
 ]
 

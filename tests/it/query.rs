@@ -116,6 +116,20 @@ fn each_metric_type_equals_sql_written_by_hand() {
                  where f.m = l.m and b.balance_on = f.d) \
          from last_day l order by 1",
     );
+    // Conversion: each order counted at the customer's latest visit in the
+    // 7 days before it; distinct converting customers over visitors.
+    check(
+        &["--metrics", "visit_to_order", "--group-by", "metric_time__month"],
+        "with m as (select distinct on (o.order_id) o.customer_id, v.visited_at::date as visit_day \
+                    from raw_orders o join raw_visits v on v.customer_id = o.customer_id \
+                      and v.visited_at::date <= o.ordered_at::date and v.visited_at::date > o.ordered_at::date - 7 \
+                    order by o.order_id, v.visited_at::date desc), \
+              base as (select date_trunc('month', visited_at) as month, count(distinct customer_id) as n \
+                       from raw_visits group by 1), \
+              conv as (select date_trunc('month', visit_day) as month, count(distinct customer_id) as n from m group by 1) \
+         select coalesce(base.month, conv.month), conv.n::float / nullif(base.n, 0) \
+         from base full join conv using (month) order by 1",
+    );
     // A saved query.
     check(
         &["--saved-query", "revenue_by_region"],
@@ -236,9 +250,14 @@ fn a_wrong_query_is_an_error_with_the_names_that_would_do() {
     );
     let e = fails(&["--metrics", "revenue_7d", "--group-by", "customer__tier"]);
     assert!(e.contains("the group-by must include metric_time"), "{e}");
-    let e = fails(&["--metrics", "visit_to_order", "--group-by", "metric_time"]);
+    let e = fails(&[
+        "--metrics",
+        "revenue",
+        "--where",
+        "{{ Metric('orders', group_by=['customer']) }} > 2",
+    ]);
     assert!(
-        e.contains("conversion metric, which pm query does not answer yet"),
+        e.contains("a Metric() filter is not supported by pm query yet"),
         "{e}"
     );
     let e = fails(&["--metrics", "revenue", "--start-time", "last tuesday"]);

@@ -9,10 +9,12 @@
 //! time), grouping by `metric_time` and time dimensions at any grain, by
 //! dimensions and entities up to two joins away, `where` filters over them,
 //! `start_time`/`end_time`, `order_by` and `limit`; non-additive measures
-//! (a balance read on the last or first day of each period). Conversion
-//! metrics, offsets finer than the query's grain and `Metric()` filters
-//! are refused by name.
+//! (a balance read on the last or first day of each period); conversion
+//! metrics (each conversion event counted at the latest base event of its
+//! entity within the window). Constant properties of conversions, offsets
+//! finer than the query's grain and `Metric()` filters are refused by name.
 
+mod conversion;
 mod resolve;
 mod sql;
 pub mod template;
@@ -298,10 +300,7 @@ impl<'a> Planner<'_, 'a> {
                 let expr = p.expr.as_deref().unwrap_or("NULL");
                 Ok((wrap(&combined, &cols, &format!("{expr} AS {column}")), cols))
             }
-            MetricType::Conversion => Err(format!(
-                "metric `{}` is a conversion metric, which pm query does not answer yet",
-                metric.name
-            )),
+            MetricType::Conversion => self.conversion(metric, column, &filters),
         }
     }
 
@@ -435,6 +434,27 @@ impl<'a> Planner<'_, 'a> {
         group_by: &[Reference],
         spine_join: Option<sql::SpineJoin>,
     ) -> Result<(String, Vec<String>), String> {
+        self.measure_as(
+            name,
+            column,
+            filters,
+            group_by,
+            spine_join,
+            Shape::Aggregate,
+        )
+    }
+
+    /// A measure's aggregate (`Shape::Aggregate`), or its filtered rows
+    /// with the group-by columns and the extra elements (`Shape::Rows`).
+    fn measure_as(
+        &self,
+        name: &str,
+        column: &str,
+        filters: &[Template],
+        group_by: &[Reference],
+        spine_join: Option<sql::SpineJoin>,
+        shape: Shape,
+    ) -> Result<(String, Vec<String>), String> {
         let (model, measure) = self
             .layer
             .measure(name)
@@ -458,6 +478,14 @@ impl<'a> Planner<'_, 'a> {
                 .map_err(|e| format!("metric reading measure `{name}`: {e}"))?;
             group_cols.push(e.name.clone());
             add(e, &mut elements);
+        }
+        if let Shape::Rows(extra) = shape {
+            for r in extra {
+                let e = reachable
+                    .resolve(r)
+                    .map_err(|e| format!("measure `{name}`: {e}"))?;
+                add(e, &mut elements);
+            }
         }
         let mut conditions = Vec::new();
         for f in filters {
@@ -513,8 +541,20 @@ impl<'a> Planner<'_, 'a> {
             name: column,
             spine_join,
         };
-        Ok((q.sql(&relation_of), group_cols))
+        Ok(match shape {
+            Shape::Aggregate => (q.sql(&relation_of), group_cols),
+            Shape::Rows(_) => (q.filtered_rows(&relation_of), group_cols),
+        })
     }
+}
+
+/// What a measure's select gives.
+#[derive(Clone, Copy)]
+enum Shape<'r> {
+    /// One row per group, the measure aggregated.
+    Aggregate,
+    /// The measure's rows (its value as `__value`), with these elements too.
+    Rows(&'r [Reference]),
 }
 
 fn relation_of(model: &SemanticModel) -> String {
@@ -699,6 +739,11 @@ mod tests {
     #[test]
     fn non_additive_read_on_each_customers_first_day() {
         insta::assert_snapshot!(planned(query("opening_balance", "metric_time__month")));
+    }
+
+    #[test]
+    fn conversion_to_the_latest_base_event_within_the_window() {
+        insta::assert_snapshot!(planned(query("visit_to_order", "metric_time__month")));
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub fn date_trunc(g: Grain, expr: &str) -> String {
 }
 
 /// A measure's value per row, as its aggregate reads it.
-fn measure_value(m: &Measure) -> String {
+pub(super) fn measure_value(m: &Measure) -> String {
     match m.agg {
         Aggregation::SumBoolean => format!("CASE WHEN {} THEN 1 ELSE 0 END", m.sql()),
         Aggregation::Count => format!("CASE WHEN {} IS NOT NULL THEN 1 ELSE 0 END", m.sql()),
@@ -36,7 +36,7 @@ fn measure_value(m: &Measure) -> String {
 }
 
 /// The aggregate of a measure's value column `col`.
-fn aggregate(m: &Measure, col: &str) -> String {
+pub(super) fn aggregate(m: &Measure, col: &str) -> String {
     let percentile = |p: f64, discrete: bool| {
         let f = if discrete {
             "PERCENTILE_DISC"
@@ -62,7 +62,7 @@ fn aggregate(m: &Measure, col: &str) -> String {
     }
 }
 
-fn indent(sql: &str) -> String {
+pub(super) fn indent(sql: &str) -> String {
     sql.lines()
         .map(|l| {
             if l.is_empty() {
@@ -145,6 +145,18 @@ impl<'a> MeasureQuery<'_, 'a> {
         }
         if !self.group_by.is_empty() {
             out.push_str(&format!("\nGROUP BY\n  {}", self.group_by.join("\n  , ")));
+        }
+        out
+    }
+
+    /// The measure's rows with every element it needs, filtered: its value
+    /// is `__value`, each element a column by its name.
+    pub fn filtered_rows(&self, relation_of: &dyn Fn(&SemanticModel) -> String) -> String {
+        let rows = self.rows(relation_of);
+        let mut out = format!("SELECT\n  *\nFROM (\n{}\n) rows", indent(&rows));
+        if !self.filters.is_empty() {
+            let conds: Vec<String> = self.filters.iter().map(|f| format!("({f})")).collect();
+            out.push_str(&format!("\nWHERE {}", conds.join("\n  AND ")));
         }
         out
     }
