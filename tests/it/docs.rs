@@ -399,3 +399,50 @@ fn column_types_come_from_the_warehouse_and_the_site_can_be_served() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn metrics_show_in_the_lineage_with_what_they_read_and_are_grouped_by() {
+    let p = fixture("metrics");
+    let r = pm(p.path(), &["docs", "--no-catalog"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let d = data(p.path());
+    let nodes = d["nodes"].as_array().expect("nodes");
+    let find = |id: &str| {
+        nodes
+            .iter()
+            .position(|n| n["id"] == id)
+            .unwrap_or_else(|| panic!("{id} on the page"))
+    };
+    let metric = find("metric.metrics_shop.revenue_per_customer");
+    let revenue = find("metric.metrics_shop.revenue");
+    let orders = find("semantic_model.metrics_shop.orders");
+    let model = find("model.metrics_shop.orders");
+    // metric → semantic model → model, as edges of the graph.
+    assert!(nodes[metric]["parents"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(revenue)));
+    assert!(nodes[revenue]["parents"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(orders)));
+    assert!(nodes[orders]["parents"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!(model)));
+    let m = &nodes[metric]["metric"];
+    assert_eq!(m["label"], "Revenue per customer");
+    assert_eq!(m["type"], "ratio");
+    assert!(
+        m["dimensions"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("customer__tier")),
+        "{m}"
+    );
+    assert_eq!(nodes[metric]["has_sql"], false);
+    assert_eq!(
+        nodes[find("saved_query.metrics_shop.revenue_by_region")]["has_sql"],
+        true
+    );
+}

@@ -60,7 +60,34 @@ pub fn in_graph(n: &Node) -> bool {
             | ResourceType::Seed
             | ResourceType::Snapshot
             | ResourceType::Exposure
+            | ResourceType::SemanticModel
+            | ResourceType::Metric
+            | ResourceType::SavedQuery
     )
+}
+
+/// What the page says of a metric: its label, type, what it reads, and
+/// what `pm query` can group it by.
+fn metric_json(n: &Node, layer: &pm_core::semantic::Layer) -> Json {
+    use pm_core::semantic::definition::Definition;
+    let Some(Definition::Metric(m)) = n.semantic.as_deref() else {
+        return Json::Null;
+    };
+    let p = &m.type_params;
+    let mut reads: Vec<String> = m.metric_inputs().iter().map(|i| i.name.clone()).collect();
+    reads.extend(
+        m.own_measures()
+            .iter()
+            .map(|x| format!("measure {}", x.name)),
+    );
+    json!({
+        "label": m.label,
+        "type": m.metric_type.as_str(),
+        "expr": p.expr,
+        "reads": reads,
+        "filter": m.filter.iter().flat_map(|f| f.templates().map(String::from)).collect::<Vec<_>>(),
+        "dimensions": pm_core::semantic::query::group_by_names(layer, &m.name).unwrap_or_default(),
+    })
 }
 
 /// `{{ doc("name") }}` in a description replaced by the docs block's text.
@@ -175,6 +202,7 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
     let lay = layout::layout(shown.len(), &edges, 8);
     let mut columns_total = 0usize;
     let mut columns_tested = 0usize;
+    let layer = pm_core::manifest::layer::semantic_layer(&m.nodes);
     let nodes: Vec<Json> = shown
         .iter()
         .enumerate()
@@ -210,7 +238,13 @@ pub fn site_data(m: &Manifest, shown: &[usize], catalog: &Catalog, last: &LastRu
                 "owner": owner,
                 "cols": cols,
                 "tests": tests_of.get(&(n.unique_id.as_str(), None)).cloned().unwrap_or_default(),
-                "has_sql": n.resource_type != ResourceType::Source,
+                "has_sql": match n.resource_type {
+                    ResourceType::Source | ResourceType::SemanticModel | ResourceType::Metric => false,
+                    // A saved query has SQL when it is exported.
+                    ResourceType::SavedQuery => n.compiled_code.is_some(),
+                    _ => true,
+                },
+                "metric": metric_json(n, &layer),
                 "parents": parents,
                 "children": children,
                 "x": lay.pos[k].0,
