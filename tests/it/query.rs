@@ -347,3 +347,76 @@ fn pm_build_exports_saved_queries_after_what_they_read_and_again_on_each_build()
     assert_eq!(alone.code, 0, "{}", alone.stderr);
     assert!(alone.stderr.contains("TOTAL=1"), "{}", alone.stderr);
 }
+
+#[test]
+fn the_latest_spec_answers_as_the_legacy_spec_does() {
+    let p = LocalProject::fixture("metrics");
+    let dir = p.path();
+    assert_eq!(pm(dir, &["build", "-q"]).code, 0);
+    let queries: [&[&str]; 10] = [
+        &[
+            "--metrics",
+            "revenue,signups",
+            "--group-by",
+            "metric_time__month,customer__region",
+        ],
+        &[
+            "--metrics",
+            "revenue_per_customer",
+            "--group-by",
+            "customer__tier",
+        ],
+        &[
+            "--metrics",
+            "net_revenue,completed_revenue",
+            "--group-by",
+            "order__status",
+        ],
+        &[
+            "--metrics",
+            "revenue_growth_mom",
+            "--group-by",
+            "metric_time__month",
+        ],
+        &["--metrics", "revenue_7d", "--group-by", "metric_time"],
+        &[
+            "--metrics",
+            "revenue_mtd",
+            "--group-by",
+            "metric_time__month",
+        ],
+        &[
+            "--metrics",
+            "visit_to_order",
+            "--group-by",
+            "metric_time__month,visit__channel",
+        ],
+        &[
+            "--metrics",
+            "p90_order",
+            "--group-by",
+            "metric_time__quarter",
+        ],
+        &["--metrics", "orders", "--group-by", "metric_time__month"],
+        &[
+            "--metrics",
+            "revenue",
+            "--group-by",
+            "customer__region__manager",
+        ],
+    ];
+    let legacy: Vec<Vec<String>> = queries.iter().map(|q| answer(dir, q)).collect();
+    let latest =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metrics_latest_semantic.yml");
+    std::fs::copy(latest, dir.join("models/semantic.yml")).expect("latest spec");
+    let parsed = pm(dir, &["parse"]);
+    assert!(
+        parsed.stderr.contains("4 semantic models, 14 metrics"),
+        "{}",
+        parsed.stderr
+    );
+    for (q, before) in queries.iter().zip(&legacy) {
+        assert!(!before.is_empty(), "{q:?}");
+        assert_eq!(&answer(dir, q), before, "{q:?} in the latest spec");
+    }
+}

@@ -278,3 +278,52 @@ fn a_cycle_between_derived_metrics_names_each_input() {
     );
     assert!(e.contains("a metric cannot read itself"), "{e}");
 }
+
+#[test]
+fn the_latest_spec_reads_into_the_same_definitions_and_its_mistakes_point_at_their_line() {
+    let dir = fixture("metrics");
+    let latest = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/metrics_latest_semantic.yml"),
+    )
+    .expect("latest spec");
+    write(dir.path(), "models/semantic.yml", &latest);
+    let r = pm(dir.path(), &["parse"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = manifest(dir.path());
+    // A simple metric of a model is a measure of its semantic model and a metric reading it.
+    let orders = &m["semantic_models"]["semantic_model.metrics_shop.orders"];
+    assert_eq!(orders["model"], "ref('orders')");
+    assert_eq!(orders["defaults"]["agg_time_dimension"], "ordered_at");
+    let p90 = orders["measures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "p90_order")
+        .expect("p90 measure");
+    assert_eq!(p90["agg_params"]["percentile"], 0.9);
+    let entity = orders["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "customer")
+        .expect("entity");
+    assert_eq!(entity["expr"], "customer_id");
+    let conversion = &m["metrics"]["metric.metrics_shop.visit_to_order"]["type_params"]
+        ["conversion_type_params"];
+    assert_eq!(conversion["base_measure"]["name"], "visitors");
+    assert_eq!(conversion["window"]["count"], 7);
+    // A mistake in a flow-style metric is shown on its own line.
+    write(
+        dir.path(),
+        "models/semantic.yml",
+        &latest.replace("agg: sum, expr: discount}", "agg: summ, expr: discount}"),
+    );
+    let r = pm(dir.path(), &["parse"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let e = unwrapped(&r.stderr);
+    assert!(
+        e.contains("measure `discounts` of semantic model `orders` has agg `summ`")
+            && e.contains("semantic.yml:38"),
+        "{e}"
+    );
+}

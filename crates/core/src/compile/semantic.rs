@@ -9,12 +9,13 @@ use super::nodes::{new_node, yml_folders};
 use super::{Draft, Rendered, Template};
 use crate::error::{Problem, Problems};
 use crate::loader::config::Config;
-use crate::loader::properties::{PropertiesFile, SemanticKind};
+use crate::loader::properties::{PropertiesFile, ResourcePatch, SemanticKind};
 use crate::loader::Project;
 use crate::loader::{FileKind, SourceText};
 use crate::manifest::layer::{relation_of, semantic_layer};
 use crate::manifest::{Node, ResourceType};
 use crate::semantic::definition::{Definition, NodeRelation};
+use crate::semantic::latest;
 use crate::semantic::parse::{self, Reader};
 use crate::semantic::validate;
 use serde_json::{Map, Value as Json};
@@ -27,18 +28,54 @@ pub(super) fn semantic_drafts(
     props: &PropertiesFile,
     problems: &mut Problems,
 ) -> Vec<Draft> {
-    if props.semantic.is_empty() {
+    let latest: Vec<&ResourcePatch> = props
+        .models
+        .iter()
+        .filter(|p| latest::declares_semantic_model(p))
+        .collect();
+    if props.semantic.is_empty() && latest.is_empty() {
         return Vec::new();
     }
     let reader = Reader::new(&props.path, &props.text);
     let folders = yml_folders(project, &props.path);
     let mut drafts = Vec::new();
+    // dbt 1.12's spec: a model's own semantic model and metrics.
+    for p in latest {
+        let (model, metrics) = latest::model_entries(p);
+        match parse::semantic_model(&reader, &model, p.line) {
+            Ok(def) => drafts.push(draft(
+                project,
+                props,
+                &folders,
+                &model,
+                p.line,
+                Definition::SemanticModel(def),
+            )),
+            Err(e) => problems.push(e),
+        }
+        for m in metrics {
+            let name = m.get("name").and_then(|n| n.as_str()).unwrap_or_default();
+            let line = reader.name_line(p.line, name);
+            match parse::metric(&reader, &m, line) {
+                Ok(def) => drafts.push(draft(
+                    project,
+                    props,
+                    &folders,
+                    &m,
+                    line,
+                    Definition::Metric(def),
+                )),
+                Err(e) => problems.push(e),
+            }
+        }
+    }
     for entry in &props.semantic {
         let parsed = match entry.kind {
             SemanticKind::SemanticModel => parse::semantic_model(&reader, &entry.value, entry.line)
                 .map(Definition::SemanticModel),
             SemanticKind::Metric => {
-                parse::metric(&reader, &entry.value, entry.line).map(Definition::Metric)
+                parse::metric(&reader, &latest::advanced(&entry.value), entry.line)
+                    .map(Definition::Metric)
             }
             SemanticKind::SavedQuery => {
                 parse::saved_query(&reader, &entry.value, entry.line).map(Definition::SavedQuery)

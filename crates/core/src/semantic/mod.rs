@@ -3,6 +3,7 @@
 //! database; the compile puts the definitions on the manifest's nodes.
 
 pub mod definition;
+pub mod latest;
 pub mod parse;
 pub mod query;
 pub mod validate;

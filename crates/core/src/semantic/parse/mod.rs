@@ -46,6 +46,12 @@ impl<'a> Reader<'a> {
     pub(super) fn key_line(&self, from: usize, key: &str) -> usize {
         let lines = self.finder.lines();
         let start = from.saturating_sub(1).min(lines.len());
+        // An entry written as a flow mapping (`- {name: x, agg: sum}`) has its keys on its line.
+        if lines.get(start).is_some_and(|l| {
+            l.contains('{') && (l.contains(&format!("{{{key}:")) || l.contains(&format!(" {key}:")))
+        }) {
+            return from;
+        }
         lines[start..]
             .iter()
             .position(|l| crate::loader::yaml::is_key_line(l, key))
@@ -54,7 +60,32 @@ impl<'a> Reader<'a> {
 
     /// The line of `name: <name>` at or after `from`.
     pub fn name_line(&self, from: usize, name: &str) -> usize {
-        self.finder.find(from, "name", name).unwrap_or(from)
+        // The nearer of a block entry (`- name: x`) and a flow one (`- {name: x}`).
+        match (
+            self.finder.find(from, "name", name),
+            self.flow_name_line(from, name),
+        ) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(from),
+        }
+    }
+
+    /// The line of `name: <name>` inside a flow mapping (`- {name: x, ...}`).
+    fn flow_name_line(&self, from: usize, name: &str) -> Option<usize> {
+        let lines = self.finder.lines();
+        let start = from.saturating_sub(1).min(lines.len());
+        lines[start..]
+            .iter()
+            .position(|l| {
+                l.match_indices("name:").any(|(i, m)| {
+                    let rest = l[i + m.len()..].trim_start();
+                    let rest = rest.trim_start_matches(['\'', '"']);
+                    rest.strip_prefix(name).is_some_and(|after| {
+                        after.is_empty() || after.starts_with([',', '}', '\'', '"', ' '])
+                    })
+                })
+            })
+            .map(|i| start + i + 1)
     }
 
     pub(super) fn only_keys(
