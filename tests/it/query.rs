@@ -130,6 +130,20 @@ fn each_metric_type_equals_sql_written_by_hand() {
          select coalesce(base.month, conv.month), conv.n::float / nullif(base.n, 0) \
          from base full join conv using (month) order by 1",
     );
+    // A Metric() filter: signups of customers whose revenue is over 500.
+    check(
+        &[
+            "--metrics",
+            "signups",
+            "--group-by",
+            "customer__region",
+            "--where",
+            "{{ Metric('revenue', group_by=['customer']) }} > 500",
+        ],
+        "select c.region, count(*) from raw_customers c \
+         where (select sum(amount) from raw_orders o where o.customer_id = c.customer_id) > 500 \
+         group by 1 order by 1",
+    );
     // A saved query.
     check(
         &["--saved-query", "revenue_by_region"],
@@ -254,12 +268,9 @@ fn a_wrong_query_is_an_error_with_the_names_that_would_do() {
         "--metrics",
         "revenue",
         "--where",
-        "{{ Metric('orders', group_by=['customer']) }} > 2",
+        "{{ Metric('orders', group_by=['customer', 'order']) }} > 2",
     ]);
-    assert!(
-        e.contains("a Metric() filter is not supported by pm query yet"),
-        "{e}"
-    );
+    assert!(e.contains("needs exactly one entity to group by"), "{e}");
     let e = fails(&["--metrics", "revenue", "--start-time", "last tuesday"]);
     assert!(e.contains("start time `last tuesday` is not a date"), "{e}");
     let e = fails(&["--saved-query", "revenue_by_regio"]);

@@ -11,8 +11,9 @@
 //! `start_time`/`end_time`, `order_by` and `limit`; non-additive measures
 //! (a balance read on the last or first day of each period); conversion
 //! metrics (each conversion event counted at the latest base event of its
-//! entity within the window). Constant properties of conversions, offsets
-//! finer than the query's grain and `Metric()` filters are refused by name.
+//! entity within the window); `Metric()` filters (the metric per entity,
+//! joined to the rows). Constant properties of conversions and offsets
+//! finer than the query's grain are refused by name.
 
 mod conversion;
 mod resolve;
@@ -488,9 +489,23 @@ impl<'a> Planner<'_, 'a> {
             }
         }
         let mut conditions = Vec::new();
+        let mut metric_joins: Vec<sql::MetricJoin> = Vec::new();
         for f in filters {
             let mut resolved = Vec::new();
             for r in &f.references {
+                if let Reference::Metric {
+                    name: metric,
+                    group_by,
+                } = r
+                {
+                    let (join, entity) = self.metric_filter(metric, group_by, &reachable)?;
+                    resolved.push(join.alias.clone());
+                    add(entity, &mut elements);
+                    if !metric_joins.iter().any(|j| j.alias == join.alias) {
+                        metric_joins.push(join);
+                    }
+                    continue;
+                }
                 let e = reachable
                     .resolve(r)
                     .map_err(|e| format!("filter on measure `{name}`: {e}"))?;
@@ -540,11 +555,56 @@ impl<'a> Planner<'_, 'a> {
             filters: &conditions,
             name: column,
             spine_join,
+            metric_joins: &metric_joins,
         };
         Ok(match shape {
             Shape::Aggregate => (q.sql(&relation_of), group_cols),
             Shape::Rows(_) => (q.filtered_rows(&relation_of), group_cols),
         })
+    }
+}
+
+impl<'a> Planner<'_, 'a> {
+    /// `{{ Metric('orders', group_by=['customer']) }}` in a filter: the
+    /// metric per entity, joined to the rows by their entity; the element
+    /// the rows need for the join.
+    fn metric_filter(
+        &self,
+        metric: &str,
+        group_by: &[String],
+        reachable: &Reachable<'a>,
+    ) -> Result<(sql::MetricJoin, Element<'a>), String> {
+        let [entity] = group_by else {
+            return Err(format!(
+                "Metric('{metric}', group_by=[...]) in a filter needs exactly one entity to group by"
+            ));
+        };
+        let by = [Reference::Element {
+            path: entity.split("__").map(String::from).collect(),
+            grain: None,
+            kind: template::Kind::Entity,
+        }];
+        let on_rows = reachable
+            .resolve(&by[0])
+            .map_err(|e| format!("Metric('{metric}') in a filter: {e}"))?;
+        let found = self
+            .layer
+            .metric(metric)
+            .ok_or_else(|| unknown_metric(self.layer, metric))?;
+        let per_entity = Planner {
+            layer: self.layer,
+            group_by: &by,
+            bounds: None,
+        };
+        let (sql, cols) = per_entity.metric(found, metric, &[])?;
+        let join = sql::MetricJoin {
+            sql,
+            key: cols.first().cloned().unwrap_or_default(),
+            value: metric.to_string(),
+            alias: format!("{entity}__{metric}"),
+            on_rows: on_rows.name.clone(),
+        };
+        Ok((join, on_rows))
     }
 }
 

@@ -89,6 +89,23 @@ pub struct MeasureQuery<'q, 'a> {
     /// A cumulative metric's rows: each row once for every day of the
     /// time spine whose window holds it, `metric_time` being that day.
     pub spine_join: Option<SpineJoin<'q>>,
+    /// `Metric()` filters: each metric per entity, joined by the entity.
+    pub metric_joins: &'q [MetricJoin],
+}
+
+/// A metric per entity that a filter reads (`{{ Metric('orders',
+/// group_by=['customer']) }} > 2`), joined to the rows on the entity.
+#[derive(Debug, Clone)]
+pub struct MetricJoin {
+    /// The metric's select, grouped by the entity.
+    pub sql: String,
+    /// Its entity column, and its value column.
+    pub key: String,
+    pub value: String,
+    /// The column the filter reads (`customer__orders`).
+    pub alias: String,
+    /// The rows' element the entity is.
+    pub on_rows: String,
 }
 
 /// The time spine a cumulative metric's rows are joined to.
@@ -198,6 +215,9 @@ impl<'a> MeasureQuery<'_, 'a> {
                 e.name
             ));
         }
+        for (k, j) in self.metric_joins.iter().enumerate() {
+            select.push(format!("mf{k}.{} AS {}", j.value, j.alias));
+        }
         let own = self.relation_select("", self.model, None, &joins, relation_of);
         let own = match &self.spine_join {
             Some(spine) => self.over_spine(&own, spine),
@@ -218,6 +238,19 @@ impl<'a> MeasureQuery<'_, 'a> {
                 alias_of(&j.parent),
                 j.hop.from.name,
                 alias_of(&j.prefix),
+            ));
+        }
+        for (k, j) in self.metric_joins.iter().enumerate() {
+            let entity = self
+                .elements
+                .iter()
+                .find(|e| e.name == j.on_rows)
+                .map(|e| format!("{}.{}", alias_of(&prefix_of(&e.path)), e.name))
+                .unwrap_or_else(|| j.on_rows.clone());
+            from.push_str(&format!(
+                "\nLEFT OUTER JOIN (\n{}\n) mf{k}\nON\n  {entity} = mf{k}.{}",
+                indent(&j.sql),
+                j.key
             ));
         }
         format!("SELECT\n  {}\n{from}", select.join("\n  , "))
