@@ -77,6 +77,9 @@ QUERIES = [
     ("conversion by a joined dimension, filtered", ["--metrics", "visit_to_order", "--group-by", "customer__tier", "--where", "{{ Dimension('visit__channel') }} != 'email'"]),
     ("a Metric() filter on the primary entity", ["--metrics", "signups", "--group-by", "customer__region", "--where", "{{ Metric('revenue', group_by=['customer']) }} > 500"]),
     ("a Metric() filter on a foreign entity", ["--metrics", "revenue", "--group-by", "metric_time__month", "--where", "{{ Metric('customers_with_orders', group_by=['customer']) }} >= 1 and {{ Metric('revenue', group_by=['customer']) }} < 800"]),
+    ("offset a week, by month", ["--metrics", "revenue_week_ago", "--group-by", "metric_time__month"]),
+    ("offset a week, by week and tier", ["--metrics", "revenue_week_ago,revenue", "--group-by", "metric_time__week,customer__tier"]),
+    ("offset a week, by month within bounds", ["--metrics", "revenue_week_ago", "--group-by", "metric_time__month", "--start-time", "2024-03-01", "--end-time", "2024-05-31"]),
     ("offset within bounds", ["--metrics", "revenue_growth_mom", "--group-by", "metric_time__month", "--start-time", "2024-04-01", "--end-time", "2024-06-30"]),
 ]
 

@@ -144,6 +144,12 @@ fn each_metric_type_equals_sql_written_by_hand() {
          where (select sum(amount) from raw_orders o where o.customer_id = c.customer_id) > 500 \
          group by 1 order by 1",
     );
+    // An offset finer than the grain: each day reads the orders of the
+    // day a week before, and the days add up by month.
+    check(
+        &["--metrics", "revenue_week_ago", "--group-by", "metric_time__month"],
+        "select date_trunc('month', ordered_at::date + 7), sum(amount) from raw_orders group by 1 order by 1",
+    );
     // A saved query.
     check(
         &["--saved-query", "revenue_by_region"],

@@ -33,7 +33,7 @@ fn the_semantic_manifest_is_dbts() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("5 semantic models, 20 metrics, 1 saved query"),
+            .contains("5 semantic models, 21 metrics, 1 saved query"),
         "{}",
         r.stderr
     );
@@ -129,10 +129,11 @@ fn metrics_semantic_models_and_saved_queries_select_as_in_dbt() {
             "metric:metrics_shop.revenue",
             "metric:metrics_shop.revenue_growth_mom",
             "metric:metrics_shop.revenue_per_customer",
+            "metric:metrics_shop.revenue_week_ago",
             "saved_query:metrics_shop.revenue_by_region",
         ]
     );
-    assert_eq!(ls(&["--resource-type", "metric"]).len(), 20);
+    assert_eq!(ls(&["--resource-type", "metric"]).len(), 21);
     assert_eq!(
         ls(&["--resource-type", "semantic_model"]),
         [
@@ -143,7 +144,7 @@ fn metrics_semantic_models_and_saved_queries_select_as_in_dbt() {
             "semantic_model:metrics_shop.visits",
         ]
     );
-    assert_eq!(ls(&["-s", "semantic_model:orders+"]).len(), 19);
+    assert_eq!(ls(&["-s", "semantic_model:orders+"]).len(), 20);
     // A metric lists what `pm query` can group it by.
     let shown = ls(&["-s", "metric:revenue_per_customer", "--output", "json"]);
     let metric: serde_json::Value = serde_json::from_str(&shown[0]).expect("json");

@@ -12,8 +12,9 @@
 //! (a balance read on the last or first day of each period); conversion
 //! metrics (each conversion event counted at the latest base event of its
 //! entity within the window); `Metric()` filters (the metric per entity,
-//! joined to the rows). Constant properties of conversions and offsets
-//! finer than the query's grain are refused by name.
+//! joined to the rows); offsets finer than the query's grain (the rows of
+//! the earlier day, read through the spine). Constant properties of
+//! conversions are refused by name.
 
 mod conversion;
 mod resolve;
@@ -329,15 +330,7 @@ impl<'a> Planner<'_, 'a> {
             (None, Some(g)) => sql::Window::ToDate(g),
             (None, None) => sql::Window::AllTime,
         };
-        let grain = self.group_by.iter().find_map(|r| match r {
-            Reference::Element { path, grain, .. }
-                if path.len() == 1 && path[0] == "metric_time" =>
-            {
-                Some(grain.unwrap_or(Grain::Day))
-            }
-            _ => None,
-        });
-        let Some(grain) = grain else {
+        let Some(grain) = self.metric_time_grain() else {
             if window == sql::Window::AllTime {
                 return self.measure(&input.name, column, &filters, self.group_by, None);
             }
@@ -391,6 +384,53 @@ impl<'a> Planner<'_, 'a> {
         ))
     }
 
+    /// The grain the query groups `metric_time` by, if it does.
+    fn metric_time_grain(&self) -> Option<Grain> {
+        self.group_by.iter().find_map(|r| match r {
+            Reference::Element { path, grain, .. }
+                if path.len() == 1 && path[0] == "metric_time" =>
+            {
+                Some(grain.unwrap_or(Grain::Day))
+            }
+            _ => None,
+        })
+    }
+
+    /// An input offset by less than the query's grain: each day of the
+    /// spine reads the rows of the day `w` before, then the days add up to
+    /// the query's periods, as MetricFlow does.
+    fn shifted_rows(
+        &self,
+        metric: &'a Metric,
+        input: &MetricInput,
+        w: crate::semantic::definition::TimeWindow,
+        column: &str,
+        filters: &[Template],
+    ) -> Result<(String, Vec<String>), String> {
+        let measure = match (metric.metric_type, &metric.type_params.measure) {
+            (MetricType::Simple, Some(m)) if !m.join_to_timespine && m.fill_nulls_with.is_none() => m,
+            _ => {
+                return Err(format!(
+                    "input `{}` is offset by less than the query's grain, which pm query does only for a simple metric without fill_nulls_with or join_to_timespine",
+                    input.alias_or_name()
+                ))
+            }
+        };
+        let mut filters = filters.to_vec();
+        filters.extend(templates(metric.filter.as_ref())?);
+        filters.extend(templates(measure.filter.as_ref())?);
+        let spine = time::spine_of(
+            self.layer,
+            &format!("input `{}` offset in time", input.alias_or_name()),
+        )?;
+        let shift = sql::SpineJoin {
+            relation: &spine.relation,
+            column: &spine.column,
+            window: sql::Window::Shifted(w),
+        };
+        self.measure(&measure.name, column, &filters, self.group_by, Some(shift))
+    }
+
     /// A ratio's or derived metric's input, as column `column`.
     fn input(
         &self,
@@ -409,6 +449,11 @@ impl<'a> Planner<'_, 'a> {
             (None, Some(g)) => time::Offset::ToGrain(g),
             (None, None) => return self.metric(metric, column, &filters),
         };
+        if let (time::Offset::Window(w), Some(grain)) = (by, self.metric_time_grain()) {
+            if w.granularity < grain {
+                return self.shifted_rows(metric, input, w, column, &filters);
+            }
+        }
         // The earlier periods are read whole; the bounds apply to the periods shown.
         let unbounded = Planner {
             layer: self.layer,

@@ -125,6 +125,9 @@ pub enum Window {
     ToDate(Grain),
     /// Every row up to the day.
     AllTime,
+    /// The rows of the day this long before (an input offset by less than
+    /// the query's grain: `offset_window: 7 days` read by month).
+    Shifted(TimeWindow),
 }
 
 /// `MAKE_INTERVAL(days => 7)`: PostgreSQL's interval of a window.
@@ -277,6 +280,7 @@ impl<'a> MeasureQuery<'_, 'a> {
             Window::Trailing(w) => on.push(format!("base.__agg_day > {day} - {}", interval(w))),
             Window::ToDate(g) => on.push(format!("base.__agg_day >= {}", date_trunc(g, &day))),
             Window::AllTime => {}
+            Window::Shifted(w) => on = vec![format!("base.__agg_day = {day} - {}", interval(w))],
         }
         format!(
             "SELECT\n  {}\nFROM (\n{}\n) base\nINNER JOIN {} __spine\nON\n  {}",
