@@ -245,6 +245,27 @@ pub fn metrics_equal_the_marts(p: &LocalProject) {
         ours, mart,
         "captured payments by day and country against fct_payments"
     );
+    // Cohort retention at days 7, 30 and 90 (the mart rounds to 4 digits).
+    let retention = answer(p, &["--saved-query", "cohort_retention"]);
+    let mart = by_sql(
+        p,
+        "select cohort_month::timestamp, cohort_size, retention_d7, retention_d30, retention_d90 \
+         from analytics.cohort_retention_days order by 1",
+    );
+    assert_eq!(
+        retention.keys().collect::<Vec<_>>(),
+        mart.keys().collect::<Vec<_>>(),
+        "cohorts"
+    );
+    for (month, ours) in &retention {
+        for (a, b) in ours.iter().zip(&mart[month]) {
+            let close = match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(x), Ok(y)) => (x - y).abs() <= 0.000_11,
+                _ => a == b,
+            };
+            assert!(close, "cohort {month}: metric {a}, mart {b}");
+        }
+    }
     let by_tier = answer(
         p,
         &["--metrics", "new_subscriptions", "--group-by", "plan__tier"],
