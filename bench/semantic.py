@@ -80,6 +80,8 @@ QUERIES = [
     ("offset a week, by month", ["--metrics", "revenue_week_ago", "--group-by", "metric_time__month"]),
     ("offset a week, by week and tier", ["--metrics", "revenue_week_ago,revenue", "--group-by", "metric_time__week,customer__tier"]),
     ("offset a week, by month within bounds", ["--metrics", "revenue_week_ago", "--group-by", "metric_time__month", "--start-time", "2024-03-01", "--end-time", "2024-05-31"]),
+    ("conversion with a constant property", ["--metrics", "same_channel_conversions", "--group-by", "metric_time__month"]),
+    ("constant property, by channel", ["--metrics", "same_channel_conversions,visit_to_order", "--group-by", "visit__channel"]),
     ("offset within bounds", ["--metrics", "revenue_growth_mom", "--group-by", "metric_time__month", "--start-time", "2024-04-01", "--end-time", "2024-06-30"]),
 ]
 

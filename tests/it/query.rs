@@ -130,6 +130,18 @@ fn each_metric_type_equals_sql_written_by_hand() {
          select coalesce(base.month, conv.month), conv.n::float / nullif(base.n, 0) \
          from base full join conv using (month) order by 1",
     );
+    // A constant property: the visit and the order came through the same channel.
+    check(
+        &["--metrics", "same_channel_conversions", "--group-by", "metric_time__month"],
+        "with m as (select distinct on (o.order_id) o.customer_id, v.visited_at::date as visit_day \
+                    from raw_orders o join raw_visits v on v.customer_id = o.customer_id and v.channel = o.channel \
+                      and v.visited_at::date <= o.ordered_at::date and v.visited_at::date > o.ordered_at::date - 14 \
+                    order by o.order_id, v.visited_at::date desc), \
+              months as (select distinct date_trunc('month', visited_at) as month from raw_visits) \
+         select months.month, c.n from months left join \
+           (select date_trunc('month', visit_day) as month, count(distinct customer_id) as n from m group by 1) c \
+           using (month) order by 1",
+    );
     // A Metric() filter: signups of customers whose revenue is over 500.
     check(
         &[
@@ -342,7 +354,7 @@ fn pm_build_exports_saved_queries_after_what_they_read_and_again_on_each_build()
     // A new order, and the export follows on the next build.
     let seed = dir.join("seeds/raw_orders.csv");
     let mut text = std::fs::read_to_string(&seed).unwrap();
-    text.push_str("9999,1,2024-05-05 10:00:00,1000.00,0,false,completed\n");
+    text.push_str("9999,1,2024-05-05 10:00:00,1000.00,0,false,completed,search\n");
     std::fs::write(&seed, text).unwrap();
     let r = pm(
         dir,

@@ -1,12 +1,24 @@
 //! Conversion metrics, as MetricFlow computes them: each conversion event
 //! (a row of the conversion measure) is matched to the latest base event of
-//! the same entity within the window before it, and counted where that
-//! base event falls; the rate is conversions over the base measure.
+//! the same entity (and the same constant properties) within the window
+//! before it, and counted where that base event falls; the rate is
+//! conversions over the base measure.
 
 use super::sql::{self, aggregate, indent, interval, measure_value};
 use super::template::{Kind, Reference, Template};
 use super::{relation_of, Planner, Shape};
-use crate::semantic::definition::{ConversionCalculation, Grain, Metric};
+use crate::semantic::definition::{
+    ConversionCalculation, ConversionParams, Grain, Measure, Metric, SemanticModel,
+};
+
+/// The conversion events, each a row with its own id: the entity, the day,
+/// the measure's value, and each constant property's value.
+struct Events {
+    sql: String,
+    /// The join to the base events, and the window's partition.
+    on: Vec<String>,
+    partition: Vec<String>,
+}
 
 impl<'a> Planner<'_, 'a> {
     pub(super) fn conversion(
@@ -20,36 +32,20 @@ impl<'a> Planner<'_, 'a> {
             .conversion_type_params
             .as_ref()
             .ok_or("a conversion metric without conversion_type_params")?;
-        let refuse = |what: &str| {
-            Err(format!(
-                "conversion metric `{}` has {what}, which pm query does not do yet",
-                metric.name
-            ))
-        };
-        if c.constant_properties
-            .as_ref()
-            .is_some_and(|p| !p.is_empty())
-        {
-            return refuse("constant_properties");
-        }
         if c.conversion_measure.filter.is_some() {
-            return refuse("a filter on its conversion measure");
+            return Err(format!(
+                "conversion metric `{}` has a filter on its conversion measure, which pm query does not do yet",
+                metric.name
+            ));
         }
         let mut filters = filters.to_vec();
         filters.extend(super::templates(c.base_measure.filter.as_ref())?);
-        // The base events: their group-by columns, entity and day.
-        let entity = Reference::Element {
-            path: vec![c.entity.clone()],
-            grain: None,
-            kind: Kind::Entity,
-        };
-        let day = Reference::Element {
-            path: vec!["metric_time".into()],
-            grain: Some(Grain::Day),
-            kind: Kind::TimeDimension,
-        };
-        let extra = [entity, day];
         let base = &c.base_measure.name;
+        let (base_model, _) = self
+            .layer
+            .measure(base)
+            .ok_or_else(|| format!("no semantic model defines measure `{base}`"))?;
+        let (extra, base_properties) = base_elements(c, base_model);
         let (base_rows, cols) = self.measure_as(
             base,
             "__base",
@@ -59,7 +55,6 @@ impl<'a> Planner<'_, 'a> {
             Shape::Rows(&extra),
         )?;
         let (base_agg, _) = self.measure(base, "__base", &filters, self.group_by, None)?;
-        // The conversion events, each its own row.
         let (model, measure) = self
             .layer
             .measure(&c.conversion_measure.name)
@@ -69,44 +64,8 @@ impl<'a> Planner<'_, 'a> {
                     c.conversion_measure.name
                 )
             })?;
-        let key = model.entity(&c.entity).ok_or_else(|| {
-            format!(
-                "semantic model `{}` has no entity `{}`",
-                model.name, c.entity
-            )
-        })?;
-        let time = model
-            .agg_time_dimension_of(measure)
-            .and_then(|d| model.dimension(d))
-            .ok_or_else(|| format!("measure `{}` has no time dimension", measure.name))?;
-        let events = format!(
-            "SELECT\n  {} AS __entity\n  , {} AS __day\n  , {} AS __value\n  , GEN_RANDOM_UUID() AS __event\nFROM {}",
-            key.sql(),
-            sql::date_trunc(Grain::Day, time.sql()),
-            measure_value(measure),
-            relation_of(model)
-        );
-        let mut on = vec![
-            format!("b.{} = e.__entity", c.entity),
-            "b.metric_time__day <= e.__day".to_string(),
-        ];
-        if let Some(w) = c.window {
-            on.push(format!("b.metric_time__day > e.__day - {}", interval(w)));
-        }
-        let window = "OVER (\n    PARTITION BY e.__entity, e.__day, e.__event\n    ORDER BY b.metric_time__day DESC\n    ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING\n  )";
-        let mut select: Vec<String> = cols
-            .iter()
-            .map(|g| format!("FIRST_VALUE(b.{g}) {window} AS {g}"))
-            .collect();
-        select.push("e.__event AS __event".into());
-        select.push("e.__value AS __value".into());
-        let matched = format!(
-            "SELECT DISTINCT\n  {}\nFROM (\n{}\n) b\nINNER JOIN (\n{}\n) e\nON\n  {}",
-            select.join("\n  , "),
-            indent(&base_rows),
-            indent(&events),
-            on.join("\n  AND ")
-        );
+        let events = events(metric, c, model, measure, &base_properties)?;
+        let matched = matched(&base_rows, &events, &cols);
         let mut conversions = String::from("SELECT\n  ");
         let mut out_cols: Vec<String> = cols.clone();
         out_cols.push(format!(
@@ -133,4 +92,127 @@ impl<'a> Planner<'_, 'a> {
         };
         Ok((super::wrap(&combined, &cols, &value), cols))
     }
+}
+
+/// What the base events' rows carry besides the group-bys: the entity, the
+/// day, and each constant property (whose columns are returned).
+fn base_elements(
+    c: &ConversionParams,
+    base_model: &SemanticModel,
+) -> (Vec<Reference>, Vec<String>) {
+    let mut extra = vec![
+        Reference::Element {
+            path: vec![c.entity.clone()],
+            grain: None,
+            kind: Kind::Entity,
+        },
+        Reference::Element {
+            path: vec!["metric_time".into()],
+            grain: Some(Grain::Day),
+            kind: Kind::TimeDimension,
+        },
+    ];
+    let mut columns = Vec::new();
+    for p in c.constant_properties.iter().flatten() {
+        // A dimension of the base model goes by its primary entity; an entity by itself.
+        let path = match (base_model.dimension(&p.base_property), base_model.primary()) {
+            (Some(_), Some(primary)) => vec![primary.to_string(), p.base_property.clone()],
+            _ => vec![p.base_property.clone()],
+        };
+        columns.push(path.join("__"));
+        extra.push(Reference::Element {
+            path,
+            grain: None,
+            kind: Kind::Any,
+        });
+    }
+    (extra, columns)
+}
+
+fn events(
+    metric: &Metric,
+    c: &ConversionParams,
+    model: &SemanticModel,
+    measure: &Measure,
+    base_properties: &[String],
+) -> Result<Events, String> {
+    let key = model.entity(&c.entity).ok_or_else(|| {
+        format!(
+            "semantic model `{}` has no entity `{}`",
+            model.name, c.entity
+        )
+    })?;
+    let time = model
+        .agg_time_dimension_of(measure)
+        .and_then(|d| model.dimension(d))
+        .ok_or_else(|| format!("measure `{}` has no time dimension", measure.name))?;
+    let mut cols = vec![
+        format!("{} AS __entity", key.sql()),
+        format!("{} AS __day", sql::date_trunc(Grain::Day, time.sql())),
+        format!("{} AS __value", measure_value(measure)),
+        "GEN_RANDOM_UUID() AS __event".to_string(),
+    ];
+    let mut on = vec![
+        format!("b.{} = e.__entity", c.entity),
+        "b.metric_time__day <= e.__day".to_string(),
+    ];
+    if let Some(w) = c.window {
+        on.push(format!("b.metric_time__day > e.__day - {}", interval(w)));
+    }
+    let mut partition: Vec<String> = ["e.__entity", "e.__day", "e.__event"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for (k, (p, base_column)) in c
+        .constant_properties
+        .iter()
+        .flatten()
+        .zip(base_properties)
+        .enumerate()
+    {
+        let expr = model
+            .dimension(&p.conversion_property)
+            .map(|d| d.sql())
+            .or_else(|| model.entity(&p.conversion_property).map(|e| e.sql()))
+            .ok_or_else(|| {
+                format!(
+                    "conversion metric `{}`: semantic model `{}` has no dimension or entity `{}` (a constant property)",
+                    metric.name, model.name, p.conversion_property
+                )
+            })?;
+        cols.push(format!("{expr} AS __property_{k}"));
+        on.push(format!("b.{base_column} = e.__property_{k}"));
+        partition.push(format!("e.__property_{k}"));
+    }
+    Ok(Events {
+        sql: format!(
+            "SELECT\n  {}\nFROM {}",
+            cols.join("\n  , "),
+            relation_of(model)
+        ),
+        on,
+        partition,
+    })
+}
+
+/// Each conversion event once, with the group-by columns of the latest
+/// base event that leads to it.
+fn matched(base_rows: &str, events: &Events, cols: &[String]) -> String {
+    let window = format!(
+        "OVER (\n    PARTITION BY {}\n    ORDER BY b.metric_time__day DESC\n    ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING\n  )",
+        events.partition.join(", ")
+    );
+    let mut select: Vec<String> = cols
+        .iter()
+        .map(|g| format!("FIRST_VALUE(b.{g}) {window} AS {g}"))
+        .collect();
+    select.push("e.__event AS __event".into());
+    select.push("e.__value AS __value".into());
+    format!(
+        "SELECT DISTINCT\n  {}\nFROM (\n{}\n) b\nINNER JOIN (\n{}\n) e\nON\n  {}",
+        select.join("\n  , "),
+        indent(base_rows),
+        indent(&events.sql),
+        events.on.join("\n  AND ")
+    )
 }

@@ -13,8 +13,9 @@
 //! metrics (each conversion event counted at the latest base event of its
 //! entity within the window); `Metric()` filters (the metric per entity,
 //! joined to the rows); offsets finer than the query's grain (the rows of
-//! the earlier day, read through the spine). Constant properties of
-//! conversions are refused by name.
+//! the earlier day, read through the spine), conversions' constant
+//! properties. A filter on a conversion's conversion measure is refused by
+//! name.
 
 mod conversion;
 mod resolve;
