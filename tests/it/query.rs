@@ -142,6 +142,21 @@ fn each_metric_type_equals_sql_written_by_hand() {
            (select date_trunc('month', visit_day) as month, count(distinct customer_id) as n from m group by 1) c \
            using (month) order by 1",
     );
+    // A filter on the conversion measure: only completed orders convert
+    // (MetricFlow 0.213 ignores such a filter; pm applies it).
+    check(
+        &["--metrics", "visit_to_completed_order", "--group-by", "metric_time__month"],
+        "with m as (select distinct on (o.order_id) o.customer_id, v.visited_at::date as visit_day \
+                    from raw_orders o join raw_visits v on v.customer_id = o.customer_id \
+                      and v.visited_at::date <= o.ordered_at::date and v.visited_at::date > o.ordered_at::date - 7 \
+                    where o.status = 'completed' \
+                    order by o.order_id, v.visited_at::date desc), \
+              base as (select date_trunc('month', visited_at) as month, count(distinct customer_id) as n \
+                       from raw_visits group by 1), \
+              conv as (select date_trunc('month', visit_day) as month, count(distinct customer_id) as n from m group by 1) \
+         select coalesce(base.month, conv.month), conv.n::float / nullif(base.n, 0) \
+         from base full join conv using (month) order by 1",
+    );
     // A Metric() filter: signups of customers whose revenue is over 500.
     check(
         &[

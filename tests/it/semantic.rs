@@ -33,7 +33,7 @@ fn the_semantic_manifest_is_dbts() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("5 semantic models, 22 metrics, 1 saved query"),
+            .contains("5 semantic models, 23 metrics, 1 saved query"),
         "{}",
         r.stderr
     );
@@ -133,7 +133,7 @@ fn metrics_semantic_models_and_saved_queries_select_as_in_dbt() {
             "saved_query:metrics_shop.revenue_by_region",
         ]
     );
-    assert_eq!(ls(&["--resource-type", "metric"]).len(), 22);
+    assert_eq!(ls(&["--resource-type", "metric"]).len(), 23);
     assert_eq!(
         ls(&["--resource-type", "semantic_model"]),
         [
@@ -144,7 +144,7 @@ fn metrics_semantic_models_and_saved_queries_select_as_in_dbt() {
             "semantic_model:metrics_shop.visits",
         ]
     );
-    assert_eq!(ls(&["-s", "semantic_model:orders+"]).len(), 21);
+    assert_eq!(ls(&["-s", "semantic_model:orders+"]).len(), 22);
     // A metric lists what `pm query` can group it by.
     let shown = ls(&["-s", "metric:revenue_per_customer", "--output", "json"]);
     let metric: serde_json::Value = serde_json::from_str(&shown[0]).expect("json");

@@ -350,13 +350,8 @@ fn collect_measures(
         return;
     }
     for x in m.own_measures() {
-        let bare = super::definition::MeasureInput {
-            filter: None,
-            alias: None,
-            ..x.clone()
-        };
-        if !found.contains(&bare) {
-            found.push(bare);
+        if !found.contains(x) {
+            found.push(x.clone());
         }
     }
     for input in m.metric_inputs() {

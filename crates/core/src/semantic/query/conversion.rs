@@ -4,11 +4,11 @@
 //! before it, and counted where that base event falls; the rate is
 //! conversions over the base measure.
 
-use super::sql::{self, aggregate, indent, interval, measure_value};
+use super::sql::{self, aggregate, indent, interval};
 use super::template::{Kind, Reference, Template};
-use super::{relation_of, Planner, Shape};
+use super::{Planner, Shape};
 use crate::semantic::definition::{
-    ConversionCalculation, ConversionParams, Grain, Measure, Metric, SemanticModel,
+    ConversionCalculation, ConversionParams, Grain, Metric, SemanticModel,
 };
 
 /// The conversion events, each a row with its own id: the entity, the day,
@@ -32,12 +32,6 @@ impl<'a> Planner<'_, 'a> {
             .conversion_type_params
             .as_ref()
             .ok_or("a conversion metric without conversion_type_params")?;
-        if c.conversion_measure.filter.is_some() {
-            return Err(format!(
-                "conversion metric `{}` has a filter on its conversion measure, which pm query does not do yet",
-                metric.name
-            ));
-        }
         let mut filters = filters.to_vec();
         filters.extend(super::templates(c.base_measure.filter.as_ref())?);
         let base = &c.base_measure.name;
@@ -64,7 +58,7 @@ impl<'a> Planner<'_, 'a> {
                     c.conversion_measure.name
                 )
             })?;
-        let events = events(metric, c, model, measure, &base_properties)?;
+        let events = self.events(metric, c, model, &base_properties)?;
         let matched = matched(&base_rows, &events, &cols);
         let mut conversions = String::from("SELECT\n  ");
         let mut out_cols: Vec<String> = cols.clone();
@@ -129,70 +123,87 @@ fn base_elements(
     (extra, columns)
 }
 
-fn events(
-    metric: &Metric,
-    c: &ConversionParams,
-    model: &SemanticModel,
-    measure: &Measure,
-    base_properties: &[String],
-) -> Result<Events, String> {
-    let key = model.entity(&c.entity).ok_or_else(|| {
-        format!(
-            "semantic model `{}` has no entity `{}`",
-            model.name, c.entity
-        )
-    })?;
-    let time = model
-        .agg_time_dimension_of(measure)
-        .and_then(|d| model.dimension(d))
-        .ok_or_else(|| format!("measure `{}` has no time dimension", measure.name))?;
-    let mut cols = vec![
-        format!("{} AS __entity", key.sql()),
-        format!("{} AS __day", sql::date_trunc(Grain::Day, time.sql())),
-        format!("{} AS __value", measure_value(measure)),
-        "GEN_RANDOM_UUID() AS __event".to_string(),
-    ];
-    let mut on = vec![
-        format!("b.{} = e.__entity", c.entity),
-        "b.metric_time__day <= e.__day".to_string(),
-    ];
-    if let Some(w) = c.window {
-        on.push(format!("b.metric_time__day > e.__day - {}", interval(w)));
+impl<'a> Planner<'_, 'a> {
+    /// The conversion events: the conversion measure's rows (its filter
+    /// applied), each with its own id, its entity, day and constant
+    /// properties.
+    fn events(
+        &self,
+        metric: &Metric,
+        c: &ConversionParams,
+        model: &'a SemanticModel,
+        base_properties: &[String],
+    ) -> Result<Events, String> {
+        let mut extra = vec![
+            Reference::Element {
+                path: vec![c.entity.clone()],
+                grain: None,
+                kind: Kind::Entity,
+            },
+            Reference::Element {
+                path: vec!["metric_time".into()],
+                grain: Some(Grain::Day),
+                kind: Kind::TimeDimension,
+            },
+        ];
+        let mut properties = Vec::new();
+        for p in c.constant_properties.iter().flatten() {
+            let path = match (model.dimension(&p.conversion_property), model.primary()) {
+                (Some(_), Some(primary)) => vec![primary.to_string(), p.conversion_property.clone()],
+                (None, _) if model.entity(&p.conversion_property).is_some() => {
+                    vec![p.conversion_property.clone()]
+                }
+                _ => {
+                    return Err(format!(
+                        "conversion metric `{}`: semantic model `{}` has no dimension or entity `{}` (a constant property)",
+                        metric.name, model.name, p.conversion_property
+                    ))
+                }
+            };
+            properties.push(path.join("__"));
+            extra.push(Reference::Element {
+                path,
+                grain: None,
+                kind: Kind::Any,
+            });
+        }
+        let filters = super::templates(c.conversion_measure.filter.as_ref())?;
+        let (rows, _) = self.measure_as(
+            &c.conversion_measure.name,
+            "__conversions",
+            &filters,
+            &[],
+            None,
+            Shape::Rows(&extra),
+        )?;
+        let mut on = vec![
+            format!("b.{0} = e.{0}", c.entity),
+            "b.metric_time__day <= e.metric_time__day".to_string(),
+        ];
+        if let Some(w) = c.window {
+            on.push(format!(
+                "b.metric_time__day > e.metric_time__day - {}",
+                interval(w)
+            ));
+        }
+        let mut partition = vec![
+            format!("e.{}", c.entity),
+            "e.metric_time__day".to_string(),
+            "e.__event".to_string(),
+        ];
+        for (base_column, column) in base_properties.iter().zip(&properties) {
+            on.push(format!("b.{base_column} = e.{column}"));
+            partition.push(format!("e.{column}"));
+        }
+        Ok(Events {
+            sql: format!(
+                "SELECT\n  *\n  , GEN_RANDOM_UUID() AS __event\nFROM (\n{}\n) rows",
+                indent(&rows)
+            ),
+            on,
+            partition,
+        })
     }
-    let mut partition: Vec<String> = ["e.__entity", "e.__day", "e.__event"]
-        .into_iter()
-        .map(String::from)
-        .collect();
-    for (k, (p, base_column)) in c
-        .constant_properties
-        .iter()
-        .flatten()
-        .zip(base_properties)
-        .enumerate()
-    {
-        let expr = model
-            .dimension(&p.conversion_property)
-            .map(|d| d.sql())
-            .or_else(|| model.entity(&p.conversion_property).map(|e| e.sql()))
-            .ok_or_else(|| {
-                format!(
-                    "conversion metric `{}`: semantic model `{}` has no dimension or entity `{}` (a constant property)",
-                    metric.name, model.name, p.conversion_property
-                )
-            })?;
-        cols.push(format!("{expr} AS __property_{k}"));
-        on.push(format!("b.{base_column} = e.__property_{k}"));
-        partition.push(format!("e.__property_{k}"));
-    }
-    Ok(Events {
-        sql: format!(
-            "SELECT\n  {}\nFROM {}",
-            cols.join("\n  , "),
-            relation_of(model)
-        ),
-        on,
-        partition,
-    })
 }
 
 /// Each conversion event once, with the group-by columns of the latest

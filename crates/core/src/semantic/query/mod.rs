@@ -14,8 +14,7 @@
 //! entity within the window); `Metric()` filters (the metric per entity,
 //! joined to the rows); offsets finer than the query's grain (the rows of
 //! the earlier day, read through the spine), conversions' constant
-//! properties. A filter on a conversion's conversion measure is refused by
-//! name.
+//! properties and conversion-measure filters.
 
 mod conversion;
 mod resolve;
