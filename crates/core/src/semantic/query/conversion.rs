@@ -8,7 +8,7 @@ use super::sql::{self, aggregate, indent, interval};
 use super::template::{Kind, Reference, Template};
 use super::{Planner, Shape};
 use crate::semantic::definition::{
-    ConversionCalculation, ConversionParams, Grain, Metric, SemanticModel,
+    ConstantProperty, ConversionCalculation, ConversionParams, Grain, Metric, SemanticModel,
 };
 
 /// The conversion events, each a row with its own id: the entity, the day,
@@ -39,7 +39,7 @@ impl<'a> Planner<'_, 'a> {
             .layer
             .measure(base)
             .ok_or_else(|| format!("no semantic model defines measure `{base}`"))?;
-        let (extra, base_properties) = base_elements(c, base_model);
+        let (extra, base_properties) = event_elements(metric, c, base_model, |p| &p.base_property)?;
         let (base_rows, cols) = self.measure_as(
             base,
             "__base",
@@ -88,12 +88,15 @@ impl<'a> Planner<'_, 'a> {
     }
 }
 
-/// What the base events' rows carry besides the group-bys: the entity, the
-/// day, and each constant property (whose columns are returned).
-fn base_elements(
+/// What one side's events carry besides the group-bys: the entity, the
+/// day, and each constant property (`property` picks the side's name of
+/// it), with the properties' column names.
+fn event_elements(
+    metric: &Metric,
     c: &ConversionParams,
-    base_model: &SemanticModel,
-) -> (Vec<Reference>, Vec<String>) {
+    model: &SemanticModel,
+    property: fn(&ConstantProperty) -> &str,
+) -> Result<(Vec<Reference>, Vec<String>), String> {
     let mut extra = vec![
         Reference::Element {
             path: vec![c.entity.clone()],
@@ -108,10 +111,17 @@ fn base_elements(
     ];
     let mut columns = Vec::new();
     for p in c.constant_properties.iter().flatten() {
-        // A dimension of the base model goes by its primary entity; an entity by itself.
-        let path = match (base_model.dimension(&p.base_property), base_model.primary()) {
-            (Some(_), Some(primary)) => vec![primary.to_string(), p.base_property.clone()],
-            _ => vec![p.base_property.clone()],
+        let name = property(p);
+        // A dimension goes by the model's primary entity; an entity by itself.
+        let path = match (model.dimension(name), model.primary()) {
+            (Some(_), Some(primary)) => vec![primary.to_string(), name.to_string()],
+            (None, _) if model.entity(name).is_some() => vec![name.to_string()],
+            _ => {
+                return Err(format!(
+                    "conversion metric `{}`: semantic model `{}` has no dimension or entity `{name}` (a constant property)",
+                    metric.name, model.name
+                ))
+            }
         };
         columns.push(path.join("__"));
         extra.push(Reference::Element {
@@ -120,7 +130,7 @@ fn base_elements(
             kind: Kind::Any,
         });
     }
-    (extra, columns)
+    Ok((extra, columns))
 }
 
 impl<'a> Planner<'_, 'a> {
@@ -134,39 +144,7 @@ impl<'a> Planner<'_, 'a> {
         model: &'a SemanticModel,
         base_properties: &[String],
     ) -> Result<Events, String> {
-        let mut extra = vec![
-            Reference::Element {
-                path: vec![c.entity.clone()],
-                grain: None,
-                kind: Kind::Entity,
-            },
-            Reference::Element {
-                path: vec!["metric_time".into()],
-                grain: Some(Grain::Day),
-                kind: Kind::TimeDimension,
-            },
-        ];
-        let mut properties = Vec::new();
-        for p in c.constant_properties.iter().flatten() {
-            let path = match (model.dimension(&p.conversion_property), model.primary()) {
-                (Some(_), Some(primary)) => vec![primary.to_string(), p.conversion_property.clone()],
-                (None, _) if model.entity(&p.conversion_property).is_some() => {
-                    vec![p.conversion_property.clone()]
-                }
-                _ => {
-                    return Err(format!(
-                        "conversion metric `{}`: semantic model `{}` has no dimension or entity `{}` (a constant property)",
-                        metric.name, model.name, p.conversion_property
-                    ))
-                }
-            };
-            properties.push(path.join("__"));
-            extra.push(Reference::Element {
-                path,
-                grain: None,
-                kind: Kind::Any,
-            });
-        }
+        let (extra, properties) = event_elements(metric, c, model, |p| &p.conversion_property)?;
         let filters = super::templates(c.conversion_measure.filter.as_ref())?;
         let (rows, _) = self.measure_as(
             &c.conversion_measure.name,
