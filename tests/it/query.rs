@@ -39,6 +39,31 @@ fn by_hand(dir: &Path, query: &str) -> Vec<String> {
         .collect()
 }
 
+/// Each order (that passes `filter`) with the customer's latest visit in
+/// the `days` before it (and `extra_on`): the conversions, by hand.
+fn latest_visit_per_order(extra_on: &str, days: u32, filter: &str) -> String {
+    format!(
+        "select distinct on (o.order_id) o.customer_id, v.visited_at::date as visit_day \
+         from raw_orders o join raw_visits v on v.customer_id = o.customer_id {extra_on} \
+           and v.visited_at::date <= o.ordered_at::date and v.visited_at::date > o.ordered_at::date - {days} \
+         where {filter} \
+         order by o.order_id, v.visited_at::date desc"
+    )
+}
+
+/// Converting customers over visitors, by the month of the visit.
+fn conversion_rate_by_month(extra_on: &str, days: u32, filter: &str) -> String {
+    format!(
+        "with m as ({}), \
+              base as (select date_trunc('month', visited_at) as month, count(distinct customer_id) as n \
+                       from raw_visits group by 1), \
+              conv as (select date_trunc('month', visit_day) as month, count(distinct customer_id) as n from m group by 1) \
+         select coalesce(base.month, conv.month), conv.n::float / nullif(base.n, 0) \
+         from base full join conv using (month) order by 1",
+        latest_visit_per_order(extra_on, days, filter)
+    )
+}
+
 #[test]
 fn each_metric_type_equals_sql_written_by_hand() {
     let p = LocalProject::fixture("metrics");
@@ -119,43 +144,36 @@ fn each_metric_type_equals_sql_written_by_hand() {
     // Conversion: each order counted at the customer's latest visit in the
     // 7 days before it; distinct converting customers over visitors.
     check(
-        &["--metrics", "visit_to_order", "--group-by", "metric_time__month"],
-        "with m as (select distinct on (o.order_id) o.customer_id, v.visited_at::date as visit_day \
-                    from raw_orders o join raw_visits v on v.customer_id = o.customer_id \
-                      and v.visited_at::date <= o.ordered_at::date and v.visited_at::date > o.ordered_at::date - 7 \
-                    order by o.order_id, v.visited_at::date desc), \
-              base as (select date_trunc('month', visited_at) as month, count(distinct customer_id) as n \
-                       from raw_visits group by 1), \
-              conv as (select date_trunc('month', visit_day) as month, count(distinct customer_id) as n from m group by 1) \
-         select coalesce(base.month, conv.month), conv.n::float / nullif(base.n, 0) \
-         from base full join conv using (month) order by 1",
+        &[
+            "--metrics",
+            "visit_to_order",
+            "--group-by",
+            "metric_time__month",
+        ],
+        &conversion_rate_by_month("", 7, "true"),
     );
     // A constant property: the visit and the order came through the same channel.
     check(
         &["--metrics", "same_channel_conversions", "--group-by", "metric_time__month"],
-        "with m as (select distinct on (o.order_id) o.customer_id, v.visited_at::date as visit_day \
-                    from raw_orders o join raw_visits v on v.customer_id = o.customer_id and v.channel = o.channel \
-                      and v.visited_at::date <= o.ordered_at::date and v.visited_at::date > o.ordered_at::date - 14 \
-                    order by o.order_id, v.visited_at::date desc), \
-              months as (select distinct date_trunc('month', visited_at) as month from raw_visits) \
-         select months.month, c.n from months left join \
-           (select date_trunc('month', visit_day) as month, count(distinct customer_id) as n from m group by 1) c \
-           using (month) order by 1",
+        &format!(
+            "with m as ({}), \
+                  months as (select distinct date_trunc('month', visited_at) as month from raw_visits) \
+             select months.month, c.n from months left join \
+               (select date_trunc('month', visit_day) as month, count(distinct customer_id) as n from m group by 1) c \
+               using (month) order by 1",
+            latest_visit_per_order("and v.channel = o.channel", 14, "true")
+        ),
     );
     // A filter on the conversion measure: only completed orders convert
     // (MetricFlow 0.213 ignores such a filter; pm applies it).
     check(
-        &["--metrics", "visit_to_completed_order", "--group-by", "metric_time__month"],
-        "with m as (select distinct on (o.order_id) o.customer_id, v.visited_at::date as visit_day \
-                    from raw_orders o join raw_visits v on v.customer_id = o.customer_id \
-                      and v.visited_at::date <= o.ordered_at::date and v.visited_at::date > o.ordered_at::date - 7 \
-                    where o.status = 'completed' \
-                    order by o.order_id, v.visited_at::date desc), \
-              base as (select date_trunc('month', visited_at) as month, count(distinct customer_id) as n \
-                       from raw_visits group by 1), \
-              conv as (select date_trunc('month', visit_day) as month, count(distinct customer_id) as n from m group by 1) \
-         select coalesce(base.month, conv.month), conv.n::float / nullif(base.n, 0) \
-         from base full join conv using (month) order by 1",
+        &[
+            "--metrics",
+            "visit_to_completed_order",
+            "--group-by",
+            "metric_time__month",
+        ],
+        &conversion_rate_by_month("", 7, "o.status = 'completed'"),
     );
     // A Metric() filter: signups of customers whose revenue is over 500.
     check(
