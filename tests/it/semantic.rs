@@ -46,6 +46,27 @@ fn the_semantic_manifest_is_dbts() {
 }
 
 #[test]
+fn only_an_exported_saved_query_leaves_compiled_sql() {
+    let dir = fixture("metrics");
+    let r = pm(dir.path(), &["compile"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let compiled = dir
+        .path()
+        .join("target/compiled/metrics_shop/models/semantic.yml");
+    let mut files: Vec<String> = std::fs::read_dir(&compiled)
+        .expect("compiled folder")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    files.sort();
+    assert_eq!(files, ["revenue_by_region.sql"]);
+    let sql = std::fs::read_to_string(compiled.join("revenue_by_region.sql")).expect("export SQL");
+    assert!(
+        sql.starts_with("SELECT") && sql.contains("FULL OUTER JOIN"),
+        "{sql}"
+    );
+}
+
+#[test]
 fn manifest_json_carries_the_definitions_as_dbt_does() {
     let dir = fixture("metrics");
     let r = pm(dir.path(), &["parse"]);

@@ -247,6 +247,11 @@ pub(super) fn resolve(project: &Project, nodes: &mut [Node]) -> Result<(), Probl
         }
     }
     problems.into_result()?;
+    // Their templates only record what they read: there is no SQL to keep
+    // (an exported saved query's is planned below).
+    for n in nodes.iter_mut().filter(|n| n.semantic.is_some()) {
+        n.compiled_code = None;
+    }
     plan_exports(project, nodes)
 }
 
