@@ -290,6 +290,16 @@ fn mistakes_in_definitions_are_errors_at_their_line() {
 }
 
 #[test]
+fn a_semantic_model_over_a_model_that_does_not_exist_is_an_error_at_its_entry() {
+    let e = broken("    model: ref('orders')\n", "    model: ref('orderz')\n");
+    assert!(e.contains("ref('orderz') names no model"), "{e}");
+    assert!(
+        e.contains("semantic.yml:12") && e.contains("did you mean `orders`?"),
+        "{e}"
+    );
+}
+
+#[test]
 fn a_cycle_between_derived_metrics_names_each_input() {
     let e = broken(
         "        - name: revenue\n        - name: discounts\n",

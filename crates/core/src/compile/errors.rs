@@ -27,10 +27,12 @@ pub fn node_problem(
         super::context::template_file(e.name().unwrap_or(&node.original_file_path)).to_string();
     // Shared templates of generated nodes are named `<generated>`.
     let in_node = template == node.original_file_path || template == "<generated>";
-    // Generic tests and exposures come from YAML: point at their entry there.
+    // Generic tests, exposures and the semantic layer come from YAML: point
+    // at their entry there.
     let from_yaml =
         node.original_file_path.ends_with(".yml") || node.original_file_path.ends_with(".yaml");
     let generated = node.resource_type == ResourceType::Exposure
+        || node.semantic.is_some()
         || (node.resource_type == ResourceType::Snapshot && from_yaml)
         || node.test.as_ref().is_some_and(|t| t.metadata.is_some());
     // An error inside pm's own test macros is the YAML entry's (a missing or
