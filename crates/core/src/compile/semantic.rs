@@ -279,18 +279,15 @@ fn plan_exports(project: &Project, nodes: &mut [Node]) -> Result<(), Problems> {
             Err(e) => {
                 let n = &nodes[i];
                 problems.push(
-                    Problem::new(
+                    at_entry(
+                        project,
+                        n,
                         crate::error::Code::SemanticQuery,
                         format!(
                             "saved query `{}` is exported, but its query cannot be answered: {e}",
                             n.name
                         ),
                     )
-                    .in_file(
-                        &n.original_file_path,
-                        project.text_of(&n.original_file_path),
-                    )
-                    .label_line(n.line, "here")
                     .help("fix its query_params, or remove its exports until pm answers it"),
                 );
             }
@@ -304,17 +301,24 @@ fn model_not_a_ref(project: &Project, n: &Node) -> Problem {
         Some(Definition::SemanticModel(m)) => m.model.clone(),
         _ => String::new(),
     };
-    Problem::new(
+    at_entry(
+        project,
+        n,
         crate::error::Code::SemanticReference,
         format!(
             "semantic model `{}` has model `{model}`, which is not a ref() of a model",
             n.name
         ),
     )
-    .in_file(
-        &n.original_file_path,
-        project.text_of(&n.original_file_path),
-    )
-    .label_line(n.line, "here")
     .help("write `model: ref('<model name>')`")
+}
+
+/// A problem at the YAML entry of node `n`.
+fn at_entry(project: &Project, n: &Node, code: crate::error::Code, message: String) -> Problem {
+    Problem::new(code, message)
+        .in_file(
+            &n.original_file_path,
+            project.text_of(&n.original_file_path),
+        )
+        .label_line(n.line, "here")
 }

@@ -211,15 +211,6 @@ impl Aggregation {
             _ => return None,
         })
     }
-
-    /// Whether partial sums of the measure add up to the whole (a measure
-    /// that does not cannot be re-aggregated from finer rows).
-    pub fn is_additive(self) -> bool {
-        matches!(
-            self,
-            Aggregation::Sum | Aggregation::SumBoolean | Aggregation::Count
-        )
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -28,19 +28,8 @@ pub struct Layer<'a> {
 }
 
 impl<'a> Layer<'a> {
-    pub fn is_empty(&self) -> bool {
-        self.semantic_models.is_empty() && self.metrics.is_empty() && self.saved_queries.is_empty()
-    }
-
     pub fn metric(&self, name: &str) -> Option<&'a Metric> {
         self.metrics
-            .iter()
-            .find(|m| m.def.name == name)
-            .map(|m| m.def)
-    }
-
-    pub fn semantic_model(&self, name: &str) -> Option<&'a SemanticModel> {
-        self.semantic_models
             .iter()
             .find(|m| m.def.name == name)
             .map(|m| m.def)

@@ -646,7 +646,12 @@ impl<'a> Planner<'_, 'a> {
             sql,
             key: cols.first().cloned().unwrap_or_default(),
             value: metric.to_string(),
-            alias: format!("{entity}__{metric}"),
+            // The column the filter reads, as the reference names it.
+            alias: Reference::Metric {
+                name: metric.to_string(),
+                group_by: group_by.to_vec(),
+            }
+            .column_name(),
             on_rows: on_rows.name.clone(),
         };
         Ok((join, on_rows))
