@@ -115,6 +115,10 @@ pub enum Command {
     /// Answer metrics of the semantic layer: metrics by dimensions, filtered,
     /// over a time range (MetricFlow's `mf query`)
     Query(QueryArgs),
+    /// Serve the metrics over HTTP (a JSON/CSV API and a dashboard at /),
+    /// each caller's query run as the PostgreSQL role its token names
+    /// (serve.yml; the token key in PM_JWT_SECRET or PM_JWT_PUBLIC_KEY_FILE)
+    Serve(ServeArgs),
     /// Delete the folders clean-targets names (default: the target folder)
     Clean,
     /// Start a new project in folder NAME: project file, a profile for pm's
@@ -147,6 +151,27 @@ pub struct ShowArgs {
     /// A text table, or JSON
     #[arg(long, value_enum, default_value_t = ShowOutput::Text)]
     pub output: ShowOutput,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (loopback by default: put a TLS proxy in
+    /// front to serve others)
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// The port to listen on (0: any free one, printed at start)
+    #[arg(long, default_value_t = 8580)]
+    pub port: u16,
+    /// Print an HS256 token for this role (signed with PM_JWT_SECRET, with
+    /// serve.yml's issuer and audience) and exit: for tests and scripts
+    #[arg(long, value_name = "ROLE")]
+    pub mint_token: Option<String>,
+    /// The minted token's subject (`sub`): a machine client pinned to a role
+    #[arg(long, requires = "mint_token")]
+    pub subject: Option<String>,
+    /// How long the minted token is valid, in seconds
+    #[arg(long, default_value_t = 3600, requires = "mint_token")]
+    pub expires_in: u64,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -108,6 +108,7 @@ fn main() {
         Command::RunOperation(args) => pm::commands::operation::run(g, args, log),
         Command::Show(args) => pm::commands::show::run(g, args, log),
         Command::Query(args) => pm::commands::query::run(g, args, log),
+        Command::Serve(args) => pm::commands::serve::run(g, args, log),
         Command::Clean => pm::commands::clean::run(g, log),
         Command::Retry => pm::commands::run::retry(g, log),
         Command::Init { name } => pm::commands::init::run(name, log),

@@ -16,6 +16,7 @@ pub mod query;
 #[cfg(feature = "report")]
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod show;
 
 use crate::cli::SelectArgs;

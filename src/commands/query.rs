@@ -79,6 +79,7 @@ fn query_of(layer: &Layer, args: &QueryArgs) -> Result<Query> {
         metrics: args.metrics.iter().map(|m| m.trim().to_string()).collect(),
         group_by: args.group_by.iter().map(|m| m.trim().to_string()).collect(),
         filters: args.filters.clone(),
+        checked_filters: Vec::new(),
         order_by: args.order_by.clone(),
         limit: args.limit,
         start_time: args.start_time.clone(),

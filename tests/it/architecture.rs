@@ -24,6 +24,7 @@ const CRATE_LAYERS: &[&[(&str, &str)]] = &[
         ("pm-docs", "crates/docs"),
         ("pm-report", "crates/report"),
         ("pm-generate", "crates/generate"),
+        ("pm-serve", "crates/serve"),
     ],
     &[("pm", ".")],
 ];
@@ -66,6 +67,9 @@ const CONFINED: &[(&str, &[&str])] = &[
     ("pulldown-cmark", &["pm-docs"]),
     ("ureq", &["pm-report", "pm"]),
     ("clap", &["pm"]),
+    ("axum", &["pm-serve"]),
+    ("jsonwebtoken", &["pm-serve"]),
+    ("sqlparser", &["pm-serve"]),
 ];
 
 /// Dependencies on a confined crate that exist today and are to be removed
@@ -468,6 +472,8 @@ const KNOWN_ENVIRONMENT_READERS: &[&str] = &[
     // The report's Slack and Telegram credentials are read where they are
     // used, never kept in Settings (which prints with Debug).
     "src/commands/report.rs",
+    // pm serve's token key (PM_JWT_SECRET, PM_JWT_PUBLIC_KEY_FILE), likewise.
+    "src/commands/serve.rs",
 ];
 
 #[test]

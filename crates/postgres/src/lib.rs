@@ -10,6 +10,7 @@ pub mod meta;
 pub mod render;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod snapshot;
 pub mod test;
 pub mod tls;

@@ -138,6 +138,13 @@ pub async fn record_results(
             &[&run_id, &command, &nodes, &statuses, &starts, &ends, &affected, &errors, &failures],
         )
         .await?;
+    // `pm serve` drops the answers this run may have changed.
+    client
+        .execute(
+            "select pg_notify($1, $2)",
+            &[&crate::serve::BUILD_CHANNEL, &run_id],
+        )
+        .await?;
     client
         .execute(
             "delete from pm_meta.run_results where finished_at < now() - make_interval(days => $1)",

@@ -38,6 +38,10 @@ pub struct Query {
     pub group_by: Vec<String>,
     /// Filter templates, all of which must hold.
     pub filters: Vec<String>,
+    /// Filters already read and checked, all of which must hold too:
+    /// `pm serve`'s, whose values are `$n` parameters bound when the
+    /// statement runs.
+    pub checked_filters: Vec<Template>,
     /// Output columns to order by; `-name` descends.
     pub order_by: Vec<String>,
     pub limit: Option<u64>,
@@ -58,6 +62,7 @@ impl Query {
                 .iter()
                 .flat_map(|w| w.templates().map(String::from))
                 .collect(),
+            checked_filters: Vec::new(),
             order_by: p.order_by.clone(),
             limit: p.limit,
             start_time: None,
@@ -87,6 +92,7 @@ pub fn plan(layer: &Layer, query: &Query) -> Result<Plan, String> {
     for f in &query.filters {
         filters.push(template::parse_filter(f)?);
     }
+    filters.extend(query.checked_filters.iter().cloned());
     let bounds = time_bounds(query)?;
     let planner = Planner {
         layer,
