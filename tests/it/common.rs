@@ -1,6 +1,7 @@
 //! Helpers for running the `pm` binary on fixture projects.
 #![allow(dead_code)]
 
+use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -227,5 +228,112 @@ pub fn wait_for_sql(project: &Path, query: &str, value: &str, secs: u64, what: &
     while sql(project, query) != value {
         assert!(started.elapsed().as_secs() < secs, "{what}");
         std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// A minimal WebDriver client for chromedriver.
+pub struct Browser {
+    driver: std::process::Child,
+    base: String,
+    session: String,
+}
+
+impl Browser {
+    pub fn start() -> Option<Browser> {
+        let (chromium, driver) = ("/usr/bin/chromium", "/usr/bin/chromedriver");
+        if !Path::new(chromium).exists() || !Path::new(driver).exists() {
+            assert!(
+                std::env::var_os("PM_REQUIRE_BROWSER").is_none(),
+                "Chromium is needed: apt-get install chromium chromium-driver"
+            );
+            eprintln!("skipped: chromium and chromium-driver are not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let profile = tempfile::tempdir().unwrap().keep();
+        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1400,900", format!("--user-data-dir={}", profile.display())]
+        }}}});
+        let mut session = None;
+        for _ in 0..100 {
+            if let Ok(mut r) = ureq::post(&format!("{base}/session")).send_json(&caps) {
+                let v: Value = r.body_mut().read_json().unwrap();
+                session = v["value"]["sessionId"].as_str().map(str::to_string);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let mut b = Browser {
+            driver: child,
+            base,
+            session: String::new(),
+        };
+        b.session = session.expect("a WebDriver session");
+        Some(b)
+    }
+
+    pub fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut r = match method {
+            "GET" => ureq::get(&url).call(),
+            _ => ureq::post(&url).send_json(&body),
+        }
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let v: Value = r.body_mut().read_json().unwrap();
+        v["value"].clone()
+    }
+
+    pub fn js(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+    }
+
+    pub fn element(&self, css: &str) -> String {
+        let v = self.call(
+            "POST",
+            "/element",
+            json!({"using": "css selector", "value": css}),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no element {css}: {v}"))
+            .to_string()
+    }
+
+    pub fn wait_for(&self, script: &str) -> Value {
+        for _ in 0..100 {
+            let v = self.js(script);
+            if !v.is_null() && v != json!(false) && v != json!("") {
+                return v;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("waited in vain for: {script}");
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = ureq::delete(&format!("{}/session/{}", self.base, self.session)).call();
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }

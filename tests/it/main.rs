@@ -25,5 +25,7 @@ mod run;
 mod run_render;
 mod seed;
 mod semantic;
+#[cfg(feature = "generate")]
+mod serve;
 mod snapshot;
 mod unit_tests;

@@ -46,6 +46,9 @@ pub enum ReadFailure {
     TimedOut,
     /// The warehouse cannot be reached.
     Unavailable(String),
+    /// A value the caller gave does not fit its place (SQLSTATE class 22:
+    /// a date that is not one), with the server's message.
+    BadValue(String),
     /// Any other error, with the server's message.
     Failed(String),
 }
@@ -53,9 +56,10 @@ pub enum ReadFailure {
 impl std::fmt::Display for ReadFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReadFailure::Denied(m) | ReadFailure::Unavailable(m) | ReadFailure::Failed(m) => {
-                f.write_str(m)
-            }
+            ReadFailure::Denied(m)
+            | ReadFailure::Unavailable(m)
+            | ReadFailure::BadValue(m)
+            | ReadFailure::Failed(m) => f.write_str(m),
             ReadFailure::TimedOut => f.write_str("the statement ran past its time limit"),
         }
     }
@@ -67,6 +71,7 @@ fn failure(e: &tokio_postgres::Error) -> ReadFailure {
             ReadFailure::Denied(super::error_text(e))
         }
         Some(c) if *c == SqlState::QUERY_CANCELED => ReadFailure::TimedOut,
+        Some(c) if c.code().starts_with("22") => ReadFailure::BadValue(super::error_text(e)),
         Some(_) => ReadFailure::Failed(super::error_text(e)),
         None if e.is_closed() => ReadFailure::Unavailable(super::error_text(e)),
         None => ReadFailure::Failed(super::error_text(e)),

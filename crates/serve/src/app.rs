@@ -86,12 +86,16 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 }
 
 /// The names the metrics of a query know (each metric's dimensions and
-/// entities): a filter may use any of them.
-struct MetricNames(BTreeSet<String>);
+/// entities): a filter may use any of them. And the layer's metrics.
+struct MetricNames<'l>(BTreeSet<String>, &'l Layer<'static>);
 
-impl Names for MetricNames {
+impl Names for MetricNames<'_> {
     fn knows(&self, name: &str) -> bool {
         self.0.contains(name)
+    }
+
+    fn is_metric(&self, name: &str) -> bool {
+        self.1.metric(name).is_some()
     }
 }
 
@@ -143,14 +147,14 @@ impl App {
     }
 
     /// The names metrics can be filtered and grouped by.
-    fn names_of(&self, metrics: &[String]) -> MetricNames {
+    fn names_of(&self, metrics: &[String]) -> MetricNames<'_> {
         let mut names = BTreeSet::new();
         for m in metrics {
             names.extend(query::group_by_names(&self.layer, m).unwrap_or_default());
         }
         // `metric_time` at any grain.
         names.insert("metric_time".into());
-        MetricNames(names)
+        MetricNames(names, &self.layer)
     }
 
     /// The query a body asks, its filters checked and its values bound.
@@ -191,6 +195,13 @@ impl App {
         })?;
         let mut q = Query::of_saved(saved);
         let names = self.names_of(&q.metrics);
+        // The saved query's own group-by names come first when a short name is asked.
+        let grouped: Vec<String> = q
+            .group_by
+            .iter()
+            .filter_map(|g| pm_core::semantic::query::template::parse_group_by(g).ok())
+            .map(|r| r.column_name())
+            .collect();
         let mut values = Vec::new();
         for (key, value) in params {
             match key.as_str() {
@@ -217,7 +228,8 @@ impl App {
                     q.metrics = asked;
                 }
                 _ => {
-                    let dimension = dimension_named(&names, key).map_err(Reply::Invalid)?;
+                    let dimension =
+                        dimension_named(&names, &grouped, key).map_err(Reply::Invalid)?;
                     let reference = pm_core::semantic::query::template::parse_group_by(&dimension)
                         .map_err(Reply::Invalid)?;
                     let list: Vec<String> =
@@ -314,19 +326,24 @@ fn reads(sql: &str, relation: &str) -> bool {
 }
 
 /// The dimension a query-string key names: its full name, or the last
-/// part of exactly one.
-fn dimension_named(names: &MetricNames, key: &str) -> Result<String, String> {
+/// part of one the saved query groups by, or of exactly one of all.
+fn dimension_named(names: &MetricNames, grouped: &[String], key: &str) -> Result<String, String> {
     if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!("`{key}` is not a parameter of this endpoint"));
     }
     if names.0.contains(key) {
         return Ok(key.to_string());
     }
-    let by_last: Vec<&String> = names
-        .0
+    let last_is = |n: &&String| n.rsplit("__").next() == Some(key);
+    if let [one] = grouped
         .iter()
-        .filter(|n| n.rsplit("__").next() == Some(key))
-        .collect();
+        .filter(last_is)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        return Ok((*one).clone());
+    }
+    let by_last: Vec<&String> = names.0.iter().filter(last_is).collect();
     match by_last.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(format!(

@@ -41,6 +41,8 @@ const CASTS: &[(&str, &str)] = &[
 pub trait Names {
     /// Whether `name` (`customer__region`, `metric_time__month`) is one.
     fn knows(&self, name: &str) -> bool;
+    /// Whether `name` is a metric (filtered per entity with `Metric()`).
+    fn is_metric(&self, name: &str) -> bool;
 }
 
 /// Reads `text` into a filter whose literals are pushed onto `params`
@@ -326,6 +328,11 @@ impl Writer<'_> {
         let Reference::Element { path, .. } = &r else {
             return Err(format!("`{name}` is not a name a filter may use"));
         };
+        if self.names.is_metric(name) {
+            return Err(format!(
+                "`{name}` is a metric: filter on its value per entity with {{{{ Metric('{name}', group_by=['<entity>']) }}}}"
+            ));
+        }
         if !self.names.knows(&path.join("__")) {
             return Err(format!(
                 "`{name}` is not a dimension or entity of these metrics (GET /api/v1/metrics lists each metric's)"

@@ -10,6 +10,10 @@ impl Names for Known {
             "user__country" | "metric_time" | "user" | "plan__tier"
         )
     }
+
+    fn is_metric(&self, name: &str) -> bool {
+        name == "revenue"
+    }
 }
 
 fn rendered(text: &str) -> Result<(String, Vec<String>), String> {
@@ -105,6 +109,7 @@ fn hostile_filters_are_refused_naming_the_part() {
         ("user__country = 'SA' and (select 1) = 1", "subquery"),
         ("user__country collate \"C\" = 'SA'", "refused"),
         ("row(user__country) = row('SA')", "refused"),
+        ("revenue > 100", "Metric('revenue', group_by=['<entity>'])"),
     ];
     for (filter, named) in cases {
         match rendered(filter) {

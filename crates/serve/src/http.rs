@@ -338,6 +338,10 @@ fn respond(reply: Reply, headers: &HeaderMap, facts: Facts) -> Response {
             format!("the warehouse cannot be reached: {m}"),
         ),
         Reply::Failed(ReadFailure::Denied(m)) => problem(StatusCode::FORBIDDEN, m),
+        Reply::Failed(ReadFailure::BadValue(m)) => problem(
+            StatusCode::BAD_REQUEST,
+            format!("a value does not fit: {m}"),
+        ),
         Reply::Failed(ReadFailure::Failed(m)) => problem(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the query failed: {m}"),
