@@ -34,7 +34,11 @@ fn options() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
-        let number = || value.parse::<u64>().map_err(|_| format!("{flag}: not a number"));
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag}: not a number"))
+        };
         match flag.as_str() {
             "--address" => o.address = value.clone(),
             "--token" => o.token = value.clone(),
@@ -52,10 +56,7 @@ fn options() -> Result<Options, String> {
 }
 
 /// One request on the connection; the status, after reading the whole body.
-async fn request(
-    stream: &mut BufReader<TcpStream>,
-    head: &[u8],
-) -> std::io::Result<u16> {
+async fn request(stream: &mut BufReader<TcpStream>, head: &[u8]) -> std::io::Result<u16> {
     stream.get_mut().write_all(head).await?;
     let mut line = String::new();
     stream.read_line(&mut line).await?;

@@ -3,7 +3,7 @@
 //! that do not hold, hostile filters refused with nothing run, the cache
 //! and its invalidation by a build, the dashboard in Chromium, SIGTERM.
 
-use crate::common::{pm, pm_bin, pm_env, sql, Browser, LocalProject};
+use crate::common::{pm, pm_bin, pm_env, sql, unwrapped, Browser, LocalProject};
 use serde_json::{json, Value};
 use std::io::BufRead;
 use std::path::Path;
@@ -442,10 +442,23 @@ fn hostile_filters_run_nothing(s: &Server, token: &str) {
             r.body
         );
     }
+    // The other parameters are names and numbers the planner looks up.
+    for body in [
+        json!({"metrics": ["signups; drop table x"]}),
+        json!({"metrics": ["signups"], "group_by": ["metric_time__day; drop table x"]}),
+        json!({"metrics": ["signups"], "group_by": ["Dimension('x') or 1=1"]}),
+        json!({"metrics": ["signups"], "group_by": ["metric_time__day"], "order_by": ["1; drop table x"]}),
+        json!({"metrics": ["signups"], "start_time": "2020-01-01'; drop table x; --"}),
+        json!({"metrics": ["signups"], "limit": "10; drop table x"}),
+        json!({"metrics": ["signups"], "sql": "select 1"}),
+    ] {
+        let r = post(s, token, &body);
+        assert_eq!(r.status, 400, "{body} gave {}: {}", r.status, r.body);
+    }
     assert_eq!(
         statements(s),
         before,
-        "a hostile filter reached the warehouse"
+        "a hostile request reached the warehouse"
     );
     // A quote inside a value stays in the value.
     let quoted = post(
@@ -603,4 +616,33 @@ fn dashboard_draws_a_chart(s: &Server, token: &str) {
     assert_eq!(&bytes[1..4], b"PNG");
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/serve-dashboard.png");
     std::fs::write(&out, bytes).unwrap();
+}
+
+#[test]
+fn pm_serve_refuses_to_start_without_what_it_needs() {
+    let p = LocalProject::fixture("metrics");
+    let serve = |env: &[(&str, &str)]| pm_env(p.path(), &["serve", "--port", "0"], env);
+    let r = serve(&[("PM_JWT_SECRET", SECRET)]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("serve.yml"), "{}", r.stderr);
+    std::fs::write(p.path().join("serve.yml"), "serve:\n  roles: [ghost]\n").unwrap();
+    let r = serve(&[]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("no token key"), "{}", r.stderr);
+    let r = serve(&[("PM_JWT_SECRET", "short")]);
+    assert!(r.stderr.contains("shorter than 32 bytes"), "{}", r.stderr);
+    let r = serve(&[("PM_JWT_SECRET", SECRET)]);
+    assert_eq!(r.code, 2);
+    let said = unwrapped(&r.stderr);
+    assert!(
+        said.contains("role `ghost`") && said.contains("does not exist"),
+        "{said}"
+    );
+    std::fs::write(
+        p.path().join("serve.yml"),
+        "serve:\n  roles: [ghost]\n  max_row: 3\n",
+    )
+    .unwrap();
+    let r = serve(&[("PM_JWT_SECRET", SECRET)]);
+    assert!(r.stderr.contains("max_row"), "{}", r.stderr);
 }

@@ -78,6 +78,53 @@ fn failure(e: &tokio_postgres::Error) -> ReadFailure {
     }
 }
 
+/// The server's own configuration is wrong when it cannot act as a role
+/// it lists: never the caller's fault.
+fn acting_as(role: &str, e: &tokio_postgres::Error) -> ReadFailure {
+    match failure(e) {
+        ReadFailure::Unavailable(m) => ReadFailure::Unavailable(m),
+        other => ReadFailure::Failed(format!("the server cannot act as role `{role}`: {other}")),
+    }
+}
+
+/// The roles of `roles` the server's login role cannot act as: each with
+/// why (it does not exist, or the login role is not a member of it).
+pub async fn unusable_roles(
+    pool: &ConnectionPool,
+    roles: &[String],
+) -> Result<Vec<(String, String)>, ReadFailure> {
+    let connection = pool
+        .get()
+        .await
+        .map_err(|p| ReadFailure::Unavailable(p.to_string()))?;
+    let rows = connection
+        .pg()
+        .query(
+            "select w.name, r.oid is not null, coalesce(pg_has_role(current_user, r.oid, 'MEMBER'), false)
+             from unnest($1::text[]) as w(name) left join pg_roles r on r.rolname = w.name",
+            &[&roles],
+        )
+        .await
+        .map_err(|e| failure(&e))?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let name: String = r.get(0);
+            let exists: bool = r.get(1);
+            let member: bool = r.get(2);
+            match (exists, member) {
+                (true, true) => None,
+                (false, _) => Some((name, "it does not exist in the warehouse".to_string())),
+                (true, false) => Some((
+                    name,
+                    "the server's login role is not a member of it (GRANT it to that role)"
+                        .to_string(),
+                )),
+            }
+        })
+        .collect())
+}
+
 /// A parameter sent as text, whatever type the server gives its place.
 #[derive(Debug)]
 struct TextParam<'a>(&'a str);
@@ -124,7 +171,7 @@ pub async fn read_as(pool: &ConnectionPool, r: ReadRequest<'_>) -> Result<Answer
         r.statement_timeout_ms
     ))
     .await
-    .map_err(|e| failure(&e))?;
+    .map_err(|e| acting_as(r.role, &e))?;
     let statement = tx.prepare(r.sql).await.map_err(|e| failure(&e))?;
     let params: Vec<TextParam> = r.params.iter().map(|p| TextParam(p)).collect();
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
@@ -180,7 +227,7 @@ pub async fn may_read(
         .map_err(|e| failure(&e))?;
     tx.batch_execute(&format!("SET LOCAL ROLE {}", quote_ident(role)))
         .await
-        .map_err(|e| failure(&e))?;
+        .map_err(|e| acting_as(role, &e))?;
     let text: Vec<TextParam> = params.iter().map(|p| TextParam(p)).collect();
     let refs: Vec<&(dyn ToSql + Sync)> = text.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
     let outcome = tx.query(&format!("EXPLAIN {sql}"), &refs).await;

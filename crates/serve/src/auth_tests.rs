@@ -121,3 +121,92 @@ fn roles_outside_the_list_and_pinned_subjects_are_403() {
 fn a_short_secret_is_refused() {
     assert!(Verifier::new(&config(), TokenKey::Secret(b"short".to_vec())).is_err());
 }
+
+/// Test-only key pairs, made with openssl for these tests.
+fn testdata(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn signed(alg: jsonwebtoken::Algorithm, key: &jsonwebtoken::EncodingKey, role: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(alg),
+        &serde_json::json!({"role": role, "exp": chrono::Utc::now().timestamp() + 60, "aud": "pm", "iss": "pulsemetrics"}),
+        key,
+    )
+    .unwrap()
+}
+
+#[test]
+fn public_keys_check_rs256_and_es256_and_refuse_an_hs256_forgery() {
+    let c = config();
+    for (private, public, alg) in [
+        (
+            "es256.key.pem",
+            "es256.pub.pem",
+            jsonwebtoken::Algorithm::ES256,
+        ),
+        (
+            "rs256.key.pem",
+            "rs256.pub.pem",
+            jsonwebtoken::Algorithm::RS256,
+        ),
+    ] {
+        let v = Verifier::new(&c, TokenKey::PublicKeyPem(testdata(public))).unwrap();
+        let key = match alg {
+            jsonwebtoken::Algorithm::ES256 => {
+                jsonwebtoken::EncodingKey::from_ec_pem(&testdata(private))
+            }
+            _ => jsonwebtoken::EncodingKey::from_rsa_pem(&testdata(private)),
+        }
+        .unwrap();
+        assert_eq!(
+            v.role_of(Some(&bearer(&signed(alg, &key, "analyst"))))
+                .unwrap(),
+            "analyst"
+        );
+        // The public key used as an HS256 secret: the classic confusion.
+        let forged = signed(
+            jsonwebtoken::Algorithm::HS256,
+            &jsonwebtoken::EncodingKey::from_secret(&testdata(public)).unwrap(),
+            "analyst",
+        );
+        assert!(matches!(
+            v.role_of(Some(&bearer(&forged))),
+            Err(Refusal::Unauthenticated(_))
+        ));
+    }
+    // A key that is not one.
+    assert!(Verifier::new(&c, TokenKey::PublicKeyPem(b"not a key".to_vec())).is_err());
+}
+
+#[test]
+fn a_token_not_valid_yet_or_without_an_end_is_401() {
+    let c = config();
+    let v = verifier(&c);
+    let now = chrono::Utc::now().timestamp();
+    let sign = |claims: serde_json::Value| {
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET).unwrap(),
+        )
+        .unwrap()
+    };
+    let early = sign(
+        serde_json::json!({"role": "reader", "nbf": now + 3600, "exp": now + 7200, "aud": "pm", "iss": "pulsemetrics"}),
+    );
+    match v.role_of(Some(&bearer(&early))) {
+        Err(Refusal::Unauthenticated(m)) => assert!(m.contains("not valid yet"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let forever = sign(serde_json::json!({"role": "reader", "aud": "pm", "iss": "pulsemetrics"}));
+    match v.role_of(Some(&bearer(&forever))) {
+        Err(Refusal::Unauthenticated(m)) => assert!(m.contains("`exp`"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -67,6 +67,22 @@ async fn run(o: ServeOptions) -> Result<(), Problems> {
     // Connecting first starts the embedded cluster when the project uses it.
     drop(o.endpoint.connect().await?);
     let pool = o.endpoint.pool(o.config.pool_size).await?;
+    let unusable = pm_postgres::serve::unusable_roles(&pool, &o.config.roles)
+        .await
+        .map_err(|e| {
+            Problem::new(
+                Code::ServeConfig,
+                format!("cannot check serve.yml's roles: {e}"),
+            )
+        })?;
+    if let Some((role, why)) = unusable.first() {
+        return Err(Problem::new(
+            Code::ServeConfig,
+            format!("serve.yml lists role `{role}`, and the server cannot act as it: {why}"),
+        )
+        .help("build the project first when its hooks create the roles, or remove the role from serve.yml")
+        .into());
+    }
     let relations = app::read_relations(o.nodes, &layer);
     let shared = http::Shared {
         metrics: serde_json::to_vec(&catalog::metrics(&layer))
