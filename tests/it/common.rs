@@ -318,6 +318,21 @@ impl Browser {
             .to_string()
     }
 
+    /// A screenshot of the page, for people to look at, as
+    /// target/NAME.png.
+    pub fn screenshot(&self, name: &str) {
+        let png = self.call("GET", "/screenshot", json!(null));
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap())
+            .unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        let out = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join(format!("{name}.png"));
+        std::fs::write(&out, bytes).unwrap();
+    }
+
     pub fn wait_for(&self, script: &str) -> Value {
         for _ in 0..100 {
             let v = self.js(script);

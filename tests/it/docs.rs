@@ -171,14 +171,7 @@ fn the_page_works_in_headless_chromium() {
     );
     b.wait_for("return document.querySelectorAll('svg g.node').length === 1");
     // A screenshot for people to look at.
-    let png = b.call("GET", "/screenshot", json!(null));
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(png.as_str().unwrap())
-        .unwrap();
-    assert_eq!(&bytes[1..4], b"PNG");
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/docs-screenshot.png");
-    std::fs::write(&out, bytes).unwrap();
+    b.screenshot("docs-screenshot");
 }
 
 #[test]

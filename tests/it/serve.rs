@@ -608,14 +608,7 @@ fn dashboard_draws_a_chart(s: &Server, token: &str) {
     // The token stays in the browser, not in the address.
     assert_eq!(b.js("return location.hash"), json!(""));
     // A screenshot for people to look at.
-    let png = b.call("GET", "/screenshot", json!(null));
-    use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(png.as_str().unwrap())
-        .unwrap();
-    assert_eq!(&bytes[1..4], b"PNG");
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/serve-dashboard.png");
-    std::fs::write(&out, bytes).unwrap();
+    b.screenshot("serve-dashboard");
 }
 
 #[test]

@@ -93,10 +93,7 @@ pub async fn unusable_roles(
     pool: &ConnectionPool,
     roles: &[String],
 ) -> Result<Vec<(String, String)>, ReadFailure> {
-    let connection = pool
-        .get()
-        .await
-        .map_err(|p| ReadFailure::Unavailable(p.to_string()))?;
+    let connection = connection_of(pool).await?;
     let rows = connection
         .pg()
         .query(
@@ -123,6 +120,13 @@ pub async fn unusable_roles(
             }
         })
         .collect())
+}
+
+/// A connection of the pool; none to be had is the warehouse unavailable.
+async fn connection_of(pool: &ConnectionPool) -> Result<super::Connection, ReadFailure> {
+    pool.get()
+        .await
+        .map_err(|p| ReadFailure::Unavailable(p.to_string()))
 }
 
 /// A parameter sent as text, whatever type the server gives its place.
@@ -154,10 +158,7 @@ impl ToSql for TextParam<'_> {
 /// `SET LOCAL statement_timeout`, then at most `max_rows + 1` rows through
 /// a portal (the server stops there). The transaction is rolled back.
 pub async fn read_as(pool: &ConnectionPool, r: ReadRequest<'_>) -> Result<Answer, ReadFailure> {
-    let mut connection = pool
-        .get()
-        .await
-        .map_err(|p| ReadFailure::Unavailable(p.to_string()))?;
+    let mut connection = connection_of(pool).await?;
     let client = connection.pg_mut();
     let tx = client
         .build_transaction()
@@ -214,10 +215,7 @@ pub async fn may_read(
     sql: &str,
     params: &[String],
 ) -> Result<bool, ReadFailure> {
-    let mut connection = pool
-        .get()
-        .await
-        .map_err(|p| ReadFailure::Unavailable(p.to_string()))?;
+    let mut connection = connection_of(pool).await?;
     let tx = connection
         .pg_mut()
         .build_transaction()
@@ -248,10 +246,7 @@ pub async fn build_versions(
     pool: &ConnectionPool,
     nodes: &[String],
 ) -> Result<HashMap<String, String>, ReadFailure> {
-    let connection = pool
-        .get()
-        .await
-        .map_err(|p| ReadFailure::Unavailable(p.to_string()))?;
+    let connection = connection_of(pool).await?;
     let rows = connection
         .pg()
         .query(
@@ -279,10 +274,7 @@ pub struct LastBuild {
 
 /// The last build, from `pm_meta.run_results`; none without history.
 pub async fn last_build(pool: &ConnectionPool) -> Result<Option<LastBuild>, ReadFailure> {
-    let connection = pool
-        .get()
-        .await
-        .map_err(|p| ReadFailure::Unavailable(p.to_string()))?;
+    let connection = connection_of(pool).await?;
     let row = connection
         .pg()
         .query_opt(
