@@ -13,6 +13,7 @@ mod dbt_macros;
 mod docs;
 mod embedded;
 mod errors;
+mod jinja_values;
 mod packages;
 #[cfg(feature = "generate")]
 mod pulsemetrics;

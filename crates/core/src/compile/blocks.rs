@@ -65,14 +65,16 @@ fn blank(text: &mut String, range: std::ops::Range<usize>) {
 
 /// dbt code mutates lists and dicts (`{% do cols.append(c) %}`,
 /// `{% do d.update({...}) %}`), also ones it was given by another template
-/// (a macro that appends to its argument); minijinja's literals are
-/// immutable. `{% set x = [...] %}` and `{% set x = {...} %}` become
+/// (a macro that appends to its argument) or that a filter made
+/// (`'a,b'.split(',')`, `x | list`); minijinja's values are immutable.
+/// `{% set x = [...] %}` and `{% set x = {...} %}` become
 /// `{% set x = __pm_list([...]) %}` / `__pm_dict({...})`, objects with
-/// Python's list and dict methods. Lines stay where they were.
+/// Python's list and dict methods, and any other `{% set x = expr %}`
+/// becomes `{% set x = __pm_mutable(expr) %}`, which makes a plain list or
+/// dict such an object (and leaves everything else as it is). Lines stay
+/// where they were.
 pub fn mutable_literals(text: &str) -> Option<String> {
-    let has_literal =
-        text.contains("{%") && ["= [", "=[", "= {", "={"].iter().any(|l| text.contains(l));
-    if !has_literal {
+    if !(text.contains("{%") && text.contains("set ")) {
         return None;
     }
     let mut out = text.to_string();
@@ -84,26 +86,53 @@ pub fn mutable_literals(text: &str) -> Option<String> {
         let Some((lhs, rhs)) = t.rest.split_once('=') else {
             continue;
         };
-        let rhs = rhs.trim();
+        let (lhs, rhs) = (lhs.trim(), rhs.trim());
+        let plain_name = lhs.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && lhs.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        // `{% set x == y %}` is no assignment; `{% set a, b = … %}` and
+        // `{% set ns.x = … %}` are left alone.
+        if !plain_name || rhs.is_empty() || rhs.starts_with('=') {
+            continue;
+        }
         let func = if rhs.starts_with('[') && rhs.ends_with(']') {
             "__pm_list"
         } else if rhs.starts_with('{') && rhs.ends_with('}') {
             "__pm_dict"
-        } else {
+        } else if is_scalar_literal(rhs) {
             continue;
+        } else {
+            "__pm_mutable"
         };
         let raw = &text[t.start..t.end];
         let open = if raw.starts_with("{%-") { "{%-" } else { "{%" };
         let close = if raw.ends_with("-%}") { "-%}" } else { "%}" };
         edits.push((
             t.start..t.end,
-            format!("{open} set {} = {func}({rhs}) {close}", lhs.trim()),
+            format!("{open} set {lhs} = {func}({rhs}) {close}"),
         ));
+    }
+    if edits.is_empty() {
+        return None;
     }
     for (range, rep) in edits.into_iter().rev() {
         out.replace_range(range, &rep);
     }
     Some(out)
+}
+
+/// A number, a boolean, `none` or one quoted string: never a list or dict.
+fn is_scalar_literal(rhs: &str) -> bool {
+    let quoted = |q: char| {
+        rhs.len() >= 2
+            && rhs.starts_with(q)
+            && rhs.ends_with(q)
+            && !rhs[1..rhs.len() - 1].contains(q)
+            && !rhs.contains('\\')
+    };
+    rhs.parse::<f64>().is_ok()
+        || matches!(rhs, "true" | "false" | "none" | "True" | "False" | "None")
+        || quoted('\'')
+        || quoted('"')
 }
 
 /// One template per macro of a prepared macro file: the file with every other
@@ -500,6 +529,12 @@ mod tests {
             Some("{% set x = __pm_list([]) %}")
         );
         assert!(mutable_literals("select 1").is_none());
+        // Any other value: a filter's list becomes one with Python's methods.
+        assert_eq!(
+            mutable_literals("{% set p = 'a,b'.split(',') %}{% set s = 'x' %}{% set a, b = 1, 2 %}{% set ns.x = y %}").as_deref(),
+            Some("{% set p = __pm_mutable('a,b'.split(',')) %}{% set s = 'x' %}{% set a, b = 1, 2 %}{% set ns.x = y %}")
+        );
+        assert!(mutable_literals("{% set n = 1 %}").is_none());
     }
 
     #[test]

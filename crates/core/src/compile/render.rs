@@ -63,6 +63,46 @@ impl<'a> Renderer<'a> {
         }
     }
 
+    /// A generic test's arguments with the text of each string that holds
+    /// Jinja (`"col = {{ var('x') }}"`) rendered.
+    fn rendered_arguments(
+        &self,
+        args: &serde_json::Map<String, serde_json::Value>,
+        locals: &Option<minijinja::Value>,
+    ) -> std::result::Result<serde_json::Map<String, serde_json::Value>, minijinja::Error> {
+        fn walk(
+            v: &serde_json::Value,
+            render: &dyn Fn(&str) -> std::result::Result<String, minijinja::Error>,
+        ) -> std::result::Result<serde_json::Value, minijinja::Error> {
+            use serde_json::Value as J;
+            Ok(match v {
+                J::String(t) if t.contains("{{") || t.contains("{%") => J::String(render(t)?),
+                J::Array(items) => J::Array(
+                    items
+                        .iter()
+                        .map(|x| walk(x, render))
+                        .collect::<Result<_, _>>()?,
+                ),
+                J::Object(m) => J::Object(
+                    m.iter()
+                        .map(|(k, x)| Ok((k.clone(), walk(x, render)?)))
+                        .collect::<std::result::Result<_, minijinja::Error>>()?,
+                ),
+                other => other.clone(),
+            })
+        }
+        args.iter()
+            .map(|(k, v)| {
+                let name = format!("<argument `{k}` of the test>");
+                let render = |text: &str| match locals {
+                    Some(l) => self.env.render_named_str(&name, text, l),
+                    None => self.env.render_named_str(&name, text, ()),
+                };
+                Ok((k.clone(), walk(v, &render)?))
+            })
+            .collect()
+    }
+
     /// Renders node `i`; None for nodes without SQL (seeds, sources).
     pub(super) fn render(
         &self,
@@ -92,17 +132,20 @@ impl<'a> Renderer<'a> {
                 model,
             } => {
                 let model_idx = model.as_deref().and_then(|m| self.index.get(m)).copied();
-                let ctx = minijinja::context! {
-                    __pm_test_args => context::to_value(args),
-                    __pm_model => model_idx.map(|m| context::relation_value(self.shared, m)),
-                    ..locals.clone().unwrap_or_default()
-                };
                 let (r, st) = context::with_render_state(i, || {
                     context::set_locals(locals.clone());
                     context::set_warehouse(self.warehouse.clone());
                     if let Some(m) = model_idx {
                         context::record_dependency(m);
                     }
+                    // Arguments written as Jinja are rendered in the test's
+                    // context first, as dbt renders them.
+                    let args = self.rendered_arguments(args, &locals)?;
+                    let ctx = minijinja::context! {
+                        __pm_test_args => context::json_kwargs(&args),
+                        __pm_model => model_idx.map(|m| context::relation_value(self.shared, m)),
+                        ..locals.clone().unwrap_or_default()
+                    };
                     match self.generated.get(source.as_str()) {
                         Some(t) => t.render(ctx),
                         None => self

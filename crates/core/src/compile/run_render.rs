@@ -163,7 +163,7 @@ impl RunRenderer {
             self.env.render_named_str(
                 "<run-operation>",
                 &source,
-                minijinja::context! { __pm_args => context::to_value(args) },
+                minijinja::context! { __pm_args => context::json_kwargs(args) },
             )
         });
         match result {

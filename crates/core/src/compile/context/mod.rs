@@ -252,8 +252,63 @@ pub fn to_value<T: serde::Serialize>(x: &T) -> Value {
     Value::from(minijinja::value::Serde(x))
 }
 
-fn json_to_value(j: &Json) -> Value {
-    to_value(j)
+/// JSON as dbt's Jinja sees it: its lists and dicts have Python's mutating
+/// methods (`append`, `update`, …), wherever they came from (`var()`,
+/// `config.get()`, YAML test arguments, `fromjson`, a query's rows).
+pub(crate) fn json_to_value(j: &Json) -> Value {
+    match j {
+        Json::Array(items) => Value::from_object(MutList(std::sync::Mutex::new(
+            items.iter().map(json_to_value).collect(),
+        ))),
+        Json::Object(map) => Value::from_object(MutDict(std::sync::Mutex::new(
+            map.iter()
+                .map(|(k, v)| (Value::from(k.as_str()), json_to_value(v)))
+                .collect(),
+        ))),
+        other => to_value(other),
+    }
+}
+
+/// Keyword arguments (a plain map, for `**`) whose values are
+/// [`json_to_value`]'s.
+pub(crate) fn json_kwargs(args: &serde_json::Map<String, Json>) -> Value {
+    Value::from(
+        args.iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect::<std::collections::BTreeMap<String, Value>>(),
+    )
+}
+
+/// A plain list or dict as one with Python's methods (shallow: its items
+/// stay as they are); anything else, a `MutList` or `MutDict` included
+/// (the same object, as Python passes it), unchanged.
+pub(crate) fn mutable(v: Value) -> Value {
+    use minijinja::value::ValueKind;
+    if let Some(o) = v.as_object() {
+        // A filter's lazy sequence (`split`) becomes a list; a dict-like
+        // object (a relation, `config`) and our own stay what they are.
+        let own = o.downcast_ref::<MutList>().is_some();
+        if own || v.kind() != ValueKind::Seq {
+            return v;
+        }
+    }
+    match v.kind() {
+        ValueKind::Seq => match v.try_iter() {
+            Ok(items) => Value::from_object(MutList(std::sync::Mutex::new(items.collect()))),
+            Err(_) => v,
+        },
+        ValueKind::Map => {
+            let mut m = indexmap::IndexMap::new();
+            if let Ok(keys) = v.try_iter() {
+                for k in keys {
+                    let item = v.get_item(&k).unwrap_or_default();
+                    m.insert(k, item);
+                }
+            }
+            Value::from_object(MutDict(std::sync::Mutex::new(m)))
+        }
+        _ => v,
+    }
 }
 
 fn value_to_json(v: &Value) -> Json {
@@ -458,6 +513,7 @@ fn add_render_state_functions(env: &mut Environment<'static>) {
         with_state(|s| s.logs.push(msg.to_string()));
         Value::from("")
     });
+    env.add_function("__pm_mutable", |v: Value| -> Value { mutable(v) });
     env.add_function("__pm_list", |v: Value| -> Result<Value, Error> {
         Ok(Value::from_object(MutList(std::sync::Mutex::new(
             v.try_iter()?.collect(),

@@ -235,6 +235,23 @@ impl Object for MutList {
             "copy" => Ok(Value::from_object(MutList(std::sync::Mutex::new(
                 v.clone(),
             )))),
+            "reverse" => {
+                v.reverse();
+                Ok(Value::from(()))
+            }
+            "sort" => {
+                let kwargs: Option<Kwargs> =
+                    args.last().and_then(|a| Kwargs::try_from(a.clone()).ok());
+                let reverse: bool = kwargs
+                    .as_ref()
+                    .and_then(|k| k.get::<Option<bool>>("reverse").ok().flatten())
+                    .unwrap_or(false);
+                v.sort();
+                if reverse {
+                    v.reverse();
+                }
+                Ok(Value::from(()))
+            }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("list has no method `{method}`"),

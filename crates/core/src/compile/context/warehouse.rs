@@ -80,6 +80,10 @@ fn warehouse() -> Option<Arc<dyn RenderWarehouse>> {
 }
 
 fn query(wh: &dyn RenderWarehouse, sql: &str) -> Result<QueryResult, Error> {
+    // Under --empty a ref() read here is a subquery that needs its alias
+    // now, not once the model's SQL is whole.
+    let settled = crate::compile::empty::settle_aliases(sql.to_string());
+    let sql = settled.as_str();
     wh.run_sql(sql).map_err(|message| {
         fail(
             Code::RunRenderQuery,
