@@ -69,3 +69,46 @@ fn empty_builds_a_model_that_queries_a_ref_while_rendering() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(sql(p.path(), "select n from public.q"), "0");
 }
+
+/// The same expressions in Python 3 give these values (checked by hand
+/// with `python3 -c`): date and datetime arithmetic as dbt projects write it.
+#[test]
+fn dates_and_timedeltas_add_and_subtract_as_in_python() {
+    let p = LocalProject::new(&[(
+        "models/d.sql",
+        "{% set dt = modules.datetime %}\n\
+         {% set today = dt.date(2024, 3, 1) %}\n\
+         select '{{ today - dt.timedelta(days=1) }}' as yesterday,\n\
+         '{{ dt.datetime(2024, 1, 31, 23, 0) + dt.timedelta(hours=2) }}' as later,\n\
+         '{{ dt.datetime(2024, 3, 1, 12) - dt.datetime(2024, 2, 28) }}' as span,\n\
+         {{ (dt.date(2024, 12, 25) - today).days }} as days_left,\n\
+         '{{ dt.timedelta(days=2) + today }}' as reflected,\n\
+         '{{ today + dt.timedelta(hours=30) }}' as whole_days,\n\
+         '{{ dt.timedelta(hours=1) - dt.timedelta(minutes=90) }}' as negative,\n\
+         {{ (today - dt.timedelta(weeks=1)) < today }} as ordered,\n\
+         '{{ (dt.datetime(2024, 3, 10, 12, tzinfo=modules.pytz.utc) - dt.timedelta(days=1)).isoformat() }}' as aware,\n\
+         {{ ((modules.datetime.date.today() - modules.datetime.timedelta(days=2)) - modules.datetime.date.today()).days }} as two_days_ago\n",
+    )]);
+    let r = pm(p.path(), &["run", "-q"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select concat_ws('|', yesterday, later, span, days_left, reflected, whole_days, negative, ordered, aware, two_days_ago) from public.d"
+        ),
+        "2024-02-29|2024-02-01 01:00:00|2 days, 12:00:00|299|2024-03-03|2024-03-02|-1 day, 23:30:00|t|2024-03-09T12:00:00+00:00|-2"
+    );
+    // What Python refuses is refused, saying what was given.
+    std::fs::write(
+        p.path().join("models/d.sql"),
+        "select '{{ modules.datetime.date(2024, 1, 1) - 1 }}' as x\n",
+    )
+    .unwrap();
+    let r = pm(p.path(), &["run", "-q"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        unwrapped(&r.stderr).contains("unsupported operand: date - number `1`"),
+        "{}",
+        r.stderr
+    );
+}

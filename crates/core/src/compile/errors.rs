@@ -216,7 +216,7 @@ fn describe(
         K::InvalidOperation if detail.contains("operator on unsupported types") => (
             Code::JinjaOperator,
             detail,
-            "`+`, `-`, `*` and `/` take numbers (and `+` strings and lists); pm's Jinja has no arithmetic on dates, datetimes or timedeltas (they can be compared and `.replace()`d): do the date arithmetic in SQL, e.g. {{ dbt.dateadd('day', -7, \"'\" ~ run_started_at.date() ~ \"'\") }}".into(),
+            "`+`, `-`, `*` and `/` take numbers (and `+` strings and lists); dates and datetimes take `+`/`-` with a timedelta (modules.datetime.timedelta(days=1)), and `-` with their own kind".into(),
         ),
         _ => (
             Code::JinjaRender,

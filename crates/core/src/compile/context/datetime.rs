@@ -2,9 +2,10 @@
 //! `datetime`, `timedelta` and `timezone` with Python's constructors,
 //! attributes, methods, comparisons and `str()`.
 //!
-//! Jinja's `+` and `-` cannot be given to objects in minijinja, so
-//! `date - timedelta` is an error that says so (see `compile::errors`);
-//! `datetime.replace()`, `timedelta` and SQL date macros cover the same needs.
+//! `+` and `-` work as Python's: `date ± timedelta`, `datetime ±
+//! timedelta`, `date - date`, `datetime - datetime`, `timedelta ±
+//! timedelta`, through the `__add__`/`__sub__` methods that pm's patch of
+//! minijinja asks objects for (vendor/minijinja/PM-PATCH.md).
 
 use chrono::{
     DateTime, Datelike, FixedOffset, Local, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta,
@@ -184,10 +185,23 @@ impl Object for TimeDeltaObj {
         self: &Arc<Self>,
         _state: &mut State<'_, '_>,
         method: &str,
-        _args: &[Value],
+        args: &[Value],
     ) -> Result<Value, Error> {
         match method {
             "total_seconds" => Ok(Value::from(self.micros() as f64 / 1e6)),
+            "__add__" | "__radd__" => match delta_arg(args) {
+                Some(d) => Ok(TimeDeltaObj::value(self.0 + d)),
+                // `timedelta + date`: the date's own `__radd__` answers.
+                None => Err(Error::from(ErrorKind::UnknownMethod)),
+            },
+            "__sub__" => match delta_arg(args) {
+                Some(d) => Ok(TimeDeltaObj::value(self.0 - d)),
+                None => Err(operand("timedelta", "-", args)),
+            },
+            "__rsub__" => match delta_arg(args) {
+                Some(d) => Ok(TimeDeltaObj::value(d - self.0)),
+                None => Err(Error::from(ErrorKind::UnknownMethod)),
+            },
             _ => Err(unknown("timedelta", method)),
         }
     }
@@ -213,6 +227,23 @@ impl Object for TimeDeltaObj {
         }
         Ok(())
     }
+}
+
+/// The one argument of an operator method, when it is a timedelta.
+fn delta_arg(args: &[Value]) -> Option<TimeDelta> {
+    args.first()?
+        .downcast_object_ref::<TimeDeltaObj>()
+        .map(|d| d.0)
+}
+
+/// `x OP y` where Python has no such operation.
+fn operand(kind: &str, op: &str, args: &[Value]) -> Error {
+    let other = args
+        .first()
+        .map_or("nothing".to_string(), |v| format!("{} `{v}`", v.kind()));
+    invalid(format!(
+        "unsupported operand: {kind} {op} {other} (a {kind} takes a timedelta, or the same kind to subtract)"
+    ))
 }
 
 fn timedelta_from(args: &[Value]) -> Result<TimeDelta, Error> {
@@ -279,6 +310,23 @@ impl Object for DateObj {
                 let wall = replaced(d.and_time(NaiveTime::MIN), args, false)?.0;
                 Ok(DateObj::value(wall.date()))
             }
+            // Python's date arithmetic counts whole days of a timedelta.
+            "__add__" | "__radd__" => match delta_arg(args) {
+                Some(t) => shifted_date(d, TimeDelta::days(t.num_days())),
+                None => Err(operand("date", "+", args)),
+            },
+            "__sub__" => {
+                if let Some(t) = delta_arg(args) {
+                    return shifted_date(d, -TimeDelta::days(t.num_days()));
+                }
+                match args
+                    .first()
+                    .and_then(|a| a.downcast_object_ref::<DateObj>())
+                {
+                    Some(other) => Ok(TimeDeltaObj::value(d - other.0)),
+                    None => Err(operand("date", "-", args)),
+                }
+            }
             _ => Err(unknown("date", method)),
         }
     }
@@ -289,6 +337,12 @@ impl Object for DateObj {
     fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0.format("%Y-%m-%d"))
     }
+}
+
+fn shifted_date(d: NaiveDate, by: TimeDelta) -> Result<Value, Error> {
+    d.checked_add_signed(by)
+        .map(DateObj::value)
+        .ok_or_else(|| invalid("date value out of range"))
 }
 
 fn date_field(d: &impl Datelike, key: &str) -> Option<i64> {
@@ -322,6 +376,18 @@ impl DateTimeObj {
     /// An instant as an aware datetime.
     pub(super) fn instant(at: DateTime<FixedOffset>) -> Value {
         DateTimeObj::aware(at.naive_local(), *at.offset())
+    }
+    /// Moved by `by` on the wall clock, its offset kept (Python's
+    /// `datetime + timedelta`).
+    fn shifted(&self, by: TimeDelta) -> Result<Value, Error> {
+        let wall = self
+            .wall
+            .checked_add_signed(by)
+            .ok_or_else(|| invalid("date value out of range"))?;
+        Ok(Value::from_object(DateTimeObj {
+            wall,
+            offset: self.offset,
+        }))
     }
     /// The instant; a naive datetime is taken as local time, as Python does.
     fn to_instant(&self) -> DateTime<FixedOffset> {
@@ -419,6 +485,28 @@ impl Object for DateTimeObj {
                     None => self.offset,
                 };
                 Ok(Value::from_object(DateTimeObj { wall, offset }))
+            }
+            "__add__" | "__radd__" => match delta_arg(args) {
+                Some(t) => self.shifted(t),
+                None => Err(operand("datetime", "+", args)),
+            },
+            "__sub__" => {
+                if let Some(t) = delta_arg(args) {
+                    return self.shifted(-t);
+                }
+                let other = args
+                    .first()
+                    .and_then(|a| a.downcast_object_ref::<DateTimeObj>())
+                    .ok_or_else(|| operand("datetime", "-", args))?;
+                match (self.offset, other.offset) {
+                    (None, None) => Ok(TimeDeltaObj::value(self.wall - other.wall)),
+                    (Some(_), Some(_)) => {
+                        Ok(TimeDeltaObj::value(self.to_instant() - other.to_instant()))
+                    }
+                    _ => Err(invalid(
+                        "can't subtract offset-naive and offset-aware datetimes",
+                    )),
+                }
             }
             _ => Err(unknown("datetime", method)),
         }
