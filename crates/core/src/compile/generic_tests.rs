@@ -246,6 +246,105 @@ pub fn synthesize_name(
     }
 }
 
+/// dbt's hash of a generic test's unique id (`test.pkg.name.<hash>`): the
+/// last 10 hex digits of the md5 of its name followed by the Python `repr`
+/// of its metadata (`namespace`, `name`, `kwargs` with `column_name` and
+/// `model`), keys sorted and every scalar as Python's `str()` of it, as
+/// dbt-core's `create_test_node` computes it. Tools that read
+/// manifest.json and run_results.json across runs key on these ids.
+pub fn dbt_hash(name: &str, test: &ParsedTest, target_expr: &str, column: Option<&str>) -> String {
+    let mut kwargs = test.kwargs.clone();
+    if let Some(c) = column {
+        kwargs.insert("column_name".into(), Json::from(c));
+    }
+    kwargs.insert(
+        "model".into(),
+        Json::from(format!("{{{{ get_where_subquery({target_expr}) }}}}")),
+    );
+    let mut metadata = Map::new();
+    metadata.insert(
+        "namespace".into(),
+        test.namespace.clone().map_or(Json::Null, Json::from),
+    );
+    metadata.insert("name".into(), Json::from(test.test_name.as_str()));
+    metadata.insert("kwargs".into(), Json::Object(kwargs));
+    let text = format!("{name}{}", python_repr(&Json::Object(metadata)));
+    use md5::Digest;
+    let digest = crate::text::hex(&md5::Md5::digest(text.as_bytes()));
+    digest[digest.len() - 10..].to_string()
+}
+
+/// `repr()` of dbt's hashable metadata: dicts with sorted keys, lists, and
+/// every other value as the `repr` of its `str()`.
+fn python_repr(v: &Json) -> String {
+    match v {
+        Json::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let items: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}: {}", python_str_repr(k), python_repr(&m[k])))
+                .collect();
+            format!("{{{}}}", items.join(", "))
+        }
+        Json::Array(a) => format!(
+            "[{}]",
+            a.iter().map(python_repr).collect::<Vec<_>>().join(", ")
+        ),
+        Json::String(s) => python_str_repr(s),
+        Json::Null => python_str_repr("None"),
+        Json::Bool(b) => python_str_repr(if *b { "True" } else { "False" }),
+        Json::Number(n) => python_str_repr(&python_number(n)),
+    }
+}
+
+/// Python's `str()` of a YAML number: `1`, `0.5`, `1.0`, `1e+20`.
+fn python_number(n: &serde_json::Number) -> String {
+    if n.is_f64() {
+        let f = n.as_f64().unwrap_or_default();
+        if f.fract() == 0.0 && f.abs() < 1e16 {
+            return format!("{f:.1}");
+        }
+        let text = f.to_string();
+        if f.abs() >= 1e16 {
+            return format!("{f:e}").replace('e', "e+");
+        }
+        return text;
+    }
+    n.to_string()
+}
+
+/// Python's `repr()` of a string: single quotes unless the text holds one
+/// and no double quote; backslash escapes for `\\`, the quote and control
+/// characters.
+fn python_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || (0x7f..=0xa0).contains(&(c as u32)) || c as u32 == 0xad => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// A string argument that is really a template expression: `ref('x')`,
 /// `source('a', 'b')`, or a whole `{{ expression }}`. Returns the expression.
 pub fn is_relation_expr(v: &Json) -> Option<&str> {
@@ -415,5 +514,41 @@ mod tests {
         );
         let long = synthesize_name(&t, &"x".repeat(70), false, Some("id"));
         assert!(long.0.len() < 64);
+    }
+}
+
+#[cfg(test)]
+mod dbt_hash_tests {
+    use super::{dbt_hash, python_repr, ParsedTest};
+    use serde_json::json;
+
+    /// The expected values are Python 3's (dbt-core's own code run on the
+    /// same metadata).
+    #[test]
+    fn the_hash_is_dbts() {
+        let kwargs = json!({"values": ["a", "it's", "say \"hi\"", "back\\slash", "new\nline", "é", 1, 0.5, 2.0, true, null], "quote": false});
+        let test = ParsedTest {
+            test_name: "accepted_values".into(),
+            namespace: None,
+            custom_name: None,
+            description: String::new(),
+            kwargs: kwargs.as_object().unwrap().clone(),
+            config: Default::default(),
+        };
+        let mut metadata = kwargs.as_object().unwrap().clone();
+        metadata.insert("column_name".into(), json!("status"));
+        assert_eq!(
+            python_repr(&json!(metadata)),
+            r#"{'column_name': 'status', 'quote': 'False', 'values': ['a', "it's", 'say "hi"', 'back\\slash', 'new\nline', 'é', '1', '0.5', '2.0', 'True', 'None']}"#
+        );
+        assert_eq!(
+            dbt_hash(
+                "accepted_values_orders_status",
+                &test,
+                "ref('orders')",
+                Some("status")
+            ),
+            "c531cd3e3c"
+        );
     }
 }

@@ -137,14 +137,8 @@ impl TestSite<'_> {
             fqn,
             cfg,
         );
-        // Two tests whose names collide (same name, other arguments or
-        // config) get distinct ids, as in dbt.
-        let hash = &sha256_hex(&format!(
-            "{full}|{}|{}|{}",
-            t.attached,
-            serde_json::to_string(&parsed.kwargs).unwrap_or_default(),
-            serde_json::to_string(&parsed.config).unwrap_or_default()
-        ))[..10];
+        // dbt's own hash, so that ids match across the two tools.
+        let hash = generic_tests::dbt_hash(&name, &parsed, &t.expr, column);
         node.unique_id = format!("test.{}.{}.{}", self.project.name, name, hash);
         node.line = def.line;
         node.description = parsed.description.clone();

@@ -17,136 +17,12 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-fn invalid(message: impl Into<String>) -> Error {
+pub(super) fn invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, message.into())
 }
 
 use super::no_method as unknown;
-
-// ---- time zones ---------------------------------------------------------------
-
-/// A zone: named (`pytz.timezone('Europe/Paris')`, with its daylight-saving
-/// rules) or a fixed offset (`datetime.timezone(timedelta(hours=2))`).
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Zone {
-    Named(chrono_tz::Tz),
-    Fixed(FixedOffset),
-}
-
-impl Zone {
-    /// The offset of `zone` at the instant `utc`.
-    fn offset_at(self, utc: NaiveDateTime) -> FixedOffset {
-        match self {
-            Zone::Named(tz) => tz.from_utc_datetime(&utc).fixed_offset().timezone(),
-            Zone::Fixed(o) => o,
-        }
-    }
-    /// The offset of `zone` for the wall-clock time `wall` (the earlier one
-    /// when the clock goes back, as pytz's `localize` without `is_dst`).
-    fn offset_for_wall(self, wall: NaiveDateTime) -> Result<FixedOffset, Error> {
-        match self {
-            Zone::Named(tz) => tz
-                .from_local_datetime(&wall)
-                .earliest()
-                .map(|d| d.fixed_offset().timezone())
-                .ok_or_else(|| invalid(format!("{wall} does not exist in {}", tz.name()))),
-            Zone::Fixed(o) => Ok(o),
-        }
-    }
-}
-
-/// A time zone value (`tzinfo`).
-#[derive(Debug)]
-pub(super) struct TimeZoneObj(pub(super) Zone);
-
-impl Object for TimeZoneObj {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match (key.as_str()?, self.0) {
-            ("zone", Zone::Named(tz)) => Some(Value::from(tz.name())),
-            _ => None,
-        }
-    }
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "localize" => {
-                let (dt,): (Value,) = from_args(args)?;
-                let d = datetime_arg(&dt, "localize()")?;
-                if d.offset.is_some() {
-                    return Err(invalid(
-                        "localize() takes a naive datetime (its tzinfo is already set); use astimezone()",
-                    ));
-                }
-                let offset = self.0.offset_for_wall(d.wall)?;
-                Ok(DateTimeObj::aware(d.wall, offset))
-            }
-            "utcoffset" => {
-                let offset = self.0.offset_at(Utc::now().naive_utc());
-                Ok(TimeDeltaObj::value(TimeDelta::seconds(
-                    offset.local_minus_utc() as i64,
-                )))
-            }
-            _ => Err(unknown("a time zone", method)),
-        }
-    }
-    fn render(self: &Arc<Self>, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Zone::Named(tz) => f.write_str(tz.name()),
-            Zone::Fixed(o) if o.local_minus_utc() == 0 => f.write_str("UTC"),
-            Zone::Fixed(o) => write!(f, "UTC{}", offset_text(o)),
-        }
-    }
-}
-
-fn zone_arg(v: &Value, what: &str) -> Result<Zone, Error> {
-    v.downcast_object_ref::<TimeZoneObj>()
-        .map(|z| z.0)
-        .ok_or_else(|| {
-            invalid(format!(
-                "{what} takes a time zone: modules.pytz.timezone('Europe/Paris') or modules.datetime.timezone.utc"
-            ))
-        })
-}
-
-fn utc() -> Value {
-    Value::from_object(TimeZoneObj(Zone::Fixed(chrono::Offset::fix(&Utc))))
-}
-
-/// `modules.pytz`: `timezone(name)`, `utc`.
-#[derive(Debug)]
-pub(super) struct PytzModule;
-
-impl Object for PytzModule {
-    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        match key.as_str()? {
-            "utc" | "UTC" => Some(Value::from_object(TimeZoneObj(Zone::Named(chrono_tz::UTC)))),
-            _ => None,
-        }
-    }
-    fn call_method(
-        self: &Arc<Self>,
-        _state: &mut State<'_, '_>,
-        method: &str,
-        args: &[Value],
-    ) -> Result<Value, Error> {
-        match method {
-            "timezone" => {
-                let (name,): (&str,) = from_args(args)?;
-                let zone: chrono_tz::Tz = name.parse().map_err(|_| {
-                    invalid(format!(
-                        "modules.pytz.timezone: `{name}` is not a time zone name (e.g. Europe/Paris)"
-                    ))
-                })?;
-                Ok(Value::from_object(TimeZoneObj(Zone::Named(zone))))
-            }
-            _ => Err(unknown("modules.pytz", method)),
-        }
-    }
-}
+use super::timezone::{utc, zone_arg, TimeZoneObj, Zone};
 
 // ---- timedelta ------------------------------------------------------------------
 
@@ -155,7 +31,7 @@ impl Object for PytzModule {
 pub(super) struct TimeDeltaObj(pub(super) TimeDelta);
 
 impl TimeDeltaObj {
-    fn value(d: TimeDelta) -> Value {
+    pub(super) fn value(d: TimeDelta) -> Value {
         Value::from_object(TimeDeltaObj(d))
     }
     fn micros(&self) -> i64 {
@@ -417,7 +293,7 @@ impl DateTimeObj {
     }
 }
 
-fn offset_text(o: FixedOffset) -> String {
+pub(super) fn offset_text(o: FixedOffset) -> String {
     let secs = o.local_minus_utc();
     let sign = if secs < 0 { '-' } else { '+' };
     let secs = secs.abs();
@@ -801,7 +677,7 @@ fn parse_iso(text: &str) -> Result<Value, Error> {
 }
 
 /// The value of `v` as a datetime, for functions that take one.
-fn datetime_arg<'a>(v: &'a Value, what: &str) -> Result<&'a DateTimeObj, Error> {
+pub(super) fn datetime_arg<'a>(v: &'a Value, what: &str) -> Result<&'a DateTimeObj, Error> {
     v.downcast_object_ref::<DateTimeObj>()
         .ok_or_else(|| invalid(format!("{what} takes a datetime")))
 }

@@ -17,6 +17,7 @@ mod datetime;
 mod modules;
 mod objects;
 mod relation;
+mod timezone;
 mod unit_test;
 mod values;
 mod warehouse;
@@ -563,7 +564,7 @@ fn add_run_context(env: &mut Environment<'static>, shared: &Arc<Shared>) {
                     "itertools".to_string(),
                     Value::from_object(modules::ItertoolsModule),
                 ),
-                ("pytz".to_string(), Value::from_object(datetime::PytzModule)),
+                ("pytz".to_string(), Value::from_object(timezone::PytzModule)),
             ]
             .into_iter()
             .collect::<std::collections::BTreeMap<String, Value>>(),
