@@ -66,7 +66,8 @@ pub fn run(
             "dbt_version": format!("pm-{}", env!("CARGO_PKG_VERSION")),
             "generated_at": chrono::Utc::now().to_rfc3339(),
             "invocation_id": m.invocation_id,
-            "started_at": started_at.to_rfc3339(),
+            "invocation_started_at": started_at.to_rfc3339(),
+            "env": {},
         },
         "results": results,
         "elapsed_time": started.elapsed().as_secs_f64(),
@@ -182,10 +183,9 @@ async fn check(client: &impl RunControl, n: &Node, crit: &freshness::Criteria) -
                 seconds,
                 result: json!({
                     "unique_id": n.unique_id,
+                    // dbt's SourceFreshnessRuntimeError has these three only.
                     "status": "runtime error",
                     "error": detail,
-                    "criteria": criteria,
-                    "execution_time": seconds,
                 }),
                 problem: Some(problem),
             }

@@ -460,6 +460,7 @@ fn write_results(
                 "adapter_response": o.rows.map_or(json!({}), |n| json!({"rows_affected": n})),
                 "failures": o.failures,
                 "relation_name": n.relation_name(),
+                "compiled": n.compiled_code.is_some(),
                 "compiled_code": if matches!(n.resource_type, ResourceType::Test | ResourceType::UnitTest) { n.compiled_code.as_deref() } else { None },
             })
         })
@@ -470,7 +471,8 @@ fn write_results(
             "dbt_version": format!("pm-{}", env!("CARGO_PKG_VERSION")),
             "generated_at": chrono::Utc::now().to_rfc3339(),
             "invocation_id": m.invocation_id,
-            "started_at": started_at.to_rfc3339(),
+            "invocation_started_at": started_at.to_rfc3339(),
+            "env": {},
         },
         "results": results,
         "elapsed_time": elapsed,

@@ -5,6 +5,7 @@
 mod common;
 
 mod architecture;
+mod artifacts;
 mod citus;
 mod commands;
 mod compile;

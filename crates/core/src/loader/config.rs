@@ -7,6 +7,38 @@ use serde_json::Value as Json;
 /// A node's configuration: key → value, in insertion order.
 pub type Config = IndexMap<String, Json>;
 
+/// A config as dbt's manifest.json writes it: `pre-hook` and `post-hook`
+/// as lists of `{"sql", "transaction", "index"}` (a hook written as text
+/// runs inside the transaction, as dbt's do). Borrowed when it has none.
+pub fn as_written_by_dbt(config: &Config) -> std::borrow::Cow<'_, Config> {
+    let written_as_text = |v: &Json| match v {
+        Json::String(_) => true,
+        Json::Array(items) => items.iter().any(Json::is_string),
+        _ => false,
+    };
+    if !["pre-hook", "post-hook"]
+        .iter()
+        .any(|k| config.get(*k).is_some_and(written_as_text))
+    {
+        return std::borrow::Cow::Borrowed(config);
+    }
+    let hook = |v: &Json| match v {
+        Json::String(sql) => serde_json::json!({"sql": sql, "transaction": true, "index": null}),
+        other => other.clone(),
+    };
+    let mut out = config.clone();
+    for key in ["pre-hook", "post-hook"] {
+        if let Some(v) = out.get_mut(key) {
+            let written = match &*v {
+                Json::Array(items) => Json::Array(items.iter().map(hook).collect()),
+                one => Json::Array(vec![hook(one)]),
+            };
+            *v = written;
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Config keys whose value is itself a mapping (so a mapping under such a key in
 /// a folder tree is a config, not a sub-folder).
 const DICT_KEYS: &[&str] = &[

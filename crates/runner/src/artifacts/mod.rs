@@ -24,16 +24,22 @@ struct NodeOut<'a> {
     name: &'a str,
     path: &'a str,
     original_file_path: &'a str,
-    patch_path: Option<String>,
+    // An exposure has no relation: none of these (dbt's schema).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    patch_path: Option<Option<String>>,
     fqn: &'a [String],
-    database: &'a str,
-    schema: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<&'a str>,
     description: &'a str,
-    columns: &'a indexmap::IndexMap<String, pm_core::manifest::Column>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    columns: Option<&'a indexmap::IndexMap<String, pm_core::manifest::Column>>,
     meta: &'a Map<String, Json>,
     tags: Vec<String>,
-    config: &'a pm_core::loader::config::Config,
-    relation_name: Option<String>,
+    config: std::borrow::Cow<'a, pm_core::loader::config::Config>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relation_name: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     defer_relation: Option<Json>,
     #[serde(flatten)]
@@ -112,8 +118,12 @@ fn node_out<'a>(m: &Manifest, n: &'a Node, with_compiled: bool) -> NodeOut<'a> {
     let depends_on = match n.resource_type {
         ResourceType::Source => None,
         ResourceType::Exposure => Some(json!({"macros": [], "nodes": n.depends_on})),
+        // A seed depends on macros only, and has no language, refs or sources (dbt's schema).
+        ResourceType::Seed => Some(json!({"macros": n.depends_on_macros})),
         _ => Some(json!({"macros": n.depends_on_macros, "nodes": n.depends_on})),
     };
+    let seed = n.resource_type == ResourceType::Seed;
+    let relation = n.resource_type != ResourceType::Exposure;
     NodeOut {
         unique_id: &n.unique_id,
         resource_type: n.resource_type.as_str(),
@@ -121,19 +131,20 @@ fn node_out<'a>(m: &Manifest, n: &'a Node, with_compiled: bool) -> NodeOut<'a> {
         name: &n.name,
         path: &n.path,
         original_file_path: &n.original_file_path,
-        patch_path: n
-            .patch_path
-            .as_ref()
-            .map(|p| format!("{}://{}", n.package_name, p)),
+        patch_path: relation.then(|| {
+            n.patch_path
+                .as_ref()
+                .map(|p| format!("{}://{}", n.package_name, p))
+        }),
         fqn: &n.fqn,
-        database: &n.database,
-        schema: &n.schema,
+        database: relation.then_some(n.database.as_str()),
+        schema: relation.then_some(n.schema.as_str()),
         description: &n.description,
-        columns: &n.columns,
+        columns: relation.then_some(&n.columns),
         meta: &n.meta,
         tags: n.tags(),
-        config: &n.config,
-        relation_name: n.relation_name(),
+        config: pm_core::loader::config::as_written_by_dbt(&n.config),
+        relation_name: relation.then(|| n.relation_name()),
         defer_relation: n.defer_relation.as_ref().map(|r| {
             let [database, schema, alias] = &**r;
             json!({
@@ -164,7 +175,7 @@ fn node_out<'a>(m: &Manifest, n: &'a Node, with_compiled: bool) -> NodeOut<'a> {
         }),
         alias: sql_node.then_some(n.alias.as_str()),
         checksum: sql_node.then(|| json!({"name": "sha256", "checksum": n.checksum})),
-        language: sql_node.then_some("sql"),
+        language: (sql_node && !seed).then_some("sql"),
         raw_code: sql_node.then_some(&*n.raw_code),
         docs: sql_node.then(|| {
             if n.docs.is_null() {
@@ -173,8 +184,8 @@ fn node_out<'a>(m: &Manifest, n: &'a Node, with_compiled: bool) -> NodeOut<'a> {
                 n.docs.clone()
             }
         }),
-        refs: (n.resource_type != ResourceType::Source).then(|| refs_json(n)),
-        sources: (n.resource_type != ResourceType::Source).then_some(n.sources.as_slice()),
+        refs: (n.resource_type != ResourceType::Source && !seed).then(|| refs_json(n)),
+        sources: (n.resource_type != ResourceType::Source && !seed).then_some(n.sources.as_slice()),
         depends_on,
         compiled: match (&n.compiled_code, with_compiled && sql_node) {
             (Some(code), true) => Some(CompiledOut {
@@ -243,10 +254,17 @@ pub fn write_manifest_json<W: Write>(
         .docs
         .iter()
         .map(|d| {
-            (
-                d.unique_id.clone(),
-                serde_json::to_value(d).unwrap_or(Json::Null),
-            )
+            let mut v = serde_json::to_value(d).unwrap_or(Json::Null);
+            if let Json::Object(o) = &mut v {
+                o.insert("resource_type".into(), json!("doc"));
+                // dbt's `path`: the file under its docs folder.
+                let path = d
+                    .original_file_path
+                    .split_once('/')
+                    .map_or(d.original_file_path.as_str(), |(_, rest)| rest);
+                o.insert("path".into(), json!(path));
+            }
+            (d.unique_id.clone(), v)
         })
         .collect();
     w.write_all(b",\"docs\":")?;
@@ -349,6 +367,8 @@ fn macros_json(m: &Manifest) -> Map<String, Json> {
         .map(|mac| {
             let mut v = serde_json::to_value(mac).unwrap_or(Json::Null);
             if let Json::Object(o) = &mut v {
+                // pm's own (where diagnostics point); not in dbt's schema.
+                o.remove("line");
                 o.insert("resource_type".into(), json!("macro"));
                 o.insert(
                     "arguments".into(),

@@ -65,6 +65,12 @@ fn built_relation(n: &Json) -> Option<[String; 3]> {
 }
 
 pub(super) fn config_equal(old: &Json, new: &crate::loader::config::Config) -> bool {
-    let new = serde_json::to_value(new).unwrap_or(Json::Null);
-    old == &new
+    use crate::loader::config::as_written_by_dbt;
+    let new = serde_json::to_value(as_written_by_dbt(new)).unwrap_or(Json::Null);
+    // A manifest of an earlier pm wrote hooks as text.
+    let old = match serde_json::from_value::<crate::loader::config::Config>(old.clone()) {
+        Ok(c) => serde_json::to_value(as_written_by_dbt(&c)).unwrap_or(Json::Null),
+        Err(_) => old.clone(),
+    };
+    old == new
 }
