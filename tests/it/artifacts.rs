@@ -94,3 +94,16 @@ fn artifacts_validate_against_dbts_published_schemas() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.trim(), "", "nothing changed");
 }
+
+#[test]
+fn a_semantic_layers_manifest_validates_too() {
+    let p = LocalProject::fixture("metrics");
+    let r = pm(p.path(), &["parse"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let manifest = artifact(p.path(), "manifest.json");
+    assert!(!manifest["semantic_models"].as_object().unwrap().is_empty());
+    assert_eq!(
+        problems(&schema("manifest-v12.json"), &manifest),
+        Vec::<String>::new()
+    );
+}
