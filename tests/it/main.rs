@@ -9,6 +9,7 @@ mod artifacts;
 mod citus;
 mod commands;
 mod compile;
+mod config_keys;
 mod data_tests;
 mod dbt_macros;
 mod docs;

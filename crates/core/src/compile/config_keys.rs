@@ -211,6 +211,82 @@ pub(super) fn type_check(project: &Project, drafts: &mut [Draft], problems: &mut
     }
 }
 
+/// Config that dbt-postgres acts on and pm does not (yet): a value that
+/// would change what dbt builds is an error naming the key, never silently
+/// ignored. The README lists what pm honours.
+fn not_honoured(n: &Node) -> Option<(&'static str, String)> {
+    let c = &n.config;
+    let text = |k: &str| c.get(k).and_then(Json::as_str);
+    if c.get("contract")
+        .and_then(|v| v.get("enforced"))
+        .and_then(Json::as_bool)
+        == Some(true)
+    {
+        return Some((
+            "contract",
+            "model contracts (`contract: {enforced: true}`) are not enforced by pm yet".into(),
+        ));
+    }
+    if let Some(v) = text("on_configuration_change").filter(|v| *v != "apply") {
+        return Some(("on_configuration_change", format!("on_configuration_change `{v}` is not supported: pm applies a changed materialized view's query and indexes (`apply`, dbt's default)")));
+    }
+    if text("incremental_strategy") == Some("microbatch") {
+        return Some(("incremental_strategy", "incremental_strategy `microbatch` is not supported by pm yet: use delete+insert over a recomputed window (see PulseMetrics' recomputed_days)".into()));
+    }
+    if let Some(v) = text("access").filter(|v| *v != "public") {
+        return Some((
+            "access",
+            format!(
+                "access `{v}` is not enforced by pm yet (refs across groups would not be refused)"
+            ),
+        ));
+    }
+    if let Some(Json::Object(q)) = c.get("quoting") {
+        if q.values().any(|v| v == &Json::Bool(false)) {
+            return Some(("quoting", "pm quotes every database, schema and identifier: `quoting: false` is not supported".into()));
+        }
+    }
+    if c.contains_key("loaded_at_query") {
+        return Some((
+            "loaded_at_query",
+            "`loaded_at_query` is not supported by pm yet: use `loaded_at_field`".into(),
+        ));
+    }
+    let persisted = c.get("persist_docs").is_some_and(|p| {
+        ["relation", "columns"]
+            .iter()
+            .any(|k| p.get(k).and_then(Json::as_bool) == Some(true))
+    });
+    if persisted && text("materialized") == Some("materialized_view") {
+        return Some(("persist_docs", "persist_docs on a materialized view is not supported: pm keeps its query's stamp in the view's comment".into()));
+    }
+    None
+}
+
+/// An error for each enabled node whose config asks what pm does not do.
+pub(super) fn refuse_not_honoured(project: &Project, drafts: &[Draft], problems: &mut Problems) {
+    for d in drafts {
+        let n = &d.node;
+        if !config::enabled(&n.config) {
+            continue;
+        }
+        let Some((key, message)) = not_honoured(n) else {
+            continue;
+        };
+        let problem = Problem::new(
+            Code::CompileConfigUnsupported,
+            format!("{} `{}`: {message}", n.resource_type.as_str(), n.name),
+        )
+        .help(format!(
+            "remove `{key}` (the README's \"Config keys\" lists what pm honours)"
+        ));
+        problems.push(match where_set(project, n, |t| key_span(t, key)) {
+            Some((file, text, span)) => problem.in_file(&file, text).label(span, "set here"),
+            None => problem,
+        });
+    }
+}
+
 fn wrong_type(project: &Project, n: &Node, wrong: &WrongType) -> Problem {
     let key = wrong.key.as_str();
     let value = n.config.get(key).and_then(|v| match v {

@@ -188,3 +188,8 @@ create view {{ relation }} as (
 {{ sql }}
 );
 {%- endmacro %}
+
+{# dbt's: the block's text goes before the statement that creates the relation. #}
+{% macro set_sql_header(config) -%}
+  {{ config.set('sql_header', caller()) }}
+{%- endmacro %}

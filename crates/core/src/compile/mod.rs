@@ -592,6 +592,7 @@ fn apply_rendered_configs(
     }
     materialization::settle(project, drafts, &macros.materializations, problems);
     config_keys::type_check(project, drafts, problems);
+    config_keys::refuse_not_honoured(project, drafts, problems);
     unit_tests::check(project, drafts, problems);
     let mut self_disabled: HashSet<usize> = drafts
         .iter()

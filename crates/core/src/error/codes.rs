@@ -38,6 +38,7 @@ codes! {
     CompileConfigRequired = "compile::config_required",
     CompileConfigTemplate = "compile::config_template",
     CompileConfigType = "compile::config_type",
+    CompileConfigUnsupported = "compile::config_unsupported",
     CompileDisabledRef = "compile::disabled_ref",
     CompileDispatch = "compile::dispatch",
     CompileHook = "compile::hook",

@@ -55,6 +55,13 @@ pub struct NodeConfig {
     pub indexes: Vec<IndexConfig>,
     #[serde(deserialize_with = "flag")]
     pub unlogged: bool,
+    /// SQL sent right before the statement that creates the relation
+    /// (`{% call set_sql_header(config) %}`).
+    #[serde(deserialize_with = "text")]
+    pub sql_header: Option<String>,
+    /// `persist_docs`: descriptions as the relation's and its columns' comments.
+    #[serde(deserialize_with = "persist_docs")]
+    pub persist_docs: PersistDocs,
 
     // Citus (tables, incremental models, seeds)
     /// The column a table is hash-distributed by.
@@ -134,6 +141,8 @@ impl Default for NodeConfig {
             merge_exclude_columns: Vec::new(),
             indexes: Vec::new(),
             unlogged: false,
+            sql_header: None,
+            persist_docs: PersistDocs::default(),
             distributed_by: None,
             colocate_with: None,
             shard_count: None,
@@ -261,6 +270,34 @@ fn optional_flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Err
         Json::Bool(b) => Ok(Some(b)),
         Json::Null => Ok(None),
         v => Err(wrong(&v, "true or false")),
+    }
+}
+
+/// What `persist_docs` asks to keep as comments in the warehouse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PersistDocs {
+    pub relation: bool,
+    pub columns: bool,
+}
+
+fn persist_docs<'de, D: Deserializer<'de>>(d: D) -> Result<PersistDocs, D::Error> {
+    let v = Json::deserialize(d)?;
+    let flag = |k: &str| match v.get(k) {
+        None | Some(Json::Null) => Ok(false),
+        Some(Json::Bool(b)) => Ok(*b),
+        Some(other) => Err(D::Error::custom(format!(
+            "persist_docs.{k}: expected true or false, found {other}"
+        ))),
+    };
+    match &v {
+        Json::Null => Ok(PersistDocs::default()),
+        Json::Object(_) => Ok(PersistDocs {
+            relation: flag("relation")?,
+            columns: flag("columns")?,
+        }),
+        other => Err(D::Error::custom(format!(
+            "expected {{relation: true, columns: true}}, found {other}"
+        ))),
     }
 }
 

@@ -177,8 +177,14 @@ pub fn temp_table(node: &Node) -> String {
 /// `create temporary table … as (query)`, dropped at commit.
 pub fn create_temp_sql(node: &Node) -> String {
     let sql = super::relation::query(node);
+    let header = node
+        .typed_config
+        .sql_header
+        .as_deref()
+        .map(|h| format!("{}\n", h.trim()))
+        .unwrap_or_default();
     format!(
-        "create temporary table {} on commit drop as (\n{sql}\n)",
+        "{header}create temporary table {} on commit drop as (\n{sql}\n)",
         temp_table(node)
     )
 }

@@ -3,6 +3,7 @@
 //! here; the one file read is a seed's CSV (`seed::inspect`, for its types).
 
 pub mod citus;
+pub mod comment;
 pub mod dependent_view;
 pub mod export;
 pub mod freshness;

@@ -130,9 +130,15 @@ pub fn build(node: &Node, kind: Kind, distribution: Option<&Distribution>) -> Bu
     };
     // A relation under the temporary name is a leftover of an interrupted
     // build of this node (the name is the node's own): whatever it is, it goes.
+    let header = node
+        .typed_config
+        .sql_header
+        .as_deref()
+        .map(|h| format!("{}\n", h.trim()))
+        .unwrap_or_default();
     let mut prepare = format!(
         "create schema if not exists {schema};\n{};\n\
-         create {create} {temp} as (\n{sql}\n)",
+         {header}create {create} {temp} as (\n{sql}\n)",
         drop_any_sql(&node.schema, &temp_name)
     );
     if let (Some(d), Kind::Table) = (distribution, kind) {
@@ -140,6 +146,10 @@ pub fn build(node: &Node, kind: Kind, distribution: Option<&Distribution>) -> Bu
             " with no data;\n{};\ninsert into {temp} (\n{sql}\n)",
             super::citus::distribute_sql(&temp, d)
         ));
+    }
+    for comment in super::comment::comments_sql(node, kind, &temp) {
+        prepare.push_str(";\n");
+        prepare.push_str(&comment);
     }
     Build {
         kind,

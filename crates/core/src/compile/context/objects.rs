@@ -88,7 +88,22 @@ impl Object for ConfigObj {
                 with_state(|s| config::merge_key(&mut s.config, key, &j));
                 Ok(Value::from(""))
             }
-            "persist_relation_docs" | "persist_column_docs" => Ok(Value::from(false)),
+            "persist_relation_docs" | "persist_column_docs" => {
+                let key = if method == "persist_relation_docs" {
+                    "relation"
+                } else {
+                    "columns"
+                };
+                let on = with_state(|s| {
+                    s.config
+                        .get("persist_docs")
+                        .and_then(|p| p.get(key))
+                        .and_then(Json::as_bool)
+                })
+                .flatten()
+                .unwrap_or(false);
+                Ok(Value::from(on))
+            }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("config has no method `{method}`"),
