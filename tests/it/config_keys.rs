@@ -1,6 +1,7 @@
 //! Config keys dbt-postgres acts on: pm honours them or refuses them by
-//! name, never silently (`sql_header`, `persist_docs`; contracts, microbatch,
-//! access, quoting and the like are refused until pm does them).
+//! name, never silently (`sql_header`, `persist_docs`, contracts with their
+//! constraints; microbatch, access, quoting and the like are refused until
+//! pm does them).
 
 use crate::common::*;
 
@@ -59,7 +60,6 @@ fn sql_header_and_persist_docs_act_as_in_dbt_postgres() {
 #[test]
 fn config_pm_does_not_act_on_is_refused_by_name() {
     for (config, says) in [
-        ("contract={'enforced': true}", "model contracts"),
         (
             "materialized='materialized_view', on_configuration_change='fail'",
             "on_configuration_change `fail`",
@@ -99,4 +99,149 @@ fn config_pm_does_not_act_on_is_refused_by_name() {
         ),
     ]);
     assert_eq!(pm(p.path(), &["compile"]).code, 0);
+}
+
+const CONTRACT_YML: &str = "version: 2
+models:
+  - name: customers
+    config:
+      contract: {enforced: true}
+    columns:
+      - name: id
+        data_type: int
+        constraints:
+          - type: not_null
+          - type: primary_key
+      - name: name
+        data_type: text
+  - name: orders
+    config:
+      contract: {enforced: true}
+    constraints:
+      - type: check
+        expression: \"id > 0\"
+        name: positive_id
+      - type: foreign_key
+        columns: [customer_id]
+        expression: \"customers (id)\"
+    columns:
+      - name: id
+        data_type: integer
+        constraints:
+          - type: not_null
+          - type: unique
+      - name: customer_id
+        data_type: int
+      - name: amount
+        data_type: numeric(10,2)
+        constraints:
+          - type: check
+            expression: \"amount >= 0\"
+  - name: v
+    config:
+      contract: {enforced: true}
+    columns:
+      - name: id
+        data_type: int
+      - name: label
+        data_type: text
+  - name: inc
+    config:
+      contract: {enforced: true}
+    columns:
+      - name: id
+        data_type: bigint
+        constraints:
+          - type: not_null
+          - type: primary_key
+      - name: seen_at
+        data_type: timestamp
+";
+
+/// The catalog dbt-core 1.11.16 with dbt-postgres 1.11.0 left for the same
+/// project (`dbt run`, then `dbt run -s inc`), read with the query below.
+const DBT_CATALOG: &str = "constraint customers p PRIMARY KEY (id)
+constraint inc p PRIMARY KEY (id)
+constraint orders c CHECK ((amount >= (0)::numeric))
+constraint orders c CHECK ((id > 0))
+constraint orders f FOREIGN KEY (customer_id) REFERENCES customers(id)
+constraint orders u UNIQUE (id)
+customers.id integer not null
+customers.name text
+inc.id bigint not null
+inc.seen_at timestamp without time zone
+orders.amount numeric(10,2)
+orders.customer_id integer
+orders.id integer not null
+v.id integer
+v.label text";
+
+const CATALOG: &str = "select string_agg(line, chr(10) order by line) from (
+select c.relname || '.' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || case when a.attnotnull then ' not null' else '' end as line
+from pg_attribute a join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = 'public' and c.relname in ('customers','orders','v','inc') and a.attnum > 0 and not a.attisdropped
+union all
+select 'constraint ' || c.relname || ' ' || x.contype::text || ' ' || pg_get_constraintdef(x.oid)
+from pg_constraint x join pg_class c on c.oid = x.conrelid join pg_namespace n on n.oid = c.relnamespace
+where n.nspname = 'public') t";
+
+#[test]
+fn contracts_build_the_declared_types_and_constraints_as_dbt_postgres_does() {
+    let p = LocalProject::new(&[
+        ("models/customers.sql", "{{ config(materialized='table') }}\nselect 1 as id, 'ann'::text as name\nunion all select 2, 'bob'\n"),
+        // It reads customers, so that the foreign key finds it built.
+        ("models/orders.sql", "{{ config(materialized='table') }}\nselect 10 as id, (select min(id) from {{ ref('customers') }}) as customer_id, 12.5 as amount\n"),
+        ("models/v.sql", "{{ config(materialized='view') }}\nselect 1 as id, 'x'::text as label\n"),
+        ("models/inc.sql", "{{ config(materialized='incremental', unique_key='id', on_schema_change='fail') }}\nselect 1::bigint as id, now()::timestamp as seen_at\n"),
+        ("models/schema.yml", CONTRACT_YML),
+    ]);
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = pm(p.path(), &["run", "-s", "inc"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(sql(p.path(), CATALOG), DBT_CATALOG);
+    // The constraints hold: a second order for a customer that does not exist is refused.
+    assert!(psql_result(
+        p.path(),
+        &url(&p),
+        "insert into public.orders values (11, 99, 1)"
+    )
+    .is_err());
+
+    // A query that no longer matches its contract builds nothing.
+    write(
+        p.path(),
+        "models/customers.sql",
+        "{{ config(materialized='table') }}\nselect 'x' as id, 1 as name, 2 as extra\n",
+    );
+    let r = pm(p.path(), &["run", "-s", "customers"]);
+    assert_eq!(r.code, 1);
+    let said = unwrapped(&r.stderr);
+    assert!(
+        said.contains("its enforced contract failed; nothing was built"),
+        "{said}"
+    );
+    for row in [
+        "| id | text | int | data type mismatch |",
+        "| name | integer | text | data type mismatch |",
+        "| extra | integer | | missing in contract |",
+    ] {
+        assert!(said.contains(row), "{row}: {said}");
+    }
+    assert_eq!(sql(p.path(), "select count(*) from public.customers"), "2");
+
+    // dbt's rule for incremental models under a contract.
+    write(p.path(), "models/inc.sql", "{{ config(materialized='incremental', unique_key='id') }}\nselect 1::bigint as id, now()::timestamp as seen_at\n");
+    let r = pm(p.path(), &["run", "-s", "inc"]);
+    assert_eq!(r.code, 1);
+    assert!(
+        unwrapped(&r.stderr).contains("must set it to `append_new_columns` or `fail`"),
+        "{}",
+        r.stderr
+    );
+}
+
+fn url(p: &LocalProject) -> String {
+    let r = pm(p.path(), &["db", "url"]);
+    r.stdout.trim().to_string()
 }

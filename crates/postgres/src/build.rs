@@ -107,6 +107,9 @@ async fn build_and_swap(
     };
     let tx = client.transaction().await.map_err(db("begin"))?;
     run_hooks(&tx, node, &node.pre_hooks, true, "a pre-hook").await?;
+    check_contract(&tx, node)
+        .await
+        .map_err(|e| e.unwrap_or_else(|e| db("checking the contract")(e)))?;
     // A materialized view built from the same query is only refreshed.
     if build.kind == pm_core::materialize::relation::Kind::MaterializedView && !full_refresh {
         let stamp: Option<String> = tx
@@ -349,6 +352,90 @@ async fn recreate_dependents(
     Ok(names)
 }
 
+/// An enforced contract checked before anything is built: the query's
+/// columns (planned, not run) against the YAML's, types compared by the
+/// server's names of them (`int` is `integer`). `Ok(Err)`-style: a
+/// mismatch is the node's problem, a failed statement the database error.
+async fn check_contract(
+    tx: &tokio_postgres::Transaction<'_>,
+    node: &BuildSpec,
+) -> Result<(), Result<Problem, tokio_postgres::Error>> {
+    let Some(contract) = &node.contract else {
+        return Ok(());
+    };
+    let described = tx
+        .prepare(&format!(
+            "select * from (\n{}\n) as model_subq limit 0",
+            node.sql
+        ))
+        .await
+        .map_err(Err)?;
+    let oids: Vec<u32> = described
+        .columns()
+        .iter()
+        .map(|c| c.type_().oid())
+        .collect();
+    let query_types: Vec<String> = tx
+        .query("select format_type(o, null) from unnest($1::oid[]) with ordinality as t(o, k) order by k", &[&oids])
+        .await
+        .map_err(Err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let written: Vec<String> = contract
+        .columns
+        .iter()
+        .map(|c| c.data_type.clone())
+        .collect();
+    let declared: Vec<Option<String>> = tx
+        .query(
+            "select format_type(to_regtype(d), null) from unnest($1::text[]) with ordinality as t(d, k) order by k",
+            &[&written],
+        )
+        .await
+        .map_err(Err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if let Some((c, _)) = contract
+        .columns
+        .iter()
+        .zip(&declared)
+        .find(|(_, d)| d.is_none())
+    {
+        return Err(Ok(Problem::new(
+            Code::ContractInvalid,
+            format!(
+                "{} `{}`: column `{}` has data_type `{}`, which PostgreSQL does not know",
+                node.resource_type, node.name, c.name, c.data_type
+            ),
+        )
+        .help("write a PostgreSQL type in the column's data_type")));
+    }
+    let declared: Vec<String> = declared.into_iter().flatten().collect();
+    let query: Vec<(String, String)> = described
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .zip(query_types)
+        .collect();
+    let rows = pm_core::materialize::contract::mismatches(contract, &declared, &query);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    Err(Ok(Problem::new(
+        Code::ContractFailed,
+        format!(
+            "{} `{}` ({}): its enforced contract failed; nothing was built:\n| column_name | definition_type | contract_type | mismatch_reason |\n{}",
+            node.resource_type,
+            node.name,
+            node.original_file_path,
+            rows.join("\n")
+        ),
+    )
+    .help("make the name, data_type and number of columns in the YAML match the query's")))
+}
+
 /// Adds this run's rows of an incremental model to its existing table.
 /// Returns the rows written and the schema changes applied.
 pub async fn build_incremental(
@@ -388,6 +475,9 @@ async fn add_rows(
     };
     let tx = client.transaction().await.map_err(db("begin"))?;
     run_hooks(&tx, node, &node.pre_hooks, true, "a pre-hook").await?;
+    check_contract(&tx, node)
+        .await
+        .map_err(|e| e.unwrap_or_else(|e| db("checking the contract")(e)))?;
     tx.batch_execute(&create).await.map_err(db("building"))?;
     let new_cols = super::columns_of(&tx, &staging)
         .await

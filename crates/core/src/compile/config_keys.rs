@@ -217,16 +217,6 @@ pub(super) fn type_check(project: &Project, drafts: &mut [Draft], problems: &mut
 fn not_honoured(n: &Node) -> Option<(&'static str, String)> {
     let c = &n.config;
     let text = |k: &str| c.get(k).and_then(Json::as_str);
-    if c.get("contract")
-        .and_then(|v| v.get("enforced"))
-        .and_then(Json::as_bool)
-        == Some(true)
-    {
-        return Some((
-            "contract",
-            "model contracts (`contract: {enforced: true}`) are not enforced by pm yet".into(),
-        ));
-    }
     if let Some(v) = text("on_configuration_change").filter(|v| *v != "apply") {
         return Some(("on_configuration_change", format!("on_configuration_change `{v}` is not supported: pm applies a changed materialized view's query and indexes (`apply`, dbt's default)")));
     }

@@ -63,6 +63,8 @@ codes! {
     ConnectTimeout = "connect::timeout",
     ConnectTls = "connect::tls",
     ConnectUrl = "connect::url",
+    ContractFailed = "contract::failed",
+    ContractInvalid = "contract::invalid",
     DbCitusMissing = "db::citus_missing",
     DbPasswords = "db::passwords",
     DbReset = "db::reset",

@@ -4,6 +4,7 @@
 
 pub mod citus;
 pub mod comment;
+pub mod contract;
 pub mod dependent_view;
 pub mod export;
 pub mod freshness;
@@ -45,12 +46,22 @@ pub struct BuildSpec {
     /// The same indexes built on the temporary relation, and the statements
     /// that rename them once it is swapped in.
     pub temp_indexes: Vec<(String, String)>,
+    /// An enforced contract: checked against the query before building.
+    pub contract: Option<contract::Contract>,
 }
 
 impl BuildSpec {
     pub fn of(node: &Node) -> Result<BuildSpec, Problem> {
         statement::check_single(node, relation::query(node))?;
+        let contract = contract::contract_of(node).map_err(|e| {
+            Problem::new(
+                crate::error::Code::ContractInvalid,
+                format!("{} `{}`: {e}", node.resource_type.as_str(), node.name),
+            )
+            .help("an enforced contract declares every column with its data_type (see dbt's model contracts)")
+        })?;
         Ok(BuildSpec {
+            contract,
             resource_type: node.resource_type.as_str(),
             name: node.name.clone(),
             original_file_path: node.original_file_path.clone(),

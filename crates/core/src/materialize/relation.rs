@@ -136,12 +136,32 @@ pub fn build(node: &Node, kind: Kind, distribution: Option<&Distribution>) -> Bu
         .as_deref()
         .map(|h| format!("{}\n", h.trim()))
         .unwrap_or_default();
+    // A view's contract is the columns' check only, as dbt-postgres's.
+    let contract = (kind == Kind::Table)
+        .then(|| super::contract::contract_of(node).ok().flatten())
+        .flatten();
     let mut prepare = format!(
-        "create schema if not exists {schema};\n{};\n\
-         {header}create {create} {temp} as (\n{sql}\n)",
+        "create schema if not exists {schema};\n{};\n{header}",
         drop_any_sql(&node.schema, &temp_name)
     );
-    if let (Some(d), Kind::Table) = (distribution, kind) {
+    if let Some(c) = &contract {
+        let filled = super::contract::create_and_fill_sql(c, create, &temp, sql);
+        match distribution {
+            // Created empty, distributed, then filled.
+            Some(d) => {
+                let (create_sql, insert_sql) =
+                    filled.split_once(";\ninsert").unwrap_or((&filled, ""));
+                prepare.push_str(&format!(
+                    "{create_sql};\n{};\ninsert{insert_sql}",
+                    super::citus::distribute_sql(&temp, d)
+                ));
+            }
+            None => prepare.push_str(&filled),
+        }
+    } else {
+        prepare.push_str(&format!("create {create} {temp} as (\n{sql}\n)"));
+    }
+    if let (Some(d), Kind::Table, None) = (distribution, kind, &contract) {
         prepare.push_str(&format!(
             " with no data;\n{};\ninsert into {temp} (\n{sql}\n)",
             super::citus::distribute_sql(&temp, d)
@@ -163,9 +183,10 @@ pub fn build(node: &Node, kind: Kind, distribution: Option<&Distribution>) -> Bu
 /// Byte offset in `sql` of the first line of the model's query inside
 /// `prepare` (PostgreSQL error positions count from the statement's start).
 pub fn query_offset(prepare: &str) -> usize {
-    prepare
-        .find(" as (\n")
-        .map(|i| i + " as (\n".len())
+    // `create … as (` or, under a contract, `insert … select … from (`.
+    [" as (\n", " from (\n"]
+        .iter()
+        .find_map(|m| prepare.find(m).map(|i| i + m.len()))
         .unwrap_or(0)
 }
 
