@@ -112,3 +112,33 @@ fn dates_and_timedeltas_add_and_subtract_as_in_python() {
         r.stderr
     );
 }
+
+/// What dbt_utils' integration suite needed (all 237 of its nodes now pass
+/// as under dbt): api.Column's methods, a dict literal's list that takes
+/// `append`, a query's table iterated by rows and its columns by `items()`,
+/// sets equal whatever their order.
+#[test]
+fn what_dbt_utils_macros_call_works_as_in_dbt() {
+    let p = LocalProject::new(&[(
+        "models/c.sql",
+        "{% set cols = adapter.get_columns_in_relation(ref('a')) %}\n\
+         {% set d = {} %}{% do d.update({'k': []}) %}{% do d['k'].append(1) %}\n\
+         {% set t = run_query('select 1 as x union all select 2') %}\n\
+         {% set xs = [] %}{% if execute %}{% for row in t %}{% do xs.append(row['x']) %}{% endfor %}\
+         {% for name, col in t.columns.items() %}{% do xs.append(name) %}{% endfor %}{% endif %}\n\
+         select '{{ cols | map(attribute='column') | join(',') }}' as cols,\n\
+         {{ cols[0].is_integer() if cols else 'null' }} as is_int,\n\
+         {{ cols[0].is_string() if cols else 'null' }} as is_string,\n\
+         '{{ d['k'] | join }}' as k, '{{ xs | join(',') }}' as xs,\n\
+         {{ set(['b', 'a']) == set(['a', 'b']) }} as same_set\n",
+    )]);
+    let r = pm(p.path(), &["run"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        sql(
+            p.path(),
+            "select concat_ws('|', cols, is_int, is_string, k, xs, same_set) from public.c"
+        ),
+        "id|t|f|1|1,2,x|t"
+    );
+}

@@ -13,6 +13,7 @@ use crate::compile::context::objects::{
 };
 use crate::compile::context::relation::{ref_fn, source_fn, This};
 use crate::error::Code;
+mod column;
 mod datetime;
 mod modules;
 mod objects;
@@ -284,32 +285,31 @@ pub(crate) fn json_kwargs(args: &serde_json::Map<String, Json>) -> Value {
 /// stay as they are); anything else, a `MutList` or `MutDict` included
 /// (the same object, as Python passes it), unchanged.
 pub(crate) fn mutable(v: Value) -> Value {
-    use minijinja::value::ValueKind;
-    if let Some(o) = v.as_object() {
-        // A filter's lazy sequence (`split`) becomes a list; a dict-like
-        // object (a relation, `config`) and our own stay what they are.
-        let own = o.downcast_ref::<MutList>().is_some();
-        if own || v.kind() != ValueKind::Seq {
-            return v;
+    let Some(o) = v.as_object() else {
+        return v;
+    };
+    // minijinja's own lists (literals, filters' results) and maps become
+    // ours; any other object (a relation, a query's columns, `config`, our
+    // own lists and dicts) stays the object it is.
+    if let Some(items) = o.downcast_ref::<Vec<Value>>() {
+        return Value::from_object(MutList(std::sync::Mutex::new(items.clone())));
+    }
+    let plain_map = o
+        .downcast_ref::<std::collections::BTreeMap<Value, Value>>()
+        .is_some()
+        || o.downcast_ref::<indexmap::IndexMap<Value, Value>>()
+            .is_some();
+    if !plain_map {
+        return v;
+    }
+    let mut m = indexmap::IndexMap::new();
+    if let Ok(keys) = v.try_iter() {
+        for k in keys {
+            let item = v.get_item(&k).unwrap_or_default();
+            m.insert(k, item);
         }
     }
-    match v.kind() {
-        ValueKind::Seq => match v.try_iter() {
-            Ok(items) => Value::from_object(MutList(std::sync::Mutex::new(items.collect()))),
-            Err(_) => v,
-        },
-        ValueKind::Map => {
-            let mut m = indexmap::IndexMap::new();
-            if let Ok(keys) = v.try_iter() {
-                for k in keys {
-                    let item = v.get_item(&k).unwrap_or_default();
-                    m.insert(k, item);
-                }
-            }
-            Value::from_object(MutDict(std::sync::Mutex::new(m)))
-        }
-        _ => v,
-    }
+    Value::from_object(MutDict(std::sync::Mutex::new(m)))
 }
 
 fn value_to_json(v: &Value) -> Json {
@@ -515,16 +515,17 @@ fn add_render_state_functions(env: &mut Environment<'static>) {
         Value::from("")
     });
     env.add_function("__pm_mutable", |v: Value| -> Value { mutable(v) });
+    // Literals: their nested lists and dicts take Python's methods too.
     env.add_function("__pm_list", |v: Value| -> Result<Value, Error> {
         Ok(Value::from_object(MutList(std::sync::Mutex::new(
-            v.try_iter()?.collect(),
+            v.try_iter()?.map(mutable).collect(),
         ))))
     });
     env.add_function("__pm_dict", |v: Value| -> Result<Value, Error> {
         let mut m = indexmap::IndexMap::new();
         for k in v.try_iter()? {
             let val = v.get_item(&k)?;
-            m.insert(k, val);
+            m.insert(k, mutable(val));
         }
         Ok(Value::from_object(MutDict(std::sync::Mutex::new(m))))
     });
@@ -618,6 +619,8 @@ fn add_value_functions(env: &mut Environment<'static>) {
             .map(Value::from)
             .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("toyaml: {e}")))
     });
+    // Python's sets have no order: kept sorted, two sets of the same items
+    // are equal (`set(a) != set(b)` as dbt_utils' equality test asks).
     env.add_function("set", |v: Value| -> Result<Value, Error> {
         let mut seen = Vec::new();
         for item in v.try_iter()? {
@@ -625,6 +628,7 @@ fn add_value_functions(env: &mut Environment<'static>) {
                 seen.push(item);
             }
         }
+        seen.sort();
         Ok(Value::from(seen))
     });
     env.add_function("zip", |a: Value, b: Value| -> Result<Value, Error> {

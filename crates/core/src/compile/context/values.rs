@@ -176,18 +176,18 @@ impl Object for MutList {
         match method {
             "append" => {
                 let (x,): (Value,) = minijinja::value::from_args(args)?;
-                v.push(x);
+                v.push(super::mutable(x));
                 Ok(Value::from(()))
             }
             "extend" => {
                 let (x,): (Value,) = minijinja::value::from_args(args)?;
-                v.extend(x.try_iter()?);
+                v.extend(x.try_iter()?.map(super::mutable));
                 Ok(Value::from(()))
             }
             "insert" => {
                 let (i, x): (usize, Value) = minijinja::value::from_args(args)?;
                 let i = i.min(v.len());
-                v.insert(i, x);
+                v.insert(i, super::mutable(x));
                 Ok(Value::from(()))
             }
             "pop" => {
@@ -296,7 +296,7 @@ impl Object for MutDict {
                     let iter = a.try_iter()?;
                     for k in iter {
                         let v = a.get_item(&k)?;
-                        m.insert(k, v);
+                        m.insert(k, super::mutable(v));
                     }
                 }
                 Ok(Value::from(()))
@@ -313,7 +313,9 @@ impl Object for MutDict {
             }
             "setdefault" => {
                 let (k, d): (Value, Option<Value>) = minijinja::value::from_args(args)?;
-                Ok(m.entry(k).or_insert(d.unwrap_or(Value::from(()))).clone())
+                Ok(m.entry(k)
+                    .or_insert_with(|| super::mutable(d.unwrap_or(Value::from(()))))
+                    .clone())
             }
             "clear" => {
                 m.clear();

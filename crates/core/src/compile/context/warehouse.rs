@@ -10,7 +10,6 @@
 
 use crate::compile::context::{fail, json_to_value, no_method, with_state};
 use crate::error::Code;
-use crate::text::quote_ident;
 use minijinja::value::{Kwargs, Object, ObjectRepr, Value};
 use minijinja::{Environment, Error, ErrorKind, State};
 use serde_json::Value as Json;
@@ -242,11 +241,28 @@ impl Table {
 }
 
 impl Object for Table {
+    /// As agate's: iterating a table gives its rows, `table[i]` a row.
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+    fn enumerator_len(self: &Arc<Self>) -> Option<usize> {
+        Some(self.rows.len())
+    }
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Seq(self.rows.len())
+    }
     /// A table is true, also with no rows (it is a result, not a list).
     fn is_true(self: &Arc<Self>) -> bool {
         true
     }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        if let Some(i) = key.as_i64() {
+            let len = self.rows.len() as i64;
+            let i = if i < 0 { i + len } else { i };
+            return (0..len)
+                .contains(&i)
+                .then(|| Value::from_object(Row(self.clone(), i as usize)));
+        }
         match key.as_str()? {
             "columns" => Some(Value::from_object(Columns(self.clone()))),
             "rows" => Some(Value::from(
@@ -329,6 +345,22 @@ impl Object for Columns {
                     .columns
                     .iter()
                     .map(|(n, _)| n.clone())
+                    .collect::<Vec<_>>(),
+            )),
+            // agate's MappedSequence: (name, column) pairs, and the columns.
+            "items" => Ok(Value::from(
+                (0..self.0.columns.len())
+                    .map(|i| {
+                        Value::from(vec![
+                            Value::from(self.0.columns[i].0.clone()),
+                            Value::from_object(Column(self.0.clone(), i)),
+                        ])
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+            "values" => Ok(Value::from(
+                (0..self.0.columns.len())
+                    .map(|i| Value::from_object(Column(self.0.clone(), i)))
                     .collect::<Vec<_>>(),
             )),
             _ => Err(no_method("table.columns", method)),
@@ -561,15 +593,9 @@ pub(super) fn get_columns_in_relation(relation: &Value) -> Result<Value, Error> 
     ))
 }
 
-/// An `api.Column`: `name`, `quoted`, `data_type`, `dtype`.
+/// An `api.Column` (see `column.rs`).
 pub(super) fn column_value(name: &str, data_type: &str) -> Value {
-    super::relation::mapping([
-        ("name", Value::from(name)),
-        ("column", Value::from(name)),
-        ("quoted", Value::from(quote_ident(name))),
-        ("dtype", Value::from(data_type)),
-        ("data_type", Value::from(data_type)),
-    ])
+    super::column::ColumnObj::value(name, data_type)
 }
 
 /// `adapter.list_relations_without_caching(schema_relation)`.
