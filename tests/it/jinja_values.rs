@@ -87,16 +87,17 @@ fn dates_and_timedeltas_add_and_subtract_as_in_python() {
          '{{ dt.timedelta(hours=1) - dt.timedelta(minutes=90) }}' as negative,\n\
          {{ (today - dt.timedelta(weeks=1)) < today }} as ordered,\n\
          '{{ (dt.datetime(2024, 3, 10, 12, tzinfo=modules.pytz.utc) - dt.timedelta(days=1)).isoformat() }}' as aware,\n\
-         {{ ((modules.datetime.date.today() - modules.datetime.timedelta(days=2)) - modules.datetime.date.today()).days }} as two_days_ago\n",
+         {{ ((modules.datetime.date.today() - modules.datetime.timedelta(days=2)) - modules.datetime.date.today()).days }} as two_days_ago,\n\
+         '{{ 'y' if today else 'n' }}{{ 'y' if dt.datetime(2024, 1, 1) else 'n' }}{{ 'y' if dt.timedelta(0) else 'n' }}' as truthy\n",
     )]);
     let r = pm(p.path(), &["run", "-q"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         sql(
             p.path(),
-            "select concat_ws('|', yesterday, later, span, days_left, reflected, whole_days, negative, ordered, aware, two_days_ago) from public.d"
+            "select concat_ws('|', yesterday, later, span, days_left, reflected, whole_days, negative, ordered, aware, two_days_ago, truthy) from public.d"
         ),
-        "2024-02-29|2024-02-01 01:00:00|2 days, 12:00:00|299|2024-03-03|2024-03-02|-1 day, 23:30:00|t|2024-03-09T12:00:00+00:00|-2"
+        "2024-02-29|2024-02-01 01:00:00|2 days, 12:00:00|299|2024-03-03|2024-03-02|-1 day, 23:30:00|t|2024-03-09T12:00:00+00:00|-2|yyn"
     );
     // What Python refuses is refused, saying what was given.
     std::fs::write(

@@ -48,6 +48,10 @@ impl TimeDeltaObj {
 }
 
 impl Object for TimeDeltaObj {
+    /// Python: a zero timedelta is false, any other true.
+    fn is_true(self: &Arc<Self>) -> bool {
+        self.0 != TimeDelta::zero()
+    }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let (days, seconds, micros) = self.parts();
         Some(Value::from(match key.as_str()? {
@@ -166,6 +170,10 @@ impl DateObj {
 }
 
 impl Object for DateObj {
+    /// A date is true (`{% if start_date %}`), as in Python.
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         date_field(&self.0, key.as_str()?).map(Value::from)
     }
@@ -301,6 +309,10 @@ pub(super) fn offset_text(o: FixedOffset) -> String {
 }
 
 impl Object for DateTimeObj {
+    /// A datetime is true, as in Python.
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let d = &self.wall;
         let key = key.as_str()?;

@@ -45,6 +45,9 @@ impl Zone {
 pub(super) struct TimeZoneObj(pub(super) Zone);
 
 impl Object for TimeZoneObj {
+    fn is_true(self: &Arc<Self>) -> bool {
+        true
+    }
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         match (key.as_str()?, self.0) {
             ("zone", Zone::Named(tz)) => Some(Value::from(tz.name())),
