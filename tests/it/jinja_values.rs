@@ -131,15 +131,16 @@ fn what_dbt_utils_macros_call_works_as_in_dbt() {
          {{ cols[0].is_integer() if cols else 'null' }} as is_int,\n\
          {{ cols[0].is_string() if cols else 'null' }} as is_string,\n\
          '{{ d['k'] | join }}' as k, '{{ xs | join(',') }}' as xs,\n\
-         {{ set(['b', 'a']) == set(['a', 'b']) }} as same_set\n",
+         {{ set(['b', 'a']) == set(['a', 'b']) }} as same_set,\n\
+         (select count(*) from {{ ref('a').information_schema('columns') }} where table_name = 'a') as info\n",
     )]);
     let r = pm(p.path(), &["run"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         sql(
             p.path(),
-            "select concat_ws('|', cols, is_int, is_string, k, xs, same_set) from public.c"
+            "select concat_ws('|', cols, is_int, is_string, k, xs, same_set, info) from public.c"
         ),
-        "id|t|f|1|1,2,x|t"
+        "id|t|f|1|1,2,x|t|1"
     );
 }

@@ -144,6 +144,9 @@ impl Object for Relation {
             "quote" | "incorporate" | "without_identifier" => {
                 Ok(Value::from_dyn_object(self.clone()))
             }
+            "information_schema" => {
+                information_schema(self.get_value(&Value::from("database")), args)
+            }
             "get" => mapping_get(|k| self.get_value(k), args),
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
@@ -217,6 +220,9 @@ impl Object for NamedRelation {
             )),
             "get" => mapping_get(|k| self.get_value(k), args),
             "quote" | "include" | "incorporate" => Ok(Value::from_dyn_object(self.clone())),
+            "information_schema" => {
+                information_schema(self.get_value(&Value::from("database")), args)
+            }
             _ => Err(Error::new(
                 ErrorKind::UnknownMethod,
                 format!("relations have no method `{method}`"),
@@ -234,6 +240,20 @@ impl Object for NamedRelation {
             .collect();
         f.write_str(&parts.join("."))
     }
+}
+
+/// `relation.information_schema('columns')`: the view of the relation's
+/// database's information schema (`"db".information_schema."columns"`).
+fn information_schema(database: Option<Value>, args: &[Value]) -> Result<Value, Error> {
+    let (view,): (Option<&str>,) = minijinja::value::from_args(args)?;
+    let database = database
+        .filter(|d| !d.is_none() && !d.is_undefined())
+        .map(|d| format!("{}.", quote_ident(&d.to_string())))
+        .unwrap_or_default();
+    Ok(Value::from(match view {
+        Some(v) => format!("{database}information_schema.{}", quote_ident(v)),
+        None => format!("{database}information_schema"),
+    }))
 }
 
 /// The relation of node `target`, as `ref()` would return it.
