@@ -68,7 +68,6 @@ fn config_pm_does_not_act_on_is_refused_by_name() {
             "materialized='incremental', incremental_strategy='microbatch', event_time='d'",
             "microbatch",
         ),
-        ("access='private'", "access `private`"),
         ("quoting={'identifier': false}", "quoting: false"),
         (
             "materialized='materialized_view', persist_docs={'relation': true}",
@@ -244,4 +243,52 @@ fn contracts_build_the_declared_types_and_constraints_as_dbt_postgres_does() {
 fn url(p: &LocalProject) -> String {
     let r = pm(p.path(), &["db", "url"]);
     r.stdout.trim().to_string()
+}
+
+/// dbt-core 1.11.16 refuses the same refs with the same reasons
+/// ("Node model.grp.b attempted to reference node model.grp.a, which is not
+/// allowed because the referenced node is private to the 'finance' group";
+/// "Invalid group 'nope', expected one of ['finance']").
+#[test]
+fn private_models_are_their_groups_only() {
+    let groups = "version: 2\ngroups:\n  - name: finance\n    owner: {name: Fin, email: fin@example.com}\nmodels:\n  - name: a\n    group: finance\n    access: private\n";
+    let p = project(&[
+        ("pm_project.yml", "name: grp\n"),
+        ("models/a.sql", "select 1 as id\n"),
+        ("models/b.sql", "select * from {{ ref('a') }}\n"),
+        ("models/s.yml", groups),
+    ]);
+    let r = pm(p.path(), &["parse"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        unwrapped(&r.stderr)
+            .contains("model `b` may not ref `a`: it is private to group `finance`"),
+        "{}",
+        r.stderr
+    );
+    write(
+        p.path(),
+        "models/s.yml",
+        &format!("{groups}  - name: b\n    config:\n      group: finance\n"),
+    );
+    let r = pm(p.path(), &["parse"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = manifest(p.path());
+    assert_eq!(m["groups"]["group.grp.finance"]["owner"]["name"], "Fin");
+    assert_eq!(
+        m["group_map"]["finance"],
+        serde_json::json!(["model.grp.a", "model.grp.b"])
+    );
+    write(
+        p.path(),
+        "models/s.yml",
+        &groups.replace("group: finance", "group: nope"),
+    );
+    let r = pm(p.path(), &["parse"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        unwrapped(&r.stderr).contains("model `a` is in group `nope`, which no `groups:` defines"),
+        "{}",
+        r.stderr
+    );
 }

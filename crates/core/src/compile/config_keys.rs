@@ -223,14 +223,6 @@ fn not_honoured(n: &Node) -> Option<(&'static str, String)> {
     if text("incremental_strategy") == Some("microbatch") {
         return Some(("incremental_strategy", "incremental_strategy `microbatch` is not supported by pm yet: use delete+insert over a recomputed window (see PulseMetrics' recomputed_days)".into()));
     }
-    if let Some(v) = text("access").filter(|v| *v != "public") {
-        return Some((
-            "access",
-            format!(
-                "access `{v}` is not enforced by pm yet (refs across groups would not be refused)"
-            ),
-        ));
-    }
     if let Some(Json::Object(q)) = c.get("quoting") {
         if q.values().any(|v| v == &Json::Bool(false)) {
             return Some(("quoting", "pm quotes every database, schema and identifier: `quoting: false` is not supported".into()));

@@ -21,6 +21,7 @@ use crate::compile::relations::{
 use crate::compile::render::Renderer;
 use crate::error::Code;
 use crate::manifest::{DocBlock, Manifest, Node, NodeConfig, ResourceType};
+pub mod access;
 mod assemble;
 pub mod blocks;
 pub mod config_keys;
@@ -181,6 +182,8 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
     let (mut nodes, dag) =
         assemble::without_self_disabled(nodes, dag, &self_disabled, &mut disabled);
     semantic::resolve(project, &mut nodes)?;
+    let groups = access::groups(project);
+    access::check(project, &nodes, &groups)?;
     disabled.sort_by(|a, b| a.unique_id.cmp(&b.unique_id));
     let run_renderer = Arc::new(run_render::run_renderer(
         env, &shared, &macros, project, flagged, &nodes,
@@ -200,6 +203,7 @@ pub fn compile(project: &Project, opts: &CompileOptions) -> Result<Compiled> {
             disabled,
             macros: macros.infos,
             docs,
+            groups,
             dag,
             selectors: project
                 .selectors

@@ -33,6 +33,7 @@ codes! {
     CleanOutside = "clean::outside",
     CliResourceType = "cli::resource_type",
     CliVars = "cli::vars",
+    CompileAccess = "compile::access",
     CompileAmbiguousRef = "compile::ambiguous_ref",
     CompileConfigArgs = "compile::config_args",
     CompileConfigRequired = "compile::config_required",

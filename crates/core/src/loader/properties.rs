@@ -22,6 +22,18 @@ pub struct PropertiesFile {
     pub unit_tests: Vec<super::unit_tests::UnitTestDef>,
     /// The semantic layer's entries, read by `semantic::parse`.
     pub semantic: Vec<SemanticEntry>,
+    /// `groups:` (dbt 1.5): who owns the models that say `group: <name>`.
+    pub groups: Vec<GroupDef>,
+}
+
+/// A group a model belongs to (`group:`), which a private model may be
+/// referenced from only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupDef {
+    pub name: String,
+    pub owner: Json,
+    pub description: String,
+    pub line: usize,
 }
 
 /// Which list of the semantic layer an entry is under.
@@ -473,7 +485,32 @@ pub fn parse(path: &str, text: &Arc<str>, doc: &Json) -> Result<PropertiesFile, 
         exposures,
         unit_tests: super::unit_tests::parse(path, text, doc)?,
         semantic: semantic_entries(&cx, doc)?,
+        groups: groups(&cx, doc)?,
     })
+}
+
+fn groups(cx: &Ctx, doc: &Map<String, Json>) -> Result<Vec<GroupDef>, Problem> {
+    cx.rewind_to("groups");
+    let mut out = Vec::new();
+    for g in cx.entries(doc, "groups")? {
+        let name = s(g, "name").unwrap_or_default();
+        let line = cx.line("name", &name);
+        let owner = g.get("owner").cloned().unwrap_or(Json::Null);
+        if name.is_empty() || !owner.is_object() {
+            return Err(cx.problem(
+                line,
+                format!("group `{name}` needs a `name` and an `owner` (with a name or an email)"),
+                "groups:\n  - name: finance\n    owner: {name: Finance, email: finance@example.com}",
+            ));
+        }
+        out.push(GroupDef {
+            description: s(g, "description").unwrap_or_default(),
+            owner,
+            line,
+            name,
+        });
+    }
+    Ok(out)
 }
 
 fn semantic_entries(cx: &Ctx, doc: &Map<String, Json>) -> Result<Vec<SemanticEntry>, Problem> {

@@ -420,6 +420,21 @@ pub struct DocBlock {
     pub block_contents: String,
 }
 
+/// A group as the manifest lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub package_name: String,
+    /// The properties file that defines it.
+    pub path: String,
+    pub def: crate::loader::properties::GroupDef,
+}
+
+impl Group {
+    pub fn unique_id(&self) -> String {
+        format!("group.{}.{}", self.package_name, self.def.name)
+    }
+}
+
 /// The compiled project.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -434,6 +449,8 @@ pub struct Manifest {
     pub disabled: Vec<Node>,
     pub macros: Vec<MacroInfo>,
     pub docs: Vec<DocBlock>,
+    /// `groups:` of the project and its packages.
+    pub groups: Vec<Group>,
     pub dag: Dag,
     pub selectors: Json,
     pub invocation_id: String,

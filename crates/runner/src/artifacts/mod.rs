@@ -293,7 +293,43 @@ pub fn write_manifest_json<W: Write>(
         .unwrap_or_default();
     w.write_all(b",\"selectors\":")?;
     serde_json::to_writer(&mut *w, &selectors)?;
-    w.write_all(b",\"groups\":{},\"group_map\":{}")?;
+    let groups: Map<String, Json> = m
+        .groups
+        .iter()
+        .map(|g| {
+            (
+                g.unique_id(),
+                json!({
+                    "name": g.def.name,
+                    "resource_type": "group",
+                    "package_name": g.package_name,
+                    "path": g.path,
+                    "original_file_path": g.path,
+                    "unique_id": g.unique_id(),
+                    "owner": g.def.owner,
+                    "description": g.def.description,
+                }),
+            )
+        })
+        .collect();
+    // Group name → the nodes in it.
+    let mut group_map: Map<String, Json> = Map::new();
+    for n in &m.nodes {
+        let group = n
+            .config
+            .get("group")
+            .or_else(|| n.extra.get("group"))
+            .and_then(Json::as_str);
+        if let Some(g) = group {
+            if let Json::Array(ids) = group_map.entry(g.to_string()).or_insert_with(|| json!([])) {
+                ids.push(json!(n.unique_id));
+            }
+        }
+    }
+    w.write_all(b",\"groups\":")?;
+    serde_json::to_writer(&mut *w, &groups)?;
+    w.write_all(b",\"group_map\":")?;
+    serde_json::to_writer(&mut *w, &group_map)?;
     for (key, entries) in semantic::manifest_maps(m) {
         write!(w, ",\"{key}\":")?;
         serde_json::to_writer(&mut *w, &entries)?;
