@@ -11,7 +11,6 @@ use pm_core::output::Log;
 use pm_core::semantic::query::{self, Query};
 use pm_core::semantic::Layer;
 use pm_core::settings::Settings;
-use serde_json::Value as Json;
 use std::io::Write;
 
 pub fn run(g: &Settings, args: &QueryArgs, log: Log) -> Result<i32> {
@@ -116,42 +115,18 @@ fn query_of(layer: &Layer, args: &QueryArgs) -> Result<Query> {
     Ok(q)
 }
 
-fn text_of(v: &Json) -> String {
-    match v {
-        Json::Null => String::new(),
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// A header, then one row a line; NULL is an empty field.
 fn csv_of(r: &QueryResult) -> Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let failed = |e: csv::Error| {
+    pm_core::output::rows_as_csv(&r.columns, &r.rows).map_err(|e| {
         Problems::from(Problem::new(
             Code::QueryFailed,
             format!("cannot write CSV: {e}"),
         ))
-    };
-    w.write_record(r.columns.iter().map(|(n, _)| n.as_str()))
-        .map_err(failed)?;
-    for row in &r.rows {
-        w.write_record(row.iter().map(text_of)).map_err(failed)?;
-    }
-    let bytes = w.into_inner().map_err(|e| {
-        Problems::from(Problem::new(
-            Code::QueryFailed,
-            format!("cannot write CSV: {e}"),
-        ))
-    })?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    })
 }
 
 /// `{"columns": [{"name", "type"}…], "rows": [[…]…]}`.
 fn json_of(r: &QueryResult) -> String {
-    let doc = serde_json::json!({
-        "columns": r.columns.iter().map(|(n, t)| serde_json::json!({"name": n, "type": t})).collect::<Vec<_>>(),
-        "rows": r.rows,
-    });
-    serde_json::to_string_pretty(&doc).unwrap_or_default()
+    serde_json::to_string_pretty(&pm_core::output::rows_as_json(&r.columns, &r.rows))
+        .unwrap_or_default()
 }

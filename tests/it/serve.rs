@@ -207,6 +207,8 @@ fn pm_serve_answers_each_role_as_postgresql_decides() {
     hostile_filters_run_nothing(&s, &analyst);
     saved_query_endpoints(&s, p.path(), &finance, &analyst);
     cache_lives_until_a_build(&s, p.path(), &analyst);
+    // The rebuild of fct_daily_metrics kept each role's access as it was.
+    each_role_sees_its_rows(&s, p.path(), &analyst, &reader, &finance);
     dashboard_draws_a_chart(&s, &finance);
 
     assert_eq!(s.stop(), 0, "SIGTERM stops the server cleanly");

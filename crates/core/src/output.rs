@@ -259,3 +259,36 @@ impl PhaseTimer {
         self.phase = next;
     }
 }
+
+/// A query's rows as CSV: a header of the column names, then one row a
+/// line; NULL is an empty field, text as it is, other values as JSON.
+/// (`pm query --output csv`, `pm serve` with `Accept: text/csv`.)
+pub fn rows_as_csv(
+    columns: &[(String, String)],
+    rows: &[Vec<serde_json::Value>],
+) -> Result<String, csv::Error> {
+    use serde_json::Value as Json;
+    let text = |v: &Json| match v {
+        Json::Null => String::new(),
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(columns.iter().map(|(n, _)| n.as_str()))?;
+    for row in rows {
+        w.write_record(row.iter().map(text))?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// A query's rows as `{"columns": [{"name", "type"}…], "rows": [[…]…]}`.
+pub fn rows_as_json(
+    columns: &[(String, String)],
+    rows: &[Vec<serde_json::Value>],
+) -> serde_json::Value {
+    serde_json::json!({
+        "columns": columns.iter().map(|(n, t)| serde_json::json!({"name": n, "type": t})).collect::<Vec<_>>(),
+        "rows": rows,
+    })
+}

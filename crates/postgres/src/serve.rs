@@ -154,29 +154,50 @@ impl ToSql for TextParam<'_> {
     tokio_postgres::types::to_sql_checked!();
 }
 
-/// Runs `r.sql` as `r.role`: a read-only transaction, `SET LOCAL ROLE`,
-/// `SET LOCAL statement_timeout`, then at most `max_rows + 1` rows through
-/// a portal (the server stops there). The transaction is rolled back.
-pub async fn read_as(pool: &ConnectionPool, r: ReadRequest<'_>) -> Result<Answer, ReadFailure> {
-    let mut connection = connection_of(pool).await?;
-    let client = connection.pg_mut();
-    let tx = client
+fn text_params(params: &[String]) -> Vec<TextParam<'_>> {
+    params.iter().map(|p| TextParam(p)).collect()
+}
+
+fn param_refs<'a>(params: &'a [TextParam<'_>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+/// A read-only transaction acting as `role` (`SET LOCAL ROLE`), with
+/// `statement_timeout` when given.
+async fn begin_as<'c>(
+    connection: &'c mut super::Connection,
+    role: &str,
+    statement_timeout_ms: Option<u64>,
+) -> Result<tokio_postgres::Transaction<'c>, ReadFailure> {
+    let tx = connection
+        .pg_mut()
         .build_transaction()
         .read_only(true)
         .start()
         .await
         .map_err(|e| failure(&e))?;
-    tx.batch_execute(&format!(
-        "SET LOCAL ROLE {}; SET LOCAL statement_timeout = {}",
-        quote_ident(r.role),
-        r.statement_timeout_ms
-    ))
-    .await
-    .map_err(|e| acting_as(r.role, &e))?;
+    let mut set = format!("SET LOCAL ROLE {}", quote_ident(role));
+    if let Some(ms) = statement_timeout_ms {
+        set.push_str(&format!("; SET LOCAL statement_timeout = {ms}"));
+    }
+    tx.batch_execute(&set)
+        .await
+        .map_err(|e| acting_as(role, &e))?;
+    Ok(tx)
+}
+
+/// Runs `r.sql` as `r.role`: a read-only transaction, `SET LOCAL ROLE`,
+/// `SET LOCAL statement_timeout`, then at most `max_rows + 1` rows through
+/// a portal (the server stops there). The transaction is rolled back.
+pub async fn read_as(pool: &ConnectionPool, r: ReadRequest<'_>) -> Result<Answer, ReadFailure> {
+    let mut connection = connection_of(pool).await?;
+    let tx = begin_as(&mut connection, r.role, Some(r.statement_timeout_ms)).await?;
     let statement = tx.prepare(r.sql).await.map_err(|e| failure(&e))?;
-    let params: Vec<TextParam> = r.params.iter().map(|p| TextParam(p)).collect();
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-    let portal = tx.bind(&statement, &refs).await.map_err(|e| failure(&e))?;
+    let params = text_params(r.params);
+    let portal = tx
+        .bind(&statement, &param_refs(&params))
+        .await
+        .map_err(|e| failure(&e))?;
     let wanted = i32::try_from(r.max_rows.saturating_add(1)).unwrap_or(i32::MAX);
     let rows = tx
         .query_portal(&portal, wanted)
@@ -216,19 +237,11 @@ pub async fn may_read(
     params: &[String],
 ) -> Result<bool, ReadFailure> {
     let mut connection = connection_of(pool).await?;
-    let tx = connection
-        .pg_mut()
-        .build_transaction()
-        .read_only(true)
-        .start()
-        .await
-        .map_err(|e| failure(&e))?;
-    tx.batch_execute(&format!("SET LOCAL ROLE {}", quote_ident(role)))
-        .await
-        .map_err(|e| acting_as(role, &e))?;
-    let text: Vec<TextParam> = params.iter().map(|p| TextParam(p)).collect();
-    let refs: Vec<&(dyn ToSql + Sync)> = text.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-    let outcome = tx.query(&format!("EXPLAIN {sql}"), &refs).await;
+    let tx = begin_as(&mut connection, role, None).await?;
+    let params = text_params(params);
+    let outcome = tx
+        .query(&format!("EXPLAIN {sql}"), &param_refs(&params))
+        .await;
     let _ = tx.rollback().await;
     match outcome {
         Ok(_) => Ok(true),
@@ -257,10 +270,17 @@ pub async fn build_versions(
         .await;
     match rows {
         Ok(rows) => Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect()),
-        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(HashMap::new()),
-        Err(e) if e.code() == Some(&SqlState::INVALID_SCHEMA_NAME) => Ok(HashMap::new()),
+        Err(e) if no_history(&e) => Ok(HashMap::new()),
         Err(e) => Err(failure(&e)),
     }
+}
+
+/// A project never built here has no `pm_meta.run_results`.
+fn no_history(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::UNDEFINED_TABLE || *c == SqlState::INVALID_SCHEMA_NAME
+    )
 }
 
 /// The last run that built models (`build`, `run`, `seed`, `snapshot`).
@@ -294,8 +314,7 @@ pub async fn last_build(pool: &ConnectionPool) -> Result<Option<LastBuild>, Read
             finished_at: r.get(1),
             succeeded: r.get(2),
         })),
-        Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => Ok(None),
-        Err(e) if e.code() == Some(&SqlState::INVALID_SCHEMA_NAME) => Ok(None),
+        Err(e) if no_history(&e) => Ok(None),
         Err(e) => Err(failure(&e)),
     }
 }

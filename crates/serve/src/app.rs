@@ -40,7 +40,6 @@ pub enum Reply {
         entry: Arc<crate::cache::Entry>,
         hit: bool,
     },
-    Json(Json),
     /// 400: what is wrong with the request.
     Invalid(String),
     Refused(Refusal),
@@ -359,26 +358,11 @@ fn dimension_named(names: &MetricNames, grouped: &[String], key: &str) -> Result
 
 /// `{"columns": [{"name", "type"}…], "rows": [[…]…], "truncated": bool}`.
 pub fn answer_json(a: &Answer) -> Json {
-    serde_json::json!({
-        "columns": a.columns.iter().map(|(n, t)| serde_json::json!({"name": n, "type": t})).collect::<Vec<_>>(),
-        "rows": a.rows,
-        "truncated": a.truncated,
-    })
-}
-
-/// A header, then one row a line; NULL is an empty field.
-pub fn answer_csv(a: &Answer) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let text = |v: &Json| match v {
-        Json::Null => String::new(),
-        Json::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let _ = w.write_record(a.columns.iter().map(|(n, _)| n.as_str()));
-    for row in &a.rows {
-        let _ = w.write_record(row.iter().map(text));
+    let mut doc = pm_core::output::rows_as_json(&a.columns, &a.rows);
+    if let Json::Object(o) = &mut doc {
+        o.insert("truncated".into(), Json::Bool(a.truncated));
     }
-    String::from_utf8_lossy(&w.into_inner().unwrap_or_default()).into_owned()
+    doc
 }
 
 #[cfg(test)]

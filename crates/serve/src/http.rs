@@ -2,17 +2,17 @@
 //! `ETag`/`If-None-Match`), status codes, and one access-log line per
 //! request (method, path, role, status, rows, milliseconds; never a token).
 
-use crate::app::{answer_csv, App, QueryBody, Reply};
+use crate::app::{App, QueryBody, Reply};
 use crate::auth::Refusal;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use pm_postgres::serve::ReadFailure;
-use serde_json::{json, Value as Json};
+use serde_json::json;
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
@@ -212,8 +212,7 @@ async fn run_query(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     respond(reply, &headers, facts)
 }
 
-async fn not_found(method: Method) -> Response {
-    let _ = method;
+async fn not_found() -> Response {
     problem(
         StatusCode::NOT_FOUND,
         "no such endpoint: GET /api/v1/openapi.json lists them".into(),
@@ -290,11 +289,15 @@ fn respond(reply: Reply, headers: &HeaderMap, facts: Facts) -> Response {
             let mut r = if matched {
                 StatusCode::NOT_MODIFIED.into_response()
             } else if wants_csv(headers) {
-                (
-                    [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-                    answer_csv(&entry.answer),
-                )
-                    .into_response()
+                match pm_core::output::rows_as_csv(&entry.answer.columns, &entry.answer.rows) {
+                    Ok(csv) => {
+                        ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response()
+                    }
+                    Err(e) => problem(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("cannot write CSV: {e}"),
+                    ),
+                }
             } else {
                 (
                     [(header::CONTENT_TYPE, "application/json")],
@@ -319,7 +322,6 @@ fn respond(reply: Reply, headers: &HeaderMap, facts: Facts) -> Response {
             }
             return with_facts(r, role, Some(if matched { 0 } else { rows }));
         }
-        Reply::Json(j) => axum::Json::<Json>(j).into_response(),
         Reply::Invalid(m) => problem(StatusCode::BAD_REQUEST, m),
         Reply::Refused(Refusal::Unauthenticated(m)) => {
             let mut r = problem(StatusCode::UNAUTHORIZED, m);
